@@ -1,0 +1,15 @@
+# The two commands of the README, and the checks around them.
+.PHONY: run test lint validate
+
+run:            ## the platform locally: stack + API on 127.0.0.1:3000
+	scripts/run-local.sh
+
+test:           ## the whole test suite against its own local stack
+	scripts/test.sh
+
+lint:           ## formatting and clippy, warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+validate:       ## the SAM template (installs the SAM CLI into the venv once)
+	infra/validate.sh

@@ -1,0 +1,136 @@
+//! The tenant-provisioner worker: consumes `tenant.created` (EventBridge rule ->
+//! SQS -> this function), makes the tenant `active` and records the invitation
+//! of its `admin_email`. The model for every async job:
+//! - each message is handled on its own, concurrently, and only the failed ones
+//!   are reported back (partial batch failure), so SQS redelivers just those;
+//! - handling is idempotent: the state change is conditional on the tenant
+//!   still being `provisioning`, so a redelivered message changes nothing;
+//! - a message that can never succeed (malformed, unknown tenant) fails every
+//!   time and lands in the DLQ after the queue's maxReceiveCount.
+
+use anyhow::{Context, Result, bail};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::json;
+use shared::{
+    auth::{Role, TenantScope},
+    events::{DomainEvent, EventBridgeEnvelope, EventPublisher},
+    store::{Item, Store},
+};
+use uuid::Uuid;
+
+/// How long an admin invitation stays valid.
+const INVITATION_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+#[derive(Clone)]
+pub struct Provisioner {
+    pub store: Store,
+    pub events: EventPublisher,
+}
+
+/// What handling one message did (for logs and tests).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Activated,
+    AlreadyDone,
+}
+
+impl Provisioner {
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let results =
+            futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let mut response = SqsBatchResponse::default();
+        for (message, result) in event.records.iter().zip(results) {
+            let id = message.message_id.clone().unwrap_or_default();
+            match result {
+                Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "message handled"),
+                Err(err) => {
+                    tracing::error!(message_id = %id, error = ?err, "message failed; SQS will redeliver it");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        response
+    }
+
+    pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
+        let body = message.body.as_deref().context("message has no body")?;
+        let envelope: EventBridgeEnvelope =
+            serde_json::from_str(body).context("body is not a domain event")?;
+        if envelope.detail_type != "tenant.created" {
+            bail!("unexpected event type {}", envelope.detail_type);
+        }
+        self.provision(&envelope.detail).await
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant_id = %event.tenant_id, event_id = %event.id))]
+    pub async fn provision(&self, event: &DomainEvent) -> Result<Outcome> {
+        // The event came from our own bus, published after the tenant committed.
+        let scope = TenantScope::trusted_internal(event.tenant_id);
+        let Some((tenant, _)) = self.store.get_tenant(&scope).await.map_err(anyhow_of)? else {
+            bail!("tenant {} does not exist", event.tenant_id);
+        };
+        if tenant.status != "provisioning" {
+            return Ok(Outcome::AlreadyDone);
+        }
+        let invitation = tenant
+            .admin_email
+            .as_deref()
+            .map(|email| admin_invitation(&tenant.id, email, tenant.created_by));
+        if !self
+            .store
+            .complete_provisioning(&scope, invitation)
+            .await
+            .map_err(anyhow_of)?
+        {
+            // A concurrent delivery of the same event won the race.
+            return Ok(Outcome::AlreadyDone);
+        }
+        let activated = DomainEvent::new(
+            "tenant.activated",
+            tenant.id,
+            json!({"tenant_id": tenant.id, "slug": tenant.slug, "admin_invitation_sent": tenant.admin_email.is_some()}),
+        );
+        self.events.publish_after_commit(&activated).await;
+        Ok(Outcome::Activated)
+    }
+}
+
+/// A pending invitation for the tenant's first administrator. Keyed by email,
+/// so provisioning twice can never invite twice. Delivery of the invitation
+/// (mail with a one-time token) is the users group's job.
+fn admin_invitation(tenant_id: &Uuid, email: &str, invited_by: Option<Uuid>) -> Item {
+    use shared::store::attr;
+    let now = chrono::Utc::now();
+    Item::from([
+        (
+            "SK".to_owned(),
+            attr::s(format!("INVITATION#{}", email.to_ascii_lowercase())),
+        ),
+        ("id".to_owned(), attr::s(Uuid::now_v7().to_string())),
+        ("tenant_id".to_owned(), attr::s(tenant_id.to_string())),
+        ("email".to_owned(), attr::s(email.to_ascii_lowercase())),
+        ("role".to_owned(), attr::s(Role::Owner.as_str())),
+        ("status".to_owned(), attr::s("pending")),
+        (
+            "invited_by".to_owned(),
+            attr::s(invited_by.map(|u| u.to_string()).unwrap_or_default()),
+        ),
+        (
+            "created_at".to_owned(),
+            attr::s(shared::domain::rfc3339(now)),
+        ),
+        (
+            "expires_at".to_owned(),
+            attr::n(now.timestamp() + INVITATION_TTL_SECONDS),
+        ),
+    ])
+}
+
+fn anyhow_of(err: shared::AppError) -> anyhow::Error {
+    match err {
+        shared::AppError::Internal(e) => e,
+        other => anyhow::anyhow!("{other}"),
+    }
+}

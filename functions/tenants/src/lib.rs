@@ -1,0 +1,295 @@
+//! The tenants route group (seed 002, with seeds 000 and 003's fields).
+//!
+//! | route | handler | who |
+//! |---|---|---|
+//! | `POST /v1/tenants` | [`create_tenant`] | platform admin |
+//! | `GET /v1/tenants` | [`list_tenants`] | platform admin |
+//! | `GET /v1/tenants/me` | [`my_tenant`] | any member |
+//! | `GET /v1/tenants/{id}` | [`get_tenant`] | members of it, platform admin |
+//! | `PUT`/`PATCH /v1/tenants/{id}` | [`update_tenant`] | its admins (profile fields), platform admin (all) |
+//! | `DELETE /v1/tenants/{id}` | [`delete_tenant`] | platform admin (soft delete) |
+//! | `GET /v1/tenants/{id}/stats` | [`tenant_stats`] | its admins, platform admin |
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::{Value, json};
+use shared::{
+    AppError, AppResult, AppState,
+    auth::{Principal, Role, TenantScope},
+    domain::tenant::{
+        STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in,
+        tenant_from_create,
+    },
+    events::DomainEvent,
+    http::{JsonObject, Page, QueryParams, finish_router},
+    store::tenants::{CreateTenantError, TenantUsage},
+};
+use uuid::Uuid;
+
+/// The Lambda's whole app: this group's routes with the shared layers.
+pub fn router(state: AppState) -> Router {
+    finish_router(routes()).with_state(state)
+}
+
+/// This group's routes, for mounting beside others (the local server).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tenants/me", get(my_tenant))
+        .route(
+            "/v1/tenants/{id}",
+            get(get_tenant)
+                .put(update_tenant)
+                .patch(update_tenant)
+                .delete(delete_tenant),
+        )
+        .route("/v1/tenants/{id}/stats", get(tenant_stats))
+}
+
+const RESOURCE: &str = "tenant";
+
+fn tenant_id(raw: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field("tenant_id", "must be a valid UUID"))
+}
+
+async fn load(state: &AppState, scope: &TenantScope) -> AppResult<(Tenant, TenantUsage)> {
+    state
+        .store
+        .get_tenant(scope)
+        .await?
+        .ok_or_else(|| AppError::not_found(RESOURCE))
+}
+
+/// Creates a tenant in `provisioning` and publishes `tenant.created`; the
+/// tenant-provisioner makes it `active` and invites `admin_email`.
+async fn create_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonObject(body): JsonObject,
+) -> AppResult<Response> {
+    principal.require_platform_admin("tenants")?;
+    let tenant = tenant_from_create(&body, principal.user_id)?;
+    match state.store.create_tenant(&tenant, None).await {
+        Ok(()) => {}
+        Err(CreateTenantError::SlugTaken) => {
+            return Err(
+                AppError::conflict(format!("slug '{}' already exists", tenant.slug))
+                    .with_details(json!({"field": "slug", "slug": tenant.slug})),
+            );
+        }
+        Err(CreateTenantError::ParentMissing) => {
+            return Err(AppError::not_found("parent tenant")
+                .with_details(json!({"resource": "parent tenant", "field": "parent_id"})));
+        }
+        Err(CreateTenantError::EmailTaken) => {
+            return Err(AppError::conflict("email already exists"));
+        }
+        Err(CreateTenantError::Other(e)) => return Err(e),
+    }
+    state
+        .events
+        .publish_after_commit(&tenant.created_event())
+        .await;
+    let mut body = tenant.to_body();
+    body["onboarding"]["status"] = json!("pending");
+    Ok((
+        StatusCode::CREATED,
+        [(
+            axum::http::header::LOCATION,
+            format!("/v1/tenants/{}", tenant.id),
+        )],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn list_tenants(
+    State(state): State<AppState>,
+    principal: Principal,
+    params: QueryParams,
+) -> AppResult<Page<Value>> {
+    let proof = principal.require_platform_admin("tenants")?;
+    params.allow_only(&["limit", "cursor", "status", "type", "parent_id"])?;
+    let page = params.page()?;
+    let mut problems = Vec::new();
+    let status = match params.get("status") {
+        Some(raw) => match STATUSES.iter().find(|s| s.eq_ignore_ascii_case(raw)) {
+            Some(s) => Some(*s),
+            None => {
+                problems.push(shared::error::FieldError::new(
+                    "status",
+                    format!("must be one of {}", STATUSES.join(", ")),
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let tenant_type = match params.get("type") {
+        Some(raw) => match TENANT_TYPES.iter().find(|s| s.eq_ignore_ascii_case(raw)) {
+            Some(t) => Some(*t),
+            None => {
+                problems.push(shared::error::FieldError::new(
+                    "type",
+                    format!("must be one of {}", TENANT_TYPES.join(", ")),
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let parent_id = match params.get("parent_id") {
+        Some(raw) => match Uuid::parse_str(raw) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                problems.push(shared::error::FieldError::new(
+                    "parent_id",
+                    "must be a valid UUID",
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    if !problems.is_empty() {
+        return Err(AppError::validation(problems));
+    }
+    let (tenants, next_cursor) = state
+        .store
+        .list_tenants(&proof, status, tenant_type, parent_id, &page)
+        .await?;
+    Ok(Page {
+        data: tenants.iter().map(Tenant::to_body).collect(),
+        next_cursor,
+    })
+}
+
+async fn my_tenant(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    let (tenant, _) = load(&state, &principal.scope()).await?;
+    Ok(Json(tenant.to_body()))
+}
+
+async fn get_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let scope = principal.scope_for(tenant_id(&id)?, RESOURCE)?;
+    let (tenant, _) = load(&state, &scope).await?;
+    Ok(Json(tenant.to_body()))
+}
+
+async fn update_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> AppResult<Json<Value>> {
+    let id = tenant_id(&id)?;
+    let scope = principal.scope_for(id, RESOURCE)?;
+    principal.require_role(Role::Admin, RESOURCE)?;
+    let restricted = platform_only_fields_in(&body);
+    if !restricted.is_empty() && !principal.platform_admin {
+        return Err(AppError::insufficient_permissions(
+            "platform_admin",
+            principal.current_role_name(),
+            RESOURCE,
+            principal.tenant_id,
+        )
+        .with_details(json!({
+            "required_role": "platform_admin",
+            "current_role": principal.current_role_name(),
+            "resource": RESOURCE,
+            "tenant_id": principal.tenant_id,
+            "fields": restricted,
+        })));
+    }
+    let changes = changes_from_update(&body, id)?;
+    let tenant = if changes.is_empty() {
+        load(&state, &scope).await?.0
+    } else {
+        let updated = state
+            .store
+            .update_tenant(&scope, &changes)
+            .await?
+            .ok_or_else(|| AppError::not_found(RESOURCE))?;
+        let changed: Vec<&str> = changes
+            .set
+            .iter()
+            .map(|(f, _)| *f)
+            .chain(changes.remove.iter().copied())
+            .collect();
+        let event = DomainEvent::new(
+            "tenant.updated",
+            updated.id,
+            json!({"tenant_id": updated.id, "changed_fields": changed, "updated_by": principal.user_id}),
+        );
+        state.events.publish_after_commit(&event).await;
+        updated
+    };
+    Ok(Json(tenant.to_body()))
+}
+
+/// Soft delete: the tenant turns `inactive`; its data and children remain.
+async fn delete_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
+    let proof = principal.require_platform_admin(RESOURCE)?;
+    let scope = proof.scope_of(tenant_id(&id)?);
+    if !state.store.deactivate_tenant(&scope).await? {
+        return Err(AppError::not_found(RESOURCE));
+    }
+    let event = DomainEvent::new(
+        "tenant.deleted",
+        scope.tenant_id(),
+        json!({"tenant_id": scope.tenant_id(), "deleted_by": principal.user_id, "soft_delete": true}),
+    );
+    state.events.publish_after_commit(&event).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Seed 002 stats: usage against the tenant's limits and users by role.
+async fn tenant_stats(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let scope = principal.scope_for(tenant_id(&id)?, RESOURCE)?;
+    principal.require_role(Role::Admin, "tenant_stats")?;
+    let (tenant, usage) = load(&state, &scope).await?;
+    let percentage = |used: i64, max: i64| {
+        if max > 0 {
+            (used as f64 * 10_000.0 / max as f64).round() / 100.0
+        } else {
+            0.0
+        }
+    };
+    let by_role: serde_json::Map<String, Value> = usage
+        .users_by_role
+        .iter()
+        .map(|(role, count)| (role.as_str().to_owned(), json!(count)))
+        .collect();
+    Ok(Json(json!({
+        "tenant_id": tenant.id,
+        "total_users": usage.user_count,
+        "max_users": tenant.max_users,
+        "users_percentage": percentage(usage.user_count, tenant.max_users),
+        "total_diplomas": 0,
+        "max_diplomas": tenant.max_diplomas,
+        "diplomas_percentage": 0.0,
+        "storage_used_mb": 0,
+        "storage_quota_mb": tenant.storage_quota_mb,
+        "storage_percentage": 0.0,
+        "user_count_by_role": by_role,
+        "diploma_count_by_status": {},
+        "last_diploma_created": null,
+        "last_user_added": usage.last_user_added,
+    })))
+}

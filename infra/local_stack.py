@@ -1,0 +1,607 @@
+#!/usr/bin/env python3
+"""Creates template.yaml's resources in the local emulator and writes the env file.
+
+template.yaml is the single source of truth: this script reads it and creates,
+against AWS_ENDPOINT_URL (moto), every
+
+  AWS::DynamoDB::Table   key schema, attributes, GSIs, billing mode, then TTL
+  AWS::S3::Bucket        plus its public access block and default encryption
+  AWS::SQS::Queue        attributes and RedrivePolicy (dead-letter queues first)
+  AWS::Events::EventBus
+  AWS::Events::Rule      pattern/schedule, targets with DeadLetterConfig, RetryPolicy
+
+named `saas-local-<logical-id-in-kebab-case>` (FIFO queues keep `.fifo`).
+IAM roles and policies, API Gateway, Lambda and log groups are not created:
+locally the functions run as plain processes (functions/local).
+
+Local deviations, so redelivery is observable within seconds in tests:
+  LOCAL_QUEUE_VISIBILITY_SECONDS  every queue's VisibilityTimeout (default 3)
+  LOCAL_MAX_RECEIVE_COUNT         every RedrivePolicy's maxReceiveCount
+                                  (default: the template's)
+
+Secrets are generated once under LOCAL_DIR and kept across restarts:
+jwt-private.pem (P-256 PKCS#8), jwt-public.pem (SPKI), cursor-secret (64 hex).
+
+Finally it writes LOCAL_DIR/env (`export NAME='value'` lines; docs/infra.md
+has the contract) and prints its path. Re-running is safe: existing resources
+are kept and brought in line with the template (queue attributes, missing
+GSIs, TTL, rule targets).
+
+Environment: AWS_ENDPOINT_URL (default http://127.0.0.1:${MOTO_PORT:-4566}),
+LOCAL_DIR (default <repo>/.local), TEMPLATE (default <repo>/template.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+REPO = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+NAME_PREFIX = "saas-local"
+STACK_NAME = NAME_PREFIX
+
+# Parameters whose local value is a file: the env file carries NAME_FILE=<path>
+# instead of NAME=<pem>, so multi-line PEMs never pass through a shell file.
+FILE_PARAMETERS = {"JwtPrivateKey": "jwt-private.pem", "JwtPublicKey": "jwt-public.pem"}
+CURSOR_SECRET_FILE = "cursor-secret"
+
+
+def log(message: str) -> None:
+    print(f"local_stack: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------- template --
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that understands CloudFormation's short-form tags."""
+
+
+def _construct_cfn_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        resource, _, attribute = value.partition(".")
+        return {"Fn::GetAtt": [resource, attribute]}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
+
+
+def load_template(path: Path) -> dict:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def kebab(logical_id: str) -> str:
+    """TenantProvisioningQueue -> tenant-provisioning-queue, EventsDlq -> events-dlq."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", logical_id)
+    return spaced.lower()
+
+
+def upper_snake(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def local_name(logical_id: str) -> str:
+    return f"{NAME_PREFIX}-{kebab(logical_id)}"
+
+
+class Resolver:
+    """Evaluates intrinsic functions against the local resources."""
+
+    def __init__(self, template: dict, parameters: dict[str, Any]) -> None:
+        self.template = template
+        self.parameters = parameters
+        self.refs: dict[str, str] = {}  # logical id -> Ref value (name or URL)
+        self.attrs: dict[str, dict[str, str]] = {}  # logical id -> {Arn: ..., ...}
+        self.account_id = "123456789012"
+        self.conditions = template.get("Conditions") or {}
+
+    def pseudo(self, name: str) -> str:
+        return {
+            "AWS::Region": REGION,
+            "AWS::AccountId": self.account_id,
+            "AWS::StackName": STACK_NAME,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{self.account_id}:stack/{STACK_NAME}/local",
+        }[name]
+
+    def ref(self, name: str) -> Any:
+        if name.startswith("AWS::"):
+            return self.pseudo(name)
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        raise KeyError(f"!Ref {name}: not a parameter or a locally created resource")
+
+    def get_att(self, resource: str, attribute: str) -> str:
+        try:
+            return self.attrs[resource][attribute]
+        except KeyError:
+            raise KeyError(f"!GetAtt {resource}.{attribute}: not known locally") from None
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.conditions[name]))
+
+    def sub(self, text: str, variables: dict[str, Any]) -> str:
+        def replace(match: re.Match) -> str:
+            expr = match.group(1)
+            if expr.startswith("!"):
+                return "${" + expr[1:] + "}"  # ${!Literal}
+            if expr in variables:
+                return str(self.resolve(variables[expr]))
+            if "." in expr and not expr.startswith("AWS::"):
+                resource, attribute = expr.split(".", 1)
+                return self.get_att(resource, attribute)
+            return str(self.ref(expr))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                resource, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(resource, attribute)
+            if key == "Fn::Sub":
+                if isinstance(arg, list):
+                    return self.sub(arg[0], arg[1] if len(arg) > 1 else {})
+                return self.sub(arg, {})
+            if key == "Fn::Join":
+                return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
+            if key == "Fn::Select":
+                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+            if key == "Fn::Split":
+                return str(self.resolve(arg[1])).split(arg[0])
+            if key == "Fn::If":
+                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+            if key == "Fn::Equals":
+                return self.resolve(arg[0]) == self.resolve(arg[1])
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::ToJsonString":
+                return json.dumps(self.resolve(arg), separators=(",", ":"))
+        return {k: self.resolve(v) for k, v in value.items()}
+
+
+def resources_of(template: dict, *types: str) -> list[tuple[str, dict]]:
+    return [
+        (logical_id, resource)
+        for logical_id, resource in (template.get("Resources") or {}).items()
+        if resource.get("Type") in types
+    ]
+
+
+def logical_id_of(ref: Any) -> str | None:
+    """The logical id named by a !Ref X or !GetAtt X.Attr value, if any."""
+    if isinstance(ref, dict) and len(ref) == 1:
+        (key, arg), = ref.items()
+        if key == "Ref" and isinstance(arg, str):
+            return arg
+        if key == "Fn::GetAtt":
+            return arg[0] if isinstance(arg, list) else arg.split(".", 1)[0]
+    return None
+
+
+# ---------------------------------------------------------------- secrets --
+
+
+def write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def ensure_secrets(local_dir: Path) -> dict[str, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    local_dir.mkdir(parents=True, exist_ok=True)
+    private_path = local_dir / FILE_PARAMETERS["JwtPrivateKey"]
+    public_path = local_dir / FILE_PARAMETERS["JwtPublicKey"]
+    cursor_path = local_dir / CURSOR_SECRET_FILE
+
+    if private_path.exists():
+        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise SystemExit(f"{private_path} is not a P-256 private key; delete it to regenerate")
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_private(
+            private_path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+        public_path.unlink(missing_ok=True)  # a new key invalidates the old public half
+        log(f"generated ES256 key pair in {local_dir}")
+    if not public_path.exists():
+        write_private(
+            public_path,
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
+    if not cursor_path.exists():
+        write_private(cursor_path, secrets.token_hex(32).encode())
+        log(f"generated cursor secret in {local_dir}")
+    for path in (private_path, public_path, cursor_path):
+        os.chmod(path, 0o600)
+    return {"JwtPrivateKey": private_path, "JwtPublicKey": public_path, "CursorSecret": cursor_path}
+
+
+def local_parameters(template: dict, secret_files: dict[str, Path]) -> dict[str, Any]:
+    """Every template parameter's local value (defaults, plus generated secrets)."""
+    values: dict[str, Any] = {}
+    for name, spec in (template.get("Parameters") or {}).items():
+        if name in FILE_PARAMETERS:
+            values[name] = secret_files[name].read_text()
+        elif name == "CursorSecret":
+            values[name] = secret_files[name].read_text().strip()
+        elif name == "Architecture":
+            values[name] = "x86_64"  # what local builds run on
+        elif "Default" in spec:
+            values[name] = spec["Default"]
+        else:
+            raise SystemExit(f"template parameter {name} has no default and no local value")
+    return values
+
+
+# -------------------------------------------------------------- resources --
+
+
+class LocalStack:
+    def __init__(self, template: dict, resolver: Resolver, endpoint: str) -> None:
+        self.template = template
+        self.r = resolver
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
+        )
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"})
+        self.ddb = session.client("dynamodb", endpoint_url=endpoint, config=config)
+        self.s3 = session.client("s3", endpoint_url=endpoint, config=config)
+        self.sqs = session.client("sqs", endpoint_url=endpoint, config=config)
+        self.events = session.client("events", endpoint_url=endpoint, config=config)
+        self.sts = session.client("sts", endpoint_url=endpoint, config=config)
+        self.visibility = os.environ.get("LOCAL_QUEUE_VISIBILITY_SECONDS", "3")
+        self.max_receive = os.environ.get("LOCAL_MAX_RECEIVE_COUNT") or None
+
+    def create_all(self) -> None:
+        self.r.account_id = self.sts.get_caller_identity()["Account"]
+        for logical_id, resource in resources_of(self.template, "AWS::DynamoDB::Table"):
+            self.table(logical_id, resource.get("Properties") or {})
+        for logical_id, resource in resources_of(self.template, "AWS::S3::Bucket"):
+            self.bucket(logical_id, resource.get("Properties") or {})
+        for logical_id, resource in self.queues_in_dependency_order():
+            self.queue(logical_id, resource.get("Properties") or {})
+        for logical_id, resource in resources_of(self.template, "AWS::Events::EventBus"):
+            self.event_bus(logical_id)
+        for logical_id, resource in resources_of(self.template, "AWS::Events::Rule"):
+            self.rule(logical_id, resource.get("Properties") or {})
+
+    # -- DynamoDB ----------------------------------------------------------
+
+    def table(self, logical_id: str, props: dict) -> None:
+        name = local_name(logical_id)
+        gsis = [
+            {
+                "IndexName": g["IndexName"],
+                "KeySchema": g["KeySchema"],
+                "Projection": self.r.resolve(g.get("Projection") or {"ProjectionType": "ALL"}),
+                **({"ProvisionedThroughput": g["ProvisionedThroughput"]} if "ProvisionedThroughput" in g else {}),
+            }
+            for g in self.r.resolve(props.get("GlobalSecondaryIndexes") or [])
+        ]
+        billing = self.r.resolve(props.get("BillingMode", "PROVISIONED"))
+        try:
+            existing = self.ddb.describe_table(TableName=name)["Table"]
+        except self.ddb.exceptions.ResourceNotFoundException:
+            existing = None
+        if existing is None:
+            args: dict[str, Any] = {
+                "TableName": name,
+                "AttributeDefinitions": self.r.resolve(props["AttributeDefinitions"]),
+                "KeySchema": self.r.resolve(props["KeySchema"]),
+                "BillingMode": billing,
+            }
+            if billing == "PROVISIONED":
+                args["ProvisionedThroughput"] = self.r.resolve(props["ProvisionedThroughput"])
+            if gsis:
+                args["GlobalSecondaryIndexes"] = gsis
+            if props.get("LocalSecondaryIndexes"):
+                args["LocalSecondaryIndexes"] = self.r.resolve(props["LocalSecondaryIndexes"])
+            if props.get("StreamSpecification"):
+                args["StreamSpecification"] = {"StreamEnabled": True, **self.r.resolve(props["StreamSpecification"])}
+            existing = self.ddb.create_table(**args)["TableDescription"]
+            log(f"created table {name}")
+        else:
+            have = {g["IndexName"] for g in existing.get("GlobalSecondaryIndexes", [])}
+            for gsi in gsis:
+                if gsi["IndexName"] not in have:
+                    self.ddb.update_table(
+                        TableName=name,
+                        AttributeDefinitions=self.r.resolve(props["AttributeDefinitions"]),
+                        GlobalSecondaryIndexUpdates=[{"Create": gsi}],
+                    )
+                    log(f"added index {gsi['IndexName']} to table {name}")
+        ttl = self.r.resolve(props.get("TimeToLiveSpecification"))
+        if ttl and ttl.get("Enabled"):
+            current = self.ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or current.get(
+                "AttributeName"
+            ) != ttl["AttributeName"]:
+                self.ddb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+                )
+        self.r.refs[logical_id] = name
+        self.r.attrs[logical_id] = {"Arn": existing["TableArn"]}
+        if existing.get("LatestStreamArn"):
+            self.r.attrs[logical_id]["StreamArn"] = existing["LatestStreamArn"]
+
+    # -- S3 ----------------------------------------------------------------
+
+    def bucket(self, logical_id: str, props: dict) -> None:
+        name = local_name(logical_id)
+        try:
+            self.s3.head_bucket(Bucket=name)
+        except ClientError:
+            self.s3.create_bucket(Bucket=name)
+            log(f"created bucket {name}")
+        block = self.r.resolve(props.get("PublicAccessBlockConfiguration"))
+        if block:
+            self.s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
+        encryption = self.r.resolve(props.get("BucketEncryption"))
+        if encryption:
+            # CloudFormation's ServerSideEncryptionByDefault is the API's
+            # ApplyServerSideEncryptionByDefault.
+            rules = [
+                {
+                    ("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                    for k, v in rule.items()
+                }
+                for rule in encryption["ServerSideEncryptionConfiguration"]
+            ]
+            self.s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        self.r.refs[logical_id] = name
+        self.r.attrs[logical_id] = {
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+        }
+
+    # -- SQS ---------------------------------------------------------------
+
+    def queues_in_dependency_order(self) -> list[tuple[str, dict]]:
+        """Queues, each after the dead-letter queue its RedrivePolicy names."""
+        queues = dict(resources_of(self.template, "AWS::SQS::Queue"))
+        ordered: list[tuple[str, dict]] = []
+        visiting: set[str] = set()
+
+        def visit(logical_id: str) -> None:
+            if logical_id in visiting or any(q == logical_id for q, _ in ordered):
+                return
+            visiting.add(logical_id)
+            redrive = (queues[logical_id].get("Properties") or {}).get("RedrivePolicy") or {}
+            dlq = logical_id_of(redrive.get("deadLetterTargetArn"))
+            if dlq in queues:
+                visit(dlq)
+            ordered.append((logical_id, queues[logical_id]))
+
+        for logical_id in queues:
+            visit(logical_id)
+        return ordered
+
+    def queue(self, logical_id: str, props: dict) -> None:
+        props = self.r.resolve(props)
+        fifo = str(props.get("FifoQueue", "")).lower() == "true"
+        name = local_name(logical_id) + (".fifo" if fifo else "")
+        attributes: dict[str, str] = {}
+        for key in (
+            "DelaySeconds",
+            "MaximumMessageSize",
+            "MessageRetentionPeriod",
+            "ReceiveMessageWaitTimeSeconds",
+            "VisibilityTimeout",
+            "ContentBasedDeduplication",
+            "DeduplicationScope",
+            "FifoThroughputLimit",
+            "SqsManagedSseEnabled",
+        ):
+            if key in props:
+                attributes[key] = str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+        # Local deviation: redelivery within seconds instead of minutes.
+        attributes["VisibilityTimeout"] = str(self.visibility)
+        if props.get("RedrivePolicy"):
+            redrive = dict(props["RedrivePolicy"])
+            if self.max_receive:
+                redrive["maxReceiveCount"] = int(self.max_receive)
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": redrive["deadLetterTargetArn"], "maxReceiveCount": int(redrive["maxReceiveCount"])}
+            )
+        try:
+            url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            settable = {k: v for k, v in attributes.items() if k not in ("FifoQueue",)}
+            self.sqs.set_queue_attributes(QueueUrl=url, Attributes=settable)
+        except self.sqs.exceptions.QueueDoesNotExist:
+            if fifo:
+                attributes["FifoQueue"] = "true"
+            url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            log(f"created queue {name}")
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.r.refs[logical_id] = url
+        self.r.attrs[logical_id] = {"Arn": arn, "QueueName": name, "QueueUrl": url}
+
+    # -- EventBridge -------------------------------------------------------
+
+    def event_bus(self, logical_id: str) -> None:
+        name = local_name(logical_id)
+        try:
+            arn = self.events.describe_event_bus(Name=name)["Arn"]
+        except self.events.exceptions.ResourceNotFoundException:
+            arn = self.events.create_event_bus(Name=name)["EventBusArn"]
+            log(f"created event bus {name}")
+        self.r.refs[logical_id] = name
+        self.r.attrs[logical_id] = {"Arn": arn, "Name": name}
+
+    def rule(self, logical_id: str, props: dict) -> None:
+        name = local_name(logical_id)
+        bus = self.r.resolve(props.get("EventBusName", "default"))
+        args: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": props.get("State", "ENABLED")}
+        if "EventPattern" in props:
+            pattern = self.r.resolve(props["EventPattern"])
+            args["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        if "ScheduleExpression" in props:
+            args["ScheduleExpression"] = self.r.resolve(props["ScheduleExpression"])
+        if "Description" in props:
+            args["Description"] = self.r.resolve(props["Description"])
+        arn = self.events.put_rule(**args)["RuleArn"]
+        targets = []
+        for target in self.r.resolve(props.get("Targets") or []):
+            entry = {
+                k: target[k]
+                for k in ("Id", "Arn", "Input", "InputPath", "InputTransformer", "DeadLetterConfig", "RetryPolicy", "SqsParameters")
+                if k in target
+            }
+            if isinstance(entry.get("Input"), dict):
+                entry["Input"] = json.dumps(entry["Input"])
+            targets.append(entry)
+        if targets:
+            result = self.events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+            if result.get("FailedEntryCount"):
+                raise SystemExit(f"put_targets for {name} failed: {result['FailedEntries']}")
+        self.r.refs[logical_id] = f"{bus}|{name}" if bus != "default" else name
+        self.r.attrs[logical_id] = {"Arn": arn}
+
+
+# ---------------------------------------------------------------- env file --
+
+
+def build_env(template: dict, resolver: Resolver, endpoint: str, secret_files: dict[str, Path]) -> dict[str, str]:
+    env: dict[str, str] = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "LOCAL_MODE": "true",
+    }
+    origin: dict[str, str] = {}
+
+    def put(name: str, value: str, where: str) -> None:
+        if name in env and env[name] != value:
+            raise SystemExit(
+                f"env var {name} has different values in {origin.get(name, 'base')} and {where}; "
+                "one env file cannot hold both"
+            )
+        env[name] = value
+        origin.setdefault(name, where)
+
+    def add_variables(variables: dict, where: str) -> None:
+        for name, raw in (variables or {}).items():
+            param = raw.get("Ref") if isinstance(raw, dict) and len(raw) == 1 else None
+            if param in FILE_PARAMETERS:
+                put(f"{name}_FILE", str(secret_files[param]), where)
+                continue
+            value = resolver.resolve(raw)
+            put(name, str(value).lower() if isinstance(value, bool) else str(value), where)
+
+    globals_env = (((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {})
+    add_variables(globals_env.get("Variables") or {}, "Globals")
+
+    queues = dict(resources_of(template, "AWS::SQS::Queue"))
+    for logical_id, function in resources_of(template, "AWS::Serverless::Function"):
+        props = function.get("Properties") or {}
+        add_variables(((props.get("Environment") or {}).get("Variables")) or {}, logical_id)
+        binary = ((function.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or kebab(logical_id)
+        sqs_events = [
+            (event_name, event)
+            for event_name, event in (props.get("Events") or {}).items()
+            if event.get("Type") == "SQS"
+        ]
+        for index, (event_name, event) in enumerate(sqs_events):
+            queue_id = logical_id_of((event.get("Properties") or {}).get("Queue"))
+            if queue_id not in queues:
+                raise SystemExit(f"{logical_id}.{event_name}: SQS queue is not a resource of this template")
+            # The first SQS source is QUEUE_URL_<BINARY>; further ones get the event name appended.
+            suffix = upper_snake(binary) + ("" if index == 0 else "_" + upper_snake(kebab(event_name)))
+            put(f"QUEUE_URL_{suffix}", resolver.refs[queue_id], logical_id)
+            redrive = (queues[queue_id].get("Properties") or {}).get("RedrivePolicy") or {}
+            dlq_id = logical_id_of(redrive.get("deadLetterTargetArn"))
+            if dlq_id:
+                put(f"DLQ_URL_{suffix}", resolver.refs[dlq_id], logical_id)
+
+    for logical_id, _ in resources_of(template, "AWS::S3::Bucket"):
+        put(f"{upper_snake(kebab(logical_id))}_NAME", resolver.refs[logical_id], logical_id)
+    return env
+
+
+def shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def write_env(path: Path, env: dict[str, str]) -> None:
+    lines = ["# Written by infra/local_stack.py from template.yaml; do not edit (re-run `infra/stack.sh up`)."]
+    lines += [f"export {name}={shell_quote(value)}" for name, value in env.items()]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".env.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.chmod(tmp, 0o600)  # it carries the cursor secret
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '4566')}"
+    local_dir = Path(os.environ.get("LOCAL_DIR") or REPO / ".local").resolve()
+    template_path = Path(os.environ.get("TEMPLATE") or REPO / "template.yaml").resolve()
+
+    template = load_template(template_path)
+    secret_files = ensure_secrets(local_dir)
+    resolver = Resolver(template, local_parameters(template, secret_files))
+    LocalStack(template, resolver, endpoint).create_all()
+
+    env_path = local_dir / "env"
+    write_env(env_path, build_env(template, resolver, endpoint, secret_files))
+    log(f"resources ready at {endpoint}")
+    print(env_path)
+
+
+if __name__ == "__main__":
+    main()

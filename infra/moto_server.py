@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""moto's server with requests serialised, as a real AWS service would guarantee.
+
+`moto_server` (moto/server.py) serves `DomainDispatcherApplication(create_backend_app)`
+with werkzeug, one thread per request. moto's backends are plain Python objects
+without locking, so two threads can interleave inside one DynamoDB
+`PutItem ... attribute_not_exists(PK)` or `TransactWriteItems`: both see "no
+item", both write, both answer 200. Twenty concurrent creates of one slug would
+then give several winners, which DynamoDB itself never does.
+
+This runs the same WSGI app on the same werkzeug server, wrapped in a middleware
+that holds one global lock around every request, so each API call is atomic
+against every other one.
+
+SQS ReceiveMessage is the exception: a long poll (WaitTimeSeconds up to 20 s)
+must not stall every other caller. A ReceiveMessage that names its
+WaitTimeSeconds is turned into short polls (WaitTimeSeconds=0), each run under
+the lock; between polls the lock is released and the thread sleeps until
+another request completes (which may have sent a message) or 100 ms pass
+(visibility timeouts and delays expire with time). The caller sees a normal
+long poll, and two pollers can never take the same message at once. A
+ReceiveMessage that omits WaitTimeSeconds (queue default applies) or whose body
+cannot be read is passed to moto unlocked, exactly as `moto_server` would.
+
+Detection: JSON protocol by the header `X-Amz-Target: AmazonSQS.ReceiveMessage`;
+query protocol by `Action=ReceiveMessage` in the query string or the
+form-encoded body.
+
+    python infra/moto_server.py --host 127.0.0.1 --port 4566
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl, urlencode
+
+from werkzeug.serving import run_simple
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+RECEIVE_TARGET = "AmazonSQS.ReceiveMessage"
+FORM_TYPE = "application/x-www-form-urlencoded"
+# Longest sleep between two short polls of a waiting ReceiveMessage; bounds the
+# delay with which a message that becomes visible by time alone is seen.
+IDLE_POLL_SECONDS = 0.1
+# SQS refuses WaitTimeSeconds above this; such a request goes to moto as is so
+# that it answers with the real validation error.
+MAX_WAIT_SECONDS = 20
+
+StartResponse = Callable[..., Any]
+
+
+class _Captured:
+    """A finished WSGI response held in memory."""
+
+    def __init__(self) -> None:
+        self.status = "500 INTERNAL SERVER ERROR"
+        self.headers: list[tuple[str, str]] = []
+        self.exc_info: Any = None
+        self.body = b""
+
+    def start_response(self, status: str, headers: list, exc_info: Any = None):
+        self.status, self.headers, self.exc_info = status, headers, exc_info
+        return lambda data: None  # legacy write(): moto never uses it
+
+    def replay(self, start_response: StartResponse) -> Iterable[bytes]:
+        start_response(self.status, self.headers)
+        return [self.body]
+
+
+class SerialisingMiddleware:
+    """Runs every request under one lock; long polls wait outside it."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        # Signalled after every completed locked request, so a waiting
+        # ReceiveMessage re-polls as soon as something may have changed.
+        self.changed = threading.Condition()
+        self.generation = 0
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _run_locked(self, environ: dict) -> _Captured:
+        captured = _Captured()
+        with self.lock:
+            result = self.app(environ, captured.start_response)
+            try:
+                captured.body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return captured
+
+    def _notify(self) -> None:
+        with self.changed:
+            self.generation += 1
+            self.changed.notify_all()
+
+    @staticmethod
+    def _read_body(environ: dict) -> bytes:
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit():
+            return stream.read(int(length))
+        if environ.get("wsgi.input_terminated"):
+            return stream.read()
+        return b""
+
+    @staticmethod
+    def _with_body(environ: dict, body: bytes) -> dict:
+        env = dict(environ)
+        env["wsgi.input"] = io.BytesIO(body)
+        env["CONTENT_LENGTH"] = str(len(body))
+        env.pop("HTTP_TRANSFER_ENCODING", None)
+        return env
+
+    # -- ReceiveMessage ---------------------------------------------------
+
+    def _receive_request(self, environ: dict) -> tuple[str, bytes] | None:
+        """Returns (protocol, body) for an SQS ReceiveMessage, else None.
+
+        Reads the body only for JSON ReceiveMessage and form-encoded POSTs.
+        """
+        if environ.get("HTTP_X_AMZ_TARGET", "") == RECEIVE_TARGET:
+            return "json", self._read_body(environ)
+        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        if query.get("Action") == "ReceiveMessage":
+            return "query-string", b""
+        if environ.get("CONTENT_TYPE", "").startswith(FORM_TYPE):
+            body = self._read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(body)  # let moto read it again
+            environ["CONTENT_LENGTH"] = str(len(body))
+            if dict(parse_qsl(body.decode("utf-8", "replace"))).get("Action") == "ReceiveMessage":
+                return "form", body
+        return None
+
+    @staticmethod
+    def _short_poll(protocol: str, environ: dict, body: bytes) -> tuple[Callable[[], dict], float] | None:
+        """A factory of the same request with WaitTimeSeconds=0, and the wait asked for.
+
+        None when the request names no (valid) WaitTimeSeconds.
+        """
+
+        def zero(pairs: list[tuple[str, str]]) -> tuple[str, float] | None:
+            wait = int(dict(pairs)["WaitTimeSeconds"])
+            if not 0 <= wait <= MAX_WAIT_SECONDS:
+                return None
+            return urlencode([(k, "0" if k == "WaitTimeSeconds" else v) for k, v in pairs]), wait
+
+        try:
+            if protocol == "json":
+                params = json.loads(body or b"{}")
+                wait = params.get("WaitTimeSeconds")
+                if isinstance(wait, bool) or not isinstance(wait, int) or not 0 <= wait <= MAX_WAIT_SECONDS:
+                    return None
+                params["WaitTimeSeconds"] = 0
+                poll = json.dumps(params).encode()
+                return (lambda: SerialisingMiddleware._with_body(environ, poll)), wait
+            if protocol == "form":
+                rewritten = zero(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+                if rewritten is None:
+                    return None
+                poll = rewritten[0].encode()
+                return (lambda: SerialisingMiddleware._with_body(environ, poll)), rewritten[1]
+            rewritten = zero(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+            if rewritten is None:
+                return None
+            query = rewritten[0]
+            return (lambda: dict(environ, QUERY_STRING=query)), rewritten[1]
+        except (KeyError, ValueError, UnicodeDecodeError, TypeError):
+            return None
+
+    @staticmethod
+    def _has_messages(captured: _Captured) -> bool:
+        """Whether a short poll's answer must go back to the caller now.
+
+        Judged by the body, not the request's protocol: moto answers some
+        query-protocol requests in JSON.
+        """
+        if not captured.status.startswith("200"):
+            return True  # an error is an answer: hand it back at once
+        body = captured.body.lstrip()
+        if body.startswith(b"{"):
+            try:
+                return bool(json.loads(body).get("Messages"))
+            except ValueError:
+                return True
+        return b"<Message>" in body
+
+    def _long_poll(self, protocol: str, environ: dict, body: bytes, start_response: StartResponse):
+        short = self._short_poll(protocol, environ, body)
+        if short is None:
+            # Unknown wait (queue default) or odd body: moto's own behaviour, unlocked.
+            env = self._with_body(environ, body) if protocol == "json" else environ
+            return self.app(env, start_response)
+        make_env, wait = short
+        deadline = time.monotonic() + wait
+        while True:
+            with self.changed:
+                seen = self.generation
+            captured = self._run_locked(make_env())
+            remaining = deadline - time.monotonic()
+            if self._has_messages(captured) or remaining <= 0:
+                return captured.replay(start_response)
+            with self.changed:
+                # Sleep unless another request finished since the poll began.
+                if self.generation == seen:
+                    self.changed.wait(min(IDLE_POLL_SECONDS, remaining))
+
+    # -- WSGI -------------------------------------------------------------
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        receive = self._receive_request(environ)
+        if receive is not None:
+            protocol, body = receive
+            return self._long_poll(protocol, environ, body, start_response)
+        try:
+            captured = self._run_locked(environ)
+        finally:
+            self._notify()
+        return captured.replay(start_response)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument(
+        "-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", "4566")), help="port to bind"
+    )
+    args = parser.parse_args(argv)
+
+    # moto_server does the same: some backends build URLs from MOTO_PORT.
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+
+    def stop(signum: int, frame: Any) -> None:
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # type: ignore[attr-defined]  # as moto_server sets it
+    run_simple(
+        args.host,
+        args.port,
+        SerialisingMiddleware(app),
+        threaded=True,
+        use_reloader=False,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+//! ES256 access tokens. The public half is published as a JWKS so API Gateway's
+//! JWT authorizer and other services can verify tokens without calling us.
+//! Verification pins the algorithm and key id and requires iss, aud, exp, nbf,
+//! iat and sub: jsonwebtoken only checks iss/aud when present unless told to.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, anyhow};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+    errors::ErrorKind,
+    jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::principal::Role;
+use crate::error::AppError;
+
+/// RFC 9068 media type: lets us refuse an ID token or any other JWT that happens
+/// to be signed by the same key.
+const ACCESS_TOKEN_TYP: &str = "at+jwt";
+const LEEWAY_SECONDS: u64 = 5;
+pub const ACCESS_TOKEN_TTL_SECONDS: i64 = 15 * 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// User id.
+    pub sub: Uuid,
+    /// The user's tenant.
+    pub tid: Uuid,
+    pub role: Role,
+    /// Platform administrator (seeds' SYSTEM_OWNER / SUPER_ADMIN).
+    #[serde(default)]
+    pub padm: bool,
+    /// Refresh-token family this token was issued under; logout revokes it.
+    pub sid: Uuid,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+/// Verifies access tokens against every published key (more than one during a
+/// key rotation).
+pub struct TokenVerifier {
+    keys: HashMap<String, DecodingKey>,
+    jwks: Value,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    pub fn from_public_pems(pems: &[&str], issuer: &str, audience: &str) -> Result<Self> {
+        let mut keys = HashMap::new();
+        let mut published = Vec::new();
+        for pem in pems {
+            let key = DecodingKey::from_ec_pem(pem.as_bytes())
+                .context("JWT public key is not a P-256 PEM")?;
+            let mut jwk = Jwk::from_decoding_key(&key, Some(Algorithm::ES256))?;
+            let kid = key_id(&jwk)?;
+            jwk.common.key_id = Some(kid.clone());
+            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+            jwk.common.key_algorithm = Some(KeyAlgorithm::ES256);
+            published.push(serde_json::to_value(&jwk)?);
+            keys.insert(kid, key);
+        }
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECONDS;
+        Ok(Self {
+            keys,
+            jwks: json!({ "keys": published }),
+            validation,
+        })
+    }
+
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, AppError> {
+        let header =
+            decode_header(token).map_err(|_| AppError::invalid_token("the token is malformed"))?;
+        if header.alg != Algorithm::ES256 {
+            return Err(AppError::invalid_token(
+                "the token's algorithm is not accepted",
+            ));
+        }
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return Err(AppError::invalid_token("the token is not an access token"));
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or_else(|| AppError::invalid_token("the token was not signed by a known key"))?;
+        let data =
+            decode::<AccessClaims>(token, key, &self.validation).map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AppError::token_expired(),
+                _ => AppError::invalid_token("the token is invalid"),
+            })?;
+        let claims = data.claims;
+        // jsonwebtoken does not look at iat; a token from the future is forged
+        // or minted by a skewed clock, and either way not to be trusted.
+        if claims.iat > chrono::Utc::now().timestamp() + LEEWAY_SECONDS as i64 {
+            return Err(AppError::invalid_token("the token is invalid"));
+        }
+        Ok(claims)
+    }
+}
+
+/// Signs access tokens; only the auth function holds the private key.
+pub struct TokenSigner {
+    kid: String,
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+}
+
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: i64,
+    pub claims: AccessClaims,
+}
+
+pub struct AccessGrant {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub role: Role,
+    pub platform_admin: bool,
+    pub session_id: Uuid,
+}
+
+impl TokenSigner {
+    pub fn from_private_pem(pem: &str, issuer: &str, audience: &str) -> Result<Self> {
+        let key = EncodingKey::from_ec_pem(pem.as_bytes())
+            .context("JWT private key is not a P-256 PKCS#8 PEM")?;
+        let kid = key_id(&Jwk::from_encoding_key(&key, Algorithm::ES256)?)?;
+        Ok(Self {
+            kid,
+            key,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    pub fn issue(&self, grant: &AccessGrant) -> Result<IssuedToken> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: grant.user_id,
+            tid: grant.tenant_id,
+            role: grant.role,
+            padm: grant.platform_admin,
+            sid: grant.session_id,
+            iat: now,
+            nbf: now,
+            exp: now + ACCESS_TOKEN_TTL_SECONDS,
+            jti: Uuid::now_v7(),
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        let token = encode(&header, &claims, &self.key)?;
+        Ok(IssuedToken {
+            token,
+            expires_in: ACCESS_TOKEN_TTL_SECONDS,
+            claims,
+        })
+    }
+
+    /// Start-up check that the configured keys pair up and the crypto backend
+    /// works, so a misconfiguration fails the cold start, not a login.
+    pub fn self_test(&self, verifier: &TokenVerifier) -> Result<()> {
+        let probe = self.issue(&AccessGrant {
+            user_id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            role: Role::User,
+            platform_admin: false,
+            session_id: Uuid::nil(),
+        })?;
+        verifier
+            .verify(&probe.token)
+            .map(|_| ())
+            .map_err(|e| anyhow!("JWT_PRIVATE_KEY and JWT_PUBLIC_KEY do not pair up: {e}"))
+    }
+}
+
+/// A stable key id: the first 16 hex digits of SHA-256 over the public point.
+fn key_id(jwk: &Jwk) -> Result<String> {
+    match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let digest = Sha256::digest(format!("{}.{}", ec.x, ec.y));
+            Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+        }
+        _ => Err(anyhow!("expected an EC key")),
+    }
+}

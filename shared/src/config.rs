@@ -1,0 +1,68 @@
+//! Configuration from the environment, read once per cold start. Locally the
+//! stack script writes the same variables (see docs/infra.md).
+
+use anyhow::{Context, Result, bail};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub table_name: String,
+    pub event_bus_name: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// PEM of the P-256 public key that verifies access tokens.
+    pub jwt_public_key_pem: Option<String>,
+    /// PEM (PKCS#8) of the signing key; only the auth function gets it.
+    pub jwt_private_key_pem: Option<String>,
+    /// Key that makes list cursors tamper-proof.
+    pub cursor_secret: Option<String>,
+    /// Local mode relaxes what only matters on the internet (https-only URLs).
+    pub local_mode: bool,
+}
+
+pub const EVENT_SOURCE: &str = "saas.platform";
+
+impl Config {
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            event_bus_name: required("EVENT_BUS_NAME")?,
+            jwt_issuer: optional("JWT_ISSUER").unwrap_or_else(|| "saas-platform".to_owned()),
+            jwt_audience: optional("JWT_AUDIENCE")
+                .unwrap_or_else(|| "saas-platform-api".to_owned()),
+            jwt_public_key_pem: inline_or_file("JWT_PUBLIC_KEY")?,
+            jwt_private_key_pem: inline_or_file("JWT_PRIVATE_KEY")?,
+            cursor_secret: inline_or_file("CURSOR_SECRET")?,
+            local_mode: optional("LOCAL_MODE").is_some_and(|v| v == "true" || v == "1"),
+        })
+    }
+
+    pub fn require_cursor_secret(&self) -> Result<&str> {
+        match self.cursor_secret.as_deref() {
+            Some(s) if s.len() >= 32 => Ok(s),
+            Some(_) => bail!("CURSOR_SECRET must be at least 32 characters"),
+            None => bail!("CURSOR_SECRET is not set"),
+        }
+    }
+}
+
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn required(name: &str) -> Result<String> {
+    optional(name).with_context(|| format!("environment variable {name} is required"))
+}
+
+/// `NAME` holds the value itself; `NAME_FILE` a path to it (local stack keeps
+/// keys in files so they survive restarts without living in the shell).
+fn inline_or_file(name: &str) -> Result<Option<String>> {
+    if let Some(value) = optional(name) {
+        return Ok(Some(value));
+    }
+    match optional(&format!("{name}_FILE")) {
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|s| Some(s.trim().to_owned()))
+            .with_context(|| format!("reading {name}_FILE at {path}")),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,210 @@
+//! The one error type: every failure a caller can see becomes a status, a stable
+//! snake_case code and the API.md body `{error, message, details, request_id}`.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+use crate::http::current_request_id;
+
+/// One invalid field, as listed under `details.fields`.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A caller-facing refusal with a stable code.
+    #[error("{code}: {message}")]
+    Api {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Value,
+        /// Extra response headers (e.g. `Retry-After`).
+        headers: Vec<(header::HeaderName, HeaderValue)>,
+    },
+    /// Anything the caller cannot act on: logged with its cause chain, answered
+    /// as an opaque 500 carrying only the request id.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Api {
+            status,
+            code,
+            message: message.into(),
+            details: json!({}),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_details(mut self, value: Value) -> Self {
+        if let AppError::Api { details, .. } = &mut self {
+            *details = value;
+        }
+        self
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        if let AppError::Api { headers, .. } = &mut self {
+            headers.push((name, value));
+        }
+        self
+    }
+
+    pub fn validation(fields: Vec<FieldError>) -> Self {
+        let message = match fields.as_slice() {
+            [only] => format!("{}: {}", only.field, only.message),
+            _ => format!("{} fields are invalid", fields.len()),
+        };
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message)
+            .with_details(json!({ "fields": fields }))
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn invalid_token(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message)
+    }
+
+    pub fn token_expired() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "the token has expired",
+        )
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// Seed 000's RBAC denial body, under `details`.
+    pub fn insufficient_permissions(
+        required_role: &str,
+        current_role: &str,
+        resource: &str,
+        tenant_id: impl ToString,
+    ) -> Self {
+        Self::forbidden(
+            "insufficient_permissions",
+            format!("this action requires the {required_role} role"),
+        )
+        .with_details(json!({
+            "required_role": required_role,
+            "current_role": current_role,
+            "resource": resource,
+            "tenant_id": tenant_id.to_string(),
+        }))
+    }
+
+    /// Missing and foreign resources answer alike so ids reveal nothing.
+    pub fn not_found(resource: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{resource} not found"),
+        )
+        .with_details(json!({ "resource": resource }))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(err.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Api { status, .. } => *status,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Api { code, .. } => code,
+            AppError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
+        let (status, code, message, details, headers) = match self {
+            AppError::Api {
+                status,
+                code,
+                message,
+                details,
+                headers,
+            } => (status, code, message, details, headers),
+            AppError::Internal(err) => {
+                tracing::error!(error = ?err, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; quote the request_id when reporting it".to_owned(),
+                    json!({}),
+                    Vec::new(),
+                )
+            }
+        };
+        let body = json!({
+            "error": code,
+            "message": message,
+            "details": details,
+            "request_id": request_id,
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        for (name, value) in headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+/// Store and SDK failures are dependency failures unless mapped explicitly.
+impl<E, R> From<aws_sdk_dynamodb::error::SdkError<E, R>> for AppError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn from(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self {
+        AppError::Internal(anyhow::anyhow!(
+            "AWS call failed: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+        ))
+    }
+}

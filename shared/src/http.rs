@@ -1,0 +1,248 @@
+//! HTTP plumbing every route group shares: request ids, the JSON body extractor
+//! that answers in the API.md error shape, list parameters and pages, health.
+
+use axum::{
+    Json, Router,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{HeaderValue, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value, json};
+
+use crate::error::{AppError, FieldError};
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served, for error bodies and log lines.
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Outermost middleware: takes API Gateway's request id (or makes one), keeps it
+/// for the whole request so errors can quote it, and echoes it as a header.
+pub async fn request_context(request: Request, next: Next) -> Response {
+    let request_id =
+        incoming_request_id(&request).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let id = request_id.clone();
+    let mut response = REQUEST_ID
+        .scope(id, async move {
+            use tracing::Instrument;
+            let response = next.run(request).instrument(span.clone()).await;
+            span.in_scope(|| tracing::info!(status = response.status().as_u16(), "served"));
+            response
+        })
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn incoming_request_id(request: &Request) -> Option<String> {
+    // lambda_http puts API Gateway's context in the extensions; its request id
+    // ties our log lines to API Gateway's access log.
+    use lambda_http::request::RequestContext;
+    match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.request_id.is_some() => {
+            return ctx.request_id.clone();
+        }
+        Some(RequestContext::ApiGatewayV1(ctx)) if ctx.request_id.is_some() => {
+            return ctx.request_id.clone();
+        }
+        _ => {}
+    }
+    request
+        .headers()
+        .get("x-amzn-requestid")
+        .or_else(|| request.headers().get(REQUEST_ID_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
+/// A JSON body. Malformed JSON is 400 `invalid_json`; a body of the wrong shape
+/// is 400 `validation_failed` naming the field serde stopped at.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| AppError::invalid_json(format!("could not read the body: {e}")))?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let value: Value = if bytes.is_empty() {
+        return Err(AppError::invalid_json(
+            "the request body must be a JSON object",
+        ));
+    } else {
+        serde_json::from_slice(bytes)
+            .map_err(|e| AppError::invalid_json(format!("the body is not valid JSON: {e}")))?
+    };
+    serde_json::from_value(value).map_err(|e| {
+        let text = e.to_string();
+        let field = field_named_in(&text).unwrap_or_else(|| "body".to_owned());
+        AppError::validation(vec![FieldError::new(field, text)])
+    })
+}
+
+/// serde's messages name the offending field in backticks ("missing field `email`").
+fn field_named_in(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_owned())
+}
+
+/// A JSON object body, for handlers that validate field by field.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiJson(value) = ApiJson::<Value>::from_request(req, state).await?;
+        match value {
+            Value::Object(map) => Ok(JsonObject(map)),
+            _ => Err(AppError::invalid_json(
+                "the request body must be a JSON object",
+            )),
+        }
+    }
+}
+
+/// Query string as a flat map; handlers validate the parameters they accept.
+pub struct QueryParams(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let map = serde_urlencoded_pairs(query)
+            .map_err(|_| AppError::invalid_field("query", "the query string is malformed"))?;
+        Ok(QueryParams(map))
+    }
+}
+
+fn serde_urlencoded_pairs(query: &str) -> Result<std::collections::HashMap<String, String>, ()> {
+    axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+        &format!("/?{query}").parse().map_err(|_| ())?,
+    )
+    .map(|q| q.0)
+    .map_err(|_| ())
+}
+
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// `?limit=&cursor=` as API.md defines them.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: i32,
+    pub cursor: Option<String>,
+}
+
+impl QueryParams {
+    pub fn page(&self) -> Result<PageRequest, AppError> {
+        let limit = match self.0.get("limit") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => match raw.parse::<i32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => {
+                    return Err(AppError::invalid_field(
+                        "limit",
+                        format!("must be an integer between 1 and {MAX_PAGE_SIZE}"),
+                    ));
+                }
+            },
+        };
+        let cursor = self.0.get("cursor").filter(|c| !c.is_empty()).cloned();
+        Ok(PageRequest { limit, cursor })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Refuses parameters a route does not know, so a typo is not silently ignored.
+    pub fn allow_only(&self, known: &[&str]) -> Result<(), AppError> {
+        let mut unknown: Vec<FieldError> = self
+            .0
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .map(|k| FieldError::new(k.clone(), "unknown query parameter"))
+            .collect();
+        unknown.sort_by(|a, b| a.field.cmp(&b.field));
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::validation(unknown))
+        }
+    }
+}
+
+/// A list response: `{"data": [...], "next_cursor": ...}`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T: Serialize> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        Json(self).into_response()
+    }
+}
+
+/// `GET /health`: the process is up (dependency checks live in the admin group).
+pub fn health_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+}
+
+/// Unknown routes answer in the error shape too.
+pub async fn route_not_found() -> AppError {
+    AppError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route",
+    )
+}
+
+/// Wraps a group's router with the layers every deployment needs.
+pub fn finish_router<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .fallback(route_not_found)
+        .layer(axum::middleware::from_fn(request_context))
+}
+
+/// Serialises a domain value for a response body.
+pub fn json_response<T: Serialize>(status: axum::http::StatusCode, value: &T) -> Response {
+    (status, Json(value)).into_response()
+}

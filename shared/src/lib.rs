@@ -1,0 +1,28 @@
+//! Everything the functions share. Layout:
+//! - `config`: settings from the environment, read once per cold start.
+//! - `aws`: the SDK clients, built from one `SdkConfig`.
+//! - `error`: the one error type and the API.md error body.
+//! - `http`: request ids, JSON extraction, list parameters, health.
+//! - `validate`: field-by-field body validation.
+//! - `auth`: access tokens, passwords, the `Principal` extractor and scopes.
+//! - `domain`: tenants and users as values, with their rules.
+//! - `store`: the DynamoDB table (keys, conditions, cursors).
+//! - `events`: domain events on EventBridge.
+//! - `state`: what handlers can reach; `lambda`: binary wiring; `telemetry`: logs.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod lambda;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod validate;
+
+pub use error::{AppError, AppResult};
+pub use state::AppState;

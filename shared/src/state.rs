@@ -1,0 +1,75 @@
+//! What every handler can reach, built once per cold start.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::{
+    auth::jwt::{TokenSigner, TokenVerifier},
+    aws::AwsClients,
+    config::Config,
+    events::EventPublisher,
+    store::{CursorCodec, Store},
+};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub events: EventPublisher,
+    pub verifier: Arc<TokenVerifier>,
+    /// Present only where tokens are issued (the auth function).
+    pub signer: Option<Arc<TokenSigner>>,
+}
+
+/// Whether this process issues tokens (and so needs the private key).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    Issue,
+    VerifyOnly,
+}
+
+impl AppState {
+    pub fn build(config: Config, clients: &AwsClients, signing: Signing) -> Result<Self> {
+        let public_pem = config
+            .jwt_public_key_pem
+            .as_deref()
+            .context("JWT_PUBLIC_KEY is not set")?;
+        let verifier = TokenVerifier::from_public_pems(
+            &[public_pem],
+            &config.jwt_issuer,
+            &config.jwt_audience,
+        )?;
+        let signer = match signing {
+            Signing::Issue => {
+                let private_pem = config
+                    .jwt_private_key_pem
+                    .as_deref()
+                    .context("JWT_PRIVATE_KEY is not set")?;
+                let signer = TokenSigner::from_private_pem(
+                    private_pem,
+                    &config.jwt_issuer,
+                    &config.jwt_audience,
+                )?;
+                signer.self_test(&verifier)?;
+                Some(Arc::new(signer))
+            }
+            Signing::VerifyOnly => None,
+        };
+        let cursors = CursorCodec::new(config.require_cursor_secret()?);
+        Ok(Self {
+            store: Store::new(clients.dynamodb.clone(), config.table_name.clone())
+                .with_cursors(cursors),
+            events: EventPublisher::new(clients.eventbridge.clone(), config.event_bus_name.clone()),
+            verifier: Arc::new(verifier),
+            signer,
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn signer(&self) -> Result<&TokenSigner, crate::error::AppError> {
+        self.signer.as_deref().ok_or_else(|| {
+            crate::error::AppError::internal(anyhow::anyhow!("this function does not issue tokens"))
+        })
+    }
+}

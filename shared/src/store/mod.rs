@@ -1,0 +1,169 @@
+//! The one DynamoDB table, used the DynamoDB way: every access is a key lookup
+//! or a Query; invariants are conditions; multi-item changes are transactions.
+//! Layout (docs/data-model.md has the full table):
+//! `T#<tenant>#` partitions hold everything a tenant owns; `SLUG#`/`EMAIL#`
+//! items claim unique values; GSI1 lists all tenants, GSI2 a tenant's children.
+
+mod cursor;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    Client,
+    error::SdkError,
+    operation::{
+        query::builders::QueryFluentBuilder, transact_write_items::TransactWriteItemsError,
+    },
+    types::AttributeValue,
+};
+pub use cursor::CursorCodec;
+use serde::de::DeserializeOwned;
+
+use crate::{error::AppError, http::PageRequest};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    /// Only processes that serve lists need one (workers do not).
+    cursors: Option<CursorCodec>,
+}
+
+/// How many Query round trips one page may take when a filter discards items.
+const MAX_QUERY_ROUNDS: usize = 10;
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            cursors: None,
+        }
+    }
+
+    pub fn with_cursors(mut self, cursors: CursorCodec) -> Self {
+        self.cursors = Some(cursors);
+        self
+    }
+
+    fn cursors(&self) -> Result<&CursorCodec, AppError> {
+        self.cursors
+            .as_ref()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("this process has no CURSOR_SECRET")))
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// Runs `query` until `page.limit` items passed its filter (or the data ran
+    /// out) and returns them with a cursor positioned after the last one.
+    /// `context` binds the cursor to this list; `key_attrs` are the key
+    /// attributes of the index being queried (base table keys included).
+    pub(crate) async fn query_page(
+        &self,
+        query: QueryFluentBuilder,
+        page: &PageRequest,
+        context: &str,
+        key_attrs: &[&str],
+    ) -> Result<(Vec<Item>, Option<String>), AppError> {
+        let mut start = match &page.cursor {
+            Some(c) => Some(self.cursors()?.decode(context, c)?),
+            None => None,
+        };
+        let limit = page.limit as usize;
+        let mut items: Vec<Item> = Vec::with_capacity(limit);
+        for _ in 0..MAX_QUERY_ROUNDS {
+            let output = query
+                .clone()
+                .limit(page.limit)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await?;
+            items.extend(output.items.unwrap_or_default());
+            if items.len() >= limit {
+                items.truncate(limit);
+                let last = items.last().map(|item| {
+                    key_attrs
+                        .iter()
+                        .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                        .collect::<Item>()
+                });
+                // A full page at the very end still gets a cursor; the next
+                // call answers an empty page. Cheaper than peeking ahead.
+                let cursor = match last {
+                    Some(k) => Some(self.cursors()?.encode(context, &k)),
+                    None => None,
+                };
+                return Ok((items, cursor));
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok((items, None)),
+            }
+        }
+        let cursor = match start {
+            Some(k) => Some(self.cursors()?.encode(context, &k)),
+            None => None,
+        };
+        Ok((items, cursor))
+    }
+}
+
+/// Attribute value shorthands for code that builds items by hand.
+pub mod attr {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    pub fn s(value: impl Into<String>) -> AttributeValue {
+        AttributeValue::S(value.into())
+    }
+
+    pub fn n(value: i64) -> AttributeValue {
+        AttributeValue::N(value.to_string())
+    }
+}
+
+pub(crate) use attr::{n, s};
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("corrupt item: {e}")))
+}
+
+pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, AppError> {
+    serde_dynamo::to_item(value)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("serialising item: {e}")))
+}
+
+pub(crate) fn to_attribute(value: &serde_json::Value) -> Result<AttributeValue, AppError> {
+    serde_dynamo::to_attribute_value(value)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("serialising attribute: {e}")))
+}
+
+pub(crate) fn number_attr(item: &Item, name: &str) -> i64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// For a cancelled transaction, which of its items failed their condition
+/// (by position). `None` when the failure was something else.
+pub(crate) fn failed_conditions<R>(
+    err: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<bool>> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}

@@ -1,0 +1,422 @@
+//! Tenant items, slug claims, the all-tenants index (GSI1) and the children
+//! index (GSI2).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
+};
+use uuid::Uuid;
+
+use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, to_attribute, to_item};
+use crate::{
+    auth::{PlatformAdmin, Role, TenantScope},
+    domain::{
+        tenant::{Tenant, TenantChanges},
+        user::User,
+    },
+    error::{AppError, AppResult},
+    http::PageRequest,
+};
+
+pub const TENANT_SK: &str = "TENANT";
+const ALL_TENANTS: &str = "TENANTS";
+const MAX_HIERARCHY_DEPTH: usize = 16;
+
+pub(crate) fn slug_key(slug: &str) -> Item {
+    HashMap::from([
+        ("PK".into(), s(format!("SLUG#{slug}"))),
+        ("SK".into(), s("SLUG")),
+    ])
+}
+
+pub(crate) fn tenant_key(scope: &TenantScope) -> Item {
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(TENANT_SK))])
+}
+
+/// Counters kept on the tenant item, updated in the same transaction as the
+/// change they count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantUsage {
+    pub user_count: i64,
+    pub users_by_role: Vec<(Role, i64)>,
+    pub last_user_added: Option<String>,
+}
+
+fn usage_from(item: &Item) -> TenantUsage {
+    TenantUsage {
+        user_count: number_attr(item, "user_count"),
+        users_by_role: Role::ALL
+            .iter()
+            .map(|r| (*r, number_attr(item, &role_counter(*r))))
+            .collect(),
+        last_user_added: item
+            .get("last_user_added")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+    }
+}
+
+pub(crate) fn role_counter(role: Role) -> String {
+    format!("users_{}", role.as_str())
+}
+
+/// Why a tenant could not be created.
+#[derive(Debug)]
+pub enum CreateTenantError {
+    SlugTaken,
+    ParentMissing,
+    EmailTaken,
+    Other(AppError),
+}
+
+impl From<AppError> for CreateTenantError {
+    fn from(e: AppError) -> Self {
+        CreateTenantError::Other(e)
+    }
+}
+
+/// The first member of a new tenant, created in the same transaction.
+pub struct FirstMember<'a> {
+    pub user: &'a User,
+    pub password_hash: &'a str,
+}
+
+impl Store {
+    /// Creates the tenant, claims its slug and, when given, its first member
+    /// with their email claim: all or nothing, so concurrent creates of one
+    /// slug (or one email) let exactly one through.
+    pub async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        member: Option<FirstMember<'_>>,
+    ) -> Result<(), CreateTenantError> {
+        let scope = TenantScope::trusted_internal(tenant.id);
+        let mut item = to_item(tenant)?;
+        item.extend(tenant_key(&scope));
+        item.insert("GSI1PK".into(), s(ALL_TENANTS));
+        item.insert("GSI1SK".into(), s(tenant.id.to_string()));
+        if let Some(parent) = tenant.parent_id {
+            item.insert("GSI2PK".into(), s(format!("PARENT#{parent}")));
+            item.insert("GSI2SK".into(), s(tenant.id.to_string()));
+        }
+        item.insert("user_count".into(), n(i64::from(member.is_some())));
+        for role in Role::ALL {
+            let count = member.as_ref().is_some_and(|m| m.user.role == role);
+            item.insert(role_counter(role), n(i64::from(count)));
+        }
+        if let Some(m) = &member {
+            item.insert(
+                "last_user_added".into(),
+                s(crate::domain::rfc3339(m.user.created_at)),
+            );
+        }
+
+        let mut claim = slug_key(&tenant.slug);
+        claim.insert("tenant_id".into(), s(tenant.id.to_string()));
+        let mut writes = vec![put_new(self, claim)?, put_new(self, item)?];
+        let parent_index = tenant.parent_id.map(|parent| {
+            writes.push(
+                TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(tenant_key(&TenantScope::trusted_internal(parent))))
+                            .condition_expression("attribute_exists(PK)")
+                            .build()
+                            .map_err(AppError::internal)?,
+                    )
+                    .build(),
+            );
+            Ok::<usize, AppError>(writes.len() - 1)
+        });
+        let parent_index = parent_index.transpose()?;
+        let email_index = match &member {
+            Some(m) => {
+                let (claim, user_item) = self.user_items(m.user, m.password_hash)?;
+                writes.push(put_new(self, claim)?);
+                let idx = writes.len() - 1;
+                writes.push(put_new(self, user_item)?);
+                Some(idx)
+            }
+            None => None,
+        };
+
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => match failed_conditions(&err) {
+                Some(failed) if failed.first() == Some(&true) => Err(CreateTenantError::SlugTaken),
+                Some(failed) if parent_index.is_some_and(|i| failed.get(i) == Some(&true)) => {
+                    Err(CreateTenantError::ParentMissing)
+                }
+                Some(failed) if email_index.is_some_and(|i| failed.get(i) == Some(&true)) => {
+                    Err(CreateTenantError::EmailTaken)
+                }
+                _ => Err(CreateTenantError::Other(err.into())),
+            },
+        }
+    }
+
+    pub async fn get_tenant(
+        &self,
+        scope: &TenantScope,
+    ) -> AppResult<Option<(Tenant, TenantUsage)>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(tenant_key(scope)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        match output.item {
+            Some(item) => {
+                let usage = usage_from(&item);
+                Ok(Some((from_item(item)?, usage)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// All tenants (GSI1), or the children of `parent_id` (GSI2), newest last,
+    /// optionally filtered by status and type.
+    pub async fn list_tenants(
+        &self,
+        _proof: &PlatformAdmin,
+        status: Option<&str>,
+        tenant_type: Option<&str>,
+        parent_id: Option<Uuid>,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<Tenant>, Option<String>)> {
+        let (index, pk_name, sk_name, pk) = match parent_id {
+            Some(parent) => ("GSI2", "GSI2PK", "GSI2SK", format!("PARENT#{parent}")),
+            None => ("GSI1", "GSI1PK", "GSI1SK", ALL_TENANTS.to_owned()),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(&pk));
+        let mut filters = Vec::new();
+        if let Some(status) = status {
+            filters.push("#status = :status");
+            query = query
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status));
+        }
+        if let Some(t) = tenant_type {
+            filters.push("#type = :type");
+            query = query
+                .expression_attribute_names("#type", "type")
+                .expression_attribute_values(":type", s(t));
+        }
+        if !filters.is_empty() {
+            query = query.filter_expression(filters.join(" AND "));
+        }
+        let context = format!(
+            "tenants|{pk}|{}|{}",
+            status.unwrap_or(""),
+            tenant_type.unwrap_or("")
+        );
+        let (items, cursor) = self
+            .query_page(query, page, &context, &[pk_name, sk_name, "PK", "SK"])
+            .await?;
+        let tenants = items
+            .into_iter()
+            .map(from_item)
+            .collect::<AppResult<Vec<Tenant>>>()?;
+        Ok((tenants, cursor))
+    }
+
+    /// Applies a validated partial update; `None` when the tenant is missing.
+    pub async fn update_tenant(
+        &self,
+        scope: &TenantScope,
+        changes: &TenantChanges,
+    ) -> AppResult<Option<Tenant>> {
+        if let Some(parent) = changes.new_parent {
+            self.check_new_parent(scope, parent).await?;
+        }
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
+        names.insert("#updated_at".to_owned(), "updated_at".to_owned());
+        values.insert(":updated_at".to_owned(), s(crate::domain::now_rfc3339()));
+        for (i, (field, value)) in changes.set.iter().enumerate() {
+            names.insert(format!("#f{i}"), (*field).to_owned());
+            values.insert(format!(":v{i}"), to_attribute(value)?);
+            sets.push(format!("#f{i} = :v{i}"));
+        }
+        let mut removes: Vec<String> = Vec::new();
+        for (i, field) in changes.remove.iter().enumerate() {
+            names.insert(format!("#r{i}"), (*field).to_owned());
+            removes.push(format!("#r{i}"));
+        }
+        if let Some(parent) = changes.new_parent {
+            names.insert("#gsi2pk".into(), "GSI2PK".into());
+            names.insert("#gsi2sk".into(), "GSI2SK".into());
+            values.insert(":gsi2pk".into(), s(format!("PARENT#{parent}")));
+            values.insert(":gsi2sk".into(), s(scope.tenant_id().to_string()));
+            sets.push("#gsi2pk = :gsi2pk".into());
+            sets.push("#gsi2sk = :gsi2sk".into());
+        } else if changes.remove.contains(&"parent_id") {
+            names.insert("#gsi2pk".into(), "GSI2PK".into());
+            names.insert("#gsi2sk".into(), "GSI2SK".into());
+            removes.push("#gsi2pk".into());
+            removes.push("#gsi2sk".into());
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(tenant_key(scope)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(PK)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(from_item).transpose(),
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A new parent must exist and must not sit below the tenant itself.
+    async fn check_new_parent(&self, scope: &TenantScope, parent: Uuid) -> AppResult<()> {
+        let mut current = Some(parent);
+        for _ in 0..MAX_HIERARCHY_DEPTH {
+            let Some(id) = current else { return Ok(()) };
+            if id == scope.tenant_id() {
+                return Err(AppError::invalid_field(
+                    "parent_id",
+                    "would make the tenant its own ancestor",
+                ));
+            }
+            match self.get_tenant(&TenantScope::trusted_internal(id)).await? {
+                Some((tenant, _)) => current = tenant.parent_id,
+                None if id == parent => {
+                    return Err(AppError::not_found("parent tenant").with_details(
+                        serde_json::json!({"resource": "parent tenant", "field": "parent_id"}),
+                    ));
+                }
+                None => return Ok(()),
+            }
+        }
+        Err(AppError::invalid_field(
+            "parent_id",
+            "the hierarchy would be deeper than 16 levels",
+        ))
+    }
+
+    /// Soft delete (seed 002): the tenant becomes inactive, its data and its
+    /// children stay. Returns false when there is no such tenant.
+    pub async fn deactivate_tenant(&self, scope: &TenantScope) -> AppResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(tenant_key(scope)))
+            .update_expression("SET #status = :inactive, updated_at = :now")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":inactive", s("inactive"))
+            .expression_attribute_values(":now", s(crate::domain::now_rfc3339()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The provisioner's one change: `provisioning` -> `active`, with the admin
+    /// invitation (if any) written in the same transaction. Returns false when
+    /// the tenant was not provisioning any more (a redelivered message).
+    pub async fn complete_provisioning(
+        &self,
+        scope: &TenantScope,
+        invitation: Option<Item>,
+    ) -> AppResult<bool> {
+        let now = crate::domain::now_rfc3339();
+        let activate = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(tenant_key(scope)))
+            .update_expression("SET #status = :active, updated_at = :now, onboarding = :onboarding")
+            .condition_expression("#status = :provisioning")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":provisioning", s("provisioning"))
+            .expression_attribute_values(":now", s(&now))
+            .expression_attribute_values(
+                ":onboarding",
+                AttributeValue::M(HashMap::from([
+                    (
+                        "admin_invitation_sent".to_owned(),
+                        AttributeValue::Bool(invitation.is_some()),
+                    ),
+                    ("provisioned_at".to_owned(), s(&now)),
+                ])),
+            )
+            .build()
+            .map_err(AppError::internal)?;
+        let mut writes = vec![TransactWriteItem::builder().update(activate).build()];
+        if let Some(mut item) = invitation {
+            item.insert("PK".into(), s(scope.pk()));
+            writes.push(put_new(self, item)?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.iter().any(|x| *x)) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// A Put that refuses to overwrite: uniqueness claims and new items.
+pub(crate) fn put_new(store: &Store, item: Item) -> AppResult<TransactWriteItem> {
+    Ok(TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(&store.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .map_err(AppError::internal)?,
+        )
+        .build())
+}
+
+pub(crate) fn is_condition_failure<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        R,
+    >,
+) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
+    )
+}

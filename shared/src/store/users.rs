@@ -1,0 +1,141 @@
+//! Users and the email claims that make an address unique across the platform
+//! (a login names only an email, so it must lead to exactly one account).
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::{
+    Item, Store, from_item, s,
+    tenants::{CreateTenantError, FirstMember},
+};
+use crate::{
+    auth::TenantScope,
+    domain::{tenant::Tenant, user::User},
+    error::{AppError, AppResult},
+};
+
+pub(crate) fn email_key(email: &str) -> Item {
+    HashMap::from([
+        (
+            "PK".into(),
+            s(format!("EMAIL#{}", email.to_ascii_lowercase())),
+        ),
+        ("SK".into(), s("EMAIL")),
+    ])
+}
+
+pub(crate) fn user_key(scope: &TenantScope, user_id: Uuid) -> Item {
+    HashMap::from([
+        ("PK".into(), s(scope.pk())),
+        ("SK".into(), s(format!("USER#{user_id}"))),
+    ])
+}
+
+/// Where an email's account lives.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailOwner {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+}
+
+impl Store {
+    /// The email claim and the user item for a new user.
+    pub(crate) fn user_items(&self, user: &User, password_hash: &str) -> AppResult<(Item, Item)> {
+        let mut claim = email_key(&user.email);
+        claim.insert("tenant_id".into(), s(user.tenant_id.to_string()));
+        claim.insert("user_id".into(), s(user.id.to_string()));
+        let mut item = super::to_item(user)?;
+        item.extend(user_key(
+            &TenantScope::trusted_internal(user.tenant_id),
+            user.id,
+        ));
+        item.insert("password_hash".into(), s(password_hash));
+        Ok((claim, item))
+    }
+
+    pub async fn find_email_owner(&self, email: &str) -> AppResult<Option<EmailOwner>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(email_key(email)))
+            .send()
+            .await?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let id = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .and_then(|v| Uuid::parse_str(v).ok())
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("email claim without {name}")))
+        };
+        Ok(Some(EmailOwner {
+            tenant_id: id("tenant_id")?,
+            user_id: id("user_id")?,
+        }))
+    }
+
+    /// The user and their password hash (which only the auth flow reads).
+    pub async fn get_user_with_secret(
+        &self,
+        scope: &TenantScope,
+        user_id: Uuid,
+    ) -> AppResult<Option<(User, String)>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(user_key(scope, user_id)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let Some(mut item) = output.item else {
+            return Ok(None);
+        };
+        let hash = item
+            .remove("password_hash")
+            .and_then(|v| v.as_s().ok().cloned())
+            .unwrap_or_default();
+        Ok(Some((from_item(item)?, hash)))
+    }
+
+    pub async fn get_user(&self, scope: &TenantScope, user_id: Uuid) -> AppResult<Option<User>> {
+        Ok(self
+            .get_user_with_secret(scope, user_id)
+            .await?
+            .map(|(user, _)| user))
+    }
+
+    pub async fn record_login(&self, scope: &TenantScope, user_id: Uuid) -> AppResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(user_key(scope, user_id)))
+            .update_expression("SET last_login = :now")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":now", s(crate::domain::now_rfc3339()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a tenant together with its owner (self-service sign-up and the
+    /// platform admin's own tenant).
+    pub async fn create_tenant_with_owner(
+        &self,
+        tenant: &Tenant,
+        owner: &User,
+        password_hash: &str,
+    ) -> Result<(), CreateTenantError> {
+        self.create_tenant(
+            tenant,
+            Some(FirstMember {
+                user: owner,
+                password_hash,
+            }),
+        )
+        .await
+    }
+}

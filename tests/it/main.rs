@@ -1,0 +1,9 @@
+//! End-to-end tests over HTTP against the local server and the local AWS stack
+//! (moto). Run them with the README's test command, which starts the stack.
+
+mod auth;
+mod errors;
+mod isolation;
+mod provisioning;
+mod tenants;
+mod tokens;

@@ -1,0 +1,318 @@
+//! Test support: one local server per test binary (every route group plus the
+//! SQS pollers, on 127.0.0.1:<random>), against the local AWS stack the test
+//! command started, and an HTTP client with helpers that assert as they go.
+//!
+//! Each test makes its own tenants and users (unique slugs and emails), so
+//! tests run in parallel and in any order.
+
+use std::{sync::OnceLock, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shared::{AppState, aws::AwsClients, config::Config, state::Signing};
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub base_url: String,
+    pub admin_email: String,
+    pub admin_password: String,
+}
+
+static APP: OnceLock<TestApp> = OnceLock::new();
+
+/// The shared server, started on first use on its own runtime thread so it
+/// outlives every test's runtime.
+pub fn app() -> &'static TestApp {
+    APP.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            runtime.block_on(async move {
+                shared::telemetry::init();
+                let config = Config::from_env()
+                    .expect("the local stack env is not loaded: run the tests with `make test` (see README)");
+                let clients = AwsClients::new(&shared::aws::load_sdk_config().await);
+                let state = AppState::build(config, &clients, Signing::Issue).expect("app state");
+                let admin_email = format!("platform-admin-{}@tests.example", Uuid::new_v4().simple());
+                let admin_password = format!("pw-{}", Uuid::new_v4().simple());
+                local::seed_platform_admin(&state.store, &admin_email, &admin_password).await.expect("seed admin");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+                let pollers = local::Pollers::start(&clients, &state).expect("pollers");
+                tx.send(TestApp {
+                    base_url,
+                    admin_email,
+                    admin_password,
+                })
+                .expect("send app");
+                axum::serve(listener, local::app(state)).await.expect("serve");
+                pollers.abort();
+            });
+        });
+        rx.recv_timeout(Duration::from_secs(60)).expect("local server did not start")
+    })
+}
+
+/// AWS clients and app state for a test's own direct calls. Built per test:
+/// SDK connections belong to the runtime that opened them, so sharing the
+/// server's clients with a test's short-lived runtime breaks both.
+pub async fn test_state() -> (AppState, AwsClients) {
+    let clients = AwsClients::new(&shared::aws::load_sdk_config().await);
+    let state = AppState::build(Config::from_env().expect("env"), &clients, Signing::Issue).expect("state");
+    (state, clients)
+}
+
+/// A response, decoded.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the status, showing the body when it differs.
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {:#}",
+            self.body
+        );
+        self
+    }
+
+    /// Asserts an API.md error body with this status and code.
+    pub fn expect_error(self, status: u16, code: &str) -> Self {
+        let reply = self.expect(status);
+        assert_eq!(
+            reply.body["error"], code,
+            "unexpected error body: {:#}",
+            reply.body
+        );
+        assert!(
+            reply.body["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "no message: {:#}",
+            reply.body
+        );
+        assert!(
+            reply.body["details"].is_object(),
+            "no details object: {:#}",
+            reply.body
+        );
+        assert!(
+            reply.body["request_id"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()),
+            "no request_id: {:#}",
+            reply.body
+        );
+        reply
+    }
+
+    /// The fields named under `details.fields` of a validation error.
+    pub fn invalid_fields(&self) -> Vec<String> {
+        self.body["details"]["fields"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(|f| f["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// No keep-alive: when a handler refuses a request before reading its body
+/// (401 on a POST, say), hyper closes that connection after answering, and a
+/// pooled client racing to reuse it fails with a transport error unrelated to
+/// the behaviour under test.
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client")
+    })
+}
+
+pub struct Call {
+    request: reqwest::RequestBuilder,
+}
+
+impl Call {
+    pub fn new(method: Method, path: &str) -> Self {
+        Self {
+            request: client().request(method, format!("{}{}", app().base_url, path)),
+        }
+    }
+
+    pub fn token(mut self, token: &str) -> Self {
+        self.request = self.request.bearer_auth(token);
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    pub fn json(mut self, body: &Value) -> Self {
+        self.request = self.request.json(body);
+        self
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.request = self
+            .request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        let response = self.request.send().await.expect("request failed");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+pub fn get(path: &str) -> Call {
+    Call::new(Method::GET, path)
+}
+pub fn post(path: &str) -> Call {
+    Call::new(Method::POST, path)
+}
+pub fn put(path: &str) -> Call {
+    Call::new(Method::PUT, path)
+}
+pub fn patch(path: &str) -> Call {
+    Call::new(Method::PATCH, path)
+}
+pub fn delete(path: &str) -> Call {
+    Call::new(Method::DELETE, path)
+}
+
+/// A unique lowercase suffix for slugs and emails.
+pub fn unique() -> String {
+    Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// A signed-in member of a fresh tenant.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub user_id: String,
+    pub tenant_id: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Registers a new tenant through the API and returns its owner, signed in.
+pub async fn register_owner() -> Member {
+    let id = unique();
+    let email = format!("owner-{id}@tenant-{id}.example");
+    let reply = post("/v1/auth/register")
+        .json(&json!({
+            "email": email, "password": PASSWORD, "password_confirm": PASSWORD,
+            "first_name": "Olive", "last_name": "Owner", "tenant_name": format!("Tenant {id}"),
+        }))
+        .send()
+        .await
+        .expect(201);
+    member_from(&reply.body, &email)
+}
+
+pub fn member_from(body: &Value, email: &str) -> Member {
+    Member {
+        email: email.to_owned(),
+        password: PASSWORD.to_owned(),
+        access_token: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
+        refresh_token: body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
+        user_id: body["user"]["id"].as_str().expect("user id").to_owned(),
+        tenant_id: body["user"]["tenant_id"]
+            .as_str()
+            .expect("tenant id")
+            .to_owned(),
+    }
+}
+
+/// The seeded platform admin's access token.
+pub async fn platform_admin_token() -> String {
+    let app = app();
+    let reply = post("/v1/auth/login")
+        .json(&json!({"email": app.admin_email, "password": app.admin_password}))
+        .send()
+        .await
+        .expect(200);
+    reply.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+/// A create body that satisfies seed 002's table, with a unique slug.
+pub fn valid_tenant_body() -> Value {
+    json!({
+        "name": "Université de Buea",
+        "slug": format!("ub-{}", unique()),
+        "type": "UNIVERSITY",
+        "description": "University located in Buea",
+        "logo_url": "https://ub.cm/logo.png",
+        "contact_email": "info@ub.cm",
+        "contact_phone": "+237 987 654 321",
+        "legal_status": "PUBLIC",
+        "registration_number": "REG-2024-002",
+        "max_users": 150,
+        "max_diplomas": 5000,
+        "storage_quota_mb": 3000
+    })
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
