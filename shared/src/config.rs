@@ -27,8 +27,7 @@ impl Config {
             table_name: required("TABLE_NAME")?,
             event_bus_name: required("EVENT_BUS_NAME")?,
             jwt_issuer: optional("JWT_ISSUER").unwrap_or_else(|| "saas-platform".to_owned()),
-            jwt_audience: optional("JWT_AUDIENCE")
-                .unwrap_or_else(|| "saas-platform-api".to_owned()),
+            jwt_audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "saas-platform-api".to_owned()),
             jwt_public_key_pem: inline_or_file("JWT_PUBLIC_KEY")?,
             jwt_private_key_pem: inline_or_file("JWT_PRIVATE_KEY")?,
             cursor_secret: inline_or_file("CURSOR_SECRET")?,

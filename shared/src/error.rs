@@ -18,10 +18,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -47,13 +44,7 @@ pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        AppError::Api {
-            status,
-            code,
-            message: message.into(),
-            details: json!({}),
-            headers: Vec::new(),
-        }
+        AppError::Api { status, code, message: message.into(), details: json!({}), headers: Vec::new() }
     }
 
     pub fn with_details(mut self, value: Value) -> Self {
@@ -75,8 +66,7 @@ impl AppError {
             [only] => format!("{}: {}", only.field, only.message),
             _ => format!("{} fields are invalid", fields.len()),
         };
-        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message)
-            .with_details(json!({ "fields": fields }))
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message).with_details(json!({ "fields": fields }))
     }
 
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -96,11 +86,7 @@ impl AppError {
     }
 
     pub fn token_expired() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "token_expired",
-            "the token has expired",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "token_expired", "the token has expired")
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
@@ -114,26 +100,19 @@ impl AppError {
         resource: &str,
         tenant_id: impl ToString,
     ) -> Self {
-        Self::forbidden(
-            "insufficient_permissions",
-            format!("this action requires the {required_role} role"),
-        )
-        .with_details(json!({
-            "required_role": required_role,
-            "current_role": current_role,
-            "resource": resource,
-            "tenant_id": tenant_id.to_string(),
-        }))
+        Self::forbidden("insufficient_permissions", format!("this action requires the {required_role} role"))
+            .with_details(json!({
+                "required_role": required_role,
+                "current_role": current_role,
+                "resource": resource,
+                "tenant_id": tenant_id.to_string(),
+            }))
     }
 
     /// Missing and foreign resources answer alike so ids reveal nothing.
     pub fn not_found(resource: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{resource} not found"),
-        )
-        .with_details(json!({ "resource": resource }))
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{resource} not found"))
+            .with_details(json!({ "resource": resource }))
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -163,13 +142,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let request_id = current_request_id();
         let (status, code, message, details, headers) = match self {
-            AppError::Api {
-                status,
-                code,
-                message,
-                details,
-                headers,
-            } => (status, code, message, details, headers),
+            AppError::Api { status, code, message, details, headers } => (status, code, message, details, headers),
             AppError::Internal(err) => {
                 tracing::error!(error = ?err, "request failed");
                 (
@@ -202,9 +175,6 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     fn from(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self {
-        AppError::Internal(anyhow::anyhow!(
-            "AWS call failed: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&err)
-        ))
+        AppError::Internal(anyhow::anyhow!("AWS call failed: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)))
     }
 }

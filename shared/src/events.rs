@@ -22,13 +22,7 @@ pub struct DomainEvent {
 
 impl DomainEvent {
     pub fn new(event_type: &str, tenant_id: Uuid, data: Value) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            event_type: event_type.to_owned(),
-            tenant_id,
-            occurred_at: Utc::now(),
-            data,
-        }
+        Self { id: Uuid::now_v7(), event_type: event_type.to_owned(), tenant_id, occurred_at: Utc::now(), data }
     }
 }
 
@@ -49,10 +43,7 @@ pub struct EventPublisher {
 
 impl EventPublisher {
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
-        Self {
-            client,
-            bus_name: bus_name.into(),
-        }
+        Self { client, bus_name: bus_name.into() }
     }
 
     #[tracing::instrument(skip_all, fields(event_type = %event.event_type, event_id = %event.id))]
@@ -73,12 +64,7 @@ impl EventPublisher {
             .context("PutEvents failed")?;
         // PutEvents succeeds as a call even when entries fail; the count tells.
         if output.failed_entry_count() > 0 {
-            let reason = output
-                .entries()
-                .iter()
-                .filter_map(|e| e.error_message())
-                .collect::<Vec<_>>()
-                .join("; ");
+            let reason = output.entries().iter().filter_map(|e| e.error_message()).collect::<Vec<_>>().join("; ");
             bail!("EventBridge refused the event: {reason}");
         }
         Ok(())

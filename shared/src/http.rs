@@ -20,9 +20,7 @@ tokio::task_local! {
 
 /// The id of the request being served, for error bodies and log lines.
 pub fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "unknown".to_owned())
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".to_owned())
 }
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -30,8 +28,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Outermost middleware: takes API Gateway's request id (or makes one), keeps it
 /// for the whole request so errors can quote it, and echoes it as a header.
 pub async fn request_context(request: Request, next: Next) -> Response {
-    let request_id =
-        incoming_request_id(&request).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let request_id = incoming_request_id(&request).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
@@ -96,12 +93,9 @@ where
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let value: Value = if bytes.is_empty() {
-        return Err(AppError::invalid_json(
-            "the request body must be a JSON object",
-        ));
+        return Err(AppError::invalid_json("the request body must be a JSON object"));
     } else {
-        serde_json::from_slice(bytes)
-            .map_err(|e| AppError::invalid_json(format!("the body is not valid JSON: {e}")))?
+        serde_json::from_slice(bytes).map_err(|e| AppError::invalid_json(format!("the body is not valid JSON: {e}")))?
     };
     serde_json::from_value(value).map_err(|e| {
         let text = e.to_string();
@@ -127,9 +121,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         let ApiJson(value) = ApiJson::<Value>::from_request(req, state).await?;
         match value {
             Value::Object(map) => Ok(JsonObject(map)),
-            _ => Err(AppError::invalid_json(
-                "the request body must be a JSON object",
-            )),
+            _ => Err(AppError::invalid_json("the request body must be a JSON object")),
         }
     }
 }
@@ -185,10 +177,7 @@ impl QueryParams {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// Refuses parameters a route does not know, so a typo is not silently ignored.
@@ -200,11 +189,7 @@ impl QueryParams {
             .map(|k| FieldError::new(k.clone(), "unknown query parameter"))
             .collect();
         unknown.sort_by(|a, b| a.field.cmp(&b.field));
-        if unknown.is_empty() {
-            Ok(())
-        } else {
-            Err(AppError::validation(unknown))
-        }
+        if unknown.is_empty() { Ok(()) } else { Err(AppError::validation(unknown)) }
     }
 }
 
@@ -228,18 +213,12 @@ pub fn health_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 /// Unknown routes answer in the error shape too.
 pub async fn route_not_found() -> AppError {
-    AppError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "not_found",
-        "no such route",
-    )
+    AppError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
 /// Wraps a group's router with the layers every deployment needs.
 pub fn finish_router<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router
-        .fallback(route_not_found)
-        .layer(axum::middleware::from_fn(request_context))
+    router.fallback(route_not_found).layer(axum::middleware::from_fn(request_context))
 }
 
 /// Serialises a domain value for a response body.

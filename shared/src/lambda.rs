@@ -19,7 +19,5 @@ pub async fn http_state(signing: Signing) -> Result<AppState> {
 
 /// Serves a group's router under API Gateway.
 pub async fn run_http(router: Router) -> Result<()> {
-    lambda_http::run(router)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    lambda_http::run(router).await.map_err(|e| anyhow::anyhow!(e))
 }

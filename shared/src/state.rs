@@ -31,26 +31,12 @@ pub enum Signing {
 
 impl AppState {
     pub fn build(config: Config, clients: &AwsClients, signing: Signing) -> Result<Self> {
-        let public_pem = config
-            .jwt_public_key_pem
-            .as_deref()
-            .context("JWT_PUBLIC_KEY is not set")?;
-        let verifier = TokenVerifier::from_public_pems(
-            &[public_pem],
-            &config.jwt_issuer,
-            &config.jwt_audience,
-        )?;
+        let public_pem = config.jwt_public_key_pem.as_deref().context("JWT_PUBLIC_KEY is not set")?;
+        let verifier = TokenVerifier::from_public_pems(&[public_pem], &config.jwt_issuer, &config.jwt_audience)?;
         let signer = match signing {
             Signing::Issue => {
-                let private_pem = config
-                    .jwt_private_key_pem
-                    .as_deref()
-                    .context("JWT_PRIVATE_KEY is not set")?;
-                let signer = TokenSigner::from_private_pem(
-                    private_pem,
-                    &config.jwt_issuer,
-                    &config.jwt_audience,
-                )?;
+                let private_pem = config.jwt_private_key_pem.as_deref().context("JWT_PRIVATE_KEY is not set")?;
+                let signer = TokenSigner::from_private_pem(private_pem, &config.jwt_issuer, &config.jwt_audience)?;
                 signer.self_test(&verifier)?;
                 Some(Arc::new(signer))
             }
@@ -58,8 +44,7 @@ impl AppState {
         };
         let cursors = CursorCodec::new(config.require_cursor_secret()?);
         Ok(Self {
-            store: Store::new(clients.dynamodb.clone(), config.table_name.clone())
-                .with_cursors(cursors),
+            store: Store::new(clients.dynamodb.clone(), config.table_name.clone()).with_cursors(cursors),
             events: EventPublisher::new(clients.eventbridge.clone(), config.event_bus_name.clone()),
             verifier: Arc::new(verifier),
             signer,
@@ -68,8 +53,8 @@ impl AppState {
     }
 
     pub fn signer(&self) -> Result<&TokenSigner, crate::error::AppError> {
-        self.signer.as_deref().ok_or_else(|| {
-            crate::error::AppError::internal(anyhow::anyhow!("this function does not issue tokens"))
-        })
+        self.signer
+            .as_deref()
+            .ok_or_else(|| crate::error::AppError::internal(anyhow::anyhow!("this function does not issue tokens")))
     }
 }

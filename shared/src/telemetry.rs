@@ -9,12 +9,7 @@ pub fn init() {
     let builder = fmt().with_env_filter(filter).with_target(false);
     let result = if in_lambda {
         // Lambda stamps its own time and request id on each line.
-        builder
-            .json()
-            .flatten_event(true)
-            .without_time()
-            .with_current_span(true)
-            .try_init()
+        builder.json().flatten_event(true).without_time().with_current_span(true).try_init()
     } else {
         builder.compact().try_init()
     };

@@ -21,20 +21,12 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub fn new(map: &'a Map<String, Value>) -> Self {
-        Self {
-            prefix: String::new(),
-            map,
-            errors: Vec::new(),
-        }
+        Self { prefix: String::new(), map, errors: Vec::new() }
     }
 
     /// Validates a nested object; its errors are named `prefix.field`.
     pub fn nested(prefix: &str, map: &'a Map<String, Value>) -> Self {
-        Self {
-            prefix: format!("{prefix}."),
-            map,
-            errors: Vec::new(),
-        }
+        Self { prefix: format!("{prefix}."), map, errors: Vec::new() }
     }
 
     pub fn name(&self, field: &str) -> String {
@@ -111,31 +103,17 @@ impl<'a> Fields<'a> {
     }
 
     pub fn email(&mut self, field: &str, need: Need) -> Option<String> {
-        self.check_text(field, need, 254, is_email, "must be a valid email address")
-            .map(|e| e.to_ascii_lowercase())
+        self.check_text(field, need, 254, is_email, "must be a valid email address").map(|e| e.to_ascii_lowercase())
     }
 
     pub fn url(&mut self, field: &str, need: Need) -> Option<String> {
-        self.check_text(
-            field,
-            need,
-            2048,
-            is_http_url,
-            "must be a valid HTTP(S) URL",
-        )
+        self.check_text(field, need, 2048, is_http_url, "must be a valid HTTP(S) URL")
     }
 
     /// One of `allowed`, matched case-insensitively and returned as spelled there.
-    pub fn one_of(
-        &mut self,
-        field: &str,
-        need: Need,
-        allowed: &[&'static str],
-    ) -> Option<&'static str> {
+    pub fn one_of(&mut self, field: &str, need: Need, allowed: &[&'static str]) -> Option<&'static str> {
         let value = self.value(field, need)?;
-        let found = value
-            .as_str()
-            .and_then(|s| allowed.iter().find(|a| a.eq_ignore_ascii_case(s)).copied());
+        let found = value.as_str().and_then(|s| allowed.iter().find(|a| a.eq_ignore_ascii_case(s)).copied());
         if found.is_none() {
             self.error(field, format!("must be one of {}", allowed.join(", ")));
         }
@@ -203,12 +181,7 @@ impl<'a> Fields<'a> {
 
     /// Unknown fields are refused so that a typo is not silently dropped.
     pub fn reject_unknown(&mut self, known: &[&str]) {
-        let mut unknown: Vec<String> = self
-            .map
-            .keys()
-            .filter(|k| !known.contains(&k.as_str()))
-            .cloned()
-            .collect();
+        let mut unknown: Vec<String> = self.map.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
         unknown.sort();
         for field in unknown {
             self.error(&field, "is not a known field");
@@ -216,11 +189,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn finish(self) -> Result<(), AppError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(AppError::validation(self.errors))
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(AppError::validation(self.errors)) }
     }
 }
 
@@ -233,9 +202,7 @@ pub fn is_email(s: &str) -> bool {
     !local.is_empty()
         && local.len() <= 64
         && !domain.contains('@')
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
@@ -266,10 +233,7 @@ pub fn is_http_url(s: &str) -> bool {
 
 /// Seed 002: `^[a-z0-9-]+$`; we also cap it at 63 so it fits a DNS label.
 pub fn is_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]
@@ -281,9 +245,7 @@ mod tests {
     fn emails() {
         assert!(is_email("info@ub.cm"));
         assert!(is_email("it-admin+x@fortune500.com"));
-        for bad in [
-            "", "a", "a@", "@b.co", "a@b", "a@@b.co", "a b@c.co", ".a@b.co", "a@-b.co",
-        ] {
+        for bad in ["", "a", "a@", "@b.co", "a@b", "a@@b.co", "a b@c.co", ".a@b.co", "a@-b.co"] {
             assert!(!is_email(bad), "{bad} accepted");
         }
     }
@@ -292,13 +254,7 @@ mod tests {
     fn urls() {
         assert!(is_http_url("https://ub.cm/logo.png"));
         assert!(is_http_url("http://localhost:3000/x"));
-        for bad in [
-            "ftp://x.y/z",
-            "ub.cm/logo.png",
-            "https://",
-            "javascript:alert(1)",
-            "https://a b.c",
-        ] {
+        for bad in ["ftp://x.y/z", "ub.cm/logo.png", "https://", "javascript:alert(1)", "https://a b.c"] {
             assert!(!is_http_url(bad), "{bad} accepted");
         }
     }
@@ -327,18 +283,9 @@ mod tests {
         }
         f.reject_unknown(&["name", "max_users", "contact_email", "nested"]);
         let err = f.finish().expect_err("invalid");
-        let AppError::Api { details, .. } = err else {
-            panic!("api error expected")
-        };
-        let names: Vec<&str> = details["fields"]
-            .as_array()
-            .expect("fields")
-            .iter()
-            .filter_map(|f| f["field"].as_str())
-            .collect();
-        assert_eq!(
-            names,
-            ["name", "max_users", "contact_email", "nested.n", "extra"]
-        );
+        let AppError::Api { details, .. } = err else { panic!("api error expected") };
+        let names: Vec<&str> =
+            details["fields"].as_array().expect("fields").iter().filter_map(|f| f["field"].as_str()).collect();
+        assert_eq!(names, ["name", "max_users", "contact_email", "nested.n", "extra"]);
     }
 }

@@ -19,11 +19,7 @@ async fn register_creates_a_tenant_and_a_signed_in_owner() {
     let body = &reply.body;
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 900);
-    assert!(
-        body["refresh_token"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("rt."))
-    );
+    assert!(body["refresh_token"].as_str().is_some_and(|t| t.starts_with("rt.")));
     assert_eq!(body["user"]["email"], email.to_ascii_lowercase());
     assert_eq!(body["user"]["role"], "owner");
     assert_eq!(body["user"]["full_name"], "John Doe");
@@ -52,12 +48,7 @@ async fn register_refuses_a_taken_email_with_409_and_creates_nothing() {
     let token = platform_admin_token().await;
     let mut body = valid_tenant_body();
     body["slug"] = json!(format!("second-{id}"));
-    post("/v1/tenants")
-        .token(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect(201);
+    post("/v1/tenants").token(&token).json(&body).send().await.expect(201);
 }
 
 #[tokio::test]
@@ -68,45 +59,24 @@ async fn register_names_every_invalid_field() {
         .await
         .expect_error(400, "validation_failed");
     let fields = reply.invalid_fields();
-    for field in [
-        "email",
-        "password",
-        "password_confirm",
-        "first_name",
-        "last_name",
-        "tenant_name",
-        "colour",
-    ] {
-        assert!(
-            fields.contains(&field.to_owned()),
-            "{field} not reported in {fields:?}"
-        );
+    for field in ["email", "password", "password_confirm", "first_name", "last_name", "tenant_name", "colour"] {
+        assert!(fields.contains(&field.to_owned()), "{field} not reported in {fields:?}");
     }
 }
 
 #[tokio::test]
 async fn login_answers_the_seed_shape() {
     let owner = register_owner().await;
-    let reply = post("/v1/auth/login")
-        .json(&json!({"email": owner.email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect(200);
+    let reply =
+        post("/v1/auth/login").json(&json!({"email": owner.email, "password": PASSWORD})).send().await.expect(200);
     let body = &reply.body;
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 900);
     assert_eq!(body["user"]["id"], owner.user_id.as_str());
     assert_eq!(body["user"]["tenant_id"], owner.tenant_id.as_str());
     assert_eq!(body["user"]["role"], "owner");
-    assert!(
-        body["user"]["last_login"].is_null(),
-        "last_login is the previous login"
-    );
-    let me = get("/v1/auth/me")
-        .token(body["access_token"].as_str().expect("token"))
-        .send()
-        .await
-        .expect(200);
+    assert!(body["user"]["last_login"].is_null(), "last_login is the previous login");
+    let me = get("/v1/auth/me").token(body["access_token"].as_str().expect("token")).send().await.expect(200);
     assert!(me.body["last_login"].is_string());
 }
 
@@ -128,22 +98,14 @@ async fn wrong_password_and_unknown_email_are_refused_alike() {
 
 #[tokio::test]
 async fn login_requires_email_and_password() {
-    let reply = post("/v1/auth/login")
-        .json(&json!({}))
-        .send()
-        .await
-        .expect_error(400, "validation_failed");
+    let reply = post("/v1/auth/login").json(&json!({})).send().await.expect_error(400, "validation_failed");
     assert_eq!(reply.invalid_fields(), ["email", "password"]);
 }
 
 #[tokio::test]
 async fn me_returns_the_callers_profile_and_tenant() {
     let owner = register_owner().await;
-    let reply = get("/v1/auth/me")
-        .token(&owner.access_token)
-        .send()
-        .await
-        .expect(200);
+    let reply = get("/v1/auth/me").token(&owner.access_token).send().await.expect(200);
     assert_eq!(reply.body["id"], owner.user_id.as_str());
     assert_eq!(reply.body["email"], owner.email.as_str());
     assert_eq!(reply.body["tenant"]["id"], owner.tenant_id.as_str());
@@ -153,15 +115,8 @@ async fn me_returns_the_callers_profile_and_tenant() {
 #[tokio::test]
 async fn refresh_rotates_and_reuse_of_a_rotated_token_revokes_the_family() {
     let owner = register_owner().await;
-    let first = post("/v1/auth/refresh")
-        .json(&json!({"refresh_token": owner.refresh_token}))
-        .send()
-        .await
-        .expect(200);
-    let second_token = first.body["refresh_token"]
-        .as_str()
-        .expect("rotated")
-        .to_owned();
+    let first = post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token})).send().await.expect(200);
+    let second_token = first.body["refresh_token"].as_str().expect("rotated").to_owned();
     assert_ne!(second_token, owner.refresh_token);
     assert!(first.body["access_token"].is_string());
 
@@ -182,11 +137,7 @@ async fn refresh_rotates_and_reuse_of_a_rotated_token_revokes_the_family() {
 #[tokio::test]
 async fn concurrent_refreshes_with_one_token_yield_one_winner() {
     let owner = register_owner().await;
-    let calls = (0..5).map(|_| {
-        post("/v1/auth/refresh")
-            .json(&json!({"refresh_token": owner.refresh_token}))
-            .send()
-    });
+    let calls = (0..5).map(|_| post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token})).send());
     let replies = futures::future::join_all(calls).await;
     let ok = replies.iter().filter(|r| r.status == 200).count();
     assert!(ok <= 1, "{ok} refreshes succeeded with one token");
@@ -202,21 +153,13 @@ async fn a_forged_refresh_token_is_refused_without_touching_the_family() {
         .send()
         .await
         .expect_error(401, "invalid_token");
-    post("/v1/auth/refresh")
-        .json(&json!({"refresh_token": owner.refresh_token}))
-        .send()
-        .await
-        .expect(200);
+    post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token})).send().await.expect(200);
 }
 
 #[tokio::test]
 async fn logout_revokes_the_refresh_token() {
     let owner = register_owner().await;
-    let reply = post("/v1/auth/logout")
-        .token(&owner.access_token)
-        .send()
-        .await
-        .expect(204);
+    let reply = post("/v1/auth/logout").token(&owner.access_token).send().await.expect(204);
     assert!(reply.body.is_null());
     post("/v1/auth/refresh")
         .json(&json!({"refresh_token": owner.refresh_token}))
@@ -227,8 +170,5 @@ async fn logout_revokes_the_refresh_token() {
 
 #[tokio::test]
 async fn logout_needs_authentication() {
-    post("/v1/auth/logout")
-        .send()
-        .await
-        .expect_error(401, "unauthorized");
+    post("/v1/auth/logout").send().await.expect_error(401, "unauthorized");
 }

@@ -9,31 +9,14 @@ use tower::ServiceExt;
 #[tokio::test]
 async fn malformed_json_is_400_invalid_json() {
     let token = platform_admin_token().await;
-    post("/v1/tenants")
-        .token(&token)
-        .raw_body("{\"name\": ")
-        .send()
-        .await
-        .expect_error(400, "invalid_json");
-    post("/v1/tenants")
-        .token(&token)
-        .raw_body("[1,2]")
-        .send()
-        .await
-        .expect_error(400, "invalid_json");
-    post("/v1/auth/login")
-        .raw_body("")
-        .send()
-        .await
-        .expect_error(400, "invalid_json");
+    post("/v1/tenants").token(&token).raw_body("{\"name\": ").send().await.expect_error(400, "invalid_json");
+    post("/v1/tenants").token(&token).raw_body("[1,2]").send().await.expect_error(400, "invalid_json");
+    post("/v1/auth/login").raw_body("").send().await.expect_error(400, "invalid_json");
 }
 
 #[tokio::test]
 async fn an_unknown_route_is_404_in_the_error_shape() {
-    let reply = get("/v1/nothing-here")
-        .send()
-        .await
-        .expect_error(404, "not_found");
+    let reply = get("/v1/nothing-here").send().await.expect_error(404, "not_found");
     let request_id = reply.headers["x-request-id"].to_str().expect("header");
     assert_eq!(reply.body["request_id"], request_id);
 }
@@ -51,8 +34,7 @@ async fn a_dependency_failure_is_an_opaque_500_with_the_request_id() {
     let (_, clients) = test_state().await;
     let mut config = shared::config::Config::from_env().expect("env");
     config.table_name = "no-such-table".into();
-    let state = shared::AppState::build(config, &clients, shared::state::Signing::Issue)
-        .expect("state");
+    let state = shared::AppState::build(config, &clients, shared::state::Signing::Issue).expect("state");
     let router = tenants::router(state);
     let token = platform_admin_token().await;
     let response = router
@@ -66,15 +48,10 @@ async fn a_dependency_failure_is_an_opaque_500_with_the_request_id() {
         .await
         .expect("response");
     assert_eq!(response.status(), 500);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .expect("body");
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
     let body: Value = serde_json::from_slice(&bytes).expect("json");
     assert_eq!(body["error"], "internal");
     assert_eq!(body["request_id"], "req-test-500");
     let text = body.to_string();
-    assert!(
-        !text.contains("no-such-table") && !text.to_lowercase().contains("dynamodb"),
-        "leaks: {text}"
-    );
+    assert!(!text.contains("no-such-table") && !text.to_lowercase().contains("dynamodb"), "leaks: {text}");
 }

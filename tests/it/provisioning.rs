@@ -10,18 +10,10 @@ use serde_json::{Value, json};
 use tenant_provisioner::{Outcome, Provisioner};
 
 async fn wait_until_active(token: &str, id: &str) -> Value {
-    eventually(
-        "the tenant to become active",
-        Duration::from_secs(30),
-        || async {
-            let reply = get(&format!("/v1/tenants/{id}"))
-                .token(token)
-                .send()
-                .await
-                .expect(200);
-            (reply.body["status"] == "active").then_some(reply.body)
-        },
-    )
+    eventually("the tenant to become active", Duration::from_secs(30), || async {
+        let reply = get(&format!("/v1/tenants/{id}")).token(token).send().await.expect(200);
+        (reply.body["status"] == "active").then_some(reply.body)
+    })
     .await
 }
 
@@ -38,11 +30,7 @@ async fn invitations(tenant_id: &str) -> Vec<String> {
         .send()
         .await
         .expect("query");
-    output
-        .items()
-        .iter()
-        .filter_map(|i| i.get("email").and_then(|e| e.as_s().ok()).cloned())
-        .collect()
+    output.items().iter().filter_map(|i| i.get("email").and_then(|e| e.as_s().ok()).cloned()).collect()
 }
 
 fn queue_url() -> String {
@@ -68,13 +56,7 @@ async fn a_created_tenant_becomes_active_through_bus_queue_and_worker() {
     let token = platform_admin_token().await;
     let mut body = valid_tenant_body();
     body["admin_email"] = json!(format!("it-admin-{}@example.com", unique()));
-    let created = post("/v1/tenants")
-        .token(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect(201)
-        .body;
+    let created = post("/v1/tenants").token(&token).json(&body).send().await.expect(201).body;
     assert_eq!(created["status"], "provisioning");
     let id = created["id"].as_str().expect("id");
 
@@ -82,10 +64,7 @@ async fn a_created_tenant_becomes_active_through_bus_queue_and_worker() {
     assert_eq!(active["is_active"], true);
     assert_eq!(active["onboarding"]["admin_invitation_sent"], true);
     assert!(active["onboarding"]["provisioned_at"].is_string());
-    assert_eq!(
-        invitations(id).await,
-        [body["admin_email"].as_str().expect("email")]
-    );
+    assert_eq!(invitations(id).await, [body["admin_email"].as_str().expect("email")]);
 }
 
 #[tokio::test]
@@ -93,73 +72,40 @@ async fn a_redelivered_message_changes_nothing() {
     let token = platform_admin_token().await;
     let mut body = valid_tenant_body();
     body["admin_email"] = json!(format!("it-admin-{}@example.com", unique()));
-    let created = post("/v1/tenants")
-        .token(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect(201)
-        .body;
+    let created = post("/v1/tenants").token(&token).json(&body).send().await.expect(201).body;
     let id = created["id"].as_str().expect("id");
     let before = wait_until_active(&token, id).await;
 
     // Through the real queue: the poller picks the duplicate up and deletes it.
     let (state, clients) = test_state().await;
-    let sent = clients
-        .sqs
-        .send_message()
-        .queue_url(queue_url())
-        .message_body(envelope(&created))
-        .send()
-        .await
-        .expect("send");
+    let sent =
+        clients.sqs.send_message().queue_url(queue_url()).message_body(envelope(&created)).send().await.expect("send");
     let sent_id = sent.message_id().expect("id").to_owned();
     // And directly, as Lambda would hand it over again.
-    let provisioner = Provisioner {
-        store: state.store.clone(),
-        events: state.events.clone(),
-    };
+    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
     let mut message = SqsMessage::default();
     message.message_id = Some(sent_id);
     message.body = Some(envelope(&created));
-    assert_eq!(
-        provisioner.handle_message(&message).await.expect("handled"),
-        Outcome::AlreadyDone
-    );
+    assert_eq!(provisioner.handle_message(&message).await.expect("handled"), Outcome::AlreadyDone);
 
-    eventually(
-        "the duplicate to be consumed",
-        Duration::from_secs(30),
-        || async {
-            let attrs = clients
-                .sqs
-                .get_queue_attributes()
-                .queue_url(queue_url())
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                .send()
-                .await
-                .expect("attributes");
-            let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
-                attrs
-                    .attributes()
-                    .and_then(|a| a.get(&name))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            (count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) == 0
-                && count(
-                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-                ) == 0)
-                .then_some(())
-        },
-    )
+    eventually("the duplicate to be consumed", Duration::from_secs(30), || async {
+        let attrs = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url())
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .expect("attributes");
+        let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
+            attrs.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        };
+        (count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) == 0
+            && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0)
+            .then_some(())
+    })
     .await;
-    let after = get(&format!("/v1/tenants/{id}"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200)
-        .body;
+    let after = get(&format!("/v1/tenants/{id}")).token(&token).send().await.expect(200).body;
     assert_eq!(after, before);
     assert_eq!(invitations(id).await.len(), 1);
 }
@@ -169,17 +115,8 @@ async fn concurrent_deliveries_of_one_event_activate_once() {
     let (state, _clients) = test_state().await;
     let token = platform_admin_token().await;
     // A tenant in `provisioning` whose event we deliver by hand, twice at once.
-    let created = post("/v1/tenants")
-        .token(&token)
-        .json(&valid_tenant_body())
-        .send()
-        .await
-        .expect(201)
-        .body;
-    let provisioner = Provisioner {
-        store: state.store.clone(),
-        events: state.events.clone(),
-    };
+    let created = post("/v1/tenants").token(&token).json(&valid_tenant_body()).send().await.expect(201).body;
+    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
     let mut event = SqsEvent::default();
     for n in 0..2 {
         let mut m = SqsMessage::default();
@@ -195,10 +132,7 @@ async fn concurrent_deliveries_of_one_event_activate_once() {
 #[tokio::test]
 async fn a_malformed_message_is_reported_as_a_batch_failure_and_ends_in_the_dlq() {
     let (state, clients) = test_state().await;
-    let provisioner = Provisioner {
-        store: state.store.clone(),
-        events: state.events.clone(),
-    };
+    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
     let marker = format!("poison-{}", unique());
     let mut event = SqsEvent::default();
     let mut good = SqsMessage::default();
@@ -216,41 +150,42 @@ async fn a_malformed_message_is_reported_as_a_batch_failure_and_ends_in_the_dlq(
     bad.body = Some(marker.clone());
     event.records = vec![good, bad];
     let response = provisioner.handle_batch(event).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["bad"]);
 
-    clients
-        .sqs
-        .send_message()
-        .queue_url(queue_url())
-        .message_body(&marker)
-        .send()
-        .await
-        .expect("send");
+    clients.sqs.send_message().queue_url(queue_url()).message_body(&marker).send().await.expect("send");
     let dlq = std::env::var("DLQ_URL_TENANT_PROVISIONER").expect("dlq url");
-    eventually(
-        "the poison message in the DLQ",
-        Duration::from_secs(60),
-        || async {
-            let output = clients
-                .sqs
-                .receive_message()
-                .queue_url(&dlq)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .expect("receive");
-            output
-                .messages()
-                .iter()
-                .any(|m| m.body() == Some(marker.as_str()))
-                .then_some(())
-        },
-    )
+    eventually("the poison message in the DLQ", Duration::from_secs(60), || async {
+        let output = clients
+            .sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("receive");
+        output.messages().iter().any(|m| m.body() == Some(marker.as_str())).then_some(())
+    })
     .await;
+}
+
+/// A tenant whose `tenant.created` never reached the bus (the process died
+/// between the commit and PutEvents) is found by the sweep and provisioned.
+#[tokio::test]
+async fn the_sweep_provisions_a_tenant_whose_event_was_lost() {
+    let (state, _clients) = test_state().await;
+    let body = valid_tenant_body();
+    let tenant = shared::domain::tenant::tenant_from_create(body.as_object().expect("object"), uuid::Uuid::now_v7())
+        .expect("valid");
+    // Committed, never published.
+    state.store.create_tenant(&tenant, None).await.expect("created");
+    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
+    let republished = provisioner.sweep(chrono::Duration::zero()).await.expect("sweep");
+    assert!(republished >= 1);
+    let token = platform_admin_token().await;
+    wait_until_active(&token, &tenant.id.to_string()).await;
+    // Activated tenants leave the outbox: a later sweep does not see them.
+    let pending = state.store.tenants_awaiting_provisioning("9999", 100).await.expect("query");
+    assert!(!pending.contains(&tenant.id));
 }

@@ -5,20 +5,15 @@ use platform_tests::*;
 use serde_json::{Value, json};
 
 async fn create(token: &str, body: &Value) -> Value {
-    post("/v1/tenants")
-        .token(token)
-        .json(body)
-        .send()
-        .await
-        .expect(201)
-        .body
+    post("/v1/tenants").token(token).json(body).send().await.expect(201).body
 }
 
 #[tokio::test]
 async fn a_platform_admin_creates_a_tenant_with_every_seed_field() {
     let token = platform_admin_token().await;
     let mut body = valid_tenant_body();
-    body["security_config"] = json!({"tsa_enabled": true, "blockchain_enabled": true, "zero_trust_mode": true, "egov_link_active": true});
+    body["security_config"] =
+        json!({"tsa_enabled": true, "blockchain_enabled": true, "zero_trust_mode": true, "egov_link_active": true});
     body["admin_email"] = json!("it-admin@fortune500.com");
     body["plan"] = json!("enterprise");
     body["data_residency"] = json!("us");
@@ -30,18 +25,10 @@ async fn a_platform_admin_creates_a_tenant_with_every_seed_field() {
         "security": {"sso_required": true, "mfa_required": true, "ip_whitelisting": ["203.0.113.0/24"], "session_timeout_minutes": 480},
         "compliance": {"data_classification": "confidential", "audit_logging": true, "retention_policy_days": 2555, "gdpr_enabled": true}
     });
-    let reply = post("/v1/tenants")
-        .token(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect(201);
+    let reply = post("/v1/tenants").token(&token).json(&body).send().await.expect(201);
     let t = &reply.body;
     let id = t["id"].as_str().expect("id");
-    assert_eq!(
-        reply.headers["location"],
-        format!("/v1/tenants/{id}").as_str()
-    );
+    assert_eq!(reply.headers["location"], format!("/v1/tenants/{id}").as_str());
     for field in [
         "name",
         "slug",
@@ -107,38 +94,17 @@ async fn every_seed_002_validation_rule_is_enforced_field_by_field() {
     for (field, bad) in cases {
         let mut body = valid_tenant_body();
         body[field] = bad.clone();
-        let reply = post("/v1/tenants")
-            .token(&token)
-            .json(&body)
-            .send()
-            .await
-            .expect_error(400, "validation_failed");
+        let reply = post("/v1/tenants").token(&token).json(&body).send().await.expect_error(400, "validation_failed");
         assert_eq!(reply.invalid_fields(), [field], "{field} = {bad}");
     }
-    for required in [
-        "name",
-        "slug",
-        "type",
-        "contact_email",
-        "legal_status",
-        "max_users",
-        "max_diplomas",
-        "storage_quota_mb",
-    ] {
+    for required in
+        ["name", "slug", "type", "contact_email", "legal_status", "max_users", "max_diplomas", "storage_quota_mb"]
+    {
         let mut body = valid_tenant_body();
         body.as_object_mut().expect("object").remove(required);
-        let reply = post("/v1/tenants")
-            .token(&token)
-            .json(&body)
-            .send()
-            .await
-            .expect_error(400, "validation_failed");
+        let reply = post("/v1/tenants").token(&token).json(&body).send().await.expect_error(400, "validation_failed");
         assert_eq!(reply.invalid_fields(), [required], "missing {required}");
-        assert!(
-            reply.body["details"]["fields"][0]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("required"))
-        );
+        assert!(reply.body["details"]["fields"][0]["message"].as_str().is_some_and(|m| m.contains("required")));
     }
 }
 
@@ -178,10 +144,7 @@ async fn several_invalid_fields_are_reported_together_and_unknown_fields_refused
         .expect_error(400, "validation_failed");
     let fields = reply.invalid_fields();
     for f in ["name", "slug", "max_users", "type", "favourite_colour"] {
-        assert!(
-            fields.contains(&f.to_owned()),
-            "{f} missing from {fields:?}"
-        );
+        assert!(fields.contains(&f.to_owned()), "{f} missing from {fields:?}");
     }
 }
 
@@ -190,18 +153,8 @@ async fn a_taken_slug_is_409() {
     let token = platform_admin_token().await;
     let body = valid_tenant_body();
     create(&token, &body).await;
-    let reply = post("/v1/tenants")
-        .token(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect_error(409, "conflict");
-    assert!(
-        reply.body["message"]
-            .as_str()
-            .expect("message")
-            .contains(body["slug"].as_str().expect("slug"))
-    );
+    let reply = post("/v1/tenants").token(&token).json(&body).send().await.expect_error(409, "conflict");
+    assert!(reply.body["message"].as_str().expect("message").contains(body["slug"].as_str().expect("slug")));
 }
 
 #[tokio::test]
@@ -211,23 +164,11 @@ async fn twenty_concurrent_creates_of_one_slug_give_exactly_one_tenant() {
     let calls = (0..20).map(|_| post("/v1/tenants").token(&token).json(&body).send());
     let replies = futures::future::join_all(calls).await;
     let created: Vec<&Reply> = replies.iter().filter(|r| r.status == 201).collect();
-    let conflicts = replies
-        .iter()
-        .filter(|r| r.status == 409 && r.body["error"] == "conflict")
-        .count();
-    assert_eq!(
-        created.len(),
-        1,
-        "statuses: {:?}",
-        replies.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
+    let conflicts = replies.iter().filter(|r| r.status == 409 && r.body["error"] == "conflict").count();
+    assert_eq!(created.len(), 1, "statuses: {:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
     assert_eq!(conflicts, 19);
     let id = created[0].body["id"].as_str().expect("id");
-    let fetched = get(&format!("/v1/tenants/{id}"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200);
+    let fetched = get(&format!("/v1/tenants/{id}")).token(&token).send().await.expect(200);
     assert_eq!(fetched.body["slug"], body["slug"]);
 }
 
@@ -236,12 +177,7 @@ async fn a_missing_parent_is_404_and_nothing_is_created() {
     let token = platform_admin_token().await;
     let mut body = valid_tenant_body();
     body["parent_id"] = json!(uuid::Uuid::now_v7());
-    let reply = post("/v1/tenants")
-        .token(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect_error(404, "not_found");
+    let reply = post("/v1/tenants").token(&token).json(&body).send().await.expect_error(404, "not_found");
     assert_eq!(reply.body["details"]["field"], "parent_id");
     body.as_object_mut().expect("object").remove("parent_id");
     create(&token, &body).await; // the slug was not claimed by the refused create
@@ -251,21 +187,13 @@ async fn a_missing_parent_is_404_and_nothing_is_created() {
 async fn family(token: &str, n: usize) -> (String, Vec<String>) {
     let mut parent = valid_tenant_body();
     parent["type"] = json!("MAIN");
-    let parent_id = create(token, &parent).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let parent_id = create(token, &parent).await["id"].as_str().expect("id").to_owned();
     let mut children = Vec::new();
     for i in 0..n {
         let mut child = valid_tenant_body();
         child["parent_id"] = json!(parent_id);
         child["type"] = json!(if i % 2 == 0 { "UNIVERSITY" } else { "FACULTY" });
-        children.push(
-            create(token, &child).await["id"]
-                .as_str()
-                .expect("id")
-                .to_owned(),
-        );
+        children.push(create(token, &child).await["id"].as_str().expect("id").to_owned());
     }
     (parent_id, children)
 }
@@ -275,66 +203,28 @@ async fn list_filters_by_parent_type_and_status_and_pages_with_cursors() {
     let token = platform_admin_token().await;
     let (parent, children) = family(&token, 3).await;
 
-    let first = get(&format!("/v1/tenants?parent_id={parent}&limit=2"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200);
-    let page1: Vec<&str> = first.body["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id"))
-        .collect();
+    let first = get(&format!("/v1/tenants?parent_id={parent}&limit=2")).token(&token).send().await.expect(200);
+    let page1: Vec<&str> =
+        first.body["data"].as_array().expect("data").iter().map(|t| t["id"].as_str().expect("id")).collect();
     assert_eq!(page1, [children[0].as_str(), children[1].as_str()]);
-    let cursor = first.body["next_cursor"]
-        .as_str()
-        .expect("a cursor after a full page");
-    let second = get(&format!(
-        "/v1/tenants?parent_id={parent}&limit=2&cursor={cursor}"
-    ))
-    .token(&token)
-    .send()
-    .await
-    .expect(200);
-    let page2: Vec<&str> = second.body["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id"))
-        .collect();
+    let cursor = first.body["next_cursor"].as_str().expect("a cursor after a full page");
+    let second =
+        get(&format!("/v1/tenants?parent_id={parent}&limit=2&cursor={cursor}")).token(&token).send().await.expect(200);
+    let page2: Vec<&str> =
+        second.body["data"].as_array().expect("data").iter().map(|t| t["id"].as_str().expect("id")).collect();
     assert_eq!(page2, [children[2].as_str()]);
     assert!(second.body["next_cursor"].is_null());
 
-    let faculties = get(&format!("/v1/tenants?parent_id={parent}&type=FACULTY"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200);
-    let ids: Vec<&str> = faculties.body["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id"))
-        .collect();
+    let faculties = get(&format!("/v1/tenants?parent_id={parent}&type=FACULTY")).token(&token).send().await.expect(200);
+    let ids: Vec<&str> =
+        faculties.body["data"].as_array().expect("data").iter().map(|t| t["id"].as_str().expect("id")).collect();
     assert_eq!(ids, [children[1].as_str()]);
 
-    delete(&format!("/v1/tenants/{}", children[2]))
-        .token(&token)
-        .send()
-        .await
-        .expect(204);
-    let inactive = get(&format!("/v1/tenants?parent_id={parent}&status=INACTIVE"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200);
-    let ids: Vec<&str> = inactive.body["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id"))
-        .collect();
+    delete(&format!("/v1/tenants/{}", children[2])).token(&token).send().await.expect(204);
+    let inactive =
+        get(&format!("/v1/tenants?parent_id={parent}&status=INACTIVE")).token(&token).send().await.expect(200);
+    let ids: Vec<&str> =
+        inactive.body["data"].as_array().expect("data").iter().map(|t| t["id"].as_str().expect("id")).collect();
     assert_eq!(ids, [children[2].as_str()]);
 }
 
@@ -363,25 +253,16 @@ async fn the_unfiltered_list_pages_in_creation_order() {
 async fn a_tampered_or_foreign_cursor_is_400() {
     let token = platform_admin_token().await;
     let (parent, _) = family(&token, 2).await;
-    let first = get(&format!("/v1/tenants?parent_id={parent}&limit=1"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200);
-    let cursor = first.body["next_cursor"]
-        .as_str()
-        .expect("cursor")
-        .to_owned();
+    let first = get(&format!("/v1/tenants?parent_id={parent}&limit=1")).token(&token).send().await.expect(200);
+    let cursor = first.body["next_cursor"].as_str().expect("cursor").to_owned();
     let mut tampered = cursor.clone().into_bytes();
     tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).expect("ascii");
-    let reply = get(&format!(
-        "/v1/tenants?parent_id={parent}&limit=1&cursor={tampered}"
-    ))
-    .token(&token)
-    .send()
-    .await
-    .expect_error(400, "validation_failed");
+    let reply = get(&format!("/v1/tenants?parent_id={parent}&limit=1&cursor={tampered}"))
+        .token(&token)
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
     assert_eq!(reply.invalid_fields(), ["cursor"]);
     // A genuine cursor replayed against another list is refused too.
     let reply = get(&format!("/v1/tenants?limit=1&cursor={cursor}"))
@@ -404,11 +285,8 @@ async fn list_parameters_are_validated() {
         ("parent_id=nope", "parent_id"),
         ("skip=10", "skip"),
     ] {
-        let reply = get(&format!("/v1/tenants?{query}"))
-            .token(&token)
-            .send()
-            .await
-            .expect_error(400, "validation_failed");
+        let reply =
+            get(&format!("/v1/tenants?{query}")).token(&token).send().await.expect_error(400, "validation_failed");
         assert_eq!(reply.invalid_fields(), [field], "{query}");
     }
 }
@@ -430,31 +308,18 @@ async fn a_partial_update_changes_only_what_it_names() {
     assert_eq!(after["max_users"], 250);
     assert_eq!(after["status"], "active");
     assert_eq!(after["is_active"], true);
-    for unchanged in [
-        "slug",
-        "contact_email",
-        "logo_url",
-        "max_diplomas",
-        "created_at",
-    ] {
+    for unchanged in ["slug", "contact_email", "logo_url", "max_diplomas", "created_at"] {
         assert_eq!(after[unchanged], before[unchanged], "{unchanged} changed");
     }
     assert!(after["updated_at"].as_str() > before["updated_at"].as_str());
-    let fetched = get(&format!("/v1/tenants/{id}"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200);
+    let fetched = get(&format!("/v1/tenants/{id}")).token(&token).send().await.expect(200);
     assert_eq!(&fetched.body, after);
 }
 
 #[tokio::test]
 async fn update_validates_like_create_and_refuses_slug_changes() {
     let token = platform_admin_token().await;
-    let id = create(&token, &valid_tenant_body()).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = create(&token, &valid_tenant_body()).await["id"].as_str().expect("id").to_owned();
     let reply = patch(&format!("/v1/tenants/{id}"))
         .token(&token)
         .json(&json!({"slug": "new", "max_users": 5, "contact_email": "nope", "status": "provisioning", "name": null}))
@@ -463,10 +328,7 @@ async fn update_validates_like_create_and_refuses_slug_changes() {
         .expect_error(400, "validation_failed");
     let mut fields = reply.invalid_fields();
     fields.sort();
-    assert_eq!(
-        fields,
-        ["contact_email", "max_users", "name", "slug", "status"]
-    );
+    assert_eq!(fields, ["contact_email", "max_users", "name", "slug", "status"]);
 }
 
 #[tokio::test]
@@ -509,15 +371,8 @@ async fn a_tenant_admin_edits_the_profile_but_not_the_platform_fields() {
         .expect_error(403, "insufficient_permissions");
     assert_eq!(refused.body["details"]["required_role"], "platform_admin");
     assert_eq!(refused.body["details"]["current_role"], "owner");
-    assert_eq!(
-        refused.body["details"]["fields"],
-        json!(["plan", "max_users"])
-    );
-    let fetched = get(&path)
-        .token(&owner.access_token)
-        .send()
-        .await
-        .expect(200);
+    assert_eq!(refused.body["details"]["fields"], json!(["plan", "max_users"]));
+    let fetched = get(&path).token(&owner.access_token).send().await.expect(200);
     assert_eq!(fetched.body["plan"], "free");
 }
 
@@ -525,44 +380,24 @@ async fn a_tenant_admin_edits_the_profile_but_not_the_platform_fields() {
 async fn delete_is_soft_and_leaves_children_alone() {
     let token = platform_admin_token().await;
     let (parent, children) = family(&token, 2).await;
-    let reply = delete(&format!("/v1/tenants/{parent}"))
-        .token(&token)
-        .send()
-        .await
-        .expect(204);
+    let reply = delete(&format!("/v1/tenants/{parent}")).token(&token).send().await.expect(204);
     assert!(reply.body.is_null());
-    let gone = get(&format!("/v1/tenants/{parent}"))
-        .token(&token)
-        .send()
-        .await
-        .expect(200);
+    let gone = get(&format!("/v1/tenants/{parent}")).token(&token).send().await.expect(200);
     assert_eq!(gone.body["status"], "inactive");
     assert_eq!(gone.body["is_active"], false);
     for child in &children {
-        let c = get(&format!("/v1/tenants/{child}"))
-            .token(&token)
-            .send()
-            .await
-            .expect(200);
+        let c = get(&format!("/v1/tenants/{child}")).token(&token).send().await.expect(200);
         assert_ne!(c.body["status"], "inactive");
         assert_eq!(c.body["parent_id"], parent.as_str());
     }
-    delete(&format!("/v1/tenants/{}", uuid::Uuid::now_v7()))
-        .token(&token)
-        .send()
-        .await
-        .expect_error(404, "not_found");
+    delete(&format!("/v1/tenants/{}", uuid::Uuid::now_v7())).token(&token).send().await.expect_error(404, "not_found");
 }
 
 #[tokio::test]
 async fn members_of_an_inactive_tenant_cannot_log_in() {
     let owner = register_owner().await;
     let token = platform_admin_token().await;
-    delete(&format!("/v1/tenants/{}", owner.tenant_id))
-        .token(&token)
-        .send()
-        .await
-        .expect(204);
+    delete(&format!("/v1/tenants/{}", owner.tenant_id)).token(&token).send().await.expect(204);
     post("/v1/auth/login")
         .json(&json!({"email": owner.email, "password": owner.password}))
         .send()
@@ -578,46 +413,28 @@ async fn members_of_an_inactive_tenant_cannot_log_in() {
 #[tokio::test]
 async fn stats_count_users_by_role_against_the_limits() {
     let owner = register_owner().await;
-    let reply = get(&format!("/v1/tenants/{}/stats", owner.tenant_id))
-        .token(&owner.access_token)
-        .send()
-        .await
-        .expect(200);
+    let reply =
+        get(&format!("/v1/tenants/{}/stats", owner.tenant_id)).token(&owner.access_token).send().await.expect(200);
     let s = &reply.body;
     assert_eq!(s["tenant_id"], owner.tenant_id.as_str());
     assert_eq!(s["total_users"], 1);
     assert_eq!(s["max_users"], 10);
     assert_eq!(s["users_percentage"], 10.0);
-    assert_eq!(
-        s["user_count_by_role"],
-        json!({"owner": 1, "admin": 0, "developer": 0, "user": 0})
-    );
+    assert_eq!(s["user_count_by_role"], json!({"owner": 1, "admin": 0, "developer": 0, "user": 0}));
     assert!(s["last_user_added"].is_string());
 }
 
 #[tokio::test]
 async fn any_member_reads_its_own_tenant_through_me() {
     let owner = register_owner().await;
-    let reply = get("/v1/tenants/me")
-        .token(&owner.access_token)
-        .send()
-        .await
-        .expect(200);
+    let reply = get("/v1/tenants/me").token(&owner.access_token).send().await.expect(200);
     assert_eq!(reply.body["id"], owner.tenant_id.as_str());
-    assert!(
-        reply.body["slug"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("tenant-"))
-    );
+    assert!(reply.body["slug"].as_str().is_some_and(|s| s.starts_with("tenant-")));
 }
 
 #[tokio::test]
 async fn a_malformed_tenant_id_is_400_naming_it() {
     let token = platform_admin_token().await;
-    let reply = get("/v1/tenants/not-a-uuid")
-        .token(&token)
-        .send()
-        .await
-        .expect_error(400, "validation_failed");
+    let reply = get("/v1/tenants/not-a-uuid").token(&token).send().await.expect_error(400, "validation_failed");
     assert_eq!(reply.invalid_fields(), ["tenant_id"]);
 }

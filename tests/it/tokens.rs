@@ -53,18 +53,12 @@ async fn issued_tokens_verify_with_the_published_jwks() {
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_audience(&["saas-platform-api"]);
     validation.set_issuer(&["saas-platform"]);
-    let data = jsonwebtoken::decode::<Value>(
-        &owner.access_token,
-        &DecodingKey::from_jwk(jwk).expect("key"),
-        &validation,
-    )
-    .expect("verifies with the JWKS alone");
+    let data =
+        jsonwebtoken::decode::<Value>(&owner.access_token, &DecodingKey::from_jwk(jwk).expect("key"), &validation)
+            .expect("verifies with the JWKS alone");
     assert_eq!(data.claims["sub"], owner.user_id.as_str());
     assert_eq!(data.claims["tid"], owner.tenant_id.as_str());
-    assert_eq!(
-        data.claims["exp"].as_i64().expect("exp") - data.claims["iat"].as_i64().expect("iat"),
-        900
-    );
+    assert_eq!(data.claims["exp"].as_i64().expect("exp") - data.claims["iat"].as_i64().expect("iat"), 900);
 }
 
 #[tokio::test]
@@ -72,16 +66,8 @@ async fn a_token_signed_by_another_key_is_refused() {
     let owner = register_owner().await;
     let other = p256::SecretKey::random(&mut rand::rngs::OsRng);
     let pem = other.to_pkcs8_pem(LineEnding::LF).expect("pem");
-    let forged = sign(
-        &claims(&owner, |_| {}),
-        &EncodingKey::from_ec_pem(pem.as_bytes()).expect("key"),
-    )
-    .await;
-    get("/v1/auth/me")
-        .token(&forged)
-        .send()
-        .await
-        .expect_error(401, "invalid_token");
+    let forged = sign(&claims(&owner, |_| {}), &EncodingKey::from_ec_pem(pem.as_bytes()).expect("key")).await;
+    get("/v1/auth/me").token(&forged).send().await.expect_error(401, "invalid_token");
 }
 
 #[tokio::test]
@@ -97,11 +83,7 @@ async fn an_expired_token_is_refused_as_expired() {
         &real_key(),
     )
     .await;
-    get("/v1/auth/me")
-        .token(&expired)
-        .send()
-        .await
-        .expect_error(401, "token_expired");
+    get("/v1/auth/me").token(&expired).send().await.expect_error(401, "token_expired");
 }
 
 #[tokio::test]
@@ -109,37 +91,21 @@ async fn an_unsigned_alg_none_token_is_refused() {
     let owner = register_owner().await;
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims(&owner, |_| {}).to_string());
-    for token in [
-        format!("{header}.{payload}."),
-        format!("{header}.{payload}"),
-    ] {
-        get("/v1/auth/me")
-            .token(&token)
-            .send()
-            .await
-            .expect_error(401, "invalid_token");
+    for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        get("/v1/auth/me").token(&token).send().await.expect_error(401, "invalid_token");
     }
 }
 
 #[tokio::test]
 async fn an_hmac_token_keyed_with_the_public_key_is_refused() {
     let owner = register_owner().await;
-    let public_pem =
-        std::fs::read(std::env::var("JWT_PUBLIC_KEY_FILE").expect("public key file")).expect("pem");
+    let public_pem = std::fs::read(std::env::var("JWT_PUBLIC_KEY_FILE").expect("public key file")).expect("pem");
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
     header.kid = jwks().await.keys[0].common.key_id.clone();
-    let token = jsonwebtoken::encode(
-        &header,
-        &claims(&owner, |_| {}),
-        &EncodingKey::from_secret(&public_pem),
-    )
-    .expect("sign");
-    get("/v1/auth/me")
-        .token(&token)
-        .send()
-        .await
-        .expect_error(401, "invalid_token");
+    let token =
+        jsonwebtoken::encode(&header, &claims(&owner, |_| {}), &EncodingKey::from_secret(&public_pem)).expect("sign");
+    get("/v1/auth/me").token(&token).send().await.expect_error(401, "invalid_token");
 }
 
 #[tokio::test]
@@ -162,11 +128,7 @@ async fn tokens_for_another_audience_or_issuer_or_from_the_future_are_refused() 
     ];
     for edit in edits {
         let token = sign(&claims(&owner, edit), &key).await;
-        get("/v1/auth/me")
-            .token(&token)
-            .send()
-            .await
-            .expect_error(401, "invalid_token");
+        get("/v1/auth/me").token(&token).send().await.expect_error(401, "invalid_token");
     }
 }
 
@@ -175,31 +137,15 @@ async fn a_valid_token_without_the_access_token_type_is_refused() {
     let owner = register_owner().await;
     let mut header = Header::new(Algorithm::ES256);
     header.kid = jwks().await.keys[0].common.key_id.clone();
-    let id_token =
-        jsonwebtoken::encode(&header, &claims(&owner, |_| {}), &real_key()).expect("sign");
-    get("/v1/auth/me")
-        .token(&id_token)
-        .send()
-        .await
-        .expect_error(401, "invalid_token");
+    let id_token = jsonwebtoken::encode(&header, &claims(&owner, |_| {}), &real_key()).expect("sign");
+    get("/v1/auth/me").token(&id_token).send().await.expect_error(401, "invalid_token");
 }
 
 #[tokio::test]
 async fn missing_or_malformed_credentials_are_401() {
-    get("/v1/auth/me")
-        .send()
-        .await
-        .expect_error(401, "unauthorized");
-    get("/v1/auth/me")
-        .header("authorization", "Basic abc")
-        .send()
-        .await
-        .expect_error(401, "invalid_token");
-    get("/v1/auth/me")
-        .token("garbage")
-        .send()
-        .await
-        .expect_error(401, "invalid_token");
+    get("/v1/auth/me").send().await.expect_error(401, "unauthorized");
+    get("/v1/auth/me").header("authorization", "Basic abc").send().await.expect_error(401, "invalid_token");
+    get("/v1/auth/me").token("garbage").send().await.expect_error(401, "invalid_token");
 }
 
 #[tokio::test]
@@ -212,12 +158,8 @@ async fn an_x_tenant_id_other_than_the_callers_is_403_tenant_mismatch() {
         .send()
         .await
         .expect_error(403, "tenant_mismatch");
-    let same = get("/v1/tenants/me")
-        .token(&a.access_token)
-        .header("x-tenant-id", &a.tenant_id)
-        .send()
-        .await
-        .expect(200);
+    let same =
+        get("/v1/tenants/me").token(&a.access_token).header("x-tenant-id", &a.tenant_id).send().await.expect(200);
     assert_eq!(same.body["id"], a.tenant_id.as_str());
 }
 
@@ -225,11 +167,6 @@ async fn an_x_tenant_id_other_than_the_callers_is_403_tenant_mismatch() {
 async fn a_platform_admin_may_act_inside_a_tenant_with_x_tenant_id() {
     let owner = register_owner().await;
     let admin = platform_admin_token().await;
-    let reply = get("/v1/tenants/me")
-        .token(&admin)
-        .header("x-tenant-id", &owner.tenant_id)
-        .send()
-        .await
-        .expect(200);
+    let reply = get("/v1/tenants/me").token(&admin).header("x-tenant-id", &owner.tenant_id).send().await.expect(200);
     assert_eq!(reply.body["id"], owner.tenant_id.as_str());
 }

@@ -43,12 +43,7 @@ pub fn app() -> &'static TestApp {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let base_url = format!("http://{}", listener.local_addr().expect("addr"));
                 let pollers = local::Pollers::start(&clients, &state).expect("pollers");
-                tx.send(TestApp {
-                    base_url,
-                    admin_email,
-                    admin_password,
-                })
-                .expect("send app");
+                tx.send(TestApp { base_url, admin_email, admin_password }).expect("send app");
                 axum::serve(listener, local::app(state)).await.expect("serve");
                 pollers.abort();
             });
@@ -77,42 +72,17 @@ pub struct Reply {
 impl Reply {
     /// Asserts the status, showing the body when it differs.
     pub fn expect(self, status: u16) -> Self {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {:#}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {:#}", self.body);
         self
     }
 
     /// Asserts an API.md error body with this status and code.
     pub fn expect_error(self, status: u16, code: &str) -> Self {
         let reply = self.expect(status);
-        assert_eq!(
-            reply.body["error"], code,
-            "unexpected error body: {:#}",
-            reply.body
-        );
-        assert!(
-            reply.body["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "no message: {:#}",
-            reply.body
-        );
-        assert!(
-            reply.body["details"].is_object(),
-            "no details object: {:#}",
-            reply.body
-        );
-        assert!(
-            reply.body["request_id"]
-                .as_str()
-                .is_some_and(|r| !r.is_empty()),
-            "no request_id: {:#}",
-            reply.body
-        );
+        assert_eq!(reply.body["error"], code, "unexpected error body: {:#}", reply.body);
+        assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {:#}", reply.body);
+        assert!(reply.body["details"].is_object(), "no details object: {:#}", reply.body);
+        assert!(reply.body["request_id"].as_str().is_some_and(|r| !r.is_empty()), "no request_id: {:#}", reply.body);
         reply
     }
 
@@ -120,12 +90,7 @@ impl Reply {
     pub fn invalid_fields(&self) -> Vec<String> {
         self.body["details"]["fields"]
             .as_array()
-            .map(|fields| {
-                fields
-                    .iter()
-                    .filter_map(|f| f["field"].as_str().map(str::to_owned))
-                    .collect()
-            })
+            .map(|fields| fields.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
             .unwrap_or_default()
     }
 }
@@ -137,11 +102,7 @@ impl Reply {
 fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("client")
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().expect("client")
     })
 }
 
@@ -151,9 +112,7 @@ pub struct Call {
 
 impl Call {
     pub fn new(method: Method, path: &str) -> Self {
-        Self {
-            request: client().request(method, format!("{}{}", app().base_url, path)),
-        }
+        Self { request: client().request(method, format!("{}{}", app().base_url, path)) }
     }
 
     pub fn token(mut self, token: &str) -> Self {
@@ -172,10 +131,7 @@ impl Call {
     }
 
     pub fn raw_body(mut self, body: &str) -> Self {
-        self.request = self
-            .request
-            .header("content-type", "application/json")
-            .body(body.to_owned());
+        self.request = self.request.header("content-type", "application/json").body(body.to_owned());
         self
     }
 
@@ -184,16 +140,8 @@ impl Call {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Reply { status, headers, body }
     }
 }
 
@@ -250,19 +198,10 @@ pub fn member_from(body: &Value, email: &str) -> Member {
     Member {
         email: email.to_owned(),
         password: PASSWORD.to_owned(),
-        access_token: body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned(),
-        refresh_token: body["refresh_token"]
-            .as_str()
-            .expect("refresh_token")
-            .to_owned(),
+        access_token: body["access_token"].as_str().expect("access_token").to_owned(),
+        refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
         user_id: body["user"]["id"].as_str().expect("user id").to_owned(),
-        tenant_id: body["user"]["tenant_id"]
-            .as_str()
-            .expect("tenant id")
-            .to_owned(),
+        tenant_id: body["user"]["tenant_id"].as_str().expect("tenant id").to_owned(),
     }
 }
 
@@ -274,10 +213,7 @@ pub async fn platform_admin_token() -> String {
         .send()
         .await
         .expect(200);
-    reply.body["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    reply.body["access_token"].as_str().expect("token").to_owned()
 }
 
 /// A create body that satisfies seed 002's table, with a unique slug.
@@ -309,10 +245,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -53,10 +53,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Seed 003 sign-up: a new tenant and its owner, in one transaction.
-async fn register(
-    State(state): State<AppState>,
-    JsonObject(body): JsonObject,
-) -> AppResult<Response> {
+async fn register(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Response> {
     let mut f = Fields::new(&body);
     f.reject_unknown(&[
         "email",
@@ -74,13 +71,7 @@ async fn register(
     let first_name = f.text("first_name", Need::Required, 1, 100);
     let last_name = f.text("last_name", Need::Required, 1, 100);
     let tenant_name = f.text("tenant_name", Need::Required, 3, 255);
-    let tenant_domain = f.check_text(
-        "tenant_domain",
-        Need::Optional,
-        253,
-        is_hostname,
-        "must be a valid hostname",
-    );
+    let tenant_domain = f.check_text("tenant_domain", Need::Optional, 253, is_hostname, "must be a valid hostname");
     let tenant_slug = f.check_text(
         "tenant_slug",
         Need::Optional,
@@ -102,9 +93,7 @@ async fn register(
     let (Some(email), Some(password), Some(first_name), Some(last_name), Some(tenant_name)) =
         (email, password, first_name, last_name, tenant_name)
     else {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "validated fields missing"
-        )));
+        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
     };
 
     let password_hash = password::hash_password(&password)?;
@@ -141,41 +130,25 @@ async fn register(
             configuration: json!({}),
             domain: tenant_domain.clone(),
             settings: json!({}),
-            onboarding: shared::domain::tenant::Onboarding {
-                admin_invitation_sent: false,
-                provisioned_at: None,
-            },
+            onboarding: shared::domain::tenant::Onboarding { admin_invitation_sent: false, provisioned_at: None },
             created_by: Some(owner.id),
             created_at: now,
             updated_at: now,
         };
-        match state
-            .store
-            .create_tenant_with_owner(&tenant, &owner, &password_hash)
-            .await
-        {
+        match state.store.create_tenant_with_owner(&tenant, &owner, &password_hash).await {
             Ok(()) => {
-                state
-                    .events
-                    .publish_after_commit(&tenant.created_event())
-                    .await;
+                state.events.publish_after_commit(&tenant.created_event()).await;
                 let scope = TenantScope::trusted_internal(tenant.id);
                 let mut body = tokens::start_session(&state, &scope, &owner).await?;
                 body["tenant"] = tenant.to_body();
                 return Ok((StatusCode::CREATED, Json(body)).into_response());
             }
             Err(CreateTenantError::EmailTaken) => {
-                return Err(
-                    AppError::conflict("an account with this email already exists")
-                        .with_details(json!({"field": "email"})),
-                );
+                return Err(AppError::conflict("an account with this email already exists")
+                    .with_details(json!({"field": "email"})));
             }
             Err(CreateTenantError::SlugTaken) if !explicit_slug && attempt < 3 => {
-                slug = format!(
-                    "{}-{}",
-                    slugify(&tenant_name),
-                    &Uuid::new_v4().simple().to_string()[..6]
-                );
+                slug = format!("{}-{}", slugify(&tenant_name), &Uuid::new_v4().simple().to_string()[..6]);
             }
             Err(CreateTenantError::SlugTaken) => {
                 return Err(AppError::conflict(format!("slug '{slug}' already exists"))
@@ -187,21 +160,14 @@ async fn register(
             Err(CreateTenantError::Other(e)) => return Err(e),
         }
     }
-    Err(AppError::internal(anyhow::anyhow!(
-        "could not find a free slug"
-    )))
+    Err(AppError::internal(anyhow::anyhow!("could not find a free slug")))
 }
 
 /// Seeds 002/003 login: access and refresh tokens plus the user.
-async fn login(
-    State(state): State<AppState>,
-    JsonObject(body): JsonObject,
-) -> AppResult<Json<Value>> {
+async fn login(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Json<Value>> {
     let mut f = Fields::new(&body);
     f.reject_unknown(&["email", "username", "password", "tenant_id"]);
-    let email = f
-        .text("email", Need::Optional, 1, 254)
-        .or_else(|| f.text("username", Need::Optional, 1, 254));
+    let email = f.text("email", Need::Optional, 1, 254).or_else(|| f.text("username", Need::Optional, 1, 254));
     if email.is_none() && !f.contains("email") && !f.contains("username") {
         f.error("email", "is required");
     }
@@ -209,9 +175,7 @@ async fn login(
     let tenant_hint = f.uuid("tenant_id", Need::Optional);
     f.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "validated fields missing"
-        )));
+        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
     };
 
     let refused = || AppError::unauthorized("invalid email or password");
@@ -220,11 +184,7 @@ async fn login(
         return Err(refused());
     };
     let scope = TenantScope::trusted_internal(owner.tenant_id);
-    let Some((user, hash)) = state
-        .store
-        .get_user_with_secret(&scope, owner.user_id)
-        .await?
-    else {
+    let Some((user, hash)) = state.store.get_user_with_secret(&scope, owner.user_id).await? else {
         password::verify_against_dummy(&password);
         return Err(refused());
     };
@@ -239,15 +199,10 @@ async fn login(
     Ok(Json(tokens::start_session(&state, &scope, &user).await?))
 }
 
-async fn refresh(
-    State(state): State<AppState>,
-    JsonObject(body): JsonObject,
-) -> AppResult<Json<Value>> {
+async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Json<Value>> {
     let mut f = Fields::new(&body);
     f.reject_unknown(&["refresh_token", "refresh"]);
-    let raw = f
-        .text("refresh_token", Need::Optional, 1, 512)
-        .or_else(|| f.text("refresh", Need::Optional, 1, 512));
+    let raw = f.text("refresh_token", Need::Optional, 1, 512).or_else(|| f.text("refresh", Need::Optional, 1, 512));
     if raw.is_none() && !f.has_errors() {
         f.error("refresh_token", "is required");
     }
@@ -265,27 +220,19 @@ async fn logout(
     raw_body: axum::body::Bytes,
 ) -> AppResult<StatusCode> {
     let home = principal.home_scope();
-    state
-        .store
-        .revoke_session(&home, principal.session_id, "logout")
-        .await?;
+    state.store.revoke_session(&home, principal.session_id, "logout").await?;
     if !raw_body.iter().all(u8::is_ascii_whitespace) {
         let body: serde_json::Map<String, Value> = shared::http::parse_json(&raw_body)?;
         let mut f = Fields::new(&body);
         f.reject_unknown(&["refresh_token", "refresh"]);
-        let raw = f
-            .text("refresh_token", Need::Optional, 1, 512)
-            .or_else(|| f.text("refresh", Need::Optional, 1, 512));
+        let raw = f.text("refresh_token", Need::Optional, 1, 512).or_else(|| f.text("refresh", Need::Optional, 1, 512));
         f.finish()?;
         if let Some(token) = raw.as_deref().and_then(RefreshToken::parse)
             && token.tenant_id == principal.home_tenant_id
             && let Some(session) = state.store.get_session(&home, token.session_id).await?
             && session.user_id == principal.user_id
         {
-            state
-                .store
-                .revoke_session(&home, token.session_id, "logout")
-                .await?;
+            state.store.revoke_session(&home, token.session_id, "logout").await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)
@@ -300,9 +247,11 @@ async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Js
         .await?
         .filter(|u| u.is_active)
         .ok_or_else(|| AppError::invalid_token("the account no longer exists or is disabled"))?;
-    let tenant = state.store.get_tenant(&home).await?.map(|(t, _)| {
-        json!({"id": t.id, "name": t.name, "slug": t.slug, "status": t.status, "plan": t.plan})
-    });
+    let tenant = state
+        .store
+        .get_tenant(&home)
+        .await?
+        .map(|(t, _)| json!({"id": t.id, "name": t.name, "slug": t.slug, "status": t.status, "plan": t.plan}));
     let mut body = user.to_body();
     body["tenant"] = tenant.unwrap_or(Value::Null);
     body["acting_tenant_id"] = json!(principal.tenant_id);
@@ -311,9 +260,5 @@ async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Js
 
 async fn jwks(State(state): State<AppState>) -> Response {
     // Verifiers cache the key set; an hour keeps rotation responsive.
-    (
-        [(axum::http::header::CACHE_CONTROL, "public, max-age=3600")],
-        Json(state.verifier.jwks().clone()),
-    )
-        .into_response()
+    ([(axum::http::header::CACHE_CONTROL, "public, max-age=3600")], Json(state.verifier.jwks().clone())).into_response()
 }

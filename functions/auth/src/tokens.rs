@@ -29,22 +29,14 @@ impl RefreshToken {
     fn generate(tenant_id: Uuid, session_id: Uuid) -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self {
-            tenant_id,
-            session_id,
-            secret: URL_SAFE_NO_PAD.encode(bytes),
-        }
+        Self { tenant_id, session_id, secret: URL_SAFE_NO_PAD.encode(bytes) }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
         let mut parts = raw.split('.');
-        let (Some("rt"), Some(t), Some(s), Some(secret), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some("rt"), Some(t), Some(s), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return None;
         };
         Some(Self {
@@ -59,10 +51,7 @@ impl RefreshToken {
     }
 
     fn hash(&self) -> String {
-        Sha256::digest(self.secret.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Sha256::digest(self.secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -71,19 +60,11 @@ pub async fn start_session(state: &AppState, scope: &TenantScope, user: &User) -
     let session_id = Uuid::now_v7();
     let refresh = RefreshToken::generate(scope.tenant_id(), session_id);
     let expires_at = chrono::Utc::now().timestamp() + SESSION_TTL_SECONDS;
-    state
-        .store
-        .create_session(scope, session_id, user.id, &refresh.hash(), expires_at)
-        .await?;
+    state.store.create_session(scope, session_id, user.id, &refresh.hash(), expires_at).await?;
     token_response(state, user, session_id, &refresh)
 }
 
-fn token_response(
-    state: &AppState,
-    user: &User,
-    session_id: Uuid,
-    refresh: &RefreshToken,
-) -> AppResult<Value> {
+fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &RefreshToken) -> AppResult<Value> {
     let access = state.signer()?.issue(&AccessGrant {
         user_id: user.id,
         tenant_id: user.tenant_id,
@@ -106,11 +87,7 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<Value> {
     let invalid = || AppError::invalid_token("the refresh token is invalid or revoked");
     let presented = RefreshToken::parse(raw).ok_or_else(invalid)?;
     let scope = TenantScope::trusted_internal(presented.tenant_id);
-    let session = state
-        .store
-        .get_session(&scope, presented.session_id)
-        .await?
-        .ok_or_else(invalid)?;
+    let session = state.store.get_session(&scope, presented.session_id).await?.ok_or_else(invalid)?;
     if session.revoked {
         return Err(invalid());
     }
@@ -119,32 +96,17 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<Value> {
     }
     let presented_hash = presented.hash();
     if presented_hash != session.token_hash {
-        if state
-            .store
-            .was_rotated_out(&scope, presented.session_id, &presented_hash)
-            .await?
-        {
+        if state.store.was_rotated_out(&scope, presented.session_id, &presented_hash).await? {
             revoke_for_reuse(state, &scope, presented.session_id).await?;
         }
         return Err(invalid());
     }
-    let user = state
-        .store
-        .get_user(&scope, session.user_id)
-        .await?
-        .filter(|u| u.is_active)
-        .ok_or_else(invalid)?;
+    let user = state.store.get_user(&scope, session.user_id).await?.filter(|u| u.is_active).ok_or_else(invalid)?;
     ensure_tenant_usable(state, &scope).await?;
     let next = RefreshToken::generate(presented.tenant_id, presented.session_id);
     match state
         .store
-        .rotate_session(
-            &scope,
-            presented.session_id,
-            &presented_hash,
-            &next.hash(),
-            session.expires_at,
-        )
+        .rotate_session(&scope, presented.session_id, &presented_hash, &next.hash(), session.expires_at)
         .await?
     {
         Rotation::Rotated => token_response(state, &user, presented.session_id, &next),
@@ -156,26 +118,16 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<Value> {
     }
 }
 
-async fn revoke_for_reuse(
-    state: &AppState,
-    scope: &TenantScope,
-    session_id: Uuid,
-) -> AppResult<()> {
+async fn revoke_for_reuse(state: &AppState, scope: &TenantScope, session_id: Uuid) -> AppResult<()> {
     tracing::warn!(tenant_id = %scope.tenant_id(), session_id = %session_id, "refresh token reuse: family revoked");
-    state
-        .store
-        .revoke_session(scope, session_id, "reuse_detected")
-        .await
+    state.store.revoke_session(scope, session_id, "reuse_detected").await
 }
 
 /// Members of a deactivated or suspended tenant cannot start or extend a login.
 pub async fn ensure_tenant_usable(state: &AppState, scope: &TenantScope) -> AppResult<()> {
     match state.store.get_tenant(scope).await? {
         Some((tenant, _)) if tenant.status == "inactive" || tenant.status == "suspended" => {
-            Err(AppError::forbidden(
-                "tenant_inactive",
-                format!("the tenant is {}", tenant.status),
-            ))
+            Err(AppError::forbidden("tenant_inactive", format!("the tenant is {}", tenant.status)))
         }
         Some(_) => Ok(()),
         None => Err(AppError::unauthorized("invalid email or password")),

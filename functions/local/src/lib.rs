@@ -41,12 +41,7 @@ pub trait BatchHandler: Send + Sync + 'static {
 
 impl BatchHandler for Provisioner {
     async fn handle(&self, event: SqsEvent) -> Vec<String> {
-        self.handle_batch(event)
-            .await
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        self.handle_batch(event).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
     }
 }
 
@@ -60,17 +55,11 @@ impl Pollers {
     /// (`QUEUE_URL_<BINARY>`, written by infra/local_stack.py).
     pub fn start(clients: &AwsClients, state: &AppState) -> Result<Self> {
         let mut handles = Vec::new();
-        let queue = std::env::var("QUEUE_URL_TENANT_PROVISIONER")
-            .context("QUEUE_URL_TENANT_PROVISIONER is not set")?;
-        let provisioner = Provisioner {
-            store: state.store.clone(),
-            events: state.events.clone(),
-        };
-        handles.push(spawn_poller(
-            clients.sqs.clone(),
-            queue,
-            Arc::new(provisioner),
-        ));
+        let queue = std::env::var("QUEUE_URL_TENANT_PROVISIONER").context("QUEUE_URL_TENANT_PROVISIONER is not set")?;
+        let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
+        let provisioner = Arc::new(provisioner);
+        handles.push(spawn_poller(clients.sqs.clone(), queue, provisioner.clone()));
+        handles.push(spawn_sweeper(provisioner));
         Ok(Self { handles })
     }
 
@@ -81,11 +70,7 @@ impl Pollers {
     }
 }
 
-fn spawn_poller<H: BatchHandler>(
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    handler: Arc<H>,
-) -> JoinHandle<()> {
+fn spawn_poller<H: BatchHandler>(sqs: aws_sdk_sqs::Client, queue_url: String, handler: Arc<H>) -> JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!(queue_url = %queue_url, "poller started");
         loop {
@@ -97,11 +82,21 @@ fn spawn_poller<H: BatchHandler>(
     })
 }
 
-async fn poll_once<H: BatchHandler>(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    handler: &H,
-) -> Result<()> {
+/// The scheduled sweep (rate(5 minutes) in AWS), every 30 s locally.
+fn spawn_sweeper(provisioner: Arc<Provisioner>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            every.tick().await;
+            let min_age = chrono::Duration::seconds(tenant_provisioner::SWEEP_MIN_AGE_SECONDS);
+            if let Err(err) = provisioner.sweep(min_age).await {
+                tracing::warn!(error = ?err, "provisioning sweep failed");
+            }
+        }
+    })
+}
+
+async fn poll_once<H: BatchHandler>(sqs: &aws_sdk_sqs::Client, queue_url: &str, handler: &H) -> Result<()> {
     let output = sqs
         .receive_message()
         .queue_url(queue_url)
@@ -120,10 +115,7 @@ async fn poll_once<H: BatchHandler>(
     let failed = handler.handle(event).await;
     let entries: Vec<DeleteMessageBatchRequestEntry> = messages
         .iter()
-        .filter(|m| {
-            !m.message_id()
-                .is_some_and(|id| failed.iter().any(|f| f == id))
-        })
+        .filter(|m| !m.message_id().is_some_and(|id| failed.iter().any(|f| f == id)))
         .enumerate()
         .filter_map(|(i, m)| {
             DeleteMessageBatchRequestEntry::builder()
@@ -152,10 +144,7 @@ fn to_lambda_message(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
     m.md5_of_body = message.md5_of_body.clone();
     m.event_source = Some("aws:sqs".to_owned());
     if let Some(attributes) = &message.attributes {
-        m.attributes = attributes
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-            .collect();
+        m.attributes = attributes.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect();
     }
     m
 }
@@ -163,12 +152,7 @@ fn to_lambda_message(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
 /// Creates the platform's own tenant and its platform administrator unless
 /// the email is already taken. Returns whether it created them.
 pub async fn seed_platform_admin(store: &Store, email: &str, password_text: &str) -> Result<bool> {
-    if store
-        .find_email_owner(email)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .is_some()
-    {
+    if store.find_email_owner(email).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_some() {
         return Ok(false);
     }
     let now = shared::domain::now();
@@ -199,10 +183,7 @@ pub async fn seed_platform_admin(store: &Store, email: &str, password_text: &str
         configuration: json!({}),
         domain: None,
         settings: json!({}),
-        onboarding: Onboarding {
-            admin_invitation_sent: false,
-            provisioned_at: Some(now),
-        },
+        onboarding: Onboarding { admin_invitation_sent: false, provisioned_at: Some(now) },
         created_by: Some(admin.id),
         created_at: now,
         updated_at: now,
@@ -211,8 +192,6 @@ pub async fn seed_platform_admin(store: &Store, email: &str, password_text: &str
     match store.create_tenant_with_owner(&tenant, &admin, &hash).await {
         Ok(()) => Ok(true),
         Err(CreateTenantError::EmailTaken) => Ok(false),
-        Err(other) => Err(anyhow::anyhow!(
-            "seeding the platform admin failed: {other:?}"
-        )),
+        Err(other) => Err(anyhow::anyhow!("seeding the platform admin failed: {other:?}")),
     }
 }

@@ -22,29 +22,18 @@ async fn main() -> Result<()> {
     let created = local::seed_platform_admin(&state.store, &email, &password).await?;
 
     if std::env::args().nth(1).as_deref() == Some("seed-admin") {
-        println!(
-            "{}",
-            if created {
-                "platform admin created"
-            } else {
-                "platform admin already exists"
-            }
-        );
+        println!("{}", if created { "platform admin created" } else { "platform admin already exists" });
         return Ok(());
     }
 
     let addr = std::env::var("LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     let pollers = local::Pollers::start(&clients, &state)?;
     println!();
     println!("  API:             http://{addr}  (try GET /health)");
     println!("  platform admin:  {email}");
     println!("  password:        {password}");
-    println!(
-        "  log in:          curl -s -X POST http://{addr}/v1/auth/login -H 'content-type: application/json' \\"
-    );
+    println!("  log in:          curl -s -X POST http://{addr}/v1/auth/login -H 'content-type: application/json' \\");
     println!("                     -d '{{\"email\":\"{email}\",\"password\":\"{password}\"}}'");
     println!();
     axum::serve(listener, local::app(state))
@@ -59,8 +48,7 @@ async fn main() -> Result<()> {
 /// The local admin's credentials: from the environment, else the ones made on
 /// first start and kept (mode 600) beside the local stack's other secrets.
 fn admin_credentials() -> Result<(String, String)> {
-    let email =
-        std::env::var("PLATFORM_ADMIN_EMAIL").unwrap_or_else(|_| "admin@platform.local".to_owned());
+    let email = std::env::var("PLATFORM_ADMIN_EMAIL").unwrap_or_else(|_| "admin@platform.local".to_owned());
     if let Ok(password) = std::env::var("PLATFORM_ADMIN_PASSWORD") {
         return Ok((email, password));
     }
@@ -69,11 +57,7 @@ fn admin_credentials() -> Result<(String, String)> {
     if let Ok(saved) = std::fs::read_to_string(&path) {
         return Ok((email, saved.trim().to_owned()));
     }
-    let password: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
+    let password: String = rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
     std::fs::create_dir_all(&dir)?;
     std::fs::write(&path, &password).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]

@@ -6,7 +6,11 @@
 //! - handling is idempotent: the state change is conditional on the tenant
 //!   still being `provisioning`, so a redelivered message changes nothing;
 //! - a message that can never succeed (malformed, unknown tenant) fails every
-//!   time and lands in the DLQ after the queue's maxReceiveCount.
+//!   time and lands in the DLQ after the queue's maxReceiveCount;
+//! - nothing is lost between the tenant's commit and the event's publication:
+//!   a scheduled sweep ([`Provisioner::sweep`]) republishes `tenant.created`
+//!   for tenants that have waited too long (they are listed in an outbox
+//!   written in the same transaction as the tenant).
 
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -36,8 +40,7 @@ pub enum Outcome {
 
 impl Provisioner {
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let results =
-            futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let results = futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
         let mut response = SqsBatchResponse::default();
         for (message, result) in event.records.iter().zip(results) {
             let id = message.message_id.clone().unwrap_or_default();
@@ -56,8 +59,7 @@ impl Provisioner {
 
     pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
         let body = message.body.as_deref().context("message has no body")?;
-        let envelope: EventBridgeEnvelope =
-            serde_json::from_str(body).context("body is not a domain event")?;
+        let envelope: EventBridgeEnvelope = serde_json::from_str(body).context("body is not a domain event")?;
         if envelope.detail_type != "tenant.created" {
             bail!("unexpected event type {}", envelope.detail_type);
         }
@@ -74,16 +76,9 @@ impl Provisioner {
         if tenant.status != "provisioning" {
             return Ok(Outcome::AlreadyDone);
         }
-        let invitation = tenant
-            .admin_email
-            .as_deref()
-            .map(|email| admin_invitation(&tenant.id, email, tenant.created_by));
-        if !self
-            .store
-            .complete_provisioning(&scope, invitation)
-            .await
-            .map_err(anyhow_of)?
-        {
+        let invitation =
+            tenant.admin_email.as_deref().map(|email| admin_invitation(&tenant.id, email, tenant.created_by));
+        if !self.store.complete_provisioning(&scope, invitation).await.map_err(anyhow_of)? {
             // A concurrent delivery of the same event won the race.
             return Ok(Outcome::AlreadyDone);
         }
@@ -97,6 +92,36 @@ impl Provisioner {
     }
 }
 
+/// How long a tenant may wait for its `tenant.created` before the sweep
+/// republishes it (normally it is provisioned within a second).
+pub const SWEEP_MIN_AGE_SECONDS: i64 = 120;
+const SWEEP_BATCH: i32 = 100;
+
+impl Provisioner {
+    /// Republishes `tenant.created` for tenants created more than `min_age`
+    /// ago and still provisioning. Returns how many it republished.
+    #[tracing::instrument(skip(self))]
+    pub async fn sweep(&self, min_age: chrono::Duration) -> Result<usize> {
+        let cutoff = shared::domain::rfc3339(chrono::Utc::now() - min_age);
+        let waiting = self.store.tenants_awaiting_provisioning(&cutoff, SWEEP_BATCH).await.map_err(anyhow_of)?;
+        let mut republished = 0;
+        for tenant_id in waiting {
+            let scope = TenantScope::trusted_internal(tenant_id);
+            match self.store.get_tenant(&scope).await.map_err(anyhow_of)? {
+                Some((tenant, _)) if tenant.status == "provisioning" => {
+                    self.events.publish(&tenant.created_event()).await?;
+                    republished += 1;
+                }
+                _ => {}
+            }
+        }
+        if republished > 0 {
+            tracing::warn!(republished, "republished tenant.created for tenants left waiting");
+        }
+        Ok(republished)
+    }
+}
+
 /// A pending invitation for the tenant's first administrator. Keyed by email,
 /// so provisioning twice can never invite twice. Delivery of the invitation
 /// (mail with a one-time token) is the users group's job.
@@ -104,27 +129,15 @@ fn admin_invitation(tenant_id: &Uuid, email: &str, invited_by: Option<Uuid>) -> 
     use shared::store::attr;
     let now = chrono::Utc::now();
     Item::from([
-        (
-            "SK".to_owned(),
-            attr::s(format!("INVITATION#{}", email.to_ascii_lowercase())),
-        ),
+        ("SK".to_owned(), attr::s(format!("INVITATION#{}", email.to_ascii_lowercase()))),
         ("id".to_owned(), attr::s(Uuid::now_v7().to_string())),
         ("tenant_id".to_owned(), attr::s(tenant_id.to_string())),
         ("email".to_owned(), attr::s(email.to_ascii_lowercase())),
         ("role".to_owned(), attr::s(Role::Owner.as_str())),
         ("status".to_owned(), attr::s("pending")),
-        (
-            "invited_by".to_owned(),
-            attr::s(invited_by.map(|u| u.to_string()).unwrap_or_default()),
-        ),
-        (
-            "created_at".to_owned(),
-            attr::s(shared::domain::rfc3339(now)),
-        ),
-        (
-            "expires_at".to_owned(),
-            attr::n(now.timestamp() + INVITATION_TTL_SECONDS),
-        ),
+        ("invited_by".to_owned(), attr::s(invited_by.map(|u| u.to_string()).unwrap_or_default())),
+        ("created_at".to_owned(), attr::s(shared::domain::rfc3339(now))),
+        ("expires_at".to_owned(), attr::n(now.timestamp() + INVITATION_TTL_SECONDS)),
     ])
 }
 

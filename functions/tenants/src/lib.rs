@@ -22,8 +22,7 @@ use shared::{
     AppError, AppResult, AppState,
     auth::{Principal, Role, TenantScope},
     domain::tenant::{
-        STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in,
-        tenant_from_create,
+        STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in, tenant_from_create,
     },
     events::DomainEvent,
     http::{JsonObject, Page, QueryParams, finish_router},
@@ -41,13 +40,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tenants/me", get(my_tenant))
-        .route(
-            "/v1/tenants/{id}",
-            get(get_tenant)
-                .put(update_tenant)
-                .patch(update_tenant)
-                .delete(delete_tenant),
-        )
+        .route("/v1/tenants/{id}", get(get_tenant).put(update_tenant).patch(update_tenant).delete(delete_tenant))
         .route("/v1/tenants/{id}/stats", get(tenant_stats))
 }
 
@@ -58,11 +51,7 @@ fn tenant_id(raw: &str) -> AppResult<Uuid> {
 }
 
 async fn load(state: &AppState, scope: &TenantScope) -> AppResult<(Tenant, TenantUsage)> {
-    state
-        .store
-        .get_tenant(scope)
-        .await?
-        .ok_or_else(|| AppError::not_found(RESOURCE))
+    state.store.get_tenant(scope).await?.ok_or_else(|| AppError::not_found(RESOURCE))
 }
 
 /// Creates a tenant in `provisioning` and publishes `tenant.created`; the
@@ -77,10 +66,8 @@ async fn create_tenant(
     match state.store.create_tenant(&tenant, None).await {
         Ok(()) => {}
         Err(CreateTenantError::SlugTaken) => {
-            return Err(
-                AppError::conflict(format!("slug '{}' already exists", tenant.slug))
-                    .with_details(json!({"field": "slug", "slug": tenant.slug})),
-            );
+            return Err(AppError::conflict(format!("slug '{}' already exists", tenant.slug))
+                .with_details(json!({"field": "slug", "slug": tenant.slug})));
         }
         Err(CreateTenantError::ParentMissing) => {
             return Err(AppError::not_found("parent tenant")
@@ -91,20 +78,10 @@ async fn create_tenant(
         }
         Err(CreateTenantError::Other(e)) => return Err(e),
     }
-    state
-        .events
-        .publish_after_commit(&tenant.created_event())
-        .await;
+    state.events.publish_after_commit(&tenant.created_event()).await;
     let mut body = tenant.to_body();
     body["onboarding"]["status"] = json!("pending");
-    Ok((
-        StatusCode::CREATED,
-        [(
-            axum::http::header::LOCATION,
-            format!("/v1/tenants/{}", tenant.id),
-        )],
-        Json(body),
-    )
+    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/v1/tenants/{}", tenant.id))], Json(body))
         .into_response())
 }
 
@@ -121,10 +98,8 @@ async fn list_tenants(
         Some(raw) => match STATUSES.iter().find(|s| s.eq_ignore_ascii_case(raw)) {
             Some(s) => Some(*s),
             None => {
-                problems.push(shared::error::FieldError::new(
-                    "status",
-                    format!("must be one of {}", STATUSES.join(", ")),
-                ));
+                problems
+                    .push(shared::error::FieldError::new("status", format!("must be one of {}", STATUSES.join(", "))));
                 None
             }
         },
@@ -147,10 +122,7 @@ async fn list_tenants(
         Some(raw) => match Uuid::parse_str(raw) {
             Ok(id) => Some(id),
             Err(_) => {
-                problems.push(shared::error::FieldError::new(
-                    "parent_id",
-                    "must be a valid UUID",
-                ));
+                problems.push(shared::error::FieldError::new("parent_id", "must be a valid UUID"));
                 None
             }
         },
@@ -159,14 +131,8 @@ async fn list_tenants(
     if !problems.is_empty() {
         return Err(AppError::validation(problems));
     }
-    let (tenants, next_cursor) = state
-        .store
-        .list_tenants(&proof, status, tenant_type, parent_id, &page)
-        .await?;
-    Ok(Page {
-        data: tenants.iter().map(Tenant::to_body).collect(),
-        next_cursor,
-    })
+    let (tenants, next_cursor) = state.store.list_tenants(&proof, status, tenant_type, parent_id, &page).await?;
+    Ok(Page { data: tenants.iter().map(Tenant::to_body).collect(), next_cursor })
 }
 
 async fn my_tenant(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
@@ -213,17 +179,9 @@ async fn update_tenant(
     let tenant = if changes.is_empty() {
         load(&state, &scope).await?.0
     } else {
-        let updated = state
-            .store
-            .update_tenant(&scope, &changes)
-            .await?
-            .ok_or_else(|| AppError::not_found(RESOURCE))?;
-        let changed: Vec<&str> = changes
-            .set
-            .iter()
-            .map(|(f, _)| *f)
-            .chain(changes.remove.iter().copied())
-            .collect();
+        let updated =
+            state.store.update_tenant(&scope, &changes).await?.ok_or_else(|| AppError::not_found(RESOURCE))?;
+        let changed: Vec<&str> = changes.set.iter().map(|(f, _)| *f).chain(changes.remove.iter().copied()).collect();
         let event = DomainEvent::new(
             "tenant.updated",
             updated.id,
@@ -265,17 +223,10 @@ async fn tenant_stats(
     principal.require_role(Role::Admin, "tenant_stats")?;
     let (tenant, usage) = load(&state, &scope).await?;
     let percentage = |used: i64, max: i64| {
-        if max > 0 {
-            (used as f64 * 10_000.0 / max as f64).round() / 100.0
-        } else {
-            0.0
-        }
+        if max > 0 { (used as f64 * 10_000.0 / max as f64).round() / 100.0 } else { 0.0 }
     };
-    let by_role: serde_json::Map<String, Value> = usage
-        .users_by_role
-        .iter()
-        .map(|(role, count)| (role.as_str().to_owned(), json!(count)))
-        .collect();
+    let by_role: serde_json::Map<String, Value> =
+        usage.users_by_role.iter().map(|(role, count)| (role.as_str().to_owned(), json!(count))).collect();
     Ok(Json(json!({
         "tenant_id": tenant.id,
         "total_users": usage.user_count,

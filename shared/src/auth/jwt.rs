@@ -58,8 +58,7 @@ impl TokenVerifier {
         let mut keys = HashMap::new();
         let mut published = Vec::new();
         for pem in pems {
-            let key = DecodingKey::from_ec_pem(pem.as_bytes())
-                .context("JWT public key is not a P-256 PEM")?;
+            let key = DecodingKey::from_ec_pem(pem.as_bytes()).context("JWT public key is not a P-256 PEM")?;
             let mut jwk = Jwk::from_decoding_key(&key, Some(Algorithm::ES256))?;
             let kid = key_id(&jwk)?;
             jwk.common.key_id = Some(kid.clone());
@@ -75,11 +74,7 @@ impl TokenVerifier {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        Ok(Self {
-            keys,
-            jwks: json!({ "keys": published }),
-            validation,
-        })
+        Ok(Self { keys, jwks: json!({ "keys": published }), validation })
     }
 
     pub fn jwks(&self) -> &Value {
@@ -87,12 +82,9 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AppError> {
-        let header =
-            decode_header(token).map_err(|_| AppError::invalid_token("the token is malformed"))?;
+        let header = decode_header(token).map_err(|_| AppError::invalid_token("the token is malformed"))?;
         if header.alg != Algorithm::ES256 {
-            return Err(AppError::invalid_token(
-                "the token's algorithm is not accepted",
-            ));
+            return Err(AppError::invalid_token("the token's algorithm is not accepted"));
         }
         if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(AppError::invalid_token("the token is not an access token"));
@@ -102,11 +94,10 @@ impl TokenVerifier {
             .as_deref()
             .and_then(|kid| self.keys.get(kid))
             .ok_or_else(|| AppError::invalid_token("the token was not signed by a known key"))?;
-        let data =
-            decode::<AccessClaims>(token, key, &self.validation).map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AppError::token_expired(),
-                _ => AppError::invalid_token("the token is invalid"),
-            })?;
+        let data = decode::<AccessClaims>(token, key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AppError::token_expired(),
+            _ => AppError::invalid_token("the token is invalid"),
+        })?;
         let claims = data.claims;
         // jsonwebtoken does not look at iat; a token from the future is forged
         // or minted by a skewed clock, and either way not to be trusted.
@@ -141,15 +132,9 @@ pub struct AccessGrant {
 
 impl TokenSigner {
     pub fn from_private_pem(pem: &str, issuer: &str, audience: &str) -> Result<Self> {
-        let key = EncodingKey::from_ec_pem(pem.as_bytes())
-            .context("JWT private key is not a P-256 PKCS#8 PEM")?;
+        let key = EncodingKey::from_ec_pem(pem.as_bytes()).context("JWT private key is not a P-256 PKCS#8 PEM")?;
         let kid = key_id(&Jwk::from_encoding_key(&key, Algorithm::ES256)?)?;
-        Ok(Self {
-            kid,
-            key,
-            issuer: issuer.to_owned(),
-            audience: audience.to_owned(),
-        })
+        Ok(Self { kid, key, issuer: issuer.to_owned(), audience: audience.to_owned() })
     }
 
     pub fn issue(&self, grant: &AccessGrant) -> Result<IssuedToken> {
@@ -171,11 +156,7 @@ impl TokenSigner {
         header.kid = Some(self.kid.clone());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         let token = encode(&header, &claims, &self.key)?;
-        Ok(IssuedToken {
-            token,
-            expires_in: ACCESS_TOKEN_TTL_SECONDS,
-            claims,
-        })
+        Ok(IssuedToken { token, expires_in: ACCESS_TOKEN_TTL_SECONDS, claims })
     }
 
     /// Start-up check that the configured keys pair up and the crypto backend

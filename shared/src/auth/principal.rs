@@ -68,10 +68,7 @@ pub const TENANT_HEADER: &str = "x-tenant-id";
 impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(principal.clone());
         }
@@ -114,19 +111,13 @@ fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            AppError::unauthorized("authentication is required: send Authorization: Bearer <token>")
-        })?;
-    let value = header
-        .to_str()
-        .map_err(|_| AppError::invalid_token("the Authorization header is malformed"))?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
-        AppError::invalid_token("the Authorization header must be 'Bearer <token>'")
-    })?;
+        .ok_or_else(|| AppError::unauthorized("authentication is required: send Authorization: Bearer <token>"))?;
+    let value = header.to_str().map_err(|_| AppError::invalid_token("the Authorization header is malformed"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| AppError::invalid_token("the Authorization header must be 'Bearer <token>'"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(AppError::invalid_token(
-            "the Authorization header must be 'Bearer <token>'",
-        ));
+        return Err(AppError::invalid_token("the Authorization header must be 'Bearer <token>'"));
     }
     Ok(token.trim())
 }
@@ -140,19 +131,13 @@ pub struct PlatformAdmin {
 
 impl Principal {
     pub fn current_role_name(&self) -> &'static str {
-        if self.platform_admin {
-            "platform_admin"
-        } else {
-            self.role.as_str()
-        }
+        if self.platform_admin { "platform_admin" } else { self.role.as_str() }
     }
 
     /// Tenant roles apply inside the caller's own tenant; a platform admin
     /// holds every role everywhere.
     pub fn require_role(&self, required: Role, resource: &str) -> Result<(), AppError> {
-        if self.platform_admin
-            || (self.tenant_id == self.home_tenant_id && self.role.at_least(required))
-        {
+        if self.platform_admin || (self.tenant_id == self.home_tenant_id && self.role.at_least(required)) {
             Ok(())
         } else {
             Err(AppError::insufficient_permissions(
@@ -179,15 +164,11 @@ impl Principal {
 
     /// The caller's own tenant, where their user and sessions live.
     pub fn home_scope(&self) -> TenantScope {
-        TenantScope {
-            tenant_id: self.home_tenant_id,
-        }
+        TenantScope { tenant_id: self.home_tenant_id }
     }
 
     pub fn scope(&self) -> TenantScope {
-        TenantScope {
-            tenant_id: self.tenant_id,
-        }
+        TenantScope { tenant_id: self.tenant_id }
     }
 
     /// The scope of tenant `id` if the caller may see it; otherwise 404, the
@@ -260,9 +241,7 @@ mod tests {
     #[test]
     fn a_weaker_role_is_refused_with_the_rbac_details() {
         let p = principal(Role::Developer, false);
-        let err = p
-            .require_role(Role::Admin, "billing_information")
-            .expect_err("refused");
+        let err = p.require_role(Role::Admin, "billing_information").expect_err("refused");
         assert_eq!(err.code(), "insufficient_permissions");
         match err {
             AppError::Api { details, .. } => {
@@ -279,22 +258,10 @@ mod tests {
     fn another_tenants_scope_is_not_found_unless_platform_admin() {
         let member = principal(Role::Owner, false);
         let other = Uuid::now_v7();
-        assert_eq!(
-            member
-                .scope_for(other, "tenant")
-                .expect_err("hidden")
-                .code(),
-            "not_found"
-        );
+        assert_eq!(member.scope_for(other, "tenant").expect_err("hidden").code(), "not_found");
         assert!(member.scope_for(member.tenant_id, "tenant").is_ok());
         let admin = principal(Role::Owner, true);
-        assert_eq!(
-            admin
-                .scope_for(other, "tenant")
-                .expect("allowed")
-                .tenant_id(),
-            other
-        );
+        assert_eq!(admin.scope_for(other, "tenant").expect("allowed").tenant_id(), other);
     }
 
     #[test]

@@ -25,13 +25,7 @@ pub struct User {
 }
 
 impl User {
-    pub fn new(
-        tenant_id: Uuid,
-        email: &str,
-        first_name: &str,
-        last_name: &str,
-        role: Role,
-    ) -> Self {
+    pub fn new(tenant_id: Uuid, email: &str, first_name: &str, last_name: &str, role: Role) -> Self {
         let now = super::now();
         Self {
             id: Uuid::now_v7(),
@@ -49,9 +43,7 @@ impl User {
     }
 
     pub fn full_name(&self) -> String {
-        format!("{} {}", self.first_name, self.last_name)
-            .trim()
-            .to_owned()
+        format!("{} {}", self.first_name, self.last_name).trim().to_owned()
     }
 
     /// The API body (seed 002's `fullName`/`tenantId` appear as snake_case).

@@ -27,15 +27,12 @@ impl std::fmt::Debug for CursorCodec {
 
 impl CursorCodec {
     pub fn new(secret: &str) -> Self {
-        Self {
-            key: secret.as_bytes().to_vec(),
-        }
+        Self { key: secret.as_bytes().to_vec() }
     }
 
     fn tag(&self, context: &str, payload: &[u8]) -> HmacSha256 {
         // new_from_slice accepts any key length for HMAC.
-        let mut mac = HmacSha256::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key size"));
+        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes any key size"));
         mac.update(context.as_bytes());
         mac.update(&[0]);
         mac.update(payload);
@@ -43,45 +40,25 @@ impl CursorCodec {
     }
 
     pub fn encode(&self, context: &str, key: &HashMap<String, AttributeValue>) -> String {
-        let plain: std::collections::BTreeMap<&str, &str> = key
-            .iter()
-            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
-            .collect();
+        let plain: std::collections::BTreeMap<&str, &str> =
+            key.iter().filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str()))).collect();
         let payload = serde_json::to_vec(&plain).unwrap_or_default();
         let tag = self.tag(context, &payload).finalize().into_bytes();
-        format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(&payload),
-            URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN])
-        )
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN]))
     }
 
-    pub fn decode(
-        &self,
-        context: &str,
-        cursor: &str,
-    ) -> Result<HashMap<String, AttributeValue>, AppError> {
-        let invalid = || {
-            AppError::invalid_field(
-                "cursor",
-                "is invalid, expired or was altered; start again without it",
-            )
-        };
+    pub fn decode(&self, context: &str, cursor: &str) -> Result<HashMap<String, AttributeValue>, AppError> {
+        let invalid =
+            || AppError::invalid_field("cursor", "is invalid, expired or was altered; start again without it");
         let (payload_b64, tag_b64) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| invalid())?;
         let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| invalid())?;
-        self.tag(context, &payload)
-            .verify_truncated_left(&tag)
-            .map_err(|_| invalid())?;
+        self.tag(context, &payload).verify_truncated_left(&tag).map_err(|_| invalid())?;
         if tag.len() != TAG_LEN {
             return Err(invalid());
         }
-        let plain: HashMap<String, String> =
-            serde_json::from_slice(&payload).map_err(|_| invalid())?;
-        Ok(plain
-            .into_iter()
-            .map(|(k, v)| (k, AttributeValue::S(v)))
-            .collect())
+        let plain: HashMap<String, String> = serde_json::from_slice(&payload).map_err(|_| invalid())?;
+        Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
     }
 }
 
@@ -114,18 +91,11 @@ mod tests {
             bytes[i] = if original == b'A' { b'B' } else { b'A' };
             let altered = String::from_utf8(bytes.clone()).expect("ascii");
             if altered != cursor {
-                assert!(
-                    codec.decode("ctx", &altered).is_err(),
-                    "accepted change at {i}"
-                );
+                assert!(codec.decode("ctx", &altered).is_err(), "accepted change at {i}");
             }
             bytes[i] = original;
         }
         assert!(codec.decode("ctx", "garbage").is_err());
-        assert!(
-            CursorCodec::new("another-secret-another-secret-xx")
-                .decode("ctx", &cursor)
-                .is_err()
-        );
+        assert!(CursorCodec::new("another-secret-another-secret-xx").decode("ctx", &cursor).is_err());
     }
 }

@@ -14,9 +14,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::{
     Client,
     error::SdkError,
-    operation::{
-        query::builders::QueryFluentBuilder, transact_write_items::TransactWriteItemsError,
-    },
+    operation::{query::builders::QueryFluentBuilder, transact_write_items::TransactWriteItemsError},
     types::AttributeValue,
 };
 pub use cursor::CursorCodec;
@@ -39,11 +37,7 @@ const MAX_QUERY_ROUNDS: usize = 10;
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            cursors: None,
-        }
+        Self { client, table: table.into(), cursors: None }
     }
 
     pub fn with_cursors(mut self, cursors: CursorCodec) -> Self {
@@ -52,9 +46,7 @@ impl Store {
     }
 
     fn cursors(&self) -> Result<&CursorCodec, AppError> {
-        self.cursors
-            .as_ref()
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("this process has no CURSOR_SECRET")))
+        self.cursors.as_ref().ok_or_else(|| AppError::internal(anyhow::anyhow!("this process has no CURSOR_SECRET")))
     }
 
     pub fn table_name(&self) -> &str {
@@ -79,12 +71,7 @@ impl Store {
         let limit = page.limit as usize;
         let mut items: Vec<Item> = Vec::with_capacity(limit);
         for _ in 0..MAX_QUERY_ROUNDS {
-            let output = query
-                .clone()
-                .limit(page.limit)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await?;
+            let output = query.clone().limit(page.limit).set_exclusive_start_key(start.take()).send().await?;
             items.extend(output.items.unwrap_or_default());
             if items.len() >= limit {
                 items.truncate(limit);
@@ -131,13 +118,11 @@ pub mod attr {
 pub(crate) use attr::{n, s};
 
 pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> {
-    serde_dynamo::from_item(item)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("corrupt item: {e}")))
+    serde_dynamo::from_item(item).map_err(|e| AppError::internal(anyhow::anyhow!("corrupt item: {e}")))
 }
 
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, AppError> {
-    serde_dynamo::to_item(value)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("serialising item: {e}")))
+    serde_dynamo::to_item(value).map_err(|e| AppError::internal(anyhow::anyhow!("serialising item: {e}")))
 }
 
 pub(crate) fn to_attribute(value: &serde_json::Value) -> Result<AttributeValue, AppError> {
@@ -146,24 +131,16 @@ pub(crate) fn to_attribute(value: &serde_json::Value) -> Result<AttributeValue, 
 }
 
 pub(crate) fn number_attr(item: &Item, name: &str) -> i64 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// For a cancelled transaction, which of its items failed their condition
 /// (by position). `None` when the failure was something else.
-pub(crate) fn failed_conditions<R>(
-    err: &SdkError<TransactWriteItemsError, R>,
-) -> Option<Vec<bool>> {
+pub(crate) fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<bool>> {
     match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
-            e.cancellation_reasons()
-                .iter()
-                .map(|r| r.code() == Some("ConditionalCheckFailed"))
-                .collect(),
-        ),
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            Some(e.cancellation_reasons().iter().map(|r| r.code() == Some("ConditionalCheckFailed")).collect())
+        }
         _ => None,
     }
 }

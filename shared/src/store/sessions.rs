@@ -25,20 +25,11 @@ pub struct Session {
 }
 
 fn session_key(scope: &TenantScope, session_id: Uuid) -> Item {
-    HashMap::from([
-        ("PK".into(), s(scope.pk())),
-        ("SK".into(), s(format!("SESSION#{session_id}"))),
-    ])
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("SESSION#{session_id}")))])
 }
 
 fn used_token_key(scope: &TenantScope, session_id: Uuid, token_hash: &str) -> Item {
-    HashMap::from([
-        ("PK".into(), s(scope.pk())),
-        (
-            "SK".into(),
-            s(format!("SESSION#{session_id}#USED#{token_hash}")),
-        ),
-    ])
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("SESSION#{session_id}#USED#{token_hash}")))])
 }
 
 pub enum Rotation {
@@ -61,10 +52,7 @@ impl Store {
         let mut item = session_key(scope, session_id);
         item.insert("user_id".into(), s(user_id.to_string()));
         item.insert("token_hash".into(), s(token_hash));
-        item.insert(
-            "revoked".into(),
-            aws_sdk_dynamodb::types::AttributeValue::Bool(false),
-        );
+        item.insert("revoked".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(false));
         item.insert("created_at".into(), s(crate::domain::now_rfc3339()));
         item.insert("expires_at".into(), n(expires_at));
         self.client
@@ -77,11 +65,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_session(
-        &self,
-        scope: &TenantScope,
-        session_id: Uuid,
-    ) -> AppResult<Option<Session>> {
+    pub async fn get_session(&self, scope: &TenantScope, session_id: Uuid) -> AppResult<Option<Session>> {
         let output = self
             .client
             .get_item()
@@ -112,19 +96,12 @@ impl Store {
             .expression_attribute_values(":old", s(old_hash))
             .expression_attribute_values(":now", s(crate::domain::now_rfc3339()))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(
-                ":false",
-                aws_sdk_dynamodb::types::AttributeValue::Bool(false),
-            )
+            .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
             .build()
             .map_err(AppError::internal)?;
         let mut marker = used_token_key(scope, session_id, old_hash);
         marker.insert("expires_at".into(), n(expires_at));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(marker))
-            .build()
-            .map_err(AppError::internal)?;
+        let put = Put::builder().table_name(&self.table).set_item(Some(marker)).build().map_err(AppError::internal)?;
         let result = self
             .client
             .transact_write_items()
@@ -137,24 +114,17 @@ impl Store {
             Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
                 // Lost a race with another refresh of the same token, or the
                 // token was already rotated: either way it is being reused.
-                Ok(
-                    if self.was_rotated_out(scope, session_id, old_hash).await? {
-                        Rotation::Reused
-                    } else {
-                        Rotation::Unknown
-                    },
-                )
+                Ok(if self.was_rotated_out(scope, session_id, old_hash).await? {
+                    Rotation::Reused
+                } else {
+                    Rotation::Unknown
+                })
             }
             Err(err) => Err(err.into()),
         }
     }
 
-    pub async fn was_rotated_out(
-        &self,
-        scope: &TenantScope,
-        session_id: Uuid,
-        token_hash: &str,
-    ) -> AppResult<bool> {
+    pub async fn was_rotated_out(&self, scope: &TenantScope, session_id: Uuid, token_hash: &str) -> AppResult<bool> {
         let output = self
             .client
             .get_item()
@@ -167,12 +137,7 @@ impl Store {
     }
 
     /// Revokes a family (logout, or reuse detected). Idempotent.
-    pub async fn revoke_session(
-        &self,
-        scope: &TenantScope,
-        session_id: Uuid,
-        reason: &str,
-    ) -> AppResult<()> {
+    pub async fn revoke_session(&self, scope: &TenantScope, session_id: Uuid, reason: &str) -> AppResult<()> {
         let result = self
             .client
             .update_item()

@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, to_attribute, to_item};
@@ -24,10 +22,7 @@ const ALL_TENANTS: &str = "TENANTS";
 const MAX_HIERARCHY_DEPTH: usize = 16;
 
 pub(crate) fn slug_key(slug: &str) -> Item {
-    HashMap::from([
-        ("PK".into(), s(format!("SLUG#{slug}"))),
-        ("SK".into(), s("SLUG")),
-    ])
+    HashMap::from([("PK".into(), s(format!("SLUG#{slug}"))), ("SK".into(), s("SLUG"))])
 }
 
 pub(crate) fn tenant_key(scope: &TenantScope) -> Item {
@@ -46,14 +41,8 @@ pub struct TenantUsage {
 fn usage_from(item: &Item) -> TenantUsage {
     TenantUsage {
         user_count: number_attr(item, "user_count"),
-        users_by_role: Role::ALL
-            .iter()
-            .map(|r| (*r, number_attr(item, &role_counter(*r))))
-            .collect(),
-        last_user_added: item
-            .get("last_user_added")
-            .and_then(|v| v.as_s().ok())
-            .cloned(),
+        users_by_role: Role::ALL.iter().map(|r| (*r, number_attr(item, &role_counter(*r)))).collect(),
+        last_user_added: item.get("last_user_added").and_then(|v| v.as_s().ok()).cloned(),
     }
 }
 
@@ -106,15 +95,16 @@ impl Store {
             item.insert(role_counter(role), n(i64::from(count)));
         }
         if let Some(m) = &member {
-            item.insert(
-                "last_user_added".into(),
-                s(crate::domain::rfc3339(m.user.created_at)),
-            );
+            item.insert("last_user_added".into(), s(crate::domain::rfc3339(m.user.created_at)));
         }
 
         let mut claim = slug_key(&tenant.slug);
         claim.insert("tenant_id".into(), s(tenant.id.to_string()));
         let mut writes = vec![put_new(self, claim)?, put_new(self, item)?];
+        if tenant.status == "provisioning" {
+            writes
+                .push(put_new(self, provisioning_outbox_item(tenant.id, &crate::domain::rfc3339(tenant.created_at)))?);
+        }
         let parent_index = tenant.parent_id.map(|parent| {
             writes.push(
                 TransactWriteItem::builder()
@@ -142,13 +132,7 @@ impl Store {
             None => None,
         };
 
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.first() == Some(&true) => Err(CreateTenantError::SlugTaken),
@@ -163,10 +147,7 @@ impl Store {
         }
     }
 
-    pub async fn get_tenant(
-        &self,
-        scope: &TenantScope,
-    ) -> AppResult<Option<(Tenant, TenantUsage)>> {
+    pub async fn get_tenant(&self, scope: &TenantScope) -> AppResult<Option<(Tenant, TenantUsage)>> {
         let output = self
             .client
             .get_item()
@@ -209,40 +190,24 @@ impl Store {
         let mut filters = Vec::new();
         if let Some(status) = status {
             filters.push("#status = :status");
-            query = query
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(status));
+            query =
+                query.expression_attribute_names("#status", "status").expression_attribute_values(":status", s(status));
         }
         if let Some(t) = tenant_type {
             filters.push("#type = :type");
-            query = query
-                .expression_attribute_names("#type", "type")
-                .expression_attribute_values(":type", s(t));
+            query = query.expression_attribute_names("#type", "type").expression_attribute_values(":type", s(t));
         }
         if !filters.is_empty() {
             query = query.filter_expression(filters.join(" AND "));
         }
-        let context = format!(
-            "tenants|{pk}|{}|{}",
-            status.unwrap_or(""),
-            tenant_type.unwrap_or("")
-        );
-        let (items, cursor) = self
-            .query_page(query, page, &context, &[pk_name, sk_name, "PK", "SK"])
-            .await?;
-        let tenants = items
-            .into_iter()
-            .map(from_item)
-            .collect::<AppResult<Vec<Tenant>>>()?;
+        let context = format!("tenants|{pk}|{}|{}", status.unwrap_or(""), tenant_type.unwrap_or(""));
+        let (items, cursor) = self.query_page(query, page, &context, &[pk_name, sk_name, "PK", "SK"]).await?;
+        let tenants = items.into_iter().map(from_item).collect::<AppResult<Vec<Tenant>>>()?;
         Ok((tenants, cursor))
     }
 
     /// Applies a validated partial update; `None` when the tenant is missing.
-    pub async fn update_tenant(
-        &self,
-        scope: &TenantScope,
-        changes: &TenantChanges,
-    ) -> AppResult<Option<Tenant>> {
+    pub async fn update_tenant(&self, scope: &TenantScope, changes: &TenantChanges) -> AppResult<Option<Tenant>> {
         if let Some(parent) = changes.new_parent {
             self.check_new_parent(scope, parent).await?;
         }
@@ -303,25 +268,18 @@ impl Store {
         for _ in 0..MAX_HIERARCHY_DEPTH {
             let Some(id) = current else { return Ok(()) };
             if id == scope.tenant_id() {
-                return Err(AppError::invalid_field(
-                    "parent_id",
-                    "would make the tenant its own ancestor",
-                ));
+                return Err(AppError::invalid_field("parent_id", "would make the tenant its own ancestor"));
             }
             match self.get_tenant(&TenantScope::trusted_internal(id)).await? {
                 Some((tenant, _)) => current = tenant.parent_id,
                 None if id == parent => {
-                    return Err(AppError::not_found("parent tenant").with_details(
-                        serde_json::json!({"resource": "parent tenant", "field": "parent_id"}),
-                    ));
+                    return Err(AppError::not_found("parent tenant")
+                        .with_details(serde_json::json!({"resource": "parent tenant", "field": "parent_id"})));
                 }
                 None => return Ok(()),
             }
         }
-        Err(AppError::invalid_field(
-            "parent_id",
-            "the hierarchy would be deeper than 16 levels",
-        ))
+        Err(AppError::invalid_field("parent_id", "the hierarchy would be deeper than 16 levels"))
     }
 
     /// Soft delete (seed 002): the tenant becomes inactive, its data and its
@@ -349,11 +307,7 @@ impl Store {
     /// The provisioner's one change: `provisioning` -> `active`, with the admin
     /// invitation (if any) written in the same transaction. Returns false when
     /// the tenant was not provisioning any more (a redelivered message).
-    pub async fn complete_provisioning(
-        &self,
-        scope: &TenantScope,
-        invitation: Option<Item>,
-    ) -> AppResult<bool> {
+    pub async fn complete_provisioning(&self, scope: &TenantScope, invitation: Option<Item>) -> AppResult<bool> {
         let now = crate::domain::now_rfc3339();
         let activate = Update::builder()
             .table_name(&self.table)
@@ -367,31 +321,68 @@ impl Store {
             .expression_attribute_values(
                 ":onboarding",
                 AttributeValue::M(HashMap::from([
-                    (
-                        "admin_invitation_sent".to_owned(),
-                        AttributeValue::Bool(invitation.is_some()),
-                    ),
+                    ("admin_invitation_sent".to_owned(), AttributeValue::Bool(invitation.is_some())),
                     ("provisioned_at".to_owned(), s(&now)),
                 ])),
             )
             .build()
             .map_err(AppError::internal)?;
-        let mut writes = vec![TransactWriteItem::builder().update(activate).build()];
+        let done = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(provisioning_outbox_key(scope.tenant_id())))
+            .build()
+            .map_err(AppError::internal)?;
+        let mut writes = vec![
+            TransactWriteItem::builder().update(activate).build(),
+            TransactWriteItem::builder().delete(done).build(),
+        ];
         if let Some(mut item) = invitation {
             item.insert("PK".into(), s(scope.pk()));
             writes.push(put_new(self, item)?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(true),
             Err(err) if failed_conditions(&err).is_some_and(|f| f.iter().any(|x| *x)) => Ok(false),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+/// Tenants waiting for provisioning, written with the tenant and deleted with
+/// its activation: if `tenant.created` is lost between commit and publish (a
+/// crash, an EventBridge outage), the provisioning sweep finds it here.
+const PROVISIONING_OUTBOX: &str = "OUTBOX#tenant.created";
+
+fn provisioning_outbox_key(tenant_id: Uuid) -> Item {
+    HashMap::from([("PK".into(), s(PROVISIONING_OUTBOX)), ("SK".into(), s(tenant_id.to_string()))])
+}
+
+fn provisioning_outbox_item(tenant_id: Uuid, created_at: &str) -> Item {
+    let mut item = provisioning_outbox_key(tenant_id);
+    item.insert("created_at".into(), s(created_at));
+    item
+}
+
+impl Store {
+    /// Tenants still waiting for provisioning that were created before
+    /// `created_before` (RFC 3339), oldest first, at most `limit`.
+    pub async fn tenants_awaiting_provisioning(&self, created_before: &str, limit: i32) -> AppResult<Vec<Uuid>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .filter_expression("created_at < :cutoff")
+            .expression_attribute_values(":pk", s(PROVISIONING_OUTBOX))
+            .expression_attribute_values(":cutoff", s(created_before))
+            .limit(limit)
+            .send()
+            .await?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| item.get("SK").and_then(|v| v.as_s().ok()).and_then(|v| Uuid::parse_str(v).ok()))
+            .collect())
     }
 }
 
@@ -410,10 +401,7 @@ pub(crate) fn put_new(store: &Store, item: Item) -> AppResult<TransactWriteItem>
 }
 
 pub(crate) fn is_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-        R,
-    >,
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
 ) -> bool {
     matches!(
         err.as_service_error(),

@@ -16,20 +16,11 @@ use crate::{
 };
 
 pub(crate) fn email_key(email: &str) -> Item {
-    HashMap::from([
-        (
-            "PK".into(),
-            s(format!("EMAIL#{}", email.to_ascii_lowercase())),
-        ),
-        ("SK".into(), s("EMAIL")),
-    ])
+    HashMap::from([("PK".into(), s(format!("EMAIL#{}", email.to_ascii_lowercase()))), ("SK".into(), s("EMAIL"))])
 }
 
 pub(crate) fn user_key(scope: &TenantScope, user_id: Uuid) -> Item {
-    HashMap::from([
-        ("PK".into(), s(scope.pk())),
-        ("SK".into(), s(format!("USER#{user_id}"))),
-    ])
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("USER#{user_id}")))])
 }
 
 /// Where an email's account lives.
@@ -46,22 +37,13 @@ impl Store {
         claim.insert("tenant_id".into(), s(user.tenant_id.to_string()));
         claim.insert("user_id".into(), s(user.id.to_string()));
         let mut item = super::to_item(user)?;
-        item.extend(user_key(
-            &TenantScope::trusted_internal(user.tenant_id),
-            user.id,
-        ));
+        item.extend(user_key(&TenantScope::trusted_internal(user.tenant_id), user.id));
         item.insert("password_hash".into(), s(password_hash));
         Ok((claim, item))
     }
 
     pub async fn find_email_owner(&self, email: &str) -> AppResult<Option<EmailOwner>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(email_key(email)))
-            .send()
-            .await?;
+        let output = self.client.get_item().table_name(&self.table).set_key(Some(email_key(email))).send().await?;
         let Some(item) = output.item else {
             return Ok(None);
         };
@@ -71,18 +53,11 @@ impl Store {
                 .and_then(|v| Uuid::parse_str(v).ok())
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("email claim without {name}")))
         };
-        Ok(Some(EmailOwner {
-            tenant_id: id("tenant_id")?,
-            user_id: id("user_id")?,
-        }))
+        Ok(Some(EmailOwner { tenant_id: id("tenant_id")?, user_id: id("user_id")? }))
     }
 
     /// The user and their password hash (which only the auth flow reads).
-    pub async fn get_user_with_secret(
-        &self,
-        scope: &TenantScope,
-        user_id: Uuid,
-    ) -> AppResult<Option<(User, String)>> {
+    pub async fn get_user_with_secret(&self, scope: &TenantScope, user_id: Uuid) -> AppResult<Option<(User, String)>> {
         let output = self
             .client
             .get_item()
@@ -94,18 +69,12 @@ impl Store {
         let Some(mut item) = output.item else {
             return Ok(None);
         };
-        let hash = item
-            .remove("password_hash")
-            .and_then(|v| v.as_s().ok().cloned())
-            .unwrap_or_default();
+        let hash = item.remove("password_hash").and_then(|v| v.as_s().ok().cloned()).unwrap_or_default();
         Ok(Some((from_item(item)?, hash)))
     }
 
     pub async fn get_user(&self, scope: &TenantScope, user_id: Uuid) -> AppResult<Option<User>> {
-        Ok(self
-            .get_user_with_secret(scope, user_id)
-            .await?
-            .map(|(user, _)| user))
+        Ok(self.get_user_with_secret(scope, user_id).await?.map(|(user, _)| user))
     }
 
     pub async fn record_login(&self, scope: &TenantScope, user_id: Uuid) -> AppResult<()> {
@@ -129,13 +98,6 @@ impl Store {
         owner: &User,
         password_hash: &str,
     ) -> Result<(), CreateTenantError> {
-        self.create_tenant(
-            tenant,
-            Some(FirstMember {
-                user: owner,
-                password_hash,
-            }),
-        )
-        .await
+        self.create_tenant(tenant, Some(FirstMember { user: owner, password_hash })).await
     }
 }
