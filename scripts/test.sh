@@ -25,4 +25,12 @@ source "$env_file"
 export RUST_LOG="${RUST_LOG:-warn}"
 
 if [[ "${1:-}" == "--" ]]; then shift; fi
-cargo test --workspace --locked "$@"
+log="$LOCAL_DIR/cargo-test.log"
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run: cargo prints one per test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i-1); if ($i ~ /^failed;/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

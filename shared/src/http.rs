@@ -176,6 +176,11 @@ impl QueryParams {
         Ok(PageRequest { limit, cursor })
     }
 
+    /// The non-empty parameters as a JSON object, for `validate::Fields`.
+    pub fn as_object(&self) -> Map<String, Value> {
+        self.0.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }

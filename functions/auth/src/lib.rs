@@ -24,7 +24,7 @@ use shared::{
     AppError, AppResult, AppState,
     auth::{Principal, Role, TenantScope, password},
     domain::{
-        tenant::{SELF_SERVICE_LIMITS, Tenant, slugify},
+        tenant::{Tenant, slugify},
         user::User,
     },
     http::{JsonObject, finish_router, health_router},
@@ -99,42 +99,15 @@ async fn register(State(state): State<AppState>, JsonObject(body): JsonObject) -
     let password_hash = password::hash_password(&password)?;
     let explicit_slug = tenant_slug.is_some();
     let mut slug = tenant_slug.unwrap_or_else(|| slugify(&tenant_name));
-    let now = shared::domain::now();
-    let (max_users, max_diplomas, storage_quota_mb) = SELF_SERVICE_LIMITS;
     // A derived slug that is taken gets a random suffix, a few times; a slug
     // the caller chose is theirs to change, so that is a 409.
     for attempt in 0..4 {
-        let tenant_id = Uuid::now_v7();
-        let mut owner = User::new(tenant_id, &email, &first_name, &last_name, Role::Owner);
-        owner.created_at = now;
-        let tenant = Tenant {
-            id: tenant_id,
-            name: tenant_name.clone(),
-            slug: slug.clone(),
-            tenant_type: None,
-            description: None,
-            logo_url: None,
-            contact_email: Some(email.clone()),
-            contact_phone: None,
-            legal_status: None,
-            registration_number: None,
-            parent_id: None,
-            max_users,
-            max_diplomas,
-            storage_quota_mb,
-            security_config: None,
-            status: "provisioning".into(),
-            plan: "free".into(),
-            admin_email: None,
-            data_residency: None,
-            configuration: json!({}),
-            domain: tenant_domain.clone(),
-            settings: json!({}),
-            onboarding: shared::domain::tenant::Onboarding { admin_invitation_sent: false, provisioned_at: None },
-            created_by: Some(owner.id),
-            created_at: now,
-            updated_at: now,
-        };
+        let owner_id = Uuid::now_v7();
+        let mut tenant = Tenant::minimal(&tenant_name, &slug, &email, owner_id);
+        tenant.domain = tenant_domain.clone();
+        let mut owner = User::new(tenant.id, &email, &first_name, &last_name, Role::Owner);
+        owner.id = owner_id;
+        owner.created_at = tenant.created_at;
         match state.store.create_tenant_with_owner(&tenant, &owner, &password_hash).await {
             Ok(()) => {
                 state.events.publish_after_commit(&tenant.created_event()).await;

@@ -14,15 +14,11 @@ use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use axum::Router;
-use serde_json::json;
 use shared::{
     AppState,
     auth::{Role, password},
     aws::AwsClients,
-    domain::{
-        tenant::{Onboarding, Tenant},
-        user::User,
-    },
+    domain::{tenant::Tenant, user::User},
     store::{Store, tenants::CreateTenantError},
 };
 use tenant_provisioner::Provisioner;
@@ -155,39 +151,18 @@ pub async fn seed_platform_admin(store: &Store, email: &str, password_text: &str
     if store.find_email_owner(email).await.map_err(|e| anyhow::anyhow!("{e}"))?.is_some() {
         return Ok(false);
     }
-    let now = shared::domain::now();
-    let tenant_id = Uuid::now_v7();
-    let mut admin = User::new(tenant_id, email, "Platform", "Administrator", Role::Owner);
+    let admin_id = Uuid::now_v7();
+    let mut tenant = Tenant::minimal("Platform operations", "platform", email, admin_id);
+    tenant.slug = format!("platform-{}", &tenant.id.simple().to_string()[20..]);
+    tenant.tenant_type = Some("MAIN".into());
+    tenant.description = Some("The operator's own tenant; home of platform administrators.".into());
+    tenant.plan = "enterprise".into();
+    // The operator's tenant needs no onboarding.
+    tenant.status = "active".into();
+    tenant.onboarding.provisioned_at = Some(tenant.created_at);
+    let mut admin = User::new(tenant.id, email, "Platform", "Administrator", Role::Owner);
+    admin.id = admin_id;
     admin.platform_admin = true;
-    let slug = format!("platform-{}", &tenant_id.simple().to_string()[20..]);
-    let tenant = Tenant {
-        id: tenant_id,
-        name: "Platform operations".into(),
-        slug,
-        tenant_type: Some("MAIN".into()),
-        description: Some("The operator's own tenant; home of platform administrators.".into()),
-        logo_url: None,
-        contact_email: Some(email.to_owned()),
-        contact_phone: None,
-        legal_status: None,
-        registration_number: None,
-        parent_id: None,
-        max_users: 100,
-        max_diplomas: 10,
-        storage_quota_mb: 100,
-        security_config: None,
-        status: "active".into(),
-        plan: "enterprise".into(),
-        admin_email: None,
-        data_residency: None,
-        configuration: json!({}),
-        domain: None,
-        settings: json!({}),
-        onboarding: Onboarding { admin_invitation_sent: false, provisioned_at: Some(now) },
-        created_by: Some(admin.id),
-        created_at: now,
-        updated_at: now,
-    };
     let hash = password::hash_password(password_text)?;
     match store.create_tenant_with_owner(&tenant, &admin, &hash).await {
         Ok(()) => Ok(true),

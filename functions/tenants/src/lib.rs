@@ -27,6 +27,7 @@ use shared::{
     events::DomainEvent,
     http::{JsonObject, Page, QueryParams, finish_router},
     store::tenants::{CreateTenantError, TenantUsage},
+    validate::{Fields, Need},
 };
 use uuid::Uuid;
 
@@ -93,44 +94,12 @@ async fn list_tenants(
     let proof = principal.require_platform_admin("tenants")?;
     params.allow_only(&["limit", "cursor", "status", "type", "parent_id"])?;
     let page = params.page()?;
-    let mut problems = Vec::new();
-    let status = match params.get("status") {
-        Some(raw) => match STATUSES.iter().find(|s| s.eq_ignore_ascii_case(raw)) {
-            Some(s) => Some(*s),
-            None => {
-                problems
-                    .push(shared::error::FieldError::new("status", format!("must be one of {}", STATUSES.join(", "))));
-                None
-            }
-        },
-        None => None,
-    };
-    let tenant_type = match params.get("type") {
-        Some(raw) => match TENANT_TYPES.iter().find(|s| s.eq_ignore_ascii_case(raw)) {
-            Some(t) => Some(*t),
-            None => {
-                problems.push(shared::error::FieldError::new(
-                    "type",
-                    format!("must be one of {}", TENANT_TYPES.join(", ")),
-                ));
-                None
-            }
-        },
-        None => None,
-    };
-    let parent_id = match params.get("parent_id") {
-        Some(raw) => match Uuid::parse_str(raw) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                problems.push(shared::error::FieldError::new("parent_id", "must be a valid UUID"));
-                None
-            }
-        },
-        None => None,
-    };
-    if !problems.is_empty() {
-        return Err(AppError::validation(problems));
-    }
+    let filters = params.as_object();
+    let mut f = Fields::new(&filters);
+    let status = f.one_of("status", Need::Optional, STATUSES);
+    let tenant_type = f.one_of("type", Need::Optional, TENANT_TYPES);
+    let parent_id = f.uuid("parent_id", Need::Optional);
+    f.finish()?;
     let (tenants, next_cursor) = state.store.list_tenants(&proof, status, tenant_type, parent_id, &page).await?;
     Ok(Page { data: tenants.iter().map(Tenant::to_body).collect(), next_cursor })
 }

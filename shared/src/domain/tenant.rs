@@ -94,6 +94,43 @@ impl Tenant {
 /// platform-admin fields of seed 002 get the free plan's allowances.
 pub const SELF_SERVICE_LIMITS: (i64, i64, i64) = (10, 100, 1_000);
 
+impl Tenant {
+    /// A tenant with only a name and slug: the free plan's allowances, no
+    /// seed 002 classification, waiting for provisioning. Sign-up starts here.
+    pub fn minimal(name: &str, slug: &str, contact_email: &str, created_by: Uuid) -> Self {
+        let (max_users, max_diplomas, storage_quota_mb) = SELF_SERVICE_LIMITS;
+        let now = super::now();
+        Tenant {
+            id: Uuid::now_v7(),
+            name: name.to_owned(),
+            slug: slug.to_owned(),
+            tenant_type: None,
+            description: None,
+            logo_url: None,
+            contact_email: Some(contact_email.to_ascii_lowercase()),
+            contact_phone: None,
+            legal_status: None,
+            registration_number: None,
+            parent_id: None,
+            max_users,
+            max_diplomas,
+            storage_quota_mb,
+            security_config: None,
+            status: "provisioning".into(),
+            plan: "free".into(),
+            admin_email: None,
+            data_residency: None,
+            configuration: json!({}),
+            domain: None,
+            settings: json!({}),
+            onboarding: Onboarding { admin_invitation_sent: false, provisioned_at: None },
+            created_by: Some(created_by),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 const CREATE_FIELDS: &[&str] = &[
     "name",
     "organization_name",
@@ -343,36 +380,13 @@ const NULLABLE: &[&str] = &[
     "domain",
 ];
 
-const UPDATE_FIELDS: &[&str] = &[
-    "name",
-    "organization_name",
-    "slug",
-    "type",
-    "description",
-    "logo_url",
-    "contact_email",
-    "contact_phone",
-    "legal_status",
-    "registration_number",
-    "parent_id",
-    "max_users",
-    "max_diplomas",
-    "storage_quota_mb",
-    "security_config",
-    "admin_email",
-    "plan",
-    "data_residency",
-    "configuration",
-    "domain",
-    "settings",
-    "status",
-];
-
 /// Validates a partial update (seed 002 PUT: every field optional; `null`
 /// clears an optional field) of tenant `id`.
 pub fn changes_from_update(body: &Map<String, Value>, id: Uuid) -> Result<TenantChanges, AppError> {
     let mut f = Fields::new(body);
-    f.reject_unknown(UPDATE_FIELDS);
+    // Every create field (slug only to say it cannot change), and the status.
+    let known: Vec<&str> = CREATE_FIELDS.iter().copied().chain(["status"]).collect();
+    f.reject_unknown(&known);
     if f.contains("slug") {
         f.error("slug", "cannot be changed");
     }
