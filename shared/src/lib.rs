@@ -7,10 +7,11 @@
 //! - `auth`: access tokens, passwords, the `Principal` extractor and scopes.
 //! - `domain`: tenants and users as values, with their rules.
 //! - `store`: the DynamoDB table (keys, conditions, cursors).
-//! - `events`: domain events on EventBridge.
+//! - `events`: domain events on EventBridge; `audit`: the audit trail.
 //! - `state`: what handlers can reach; `lambda`: binary wiring; `telemetry`: logs.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod config;

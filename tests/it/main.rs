@@ -1,6 +1,7 @@
 //! End-to-end tests over HTTP against the local server and the local AWS stack
 //! (moto). Run them with the README's test command, which starts the stack.
 
+mod audit;
 mod auth;
 mod errors;
 mod isolation;

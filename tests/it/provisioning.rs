@@ -179,7 +179,7 @@ async fn the_sweep_provisions_a_tenant_whose_event_was_lost() {
     let tenant = shared::domain::tenant::tenant_from_create(body.as_object().expect("object"), uuid::Uuid::now_v7())
         .expect("valid");
     // Committed, never published.
-    state.store.create_tenant(&tenant, None).await.expect("created");
+    state.store.create_tenant(&tenant, None, &shared::audit::AuditContext::system("test")).await.expect("created");
     let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
     let republished = provisioner.sweep(chrono::Duration::zero()).await.expect("sweep");
     assert!(republished >= 1);

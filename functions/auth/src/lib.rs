@@ -22,6 +22,7 @@ use axum::{
 use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
+    audit::{AuditContext, ClientInfo},
     auth::{Principal, Role, TenantScope, password},
     domain::{
         tenant::{Tenant, slugify},
@@ -53,7 +54,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Seed 003 sign-up: a new tenant and its owner, in one transaction.
-async fn register(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Response> {
+async fn register(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    JsonObject(body): JsonObject,
+) -> AppResult<Response> {
     let mut f = Fields::new(&body);
     f.reject_unknown(&[
         "email",
@@ -108,7 +113,8 @@ async fn register(State(state): State<AppState>, JsonObject(body): JsonObject) -
         let mut owner = User::new(tenant.id, &email, &first_name, &last_name, Role::Owner);
         owner.id = owner_id;
         owner.created_at = tenant.created_at;
-        match state.store.create_tenant_with_owner(&tenant, &owner, &password_hash).await {
+        let audit = AuditContext::user(owner.id, Some(owner.email.clone()), &client);
+        match state.store.create_tenant_with_owner(&tenant, &owner, &password_hash, &audit).await {
             Ok(()) => {
                 state.events.publish_after_commit(&tenant.created_event()).await;
                 let scope = TenantScope::trusted_internal(tenant.id);

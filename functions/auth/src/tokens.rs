@@ -67,6 +67,7 @@ pub async fn start_session(state: &AppState, scope: &TenantScope, user: &User) -
 fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &RefreshToken) -> AppResult<Value> {
     let access = state.signer()?.issue(&AccessGrant {
         user_id: user.id,
+        email: Some(user.email.clone()),
         tenant_id: user.tenant_id,
         role: user.role,
         platform_admin: user.platform_admin,

@@ -16,6 +16,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use axum::Router;
 use shared::{
     AppState,
+    audit::AuditContext,
     auth::{Role, password},
     aws::AwsClients,
     domain::{tenant::Tenant, user::User},
@@ -27,7 +28,7 @@ use uuid::Uuid;
 
 /// Every route group, as API Gateway would route them to their functions.
 pub fn app(state: AppState) -> Router {
-    shared::http::finish_router(auth::routes().merge(tenants::routes())).with_state(state)
+    shared::http::finish_router(auth::routes().merge(tenants::routes()).merge(audit::routes())).with_state(state)
 }
 
 /// A worker as the poller sees it: a batch in, the failed message ids out.
@@ -164,7 +165,7 @@ pub async fn seed_platform_admin(store: &Store, email: &str, password_text: &str
     admin.id = admin_id;
     admin.platform_admin = true;
     let hash = password::hash_password(password_text)?;
-    match store.create_tenant_with_owner(&tenant, &admin, &hash).await {
+    match store.create_tenant_with_owner(&tenant, &admin, &hash, &AuditContext::system("seed-admin")).await {
         Ok(()) => Ok(true),
         Err(CreateTenantError::EmailTaken) => Ok(false),
         Err(other) => Err(anyhow::anyhow!("seeding the platform admin failed: {other:?}")),

@@ -16,11 +16,15 @@ use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
 use shared::{
+    audit::AuditContext,
     auth::{Role, TenantScope},
     events::{DomainEvent, EventBridgeEnvelope, EventPublisher},
     store::{Item, Store},
 };
 use uuid::Uuid;
+
+/// How this worker appears as the actor of its audit entries.
+const COMPONENT: &str = "tenant-provisioner";
 
 /// How long an admin invitation stays valid.
 const INVITATION_TTL_SECONDS: i64 = 7 * 24 * 3600;
@@ -78,7 +82,12 @@ impl Provisioner {
         }
         let invitation =
             tenant.admin_email.as_deref().map(|email| admin_invitation(&tenant.id, email, tenant.created_by));
-        if !self.store.complete_provisioning(&scope, invitation).await.map_err(anyhow_of)? {
+        if !self
+            .store
+            .complete_provisioning(&tenant, invitation, &AuditContext::system(COMPONENT))
+            .await
+            .map_err(anyhow_of)?
+        {
             // A concurrent delivery of the same event won the race.
             return Ok(Outcome::AlreadyDone);
         }

@@ -20,6 +20,7 @@ use axum::{
 use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
+    audit::AuditContext,
     auth::{Principal, Role, TenantScope},
     domain::tenant::{
         STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in, tenant_from_create,
@@ -60,11 +61,12 @@ async fn load(state: &AppState, scope: &TenantScope) -> AppResult<(Tenant, Tenan
 async fn create_tenant(
     State(state): State<AppState>,
     principal: Principal,
+    audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
     principal.require_platform_admin("tenants")?;
     let tenant = tenant_from_create(&body, principal.user_id)?;
-    match state.store.create_tenant(&tenant, None).await {
+    match state.store.create_tenant(&tenant, None, &audit).await {
         Ok(()) => {}
         Err(CreateTenantError::SlugTaken) => {
             return Err(AppError::conflict(format!("slug '{}' already exists", tenant.slug))
@@ -122,6 +124,7 @@ async fn get_tenant(
 async fn update_tenant(
     State(state): State<AppState>,
     principal: Principal,
+    audit: AuditContext,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
@@ -149,7 +152,7 @@ async fn update_tenant(
         load(&state, &scope).await?.0
     } else {
         let updated =
-            state.store.update_tenant(&scope, &changes).await?.ok_or_else(|| AppError::not_found(RESOURCE))?;
+            state.store.update_tenant(&scope, &changes, &audit).await?.ok_or_else(|| AppError::not_found(RESOURCE))?;
         let changed: Vec<&str> = changes.set.iter().map(|(f, _)| *f).chain(changes.remove.iter().copied()).collect();
         let event = DomainEvent::new(
             "tenant.updated",
@@ -166,11 +169,12 @@ async fn update_tenant(
 async fn delete_tenant(
     State(state): State<AppState>,
     principal: Principal,
+    audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let proof = principal.require_platform_admin(RESOURCE)?;
     let scope = proof.scope_of(tenant_id(&id)?);
-    if !state.store.deactivate_tenant(&scope).await? {
+    if !state.store.deactivate_tenant(&scope, &audit).await? {
         return Err(AppError::not_found(RESOURCE));
     }
     let event = DomainEvent::new(

@@ -39,6 +39,9 @@ pub struct AccessClaims {
     pub padm: bool,
     /// Refresh-token family this token was issued under; logout revokes it.
     pub sid: Uuid,
+    /// For audit entries and logs of who acted (OIDC's `email` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
@@ -124,6 +127,7 @@ pub struct IssuedToken {
 
 pub struct AccessGrant {
     pub user_id: Uuid,
+    pub email: Option<String>,
     pub tenant_id: Uuid,
     pub role: Role,
     pub platform_admin: bool,
@@ -147,6 +151,7 @@ impl TokenSigner {
             role: grant.role,
             padm: grant.platform_admin,
             sid: grant.session_id,
+            email: grant.email.clone(),
             iat: now,
             nbf: now,
             exp: now + ACCESS_TOKEN_TTL_SECONDS,
@@ -164,6 +169,7 @@ impl TokenSigner {
     pub fn self_test(&self, verifier: &TokenVerifier) -> Result<()> {
         let probe = self.issue(&AccessGrant {
             user_id: Uuid::nil(),
+            email: None,
             tenant_id: Uuid::nil(),
             role: Role::User,
             platform_admin: false,

@@ -61,6 +61,7 @@ pub struct Principal {
     pub role: Role,
     pub platform_admin: bool,
     pub session_id: Uuid,
+    pub email: Option<String>,
 }
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
@@ -81,6 +82,7 @@ impl FromRequestParts<AppState> for Principal {
             role: claims.role,
             platform_admin: claims.padm,
             session_id: claims.sid,
+            email: claims.email,
         };
         if let Some(raw) = parts.headers.get(TENANT_HEADER) {
             let requested = raw
@@ -226,6 +228,7 @@ mod tests {
             role,
             platform_admin,
             session_id: Uuid::now_v7(),
+            email: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Domain types and rules, free of I/O: what a valid tenant or user is, and how
 //! requests become changes.
 
+pub mod plans;
 pub mod tenant;
 pub mod user;
 

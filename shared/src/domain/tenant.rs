@@ -46,6 +46,10 @@ pub struct Tenant {
     pub security_config: Option<Value>,
     pub status: String,
     pub plan: String,
+    /// Seed 000's enterprise `custom_limits` (projects, storage_gb,
+    /// api_calls_monthly, ai_requests_monthly: a number or "unlimited").
+    #[serde(default)]
+    pub custom_limits: Option<Value>,
     pub admin_email: Option<String>,
     pub data_residency: Option<String>,
     pub configuration: Value,
@@ -79,9 +83,14 @@ impl Tenant {
         )
     }
 
+    /// The stored fields as JSON (no derived ones).
+    pub fn to_stored_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| json!({}))
+    }
+
     /// The API body: the stored fields plus the seeds' derived ones.
     pub fn to_body(&self) -> Value {
-        let mut body = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
+        let mut body = self.to_stored_json();
         if let Value::Object(map) = &mut body {
             map.insert("is_active".into(), Value::Bool(self.is_active()));
             map.insert("organization_name".into(), Value::String(self.name.clone()));
@@ -118,6 +127,7 @@ impl Tenant {
             security_config: None,
             status: "provisioning".into(),
             plan: "free".into(),
+            custom_limits: None,
             admin_email: None,
             data_residency: None,
             configuration: json!({}),
@@ -149,6 +159,7 @@ const CREATE_FIELDS: &[&str] = &[
     "security_config",
     "admin_email",
     "plan",
+    "custom_limits",
     "data_residency",
     "configuration",
     "domain",
@@ -177,6 +188,7 @@ pub fn tenant_from_create(body: &Map<String, Value>, created_by: Uuid) -> Result
     let security_config = security_config_field(&mut f);
     let admin_email = f.email("admin_email", Need::Optional);
     let plan = f.one_of("plan", Need::Optional, PLANS).unwrap_or("free");
+    let custom_limits = custom_limits_field(&mut f);
     let data_residency = data_residency_field(&mut f);
     let configuration = configuration_field(&mut f).unwrap_or_else(|| json!({}));
     let domain = f.check_text("domain", Need::Optional, 253, is_hostname, "must be a valid hostname");
@@ -207,6 +219,7 @@ pub fn tenant_from_create(body: &Map<String, Value>, created_by: Uuid) -> Result
         security_config,
         status: "provisioning".into(),
         plan: plan.into(),
+        custom_limits,
         admin_email,
         data_residency,
         configuration,
@@ -244,6 +257,25 @@ fn security_config_field(f: &mut Fields<'_>) -> Option<Value> {
     inner.reject_unknown(&["tsa_enabled", "blockchain_enabled", "zero_trust_mode", "egov_link_active"]);
     for flag in ["tsa_enabled", "blockchain_enabled", "zero_trust_mode", "egov_link_active"] {
         inner.boolean(flag, Need::Optional);
+    }
+    let ok = !inner.has_errors();
+    f.absorb(inner);
+    ok.then(|| Value::Object(obj.clone()))
+}
+
+fn custom_limits_field(f: &mut Fields<'_>) -> Option<Value> {
+    const KEYS: &[&str] = &["projects", "storage_gb", "api_calls_monthly", "ai_requests_monthly"];
+    let obj = f.object("custom_limits", Need::Optional)?;
+    let mut inner = Fields::nested("custom_limits", obj);
+    inner.reject_unknown(KEYS);
+    for key in KEYS {
+        match obj.get(*key) {
+            Some(Value::String(s)) if s == "unlimited" => {}
+            Some(_) => {
+                inner.integer(key, Need::Optional, 0, 1_000_000_000_000);
+            }
+            None => {}
+        }
     }
     let ok = !inner.has_errors();
     f.absorb(inner);
@@ -356,6 +388,7 @@ impl TenantChanges {
 pub const PLATFORM_ONLY_FIELDS: &[&str] = &[
     "status",
     "plan",
+    "custom_limits",
     "max_users",
     "max_diplomas",
     "storage_quota_mb",
@@ -369,6 +402,7 @@ pub const PLATFORM_ONLY_FIELDS: &[&str] = &[
 ];
 
 const NULLABLE: &[&str] = &[
+    "custom_limits",
     "description",
     "logo_url",
     "contact_phone",
@@ -433,6 +467,7 @@ pub fn changes_from_update(body: &Map<String, Value>, id: Uuid) -> Result<Tenant
     set("security_config", security_config_field(&mut f));
     set("admin_email", f.email("admin_email", Need::Optional).map(Value::String));
     set("plan", f.one_of("plan", Need::Optional, PLANS).map(Value::from));
+    set("custom_limits", custom_limits_field(&mut f));
     set("data_residency", data_residency_field(&mut f).map(Value::String));
     set("configuration", configuration_field(&mut f));
     set(

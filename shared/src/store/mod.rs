@@ -4,6 +4,7 @@
 //! `T#<tenant>#` partitions hold everything a tenant owns; `SLUG#`/`EMAIL#`
 //! items claim unique values; GSI1 lists all tenants, GSI2 a tenant's children.
 
+pub mod audit_log;
 mod cursor;
 pub mod sessions;
 pub mod tenants;
@@ -125,7 +126,7 @@ pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, AppError> 
     serde_dynamo::to_item(value).map_err(|e| AppError::internal(anyhow::anyhow!("serialising item: {e}")))
 }
 
-pub(crate) fn to_attribute(value: &serde_json::Value) -> Result<AttributeValue, AppError> {
+pub fn to_attribute(value: &serde_json::Value) -> Result<AttributeValue, AppError> {
     serde_dynamo::to_attribute_value(value)
         .map_err(|e| AppError::internal(anyhow::anyhow!("serialising attribute: {e}")))
 }

@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, to_attribute, to_item};
+use serde_json::{Value, json};
+
 use crate::{
+    audit::{AuditContext, Change, entry_item, retention_days_of},
     auth::{PlatformAdmin, Role, TenantScope},
     domain::{
         tenant::{Tenant, TenantChanges},
@@ -79,6 +82,7 @@ impl Store {
         &self,
         tenant: &Tenant,
         member: Option<FirstMember<'_>>,
+        audit: &AuditContext,
     ) -> Result<(), CreateTenantError> {
         let scope = TenantScope::trusted_internal(tenant.id);
         let mut item = to_item(tenant)?;
@@ -131,6 +135,21 @@ impl Store {
             }
             None => None,
         };
+        let retention = retention_days_of(&tenant.configuration);
+        writes.push(self.audit_put(
+            &scope,
+            audit,
+            Change::created("tenant", tenant.id, tenant.to_body()),
+            retention,
+        )?);
+        if let Some(m) = &member {
+            writes.push(self.audit_put(
+                &scope,
+                audit,
+                Change::created("user", m.user.id, m.user.to_body()),
+                retention,
+            )?);
+        }
 
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(()),
@@ -207,59 +226,94 @@ impl Store {
     }
 
     /// Applies a validated partial update; `None` when the tenant is missing.
-    pub async fn update_tenant(&self, scope: &TenantScope, changes: &TenantChanges) -> AppResult<Option<Tenant>> {
+    /// Read, then write under a condition on `updated_at` with the audit entry
+    /// in the same transaction: a concurrent update makes us re-read and retry,
+    /// so the entry's old values are exactly what this change replaced.
+    pub async fn update_tenant(
+        &self,
+        scope: &TenantScope,
+        changes: &TenantChanges,
+        audit: &AuditContext,
+    ) -> AppResult<Option<Tenant>> {
         if let Some(parent) = changes.new_parent {
             self.check_new_parent(scope, parent).await?;
         }
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
-        names.insert("#updated_at".to_owned(), "updated_at".to_owned());
-        values.insert(":updated_at".to_owned(), s(crate::domain::now_rfc3339()));
-        for (i, (field, value)) in changes.set.iter().enumerate() {
-            names.insert(format!("#f{i}"), (*field).to_owned());
-            values.insert(format!(":v{i}"), to_attribute(value)?);
-            sets.push(format!("#f{i} = :v{i}"));
+        for _ in 0..OPTIMISTIC_RETRIES {
+            let Some((old, _)) = self.get_tenant(scope).await? else { return Ok(None) };
+            let now = crate::domain::now();
+            let mut new_json = old.to_stored_json();
+            for (field, value) in &changes.set {
+                new_json[*field] = value.clone();
+            }
+            for field in &changes.remove {
+                new_json[*field] = Value::Null;
+            }
+            new_json["updated_at"] = json!(crate::domain::rfc3339(now));
+            let new: Tenant = serde_json::from_value(new_json).map_err(AppError::internal)?;
+
+            let mut names = HashMap::new();
+            let mut values = HashMap::new();
+            let mut sets = vec!["#updated_at = :updated_at".to_owned()];
+            names.insert("#updated_at".to_owned(), "updated_at".to_owned());
+            values.insert(":updated_at".to_owned(), s(crate::domain::rfc3339(now)));
+            values.insert(":expected".to_owned(), s(crate::domain::rfc3339(old.updated_at)));
+            for (i, (field, value)) in changes.set.iter().enumerate() {
+                names.insert(format!("#f{i}"), (*field).to_owned());
+                values.insert(format!(":v{i}"), to_attribute(value)?);
+                sets.push(format!("#f{i} = :v{i}"));
+            }
+            let mut removes: Vec<String> = Vec::new();
+            for (i, field) in changes.remove.iter().enumerate() {
+                names.insert(format!("#r{i}"), (*field).to_owned());
+                removes.push(format!("#r{i}"));
+            }
+            if let Some(parent) = changes.new_parent {
+                names.insert("#gsi2pk".into(), "GSI2PK".into());
+                names.insert("#gsi2sk".into(), "GSI2SK".into());
+                values.insert(":gsi2pk".into(), s(format!("PARENT#{parent}")));
+                values.insert(":gsi2sk".into(), s(scope.tenant_id().to_string()));
+                sets.push("#gsi2pk = :gsi2pk".into());
+                sets.push("#gsi2sk = :gsi2sk".into());
+            } else if changes.remove.contains(&"parent_id") {
+                names.insert("#gsi2pk".into(), "GSI2PK".into());
+                names.insert("#gsi2sk".into(), "GSI2SK".into());
+                removes.push("#gsi2pk".into());
+                removes.push("#gsi2sk".into());
+            }
+            let mut expression = format!("SET {}", sets.join(", "));
+            if !removes.is_empty() {
+                expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            }
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(tenant_key(scope)))
+                .update_expression(expression)
+                .condition_expression("#updated_at = :expected")
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(AppError::internal)?;
+            let retention = retention_days_of(&new.configuration);
+            let entry = self.audit_put(
+                scope,
+                audit,
+                Change::updated("tenant", old.id, old.to_body(), new.to_body()),
+                retention,
+            )?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(entry)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Some(new)),
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
+                Err(err) => return Err(err.into()),
+            }
         }
-        let mut removes: Vec<String> = Vec::new();
-        for (i, field) in changes.remove.iter().enumerate() {
-            names.insert(format!("#r{i}"), (*field).to_owned());
-            removes.push(format!("#r{i}"));
-        }
-        if let Some(parent) = changes.new_parent {
-            names.insert("#gsi2pk".into(), "GSI2PK".into());
-            names.insert("#gsi2sk".into(), "GSI2SK".into());
-            values.insert(":gsi2pk".into(), s(format!("PARENT#{parent}")));
-            values.insert(":gsi2sk".into(), s(scope.tenant_id().to_string()));
-            sets.push("#gsi2pk = :gsi2pk".into());
-            sets.push("#gsi2sk = :gsi2sk".into());
-        } else if changes.remove.contains(&"parent_id") {
-            names.insert("#gsi2pk".into(), "GSI2PK".into());
-            names.insert("#gsi2sk".into(), "GSI2SK".into());
-            removes.push("#gsi2pk".into());
-            removes.push("#gsi2sk".into());
-        }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(tenant_key(scope)))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(PK)")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => output.attributes.map(from_item).transpose(),
-            Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        Err(AppError::conflict("the tenant is being changed by another request; try again"))
     }
 
     /// A new parent must exist and must not sit below the tenant itself.
@@ -284,30 +338,55 @@ impl Store {
 
     /// Soft delete (seed 002): the tenant becomes inactive, its data and its
     /// children stay. Returns false when there is no such tenant.
-    pub async fn deactivate_tenant(&self, scope: &TenantScope) -> AppResult<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(tenant_key(scope)))
-            .update_expression("SET #status = :inactive, updated_at = :now")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":inactive", s("inactive"))
-            .expression_attribute_values(":now", s(crate::domain::now_rfc3339()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(err.into()),
+    pub async fn deactivate_tenant(&self, scope: &TenantScope, audit: &AuditContext) -> AppResult<bool> {
+        for _ in 0..OPTIMISTIC_RETRIES {
+            let Some((old, _)) = self.get_tenant(scope).await? else { return Ok(false) };
+            let now = crate::domain::now_rfc3339();
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(tenant_key(scope)))
+                .update_expression("SET #status = :inactive, updated_at = :now")
+                .condition_expression("#status = :old")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":inactive", s("inactive"))
+                .expression_attribute_values(":old", s(&old.status))
+                .expression_attribute_values(":now", s(&now))
+                .build()
+                .map_err(AppError::internal)?;
+            let change = Change {
+                action: "delete",
+                resource_type: "tenant",
+                resource_id: old.id.to_string(),
+                old_values: json!({"status": old.status}),
+                new_values: json!({"status": "inactive"}),
+            };
+            let entry = self.audit_put(scope, audit, change, retention_days_of(&old.configuration))?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(entry)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
+                Err(err) => return Err(err.into()),
+            }
         }
+        Err(AppError::conflict("the tenant is being changed by another request; try again"))
     }
 
     /// The provisioner's one change: `provisioning` -> `active`, with the admin
     /// invitation (if any) written in the same transaction. Returns false when
     /// the tenant was not provisioning any more (a redelivered message).
-    pub async fn complete_provisioning(&self, scope: &TenantScope, invitation: Option<Item>) -> AppResult<bool> {
+    pub async fn complete_provisioning(
+        &self,
+        tenant: &Tenant,
+        invitation: Option<Item>,
+        audit: &AuditContext,
+    ) -> AppResult<bool> {
+        let scope = &TenantScope::trusted_internal(tenant.id);
         let now = crate::domain::now_rfc3339();
         let activate = Update::builder()
             .table_name(&self.table)
@@ -336,6 +415,14 @@ impl Store {
             TransactWriteItem::builder().update(activate).build(),
             TransactWriteItem::builder().delete(done).build(),
         ];
+        let change = Change {
+            action: "update",
+            resource_type: "tenant",
+            resource_id: tenant.id.to_string(),
+            old_values: json!({"status": "provisioning"}),
+            new_values: json!({"status": "active"}),
+        };
+        writes.push(self.audit_put(scope, audit, change, retention_days_of(&tenant.configuration))?);
         if let Some(mut item) = invitation {
             item.insert("PK".into(), s(scope.pk()));
             writes.push(put_new(self, item)?);
@@ -383,6 +470,27 @@ impl Store {
             .iter()
             .filter_map(|item| item.get("SK").and_then(|v| v.as_s().ok()).and_then(|v| Uuid::parse_str(v).ok()))
             .collect())
+    }
+}
+
+/// How often a read-then-conditional-write is retried after losing a race.
+const OPTIMISTIC_RETRIES: usize = 3;
+
+impl Store {
+    /// The audit entry for `change`, as an item of the change's transaction.
+    pub(crate) fn audit_put(
+        &self,
+        scope: &TenantScope,
+        audit: &AuditContext,
+        change: Change,
+        retention_days: i64,
+    ) -> AppResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(entry_item(scope, audit, change, retention_days)))
+            .build()
+            .map_err(AppError::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 }
 

@@ -10,6 +10,7 @@ use super::{
     tenants::{CreateTenantError, FirstMember},
 };
 use crate::{
+    audit::AuditContext,
     auth::TenantScope,
     domain::{tenant::Tenant, user::User},
     error::{AppError, AppResult},
@@ -97,7 +98,8 @@ impl Store {
         tenant: &Tenant,
         owner: &User,
         password_hash: &str,
+        audit: &AuditContext,
     ) -> Result<(), CreateTenantError> {
-        self.create_tenant(tenant, Some(FirstMember { user: owner, password_hash })).await
+        self.create_tenant(tenant, Some(FirstMember { user: owner, password_hash }), audit).await
     }
 }

@@ -1,0 +1,271 @@
+//! The audit trail. Every mutation writes exactly one entry per changed
+//! resource, as one more item of the transaction that makes the change, so an
+//! entry exists if and only if the change happened. Handlers never write
+//! entries themselves: store methods that mutate take an [`AuditContext`]
+//! (who, from where, which request) and build the entry from the old and new
+//! values they know, with secrets redacted.
+
+use std::collections::HashMap;
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::{
+    auth::{Principal, TenantScope},
+    error::AppError,
+    http::current_request_id,
+    state::AppState,
+};
+
+/// Who made a change and from where.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditContext {
+    pub actor: Actor,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Actor {
+    /// `user`, `api_key` or `system`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub email: Option<String>,
+}
+
+/// Where a request came from, for audit entries.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientInfo {
+            ip_address: client_ip(parts),
+            user_agent: parts
+                .headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect()),
+        })
+    }
+}
+
+impl AuditContext {
+    pub fn user(user_id: Uuid, email: Option<String>, client: &ClientInfo) -> Self {
+        Self {
+            actor: Actor { kind: "user".into(), id: user_id.to_string(), email },
+            ip_address: client.ip_address.clone(),
+            user_agent: client.user_agent.clone(),
+            request_id: Some(current_request_id()),
+        }
+    }
+
+    /// A platform process acting on its own (a worker, a scheduled job).
+    pub fn system(component: &str) -> Self {
+        Self {
+            actor: Actor { kind: "system".into(), id: component.to_owned(), email: None },
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        (self.actor.kind == "user").then_some(self.actor.id.as_str())
+    }
+}
+
+impl FromRequestParts<AppState> for AuditContext {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
+        Ok(Self::user(principal.user_id, principal.email.clone(), &client))
+    }
+}
+
+/// The caller's address: API Gateway's view of it, else the first
+/// `X-Forwarded-For` hop (local server behind nothing: none).
+fn client_ip(parts: &Parts) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match parts.extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.http.source_ip.is_some() => return ctx.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(ctx)) if ctx.identity.source_ip.is_some() => {
+            return ctx.identity.source_ip.clone();
+        }
+        _ => {}
+    }
+    parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+}
+
+/// One change to one resource.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub action: &'static str,
+    pub resource_type: &'static str,
+    pub resource_id: String,
+    pub old_values: Value,
+    pub new_values: Value,
+}
+
+impl Change {
+    pub fn created(resource_type: &'static str, id: impl ToString, new: Value) -> Self {
+        Self { action: "create", resource_type, resource_id: id.to_string(), old_values: json!({}), new_values: new }
+    }
+
+    pub fn updated(resource_type: &'static str, id: impl ToString, old: Value, new: Value) -> Self {
+        let (old_values, new_values) = changed_fields(&old, &new);
+        Self { action: "update", resource_type, resource_id: id.to_string(), old_values, new_values }
+    }
+
+    pub fn deleted(resource_type: &'static str, id: impl ToString, old: Value) -> Self {
+        Self { action: "delete", resource_type, resource_id: id.to_string(), old_values: old, new_values: json!({}) }
+    }
+}
+
+/// Only the fields that differ, on both sides, so an entry shows what changed.
+fn changed_fields(old: &Value, new: &Value) -> (Value, Value) {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut before = Map::new();
+            let mut after = Map::new();
+            for key in o.keys().chain(n.keys()) {
+                if key == "updated_at" || before.contains_key(key) || after.contains_key(key) {
+                    continue;
+                }
+                let (a, b) = (o.get(key).unwrap_or(&Value::Null), n.get(key).unwrap_or(&Value::Null));
+                if a != b {
+                    before.insert(key.clone(), a.clone());
+                    after.insert(key.clone(), b.clone());
+                }
+            }
+            (Value::Object(before), Value::Object(after))
+        }
+        _ => (old.clone(), new.clone()),
+    }
+}
+
+const SECRET_MARKERS: &[&str] = &["password", "secret", "token", "hash", "api_key", "private"];
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Replaces the value of every field whose name looks secret, at any depth.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if SECRET_MARKERS.iter().any(|m| lower.contains(m)) && !v.is_null() {
+                    *v = Value::String(REDACTED.to_owned());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// Retention when the tenant's configuration names none.
+pub const DEFAULT_RETENTION_DAYS: i64 = 365;
+
+/// A tenant's `configuration.compliance.retention_policy_days`.
+pub fn retention_days_of(configuration: &Value) -> i64 {
+    configuration["compliance"]["retention_policy_days"].as_i64().filter(|d| *d > 0).unwrap_or(DEFAULT_RETENTION_DAYS)
+}
+
+/// The stored entry. Its sort key is a UUIDv7, so a tenant's entries are in
+/// time order and a date range is a key range.
+pub fn entry_item(scope: &TenantScope, ctx: &AuditContext, change: Change, retention_days: i64) -> crate::store::Item {
+    use crate::store::attr::{n, s};
+    let id = Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let mut old_values = change.old_values;
+    let mut new_values = change.new_values;
+    redact(&mut old_values);
+    redact(&mut new_values);
+    let mut item: crate::store::Item = HashMap::from([
+        ("PK".to_owned(), s(scope.pk())),
+        ("SK".to_owned(), s(format!("AUDIT#{id}"))),
+        ("id".to_owned(), s(id.to_string())),
+        ("tenant_id".to_owned(), s(scope.tenant_id().to_string())),
+        ("action".to_owned(), s(change.action)),
+        ("resource_type".to_owned(), s(change.resource_type)),
+        ("resource_id".to_owned(), s(change.resource_id)),
+        ("timestamp".to_owned(), s(crate::domain::rfc3339(now))),
+        ("expires_at".to_owned(), n(now.timestamp() + retention_days * 86_400)),
+    ]);
+    let json_attr = |v: &Value| crate::store::to_attribute(v).ok();
+    if let Some(v) = json_attr(&json!(ctx.actor)) {
+        item.insert("actor".to_owned(), v);
+    }
+    if let Some(v) = json_attr(&old_values) {
+        item.insert("old_values".to_owned(), v);
+    }
+    if let Some(v) = json_attr(&new_values) {
+        item.insert("new_values".to_owned(), v);
+    }
+    if let Some(user) = ctx.user_id() {
+        item.insert("user_id".to_owned(), s(user));
+    }
+    for (name, value) in
+        [("ip_address", &ctx.ip_address), ("user_agent", &ctx.user_agent), ("request_id", &ctx.request_id)]
+    {
+        if let Some(v) = value {
+            item.insert(name.to_owned(), s(v.clone()));
+        }
+    }
+    item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth() {
+        let mut v = json!({"email": "a@b.co", "password": "hunter2", "nested": {"client_secret": "x", "ok": 1},
+                           "list": [{"token_hash": "abc"}], "api_key_prefix": null});
+        redact(&mut v);
+        assert_eq!(v["email"], "a@b.co");
+        assert_eq!(v["password"], REDACTED);
+        assert_eq!(v["nested"]["client_secret"], REDACTED);
+        assert_eq!(v["nested"]["ok"], 1);
+        assert_eq!(v["list"][0]["token_hash"], REDACTED);
+        assert!(v["api_key_prefix"].is_null());
+    }
+
+    #[test]
+    fn an_update_records_only_what_changed() {
+        let change = Change::updated(
+            "tenant",
+            "t1",
+            json!({"name": "A", "plan": "free", "updated_at": "1"}),
+            json!({"name": "B", "plan": "free", "updated_at": "2", "description": "new"}),
+        );
+        assert_eq!(change.old_values, json!({"name": "A", "description": null}));
+        assert_eq!(change.new_values, json!({"name": "B", "description": "new"}));
+    }
+
+    #[test]
+    fn retention_comes_from_the_compliance_configuration() {
+        assert_eq!(retention_days_of(&json!({"compliance": {"retention_policy_days": 2555}})), 2555);
+        assert_eq!(retention_days_of(&json!({})), DEFAULT_RETENTION_DAYS);
+    }
+}

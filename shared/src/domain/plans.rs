@@ -1,0 +1,206 @@
+//! Plans and quotas (seed 000). A plan gives default limits; a tenant on
+//! `enterprise_custom` carries its own `custom_limits`; the users limit is the
+//! tenant's `max_users` (seed 002's per-tenant field, set by the platform
+//! admin). `None` means unlimited.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::tenant::Tenant;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct Limits {
+    pub users: Option<i64>,
+    pub projects: Option<i64>,
+    pub storage_gb: Option<i64>,
+    pub api_calls_monthly: Option<i64>,
+    pub ai_requests_monthly: Option<i64>,
+}
+
+pub struct Plan {
+    pub name: &'static str,
+    pub monthly_price: Option<i64>,
+    pub limits: Limits,
+}
+
+/// The catalogue. Professional's figures are seed 000's; the others follow
+/// its scale. Prices are list prices in USD per month (`None`: on contract).
+pub const CATALOGUE: &[Plan] = &[
+    Plan {
+        name: "free",
+        monthly_price: Some(0),
+        limits: Limits {
+            users: Some(10),
+            projects: Some(3),
+            storage_gb: Some(1),
+            api_calls_monthly: Some(10_000),
+            ai_requests_monthly: Some(1_000),
+        },
+    },
+    Plan {
+        name: "professional",
+        monthly_price: Some(200),
+        limits: Limits {
+            users: Some(10),
+            projects: Some(50),
+            storage_gb: Some(10),
+            api_calls_monthly: Some(1_000_000),
+            ai_requests_monthly: Some(100_000),
+        },
+    },
+    Plan {
+        name: "enterprise",
+        monthly_price: Some(800),
+        limits: Limits {
+            users: None,
+            projects: None,
+            storage_gb: Some(1_000),
+            api_calls_monthly: None,
+            ai_requests_monthly: Some(10_000_000),
+        },
+    },
+    Plan { name: "enterprise_custom", monthly_price: None, limits: Limits::UNLIMITED },
+];
+
+impl Limits {
+    pub const UNLIMITED: Limits =
+        Limits { users: None, projects: None, storage_gb: None, api_calls_monthly: None, ai_requests_monthly: None };
+}
+
+pub fn plan(name: &str) -> &'static Plan {
+    CATALOGUE.iter().find(|p| p.name == name).unwrap_or(&CATALOGUE[0])
+}
+
+/// What `tenant` may use: its plan's limits, overridden by `custom_limits`
+/// (enterprise contracts), with users always from `max_users`.
+pub fn effective_limits(tenant: &Tenant) -> Limits {
+    let mut limits = plan(&tenant.plan).limits;
+    if let Some(custom) = tenant.custom_limits.as_ref() {
+        let pick = |key: &str, current: Option<i64>| match custom.get(key) {
+            Some(Value::String(s)) if s == "unlimited" => None,
+            Some(v) => v.as_i64().or(current),
+            None => current,
+        };
+        limits.projects = pick("projects", limits.projects);
+        limits.storage_gb = pick("storage_gb", limits.storage_gb);
+        limits.api_calls_monthly = pick("api_calls_monthly", limits.api_calls_monthly);
+        limits.ai_requests_monthly = pick("ai_requests_monthly", limits.ai_requests_monthly);
+    }
+    limits.users = Some(tenant.max_users);
+    limits
+}
+
+/// The quotas enforced where usage grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    Users,
+    Projects,
+}
+
+impl Quota {
+    pub fn name(self) -> &'static str {
+        match self {
+            Quota::Users => "users",
+            Quota::Projects => "projects",
+        }
+    }
+
+    /// The counter on the tenant item.
+    pub fn counter(self) -> &'static str {
+        match self {
+            Quota::Users => "user_count",
+            Quota::Projects => "project_count",
+        }
+    }
+
+    pub fn limit(self, limits: &Limits) -> Option<i64> {
+        match self {
+            Quota::Users => limits.users,
+            Quota::Projects => limits.projects,
+        }
+    }
+}
+
+/// Seed 000's refusal: `quota_exceeded` with everything needed to act on it.
+pub fn quota_exceeded(
+    quota: Quota,
+    current_usage: i64,
+    plan_limit: i64,
+    requested: i64,
+    current_plan: &str,
+) -> AppError {
+    let upgrades: Vec<Value> = CATALOGUE
+        .iter()
+        .filter(|p| p.name != current_plan && p.monthly_price.is_some())
+        .filter(|p| quota.limit(&p.limits).is_none_or(|l| l >= current_usage + requested))
+        .map(|p| {
+            json!({
+                "plan": p.name,
+                format!("{}_limit", quota.name().trim_end_matches('s')): quota.limit(&p.limits).map_or(json!("unlimited"), |l| json!(l)),
+                "monthly_price": p.monthly_price,
+            })
+        })
+        .collect();
+    AppError::forbidden(
+        "quota_exceeded",
+        format!("this would take {} to {} of {} allowed", quota.name(), current_usage + requested, plan_limit),
+    )
+    .with_details(json!({
+        "quota_type": quota.name(),
+        "current_usage": current_usage,
+        "plan_limit": plan_limit,
+        "requested_increase": requested,
+        "available_slots": (plan_limit - current_usage).max(0),
+        "suggested_action": if upgrades.is_empty() { "contact_sales" } else { "upgrade_plan" },
+        "upgrade_options": upgrades,
+    }))
+}
+
+/// Seed 000's quota status for one figure.
+pub fn quota_status(used: i64, limit: Option<i64>) -> Value {
+    match limit {
+        None => json!({"usage_percentage": 0.0, "status": "healthy", "available": "unlimited", "limit": "unlimited"}),
+        Some(limit) => {
+            let percentage = if limit > 0 { (used as f64 * 10_000.0 / limit as f64).round() / 100.0 } else { 100.0 };
+            let status = if percentage >= 95.0 {
+                "critical"
+            } else if percentage >= 80.0 {
+                "warning"
+            } else {
+                "healthy"
+            };
+            json!({"usage_percentage": percentage, "status": status, "available": (limit - used).max(0), "limit": limit})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_thresholds() {
+        assert_eq!(quota_status(8, Some(10))["status"], "warning");
+        assert_eq!(quota_status(8, Some(10))["usage_percentage"], 80.0);
+        assert_eq!(quota_status(8, Some(10))["available"], 2);
+        assert_eq!(quota_status(45_000, Some(100_000))["status"], "healthy");
+        assert_eq!(quota_status(10, Some(10))["status"], "critical");
+        assert_eq!(quota_status(10, None)["available"], "unlimited");
+    }
+
+    #[test]
+    fn the_refusal_carries_seed_000s_fields() {
+        let AppError::Api { details, status, .. } = quota_exceeded(Quota::Users, 8, 10, 3, "professional") else {
+            panic!("api error")
+        };
+        assert_eq!(status, 403);
+        assert_eq!(details["quota_type"], "users");
+        assert_eq!(details["available_slots"], 2);
+        assert_eq!(details["requested_increase"], 3);
+        assert_eq!(details["suggested_action"], "upgrade_plan");
+        assert_eq!(details["upgrade_options"][0]["plan"], "enterprise");
+        assert_eq!(details["upgrade_options"][0]["user_limit"], "unlimited");
+        assert_eq!(details["upgrade_options"][0]["monthly_price"], 800);
+    }
+}
