@@ -27,7 +27,7 @@ export RUST_LOG="${RUST_LOG:-warn}"
 if [[ "${1:-}" == "--" ]]; then shift; fi
 log="$LOCAL_DIR/cargo-test.log"
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run: cargo prints one per test binary.

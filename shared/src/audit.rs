@@ -5,7 +5,11 @@
 //! (who, from where, which request) and build the entry from the old and new
 //! values they know, with secrets redacted.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
@@ -232,6 +236,29 @@ pub fn entry_item(scope: &TenantScope, ctx: &AuditContext, change: Change, reten
         }
     }
     item
+}
+
+/// Retention per tenant, cached for a few minutes per warm process so a
+/// mutation does not pay a read for a setting that rarely changes.
+pub(crate) fn cached_retention(tenant_id: Uuid) -> Option<i64> {
+    let cache = retention_cache().lock().ok()?;
+    cache.get(&tenant_id).filter(|(_, at)| at.elapsed() < RETENTION_CACHE_TTL).map(|(days, _)| *days)
+}
+
+pub(crate) fn remember_retention(tenant_id: Uuid, days: i64) {
+    if let Ok(mut cache) = retention_cache().lock() {
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(tenant_id, (days, Instant::now()));
+    }
+}
+
+const RETENTION_CACHE_TTL: Duration = Duration::from_secs(300);
+
+fn retention_cache() -> &'static Mutex<HashMap<Uuid, (i64, Instant)>> {
+    static CACHE: OnceLock<Mutex<HashMap<Uuid, (i64, Instant)>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 #[cfg(test)]

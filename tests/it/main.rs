@@ -5,6 +5,8 @@ mod audit;
 mod auth;
 mod errors;
 mod isolation;
+mod projects;
 mod provisioning;
 mod tenants;
 mod tokens;
+mod users;

@@ -8,6 +8,7 @@
 //! | `POST /v1/auth/refresh` | [`refresh`] |
 //! | `POST /v1/auth/logout` | [`logout`] |
 //! | `GET /v1/auth/me` | [`me`] |
+//! | `POST /v1/auth/invitations/accept` | [`accept_invitation`] |
 //! | `GET /.well-known/jwks.json` | [`jwks`] |
 
 mod tokens;
@@ -23,13 +24,13 @@ use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::{AuditContext, ClientInfo},
-    auth::{Principal, Role, TenantScope, password},
+    auth::{Principal, Role, TenantScope, invitation::InvitationToken, password},
     domain::{
         tenant::{Tenant, slugify},
         user::User,
     },
     http::{JsonObject, finish_router, health_router},
-    store::tenants::CreateTenantError,
+    store::{members::MemberError, tenants::CreateTenantError},
     validate::{Fields, Need, is_hostname},
 };
 use uuid::Uuid;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/me", get(me))
+        .route("/v1/auth/invitations/accept", post(accept_invitation))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(health_router())
 }
@@ -235,6 +237,58 @@ async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Js
     body["tenant"] = tenant.unwrap_or(Value::Null);
     body["acting_tenant_id"] = json!(principal.tenant_id);
     Ok(Json(body))
+}
+
+/// Seed 000 invitations: the invitee sets a password and becomes an active
+/// member with the invited role, signed in at once.
+async fn accept_invitation(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Response> {
+    let mut f = Fields::new(&body);
+    f.reject_unknown(&["token", "password", "first_name", "last_name"]);
+    let token = f.text("token", Need::Required, 1, 1024);
+    let password_text = f.text("password", Need::Required, 1, 1024);
+    let first_name = f.text("first_name", Need::Required, 1, 100);
+    let last_name = f.text("last_name", Need::Required, 1, 100);
+    let parsed = token.as_deref().map(InvitationToken::parse);
+    if matches!(parsed, Some(None)) {
+        f.error("token", "is not an invitation token");
+    }
+    if let (Some(p), Some(Some(t))) = (&password_text, &parsed)
+        && let Some(problem) = password::password_problem(p, &t.email)
+    {
+        f.error("password", problem);
+    }
+    f.finish()?;
+    let (Some(Some(token)), Some(password_text), Some(first_name), Some(last_name)) =
+        (parsed, password_text, first_name, last_name)
+    else {
+        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
+    };
+    let scope = TenantScope::trusted_internal(token.tenant_id);
+    tokens::ensure_tenant_usable(&state, &scope)
+        .await
+        .map_err(|_| AppError::invalid_token("the invitation is invalid, used or expired"))?;
+    let mut user = User::new(token.tenant_id, &token.email, &first_name, &last_name, Role::User);
+    let hash = password::hash_password(&password_text)?;
+    match state.store.accept_invitation(&scope, &token.email, &token.hash(), &mut user, &hash).await {
+        Ok(()) => {}
+        Err(MemberError::EmailTaken(_)) => {
+            return Err(
+                AppError::conflict("an account with this email already exists").with_details(json!({"field": "email"}))
+            );
+        }
+        Err(MemberError::Other(e)) => return Err(e),
+        Err(_) => return Err(AppError::invalid_token("the invitation is invalid, used or expired")),
+    }
+    state
+        .events
+        .publish_after_commit(&shared::events::DomainEvent::new(
+            "user.created",
+            token.tenant_id,
+            json!({"user_id": user.id, "email": user.email, "role": user.role, "via": "invitation"}),
+        ))
+        .await;
+    let body = tokens::start_session(&state, &scope, &user).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

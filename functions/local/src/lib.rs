@@ -28,7 +28,10 @@ use uuid::Uuid;
 
 /// Every route group, as API Gateway would route them to their functions.
 pub fn app(state: AppState) -> Router {
-    shared::http::finish_router(auth::routes().merge(tenants::routes()).merge(audit::routes())).with_state(state)
+    shared::http::finish_router(
+        auth::routes().merge(tenants::routes()).merge(audit::routes()).merge(projects::routes()).merge(users::routes()),
+    )
+    .with_state(state)
 }
 
 /// A worker as the poller sees it: a batch in, the failed message ids out.

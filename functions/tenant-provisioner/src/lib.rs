@@ -19,15 +19,11 @@ use shared::{
     audit::AuditContext,
     auth::{Role, TenantScope},
     events::{DomainEvent, EventBridgeEnvelope, EventPublisher},
-    store::{Item, Store},
+    store::{Store, members::invitation_item},
 };
-use uuid::Uuid;
 
 /// How this worker appears as the actor of its audit entries.
 const COMPONENT: &str = "tenant-provisioner";
-
-/// How long an admin invitation stays valid.
-const INVITATION_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
 #[derive(Clone)]
 pub struct Provisioner {
@@ -80,8 +76,14 @@ impl Provisioner {
         if tenant.status != "provisioning" {
             return Ok(Outcome::AlreadyDone);
         }
-        let invitation =
-            tenant.admin_email.as_deref().map(|email| admin_invitation(&tenant.id, email, tenant.created_by));
+        // Keyed by email, so provisioning twice can never invite twice; the
+        // token is issued when an admin (re)sends it (users group).
+        let invitation = tenant
+            .admin_email
+            .as_deref()
+            .map(|email| invitation_item(tenant.id, email, Role::Owner, tenant.created_by.map(|u| u.to_string())))
+            .transpose()
+            .map_err(anyhow_of)?;
         if !self
             .store
             .complete_provisioning(&tenant, invitation, &AuditContext::system(COMPONENT))
@@ -129,25 +131,6 @@ impl Provisioner {
         }
         Ok(republished)
     }
-}
-
-/// A pending invitation for the tenant's first administrator. Keyed by email,
-/// so provisioning twice can never invite twice. Delivery of the invitation
-/// (mail with a one-time token) is the users group's job.
-fn admin_invitation(tenant_id: &Uuid, email: &str, invited_by: Option<Uuid>) -> Item {
-    use shared::store::attr;
-    let now = chrono::Utc::now();
-    Item::from([
-        ("SK".to_owned(), attr::s(format!("INVITATION#{}", email.to_ascii_lowercase()))),
-        ("id".to_owned(), attr::s(Uuid::now_v7().to_string())),
-        ("tenant_id".to_owned(), attr::s(tenant_id.to_string())),
-        ("email".to_owned(), attr::s(email.to_ascii_lowercase())),
-        ("role".to_owned(), attr::s(Role::Owner.as_str())),
-        ("status".to_owned(), attr::s("pending")),
-        ("invited_by".to_owned(), attr::s(invited_by.map(|u| u.to_string()).unwrap_or_default())),
-        ("created_at".to_owned(), attr::s(shared::domain::rfc3339(now))),
-        ("expires_at".to_owned(), attr::n(now.timestamp() + INVITATION_TTL_SECONDS)),
-    ])
 }
 
 fn anyhow_of(err: shared::AppError) -> anyhow::Error {

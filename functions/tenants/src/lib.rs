@@ -5,6 +5,7 @@
 //! | `POST /v1/tenants` | [`create_tenant`] | platform admin |
 //! | `GET /v1/tenants` | [`list_tenants`] | platform admin |
 //! | `GET /v1/tenants/me` | [`my_tenant`] | any member |
+//! | `GET /v1/tenants/me/usage` | [`my_usage`] | any member |
 //! | `GET /v1/tenants/{id}` | [`get_tenant`] | members of it, platform admin |
 //! | `PUT`/`PATCH /v1/tenants/{id}` | [`update_tenant`] | its admins (profile fields), platform admin (all) |
 //! | `DELETE /v1/tenants/{id}` | [`delete_tenant`] | platform admin (soft delete) |
@@ -22,6 +23,7 @@ use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, TenantScope},
+    domain::plans::{effective_limits, quota_status},
     domain::tenant::{
         STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in, tenant_from_create,
     },
@@ -42,6 +44,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tenants/me", get(my_tenant))
+        .route("/v1/tenants/me/usage", get(my_usage))
         .route("/v1/tenants/{id}", get(get_tenant).put(update_tenant).patch(update_tenant).delete(delete_tenant))
         .route("/v1/tenants/{id}/stats", get(tenant_stats))
 }
@@ -186,6 +189,39 @@ async fn delete_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Seed 000's usage: what the tenant uses against its plan's limits.
+async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    let (tenant, usage) = load(&state, &principal.scope()).await?;
+    let limits = effective_limits(&tenant);
+    let limit = |l: Option<i64>| l.map_or(json!("unlimited"), |v| json!(v));
+    Ok(Json(json!({
+        "tenant_id": tenant.id,
+        "plan": tenant.plan,
+        "current_usage": {
+            "users": usage.user_count,
+            "pending_invitations": usage.pending_invitations,
+            "projects": usage.project_count,
+            "ai_requests_monthly": 0,
+            "storage_gb": 0,
+            "api_calls_monthly": 0,
+        },
+        "plan_limits": {
+            "users": limit(limits.users),
+            "projects": limit(limits.projects),
+            "ai_requests_monthly": limit(limits.ai_requests_monthly),
+            "storage_gb": limit(limits.storage_gb),
+            "api_calls_monthly": limit(limits.api_calls_monthly),
+        },
+        "quota_status": {
+            "users": quota_status(usage.user_count, limits.users),
+            "projects": quota_status(usage.project_count, limits.projects),
+            "ai_requests": quota_status(0, limits.ai_requests_monthly),
+            "storage": quota_status(0, limits.storage_gb),
+            "api_calls": quota_status(0, limits.api_calls_monthly),
+        },
+    })))
+}
+
 /// Seed 002 stats: usage against the tenant's limits and users by role.
 async fn tenant_stats(
     State(state): State<AppState>,
@@ -198,11 +234,13 @@ async fn tenant_stats(
     let percentage = |used: i64, max: i64| {
         if max > 0 { (used as f64 * 10_000.0 / max as f64).round() / 100.0 } else { 0.0 }
     };
+    let members = usage.user_count - usage.pending_invitations;
     let by_role: serde_json::Map<String, Value> =
         usage.users_by_role.iter().map(|(role, count)| (role.as_str().to_owned(), json!(count))).collect();
     Ok(Json(json!({
         "tenant_id": tenant.id,
-        "total_users": usage.user_count,
+        "total_users": members,
+        "pending_invitations": usage.pending_invitations,
         "max_users": tenant.max_users,
         "users_percentage": percentage(usage.user_count, tenant.max_users),
         "total_diplomas": 0,

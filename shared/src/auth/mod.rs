@@ -1,6 +1,7 @@
 //! Who is calling: access tokens (`jwt`), password hashing (`password`), and the
 //! `Principal` extractor with role checks and tenant scopes (`principal`).
 
+pub mod invitation;
 pub mod jwt;
 pub mod password;
 pub mod principal;

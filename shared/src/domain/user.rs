@@ -64,3 +64,51 @@ impl User {
         })
     }
 }
+
+/// What an actor may do to users of its tenant (the rules of issue 3, pure).
+pub mod rules {
+    use crate::{auth::Role, error::AppError};
+
+    /// Nobody grants a role above their own.
+    pub fn may_grant(actor: Role, granted: Role) -> bool {
+        actor.at_least(granted)
+    }
+
+    /// A user above the actor cannot be changed or removed by them.
+    pub fn may_manage(actor: Role, target: Role) -> bool {
+        actor.at_least(target)
+    }
+
+    pub fn role_above_own(actor: Role, granted: Role, tenant_id: impl ToString) -> AppError {
+        let tenant_id = tenant_id.to_string();
+        AppError::insufficient_permissions(granted.as_str(), actor.as_str(), "user_role", &tenant_id).with_details(
+            serde_json::json!({
+                "required_role": granted.as_str(),
+                "current_role": actor.as_str(),
+                "resource": "user_role",
+                "tenant_id": tenant_id,
+                "reason": format!("a {} cannot grant the {} role", actor.as_str(), granted.as_str()),
+            }),
+        )
+    }
+
+    pub fn last_owner() -> AppError {
+        AppError::conflict("the last owner of a tenant cannot be removed, demoted or deactivated")
+            .with_details(serde_json::json!({"reason": "last_owner"}))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn grants_stop_at_the_actors_own_role() {
+            assert!(may_grant(Role::Owner, Role::Owner));
+            assert!(may_grant(Role::Admin, Role::Admin));
+            assert!(!may_grant(Role::Admin, Role::Owner));
+            assert!(!may_grant(Role::Developer, Role::Admin));
+            assert!(may_manage(Role::Admin, Role::Developer));
+            assert!(!may_manage(Role::Admin, Role::Owner));
+        }
+    }
+}

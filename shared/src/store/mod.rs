@@ -6,6 +6,9 @@
 
 pub mod audit_log;
 mod cursor;
+pub mod members;
+pub mod projects;
+pub mod quota;
 pub mod sessions;
 pub mod tenants;
 pub mod users;

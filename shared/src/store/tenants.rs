@@ -36,7 +36,10 @@ pub(crate) fn tenant_key(scope: &TenantScope) -> Item {
 /// change they count.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TenantUsage {
+    /// Seats: users plus pending invitations (what the users quota limits).
     pub user_count: i64,
+    pub pending_invitations: i64,
+    pub project_count: i64,
     pub users_by_role: Vec<(Role, i64)>,
     pub last_user_added: Option<String>,
 }
@@ -44,6 +47,8 @@ pub struct TenantUsage {
 fn usage_from(item: &Item) -> TenantUsage {
     TenantUsage {
         user_count: number_attr(item, "user_count"),
+        pending_invitations: number_attr(item, "pending_invitations"),
+        project_count: number_attr(item, "project_count"),
         users_by_role: Role::ALL.iter().map(|r| (*r, number_attr(item, &role_counter(*r)))).collect(),
         last_user_added: item.get("last_user_added").and_then(|v| v.as_s().ok()).cloned(),
     }
@@ -391,8 +396,13 @@ impl Store {
         let activate = Update::builder()
             .table_name(&self.table)
             .set_key(Some(tenant_key(scope)))
-            .update_expression("SET #status = :active, updated_at = :now, onboarding = :onboarding")
+            // The admin's invitation takes a seat like any other.
+            .update_expression(
+                "SET #status = :active, updated_at = :now, onboarding = :onboarding \
+                 ADD user_count :seat, pending_invitations :seat",
+            )
             .condition_expression("#status = :provisioning")
+            .expression_attribute_values(":seat", n(i64::from(invitation.is_some())))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":provisioning", s("provisioning"))

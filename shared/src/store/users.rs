@@ -24,6 +24,11 @@ pub(crate) fn user_key(scope: &TenantScope, user_id: Uuid) -> Item {
     HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("USER#{user_id}")))])
 }
 
+/// What `?search=` matches: email and names, lowercased.
+pub(crate) fn search_text(user: &User) -> String {
+    format!("{} {} {}", user.email, user.first_name, user.last_name).to_lowercase()
+}
+
 /// Where an email's account lives.
 #[derive(Debug, Clone, Copy)]
 pub struct EmailOwner {
@@ -40,6 +45,7 @@ impl Store {
         let mut item = super::to_item(user)?;
         item.extend(user_key(&TenantScope::trusted_internal(user.tenant_id), user.id));
         item.insert("password_hash".into(), s(password_hash));
+        item.insert("search_text".into(), s(search_text(user)));
         Ok((claim, item))
     }
 

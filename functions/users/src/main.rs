@@ -1,0 +1,7 @@
+//! Lambda entry point of the users group: wiring only.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let state = shared::lambda::http_state(shared::state::Signing::VerifyOnly).await?;
+    shared::lambda::run_http(users::router(state)).await
+}

@@ -1,0 +1,551 @@
+//! Projects and tasks, in their tenant's partition.
+//!
+//! | item | PK | SK | other keys |
+//! |---|---|---|---|
+//! | project | `T#<tenant>#` | `PROJECT#<project>` | `GSI1PK=T#<tenant>#PROJECTS`, `GSI1SK=<project>` |
+//! | task | `T#<tenant>#` | `PROJECT#<project>#TASK#<task>` | |
+//!
+//! A project sorts right before its tasks, so `begins_with(SK, "PROJECT#<id>")`
+//! is the project and all its tasks in one Query (delete uses it), and
+//! `begins_with(SK, "PROJECT#<id>#TASK#")` is exactly its tasks (the task list,
+//! with `status`/`assignee_id` as filters). Projects are listed from GSI1's
+//! sparse per-tenant partition `T#<tenant>#PROJECTS` (only project items
+//! carry it), so a project list never reads tasks; ids are UUIDv7, so the
+//! list is in creation order. Like every GSI read it is eventually consistent
+//! (a project created a moment ago can be missing from a list, never from a
+//! GET by id).
+//!
+//! Every change is one TransactWriteItems with its audit entry. Creating a
+//! project takes a `projects` slot on the tenant's counter (quota.rs) in the
+//! same transaction; deleting one gives it back and deletes its tasks, at most
+//! [`MAX_TASKS_DELETED_WITH_PROJECT`] of them (a transaction holds 100 items:
+//! the project, the counter, the project's audit entry and, per task, its
+//! delete and its entry). A project with more tasks is refused with 409 until
+//! tasks are deleted. The project's `task_count` changes in the transaction of
+//! each task create and delete. Updates read, then write under a condition on
+//! the `updated_at` they read, retrying when another change got there first.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{
+    Item, Store, failed_conditions, from_item, n, s, tenants::put_new, to_attribute, to_item, users::user_key,
+};
+use crate::{
+    audit::{AuditContext, Change, retention_days_of},
+    auth::TenantScope,
+    domain::{
+        plans::{Quota, effective_limits},
+        project::{Changes, Project, Task},
+    },
+    error::{AppError, AppResult},
+    events::EventPublisher,
+    http::PageRequest,
+};
+
+/// Tasks a project may have and still be deleted in one transaction:
+/// (100 - project delete - counter update - project audit entry) / 2.
+pub const MAX_TASKS_DELETED_WITH_PROJECT: usize = 48;
+
+/// How often a read-then-conditional-write is retried after losing a race.
+const OPTIMISTIC_RETRIES: usize = 3;
+
+fn project_sk(project_id: Uuid) -> String {
+    format!("PROJECT#{project_id}")
+}
+
+fn task_prefix(project_id: Uuid) -> String {
+    format!("PROJECT#{project_id}#TASK#")
+}
+
+fn key(scope: &TenantScope, sk: String) -> Item {
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
+}
+
+fn project_key(scope: &TenantScope, project_id: Uuid) -> Item {
+    key(scope, project_sk(project_id))
+}
+
+fn task_key(scope: &TenantScope, project_id: Uuid, task_id: Uuid) -> Item {
+    key(scope, format!("{}{task_id}", task_prefix(project_id)))
+}
+
+fn projects_index_pk(scope: &TenantScope) -> String {
+    format!("{}PROJECTS", scope.pk())
+}
+
+/// A stored value with its `updated_at` exactly as stored: conditions compare
+/// strings, and re-formatting the parsed time could spell it differently.
+struct Stored<T> {
+    value: T,
+    updated_at: String,
+}
+
+fn stored<T: DeserializeOwned>(item: Item) -> AppResult<Stored<T>> {
+    let updated_at = item
+        .get("updated_at")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("item without updated_at")))?;
+    Ok(Stored { value: from_item(item)?, updated_at })
+}
+
+/// Filters of the project list.
+#[derive(Debug, Default, Clone)]
+pub struct ProjectFilter<'a> {
+    pub status: Option<&'a str>,
+    pub priority: Option<&'a str>,
+}
+
+/// Filters of a project's task list.
+#[derive(Debug, Default, Clone)]
+pub struct TaskFilter<'a> {
+    pub status: Option<&'a str>,
+    pub assignee_id: Option<Uuid>,
+}
+
+impl Store {
+    async fn get_stored<T: DeserializeOwned>(&self, key: Item) -> AppResult<Option<Stored<T>>> {
+        let output =
+            self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await?;
+        output.item.map(stored).transpose()
+    }
+
+    /// Creates the project and takes one `projects` slot of the tenant's plan,
+    /// all or nothing: concurrent creates can never pass the limit together.
+    /// A full quota answers seed 000's 403 `quota_exceeded` (and publishes
+    /// `tenant.quota_exceeded`).
+    pub async fn create_project(
+        &self,
+        events: &EventPublisher,
+        scope: &TenantScope,
+        project: &Project,
+        audit: &AuditContext,
+    ) -> AppResult<()> {
+        let tenant = self.tenant_for_change(scope).await?;
+        let limit = Quota::Projects.limit(&effective_limits(&tenant));
+        let mut item = to_item(project)?;
+        item.extend(project_key(scope, project.id));
+        item.insert("GSI1PK".into(), s(projects_index_pk(scope)));
+        item.insert("GSI1SK".into(), s(project.id.to_string()));
+        let writes = vec![
+            put_new(self, item)?,
+            self.quota_change(scope, Quota::Projects, 1, limit, &[])?,
+            self.audit_put(
+                scope,
+                audit,
+                Change::created("project", project.id, project.to_body()),
+                retention_days_of(&tenant.configuration),
+            )?,
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.get(1) == Some(&true)) => {
+                Err(self.quota_refusal(events, scope, Quota::Projects, 1).await)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn get_project(&self, scope: &TenantScope, project_id: Uuid) -> AppResult<Option<Project>> {
+        Ok(self.get_stored(project_key(scope, project_id)).await?.map(|p: Stored<Project>| p.value))
+    }
+
+    /// The tenant's projects in creation order, filtered, one page.
+    pub async fn list_projects(
+        &self,
+        scope: &TenantScope,
+        filter: &ProjectFilter<'_>,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<Project>, Option<String>)> {
+        let pk = projects_index_pk(scope);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI1")
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(&pk));
+        let mut filters = Vec::new();
+        for (name, value) in [("status", filter.status), ("priority", filter.priority)] {
+            if let Some(v) = value {
+                filters.push(format!("#{name} = :{name}"));
+                query = query
+                    .expression_attribute_names(format!("#{name}"), name)
+                    .expression_attribute_values(format!(":{name}"), s(v));
+            }
+        }
+        if !filters.is_empty() {
+            query = query.filter_expression(filters.join(" AND "));
+        }
+        let context = format!("projects|{pk}|{}|{}", filter.status.unwrap_or(""), filter.priority.unwrap_or(""));
+        let (items, cursor) = self.query_page(query, page, &context, &["GSI1PK", "GSI1SK", "PK", "SK"]).await?;
+        let projects = items.into_iter().map(from_item).collect::<AppResult<Vec<Project>>>()?;
+        Ok((projects, cursor))
+    }
+
+    /// Applies a validated partial update; `None` when there is no such project.
+    pub async fn update_project(
+        &self,
+        scope: &TenantScope,
+        project_id: Uuid,
+        changes: &Changes,
+        audit: &AuditContext,
+    ) -> AppResult<Option<Project>> {
+        let retention = self.audit_retention(scope).await?;
+        for _ in 0..OPTIMISTIC_RETRIES {
+            let Some(old) = self.get_stored::<Project>(project_key(scope, project_id)).await? else {
+                return Ok(None);
+            };
+            let now = crate::domain::now();
+            let new: Project =
+                serde_json::from_value(changes.apply(&old.value.to_body(), now)).map_err(AppError::internal)?;
+            let update = self.conditional_update(project_key(scope, project_id), changes, now, &old.updated_at)?;
+            let entry = self.audit_put(
+                scope,
+                audit,
+                Change::updated("project", project_id, old.value.to_body(), new.to_body()),
+                retention,
+            )?;
+            let result = self.client.transact_write_items().transact_items(update).transact_items(entry).send().await;
+            match result {
+                Ok(_) => return Ok(Some(new)),
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::conflict("the project is being changed by another request; try again"))
+    }
+
+    /// Deletes the project with its tasks and gives its quota slot back;
+    /// false when there is no such project. More than
+    /// [`MAX_TASKS_DELETED_WITH_PROJECT`] tasks is a 409.
+    pub async fn delete_project(&self, scope: &TenantScope, project_id: Uuid, audit: &AuditContext) -> AppResult<bool> {
+        let retention = self.audit_retention(scope).await?;
+        for _ in 0..OPTIMISTIC_RETRIES {
+            let Some((project, tasks)) = self.project_with_tasks(scope, project_id).await? else {
+                return Ok(false);
+            };
+            if tasks.len() > MAX_TASKS_DELETED_WITH_PROJECT {
+                return Err(AppError::conflict(format!(
+                    "a project with more than {MAX_TASKS_DELETED_WITH_PROJECT} tasks cannot be deleted at once; \
+                     delete its tasks first"
+                ))
+                .with_details(serde_json::json!({
+                    "reason": "too_many_tasks",
+                    "task_count": tasks.len(),
+                    "max_tasks_deleted_with_project": MAX_TASKS_DELETED_WITH_PROJECT,
+                })));
+            }
+            let delete_project = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(project_key(scope, project_id)))
+                .condition_expression("updated_at = :expected AND task_count = :tasks")
+                .expression_attribute_values(":expected", s(&project.updated_at))
+                .expression_attribute_values(":tasks", n(tasks.len() as i64))
+                .build()
+                .map_err(AppError::internal)?;
+            let mut writes = vec![
+                TransactWriteItem::builder().delete(delete_project).build(),
+                self.quota_change(scope, Quota::Projects, -1, None, &[])?,
+                self.audit_put(
+                    scope,
+                    audit,
+                    Change::deleted("project", project_id, project.value.to_body()),
+                    retention,
+                )?,
+            ];
+            for task in &tasks {
+                let delete_task = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(task_key(scope, project_id, task.value.id)))
+                    .condition_expression("updated_at = :expected")
+                    .expression_attribute_values(":expected", s(&task.updated_at))
+                    .build()
+                    .map_err(AppError::internal)?;
+                writes.push(TransactWriteItem::builder().delete(delete_task).build());
+                writes.push(self.audit_put(
+                    scope,
+                    audit,
+                    Change::deleted("task", task.value.id, task.value.to_body()),
+                    retention,
+                )?);
+            }
+            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok(true),
+                // The project or one of its tasks changed since we read them
+                // (a task added or removed): read again.
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.iter().any(|x| *x)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::conflict("the project is being changed by another request; try again"))
+    }
+
+    /// The project and its tasks: one consistent Query over the project's
+    /// key range, stopping once there are more tasks than a delete can take.
+    async fn project_with_tasks(
+        &self,
+        scope: &TenantScope,
+        project_id: Uuid,
+    ) -> AppResult<Option<(Stored<Project>, Vec<Stored<Task>>)>> {
+        let project_sk = project_sk(project_id);
+        let mut project = None;
+        let mut tasks = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", s(scope.pk()))
+                .expression_attribute_values(":prefix", s(&project_sk))
+                .consistent_read(true)
+                .limit(MAX_TASKS_DELETED_WITH_PROJECT as i32 + 2)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await?;
+            for item in output.items.unwrap_or_default() {
+                if item.get("SK").and_then(|v| v.as_s().ok()) == Some(&project_sk) {
+                    project = Some(stored(item)?);
+                } else {
+                    tasks.push(stored(item)?);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() && tasks.len() <= MAX_TASKS_DELETED_WITH_PROJECT => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(project.map(|p| (p, tasks)))
+    }
+
+    /// Creates the task and counts it on its project, in one transaction that
+    /// fails when the project does not exist (404) or the assignee is not a
+    /// user of the tenant (400 naming `assignee_id`).
+    pub async fn create_task(&self, scope: &TenantScope, task: &Task, audit: &AuditContext) -> AppResult<()> {
+        let retention = self.audit_retention(scope).await?;
+        let mut item = to_item(task)?;
+        item.extend(task_key(scope, task.project_id, task.id));
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(project_key(scope, task.project_id)))
+            .update_expression("ADD task_count :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(AppError::internal)?;
+        let mut writes = vec![put_new(self, item)?, TransactWriteItem::builder().update(count).build()];
+        if let Some(assignee) = task.assignee_id {
+            writes.push(self.assignee_check(scope, assignee)?);
+        }
+        writes.push(self.audit_put(scope, audit, Change::created("task", task.id, task.to_body()), retention)?);
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => match failed_conditions(&err) {
+                Some(failed) if failed.get(1) == Some(&true) => Err(AppError::not_found("project")),
+                Some(failed) if task.assignee_id.is_some() && failed.get(2) == Some(&true) => Err(unknown_assignee()),
+                _ => Err(err.into()),
+            },
+        }
+    }
+
+    pub async fn get_task(&self, scope: &TenantScope, project_id: Uuid, task_id: Uuid) -> AppResult<Option<Task>> {
+        Ok(self.get_stored(task_key(scope, project_id, task_id)).await?.map(|t: Stored<Task>| t.value))
+    }
+
+    /// The project's tasks in creation order, filtered, one page; `None` when
+    /// there is no such project.
+    pub async fn list_tasks(
+        &self,
+        scope: &TenantScope,
+        project_id: Uuid,
+        filter: &TaskFilter<'_>,
+        page: &PageRequest,
+    ) -> AppResult<Option<(Vec<Task>, Option<String>)>> {
+        if self.get_project(scope, project_id).await?.is_none() {
+            return Ok(None);
+        }
+        let prefix = task_prefix(project_id);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s(&prefix))
+            .consistent_read(true);
+        let assignee = filter.assignee_id.map(|a| a.to_string());
+        let mut filters = Vec::new();
+        for (name, value) in [("status", filter.status), ("assignee_id", assignee.as_deref())] {
+            if let Some(v) = value {
+                filters.push(format!("#{name} = :{name}"));
+                query = query
+                    .expression_attribute_names(format!("#{name}"), name)
+                    .expression_attribute_values(format!(":{name}"), s(v));
+            }
+        }
+        if !filters.is_empty() {
+            query = query.filter_expression(filters.join(" AND "));
+        }
+        let context = format!(
+            "tasks|{}|{project_id}|{}|{}",
+            scope.pk(),
+            filter.status.unwrap_or(""),
+            assignee.as_deref().unwrap_or("")
+        );
+        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
+        let tasks = items.into_iter().map(from_item).collect::<AppResult<Vec<Task>>>()?;
+        Ok(Some((tasks, cursor)))
+    }
+
+    /// Applies a validated partial update; `None` when there is no such task.
+    pub async fn update_task(
+        &self,
+        scope: &TenantScope,
+        project_id: Uuid,
+        task_id: Uuid,
+        changes: &Changes,
+        audit: &AuditContext,
+    ) -> AppResult<Option<Task>> {
+        let retention = self.audit_retention(scope).await?;
+        for _ in 0..OPTIMISTIC_RETRIES {
+            let Some(old) = self.get_stored::<Task>(task_key(scope, project_id, task_id)).await? else {
+                return Ok(None);
+            };
+            let now = crate::domain::now();
+            let new: Task =
+                serde_json::from_value(changes.apply(&old.value.to_body(), now)).map_err(AppError::internal)?;
+            let mut writes =
+                vec![self.conditional_update(task_key(scope, project_id, task_id), changes, now, &old.updated_at)?];
+            if let Some(assignee) = changes.new_assignee {
+                writes.push(self.assignee_check(scope, assignee)?);
+            }
+            writes.push(self.audit_put(
+                scope,
+                audit,
+                Change::updated("task", task_id, old.value.to_body(), new.to_body()),
+                retention,
+            )?);
+            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok(Some(new)),
+                Err(err) => match failed_conditions(&err) {
+                    Some(failed) if failed.first() == Some(&true) => continue,
+                    Some(failed) if changes.new_assignee.is_some() && failed.get(1) == Some(&true) => {
+                        return Err(unknown_assignee());
+                    }
+                    _ => return Err(err.into()),
+                },
+            }
+        }
+        Err(AppError::conflict("the task is being changed by another request; try again"))
+    }
+
+    /// Deletes the task and uncounts it on its project; false when there is
+    /// no such task.
+    pub async fn delete_task(
+        &self,
+        scope: &TenantScope,
+        project_id: Uuid,
+        task_id: Uuid,
+        audit: &AuditContext,
+    ) -> AppResult<bool> {
+        let retention = self.audit_retention(scope).await?;
+        for _ in 0..OPTIMISTIC_RETRIES {
+            let Some(old) = self.get_stored::<Task>(task_key(scope, project_id, task_id)).await? else {
+                return Ok(false);
+            };
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(task_key(scope, project_id, task_id)))
+                .condition_expression("updated_at = :expected")
+                .expression_attribute_values(":expected", s(&old.updated_at))
+                .build()
+                .map_err(AppError::internal)?;
+            let count = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(project_key(scope, project_id)))
+                .update_expression("ADD task_count :minus_one")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":minus_one", n(-1))
+                .build()
+                .map_err(AppError::internal)?;
+            let entry =
+                self.audit_put(scope, audit, Change::deleted("task", task_id, old.value.to_body()), retention)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete).build())
+                .transact_items(TransactWriteItem::builder().update(count).build())
+                .transact_items(entry)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                // Changed since we read it, or deleted with its project: read again.
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.iter().any(|x| *x)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::conflict("the task is being changed by another request; try again"))
+    }
+
+    /// `SET` the changed fields and `updated_at`, `REMOVE` the cleared ones,
+    /// only if `updated_at` is still what we read.
+    fn conditional_update(
+        &self,
+        key: Item,
+        changes: &Changes,
+        now: chrono::DateTime<chrono::Utc>,
+        expected: &str,
+    ) -> AppResult<TransactWriteItem> {
+        let mut names = HashMap::from([("#updated_at".to_owned(), "updated_at".to_owned())]);
+        let mut values = HashMap::from([
+            (":updated_at".to_owned(), s(crate::domain::rfc3339(now))),
+            (":expected".to_owned(), s(expected)),
+        ]);
+        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
+        for (i, (field, value)) in changes.set.iter().enumerate() {
+            names.insert(format!("#f{i}"), (*field).to_owned());
+            values.insert(format!(":v{i}"), to_attribute(value)?);
+            sets.push(format!("#f{i} = :v{i}"));
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !changes.remove.is_empty() {
+            let removes: Vec<String> = (0..changes.remove.len()).map(|i| format!("#r{i}")).collect();
+            for (i, field) in changes.remove.iter().enumerate() {
+                names.insert(format!("#r{i}"), (*field).to_owned());
+            }
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression("#updated_at = :expected")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(AppError::internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The assignee must be a user of this tenant (their item is in its partition).
+    fn assignee_check(&self, scope: &TenantScope, assignee: Uuid) -> AppResult<TransactWriteItem> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(user_key(scope, assignee)))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .map_err(AppError::internal)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+}
+
+fn unknown_assignee() -> AppError {
+    AppError::invalid_field("assignee_id", "must be the id of a user of this tenant")
+}
