@@ -137,3 +137,28 @@ async fn dates_and_filters_narrow_the_trail() {
         assert_eq!(reply.invalid_fields(), [field], "{query}");
     }
 }
+
+#[tokio::test]
+async fn logins_logouts_and_a_detected_token_theft_are_in_the_trail() {
+    let owner = register_owner().await;
+    let login = post("/v1/auth/login")
+        .header("x-forwarded-for", "198.51.100.4")
+        .json(&json!({"email": owner.email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect(200);
+    let token = login.body["access_token"].as_str().expect("token").to_owned();
+    post("/v1/auth/logout").token(&token).send().await.expect(204);
+    // The sign-up's own login: rotate once, then replay the old token.
+    post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token})).send().await.expect(200);
+    post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token})).send().await.expect(401);
+    let reply = get("/v1/audit/logs?resource_type=session").token(&owner.access_token).send().await.expect(200);
+    let list = entries(&reply);
+    let actions: Vec<&str> = list.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["revoke", "logout", "login", "login"], "{list:#?}");
+    assert_eq!(list[0]["actor"]["type"], "system");
+    assert_eq!(list[0]["new_values"]["reason"], "reuse_detected");
+    assert_eq!(list[1]["user"]["id"], owner.user_id.as_str());
+    assert_eq!(list[2]["ip_address"], "198.51.100.4");
+    assert!(!reply.body.to_string().contains(&owner.refresh_token));
+}

@@ -120,7 +120,7 @@ async fn register(
             Ok(()) => {
                 state.events.publish_after_commit(&tenant.created_event()).await;
                 let scope = TenantScope::trusted_internal(tenant.id);
-                let mut body = tokens::start_session(&state, &scope, &owner).await?;
+                let mut body = tokens::start_session(&state, &scope, &owner, &client).await?;
                 body["tenant"] = tenant.to_body();
                 return Ok((StatusCode::CREATED, Json(body)).into_response());
             }
@@ -145,7 +145,11 @@ async fn register(
 }
 
 /// Seeds 002/003 login: access and refresh tokens plus the user.
-async fn login(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Json<Value>> {
+async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    JsonObject(body): JsonObject,
+) -> AppResult<Json<Value>> {
     let mut f = Fields::new(&body);
     f.reject_unknown(&["email", "username", "password", "tenant_id"]);
     let email = f.text("email", Need::Optional, 1, 254).or_else(|| f.text("username", Need::Optional, 1, 254));
@@ -177,7 +181,7 @@ async fn login(State(state): State<AppState>, JsonObject(body): JsonObject) -> A
     }
     tokens::ensure_tenant_usable(&state, &scope).await?;
     state.store.record_login(&scope, user.id).await?;
-    Ok(Json(tokens::start_session(&state, &scope, &user).await?))
+    Ok(Json(tokens::start_session(&state, &scope, &user, &client).await?))
 }
 
 async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Json<Value>> {
@@ -198,10 +202,11 @@ async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) ->
 async fn logout(
     State(state): State<AppState>,
     principal: Principal,
+    audit: AuditContext,
     raw_body: axum::body::Bytes,
 ) -> AppResult<StatusCode> {
     let home = principal.home_scope();
-    state.store.revoke_session(&home, principal.session_id, "logout").await?;
+    state.store.revoke_session(&home, principal.session_id, "logout", &audit).await?;
     if !raw_body.iter().all(u8::is_ascii_whitespace) {
         let body: serde_json::Map<String, Value> = shared::http::parse_json(&raw_body)?;
         let mut f = Fields::new(&body);
@@ -213,7 +218,7 @@ async fn logout(
             && let Some(session) = state.store.get_session(&home, token.session_id).await?
             && session.user_id == principal.user_id
         {
-            state.store.revoke_session(&home, token.session_id, "logout").await?;
+            state.store.revoke_session(&home, token.session_id, "logout", &audit).await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)
@@ -241,7 +246,11 @@ async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Js
 
 /// Seed 000 invitations: the invitee sets a password and becomes an active
 /// member with the invited role, signed in at once.
-async fn accept_invitation(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Response> {
+async fn accept_invitation(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    JsonObject(body): JsonObject,
+) -> AppResult<Response> {
     let mut f = Fields::new(&body);
     f.reject_unknown(&["token", "password", "first_name", "last_name"]);
     let token = f.text("token", Need::Required, 1, 1024);
@@ -287,7 +296,7 @@ async fn accept_invitation(State(state): State<AppState>, JsonObject(body): Json
             json!({"user_id": user.id, "email": user.email, "role": user.role, "via": "invitation"}),
         ))
         .await;
-    let body = tokens::start_session(&state, &scope, &user).await?;
+    let body = tokens::start_session(&state, &scope, &user, &client).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use shared::{
     AppError, AppResult, AppState,
+    audit::{AuditContext, ClientInfo},
     auth::{TenantScope, jwt::AccessGrant},
     domain::user::User,
     store::sessions::Rotation,
@@ -56,11 +57,17 @@ impl RefreshToken {
 }
 
 /// A new login: a new refresh-token family and its first token pair.
-pub async fn start_session(state: &AppState, scope: &TenantScope, user: &User) -> AppResult<Value> {
+pub async fn start_session(
+    state: &AppState,
+    scope: &TenantScope,
+    user: &User,
+    client: &ClientInfo,
+) -> AppResult<Value> {
     let session_id = Uuid::now_v7();
     let refresh = RefreshToken::generate(scope.tenant_id(), session_id);
     let expires_at = chrono::Utc::now().timestamp() + SESSION_TTL_SECONDS;
-    state.store.create_session(scope, session_id, user.id, &refresh.hash(), expires_at).await?;
+    let audit = AuditContext::user(user.id, Some(user.email.clone()), client);
+    state.store.create_session(scope, session_id, user.id, &refresh.hash(), expires_at, &audit).await?;
     token_response(state, user, session_id, &refresh)
 }
 
@@ -121,7 +128,10 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<Value> {
 
 async fn revoke_for_reuse(state: &AppState, scope: &TenantScope, session_id: Uuid) -> AppResult<()> {
     tracing::warn!(tenant_id = %scope.tenant_id(), session_id = %session_id, "refresh token reuse: family revoked");
-    state.store.revoke_session(scope, session_id, "reuse_detected").await
+    state
+        .store
+        .revoke_session(scope, session_id, "reuse_detected", &AuditContext::system("refresh-token-reuse-detection"))
+        .await
 }
 
 /// Members of a deactivated or suspended tenant cannot start or extend a login.

@@ -9,8 +9,11 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Item, Store, failed_conditions, from_item, n, s, tenants::is_condition_failure};
+use serde_json::json;
+
+use super::{Item, Store, failed_conditions, from_item, n, s};
 use crate::{
+    audit::{AuditContext, Change},
     auth::TenantScope,
     error::{AppError, AppResult},
 };
@@ -48,6 +51,7 @@ impl Store {
         user_id: Uuid,
         token_hash: &str,
         expires_at: i64,
+        audit: &AuditContext,
     ) -> AppResult<()> {
         let mut item = session_key(scope, session_id);
         item.insert("user_id".into(), s(user_id.to_string()));
@@ -55,11 +59,14 @@ impl Store {
         item.insert("revoked".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(false));
         item.insert("created_at".into(), s(crate::domain::now_rfc3339()));
         item.insert("expires_at".into(), n(expires_at));
+        // A login is a change like any other: it leaves an audit entry.
+        let change = Change::created("session", session_id, json!({"user_id": user_id, "expires_at": expires_at}));
+        let change = Change { action: "login", ..change };
+        let retention = self.audit_retention(scope).await?;
         self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
+            .transact_write_items()
+            .transact_items(super::tenants::put_new(self, item)?)
+            .transact_items(self.audit_put(scope, audit, change, retention)?)
             .send()
             .await?;
         Ok(())
@@ -136,23 +143,44 @@ impl Store {
         Ok(output.item.is_some())
     }
 
-    /// Revokes a family (logout, or reuse detected). Idempotent.
-    pub async fn revoke_session(&self, scope: &TenantScope, session_id: Uuid, reason: &str) -> AppResult<()> {
-        let result = self
-            .client
-            .update_item()
+    /// Revokes a family (logout, or reuse detected), with its audit entry.
+    /// Idempotent: revoking a revoked or missing family changes nothing.
+    pub async fn revoke_session(
+        &self,
+        scope: &TenantScope,
+        session_id: Uuid,
+        reason: &str,
+        audit: &AuditContext,
+    ) -> AppResult<()> {
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(session_key(scope, session_id)))
-            .update_expression("SET revoked = :true, revoked_reason = if_not_exists(revoked_reason, :reason), revoked_at = if_not_exists(revoked_at, :now)")
-            .condition_expression("attribute_exists(PK)")
+            .update_expression("SET revoked = :true, revoked_reason = :reason, revoked_at = :now")
+            .condition_expression("attribute_exists(PK) AND revoked = :false")
             .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+            .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
             .expression_attribute_values(":reason", s(reason))
             .expression_attribute_values(":now", s(crate::domain::now_rfc3339()))
+            .build()
+            .map_err(AppError::internal)?;
+        let change = Change {
+            action: if reason == "logout" { "logout" } else { "revoke" },
+            resource_type: "session",
+            resource_id: session_id.to_string(),
+            old_values: json!({"revoked": false}),
+            new_values: json!({"revoked": true, "reason": reason}),
+        };
+        let retention = self.audit_retention(scope).await?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(self.audit_put(scope, audit, change, retention)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(()),
             Err(err) => Err(err.into()),
         }
     }

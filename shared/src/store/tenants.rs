@@ -517,12 +517,3 @@ pub(crate) fn put_new(store: &Store, item: Item) -> AppResult<TransactWriteItem>
         )
         .build())
 }
-
-pub(crate) fn is_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
-) -> bool {
-    matches!(
-        err.as_service_error(),
-        Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
-    )
-}
