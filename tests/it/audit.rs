@@ -162,3 +162,25 @@ async fn logins_logouts_and_a_detected_token_theft_are_in_the_trail() {
     assert_eq!(list[2]["ip_address"], "198.51.100.4");
     assert!(!reply.body.to_string().contains(&owner.refresh_token));
 }
+
+#[tokio::test]
+async fn entries_expire_after_the_tenants_retention_policy() {
+    let token = platform_admin_token().await;
+    let mut body = valid_tenant_body();
+    body["configuration"] = json!({"compliance": {"retention_policy_days": 30, "audit_logging": true}});
+    let id = post("/v1/tenants").token(&token).json(&body).send().await.expect(201).body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let reply = get("/v1/audit/logs?action=create").token(&token).header("x-tenant-id", &id).send().await.expect(200);
+    let expires = reply.body["data"][0]["expires_at"].as_str().expect("expires_at");
+    let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("date").with_timezone(&chrono::Utc);
+    let days = (expires - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((29.9..=30.1).contains(&days), "expires in {days} days");
+    // A tenant without a policy keeps a year.
+    let owner = register_owner().await;
+    let reply = get("/v1/audit/logs?action=create").token(&owner.access_token).send().await.expect(200);
+    let expires = reply.body["data"][0]["expires_at"].as_str().expect("expires_at");
+    let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("date").with_timezone(&chrono::Utc);
+    assert!(((expires - chrono::Utc::now()).num_days() - 365).abs() <= 1);
+}

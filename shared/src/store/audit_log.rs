@@ -90,6 +90,13 @@ fn entry_body(item: Item) -> Value {
         "user_agent": text("user_agent"),
         "request_id": text("request_id"),
         "timestamp": text("timestamp"),
+        // When the entry leaves the trail (the tenant's retention policy).
+        "expires_at": item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .map(crate::domain::rfc3339),
     })
 }
 
