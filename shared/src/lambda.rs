@@ -17,7 +17,10 @@ pub async fn http_state(signing: Signing) -> Result<AppState> {
     AppState::build(Config::from_env()?, &clients, signing)
 }
 
-/// Serves a group's router under API Gateway.
-pub async fn run_http(router: Router) -> Result<()> {
-    lambda_http::run(router).await.map_err(|e| anyhow::anyhow!(e))
+/// Serves a route group under API Gateway: state built once per cold start,
+/// the shared layers (request ids, JSON 404) around the group's routes.
+pub async fn serve(routes: Router<AppState>, signing: Signing) -> Result<()> {
+    let state = http_state(signing).await?;
+    let app = crate::http::finish_router(routes).with_state(state);
+    lambda_http::run(app).await.map_err(|e| anyhow::anyhow!(e))
 }

@@ -13,17 +13,12 @@ use shared::{
     AppError, AppResult, AppState,
     auth::{Principal, Role},
     error::FieldError,
-    http::{Page, QueryParams, finish_router},
+    http::{Page, QueryParams},
     store::audit_log::AuditFilter,
 };
 use uuid::Uuid;
 
-/// The Lambda's whole app: this group's routes with the shared layers.
-pub fn router(state: AppState) -> Router {
-    finish_router(routes()).with_state(state)
-}
-
-/// This group's routes, for mounting beside others (the local server).
+/// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/audit/logs", get(list_audit_logs))
 }

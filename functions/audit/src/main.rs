@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let state = shared::lambda::http_state(shared::state::Signing::VerifyOnly).await?;
-    shared::lambda::run_http(audit::router(state)).await
+    shared::lambda::serve(audit::routes(), shared::state::Signing::VerifyOnly).await
 }

@@ -29,7 +29,7 @@ use shared::{
         tenant::{Tenant, slugify},
         user::User,
     },
-    http::{JsonObject, finish_router, health_router},
+    http::{JsonObject, health_router},
     store::{members::MemberError, tenants::CreateTenantError},
     validate::{Fields, Need, is_hostname},
 };
@@ -37,12 +37,7 @@ use uuid::Uuid;
 
 pub use tokens::RefreshToken;
 
-/// The Lambda's whole app: this group's routes with the shared layers.
-pub fn router(state: AppState) -> Router {
-    finish_router(routes()).with_state(state)
-}
-
-/// This group's routes, for mounting beside others (the local server).
+/// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/auth/register", post(register))

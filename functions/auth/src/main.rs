@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let state = shared::lambda::http_state(shared::state::Signing::Issue).await?;
-    shared::lambda::run_http(auth::router(state)).await
+    shared::lambda::serve(auth::routes(), shared::state::Signing::Issue).await
 }

@@ -35,18 +35,13 @@ use shared::{
         PRIORITIES, PROJECT_STATUSES, Project, TASK_STATUSES, Task, project_changes, project_from_create, task_changes,
         task_from_create,
     },
-    http::{JsonObject, Page, QueryParams, finish_router},
+    http::{JsonObject, Page, QueryParams},
     store::projects::{ProjectFilter, TaskFilter},
     validate::{Fields, Need},
 };
 use uuid::Uuid;
 
-/// The Lambda's whole app: this group's routes with the shared layers.
-pub fn router(state: AppState) -> Router {
-    finish_router(routes()).with_state(state)
-}
-
-/// This group's routes, for mounting beside others (the local server).
+/// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/projects", get(list_projects).post(create_project))

@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let state = shared::lambda::http_state(shared::state::Signing::VerifyOnly).await?;
-    shared::lambda::run_http(projects::router(state)).await
+    shared::lambda::serve(projects::routes(), shared::state::Signing::VerifyOnly).await
 }

@@ -28,18 +28,13 @@ use shared::{
         STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in, tenant_from_create,
     },
     events::DomainEvent,
-    http::{JsonObject, Page, QueryParams, finish_router},
+    http::{JsonObject, Page, QueryParams},
     store::tenants::{CreateTenantError, TenantUsage},
     validate::{Fields, Need},
 };
 use uuid::Uuid;
 
-/// The Lambda's whole app: this group's routes with the shared layers.
-pub fn router(state: AppState) -> Router {
-    finish_router(routes()).with_state(state)
-}
-
-/// This group's routes, for mounting beside others (the local server).
+/// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", get(list_tenants).post(create_tenant))

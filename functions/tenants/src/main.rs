@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let state = shared::lambda::http_state(shared::state::Signing::VerifyOnly).await?;
-    shared::lambda::run_http(tenants::router(state)).await
+    shared::lambda::serve(tenants::routes(), shared::state::Signing::VerifyOnly).await
 }

@@ -37,18 +37,13 @@ use shared::{
         user::{User, rules},
     },
     events::DomainEvent,
-    http::{JsonObject, Page, QueryParams, finish_router},
+    http::{JsonObject, Page, QueryParams},
     store::members::{MemberError, UserChanges},
     validate::{Fields, Need},
 };
 use uuid::Uuid;
 
-/// The Lambda's whole app: this group's routes with the shared layers.
-pub fn router(state: AppState) -> Router {
-    finish_router(routes()).with_state(state)
-}
-
-/// This group's routes, for mounting beside others (the local server).
+/// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/users", get(list_users).post(create_user))
