@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod credits;
 mod errors;
 mod isolation;
 mod projects;

@@ -29,7 +29,12 @@ use uuid::Uuid;
 /// Every route group, as API Gateway would route them to their functions.
 pub fn app(state: AppState) -> Router {
     shared::http::finish_router(
-        auth::routes().merge(tenants::routes()).merge(audit::routes()).merge(projects::routes()).merge(users::routes()),
+        auth::routes()
+            .merge(tenants::routes())
+            .merge(audit::routes())
+            .merge(projects::routes())
+            .merge(users::routes())
+            .merge(credits::routes()),
     )
     .with_state(state)
 }

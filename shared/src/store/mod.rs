@@ -5,6 +5,7 @@
 //! items claim unique values; GSI1 lists all tenants, GSI2 a tenant's children.
 
 pub mod audit_log;
+pub mod credits;
 mod cursor;
 pub mod members;
 pub mod projects;

@@ -1,0 +1,148 @@
+//! The credits route group (seed 004): a tenant's prepaid credit balance, its
+//! ledger, and grants by a platform admin. Spending and refunds have no route:
+//! the try-on pipeline calls `shared::store::credits` directly, and a refused
+//! spend becomes 402 `insufficient_credits` through
+//! `From<CreditError> for AppError`.
+//!
+//! | route | handler | who |
+//! |---|---|---|
+//! | `GET /v1/credits` | [`balance`] | any member |
+//! | `GET /v1/credits/ledger` | [`ledger`] | admin or above |
+//! | `POST /v1/tenants/{id}/credits` | [`grant_credits`] | platform admin |
+//!
+//! A platform admin reads a tenant's balance and ledger with `X-Tenant-ID`.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::{Value, json};
+use shared::{
+    AppError, AppResult, AppState,
+    audit::AuditContext,
+    auth::{Principal, Role},
+    events::DomainEvent,
+    http::{JsonObject, Page, QueryParams},
+    store::credits::{CREDIT_KINDS, CREDITS_RESOURCE, LedgerEntry},
+    validate::{Fields, Need},
+};
+use uuid::Uuid;
+
+/// This group's routes; its Lambda and the local server add the shared layers.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/credits", get(balance))
+        .route("/v1/credits/ledger", get(ledger))
+        .route("/v1/tenants/{id}/credits", post(grant_credits))
+}
+
+/// Largest single grant.
+pub const MAX_GRANT: i64 = 1_000_000_000;
+/// Longest `reason`, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+fn balance_body(tenant_id: Uuid, balance: i64) -> Value {
+    json!({ "tenant_id": tenant_id, "balance": balance, "currency": "credits" })
+}
+
+async fn balance(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    let scope = principal.scope();
+    let balance = state.store.credit_balance(&scope).await?;
+    Ok(Json(balance_body(scope.tenant_id(), balance)))
+}
+
+/// Newest first; `?kind=grant|spend|refund`, `?limit=`, `?cursor=`.
+async fn ledger(State(state): State<AppState>, principal: Principal, params: QueryParams) -> AppResult<Page<Value>> {
+    principal.require_role(Role::Admin, CREDITS_RESOURCE)?;
+    params.allow_only(&["limit", "cursor", "kind"])?;
+    let page = params.page()?;
+    let filters = params.as_object();
+    let mut f = Fields::new(&filters);
+    let kind = f.one_of("kind", Need::Optional, CREDIT_KINDS);
+    f.finish()?;
+    let (entries, next_cursor) = state.store.credit_ledger(&principal.scope(), kind, &page).await?;
+    Ok(Page { data: entries.iter().map(LedgerEntry::to_body).collect(), next_cursor })
+}
+
+/// Body `{amount: 1..=1_000_000_000, reason: 1..=200 characters}`; 201 with
+/// the ledger entry and the new balance. Publishes `credits.added`.
+async fn grant_credits(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> AppResult<Response> {
+    // Platform-admin-only: 403 whatever the id, so ids reveal nothing.
+    let admin = principal.require_platform_admin(CREDITS_RESOURCE)?;
+    let tenant_id = Uuid::parse_str(&id).map_err(|_| AppError::invalid_field("tenant_id", "must be a valid UUID"))?;
+    let (amount, reason) = grant_from(&body)?;
+    let scope = admin.scope_of(tenant_id);
+    let entry = state.store.grant_credits(&scope, amount, &reason, &audit).await?;
+    state
+        .events
+        .publish_after_commit(&DomainEvent::new(
+            "credits.added",
+            tenant_id,
+            json!({
+                "entry_id": entry.id,
+                "amount": entry.amount,
+                "balance": entry.balance_after,
+                "reason": entry.reason,
+                "actor": entry.actor,
+            }),
+        ))
+        .await;
+    let mut body = balance_body(tenant_id, entry.balance_after);
+    body["entry"] = entry.to_body();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The validated `amount` and `reason` of a grant, every problem named.
+fn grant_from(body: &serde_json::Map<String, Value>) -> AppResult<(i64, String)> {
+    let mut f = Fields::new(body);
+    f.reject_unknown(&["amount", "reason"]);
+    let amount = f.integer("amount", Need::Required, 1, MAX_GRANT);
+    let reason = f.text("reason", Need::Required, 1, MAX_REASON_CHARS);
+    if reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        f.error("reason", "must not be blank");
+    }
+    f.finish()?;
+    match (amount, reason) {
+        (Some(amount), Some(reason)) => Ok((amount, reason.trim().to_owned())),
+        _ => Err(AppError::internal(anyhow::anyhow!("validated grant without its fields"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields_of(body: Value) -> Vec<String> {
+        let map = body.as_object().cloned().unwrap_or_default();
+        match grant_from(&map) {
+            Ok(_) => Vec::new(),
+            Err(AppError::Api { details, .. }) => details["fields"]
+                .as_array()
+                .map(|fs| fs.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            Err(AppError::Internal(e)) => panic!("internal: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_grant_needs_a_bounded_amount_and_a_reason() {
+        assert!(fields_of(json!({"amount": 37, "reason": "onboarding"})).is_empty());
+        assert!(fields_of(json!({"amount": MAX_GRANT, "reason": "x"})).is_empty());
+        assert_eq!(fields_of(json!({"amount": 0, "reason": "x"})), ["amount"]);
+        assert_eq!(fields_of(json!({"amount": MAX_GRANT + 1, "reason": "x"})), ["amount"]);
+        assert_eq!(fields_of(json!({"amount": 1.5, "reason": "x"})), ["amount"]);
+        assert_eq!(fields_of(json!({"amount": 1})), ["reason"]);
+        assert_eq!(fields_of(json!({"amount": 1, "reason": "   "})), ["reason"]);
+        assert_eq!(fields_of(json!({"amount": 1, "reason": "r".repeat(MAX_REASON_CHARS + 1)})), ["reason"]);
+        assert_eq!(fields_of(json!({"amount": 1, "reason": "x", "note": 1})), ["note"]);
+    }
+}

@@ -1,0 +1,6 @@
+//! Lambda entry point of the credits group: wiring only.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::lambda::serve(credits::routes(), shared::state::Signing::VerifyOnly).await
+}

@@ -1,0 +1,502 @@
+//! Prepaid credits (seed 004): a tenant's balance and its ledger.
+//!
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | balance | `T#<tenant>#` | `TENANT` | attribute `credit_balance` on the tenant item (absent = 0) |
+//! | ledger entry | `T#<tenant>#` | `CREDIT#<uuidv7>` | `amount` (signed), `kind`, `reason`, `reference`, `balance_after`, `actor`, `created_at` |
+//! | reference marker | `T#<tenant>#` | `CREDITREF#<kind>#<reference>` | `entry_id`, `balance_after`: a spend or refund with a reference happens once |
+//!
+//! Every change is ONE TransactWriteItems: the tenant update conditioned on the
+//! exact balance it read (`credit_balance = :seen`, or `attribute_not_exists`
+//! when there was none), the ledger entry, the reference marker when there is a
+//! reference (`attribute_not_exists`), and the audit entry. Conditioning on the
+//! exact balance (rather than `credit_balance >= :cost` with an `ADD`) makes the
+//! ledger's `balance_after` exact: no other change can slip in between the read
+//! and the write. A change that lost a race re-reads and tries again (bounded,
+//! with jitter); a spend whose re-read balance is below its cost is refused
+//! with [`CreditError::Insufficient`], so the balance never goes negative.
+//!
+//! The try-on pipeline calls [`Store::spend_credits`] and
+//! [`Store::refund_credits`] with its session id as the reference: repeating
+//! either with the same reference changes nothing and answers the first result.
+
+use std::{collections::HashMap, time::Duration};
+
+use aws_sdk_dynamodb::{
+    error::SdkError,
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{TransactWriteItem, Update},
+};
+use axum::http::StatusCode;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Item, Store, from_item, n, number_attr, s, tenants::put_new, tenants::tenant_key, to_item};
+use crate::{
+    audit::{Actor, AuditContext, Change},
+    auth::TenantScope,
+    error::{AppError, AppResult},
+    http::PageRequest,
+};
+
+/// The `kind` values of ledger entries.
+pub const CREDIT_KINDS: &[&str] = &["grant", "spend", "refund"];
+/// Audit entries of credit changes carry this `resource_type`.
+pub const CREDITS_RESOURCE: &str = "credits";
+/// How often a change that lost a race re-reads the balance and tries again.
+/// Every lost race means another change committed, so a spend waits at most
+/// for the changes that were concurrent with it.
+const MAX_ATTEMPTS: usize = 100;
+const ENTRY_PREFIX: &str = "CREDIT#";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditKind {
+    Grant,
+    Spend,
+    Refund,
+}
+
+impl CreditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreditKind::Grant => "grant",
+            CreditKind::Spend => "spend",
+            CreditKind::Refund => "refund",
+        }
+    }
+
+    /// The signed amount a change of this kind records.
+    fn signed(self, amount: i64) -> i64 {
+        if self == CreditKind::Spend { -amount } else { amount }
+    }
+}
+
+/// Why credits could not be changed.
+#[derive(Debug)]
+pub enum CreditError {
+    /// The balance is below the cost; nothing changed.
+    Insufficient {
+        balance: i64,
+        cost: i64,
+    },
+    Other(AppError),
+}
+
+impl From<AppError> for CreditError {
+    fn from(e: AppError) -> Self {
+        CreditError::Other(e)
+    }
+}
+
+impl<E, R> From<SdkError<E, R>> for CreditError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        CreditError::Other(err.into())
+    }
+}
+
+/// The one mapping of a refused spend to API.md's 402 `insufficient_credits`,
+/// for every route that spends (try-ons, ...).
+impl From<CreditError> for AppError {
+    fn from(err: CreditError) -> Self {
+        match err {
+            CreditError::Insufficient { balance, cost } => AppError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_credits",
+                format!("this needs {cost} credits and the balance is {balance}"),
+            )
+            .with_details(json!({ "balance": balance, "cost": cost })),
+            CreditError::Other(e) => e,
+        }
+    }
+}
+
+/// One change of a tenant's balance, as stored and as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// Signed: grants and refunds positive, spends negative.
+    pub amount: i64,
+    pub kind: String,
+    pub reason: String,
+    #[serde(default)]
+    pub reference: Option<String>,
+    pub balance_after: i64,
+    pub actor: Actor,
+    pub created_at: String,
+}
+
+impl LedgerEntry {
+    pub fn to_body(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The balance after a change of `amount` credits, or why there is none.
+/// `amount` is the positive size of the change whatever its kind.
+fn next_balance(balance: i64, kind: CreditKind, amount: i64) -> Result<i64, CreditError> {
+    check_amount(amount)?;
+    match kind {
+        CreditKind::Spend if balance < amount => Err(CreditError::Insufficient { balance, cost: amount }),
+        CreditKind::Spend => Ok(balance - amount),
+        CreditKind::Grant | CreditKind::Refund => balance
+            .checked_add(amount)
+            .ok_or_else(|| AppError::invalid_field("amount", "would take the balance past its maximum").into()),
+    }
+}
+
+fn check_amount(amount: i64) -> AppResult<()> {
+    if amount > 0 { Ok(()) } else { Err(AppError::invalid_field("amount", "must be greater than 0")) }
+}
+
+/// What a cancelled transaction means for a credit change.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancelled {
+    /// The reference marker exists: this change already happened.
+    ReferenceUsed,
+    /// The balance changed since it was read (or DynamoDB saw a concurrent
+    /// transaction on the item): read again and retry.
+    Raced,
+    Other,
+}
+
+/// Classifies a cancellation by its per-item reason codes.
+fn cancelled(codes: &[Option<String>], marker_index: Option<usize>) -> Cancelled {
+    let is = |code: &Option<String>, wanted: &str| code.as_deref() == Some(wanted);
+    if marker_index.and_then(|i| codes.get(i)).is_some_and(|c| is(c, "ConditionalCheckFailed")) {
+        Cancelled::ReferenceUsed
+    } else if codes.iter().any(|c| is(c, "ConditionalCheckFailed") || is(c, "TransactionConflict")) {
+        Cancelled::Raced
+    } else {
+        Cancelled::Other
+    }
+}
+
+fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<Option<String>>> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            Some(e.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect())
+        }
+        _ => None,
+    }
+}
+
+fn key(scope: &TenantScope, sk: String) -> Item {
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
+}
+
+fn entry_key(scope: &TenantScope, id: Uuid) -> Item {
+    key(scope, format!("{ENTRY_PREFIX}{id}"))
+}
+
+fn reference_key(scope: &TenantScope, kind: CreditKind, reference: &str) -> Item {
+    key(scope, format!("CREDITREF#{}#{reference}", kind.as_str()))
+}
+
+/// A few milliseconds, more after each lost race, so contenders spread out.
+async fn back_off(attempt: usize) {
+    let ceiling = 2 + 2 * attempt.min(10) as u64;
+    let ms = rand::thread_rng().gen_range(1..=ceiling);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+impl Store {
+    /// The tenant's balance (0 before its first grant); 404 for no tenant.
+    pub async fn credit_balance(&self, scope: &TenantScope) -> AppResult<i64> {
+        Ok(self.read_balance(scope).await?.ok_or_else(|| AppError::not_found("tenant"))?.unwrap_or(0))
+    }
+
+    /// `None`: no such tenant; `Some(None)`: a tenant without a balance yet.
+    async fn read_balance(&self, scope: &TenantScope) -> AppResult<Option<Option<i64>>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(tenant_key(scope)))
+            .projection_expression("PK, credit_balance")
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item.map(|item| item.contains_key("credit_balance").then(|| number_attr(&item, "credit_balance"))))
+    }
+
+    /// Adds credits (a platform admin's grant). 404 for no tenant.
+    pub async fn grant_credits(
+        &self,
+        scope: &TenantScope,
+        amount: i64,
+        reason: &str,
+        audit: &AuditContext,
+    ) -> AppResult<LedgerEntry> {
+        Ok(self.change_credits(scope, CreditKind::Grant, amount, reason, None, audit).await?)
+    }
+
+    /// Takes `amount` credits and answers the balance after, or
+    /// [`CreditError::Insufficient`] when the balance is below `amount`
+    /// (nothing changes). With a `reference`, a repeat changes nothing and
+    /// answers the first spend's balance after.
+    pub async fn spend_credits(
+        &self,
+        scope: &TenantScope,
+        amount: i64,
+        reason: &str,
+        reference: Option<&str>,
+        audit: &AuditContext,
+    ) -> Result<i64, CreditError> {
+        let entry = self.change_credits(scope, CreditKind::Spend, amount, reason, reference, audit).await?;
+        Ok(entry.balance_after)
+    }
+
+    /// Gives `amount` credits back, once per `reference` (a repeat, even a
+    /// concurrent one, changes nothing and answers the first refund's entry).
+    pub async fn refund_credits(
+        &self,
+        scope: &TenantScope,
+        amount: i64,
+        reason: &str,
+        reference: &str,
+        audit: &AuditContext,
+    ) -> AppResult<LedgerEntry> {
+        Ok(self.change_credits(scope, CreditKind::Refund, amount, reason, Some(reference), audit).await?)
+    }
+
+    async fn change_credits(
+        &self,
+        scope: &TenantScope,
+        kind: CreditKind,
+        amount: i64,
+        reason: &str,
+        reference: Option<&str>,
+        audit: &AuditContext,
+    ) -> Result<LedgerEntry, CreditError> {
+        check_amount(amount)?;
+        if reference.is_some_and(|r| r.is_empty() || r.len() > 512) {
+            return Err(AppError::invalid_field("reference", "must have 1 to 512 characters").into());
+        }
+        // Also the 404 for an unknown tenant.
+        let retention = self.audit_retention(scope).await?;
+        if let Some(reference) = reference
+            && let Some(earlier) = self.entry_for_reference(scope, kind, reference).await?
+        {
+            return Ok(earlier);
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            let seen = self.read_balance(scope).await?.ok_or_else(|| AppError::not_found("tenant"))?;
+            let balance = seen.unwrap_or(0);
+            let after = match next_balance(balance, kind, amount) {
+                Ok(after) => after,
+                Err(refused @ CreditError::Insufficient { .. }) => {
+                    // A concurrent call with this reference may have spent it.
+                    if let Some(reference) = reference
+                        && let Some(earlier) = self.entry_for_reference(scope, kind, reference).await?
+                    {
+                        return Ok(earlier);
+                    }
+                    return Err(refused);
+                }
+                Err(other) => return Err(other),
+            };
+            let entry = LedgerEntry {
+                id: Uuid::now_v7(),
+                tenant_id: scope.tenant_id(),
+                amount: kind.signed(amount),
+                kind: kind.as_str().to_owned(),
+                reason: reason.to_owned(),
+                reference: reference.map(str::to_owned),
+                balance_after: after,
+                actor: audit.actor.clone(),
+                created_at: crate::domain::now_rfc3339(),
+            };
+            let mut writes = vec![self.balance_update(scope, seen, after)?];
+            let mut item = to_item(&entry)?;
+            item.extend(entry_key(scope, entry.id));
+            writes.push(put_new(self, item)?);
+            let marker_index = match reference {
+                Some(reference) => {
+                    let mut marker = reference_key(scope, kind, reference);
+                    marker.insert("entry_id".into(), s(entry.id.to_string()));
+                    marker.insert("balance_after".into(), n(after));
+                    writes.push(put_new(self, marker)?);
+                    Some(writes.len() - 1)
+                }
+                None => None,
+            };
+            let change = Change {
+                action: kind.as_str(),
+                resource_type: CREDITS_RESOURCE,
+                resource_id: entry.id.to_string(),
+                old_values: json!({ "balance": balance }),
+                new_values: json!({
+                    "balance": after, "amount": entry.amount, "reason": reason, "reference": reference,
+                }),
+            };
+            writes.push(self.audit_put(scope, audit, change, retention)?);
+            let err = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok(entry),
+                Err(err) => err,
+            };
+            match cancellation_codes(&err).map(|codes| cancelled(&codes, marker_index)) {
+                Some(Cancelled::ReferenceUsed) => {
+                    let reference = reference.unwrap_or_default();
+                    return self.entry_for_reference(scope, kind, reference).await?.ok_or_else(|| {
+                        AppError::internal(anyhow::anyhow!("credit reference marker without its entry")).into()
+                    });
+                }
+                Some(Cancelled::Raced) => back_off(attempt).await,
+                Some(Cancelled::Other) | None => return Err(err.into()),
+            }
+        }
+        Err(AppError::conflict("the credit balance is being changed by many requests; try again").into())
+    }
+
+    /// The tenant's new balance, written only if it still is `seen`.
+    fn balance_update(&self, scope: &TenantScope, seen: Option<i64>, after: i64) -> AppResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(tenant_key(scope)))
+            .update_expression("SET credit_balance = :after")
+            .expression_attribute_values(":after", n(after));
+        let update = match seen {
+            Some(balance) => update
+                .condition_expression("attribute_exists(PK) AND credit_balance = :seen")
+                .expression_attribute_values(":seen", n(balance)),
+            None => update.condition_expression("attribute_exists(PK) AND attribute_not_exists(credit_balance)"),
+        };
+        Ok(TransactWriteItem::builder().update(update.build().map_err(AppError::internal)?).build())
+    }
+
+    /// The entry an earlier change with this reference wrote, if there was one.
+    async fn entry_for_reference(
+        &self,
+        scope: &TenantScope,
+        kind: CreditKind,
+        reference: &str,
+    ) -> AppResult<Option<LedgerEntry>> {
+        let marker = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(reference_key(scope, kind, reference)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let Some(entry_id) = marker.item.as_ref().and_then(|m| m.get("entry_id")).and_then(|v| v.as_s().ok()) else {
+            return Ok(None);
+        };
+        let entry_id = Uuid::parse_str(entry_id).map_err(AppError::internal)?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(entry_key(scope, entry_id)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        output.item.map(from_item).transpose()
+    }
+
+    /// The ledger, newest first, optionally only entries of one `kind`.
+    pub async fn credit_ledger(
+        &self,
+        scope: &TenantScope,
+        kind: Option<&str>,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<LedgerEntry>, Option<String>)> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s(ENTRY_PREFIX))
+            .scan_index_forward(false);
+        if let Some(kind) = kind {
+            query = query
+                .filter_expression("#kind = :kind")
+                .expression_attribute_names("#kind", "kind")
+                .expression_attribute_values(":kind", s(kind));
+        }
+        let context = format!("credits|{}|{}", scope.pk(), kind.unwrap_or(""));
+        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
+        let entries = items.into_iter().map(from_item).collect::<AppResult<Vec<LedgerEntry>>>()?;
+        Ok((entries, cursor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spend_never_takes_the_balance_below_zero() {
+        assert_eq!(next_balance(5, CreditKind::Spend, 5).ok(), Some(0));
+        assert_eq!(next_balance(5, CreditKind::Spend, 2).ok(), Some(3));
+        match next_balance(1, CreditKind::Spend, 2) {
+            Err(CreditError::Insufficient { balance, cost }) => assert_eq!((balance, cost), (1, 2)),
+            other => panic!("expected insufficient, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn grants_and_refunds_add_and_amounts_must_be_positive() {
+        assert_eq!(next_balance(0, CreditKind::Grant, 37).ok(), Some(37));
+        assert_eq!(next_balance(3, CreditKind::Refund, 1).ok(), Some(4));
+        for kind in [CreditKind::Grant, CreditKind::Spend, CreditKind::Refund] {
+            for amount in [0, -1] {
+                match next_balance(10, kind, amount) {
+                    Err(CreditError::Other(e)) => assert_eq!(e.code(), "validation_failed"),
+                    other => panic!("expected a validation error, got {other:?}"),
+                }
+            }
+        }
+        assert!(matches!(next_balance(i64::MAX, CreditKind::Grant, 1), Err(CreditError::Other(_))));
+    }
+
+    #[test]
+    fn spends_are_recorded_negative() {
+        assert_eq!(CreditKind::Spend.signed(3), -3);
+        assert_eq!(CreditKind::Grant.signed(3), 3);
+        assert_eq!(CreditKind::Refund.signed(3), 3);
+        assert_eq!(CREDIT_KINDS, [CreditKind::Grant, CreditKind::Spend, CreditKind::Refund].map(CreditKind::as_str));
+    }
+
+    #[test]
+    fn cancellations_tell_a_used_reference_from_a_lost_race() {
+        let code = |c: &str| Some(c.to_owned());
+        let none = || Some("None".to_owned());
+        let used = [code("ConditionalCheckFailed"), none(), code("ConditionalCheckFailed"), none()];
+        assert_eq!(cancelled(&used, Some(2)), Cancelled::ReferenceUsed);
+        let raced = [code("ConditionalCheckFailed"), none(), none(), none()];
+        assert_eq!(cancelled(&raced, Some(2)), Cancelled::Raced);
+        assert_eq!(cancelled(&raced, None), Cancelled::Raced);
+        let conflict = [code("TransactionConflict"), none(), none()];
+        assert_eq!(cancelled(&conflict, None), Cancelled::Raced);
+        let other = [code("ValidationError"), none(), none()];
+        assert_eq!(cancelled(&other, None), Cancelled::Other);
+    }
+
+    #[test]
+    fn the_insufficient_refusal_is_a_402_with_balance_and_cost() {
+        let err: AppError = CreditError::Insufficient { balance: 0, cost: 1 }.into();
+        assert_eq!(err.status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(err.code(), "insufficient_credits");
+        match err {
+            AppError::Api { details, .. } => assert_eq!(details, json!({"balance": 0, "cost": 1})),
+            AppError::Internal(_) => panic!("expected an API error"),
+        }
+    }
+
+    #[test]
+    fn ledger_keys_do_not_share_a_prefix_with_reference_markers() {
+        let scope = TenantScope::trusted_internal(Uuid::nil());
+        let marker = reference_key(&scope, CreditKind::Refund, "session-1");
+        assert_eq!(marker["SK"].as_s().ok().map(String::as_str), Some("CREDITREF#refund#session-1"));
+        assert!(!marker["SK"].as_s().is_ok_and(|sk| sk.starts_with(ENTRY_PREFIX)));
+    }
+}
