@@ -118,10 +118,12 @@ cmd_down() {
   fi
   kill "$pid" 2>/dev/null || true
   deadline=$((SECONDS + 10))
+  local killed=0
   while alive "$pid"; do
-    if ((SECONDS >= deadline)); then
+    if ((SECONDS >= deadline && killed == 0)); then
       say "pid $pid ignored SIGTERM for 10s; sending SIGKILL"
       kill -9 "$pid" 2>/dev/null || true
+      killed=1
     fi
     sleep 0.1
   done
