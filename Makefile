@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks around them.
-.PHONY: run test lint validate
+.PHONY: run test lint validate bench
 
 run:            ## the platform locally: stack + API on 127.0.0.1:3000
 	scripts/run-local.sh
@@ -13,3 +13,6 @@ lint:           ## formatting and clippy, warnings as errors
 
 validate:       ## the SAM template (installs the SAM CLI into the venv once)
 	infra/validate.sh
+
+bench:          ## performance bench of the functions (docs/performance.md)
+	scripts/bench.sh

@@ -1,0 +1,144 @@
+//! The events the bench sends, built from the samples in `events/` so they are
+//! what API Gateway and SQS really deliver, with the parts that must be live
+//! (credentials, tokens, tenant ids, unique slugs) filled in.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub struct Samples {
+    dir: PathBuf,
+}
+
+impl Samples {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    fn load(&self, name: &str) -> Result<Value> {
+        let path = self.dir.join(name);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// `GET /.well-known/jwks.json`, as sampled.
+    pub fn jwks(&self) -> Result<Value> {
+        fresh_request_id(self.load("auth-jwks.json")?)
+    }
+
+    /// `POST /v1/auth/login` with these credentials.
+    pub fn login(&self, email: &str, password: &str) -> Result<Value> {
+        let event = self.load("auth-login.json")?;
+        with_body(event, &json!({"email": email, "password": password}))
+    }
+
+    /// `POST /v1/auth/register` (no sample of its own: login's, on another path).
+    pub fn register(&self, email: &str, password: &str, tenant_name: &str) -> Result<Value> {
+        let event = on_path(self.load("auth-login.json")?, "/v1/auth/register", "ANY /v1/auth/{proxy+}", "register")?;
+        let body = json!({
+            "email": email,
+            "password": password,
+            "password_confirm": password,
+            "first_name": "Bench",
+            "last_name": "User",
+            "tenant_name": tenant_name,
+        });
+        with_body(event, &body)
+    }
+
+    /// `GET /v1/tenants/me` (the list sample, on another path and without a query).
+    pub fn my_tenant(&self, token: &str) -> Result<Value> {
+        let mut event = on_path(self.load("tenants-list.json")?, "/v1/tenants/me", "ANY /v1/tenants/{proxy+}", "me")?;
+        if let Some(object) = event.as_object_mut() {
+            object.remove("queryStringParameters");
+        }
+        set(&mut event, &["rawQueryString"], json!(""))?;
+        with_bearer(fresh_request_id(event)?, token)
+    }
+
+    /// `POST /v1/tenants`, the sample's body with a unique slug and name.
+    pub fn create_tenant(&self, token: &str, slug: &str) -> Result<Value> {
+        let mut event = self.load("tenants-create.json")?;
+        let mut body: Value = serde_json::from_str(event["body"].as_str().context("tenants-create.json has no body")?)
+            .context("tenants-create.json's body is not JSON")?;
+        set(&mut body, &["slug"], json!(slug))?;
+        set(&mut body, &["name"], json!(format!("Bench University {slug}")))?;
+        // A real client sends a new key for every new tenant.
+        set(&mut event, &["headers", "idempotency-key"], json!(Uuid::new_v4().to_string()))?;
+        with_bearer(with_body(event, &body)?, token)
+    }
+
+    /// An SQS batch of one `tenant.created` for this tenant; `receive_count` > 1
+    /// is a redelivery.
+    pub fn tenant_created(&self, tenant_id: Uuid, slug: &str, receive_count: u32) -> Result<Value> {
+        let mut event = self.load("tenant-provisioner-sqs.json")?;
+        let record = event
+            .get_mut("Records")
+            .and_then(|records| records.get_mut(0))
+            .context("tenant-provisioner-sqs.json has no record")?;
+        let mut body: Value = serde_json::from_str(record["body"].as_str().context("the sample record has no body")?)
+            .context("the sample record's body is not JSON")?;
+        set(&mut body, &["id"], json!(Uuid::new_v4().to_string()))?;
+        set(&mut body, &["detail", "id"], json!(Uuid::now_v7().to_string()))?;
+        set(&mut body, &["detail", "tenant_id"], json!(tenant_id.to_string()))?;
+        set(&mut body, &["detail", "data", "tenant_id"], json!(tenant_id.to_string()))?;
+        set(&mut body, &["detail", "data", "slug"], json!(slug))?;
+        set(record, &["body"], json!(body.to_string()))?;
+        set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        set(record, &["attributes", "ApproximateReceiveCount"], json!(receive_count.to_string()))?;
+        Ok(event)
+    }
+}
+
+/// API Gateway gives every request its own id (the functions log and echo it).
+fn fresh_request_id(mut event: Value) -> Result<Value> {
+    set(&mut event, &["requestContext", "requestId"], json!(Uuid::new_v4().to_string()))?;
+    Ok(event)
+}
+
+fn on_path(mut event: Value, path: &str, route_key: &str, proxy: &str) -> Result<Value> {
+    if !event["requestContext"]["http"].is_object() {
+        bail!("sample event is not an HTTP API (payload 2.0) event");
+    }
+    set(&mut event, &["rawPath"], json!(path))?;
+    set(&mut event, &["routeKey"], json!(route_key))?;
+    set(&mut event, &["requestContext", "routeKey"], json!(route_key))?;
+    set(&mut event, &["requestContext", "http", "path"], json!(path))?;
+    set(&mut event, &["pathParameters"], json!({ "proxy": proxy }))?;
+    Ok(event)
+}
+
+fn with_body(mut event: Value, body: &Value) -> Result<Value> {
+    let body = body.to_string();
+    set(&mut event, &["headers", "content-length"], json!(body.len().to_string()))?;
+    set(&mut event, &["body"], json!(body))?;
+    fresh_request_id(event)
+}
+
+fn with_bearer(mut event: Value, token: &str) -> Result<Value> {
+    set(&mut event, &["headers", "authorization"], json!(format!("Bearer {token}")))?;
+    Ok(event)
+}
+
+/// Sets the member at `path`, creating missing objects on the way. Unlike
+/// `value["a"]["b"] = ...` it fails, instead of panicking, on a sample whose
+/// shape is not the expected one.
+fn set(value: &mut Value, path: &[&str], new: Value) -> Result<()> {
+    let Some((last, parents)) = path.split_last() else { bail!("empty path") };
+    let mut at = value;
+    for key in parents {
+        let object = at.as_object_mut().with_context(|| format!("sample event: `{key}`'s parent is not an object"))?;
+        at = object.entry(*key).or_insert_with(|| json!({}));
+    }
+    at.as_object_mut()
+        .with_context(|| format!("sample event: `{last}`'s parent is not an object"))?
+        .insert((*last).to_owned(), new);
+    Ok(())
+}
+
+/// The default samples directory: the workspace's `events/`.
+pub fn default_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("events")
+}

@@ -1,0 +1,738 @@
+//! `bench`: runs each function's real release binary as Lambda would (a Runtime
+//! API of our own, a clean environment) against the local AWS stack, and prints
+//! per function: cold starts, warm latencies, AWS calls per request (through a
+//! counting proxy in front of moto), peak RSS and binary size.
+//!
+//! Every figure that involves AWS includes moto: ~4.5 ms per call, one call at a
+//! time (infra/moto_server.py holds a global lock). docs/performance.md says how
+//! to read the tables; `scripts/bench.sh` builds everything and runs this.
+
+mod events;
+mod function;
+mod proxy;
+mod report;
+mod runtime_api;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use axum::body::Bytes;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    events::Samples,
+    function::{FunctionSpec, Instance},
+    proxy::{Call, CountingProxy},
+    report::{Cold, FunctionReport, Sample, Warm},
+    runtime_api::Reply,
+};
+
+const USAGE: &str = "\
+usage: bench --env-file PATH [options]
+
+Runs auth, tenants and tenant-provisioner (release binaries) under a local Lambda
+Runtime API against the local stack described by the env file that
+`infra/stack.sh up` prints, and prints markdown tables.
+
+options:
+  --env-file PATH     the local stack's env file (required)
+  --release-dir DIR   where the release binaries are ($CARGO_TARGET_DIR/release)
+  --local-bin PATH    the local server binary, for `seed-admin` ($CARGO_TARGET_DIR/debug/local)
+  --events-dir DIR    the sample events (<workspace>/events)
+  --log-dir DIR       where the functions' output goes (<tmp>/saas-platform-bench)
+  --spawns N          cold starts per function (20)
+  --invocations M     timed warm invocations per request type (200)
+  --timeout SECONDS   longest wait for one answer (30)
+  --only FUNCTION     measure only auth, tenants or tenant-provisioner (the setup still runs)
+  --restart-stack     before each function, replace the env file's stack by a fresh one
+                      (infra/stack.sh down + up with its LOCAL_DIR and port): every
+                      function then starts from an empty table
+  --env NAME=VALUE    an extra variable for every function (repeatable), for experiments
+                      such as RUST_LOG=warn or MALLOC_MMAP_THRESHOLD_=1048576
+";
+
+struct Options {
+    env_file: PathBuf,
+    release_dir: PathBuf,
+    local_bin: PathBuf,
+    events_dir: PathBuf,
+    log_dir: PathBuf,
+    spawns: usize,
+    invocations: usize,
+    timeout: Duration,
+    extra_env: Vec<(String, String)>,
+    only: Option<String>,
+    restart_stack: bool,
+}
+
+impl Options {
+    fn parse() -> Result<Self> {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"), PathBuf::from);
+        let mut options = Self {
+            env_file: PathBuf::new(),
+            release_dir: target.join("release"),
+            local_bin: target.join("debug").join("local"),
+            events_dir: events::default_dir(),
+            log_dir: std::env::temp_dir().join("saas-platform-bench"),
+            spawns: 20,
+            invocations: 200,
+            timeout: Duration::from_secs(30),
+            extra_env: Vec::new(),
+            only: None,
+            restart_stack: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            if flag == "-h" || flag == "--help" {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            if flag == "--restart-stack" {
+                options.restart_stack = true;
+                continue;
+            }
+            let value = args.next().with_context(|| format!("{flag} needs a value\n\n{USAGE}"))?;
+            let count = || value.parse::<usize>().with_context(|| format!("{flag}: not a number: {value}"));
+            match flag.as_str() {
+                "--env-file" => options.env_file = value.clone().into(),
+                "--release-dir" => options.release_dir = value.clone().into(),
+                "--local-bin" => options.local_bin = value.clone().into(),
+                "--events-dir" => options.events_dir = value.clone().into(),
+                "--log-dir" => options.log_dir = value.clone().into(),
+                "--spawns" => options.spawns = count()?,
+                "--invocations" => options.invocations = count()?,
+                "--timeout" => options.timeout = Duration::from_secs(count()? as u64),
+                "--only" if FUNCTIONS.contains(&value.as_str()) => options.only = Some(value.clone()),
+                "--only" => bail!("--only takes one of {}", FUNCTIONS.join(", ")),
+                "--env" => {
+                    let (name, value) =
+                        value.split_once('=').with_context(|| format!("--env {value}: not NAME=VALUE"))?;
+                    options.extra_env.push((name.to_owned(), value.to_owned()));
+                }
+                _ => bail!("unknown option {flag}\n\n{USAGE}"),
+            }
+        }
+        if options.env_file.as_os_str().is_empty() {
+            bail!("--env-file is required\n\n{USAGE}");
+        }
+        // The provisioner's redeliveries replay tenants its cold starts activated.
+        if options.spawns == 0 || options.invocations == 0 {
+            bail!("--spawns and --invocations must be at least 1");
+        }
+        Ok(options)
+    }
+}
+
+/// Reads `export NAME='value'` lines (docs/infra.md's env file contract).
+fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let assignment = line.strip_prefix("export ").unwrap_or(line);
+            let (name, value) =
+                assignment.split_once('=').with_context(|| format!("{}: not an assignment: {line}", path.display()))?;
+            let value = match value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+                Some(quoted) => quoted.replace(r"'\''", "'"),
+                None => value.to_owned(),
+            };
+            Ok((name.trim().to_owned(), value))
+        })
+        .collect()
+}
+
+const FUNCTIONS: [&str; 3] = ["auth", "tenants", "tenant-provisioner"];
+
+/// The credentials and region Lambda gives every function.
+const AWS_ENV: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+/// template.yaml's Globals.
+const GLOBAL_ENV: &[&str] = &["RUST_LOG", "TABLE_NAME", "EVENT_BUS_NAME"];
+/// template.yaml's AuthFunction variables (locally keys come as `_FILE` paths).
+const AUTH_ENV: &[&str] = &[
+    "JWT_PRIVATE_KEY",
+    "JWT_PRIVATE_KEY_FILE",
+    "JWT_PUBLIC_KEY",
+    "JWT_PUBLIC_KEY_FILE",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "CURSOR_SECRET",
+    "CURSOR_SECRET_FILE",
+];
+/// TenantsFunction: the same without the signing key.
+const TENANTS_ENV: &[&str] =
+    &["JWT_PUBLIC_KEY", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE", "CURSOR_SECRET", "CURSOR_SECRET_FILE"];
+
+/// Printed above the tables: what every AWS-bound figure includes.
+const MOTO_NOTE: &str = "\
+> **Every latency that involves AWS goes through moto**, not DynamoDB: ~4.5 ms per call on an idle
+> machine (it closes the connection after each call), one call at a time behind a global lock (no
+> queueing here: the bench sends one request at a time), and a `TransactWriteItems` that copies the
+> whole table once per item in the transaction, so it slows down as the table grows during the run.
+> DynamoDB in-region answers in single-digit ms over a kept-alive TLS connection. \"of which in moto\"
+> is the median time an invocation waited on its AWS calls; latency minus that is roughly the
+> function's own time. Percentiles are nearest-rank.
+";
+
+/// What an answer must be for the measurement to count.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// An API Gateway answer with this status code.
+    Http(u16),
+    /// An SQS batch answer without failures that activated the tenant.
+    Activates,
+    /// The same for a tenant that was already active (a redelivery).
+    AlreadyActive,
+}
+
+/// One kind of request in a warm run: one untimed warm-up, then the timed ones.
+struct Kind {
+    label: String,
+    expect: Expect,
+    warmup: Value,
+    events: Vec<Value>,
+}
+
+struct Account {
+    email: String,
+    password: String,
+}
+
+impl Account {
+    fn new(role: &str, run: &str) -> Self {
+        Self {
+            email: format!("bench-{role}-{run}@bench.example"),
+            password: format!("bench-{}", Uuid::new_v4().simple()),
+        }
+    }
+}
+
+struct Bench {
+    options: Options,
+    /// moto's URL, from the env file.
+    endpoint: String,
+    /// The stack's state dir (where the env file and moto.pid live) and port,
+    /// for `--restart-stack`.
+    local_dir: PathBuf,
+    moto_port: String,
+    stack_env: Vec<(String, String)>,
+    proxy: CountingProxy,
+    samples: Samples,
+    /// Makes this run's emails and slugs unique in a reused stack.
+    run: String,
+}
+
+// One thread is plenty for a driver that waits on one invocation at a time,
+// and leaves the other core to the function and moto.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let options = Options::parse()?;
+    let stack_env = read_env_file(&options.env_file)?;
+    let endpoint = stack_env
+        .iter()
+        .find(|(name, _)| name == "AWS_ENDPOINT_URL")
+        .map(|(_, value)| value.clone())
+        .context("the env file has no AWS_ENDPOINT_URL")?;
+    let upstream = endpoint.strip_prefix("http://").unwrap_or(&endpoint).trim_end_matches('/').to_owned();
+    std::fs::create_dir_all(&options.log_dir).with_context(|| format!("creating {}", options.log_dir.display()))?;
+    let moto_port = upstream.rsplit_once(':').map(|(_, port)| port.to_owned()).unwrap_or_default();
+    // The stack script keeps the env file in its state dir (LOCAL_DIR).
+    let local_dir = options.env_file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let bench = Bench {
+        proxy: CountingProxy::start(upstream).await?,
+        endpoint: endpoint.clone(),
+        local_dir,
+        moto_port,
+        samples: Samples::new(options.events_dir.clone()),
+        run: Uuid::new_v4().simple().to_string().chars().take(8).collect(),
+        stack_env,
+        options,
+    };
+    let started = chrono::Utc::now();
+    let load_before = load_average();
+    let reports = bench.run_all().await?;
+
+    println!("# Function bench, {}\n", started.format("%Y-%m-%d %H:%M UTC"));
+    println!(
+        "- machine: {}, {} cores ({}), load average before: {load_before}, after: {}",
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(0, usize::from),
+        cpu_model(),
+        load_average()
+    );
+    println!(
+        "- stack: moto at {endpoint}, reached through the bench's counting proxy; {}",
+        if bench.options.restart_stack {
+            "a fresh stack (empty table) for each function (--restart-stack)"
+        } else {
+            "one stack for the whole run (later functions see a fuller table)"
+        }
+    );
+    println!(
+        "- cold starts: {} spawns per function; warm: one process per function, one untimed warm-up per request \
+         type, then {} timed invocations per request type, one at a time",
+        bench.options.spawns, bench.options.invocations
+    );
+    println!("- binaries: {}", bench.options.release_dir.display());
+    if let Some(only) = &bench.options.only {
+        println!("- measured: {only} only (--only)");
+    }
+    if !bench.options.extra_env.is_empty() {
+        let extra: Vec<String> = bench.options.extra_env.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+        println!("- extra function environment (--env): {}", extra.join(", "));
+    }
+    println!("- function output (JSON logs, RUST_LOG from the env file): {}\n", bench.options.log_dir.display());
+    println!("{MOTO_NOTE}");
+    for report in &reports {
+        println!("{}", report::function_tables(report, &format!("{}-linux", std::env::consts::ARCH)));
+    }
+    Ok(())
+}
+
+impl Bench {
+    /// Each wanted function in turn, on a fresh stack each with `--restart-stack`.
+    async fn run_all(&self) -> Result<Vec<FunctionReport>> {
+        let user = Account::new("user", &self.run);
+        let admin = Account::new("admin", &self.run);
+        let auth = self.spec("auth", AUTH_ENV)?;
+        let tenants = self.spec("tenants", TENANTS_ENV)?;
+        let provisioner = self.spec("tenant-provisioner", &[])?;
+        let mut reports = Vec::new();
+        let mut set_up = false;
+        // Tenants the tenants run created on the current stack, all still provisioning.
+        let mut created: Vec<(Uuid, String)> = Vec::new();
+        for function in FUNCTIONS.into_iter().filter(|f| self.wants(f)) {
+            if self.options.restart_stack {
+                self.fresh_stack().await?;
+                (set_up, created) = (false, Vec::new());
+            }
+            if !set_up {
+                self.set_up(&auth, &user, &admin).await?;
+                set_up = true;
+            }
+            let mut report = match function {
+                "auth" => self.bench_auth(&auth, &user).await?,
+                "tenants" => {
+                    let (user_token, admin_token) = self.sign_in(&auth, &user, &admin).await?;
+                    let (report, made) = self.bench_tenants(&tenants, &user_token, &admin_token).await?;
+                    created = made;
+                    report
+                }
+                _ => {
+                    if created.is_empty() {
+                        created = self.create_tenants(&auth, &tenants, &user, &admin).await?;
+                    }
+                    self.bench_provisioner(&provisioner, &std::mem::take(&mut created)).await?
+                }
+            };
+            report.moto_peak_rss_kib = self.moto_peak_rss_kib();
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// The platform admin (`local seed-admin`) and the bench user (sign-up
+    /// through the auth binary) in the current stack.
+    async fn set_up(&self, auth: &FunctionSpec, user: &Account, admin: &Account) -> Result<()> {
+        progress("setup: platform admin through `local seed-admin`".into());
+        self.seed_admin(admin).await?;
+        progress("setup: registering the bench user through the auth binary".into());
+        let register = self.samples.register(&user.email, &user.password, &format!("Bench {}", self.run))?;
+        self.once(auth, vec![(register, Expect::Http(201))]).await?;
+        Ok(())
+    }
+
+    /// Untimed: the tenants a provisioner run needs when no tenants run made them.
+    async fn create_tenants(
+        &self,
+        auth: &FunctionSpec,
+        tenants: &FunctionSpec,
+        user: &Account,
+        admin: &Account,
+    ) -> Result<Vec<(Uuid, String)>> {
+        let (_, admin_token) = self.sign_in(auth, user, admin).await?;
+        progress("setup: creating the tenants to provision through the tenants binary".into());
+        let count = self.options.spawns + 1 + self.options.invocations;
+        let creates = (0..count)
+            .map(|i| Ok((self.samples.create_tenant(&admin_token, &self.slug("s", i))?, Expect::Http(201))))
+            .collect::<Result<_>>()?;
+        self.once(tenants, creates).await?.iter().map(tenant_of).collect()
+    }
+
+    /// Replaces the stack of the env file by a fresh one (same port, same
+    /// state dir, so the same env file and keys) with the project's script.
+    async fn fresh_stack(&self) -> Result<()> {
+        progress(format!("a fresh stack at {}", self.endpoint));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("infra").join("stack.sh");
+        for action in ["down", "up"] {
+            let mut command = std::process::Command::new(&script);
+            command
+                .arg(action)
+                .env("LOCAL_DIR", &self.local_dir)
+                .env("MOTO_PORT", &self.moto_port)
+                .stdout(std::process::Stdio::null());
+            let status = tokio::task::spawn_blocking(move || command.status())
+                .await
+                .context("stack.sh task")?
+                .with_context(|| format!("running {} {action}", script.display()))?;
+            if !status.success() {
+                bail!("{} {action} failed ({status})", script.display());
+            }
+        }
+        let env = read_env_file(&self.options.env_file)?;
+        if env != self.stack_env {
+            bail!("{} changed across the restart; the bench cannot follow", self.options.env_file.display());
+        }
+        Ok(())
+    }
+
+    /// moto's peak RSS, when it was started by `infra/stack.sh` for this env file.
+    fn moto_peak_rss_kib(&self) -> Option<u64> {
+        let pid = std::fs::read_to_string(self.local_dir.join("moto.pid")).ok()?;
+        function::peak_rss_kib(pid.trim().parse().ok()?).ok()
+    }
+
+    fn wants(&self, function: &str) -> bool {
+        self.options.only.as_deref().is_none_or(|only| only == function)
+    }
+
+    fn slug(&self, phase: &str, i: usize) -> String {
+        format!("bench-{}-{phase}{i}", self.run)
+    }
+
+    /// Cold starts with the sample login as first request; warm JWKS and logins.
+    async fn bench_auth(&self, auth: &FunctionSpec, user: &Account) -> Result<FunctionReport> {
+        let logins = (0..self.options.spawns).map(|_| self.samples.login(&user.email, &user.password));
+        let (cold, _) =
+            self.cold(auth, "POST /v1/auth/login", Expect::Http(200), logins.collect::<Result<_>>()?).await?;
+        let warm_kinds = vec![
+            self.kind("GET /.well-known/jwks.json", Expect::Http(200), || self.samples.jwks())?,
+            self.kind("POST /v1/auth/login", Expect::Http(200), || self.samples.login(&user.email, &user.password))?,
+        ];
+        let (warm, _) = self.warm(auth, warm_kinds).await?;
+        self.report(auth, cold, warm)
+    }
+
+    /// Access tokens (they live 15 minutes) for the user and the platform
+    /// admin, from real logins through the auth binary.
+    async fn sign_in(&self, auth: &FunctionSpec, user: &Account, admin: &Account) -> Result<(String, String)> {
+        progress("setup: logging the user and the platform admin in through the auth binary".into());
+        let logins = vec![
+            (self.samples.login(&user.email, &user.password)?, Expect::Http(200)),
+            (self.samples.login(&admin.email, &admin.password)?, Expect::Http(200)),
+        ];
+        let bodies = self.once(auth, logins).await?;
+        let [user_token, admin_token] = [0, 1].map(|i| bodies.get(i).and_then(|b| b["access_token"].as_str()));
+        let (Some(user_token), Some(admin_token)) = (user_token, admin_token) else {
+            bail!("a login answer had no access_token");
+        };
+        if bodies.get(1).and_then(|b| b["user"]["platform_role"].as_str()) != Some("platform_admin") {
+            bail!("the seeded admin is not a platform admin: {:?}", bodies.get(1));
+        }
+        Ok((user_token.to_owned(), admin_token.to_owned()))
+    }
+
+    /// Cold starts with the sample create as first request; warm `me` and
+    /// creates. Returns the tenants it created (all still provisioning).
+    async fn bench_tenants(
+        &self,
+        tenants: &FunctionSpec,
+        user_token: &str,
+        admin_token: &str,
+    ) -> Result<(FunctionReport, Vec<(Uuid, String)>)> {
+        let creates = (0..self.options.spawns).map(|i| self.samples.create_tenant(admin_token, &self.slug("c", i)));
+        let (cold, cold_created) =
+            self.cold(tenants, "POST /v1/tenants", Expect::Http(201), creates.collect::<Result<_>>()?).await?;
+        let mut i = 0;
+        let warm_kinds = vec![
+            self.kind("GET /v1/tenants/me", Expect::Http(200), || self.samples.my_tenant(user_token))?,
+            self.kind("POST /v1/tenants", Expect::Http(201), || {
+                i += 1;
+                self.samples.create_tenant(admin_token, &self.slug("w", i))
+            })?,
+        ];
+        let (warm, warm_bodies) = self.warm(tenants, warm_kinds).await?;
+        let created = cold_created
+            .iter()
+            .chain(warm_bodies.get(1).into_iter().flatten())
+            .map(tenant_of)
+            .collect::<Result<_>>()?;
+        Ok((self.report(tenants, cold, warm)?, created))
+    }
+
+    /// Cold starts and warm first deliveries activate fresh tenants; warm
+    /// redeliveries replay the cold starts' (already active) tenants.
+    async fn bench_provisioner(
+        &self,
+        provisioner: &FunctionSpec,
+        created: &[(Uuid, String)],
+    ) -> Result<FunctionReport> {
+        let (cold_tenants, warm_tenants) = created.split_at(self.options.spawns.min(created.len()));
+        let first_deliveries =
+            cold_tenants.iter().map(|(id, slug)| self.samples.tenant_created(*id, slug, 1)).collect::<Result<_>>()?;
+        let (cold, _) =
+            self.cold(provisioner, "SQS tenant.created (first delivery)", Expect::Activates, first_deliveries).await?;
+        let mut fresh = warm_tenants.iter();
+        let mut redelivered = cold_tenants.iter().cycle();
+        let warm_kinds = vec![
+            self.kind("SQS tenant.created (first delivery)", Expect::Activates, || {
+                let (id, slug) = fresh.next().context("ran out of tenants to provision")?;
+                self.samples.tenant_created(*id, slug, 1)
+            })?,
+            self.kind("SQS tenant.created (redelivery)", Expect::AlreadyActive, || {
+                let (id, slug) = redelivered.next().context("no provisioned tenant to redeliver")?;
+                self.samples.tenant_created(*id, slug, 2)
+            })?,
+        ];
+        let (warm, _) = self.warm(provisioner, warm_kinds).await?;
+        self.report(provisioner, cold, warm)
+    }
+
+    /// The function's environment: its template variables from the env file,
+    /// with AWS reached through the counting proxy.
+    fn spec(&self, name: &'static str, own_env: &[&str]) -> Result<FunctionSpec> {
+        let binary = self.options.release_dir.join(name);
+        if !binary.is_file() {
+            bail!("{} is missing: build it with `cargo build --release --locked -p {name}`", binary.display());
+        }
+        let log = self.options.log_dir.join(format!("{name}.log"));
+        std::fs::write(&log, b"").with_context(|| format!("truncating {}", log.display()))?;
+        let mut env: Vec<(String, String)> = self
+            .stack_env
+            .iter()
+            .filter(|(k, _)| {
+                AWS_ENV.contains(&k.as_str()) || GLOBAL_ENV.contains(&k.as_str()) || own_env.contains(&k.as_str())
+            })
+            .cloned()
+            .collect();
+        env.push(("AWS_ENDPOINT_URL".into(), self.proxy.url().to_owned()));
+        env.extend(self.options.extra_env.iter().cloned());
+        Ok(FunctionSpec { name, binary, env, log, timeout: self.options.timeout })
+    }
+
+    fn kind(&self, label: &str, expect: Expect, mut make: impl FnMut() -> Result<Value>) -> Result<Kind> {
+        let warmup = make()?;
+        let events = (0..self.options.invocations).map(|_| make()).collect::<Result<_>>()?;
+        Ok(Kind { label: label.to_owned(), expect, warmup, events })
+    }
+
+    async fn seed_admin(&self, admin: &Account) -> Result<()> {
+        let local = &self.options.local_bin;
+        let mut command = std::process::Command::new(local);
+        command
+            .arg("seed-admin")
+            .env_clear()
+            .envs(self.stack_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PLATFORM_ADMIN_EMAIL", &admin.email)
+            .env("PLATFORM_ADMIN_PASSWORD", &admin.password)
+            .env("RUST_LOG", "warn");
+        // Blocking, off the runtime's only thread.
+        let output =
+            tokio::task::spawn_blocking(move || command.output()).await.context("seed-admin task")?.with_context(
+                || format!("running {} seed-admin (build it with `cargo build -p local`)", local.display()),
+            )?;
+        if !output.status.success() {
+            bail!(
+                "{} seed-admin failed ({}): {}",
+                local.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Setup: one process answers these requests; nothing is measured.
+    async fn once(&self, spec: &FunctionSpec, requests: Vec<(Value, Expect)>) -> Result<Vec<Value>> {
+        let mut requests = requests.into_iter();
+        let (first, expect) = requests.next().context("no request")?;
+        let (mut instance, pending) = Instance::spawn(spec, to_bytes(&first)?).await?;
+        let reply = instance.wait(pending).await?;
+        let mut bodies = vec![self.check(spec, expect, &reply)?.1];
+        for (event, expect) in requests {
+            let reply = instance.invoke(to_bytes(&event)?).await?;
+            bodies.push(self.check(spec, expect, &reply)?.1);
+        }
+        instance.stop()?;
+        Ok(bodies)
+    }
+
+    /// One process per event: the event is the first request of a fresh process.
+    async fn cold(
+        &self,
+        spec: &FunctionSpec,
+        request: &str,
+        expect: Expect,
+        events: Vec<Value>,
+    ) -> Result<(Cold, Vec<Value>)> {
+        let mut cold =
+            Cold { request: request.to_owned(), init: vec![], first: vec![], init_calls: vec![], rss_kib: vec![] };
+        let mut bodies = Vec::new();
+        let total = events.len();
+        for (i, event) in events.iter().enumerate() {
+            progress(format!("{}: cold start {}/{total}", spec.name, i + 1));
+            let (mut instance, pending) = Instance::spawn(spec, to_bytes(event)?).await?;
+            let reply = instance.wait(pending).await?;
+            let first_next = instance.first_next().context("answered without asking for an event")?;
+            let (status, body) = self.check(spec, expect, &reply)?;
+            cold.init.push(first_next.saturating_duration_since(instance.spawned_at()));
+            cold.init_calls.push(self.proxy.between(instance.spawned_at(), first_next));
+            cold.first.push(Sample {
+                latency: reply.received.saturating_duration_since(instance.spawned_at()),
+                status,
+                calls: self.calls_of(&reply),
+            });
+            cold.rss_kib.push(instance.peak_rss_kib()?);
+            bodies.push(body);
+            instance.stop()?;
+        }
+        Ok((cold, bodies))
+    }
+
+    /// One process serving every kind's warm-up (the first is its cold start),
+    /// then each kind's timed requests. Returns every answer's body per kind,
+    /// warm-up first.
+    async fn warm(&self, spec: &FunctionSpec, kinds: Vec<Kind>) -> Result<(Warm, Vec<Vec<Value>>)> {
+        progress(format!("{}: warm run", spec.name));
+        let (first, rest) = kinds.split_first().context("no request kinds")?;
+        let (mut instance, pending) = Instance::spawn(spec, to_bytes(&first.warmup)?).await?;
+        let reply = instance.wait(pending).await?;
+        let mut all_bodies = vec![vec![self.check(spec, first.expect, &reply).context("warm-up")?.1]];
+        for kind in rest {
+            let reply = instance.invoke(to_bytes(&kind.warmup)?).await?;
+            all_bodies.push(vec![self.check(spec, kind.expect, &reply).context("warm-up")?.1]);
+        }
+        let mut results = Vec::new();
+        for (kind, bodies) in kinds.iter().zip(all_bodies.iter_mut()) {
+            let mut samples = Vec::new();
+            for (i, event) in kind.events.iter().enumerate() {
+                let reply = instance.invoke(to_bytes(event)?).await?;
+                let (status, body) = self
+                    .check(spec, kind.expect, &reply)
+                    .with_context(|| format!("{}: invocation {}", kind.label, i + 1))?;
+                samples.push(Sample { latency: reply.latency(), status, calls: self.calls_of(&reply) });
+                bodies.push(body);
+            }
+            results.push((kind.label.clone(), samples));
+        }
+        let rss_kib = instance.peak_rss_kib()?;
+        instance.stop()?;
+        Ok((Warm { kinds: results, warmups: kinds.len(), rss_kib }, all_bodies))
+    }
+
+    /// The AWS calls made while the function held this invocation.
+    fn calls_of(&self, reply: &Reply) -> Vec<Call> {
+        self.proxy.between(reply.handed_out, reply.received)
+    }
+
+    /// Refuses any answer that is not the one the request should get, so the
+    /// bench never measures, say, 401s. Returns the status label and the body.
+    fn check(&self, spec: &FunctionSpec, expect: Expect, reply: &Reply) -> Result<(String, Value)> {
+        let text = String::from_utf8_lossy(&reply.body);
+        if !reply.ok {
+            bail!("{} reported an invocation error: {text}", spec.name);
+        }
+        let answer: Value = serde_json::from_slice(&reply.body)
+            .with_context(|| format!("{}: answer is not JSON: {text}", spec.name))?;
+        match expect {
+            Expect::Http(expected) => {
+                let status =
+                    answer["statusCode"].as_u64().with_context(|| format!("{}: no statusCode in {text}", spec.name))?;
+                // JSON bodies are never base64-encoded by lambda_http.
+                let body = answer["body"]
+                    .as_str()
+                    .map_or(Value::Null, |b| serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_owned())));
+                if status != u64::from(expected) {
+                    bail!("{}: expected HTTP {expected}, got {status}: {body}", spec.name);
+                }
+                Ok((status.to_string(), body))
+            }
+            Expect::Activates | Expect::AlreadyActive => {
+                let failures = answer["batchItemFailures"]
+                    .as_array()
+                    .with_context(|| format!("{}: not a batch answer: {text}", spec.name))?;
+                if !failures.is_empty() {
+                    bail!("{}: batch item failures: {text} (see {})", spec.name, spec.log.display());
+                }
+                // Only an activation writes the transaction (status, invitation, outbox).
+                let activated = self.calls_of(reply).iter().any(|c| c.name == "dynamodb:TransactWriteItems");
+                match (expect, activated) {
+                    (Expect::Activates, true) => Ok(("activated".into(), answer)),
+                    (Expect::AlreadyActive, false) => Ok(("already active".into(), answer)),
+                    (Expect::Activates, false) => bail!("{}: first delivery did not activate the tenant", spec.name),
+                    _ => bail!("{}: a redelivery activated the tenant again", spec.name),
+                }
+            }
+        }
+    }
+
+    fn report(&self, spec: &FunctionSpec, cold: Cold, warm: Warm) -> Result<FunctionReport> {
+        let bytes =
+            std::fs::metadata(&spec.binary).with_context(|| format!("reading {}", spec.binary.display()))?.len();
+        Ok(FunctionReport {
+            name: spec.name,
+            binary: format!("release/{}", spec.name),
+            binary_bytes: bytes,
+            cold,
+            warm,
+            // Filled in by `run_all`, which knows which stack it ran on.
+            moto_peak_rss_kib: None,
+        })
+    }
+}
+
+/// A created tenant's id and slug, from the create answer.
+fn tenant_of(body: &Value) -> Result<(Uuid, String)> {
+    let id = body["id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .with_context(|| format!("no tenant id in {body}"))?;
+    let slug = body["slug"].as_str().with_context(|| format!("no slug in {body}"))?;
+    Ok((id, slug.to_owned()))
+}
+
+fn to_bytes(event: &Value) -> Result<Bytes> {
+    Ok(Bytes::from(serde_json::to_vec(event).context("serialising an event")?))
+}
+
+fn progress(message: String) {
+    eprintln!("bench: {message}");
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_lines() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("bench-env-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("env");
+        std::fs::write(&path, "# comment\nexport A='x=1'\nexport B='it'\\''s'\n\nC=plain\n")?;
+        let env = read_env_file(&path)?;
+        std::fs::remove_dir_all(&dir)?;
+        assert_eq!(env, [("A".into(), "x=1".into()), ("B".into(), "it's".into()), ("C".into(), "plain".into())]);
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! Statistics over the samples and the markdown tables the bench prints.
+
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
+
+use crate::proxy::Call;
+
+/// One answered invocation.
+pub struct Sample {
+    pub latency: Duration,
+    /// The answer's status as the check saw it (`200`, `no failures`, ...).
+    pub status: String,
+    pub calls: Vec<Call>,
+}
+
+impl Sample {
+    /// Time the invocation's AWS calls spent in moto (summed; they are sequential).
+    pub fn aws_time(&self) -> Duration {
+        self.calls.iter().filter_map(Call::duration).sum()
+    }
+}
+
+/// All spawns of one function's cold-start series.
+pub struct Cold {
+    pub request: String,
+    /// Spawn -> first `/next`.
+    pub init: Vec<Duration>,
+    /// Spawn -> first answer; `latency` of each sample is that figure.
+    pub first: Vec<Sample>,
+    pub init_calls: Vec<Vec<Call>>,
+    /// VmHWM right after the first answer, KiB.
+    pub rss_kib: Vec<u64>,
+}
+
+/// One process serving request after request.
+pub struct Warm {
+    pub kinds: Vec<(String, Vec<Sample>)>,
+    pub warmups: usize,
+    /// VmHWM at the end of the run, KiB.
+    pub rss_kib: u64,
+}
+
+pub struct FunctionReport {
+    pub name: &'static str,
+    pub binary: String,
+    pub binary_bytes: u64,
+    pub cold: Cold,
+    pub warm: Warm,
+    /// moto's VmHWM at the end of the function's runs, KiB, when known.
+    pub moto_peak_rss_kib: Option<u64>,
+}
+
+/// Nearest-rank percentile of sorted values (`p` in 0..=100).
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+fn sorted(values: &[Duration]) -> Vec<Duration> {
+    let mut values = values.to_vec();
+    values.sort();
+    values
+}
+
+pub fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 { format!("{ms:.2} ms") } else { format!("{ms:.1} ms") }
+}
+
+fn cell(value: Option<Duration>) -> String {
+    value.map_or_else(|| "–".to_owned(), ms)
+}
+
+pub fn mib(bytes: u64) -> String {
+    format!("{} MiB", mib_number(bytes))
+}
+
+fn mib_number(bytes: u64) -> String {
+    format!("{:.2}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `11538824` -> `11,538,824`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// `200 ×20`, or `200 ×19, 201 ×1`.
+fn tally<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+    counts.iter().map(|(v, n)| format!("{v} ×{n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Calls per request by operation: `dynamodb:GetItem ×3, dynamodb:PutItem ×1`;
+/// a count that varies between requests is shown as its mean.
+pub fn calls_per_request(per_request: &[Vec<Call>]) -> String {
+    if per_request.is_empty() {
+        return "–".to_owned();
+    }
+    let mut totals: BTreeMap<&str, usize> = BTreeMap::new();
+    for calls in per_request {
+        for call in calls {
+            *totals.entry(call.name.as_str()).or_default() += 1;
+        }
+    }
+    if totals.is_empty() {
+        return "none".to_owned();
+    }
+    let n = per_request.len();
+    totals
+        .iter()
+        .map(|(name, total)| {
+            if total.is_multiple_of(n) {
+                format!("{name} ×{}", total / n)
+            } else {
+                format!("{name} ×{:.2} (mean)", *total as f64 / n as f64)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// moto's time per operation (head sent -> first byte back).
+pub fn moto_table(calls: &[Call]) -> String {
+    let mut by_name: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    for call in calls {
+        if let Some(duration) = call.duration() {
+            by_name.entry(call.name.as_str()).or_default().push(duration);
+        }
+    }
+    let mut out = "| AWS operation (through moto) | calls | median | p95 | max |\n|---|--:|--:|--:|--:|\n".to_owned();
+    for (name, durations) in by_name {
+        let durations = sorted(&durations);
+        let _ = writeln!(
+            out,
+            "| `{name}` | {} | {} | {} | {} |",
+            durations.len(),
+            cell(percentile(&durations, 50.0)),
+            cell(percentile(&durations, 95.0)),
+            cell(durations.last().copied())
+        );
+    }
+    out
+}
+
+const HEADER: &str = "| measure | request | n | min | median | p95 | p99 | max | of which in moto (median) | answers | AWS calls per request |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|\n";
+
+/// One function's tables: latencies, then memory and size.
+pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
+    let mut out = String::new();
+    let cold = &report.cold;
+    let _ = writeln!(out, "### {}\n", report.name);
+    let _ = writeln!(
+        out,
+        "Binary `{}`: {} bytes ({}), {arch} build (deploys are arm64, built by cargo-lambda/zig; not buildable here).\n",
+        report.binary,
+        grouped(report.binary_bytes),
+        mib(report.binary_bytes)
+    );
+    out.push_str(HEADER);
+
+    let init = sorted(&cold.init);
+    let _ = writeln!(
+        out,
+        "| cold: init (spawn → first `/next`) | – | {} | {} | {} | {} | – | {} | – | – | {} |",
+        init.len(),
+        cell(init.first().copied()),
+        cell(percentile(&init, 50.0)),
+        cell(percentile(&init, 95.0)),
+        cell(init.last().copied()),
+        calls_per_request(&cold.init_calls),
+    );
+    out.push_str(&row("cold: spawn → first answer", &cold.request, &cold.first, false));
+    for (label, samples) in &report.warm.kinds {
+        out.push_str(&row("warm", label, samples, true));
+    }
+
+    // The calls of the measured invocations (not the setup's, nor the warm-ups').
+    let measured: Vec<Call> = cold
+        .init_calls
+        .iter()
+        .flatten()
+        .chain(cold.first.iter().chain(report.warm.kinds.iter().flat_map(|(_, s)| s)).flat_map(|s| &s.calls))
+        .cloned()
+        .collect();
+    let _ = writeln!(out);
+    out.push_str(&moto_table(&measured));
+
+    let rss = {
+        let mut rss = cold.rss_kib.clone();
+        rss.sort_unstable();
+        rss
+    };
+    let warm_invocations: usize = report.warm.kinds.iter().map(|(_, s)| s.len()).sum::<usize>() + report.warm.warmups;
+    let _ = writeln!(out, "\n| peak RSS (VmHWM) | |\n|---|--:|");
+    if let (Some(median), Some(min), Some(max)) = (percentile(&rss, 50.0), rss.first(), rss.last()) {
+        let _ = writeln!(
+            out,
+            "| after the cold start's first answer (median of {}; min–max) | {} ({}–{}) |",
+            rss.len(),
+            mib(median * 1024),
+            mib_number(min * 1024),
+            mib_number(max * 1024)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| after the warm run (one process, {warm_invocations} invocations) | {} |",
+        mib(report.warm.rss_kib * 1024)
+    );
+    if let Some(moto) = report.moto_peak_rss_kib {
+        let _ = writeln!(
+            out,
+            "| moto (the emulator, not the function) by the end of this function's runs | {} |",
+            mib(moto * 1024)
+        );
+    }
+    out
+}
+
+fn row(measure: &str, request: &str, samples: &[Sample], with_p99: bool) -> String {
+    let latencies = sorted(&samples.iter().map(|s| s.latency).collect::<Vec<_>>());
+    let aws = sorted(&samples.iter().map(Sample::aws_time).collect::<Vec<_>>());
+    let any_calls = samples.iter().any(|s| !s.calls.is_empty());
+    let calls: Vec<Vec<Call>> = samples.iter().map(|s| s.calls.clone()).collect();
+    format!(
+        "| {measure} | `{request}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        samples.len(),
+        cell(latencies.first().copied()),
+        cell(percentile(&latencies, 50.0)),
+        cell(percentile(&latencies, 95.0)),
+        if with_p99 { cell(percentile(&latencies, 99.0)) } else { "–".to_owned() },
+        cell(latencies.last().copied()),
+        if any_calls { cell(percentile(&aws, 50.0)) } else { "–".to_owned() },
+        tally(samples.iter().map(|s| s.status.as_str())),
+        calls_per_request(&calls),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<u32> = (1..=20).collect();
+        assert_eq!(percentile(&values, 50.0), Some(10));
+        assert_eq!(percentile(&values, 95.0), Some(19));
+        assert_eq!(percentile(&values, 99.0), Some(20));
+        assert_eq!(percentile(&values, 0.0), Some(1));
+        assert_eq!(percentile::<u32>(&[], 50.0), None);
+        let two_hundred: Vec<u32> = (1..=200).collect();
+        assert_eq!(percentile(&two_hundred, 99.0), Some(198));
+    }
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(grouped(11_538_824), "11,538,824");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+    }
+
+    #[test]
+    fn calls_are_counted_per_request() {
+        let call = |name: &str| Call { name: name.to_owned(), at: std::time::Instant::now(), answered: None };
+        let login = vec![call("dynamodb:GetItem"), call("dynamodb:PutItem"), call("dynamodb:GetItem")];
+        assert_eq!(calls_per_request(&[login.clone(), login]), "dynamodb:GetItem ×2, dynamodb:PutItem ×1");
+        assert_eq!(calls_per_request(&[vec![call("events:PutEvents")], vec![]]), "events:PutEvents ×0.50 (mean)");
+        assert_eq!(calls_per_request(&[vec![]]), "none");
+    }
+}

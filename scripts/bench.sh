@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The performance bench (docs/performance.md): builds the three functions'
+# release binaries, the local server (its `seed-admin` makes the platform admin)
+# and the bench; starts a private local stack (its own port and state dir, so
+# `make run` and `make test` are untouched, fresh for each function); runs every
+# function's real binary under the bench's Lambda Runtime API against it; stops
+# the stack again.
+#
+#   scripts/bench.sh                                 # 20 cold starts, 200 warm invocations per request type
+#   scripts/bench.sh --spawns 5 --invocations 50     # extra args go to the bench (see --help)
+#   scripts/bench.sh > bench.md                      # tables on stdout, progress on stderr
+#
+# Environment: BENCH_MOTO_PORT (4568), BENCH_LOCAL_DIR (<repo>/.local/bench),
+# CARGO_TARGET_DIR (~/.cache/saas-platform/target). Works from any directory.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+export LOCAL_DIR="${BENCH_LOCAL_DIR:-$repo/.local/bench}"
+export MOTO_PORT="${BENCH_MOTO_PORT:-4568}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
+
+# Release = what is deployed (LTO, one codegen unit: slow the first time, a
+# no-op when up to date). The local server and the bench only drive and
+# measure, so they stay in the debug profile the tests already build. Separate
+# commands so each reuses the artifacts of the usual builds of that package.
+cargo build --release --locked -p auth -p tenants -p tenant-provisioner
+cargo build --locked -p local
+cargo build --locked -p bench
+
+# The bench replaces this stack by a fresh one before each function
+# (--restart-stack): moto's TransactWriteItems slows down, and its memory grows,
+# with every transaction on a fuller table (docs/performance.md), so each
+# function starts from an empty table. The trap stops whichever runs last.
+infra/stack.sh down >/dev/null 2>&1 || true
+trap 'infra/stack.sh down >/dev/null 2>&1 || true' EXIT
+env_file="$(infra/stack.sh up | tail -n 1)"
+
+"$CARGO_TARGET_DIR/debug/bench" \
+  --env-file "$env_file" \
+  --restart-stack \
+  --release-dir "$CARGO_TARGET_DIR/release" \
+  --local-bin "$CARGO_TARGET_DIR/debug/local" \
+  --log-dir "$LOCAL_DIR/logs" \
+  "$@"
