@@ -62,6 +62,17 @@ MAX_WAIT_SECONDS = 20
 StartResponse = Callable[..., Any]
 
 
+def _forget_tracked_dynamodb_instances() -> None:
+    """moto remembers every model object it ever created, for its dashboard
+    only. A TransactWriteItems deep-copies the table for rollback, once per
+    item, so those lists grew by whole tables per call: gigabytes after a
+    test run, and every later call slower. We never use the dashboard."""
+    from moto.core.model_instances import model_data
+
+    for model in model_data.get("dynamodb", {}).values():
+        model.instances_tracked = []
+
+
 class _Captured:
     """A finished WSGI response held in memory."""
 
@@ -103,6 +114,7 @@ class SerialisingMiddleware:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+                _forget_tracked_dynamodb_instances()
         return captured
 
     def _notify(self) -> None:
