@@ -152,7 +152,7 @@ const FUNCTIONS: [&str; 3] = ["auth", "tenants", "tenant-provisioner"];
 /// The credentials and region Lambda gives every function.
 const AWS_ENV: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
 /// template.yaml's Globals.
-const GLOBAL_ENV: &[&str] = &["RUST_LOG", "TABLE_NAME", "EVENT_BUS_NAME"];
+const GLOBAL_ENV: &[&str] = &["RUST_LOG", "TABLE_NAME", "EVENT_BUS_NAME", "MALLOC_MMAP_THRESHOLD_"];
 /// template.yaml's AuthFunction variables (locally keys come as `_FILE` paths).
 const AUTH_ENV: &[&str] = &[
     "JWT_PRIVATE_KEY",
