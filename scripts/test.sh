@@ -22,7 +22,8 @@ trap 'infra/stack.sh down >/dev/null 2>&1 || true' EXIT
 env_file="$(infra/stack.sh up | tail -n 1)"
 # shellcheck disable=SC1090
 source "$env_file"
-export RUST_LOG="${RUST_LOG:-warn}"
+# The env file says what Lambda logs (info); tests log warnings only.
+export RUST_LOG="${TEST_RUST_LOG:-warn}"
 
 if [[ "${1:-}" == "--" ]]; then shift; fi
 log="$LOCAL_DIR/cargo-test.log"

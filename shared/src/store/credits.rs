@@ -390,15 +390,7 @@ impl Store {
             return Ok(None);
         };
         let entry_id = Uuid::parse_str(entry_id).map_err(AppError::internal)?;
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(entry_key(scope, entry_id)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        output.item.map(from_item).transpose()
+        self.get_as(entry_key(scope, entry_id)).await
     }
 
     /// The ledger, newest first, optionally only entries of one `kind`.

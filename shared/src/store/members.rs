@@ -439,15 +439,7 @@ impl Store {
     }
 
     async fn get_invitation(&self, scope: &TenantScope, email: &str) -> AppResult<Option<Invitation>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(invitation_key(scope, email)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        output.item.map(from_item).transpose()
+        self.get_as(invitation_key(scope, email)).await
     }
 
     /// Turns a pending invitation into an active user: the seat was taken at
@@ -460,16 +452,9 @@ impl Store {
         user: &mut User,
         password_hash: &str,
     ) -> Result<(), MemberError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(invitation_key(scope, email)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(AppError::from)?;
-        let Some(item) = output.item else { return Err(MemberError::InvalidInvitation) };
+        let Some(item) = self.get_item(invitation_key(scope, email)).await? else {
+            return Err(MemberError::InvalidInvitation);
+        };
         let stored_hash = item.get("token_hash").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         let invitation: Invitation = from_item(item)?;
         let fresh = invitation.expires_at > Utc::now().timestamp();

@@ -25,7 +25,10 @@ use aws_sdk_dynamodb::{
 pub use cursor::CursorCodec;
 use serde::de::DeserializeOwned;
 
-use crate::{error::AppError, http::PageRequest};
+use crate::{
+    error::{AppError, AppResult},
+    http::PageRequest,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -56,6 +59,16 @@ impl Store {
 
     pub fn table_name(&self) -> &str {
         &self.table
+    }
+
+    /// One consistent GetItem: the item as stored, if any.
+    pub(crate) async fn get_item(&self, key: Item) -> AppResult<Option<Item>> {
+        Ok(self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await?.item)
+    }
+
+    /// One consistent GetItem, deserialised.
+    pub(crate) async fn get_as<T: DeserializeOwned>(&self, key: Item) -> AppResult<Option<T>> {
+        self.get_item(key).await?.map(from_item).transpose()
     }
 
     /// Runs `query` until `page.limit` items passed its filter (or the data ran

@@ -109,9 +109,7 @@ pub struct TaskFilter<'a> {
 
 impl Store {
     async fn get_stored<T: DeserializeOwned>(&self, key: Item) -> AppResult<Option<Stored<T>>> {
-        let output =
-            self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await?;
-        output.item.map(stored).transpose()
+        self.get_item(key).await?.map(stored).transpose()
     }
 
     /// Creates the project and takes one `projects` slot of the tenant's plan,

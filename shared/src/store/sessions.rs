@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use serde_json::json;
 
-use super::{Item, Store, failed_conditions, from_item, n, s};
+use super::{Item, Store, failed_conditions, n, s};
 use crate::{
     audit::{AuditContext, Change},
     auth::TenantScope,
@@ -73,15 +73,7 @@ impl Store {
     }
 
     pub async fn get_session(&self, scope: &TenantScope, session_id: Uuid) -> AppResult<Option<Session>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(session_key(scope, session_id)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        output.item.map(from_item).transpose()
+        self.get_as(session_key(scope, session_id)).await
     }
 
     /// Swaps `old_hash` for `new_hash` if `old_hash` is still current; the
@@ -132,15 +124,7 @@ impl Store {
     }
 
     pub async fn was_rotated_out(&self, scope: &TenantScope, session_id: Uuid, token_hash: &str) -> AppResult<bool> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(used_token_key(scope, session_id, token_hash)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(output.item.is_some())
+        Ok(self.get_item(used_token_key(scope, session_id, token_hash)).await?.is_some())
     }
 
     /// Revokes a family (logout, or reuse detected), with its audit entry.

@@ -172,15 +172,7 @@ impl Store {
     }
 
     pub async fn get_tenant(&self, scope: &TenantScope) -> AppResult<Option<(Tenant, TenantUsage)>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(tenant_key(scope)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        match output.item {
+        match self.get_item(tenant_key(scope)).await? {
             Some(item) => {
                 let usage = usage_from(&item);
                 Ok(Some((from_item(item)?, usage)))

@@ -65,15 +65,7 @@ impl Store {
 
     /// The user and their password hash (which only the auth flow reads).
     pub async fn get_user_with_secret(&self, scope: &TenantScope, user_id: Uuid) -> AppResult<Option<(User, String)>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(user_key(scope, user_id)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let Some(mut item) = output.item else {
+        let Some(mut item) = self.get_item(user_key(scope, user_id)).await? else {
             return Ok(None);
         };
         let hash = item.remove("password_hash").and_then(|v| v.as_s().ok().cloned()).unwrap_or_default();
