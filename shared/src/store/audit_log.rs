@@ -35,7 +35,7 @@ impl Store {
         let lower = filter.from.map(audit_key_at).unwrap_or_else(|| "AUDIT#".to_owned());
         // `~` sorts after every hex digit: the whole last millisecond is in.
         let upper = filter.to.map(|t| format!("{}~", audit_key_at(t))).unwrap_or_else(|| "AUDIT#~".to_owned());
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -44,20 +44,15 @@ impl Store {
             .expression_attribute_values(":lower", s(&lower))
             .expression_attribute_values(":upper", s(&upper))
             .scan_index_forward(false);
-        let mut filters = Vec::new();
-        for (name, value) in
-            [("action", &filter.action), ("resource_type", &filter.resource_type), ("user_id", &filter.user_id)]
-        {
-            if let Some(v) = value {
-                filters.push(format!("#{name} = :{name}"));
-                query = query
-                    .expression_attribute_names(format!("#{name}"), name)
-                    .expression_attribute_values(format!(":{name}"), s(v.clone()));
-            }
-        }
-        if !filters.is_empty() {
-            query = query.filter_expression(filters.join(" AND "));
-        }
+        let query = super::filter_equal(
+            query,
+            &[
+                ("action", filter.action.clone().map(s)),
+                ("resource_type", filter.resource_type.clone().map(s)),
+                ("user_id", filter.user_id.clone().map(s)),
+            ],
+            &[],
+        );
         let context = format!(
             "audit|{}|{lower}|{upper}|{}|{}|{}",
             scope.pk(),

@@ -400,7 +400,7 @@ impl Store {
         kind: Option<&str>,
         page: &PageRequest,
     ) -> AppResult<(Vec<LedgerEntry>, Option<String>)> {
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -408,12 +408,7 @@ impl Store {
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s(ENTRY_PREFIX))
             .scan_index_forward(false);
-        if let Some(kind) = kind {
-            query = query
-                .filter_expression("#kind = :kind")
-                .expression_attribute_names("#kind", "kind")
-                .expression_attribute_values(":kind", s(kind));
-        }
+        let query = super::filter_equal(query, &[("kind", kind.map(s))], &[]);
         let context = format!("credits|{}|{}", scope.pk(), kind.unwrap_or(""));
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         let entries = items.into_iter().map(from_item).collect::<AppResult<Vec<LedgerEntry>>>()?;

@@ -165,25 +165,17 @@ impl Store {
             .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s("USER#"));
-        let mut filters = Vec::new();
-        if let Some(role) = role {
-            filters.push("#role = :role");
-            query = query
-                .expression_attribute_names("#role", "role")
-                .expression_attribute_values(":role", s(role.as_str()));
-        }
-        if let Some(active) = is_active {
-            filters.push("is_active = :active");
-            query = query.expression_attribute_values(":active", AttributeValue::Bool(active));
-        }
         let needle = search.map(str::to_lowercase);
+        let mut extra = Vec::new();
         if let Some(needle) = &needle {
-            filters.push("contains(search_text, :search)");
+            extra.push("contains(search_text, :search)");
             query = query.expression_attribute_values(":search", s(needle));
         }
-        if !filters.is_empty() {
-            query = query.filter_expression(filters.join(" AND "));
-        }
+        let query = super::filter_equal(
+            query,
+            &[("role", role.map(|r| s(r.as_str()))), ("is_active", is_active.map(AttributeValue::Bool))],
+            &extra,
+        );
         let context = format!(
             "users|{}|{}|{}|{}",
             scope.pk(),

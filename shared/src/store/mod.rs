@@ -135,6 +135,27 @@ pub mod attr {
 
 pub(crate) use attr::{n, s};
 
+/// Narrows a Query to items whose attribute equals each given value (absent
+/// values filter nothing), ANDed with any `extra` terms whose placeholders
+/// the caller has bound. Every list filter goes through here.
+pub(crate) fn filter_equal(
+    mut query: QueryFluentBuilder,
+    filters: &[(&str, Option<AttributeValue>)],
+    extra: &[&str],
+) -> QueryFluentBuilder {
+    let mut terms: Vec<String> = Vec::new();
+    for (name, value) in filters {
+        if let Some(v) = value {
+            terms.push(format!("#{name} = :{name}"));
+            query = query
+                .expression_attribute_names(format!("#{name}"), *name)
+                .expression_attribute_values(format!(":{name}"), v.clone());
+        }
+    }
+    terms.extend(extra.iter().map(|t| (*t).to_owned()));
+    if terms.is_empty() { query } else { query.filter_expression(terms.join(" AND ")) }
+}
+
 pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> {
     serde_dynamo::from_item(item).map_err(|e| AppError::internal(anyhow::anyhow!("corrupt item: {e}")))
 }

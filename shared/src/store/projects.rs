@@ -160,25 +160,15 @@ impl Store {
         page: &PageRequest,
     ) -> AppResult<(Vec<Project>, Option<String>)> {
         let pk = projects_index_pk(scope);
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name("GSI1")
             .key_condition_expression("GSI1PK = :pk")
             .expression_attribute_values(":pk", s(&pk));
-        let mut filters = Vec::new();
-        for (name, value) in [("status", filter.status), ("priority", filter.priority)] {
-            if let Some(v) = value {
-                filters.push(format!("#{name} = :{name}"));
-                query = query
-                    .expression_attribute_names(format!("#{name}"), name)
-                    .expression_attribute_values(format!(":{name}"), s(v));
-            }
-        }
-        if !filters.is_empty() {
-            query = query.filter_expression(filters.join(" AND "));
-        }
+        let query =
+            super::filter_equal(query, &[("status", filter.status.map(s)), ("priority", filter.priority.map(s))], &[]);
         let context = format!("projects|{pk}|{}|{}", filter.status.unwrap_or(""), filter.priority.unwrap_or(""));
         let (items, cursor) = self.query_page(query, page, &context, &["GSI1PK", "GSI1SK", "PK", "SK"]).await?;
         let projects = items.into_iter().map(from_item).collect::<AppResult<Vec<Project>>>()?;
@@ -369,7 +359,7 @@ impl Store {
             return Ok(None);
         }
         let prefix = task_prefix(project_id);
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -378,18 +368,11 @@ impl Store {
             .expression_attribute_values(":prefix", s(&prefix))
             .consistent_read(true);
         let assignee = filter.assignee_id.map(|a| a.to_string());
-        let mut filters = Vec::new();
-        for (name, value) in [("status", filter.status), ("assignee_id", assignee.as_deref())] {
-            if let Some(v) = value {
-                filters.push(format!("#{name} = :{name}"));
-                query = query
-                    .expression_attribute_names(format!("#{name}"), name)
-                    .expression_attribute_values(format!(":{name}"), s(v));
-            }
-        }
-        if !filters.is_empty() {
-            query = query.filter_expression(filters.join(" AND "));
-        }
+        let query = super::filter_equal(
+            query,
+            &[("status", filter.status.map(s)), ("assignee_id", assignee.as_deref().map(s))],
+            &[],
+        );
         let context = format!(
             "tasks|{}|{project_id}|{}|{}",
             scope.pk(),

@@ -195,7 +195,7 @@ impl Store {
             Some(parent) => ("GSI2", "GSI2PK", "GSI2SK", format!("PARENT#{parent}")),
             None => ("GSI1", "GSI1PK", "GSI1SK", ALL_TENANTS.to_owned()),
         };
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -203,19 +203,7 @@ impl Store {
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", s(&pk));
-        let mut filters = Vec::new();
-        if let Some(status) = status {
-            filters.push("#status = :status");
-            query =
-                query.expression_attribute_names("#status", "status").expression_attribute_values(":status", s(status));
-        }
-        if let Some(t) = tenant_type {
-            filters.push("#type = :type");
-            query = query.expression_attribute_names("#type", "type").expression_attribute_values(":type", s(t));
-        }
-        if !filters.is_empty() {
-            query = query.filter_expression(filters.join(" AND "));
-        }
+        let query = super::filter_equal(query, &[("status", status.map(s)), ("type", tenant_type.map(s))], &[]);
         let context = format!("tenants|{pk}|{}|{}", status.unwrap_or(""), tenant_type.unwrap_or(""));
         let (items, cursor) = self.query_page(query, page, &context, &[pk_name, sk_name, "PK", "SK"]).await?;
         let tenants = items.into_iter().map(from_item).collect::<AppResult<Vec<Tenant>>>()?;
