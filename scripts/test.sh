@@ -28,6 +28,12 @@ export RUST_LOG="${TEST_RUST_LOG:-warn}"
 if [[ "${1:-}" == "--" ]]; then shift; fi
 log="$LOCAL_DIR/cargo-test.log"
 set +e
+# Tests that need a second server process (limits across Lambda instances,
+# what a server logs) start the real `local` binary.
+cargo build --workspace --bins --locked 2>&1 | tee "$log.build"
+build_status=${PIPESTATUS[0]}
+if [[ $build_status -ne 0 ]]; then exit "$build_status"; fi
+export LOCAL_SERVER_BIN="$CARGO_TARGET_DIR/debug/local"
 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

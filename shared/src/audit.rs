@@ -73,6 +73,16 @@ impl AuditContext {
         }
     }
 
+    /// A request authenticated by an API key: the key is the actor.
+    pub fn api_key(key_id: Uuid, client: &ClientInfo) -> Self {
+        Self {
+            actor: Actor { kind: "api_key".into(), id: key_id.to_string(), email: None },
+            ip_address: client.ip_address.clone(),
+            user_agent: client.user_agent.clone(),
+            request_id: Some(current_request_id()),
+        }
+    }
+
     /// A platform process acting on its own (a worker, a scheduled job).
     pub fn system(component: &str) -> Self {
         Self {
@@ -94,7 +104,10 @@ impl FromRequestParts<AppState> for AuditContext {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let principal = Principal::from_request_parts(parts, state).await?;
         let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
-        Ok(Self::user(principal.user_id, principal.email.clone(), &client))
+        Ok(match principal.api_key_id() {
+            Some(key_id) => Self::api_key(key_id, &client),
+            None => Self::user(principal.user_id, principal.email.clone(), &client),
+        })
     }
 }
 

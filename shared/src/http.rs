@@ -221,9 +221,22 @@ pub async fn route_not_found() -> AppError {
     AppError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-/// Wraps a group's router with the layers every deployment needs.
-pub fn finish_router<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.fallback(route_not_found).layer(axum::middleware::from_fn(request_context))
+/// Wraps a group's routes with the layers every deployment needs, outermost
+/// first: request ids, rate-limit headers, the idempotency layer.
+pub fn finish_app(routes: Router<crate::AppState>, state: crate::AppState) -> Router {
+    routes
+        .fallback(route_not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::idempotency))
+        .layer(axum::middleware::from_fn(crate::rate_limit::rate_limit_headers))
+        .layer(axum::middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// Runs `future` as part of the current request: its log lines and errors
+/// keep the request id (for work moved onto its own task).
+pub fn in_current_request<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
+    use tracing::Instrument;
+    REQUEST_ID.scope(current_request_id(), future.instrument(tracing::Span::current()))
 }
 
 /// Serialises a domain value for a response body.

@@ -21,6 +21,6 @@ pub async fn http_state(signing: Signing) -> Result<AppState> {
 /// the shared layers (request ids, JSON 404) around the group's routes.
 pub async fn serve(routes: Router<AppState>, signing: Signing) -> Result<()> {
     let state = http_state(signing).await?;
-    let app = crate::http::finish_router(routes).with_state(state);
+    let app = crate::http::finish_app(routes, state);
     lambda_http::run(app).await.map_err(|e| anyhow::anyhow!(e))
 }

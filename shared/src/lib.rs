@@ -8,6 +8,7 @@
 //! - `domain`: tenants and users as values, with their rules.
 //! - `store`: the DynamoDB table (keys, conditions, cursors).
 //! - `events`: domain events on EventBridge; `audit`: the audit trail.
+//! - `rate_limit`: per-key and per-user limits; `idempotency`: replayable POSTs.
 //! - `state`: what handlers can reach; `lambda`: binary wiring; `telemetry`: logs.
 #![forbid(unsafe_code)]
 
@@ -19,7 +20,9 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod lambda;
+pub mod rate_limit;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -93,7 +93,7 @@ async fn a_hundred_concurrent_spends_against_37_credits_give_exactly_37() {
     let audit = pipeline();
     let spends = (0..100).map(|i| {
         let (store, audit) = (&state.store, &audit);
-        async move { store.spend_credits(&scope, 1, &format!("try-on {i}"), None, audit).await }
+        async move { store.spend_credits(&scope, 1, &format!("try-on {i}"), None, audit).await.map(|e| e.balance_after) }
     });
     let results = join_all(spends).await;
     let mut after = Vec::new();
@@ -273,19 +273,36 @@ async fn a_spend_with_a_reference_charges_once() {
     let (scope, audit) = (scope_of(&owner), pipeline());
     let session = format!("session-{}", unique());
 
-    assert_eq!(state.store.spend_credits(&scope, 2, "hd try-on", Some(&session), &audit).await.expect("spend"), 3);
-    assert_eq!(state.store.spend_credits(&scope, 2, "hd try-on", Some(&session), &audit).await.expect("repeat"), 3);
+    assert_eq!(
+        state.store.spend_credits(&scope, 2, "hd try-on", Some(&session), &audit).await.expect("spend").balance_after,
+        3
+    );
+    assert_eq!(
+        state.store.spend_credits(&scope, 2, "hd try-on", Some(&session), &audit).await.expect("repeat").balance_after,
+        3
+    );
     assert_eq!(balance_of(&owner).await, 3);
 
     let concurrent = format!("session-{}", unique());
     let results =
         join_all((0..10).map(|_| state.store.spend_credits(&scope, 2, "hd try-on", Some(&concurrent), &audit))).await;
-    assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(e) if e.balance_after == 1)), "{results:?}");
     assert_eq!(balance_of(&owner).await, 1);
     // Even once the balance could no longer pay for it, a repeat answers the
     // first spend instead of a refusal.
-    assert_eq!(state.store.spend_credits(&scope, 1, "sd try-on", None, &audit).await.expect("last credit"), 0);
-    assert_eq!(state.store.spend_credits(&scope, 2, "hd try-on", Some(&concurrent), &audit).await.expect("repeat"), 1);
+    assert_eq!(
+        state.store.spend_credits(&scope, 1, "sd try-on", None, &audit).await.expect("last credit").balance_after,
+        0
+    );
+    assert_eq!(
+        state
+            .store
+            .spend_credits(&scope, 2, "hd try-on", Some(&concurrent), &audit)
+            .await
+            .expect("repeat")
+            .balance_after,
+        1
+    );
     assert_eq!(balance_of(&owner).await, 0);
     assert_eq!(ledger(&owner.access_token, "spend").await.len(), 3);
 }

@@ -1,13 +1,16 @@
 //! End-to-end tests over HTTP against the local server and the local AWS stack
 //! (moto). Run them with the README's test command, which starts the stack.
 
+mod api_keys;
 mod audit;
 mod auth;
 mod credits;
 mod errors;
+mod idempotency;
 mod isolation;
 mod projects;
 mod provisioning;
+mod rate_limits;
 mod tenants;
 mod tokens;
 mod users;

@@ -112,7 +112,18 @@ pub struct Call {
 
 impl Call {
     pub fn new(method: Method, path: &str) -> Self {
-        Self { request: client().request(method, format!("{}{}", app().base_url, path)) }
+        Self::at(&app().base_url, method, path)
+    }
+
+    /// A call to another server (e.g. a [`ServerProcess`]).
+    pub fn at(base_url: &str, method: Method, path: &str) -> Self {
+        Self { request: client().request(method, format!("{base_url}{path}")) }
+    }
+
+    /// Authenticates with an API key in `X-API-Key`.
+    pub fn api_key(mut self, secret: &str) -> Self {
+        self.request = self.request.header("x-api-key", secret);
+        self
     }
 
     pub fn token(mut self, token: &str) -> Self {
@@ -232,6 +243,95 @@ pub fn valid_tenant_body() -> Value {
         "max_diplomas": 5000,
         "storage_quota_mb": 3000
     })
+}
+
+/// A key just created: its id and the secret shown once.
+#[derive(Debug, Clone)]
+pub struct MadeKey {
+    pub id: String,
+    pub secret: String,
+    pub body: Value,
+}
+
+/// Creates an API key with `scopes` as the member holding `token`.
+pub async fn create_api_key(token: &str, scopes: &[&str]) -> MadeKey {
+    let reply = post("/v1/api-keys")
+        .token(token)
+        .json(&json!({"name": format!("key {}", unique()), "scopes": scopes}))
+        .send()
+        .await
+        .expect(201);
+    MadeKey {
+        id: reply.body["id"].as_str().expect("id").to_owned(),
+        secret: reply.body["secret"].as_str().expect("secret").to_owned(),
+        body: reply.body,
+    }
+}
+
+/// A second local server in its own OS process (the `local` binary, as
+/// `make run` starts it), against the same local stack: for behaviour that
+/// must hold across Lambda instances. Its stdout and stderr (the JSON log)
+/// go to `log_path`; dropping it kills the process.
+pub struct ServerProcess {
+    pub base_url: String,
+    pub log_path: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// `rust_log` sets its log level (e.g. `debug` to see everything it says).
+    pub async fn start(rust_log: &str) -> Self {
+        let binary = std::env::var("LOCAL_SERVER_BIN").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+            let exe = std::env::current_exe().expect("test binary path");
+            exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("local")
+        });
+        assert!(
+            binary.exists(),
+            "{} is missing: the test command builds it (scripts/test.sh); or set LOCAL_SERVER_BIN",
+            binary.display()
+        );
+        let log_dir = std::path::PathBuf::from(std::env::var("LOCAL_DIR").unwrap_or_else(|_| ".local".into()));
+        let log_path = log_dir.join(format!("server-process-{}.log", unique()));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = std::process::Command::new(&binary)
+            .env("LOCAL_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", rust_log)
+            .env("PLATFORM_ADMIN_EMAIL", format!("second-admin-{}@tests.example", unique()))
+            .env("PLATFORM_ADMIN_PASSWORD", format!("pw-{}", Uuid::new_v4().simple()))
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start the local server");
+        let mut server = Self { base_url: String::new(), log_path, child };
+        let path = server.log_path.clone();
+        server.base_url = eventually("the second server to print its address", Duration::from_secs(60), || {
+            let path = path.clone();
+            async move {
+                let text = std::fs::read_to_string(&path).ok()?;
+                let line = text.lines().find(|l| l.contains("API:"))?;
+                let url = line.split_whitespace().find(|w| w.starts_with("http://"))?;
+                Some(url.to_owned())
+            }
+        })
+        .await;
+        server
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        Call::at(&self.base_url, method, path)
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Polls `check` until it returns Some or the deadline passes.

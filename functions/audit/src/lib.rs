@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use shared::{
     AppError, AppResult, AppState,
-    auth::{Principal, Role},
+    auth::{Principal, Role, Scope},
     error::FieldError,
     http::{Page, QueryParams},
     store::audit_log::AuditFilter,
@@ -30,7 +30,7 @@ async fn list_audit_logs(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require_role(Role::Admin, "audit_logs")?;
+    principal.require(Role::Admin, Scope::AuditRead, "audit_logs")?;
     params.allow_only(&["limit", "cursor", "action", "resource_type", "user_id", "date_from", "date_to"])?;
     let page = params.page()?;
     let mut problems = Vec::new();

@@ -200,8 +200,9 @@ async fn logout(
     audit: AuditContext,
     raw_body: axum::body::Bytes,
 ) -> AppResult<StatusCode> {
+    let session_id = principal.require_session("session")?;
     let home = principal.home_scope();
-    state.store.revoke_session(&home, principal.session_id, "logout", &audit).await?;
+    state.store.revoke_session(&home, session_id, "logout", &audit).await?;
     if !raw_body.iter().all(u8::is_ascii_whitespace) {
         let body: serde_json::Map<String, Value> = shared::http::parse_json(&raw_body)?;
         let mut f = Fields::new(&body);
@@ -221,6 +222,7 @@ async fn logout(
 
 /// The caller's profile and tenant.
 async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    principal.require_session("user")?;
     let home = principal.home_scope();
     let user = state
         .store

@@ -9,6 +9,7 @@
 //! | `GET /v1/credits` | [`balance`] | any member |
 //! | `GET /v1/credits/ledger` | [`ledger`] | admin or above |
 //! | `POST /v1/tenants/{id}/credits` | [`grant_credits`] | platform admin |
+//! | `POST /v1/credits/charges` | [`charge_credits`] | admin, or a key with `usage:write` |
 //!
 //! A platform admin reads a tenant's balance and ledger with `X-Tenant-ID`.
 
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
-    auth::{Principal, Role},
+    auth::{Principal, Role, Scope},
     events::DomainEvent,
     http::{JsonObject, Page, QueryParams},
     store::credits::{CREDIT_KINDS, CREDITS_RESOURCE, LedgerEntry},
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/credits", get(balance))
         .route("/v1/credits/ledger", get(ledger))
+        .route("/v1/credits/charges", post(charge_credits))
         .route("/v1/tenants/{id}/credits", post(grant_credits))
 }
 
@@ -49,6 +51,7 @@ fn balance_body(tenant_id: Uuid, balance: i64) -> Value {
 }
 
 async fn balance(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    principal.require(Role::User, Scope::CreditsRead, CREDITS_RESOURCE)?;
     let scope = principal.scope();
     let balance = state.store.credit_balance(&scope).await?;
     Ok(Json(balance_body(scope.tenant_id(), balance)))
@@ -56,7 +59,7 @@ async fn balance(State(state): State<AppState>, principal: Principal) -> AppResu
 
 /// Newest first; `?kind=grant|spend|refund`, `?limit=`, `?cursor=`.
 async fn ledger(State(state): State<AppState>, principal: Principal, params: QueryParams) -> AppResult<Page<Value>> {
-    principal.require_role(Role::Admin, CREDITS_RESOURCE)?;
+    principal.require(Role::Admin, Scope::CreditsRead, CREDITS_RESOURCE)?;
     params.allow_only(&["limit", "cursor", "kind"])?;
     let page = params.page()?;
     let filters = params.as_object();
@@ -101,20 +104,84 @@ async fn grant_credits(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// The validated `amount` and `reason` of a grant, every problem named.
+/// Longest caller `reference` of a charge.
+pub const MAX_REFERENCE_CHARS: usize = 128;
+
+/// A metered charge the integrator reports (seed 004's `usage:write`):
+/// body `{amount, reason, reference?}`. 201 with the ledger entry and the new
+/// balance; 402 `insufficient_credits` (balance and cost in details) when the
+/// balance is short, with nothing taken. A `reference` makes the charge
+/// happen once per reference; an `Idempotency-Key` makes the whole request
+/// replayable. Publishes `credits.spent`.
+async fn charge_credits(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    JsonObject(body): JsonObject,
+) -> AppResult<Response> {
+    principal.require(Role::Admin, Scope::UsageWrite, CREDITS_RESOURCE)?;
+    let (amount, reason, reference) = charge_from(&body)?;
+    let scope = principal.scope();
+    let entry = state.store.spend_credits(&scope, amount, &reason, reference.as_deref(), &audit).await?;
+    state
+        .events
+        .publish_after_commit(&DomainEvent::new(
+            "credits.spent",
+            scope.tenant_id(),
+            json!({
+                "entry_id": entry.id,
+                "amount": -entry.amount,
+                "balance": entry.balance_after,
+                "reason": entry.reason,
+                "reference": entry.reference,
+                "actor": entry.actor,
+            }),
+        ))
+        .await;
+    let mut body = balance_body(scope.tenant_id(), entry.balance_after);
+    body["entry"] = entry.to_body();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
 fn grant_from(body: &serde_json::Map<String, Value>) -> AppResult<(i64, String)> {
     let mut f = Fields::new(body);
     f.reject_unknown(&["amount", "reason"]);
+    let (amount, reason) = amount_and_reason(&mut f);
+    f.finish()?;
+    match (amount, reason) {
+        (Some(amount), Some(reason)) => Ok((amount, reason)),
+        _ => Err(AppError::internal(anyhow::anyhow!("validated grant without its fields"))),
+    }
+}
+
+/// A charge's `amount`, `reason` and optional `reference`, every problem named.
+fn charge_from(body: &serde_json::Map<String, Value>) -> AppResult<(i64, String, Option<String>)> {
+    let mut f = Fields::new(body);
+    f.reject_unknown(&["amount", "reason", "reference"]);
+    let (amount, reason) = amount_and_reason(&mut f);
+    let reference = f.check_text(
+        "reference",
+        Need::Optional,
+        MAX_REFERENCE_CHARS,
+        |r| r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b)),
+        "must be letters, digits and - _ . : /",
+    );
+    f.finish()?;
+    match (amount, reason) {
+        (Some(amount), Some(reason)) => Ok((amount, reason, reference)),
+        _ => Err(AppError::internal(anyhow::anyhow!("validated charge without its fields"))),
+    }
+}
+
+/// `amount` (1 to [`MAX_GRANT`]) and a non-blank `reason`, trimmed.
+fn amount_and_reason(f: &mut Fields<'_>) -> (Option<i64>, Option<String>) {
     let amount = f.integer("amount", Need::Required, 1, MAX_GRANT);
     let reason = f.text("reason", Need::Required, 1, MAX_REASON_CHARS);
     if reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
         f.error("reason", "must not be blank");
+        return (amount, None);
     }
-    f.finish()?;
-    match (amount, reason) {
-        (Some(amount), Some(reason)) => Ok((amount, reason.trim().to_owned())),
-        _ => Err(AppError::internal(anyhow::anyhow!("validated grant without its fields"))),
-    }
+    (amount, reason.map(|r| r.trim().to_owned()))
 }
 
 #[cfg(test)]
@@ -144,5 +211,23 @@ mod tests {
         assert_eq!(fields_of(json!({"amount": 1, "reason": "   "})), ["reason"]);
         assert_eq!(fields_of(json!({"amount": 1, "reason": "r".repeat(MAX_REASON_CHARS + 1)})), ["reason"]);
         assert_eq!(fields_of(json!({"amount": 1, "reason": "x", "note": 1})), ["note"]);
+    }
+
+    #[test]
+    fn a_charge_names_every_bad_field_at_once() {
+        let problems = |body: Value| match charge_from(body.as_object().expect("object")) {
+            Ok(_) => Vec::new(),
+            Err(AppError::Api { details, .. }) => details["fields"]
+                .as_array()
+                .map(|fs| fs.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            Err(AppError::Internal(e)) => panic!("internal: {e}"),
+        };
+        assert!(problems(json!({"amount": 3, "reason": "render", "reference": "job-1:a/b"})).is_empty());
+        assert_eq!(
+            problems(json!({"amount": 0, "reason": " ", "reference": "no spaces"})),
+            ["amount", "reason", "reference"]
+        );
+        assert_eq!(problems(json!({"amount": 1, "reason": "x", "reference": "r".repeat(129)})), ["reference"]);
     }
 }

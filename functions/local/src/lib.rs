@@ -28,15 +28,16 @@ use uuid::Uuid;
 
 /// Every route group, as API Gateway would route them to their functions.
 pub fn app(state: AppState) -> Router {
-    shared::http::finish_router(
+    shared::http::finish_app(
         auth::routes()
             .merge(tenants::routes())
             .merge(audit::routes())
             .merge(projects::routes())
             .merge(users::routes())
-            .merge(credits::routes()),
+            .merge(credits::routes())
+            .merge(api_keys::routes()),
+        state,
     )
-    .with_state(state)
 }
 
 /// A worker as the poller sees it: a batch in, the failed message ids out.

@@ -28,6 +28,8 @@ async fn main() -> Result<()> {
 
     let addr = std::env::var("LOCAL_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    // LOCAL_ADDR may ask for port 0; say which port it got.
+    let addr = listener.local_addr()?;
     let pollers = local::Pollers::start(&clients, &state)?;
     println!();
     println!("  API:             http://{addr}  (try GET /health)");

@@ -30,7 +30,7 @@ use serde_json::Value;
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
-    auth::{Principal, Role},
+    auth::{Principal, Role, Scope},
     domain::project::{
         PRIORITIES, PROJECT_STATUSES, Project, TASK_STATUSES, Task, project_changes, project_from_create, task_changes,
         task_from_create,
@@ -82,6 +82,7 @@ async fn list_projects(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
+    principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
     params.allow_only(&["limit", "cursor", "status", "priority"])?;
     let page = params.page()?;
     let filters = params.as_object();
@@ -100,7 +101,7 @@ async fn create_project(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require_role(Role::Developer, PROJECT)?;
+    principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
     let scope = principal.scope();
     let project = project_from_create(&body, scope.tenant_id(), principal.user_id)?;
     state.store.create_project(&state.events, &scope, &project, &audit).await?;
@@ -112,6 +113,7 @@ async fn get_project(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
+    principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
     let id = path_id(&id, "project_id")?;
     let project = state.store.get_project(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
     Ok(Json(project.to_body()))
@@ -126,7 +128,7 @@ async fn update_project(
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
     let id = path_id(&id, "project_id")?;
-    principal.require_role(Role::Developer, PROJECT)?;
+    principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
     let changes = project_changes(&body)?;
     let scope = principal.scope();
     let project = if changes.is_empty() {
@@ -145,7 +147,7 @@ async fn delete_project(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = path_id(&id, "project_id")?;
-    principal.require_role(Role::Admin, PROJECT)?;
+    principal.require(Role::Admin, Scope::ProjectsWrite, PROJECT)?;
     if !state.store.delete_project(&principal.scope(), id, &audit).await? {
         return Err(AppError::not_found(PROJECT));
     }
@@ -158,6 +160,7 @@ async fn list_tasks(
     Path(id): Path<String>,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
+    principal.require(Role::User, Scope::ProjectsRead, TASK)?;
     let project_id = path_id(&id, "project_id")?;
     params.allow_only(&["limit", "cursor", "status", "assignee_id"])?;
     let page = params.page()?;
@@ -182,7 +185,7 @@ async fn create_task(
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
     let project_id = path_id(&id, "project_id")?;
-    principal.require_role(Role::Developer, TASK)?;
+    principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
     let scope = principal.scope();
     let task = task_from_create(&body, scope.tenant_id(), project_id, principal.user_id)?;
     state.store.create_task(&scope, &task, &audit).await?;
@@ -194,6 +197,7 @@ async fn get_task(
     principal: Principal,
     Path((project_id, task_id)): Path<(String, String)>,
 ) -> AppResult<Json<Value>> {
+    principal.require(Role::User, Scope::ProjectsRead, TASK)?;
     let (project_id, task_id) = task_path(&project_id, &task_id)?;
     let task = state
         .store
@@ -212,7 +216,7 @@ async fn update_task(
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
     let (project_id, task_id) = task_path(&project_id, &task_id)?;
-    principal.require_role(Role::Developer, TASK)?;
+    principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
     let changes = task_changes(&body)?;
     let scope = principal.scope();
     let task = if changes.is_empty() {
@@ -230,7 +234,7 @@ async fn delete_task(
     Path((project_id, task_id)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     let (project_id, task_id) = task_path(&project_id, &task_id)?;
-    principal.require_role(Role::Admin, TASK)?;
+    principal.require(Role::Admin, Scope::ProjectsWrite, TASK)?;
     if !state.store.delete_task(&principal.scope(), project_id, task_id, &audit).await? {
         return Err(AppError::not_found(TASK));
     }

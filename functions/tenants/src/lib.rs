@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
-    auth::{Principal, Role, TenantScope},
+    auth::{Principal, Role, Scope, TenantScope},
     domain::plans::{effective_limits, quota_status},
     domain::tenant::{
         STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in, tenant_from_create,
@@ -105,6 +105,7 @@ async fn list_tenants(
 }
 
 async fn my_tenant(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    principal.require(Role::User, Scope::TenantRead, RESOURCE)?;
     let (tenant, _) = load(&state, &principal.scope()).await?;
     Ok(Json(tenant.to_body()))
 }
@@ -115,6 +116,7 @@ async fn get_tenant(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.scope_for(tenant_id(&id)?, RESOURCE)?;
+    principal.require(Role::User, Scope::TenantRead, RESOURCE)?;
     let (tenant, _) = load(&state, &scope).await?;
     Ok(Json(tenant.to_body()))
 }
@@ -128,7 +130,7 @@ async fn update_tenant(
 ) -> AppResult<Json<Value>> {
     let id = tenant_id(&id)?;
     let scope = principal.scope_for(id, RESOURCE)?;
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::TenantWrite, RESOURCE)?;
     let restricted = platform_only_fields_in(&body);
     if !restricted.is_empty() && !principal.platform_admin {
         return Err(AppError::insufficient_permissions(
@@ -186,6 +188,7 @@ async fn delete_tenant(
 
 /// Seed 000's usage: what the tenant uses against its plan's limits.
 async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+    principal.require(Role::User, Scope::TenantRead, "tenant_usage")?;
     let (tenant, usage) = load(&state, &principal.scope()).await?;
     let limits = effective_limits(&tenant);
     let limit = |l: Option<i64>| l.map_or(json!("unlimited"), |v| json!(v));
@@ -224,7 +227,7 @@ async fn tenant_stats(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.scope_for(tenant_id(&id)?, RESOURCE)?;
-    principal.require_role(Role::Admin, "tenant_stats")?;
+    principal.require(Role::Admin, Scope::TenantRead, "tenant_stats")?;
     let (tenant, usage) = load(&state, &scope).await?;
     let percentage = |used: i64, max: i64| {
         if max > 0 { (used as f64 * 10_000.0 / max as f64).round() / 100.0 } else { 0.0 }

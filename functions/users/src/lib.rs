@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
-    auth::{Principal, Role, TenantScope, invitation::InvitationToken, password},
+    auth::{Principal, Role, Scope, TenantScope, invitation::InvitationToken, password},
     domain::{
         plans::Quota,
         user::{User, rules},
@@ -96,7 +96,7 @@ async fn list_users(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
     params.allow_only(&["limit", "cursor", "role", "is_active", "search"])?;
     let page = params.page()?;
     let filters = params.as_object();
@@ -116,7 +116,7 @@ async fn create_user(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let mut f = Fields::new(&body);
     f.reject_unknown(&["email", "password", "first_name", "last_name", "role"]);
     let email = f.email("email", Need::Required);
@@ -163,7 +163,7 @@ async fn invite_users(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let mut f = Fields::new(&body);
     f.reject_unknown(&["emails", "role"]);
     let role = f.one_of("role", Need::Optional, ROLES).map(role_of).unwrap_or(Role::User);
@@ -219,7 +219,7 @@ async fn invite_users(
 }
 
 async fn list_invitations(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
     let invitations = state.store.list_invitations(&principal.scope()).await?;
     Ok(Json(json!({"data": invitations.iter().map(|i| i.to_body()).collect::<Vec<_>>(), "next_cursor": null})))
 }
@@ -232,7 +232,7 @@ async fn resend_invitation(
     audit: AuditContext,
     Path(email): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let email = email.to_ascii_lowercase();
     let scope = principal.scope();
     let token = InvitationToken::generate(scope.tenant_id(), &email);
@@ -252,7 +252,7 @@ async fn revoke_invitation(
     audit: AuditContext,
     Path(email): Path<String>,
 ) -> AppResult<StatusCode> {
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let scope = principal.scope();
     match state.store.revoke_invitation(&scope, &email.to_ascii_lowercase(), &audit).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
@@ -267,8 +267,10 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     let id = user_id(&id)?;
-    if id != principal.user_id {
-        principal.require_role(Role::Admin, RESOURCE)?;
+    // Everyone may read themself; a key's creator is not the key.
+    let reads_self = id == principal.user_id && principal.api_key_id().is_none();
+    if !reads_self {
+        principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
     }
     let user = state.store.get_user(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found("user"))?;
     Ok(Json(user.to_body()))
@@ -294,9 +296,12 @@ async fn update_user(
         is_active: f.boolean("is_active", Need::Optional),
     };
     f.finish()?;
-    let manages_others = changes.role.is_some() || changes.is_active.is_some() || id != principal.user_id;
+    let manages_others = changes.role.is_some()
+        || changes.is_active.is_some()
+        || id != principal.user_id
+        || principal.api_key_id().is_some();
     if manages_others {
-        principal.require_role(Role::Admin, RESOURCE)?;
+        principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     }
     let scope = principal.scope();
     let target = state.store.get_user(&scope, id).await?.ok_or_else(|| AppError::not_found("user"))?;
@@ -331,7 +336,7 @@ async fn delete_user(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = user_id(&id)?;
-    principal.require_role(Role::Admin, RESOURCE)?;
+    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     if id == principal.user_id {
         return Err(AppError::forbidden("cannot_delete_self", "you cannot delete your own account")
             .with_details(json!({"user_id": id})));

@@ -7,7 +7,16 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{error::AppError, state::AppState};
+use super::{
+    api_key::{self, KeyEnvironment},
+    scopes::Scope,
+};
+use crate::{
+    error::AppError,
+    rate_limit::RateSlot,
+    state::AppState,
+    store::api_keys::{KeyState, StoredKey},
+};
 
 /// Tenant roles, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,8 +59,18 @@ impl Role {
     }
 }
 
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A person's access token, from a session.
+    Session { session_id: Uuid },
+    /// An API key: it may do what its scopes name, with the admin role at most.
+    ApiKey { key_id: Uuid, scopes: Vec<Scope>, environment: KeyEnvironment },
+}
+
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The person, or for an API key the person who created it.
     pub user_id: Uuid,
     /// The tenant the caller acts in: their own, or for a platform admin the
     /// one named by `X-Tenant-ID`.
@@ -60,11 +79,16 @@ pub struct Principal {
     pub home_tenant_id: Uuid,
     pub role: Role,
     pub platform_admin: bool,
-    pub session_id: Uuid,
+    pub credential: Credential,
     pub email: Option<String>,
 }
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The role an API key acts with: enough for every tenant route a scope
+/// opens, never owner-only actions.
+pub const API_KEY_ROLE: Role = Role::Admin;
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
@@ -73,16 +97,24 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(principal.clone());
         }
-        let token = bearer_token(parts)?;
-        let claims = state.verifier.verify(token)?;
-        let mut principal = Principal {
-            user_id: claims.sub,
-            tenant_id: claims.tid,
-            home_tenant_id: claims.tid,
-            role: claims.role,
-            platform_admin: claims.padm,
-            session_id: claims.sid,
-            email: claims.email,
+        let (mut principal, stored_key) = match presented_credential(parts)? {
+            Presented::ApiKey(secret) => {
+                let (principal, stored) = authenticate_api_key(state, secret).await?;
+                (principal, Some(stored))
+            }
+            Presented::AccessToken(token) => {
+                let claims = state.verifier.verify(token)?;
+                let principal = Principal {
+                    user_id: claims.sub,
+                    tenant_id: claims.tid,
+                    home_tenant_id: claims.tid,
+                    role: claims.role,
+                    platform_admin: claims.padm,
+                    credential: Credential::Session { session_id: claims.sid },
+                    email: claims.email,
+                };
+                (principal, None)
+            }
         };
         if let Some(raw) = parts.headers.get(TENANT_HEADER) {
             let requested = raw
@@ -104,16 +136,95 @@ impl FromRequestParts<AppState> for Principal {
                 principal.tenant_id = requested;
             }
         }
+        count_request(state, parts, &principal, stored_key.as_ref()).await?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
 }
 
+enum Presented<'a> {
+    AccessToken(&'a str),
+    ApiKey(&'a str),
+}
+
+/// `X-API-Key: <key>`, or `Authorization: Bearer <key or access token>`.
+fn presented_credential(parts: &Parts) -> Result<Presented<'_>, AppError> {
+    if let Some(value) = parts.headers.get(API_KEY_HEADER) {
+        let key = value.to_str().map_err(|_| AppError::invalid_token("the X-API-Key header is malformed"))?.trim();
+        return Ok(Presented::ApiKey(key));
+    }
+    let token = bearer_token(parts)?;
+    Ok(if api_key::looks_like_key(token) { Presented::ApiKey(token) } else { Presented::AccessToken(token) })
+}
+
+/// One GetItem: the key the secret names, if its hash matches and it is
+/// neither revoked nor expired. Which of those failed is only told once the
+/// hash matched, so a guess learns nothing.
+async fn authenticate_api_key(state: &AppState, secret: &str) -> Result<(Principal, StoredKey), AppError> {
+    let invalid = || AppError::invalid_token("the API key is not valid");
+    let presented = api_key::parse(secret).ok_or_else(invalid)?;
+    // Trusted only after the hash below matches: the ids come from the caller.
+    let scope = TenantScope::trusted_internal(presented.tenant_id);
+    let stored = state.store.api_key_for_auth(&scope, presented.key_id).await?.ok_or_else(invalid)?;
+    let now = crate::domain::now();
+    let hash = api_key::hash(secret);
+    let matches = api_key::hashes_match(&hash, &stored.secret_hash)
+        || stored
+            .previous_secret
+            .as_ref()
+            .is_some_and(|(old, until)| *until > now && api_key::hashes_match(&hash, old));
+    if !matches || stored.key.environment != presented.environment || stored.key.tenant_id != presented.tenant_id {
+        return Err(invalid());
+    }
+    match stored.key.state(now) {
+        KeyState::Active => {}
+        KeyState::Revoked => return Err(AppError::invalid_token("the API key has been revoked")),
+        KeyState::Expired => {
+            return Err(AppError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "token_expired",
+                format!("the API key expired at {}", stored.key.expires_at.as_deref().unwrap_or("?")),
+            ));
+        }
+    }
+    let key = &stored.key;
+    let principal = Principal {
+        user_id: Uuid::parse_str(&key.created_by).unwrap_or(Uuid::nil()),
+        tenant_id: key.tenant_id,
+        home_tenant_id: key.tenant_id,
+        role: API_KEY_ROLE,
+        platform_admin: false,
+        credential: Credential::ApiKey { key_id: key.id, scopes: key.scopes.clone(), environment: key.environment },
+        email: None,
+    };
+    Ok((principal, stored))
+}
+
+/// Counts the request against the caller's limit (one write) and leaves the
+/// status for the response headers; over the limit is 429.
+async fn count_request(
+    state: &AppState,
+    parts: &Parts,
+    principal: &Principal,
+    stored_key: Option<&StoredKey>,
+) -> Result<(), AppError> {
+    let home = principal.home_scope();
+    let limit = state.store.tenant_rate_limit(&home).await?;
+    let now = crate::domain::now();
+    let status = match stored_key {
+        Some(stored) => state.store.record_api_key_use(&home, stored, limit, now).await?,
+        None => state.store.record_user_request(&home, principal.user_id, limit, now).await?,
+    };
+    if let Some(slot) = parts.extensions.get::<RateSlot>() {
+        slot.set(status.clone());
+    }
+    if status.allowed { Ok(()) } else { Err(status.refusal()) }
+}
+
 fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
-    let header = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| AppError::unauthorized("authentication is required: send Authorization: Bearer <token>"))?;
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
+        AppError::unauthorized("authentication is required: send Authorization: Bearer <token> or X-API-Key: <key>")
+    })?;
     let value = header.to_str().map_err(|_| AppError::invalid_token("the Authorization header is malformed"))?;
     let (scheme, token) = value
         .split_once(' ')
@@ -136,9 +247,63 @@ impl Principal {
         if self.platform_admin { "platform_admin" } else { self.role.as_str() }
     }
 
+    /// Every route's declaration of what it needs: a person needs `role` (in
+    /// their own tenant; a platform admin holds every role everywhere), an
+    /// API key needs `scope` (403 `insufficient_scope` naming it).
+    pub fn require(&self, role: Role, scope: Scope, resource: &str) -> Result<(), AppError> {
+        match &self.credential {
+            Credential::Session { .. } => self.require_role(role, resource),
+            Credential::ApiKey { scopes, .. } => {
+                if !scopes.contains(&scope) {
+                    return Err(AppError::forbidden(
+                        "insufficient_scope",
+                        format!("this API key lacks the scope {}", scope.as_str()),
+                    )
+                    .with_details(serde_json::json!({
+                        "required_scope": scope.as_str(),
+                        "granted_scopes": scopes,
+                        "resource": resource,
+                    })));
+                }
+                self.require_role(role, resource)
+            }
+        }
+    }
+
+    /// For routes only a signed-in person may use (sessions, API key
+    /// management): an API key is refused whatever its scopes. Returns the
+    /// session the access token belongs to.
+    pub fn require_session(&self, resource: &str) -> Result<Uuid, AppError> {
+        match &self.credential {
+            Credential::Session { session_id } => Ok(*session_id),
+            Credential::ApiKey { .. } => Err(AppError::forbidden(
+                "insufficient_permissions",
+                "this route needs a signed-in user; API keys cannot use it",
+            )
+            .with_details(serde_json::json!({
+                "required": "user_session",
+                "current": "api_key",
+                "resource": resource,
+            }))),
+        }
+    }
+
+    /// A signed-in person with at least `role`: for routes no API key may use.
+    pub fn require_person(&self, role: Role, resource: &str) -> Result<(), AppError> {
+        self.require_session(resource)?;
+        self.require_role(role, resource)
+    }
+
+    pub fn api_key_id(&self) -> Option<Uuid> {
+        match &self.credential {
+            Credential::ApiKey { key_id, .. } => Some(*key_id),
+            Credential::Session { .. } => None,
+        }
+    }
+
     /// Tenant roles apply inside the caller's own tenant; a platform admin
     /// holds every role everywhere.
-    pub fn require_role(&self, required: Role, resource: &str) -> Result<(), AppError> {
+    fn require_role(&self, required: Role, resource: &str) -> Result<(), AppError> {
         if self.platform_admin || (self.tenant_id == self.home_tenant_id && self.role.at_least(required)) {
             Ok(())
         } else {
@@ -151,8 +316,9 @@ impl Principal {
         }
     }
 
+    /// Platform administration: people only (no key is ever a platform admin).
     pub fn require_platform_admin(&self, resource: &str) -> Result<PlatformAdmin, AppError> {
-        if self.platform_admin {
+        if self.platform_admin && matches!(self.credential, Credential::Session { .. }) {
             Ok(PlatformAdmin { _private: () })
         } else {
             Err(AppError::insufficient_permissions(
@@ -227,7 +393,7 @@ mod tests {
             home_tenant_id: tenant,
             role,
             platform_admin,
-            session_id: Uuid::now_v7(),
+            credential: Credential::Session { session_id: Uuid::now_v7() },
             email: None,
         }
     }

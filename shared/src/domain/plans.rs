@@ -22,6 +22,8 @@ pub struct Plan {
     pub name: &'static str,
     pub monthly_price: Option<i64>,
     pub limits: Limits,
+    /// Requests per minute, per API key and per user (rate_limit.rs).
+    pub requests_per_minute: i64,
 }
 
 /// The catalogue. Professional's figures are seed 000's; the others follow
@@ -37,6 +39,7 @@ pub const CATALOGUE: &[Plan] = &[
             api_calls_monthly: Some(10_000),
             ai_requests_monthly: Some(1_000),
         },
+        requests_per_minute: 100,
     },
     Plan {
         name: "professional",
@@ -48,6 +51,7 @@ pub const CATALOGUE: &[Plan] = &[
             api_calls_monthly: Some(1_000_000),
             ai_requests_monthly: Some(100_000),
         },
+        requests_per_minute: 1_000,
     },
     Plan {
         name: "enterprise",
@@ -59,8 +63,9 @@ pub const CATALOGUE: &[Plan] = &[
             api_calls_monthly: None,
             ai_requests_monthly: Some(10_000_000),
         },
+        requests_per_minute: 5_000,
     },
-    Plan { name: "enterprise_custom", monthly_price: None, limits: Limits::UNLIMITED },
+    Plan { name: "enterprise_custom", monthly_price: None, limits: Limits::UNLIMITED, requests_per_minute: 10_000 },
 ];
 
 impl Limits {
@@ -89,6 +94,18 @@ pub fn effective_limits(tenant: &Tenant) -> Limits {
     }
     limits.users = Some(tenant.max_users);
     limits
+}
+
+/// The tenant's requests per minute per API key and per user: its plan's,
+/// or `custom_limits.requests_per_minute` when set.
+pub fn requests_per_minute(tenant: &Tenant) -> i64 {
+    tenant
+        .custom_limits
+        .as_ref()
+        .and_then(|custom| custom.get("requests_per_minute"))
+        .and_then(Value::as_i64)
+        .filter(|limit| *limit > 0)
+        .unwrap_or(plan(&tenant.plan).requests_per_minute)
 }
 
 /// The quotas enforced where usage grows.

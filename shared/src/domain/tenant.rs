@@ -267,7 +267,11 @@ fn custom_limits_field(f: &mut Fields<'_>) -> Option<Value> {
     const KEYS: &[&str] = &["projects", "storage_gb", "api_calls_monthly", "ai_requests_monthly"];
     let obj = f.object("custom_limits", Need::Optional)?;
     let mut inner = Fields::nested("custom_limits", obj);
-    inner.reject_unknown(KEYS);
+    let mut known = KEYS.to_vec();
+    known.push("requests_per_minute");
+    inner.reject_unknown(&known);
+    // A rate limit is always a number: "unlimited" would let one caller flood the table.
+    inner.integer("requests_per_minute", Need::Optional, 1, 1_000_000);
     for key in KEYS {
         match obj.get(*key) {
             Some(Value::String(s)) if s == "unlimited" => {}

@@ -237,10 +237,10 @@ impl Store {
         Ok(self.change_credits(scope, CreditKind::Grant, amount, reason, None, audit).await?)
     }
 
-    /// Takes `amount` credits and answers the balance after, or
-    /// [`CreditError::Insufficient`] when the balance is below `amount`
-    /// (nothing changes). With a `reference`, a repeat changes nothing and
-    /// answers the first spend's balance after.
+    /// Takes `amount` credits and answers the ledger entry (with the balance
+    /// after), or [`CreditError::Insufficient`] when the balance is below
+    /// `amount` (nothing changes). With a `reference`, a repeat changes
+    /// nothing and answers the first spend's entry.
     pub async fn spend_credits(
         &self,
         scope: &TenantScope,
@@ -248,9 +248,8 @@ impl Store {
         reason: &str,
         reference: Option<&str>,
         audit: &AuditContext,
-    ) -> Result<i64, CreditError> {
-        let entry = self.change_credits(scope, CreditKind::Spend, amount, reason, reference, audit).await?;
-        Ok(entry.balance_after)
+    ) -> Result<LedgerEntry, CreditError> {
+        self.change_credits(scope, CreditKind::Spend, amount, reason, reference, audit).await
     }
 
     /// Gives `amount` credits back, once per `reference` (a repeat, even a

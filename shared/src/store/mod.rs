@@ -4,9 +4,11 @@
 //! `T#<tenant>#` partitions hold everything a tenant owns; `SLUG#`/`EMAIL#`
 //! items claim unique values; GSI1 lists all tenants, GSI2 a tenant's children.
 
+pub mod api_keys;
 pub mod audit_log;
 pub mod credits;
 mod cursor;
+pub mod idempotency;
 pub mod members;
 pub mod projects;
 pub mod quota;

@@ -293,7 +293,12 @@ impl Store {
                 .send()
                 .await;
             match result {
-                Ok(_) => return Ok(Some(new)),
+                Ok(_) => {
+                    // This process enforces a new plan's rate limit at once;
+                    // others within the cache's TTL.
+                    crate::rate_limit::remember_limit(new.id, crate::domain::plans::requests_per_minute(&new));
+                    return Ok(Some(new));
+                }
                 Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
                 Err(err) => return Err(err.into()),
             }

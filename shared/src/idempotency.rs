@@ -1,0 +1,276 @@
+//! The `Idempotency-Key` layer: one place that makes every authenticated POST
+//! (creating or spending) safe to retry.
+//!
+//! - Same key, same body (and path): the first response (status and body) is
+//!   replayed for 24 hours, marked `Idempotent-Replayed: true`.
+//! - Same key, different body or path: 422 `idempotency_key_reused`.
+//! - Same key while the first request still runs: the retry waits for it up
+//!   to [`WAIT_FOR_FIRST`], then 409 `idempotency_key_in_use`.
+//! - Keys belong to the caller (user or API key) within the tenant.
+//! - 5xx and 429 answers are not kept: nothing happened, a retry may run.
+//!
+//! The claim, the handler and the storing of the response run on their own
+//! task, so a caller who hangs up (a client timeout) cannot cancel them
+//! halfway: the request finishes and stores its response for the retry. If the process itself dies mid-request the claim's lease
+//! ([`LEASE_SECONDS`], longer than any function timeout) lets a retry run it
+//! again afterwards.
+//!
+//! Stored bodies are sealed with AES-256-GCM under a key derived from the
+//! platform secret and the idempotency key itself: a response that showed a
+//! secret once (a new API key, an invitation token) can be replayed to the
+//! caller who holds the idempotency key, and reads as noise in the table.
+//!
+//! `/v1/auth/*` (register, login, refresh, logout, invitation acceptance) is
+//! outside the layer: those are public or session endpoints with their own
+//! protections (unique emails, rotating tokens, one-time invitations).
+
+use std::time::Duration;
+
+use aes_gcm::{
+    Aes256Gcm, Key, Nonce,
+    aead::{Aead, KeyInit},
+};
+use axum::{
+    body::Body,
+    extract::{FromRequestParts, Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    AppState,
+    auth::Principal,
+    error::{AppError, AppResult},
+    store::idempotency::{STATE_COMPLETED, SealedResponse, record_key},
+};
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// How long a response is replayed.
+pub const KEEP_SECONDS: i64 = 24 * 3600;
+/// How long a claim holds before a retry may take it over: past every
+/// function's timeout, so only a dead request loses its claim.
+pub const LEASE_SECONDS: i64 = 300;
+/// How long a retry waits for the first request to finish.
+pub const WAIT_FOR_FIRST: Duration = Duration::from_secs(5);
+const MAX_KEY_CHARS: usize = 255;
+/// API Gateway's own payload ceiling.
+const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+/// Responses larger than this are answered but not kept (an item holds 400 KB).
+const MAX_KEPT_RESPONSE_BYTES: usize = 300 * 1024;
+
+/// Middleware (see the module docs).
+pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || request.uri().path().starts_with("/v1/auth/") {
+        return next.run(request).await;
+    }
+    let Some(raw) = request.headers().get(HEADER).cloned() else {
+        return next.run(request).await;
+    };
+    // Everything from the claim to storing the response runs on its own
+    // task: a caller who hangs up makes the server drop this future, and a
+    // claim dropped halfway would block retries until its lease ran out.
+    let task = tokio::spawn(crate::http::in_current_request(guarded(state, raw, request, next)));
+    match task.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => err.into_response(),
+        Err(err) => AppError::internal(anyhow::anyhow!("the request task failed: {err}")).into_response(),
+    }
+}
+
+fn valid_key(raw: &HeaderValue) -> AppResult<String> {
+    let key = raw.to_str().ok().map(str::trim).unwrap_or_default();
+    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AppError::invalid_field(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_KEY_CHARS} visible ASCII characters (a UUID is a good choice)"),
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What makes two requests "the same": method, path and exact body bytes.
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(method.as_str().as_bytes());
+    hash.update(b" ");
+    hash.update(path.as_bytes());
+    hash.update(b"\n");
+    hash.update(body);
+    hex(&hash.finalize())
+}
+
+/// The sealing key of one record: only a request presenting the same
+/// idempotency key, for the same caller, can rebuild it.
+fn seal_key(secret: &str, tenant: &str, caller: &str, idempotency_key: &str) -> AppResult<[u8; 32]> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(AppError::internal)?;
+    mac.update(b"idempotency-response-v1\n");
+    for part in [tenant, caller, idempotency_key] {
+        mac.update(part.as_bytes());
+        mac.update(b"\n");
+    }
+    Ok(mac.finalize().into_bytes().into())
+}
+
+fn seal(key: &[u8; 32], plaintext: &[u8]) -> AppResult<([u8; 12], Vec<u8>)> {
+    let mut nonce = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let sealed = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
+        .encrypt(&Nonce::from(nonce), plaintext)
+        .map_err(|_| AppError::internal(anyhow::anyhow!("sealing a response failed")))?;
+    Ok((nonce, sealed))
+}
+
+fn open(key: &[u8; 32], nonce: &[u8], sealed: &[u8]) -> AppResult<Vec<u8>> {
+    let nonce: [u8; 12] =
+        nonce.try_into().map_err(|_| AppError::internal(anyhow::anyhow!("stored response has a bad nonce")))?;
+    Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
+        .decrypt(&Nonce::from(nonce), sealed)
+        .map_err(|_| AppError::internal(anyhow::anyhow!("a stored response did not open")))
+}
+
+fn reused() -> AppError {
+    AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request; use a new key for a new request",
+    )
+}
+
+fn in_use() -> AppError {
+    AppError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+    )
+}
+
+async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next) -> AppResult<Response> {
+    let idempotency_key = valid_key(&raw)?;
+    let (mut parts, body) = request.into_parts();
+    let principal = Principal::from_request_parts(&mut parts, &state).await?;
+    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| {
+        AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+    })?;
+    let fingerprint = fingerprint(&parts.method, parts.uri.path(), &bytes);
+    let scope = principal.scope();
+    let caller = match principal.api_key_id() {
+        Some(key_id) => format!("K#{key_id}"),
+        None => format!("U#{}", principal.user_id),
+    };
+    let key = record_key(&scope, &caller, &hex(&Sha256::digest(idempotency_key.as_bytes())));
+    let sealing = seal_key(state.config.require_cursor_secret()?, &scope.pk(), &caller, &idempotency_key)?;
+    let lock = uuid::Uuid::new_v4().to_string();
+
+    let waited_since = tokio::time::Instant::now();
+    loop {
+        let now = chrono::Utc::now().timestamp();
+        if state.store.claim_idempotency_key(key.clone(), &fingerprint, &lock, now, LEASE_SECONDS, KEEP_SECONDS).await?
+        {
+            break;
+        }
+        match state.store.get_idempotency_record(key.clone()).await? {
+            // Expired and deleted between the two calls: claim again.
+            None => continue,
+            Some(record) if record.fingerprint != fingerprint => return Err(reused()),
+            Some(record) if record.state == STATE_COMPLETED => return replay(&record, &sealing),
+            Some(_) if waited_since.elapsed() >= WAIT_FOR_FIRST => return Err(in_use()),
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    Ok(keep(&state, key, &lock, &sealing, response).await)
+}
+
+/// Stores the response for replays (or gives the key back) and returns it.
+async fn keep(
+    state: &AppState,
+    key: crate::store::Item,
+    lock: &str,
+    sealing: &[u8; 32],
+    response: Response,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            tracing::error!(error = %err, "reading a response body failed");
+            let _ = state.store.release_idempotency_key(key, lock).await;
+            return AppError::internal(anyhow::anyhow!("response body")).into_response();
+        }
+    };
+    let status = parts.status;
+    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+    let outcome = if retryable || bytes.len() > MAX_KEPT_RESPONSE_BYTES {
+        state.store.release_idempotency_key(key, lock).await
+    } else {
+        match seal(sealing, &bytes) {
+            Ok((nonce, sealed)) => {
+                let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                let stored = SealedResponse { status: status.as_u16(), content_type, nonce: &nonce, sealed: &sealed };
+                state.store.complete_idempotency_key(key, lock, stored).await
+            }
+            Err(err) => Err(err),
+        }
+    };
+    if let Err(err) = outcome {
+        // The change itself happened; a retry within the lease gets 409, after
+        // it runs again. Loud, because that is the case this layer exists for.
+        tracing::error!(error = %err, "storing the idempotent response failed");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn replay(record: &crate::store::idempotency::IdempotencyRecord, sealing: &[u8; 32]) -> AppResult<Response> {
+    let (Some(status), Some(nonce), Some(sealed)) = (record.status, &record.body_nonce, &record.body_sealed) else {
+        return Err(AppError::internal(anyhow::anyhow!("a completed idempotency record without its response")));
+    };
+    let body = open(sealing, nonce, sealed)?;
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).map_err(AppError::internal)?;
+    if let Some(content_type) = record.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    }
+    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_body_opens_only_with_its_own_key() {
+        let key = seal_key("s".repeat(32).as_str(), "T#1#", "U#2", "key-1").expect("key");
+        let other = seal_key("s".repeat(32).as_str(), "T#1#", "U#2", "key-2").expect("key");
+        let (nonce, sealed) = seal(&key, b"{\"secret\":\"sk_live_x\"}").expect("seal");
+        assert!(!sealed.windows(7).any(|w| w == b"sk_live"));
+        assert_eq!(open(&key, &nonce, &sealed).expect("open"), b"{\"secret\":\"sk_live_x\"}");
+        assert!(open(&other, &nonce, &sealed).is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_covers_method_path_and_body() {
+        let a = fingerprint(&Method::POST, "/v1/projects", b"{\"name\":\"a\"}");
+        assert_eq!(a, fingerprint(&Method::POST, "/v1/projects", b"{\"name\":\"a\"}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/projects", b"{\"name\":\"b\"}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/users", b"{\"name\":\"a\"}"));
+    }
+
+    #[test]
+    fn keys_must_be_short_visible_ascii() {
+        assert!(valid_key(&HeaderValue::from_static("6f1c0d9e-2b7a-4c1e-9f00-1a2b3c4d5e6f")).is_ok());
+        assert!(valid_key(&HeaderValue::from_static("")).is_err());
+        assert!(valid_key(&HeaderValue::from_static("two words")).is_err());
+        assert!(valid_key(&HeaderValue::from_str(&"k".repeat(256)).expect("header")).is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! Request rate limits, per API key and per user, by the tenant's plan.
+//!
+//! A fixed one-minute window, counted in DynamoDB so that every Lambda
+//! instance (and every local server process) shares it: one conditional
+//! UpdateItem per request adds one to the caller's count for the current
+//! window unless it already reached the limit. The update is the only write a
+//! request pays for its limit (for an API key the same update also records
+//! `last_used_at` and the usage count). A fixed window lets a caller send up
+//! to twice the limit across a window boundary; the alternatives (sliding
+//! logs, token buckets) need a read before the write or several writes, and
+//! the limit is a guard against floods, not a billing meter.
+//!
+//! Every authenticated response carries the seeds' `X-RateLimit-Limit`,
+//! `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds) and the IETF
+//! draft's `RateLimit-Policy: "<policy>";q=<limit>;w=60` and
+//! `RateLimit: "<policy>";r=<remaining>;t=<seconds to reset>`; a request over
+//! the limit is 429 `rate_limited` with `Retry-After`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::Request,
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::Response,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+pub const WINDOW_SECONDS: i64 = 60;
+
+/// Who a count belongs to; also the policy name in the IETF headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    ApiKey,
+    User,
+}
+
+impl Subject {
+    pub fn policy(self) -> &'static str {
+        match self {
+            Subject::ApiKey => "api_key",
+            Subject::User => "user",
+        }
+    }
+}
+
+/// The window `now` (epoch seconds) falls in: its start and when it resets.
+pub fn window_start(now: i64) -> i64 {
+    now - now.rem_euclid(WINDOW_SECONDS)
+}
+
+/// Where a caller stands after a request was counted (or refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateStatus {
+    pub subject: Subject,
+    pub limit: i64,
+    pub remaining: i64,
+    /// Epoch seconds at which the window resets.
+    pub reset_at: i64,
+    pub now: i64,
+    pub allowed: bool,
+}
+
+impl RateStatus {
+    /// `count` is the caller's count in the window including this request
+    /// when it was allowed; for a refused one it is the limit.
+    pub fn new(subject: Subject, limit: i64, count: i64, now: i64, allowed: bool) -> Self {
+        Self {
+            subject,
+            limit,
+            remaining: (limit - count).max(0),
+            reset_at: window_start(now) + WINDOW_SECONDS,
+            now,
+            allowed,
+        }
+    }
+
+    pub fn seconds_to_reset(&self) -> i64 {
+        (self.reset_at - self.now).max(1)
+    }
+
+    pub fn headers(&self) -> Vec<(HeaderName, String)> {
+        let policy = self.subject.policy();
+        vec![
+            (HeaderName::from_static("x-ratelimit-limit"), self.limit.to_string()),
+            (HeaderName::from_static("x-ratelimit-remaining"), self.remaining.to_string()),
+            (HeaderName::from_static("x-ratelimit-reset"), self.reset_at.to_string()),
+            (HeaderName::from_static("ratelimit-policy"), format!("\"{policy}\";q={};w={WINDOW_SECONDS}", self.limit)),
+            (
+                HeaderName::from_static("ratelimit"),
+                format!("\"{policy}\";r={};t={}", self.remaining, self.seconds_to_reset()),
+            ),
+        ]
+    }
+
+    /// API.md's 429 for a refused request.
+    pub fn refusal(&self) -> AppError {
+        let retry_after = self.seconds_to_reset();
+        let err = AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("rate limit of {} requests per minute reached; retry in {retry_after} s", self.limit),
+        )
+        .with_details(json!({
+            "limit": self.limit,
+            "window_seconds": WINDOW_SECONDS,
+            "retry_after_seconds": retry_after,
+            "reset_at": self.reset_at,
+            "policy": self.subject.policy(),
+        }));
+        match HeaderValue::from_str(&retry_after.to_string()) {
+            Ok(value) => err.with_header(header::RETRY_AFTER, value),
+            Err(_) => err,
+        }
+    }
+}
+
+/// Filled by the `Principal` extractor, read on the way out by
+/// [`rate_limit_headers`]: the extractor runs deep inside the handler, the
+/// headers belong on whatever response leaves.
+#[derive(Clone, Default)]
+pub struct RateSlot(Arc<Mutex<Option<RateStatus>>>);
+
+impl RateSlot {
+    pub fn set(&self, status: RateStatus) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(status);
+        }
+    }
+
+    fn take(&self) -> Option<RateStatus> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Middleware: gives each request a slot and copies its status into the
+/// response headers (successes, errors and the 429 alike).
+pub async fn rate_limit_headers(mut request: Request, next: Next) -> Response {
+    let slot = RateSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    if let Some(status) = slot.take() {
+        for (name, value) in status.headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
+    response
+}
+
+/// Each tenant's requests-per-minute, cached per warm process so that the
+/// limit costs no read per request. A plan change reaches every instance
+/// within [`LIMIT_CACHE_TTL`].
+pub const LIMIT_CACHE_TTL: Duration = Duration::from_secs(60);
+
+pub(crate) fn cached_limit(tenant_id: Uuid) -> Option<i64> {
+    let cache = limit_cache().lock().ok()?;
+    cache.get(&tenant_id).filter(|(_, at)| at.elapsed() < LIMIT_CACHE_TTL).map(|(limit, _)| *limit)
+}
+
+pub(crate) fn remember_limit(tenant_id: Uuid, limit: i64) {
+    if let Ok(mut cache) = limit_cache().lock() {
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(tenant_id, (limit, Instant::now()));
+    }
+}
+
+fn limit_cache() -> &'static Mutex<HashMap<Uuid, (i64, Instant)>> {
+    static CACHE: OnceLock<Mutex<HashMap<Uuid, (i64, Instant)>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_aligned_minutes() {
+        assert_eq!(window_start(1_700_000_000), 1_699_999_980);
+        assert_eq!(window_start(1_699_999_980), 1_699_999_980);
+        assert_eq!(window_start(1_700_000_039), 1_700_000_040 - 60);
+    }
+
+    #[test]
+    fn headers_carry_the_seed_and_ietf_fields() {
+        let status = RateStatus::new(Subject::ApiKey, 100, 58, 1_699_999_990, true);
+        let headers: HashMap<String, String> =
+            status.headers().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+        assert_eq!(headers["x-ratelimit-limit"], "100");
+        assert_eq!(headers["x-ratelimit-remaining"], "42");
+        assert_eq!(headers["x-ratelimit-reset"], "1700000040");
+        assert_eq!(headers["ratelimit-policy"], "\"api_key\";q=100;w=60");
+        assert_eq!(headers["ratelimit"], "\"api_key\";r=42;t=50");
+    }
+
+    #[test]
+    fn a_refusal_is_429_with_retry_after() {
+        let status = RateStatus::new(Subject::User, 10, 10, 1_700_000_039, false);
+        let err = status.refusal();
+        assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.code(), "rate_limited");
+        assert_eq!(status.seconds_to_reset(), 1);
+        assert_eq!(status.remaining, 0);
+    }
+}

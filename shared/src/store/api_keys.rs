@@ -1,0 +1,421 @@
+//! API keys (seed 004), in their tenant's partition, and the per-request
+//! accounting of a key's use.
+//!
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | key | `T#<tenant>#` | `APIKEY#<key>` | metadata, `secret_hash` (SHA-256), during a rotation's grace `previous_secret_hash` + `previous_secret_expires_at`, usage `usage_count` + `last_used_at`, and the rate-limit count of the current window as `rl_<window start>` |
+//!
+//! Authentication is one GetItem: the presented secret names its tenant and
+//! key id (auth/api_key.rs), and its SHA-256 must match the stored hash.
+//! Accounting is one UpdateItem on the same item: it adds one to the count of
+//! the current window unless the limit is reached, bumps `usage_count`, sets
+//! `last_used_at`, and removes the counts of past windows the read saw, so
+//! the item never grows. It is conditioned on the key still being unrevoked,
+//! so a revocation that lands between the read and the write wins.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    operation::update_item::UpdateItemError,
+    types::{ReturnValue, TransactWriteItem, Update},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_item};
+use crate::{
+    audit::{AuditContext, Change},
+    auth::{
+        TenantScope,
+        api_key::{KeyEnvironment, NewSecret},
+        scopes::Scope,
+    },
+    domain::rfc3339,
+    error::{AppError, AppResult},
+    http::PageRequest,
+    rate_limit::{RateStatus, Subject, window_start},
+};
+
+pub const API_KEY_RESOURCE: &str = "api_key";
+const SK_PREFIX: &str = "APIKEY#";
+const WINDOW_ATTR_PREFIX: &str = "rl_";
+
+fn key_of(scope: &TenantScope, key_id: Uuid) -> Item {
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("{SK_PREFIX}{key_id}")))])
+}
+
+/// A key as stored and shown: never its secret or hash (those attributes are
+/// not fields here, so no code path can serialise them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub environment: KeyEnvironment,
+    /// `sk_live_` or `sk_test_`: with `last_four`, how people recognise a key.
+    pub prefix: String,
+    pub last_four: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    // Absent rather than NULL when unset: conditions test `attribute_not_exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    #[serde(default)]
+    pub usage_count: i64,
+}
+
+/// Why a stored key cannot be used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Revoked => "revoked",
+            KeyState::Expired => "expired",
+        }
+    }
+}
+
+impl ApiKey {
+    pub fn state(&self, now: chrono::DateTime<chrono::Utc>) -> KeyState {
+        if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.as_deref().and_then(parse_time).is_some_and(|at| at <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+
+    pub fn to_body(&self) -> Value {
+        let mut body = serde_json::to_value(self).unwrap_or(Value::Null);
+        for field in ["expires_at", "revoked_at", "rotated_at", "last_used_at"] {
+            if body.get(field).is_none() {
+                body[field] = Value::Null;
+            }
+        }
+        body["status"] = json!(self.state(crate::domain::now()).as_str());
+        body
+    }
+}
+
+fn parse_time(value: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// A key read for authentication: the key, its hashes, and the names of the
+/// window counts it carries (so the accounting update can remove old ones).
+pub struct StoredKey {
+    pub key: ApiKey,
+    pub secret_hash: String,
+    /// The hash a rotation replaced, and until when it is still accepted.
+    pub previous_secret: Option<(String, chrono::DateTime<chrono::Utc>)>,
+    window_attrs: Vec<String>,
+}
+
+impl StoredKey {
+    fn from_item(item: Item) -> AppResult<Self> {
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let secret_hash = text("secret_hash").ok_or_else(|| AppError::internal(anyhow::anyhow!("key without hash")))?;
+        let previous_secret = match (text("previous_secret_hash"), text("previous_secret_expires_at")) {
+            (Some(hash), Some(until)) => parse_time(&until).map(|until| (hash, until)),
+            _ => None,
+        };
+        let window_attrs = item.keys().filter(|k| k.starts_with(WINDOW_ATTR_PREFIX)).cloned().collect();
+        Ok(Self { key: from_item(item)?, secret_hash, previous_secret, window_attrs })
+    }
+}
+
+impl Store {
+    /// Stores a new key (its hash only) with its audit entry.
+    pub async fn create_api_key(
+        &self,
+        scope: &TenantScope,
+        key: &ApiKey,
+        secret: &NewSecret,
+        audit: &AuditContext,
+    ) -> AppResult<()> {
+        let retention = self.audit_retention(scope).await?;
+        let mut item = to_item(key)?;
+        item.extend(key_of(scope, key.id));
+        item.insert("secret_hash".into(), s(&secret.hash));
+        let writes = vec![
+            put_new(self, item)?,
+            self.audit_put(scope, audit, Change::created(API_KEY_RESOURCE, key.id, key.to_body()), retention)?,
+        ];
+        self.client.transact_write_items().set_transact_items(Some(writes)).send().await?;
+        Ok(())
+    }
+
+    pub async fn get_api_key(&self, scope: &TenantScope, key_id: Uuid) -> AppResult<Option<ApiKey>> {
+        self.get_as(key_of(scope, key_id)).await
+    }
+
+    /// The key a presented secret names, with what authentication compares.
+    pub async fn api_key_for_auth(&self, scope: &TenantScope, key_id: Uuid) -> AppResult<Option<StoredKey>> {
+        self.get_item(key_of(scope, key_id)).await?.map(StoredKey::from_item).transpose()
+    }
+
+    /// The tenant's keys, newest first (ids are UUIDv7), one page.
+    pub async fn list_api_keys(
+        &self,
+        scope: &TenantScope,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<ApiKey>, Option<String>)> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s(SK_PREFIX))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        let context = format!("api_keys|{}", scope.pk());
+        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
+        let keys = items.into_iter().map(from_item).collect::<AppResult<Vec<ApiKey>>>()?;
+        Ok((keys, cursor))
+    }
+
+    /// Revokes the key at once (every later request with it is 401). Revoking
+    /// a revoked key changes nothing and answers it as it is.
+    pub async fn revoke_api_key(
+        &self,
+        scope: &TenantScope,
+        key_id: Uuid,
+        audit: &AuditContext,
+    ) -> AppResult<Option<ApiKey>> {
+        let Some(old) = self.get_api_key(scope, key_id).await? else {
+            return Ok(None);
+        };
+        if old.revoked_at.is_some() {
+            return Ok(Some(old));
+        }
+        let now = rfc3339(crate::domain::now());
+        let mut new = old.clone();
+        new.revoked_at = Some(now.clone());
+        new.updated_at = now.clone();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(scope, key_id)))
+            .update_expression("SET revoked_at = :now, updated_at = :now REMOVE previous_secret_hash")
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":now", s(&now))
+            .build()
+            .map_err(AppError::internal)?;
+        let entry = self.audit_put(
+            scope,
+            audit,
+            Change::updated(API_KEY_RESOURCE, key_id, json!({"status": "active"}), json!({"status": "revoked"})),
+            self.audit_retention(scope).await?,
+        )?;
+        match self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(entry)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Some(new)),
+            // Revoked (or deleted) by a concurrent request: answer what is there now.
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
+                self.get_api_key(scope, key_id).await
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Gives the key a new secret; the old one stops working at once, or at
+    /// `old_valid_until` when a grace period was asked for. Conditioned on the
+    /// hash it replaces, so of two concurrent rotations one wins and the other
+    /// is a 409.
+    pub async fn rotate_api_key(
+        &self,
+        scope: &TenantScope,
+        key_id: Uuid,
+        secret: &NewSecret,
+        old_valid_until: Option<chrono::DateTime<chrono::Utc>>,
+        audit: &AuditContext,
+    ) -> AppResult<Option<ApiKey>> {
+        let Some(current) = self.api_key_for_auth(scope, key_id).await? else {
+            return Ok(None);
+        };
+        let now_time = crate::domain::now();
+        let state = current.key.state(now_time);
+        if state != KeyState::Active {
+            return Err(AppError::conflict(format!("a {} key cannot be rotated; create a new one", state.as_str()))
+                .with_details(json!({"status": state.as_str()})));
+        }
+        let now = rfc3339(now_time);
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_of(scope, key_id)))
+            .condition_expression("secret_hash = :old AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":old", s(&current.secret_hash))
+            .expression_attribute_values(":new", s(&secret.hash))
+            .expression_attribute_values(":four", s(&secret.last_four))
+            .expression_attribute_values(":now", s(&now));
+        update = match old_valid_until {
+            Some(until) => update
+                .update_expression(
+                    "SET secret_hash = :new, last_four = :four, rotated_at = :now, updated_at = :now, \
+                     previous_secret_hash = :old, previous_secret_expires_at = :until",
+                )
+                .expression_attribute_values(":until", s(rfc3339(until))),
+            None => update.update_expression(
+                "SET secret_hash = :new, last_four = :four, rotated_at = :now, updated_at = :now \
+                 REMOVE previous_secret_hash, previous_secret_expires_at",
+            ),
+        };
+        let update = update.build().map_err(AppError::internal)?;
+        let mut new = current.key.clone();
+        new.last_four = secret.last_four.clone();
+        new.rotated_at = Some(now.clone());
+        new.updated_at = now;
+        let entry = self.audit_put(
+            scope,
+            audit,
+            Change::updated(
+                API_KEY_RESOURCE,
+                key_id,
+                json!({"last_four": current.key.last_four}),
+                json!({"last_four": new.last_four, "old_secret_valid_until": old_valid_until.map(rfc3339)}),
+            ),
+            self.audit_retention(scope).await?,
+        )?;
+        match self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(entry)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Some(new)),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
+                Err(AppError::conflict("the key was rotated or revoked by another request"))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Counts one request of an authenticated key against `limit` per window,
+    /// recording its use: exactly one write. A refused request (over the
+    /// limit, or the key revoked since it was read) records nothing.
+    pub async fn record_api_key_use(
+        &self,
+        scope: &TenantScope,
+        stored: &StoredKey,
+        limit: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<RateStatus> {
+        let epoch = now.timestamp();
+        let current = format!("{WINDOW_ATTR_PREFIX}{}", window_start(epoch));
+        let mut expression = "SET #cur = if_not_exists(#cur, :zero) + :one, last_used_at = :now \
+                              ADD usage_count :one"
+            .to_owned();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(scope, stored.key.id)))
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(revoked_at) AND (attribute_not_exists(#cur) OR #cur < :limit)")
+            .expression_attribute_names("#cur", &current)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .return_values(ReturnValue::UpdatedNew);
+        let stale: Vec<&String> = stored.window_attrs.iter().filter(|a| **a != current).collect();
+        if !stale.is_empty() {
+            let names: Vec<String> = (0..stale.len()).map(|i| format!("#old{i}")).collect();
+            expression.push_str(&format!(" REMOVE {}", names.join(", ")));
+            for (name, attr) in names.iter().zip(stale) {
+                update = update.expression_attribute_names(name, attr);
+            }
+        }
+        match update.update_expression(expression).send().await {
+            Ok(output) => {
+                let count = output.attributes.as_ref().map(|a| number_attr(a, &current)).unwrap_or(1);
+                Ok(RateStatus::new(Subject::ApiKey, limit, count, epoch, true))
+            }
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                // Revoked in the meantime: the next request sees it; this one
+                // is refused like an over-limit one rather than served.
+                Ok(RateStatus::new(Subject::ApiKey, limit, limit, epoch, false))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Counts one request of a signed-in user against `limit` per window: one
+    /// UpdateItem on a per-window item that DynamoDB's TTL deletes later.
+    pub async fn record_user_request(
+        &self,
+        scope: &TenantScope,
+        user_id: Uuid,
+        limit: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<RateStatus> {
+        let epoch = now.timestamp();
+        let window = window_start(epoch);
+        let key = HashMap::from([
+            ("PK".to_owned(), s(scope.pk())),
+            ("SK".to_owned(), s(format!("RATE#USER#{user_id}#{window}"))),
+        ]);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression("ADD #count :one SET expires_at = :ttl")
+            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+            .expression_attribute_names("#count", "request_count")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            // Two windows later, so a clock skew between instances cannot
+            // delete a live count; TTL deletion itself lags by up to days.
+            .expression_attribute_values(":ttl", n(window + 3 * crate::rate_limit::WINDOW_SECONDS))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let count = output.attributes.as_ref().map(|a| number_attr(a, "request_count")).unwrap_or(1);
+                Ok(RateStatus::new(Subject::User, limit, count, epoch, true))
+            }
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(RateStatus::new(Subject::User, limit, limit, epoch, false))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The tenant's requests per minute, cached per warm process.
+    pub async fn tenant_rate_limit(&self, scope: &TenantScope) -> AppResult<i64> {
+        if let Some(limit) = crate::rate_limit::cached_limit(scope.tenant_id()) {
+            return Ok(limit);
+        }
+        let (tenant, _) =
+            self.get_tenant(scope).await?.ok_or_else(|| AppError::unauthorized("the tenant no longer exists"))?;
+        let limit = crate::domain::plans::requests_per_minute(&tenant);
+        crate::rate_limit::remember_limit(tenant.id, limit);
+        Ok(limit)
+    }
+}
