@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance bench (docs/performance.md): builds the three functions'
+# The performance bench (docs/performance.md): builds the measured functions'
 # release binaries, the local server (its `seed-admin` makes the platform admin)
 # and the bench; starts a private local stack (its own port and state dir, so
 # `make run` and `make test` are untouched, fresh for each function); runs every
@@ -24,7 +24,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
 # no-op when up to date). The local server and the bench only drive and
 # measure, so they stay in the debug profile the tests already build. Separate
 # commands so each reuses the artifacts of the usual builds of that package.
-cargo build --release --locked -p auth -p tenants -p tenant-provisioner
+cargo build --release --locked -p auth -p tenants -p api-keys -p tenant-provisioner
 cargo build --locked -p local
 cargo build --locked -p bench
 

@@ -70,6 +70,53 @@ impl Samples {
         with_bearer(with_body(event, &body)?, token)
     }
 
+    /// `PATCH /v1/tenants/{id}` with `body` (the list sample, on another path).
+    pub fn patch_tenant(&self, token: &str, tenant_id: &str, body: &Value) -> Result<Value> {
+        let path = format!("/v1/tenants/{tenant_id}");
+        let mut event = on_path(self.load("tenants-list.json")?, &path, "ANY /v1/tenants/{proxy+}", tenant_id)?;
+        if let Some(object) = event.as_object_mut() {
+            object.remove("queryStringParameters");
+        }
+        set(&mut event, &["rawQueryString"], json!(""))?;
+        set(&mut event, &["requestContext", "http", "method"], json!("PATCH"))?;
+        set(&mut event, &["headers", "content-type"], json!("application/json"))?;
+        with_bearer(with_body(event, body)?, token)
+    }
+
+    /// `GET /v1/tenants/me` authenticated by an API key (`X-API-Key`).
+    pub fn my_tenant_with_key(&self, secret: &str) -> Result<Value> {
+        let mut event = self.my_tenant("unused")?;
+        if let Some(headers) = event["headers"].as_object_mut() {
+            headers.remove("authorization");
+        }
+        set(&mut event, &["headers", "x-api-key"], json!(secret))?;
+        Ok(event)
+    }
+
+    /// `POST /v1/api-keys`, the sample's body and a fresh Idempotency-Key.
+    pub fn create_api_key(&self, token: &str) -> Result<Value> {
+        let mut event = self.load("api-keys-create.json")?;
+        set(&mut event, &["headers", "idempotency-key"], json!(Uuid::new_v4().to_string()))?;
+        with_bearer(fresh_request_id(event)?, token)
+    }
+
+    /// `GET /v1/api-keys` (the create sample as a GET without a body).
+    pub fn list_api_keys(&self, token: &str) -> Result<Value> {
+        let mut event = self.load("api-keys-create.json")?;
+        set(&mut event, &["routeKey"], json!("GET /v1/api-keys"))?;
+        set(&mut event, &["requestContext", "routeKey"], json!("GET /v1/api-keys"))?;
+        set(&mut event, &["requestContext", "http", "method"], json!("GET"))?;
+        set(&mut event, &["headers", "content-length"], json!("0"))?;
+        if let Some(object) = event.as_object_mut() {
+            object.remove("body");
+        }
+        if let Some(headers) = event["headers"].as_object_mut() {
+            headers.remove("idempotency-key");
+            headers.remove("content-type");
+        }
+        with_bearer(fresh_request_id(event)?, token)
+    }
+
     /// An SQS batch of one `tenant.created` for this tenant; `receive_count` > 1
     /// is a redelivery.
     pub fn tenant_created(&self, tenant_id: Uuid, slug: &str, receive_count: u32) -> Result<Value> {

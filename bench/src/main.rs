@@ -34,7 +34,7 @@ use crate::{
 const USAGE: &str = "\
 usage: bench --env-file PATH [options]
 
-Runs auth, tenants and tenant-provisioner (release binaries) under a local Lambda
+Runs auth, tenants, api-keys and tenant-provisioner (release binaries) under a local Lambda
 Runtime API against the local stack described by the env file that
 `infra/stack.sh up` prints, and prints markdown tables.
 
@@ -147,7 +147,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 3] = ["auth", "tenants", "tenant-provisioner"];
+const FUNCTIONS: [&str; 4] = ["auth", "tenants", "api-keys", "tenant-provisioner"];
 
 /// The credentials and region Lambda gives every function.
 const AWS_ENV: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
@@ -301,6 +301,7 @@ impl Bench {
         let admin = Account::new("admin", &self.run);
         let auth = self.spec("auth", AUTH_ENV)?;
         let tenants = self.spec("tenants", TENANTS_ENV)?;
+        let api_keys = self.spec("api-keys", TENANTS_ENV)?;
         let provisioner = self.spec("tenant-provisioner", &[])?;
         let mut reports = Vec::new();
         let mut set_up = false;
@@ -312,16 +313,21 @@ impl Bench {
                 (set_up, created) = (false, Vec::new());
             }
             if !set_up {
-                self.set_up(&auth, &user, &admin).await?;
+                self.set_up(&auth, &tenants, &user, &admin).await?;
                 set_up = true;
             }
             let mut report = match function {
                 "auth" => self.bench_auth(&auth, &user).await?,
                 "tenants" => {
                     let (user_token, admin_token) = self.sign_in(&auth, &user, &admin).await?;
-                    let (report, made) = self.bench_tenants(&tenants, &user_token, &admin_token).await?;
+                    let key = self.api_key(&api_keys, &user_token).await?;
+                    let (report, made) = self.bench_tenants(&tenants, &user_token, &admin_token, &key).await?;
                     created = made;
                     report
+                }
+                "api-keys" => {
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    self.bench_api_keys(&api_keys, &user_token).await?
                 }
                 _ => {
                     if created.is_empty() {
@@ -338,13 +344,48 @@ impl Bench {
 
     /// The platform admin (`local seed-admin`) and the bench user (sign-up
     /// through the auth binary) in the current stack.
-    async fn set_up(&self, auth: &FunctionSpec, user: &Account, admin: &Account) -> Result<()> {
+    /// The user's tenant goes on a custom plan without a practical rate limit:
+    /// the bench measures latency, and the free plan's 100 requests a minute
+    /// would refuse most of its invocations.
+    async fn set_up(&self, auth: &FunctionSpec, tenants: &FunctionSpec, user: &Account, admin: &Account) -> Result<()> {
         progress("setup: platform admin through `local seed-admin`".into());
         self.seed_admin(admin).await?;
         progress("setup: registering the bench user through the auth binary".into());
         let register = self.samples.register(&user.email, &user.password, &format!("Bench {}", self.run))?;
-        self.once(auth, vec![(register, Expect::Http(201))]).await?;
+        let registered = self.once(auth, vec![(register, Expect::Http(201))]).await?;
+        let tenant_id =
+            registered.first().and_then(|b| b["user"]["tenant_id"].as_str()).context("register gave no tenant id")?;
+        let (_, admin_token) = self.sign_in(auth, user, admin).await?;
+        progress("setup: lifting the bench tenant's rate limit through the tenants binary".into());
+        let unlimited = serde_json::json!({
+            "plan": "enterprise_custom",
+            "custom_limits": {"requests_per_minute": 1_000_000},
+        });
+        let patch = self.samples.patch_tenant(&admin_token, tenant_id, &unlimited)?;
+        self.once(tenants, vec![(patch, Expect::Http(200))]).await?;
         Ok(())
+    }
+
+    /// Untimed: an API key (scope tenant:read) of the bench user's tenant.
+    async fn api_key(&self, api_keys: &FunctionSpec, user_token: &str) -> Result<String> {
+        progress("setup: an API key through the api-keys binary".into());
+        let created = self.once(api_keys, vec![(self.samples.create_api_key(user_token)?, Expect::Http(201))]).await?;
+        let secret = created.first().and_then(|b| b["secret"].as_str()).context("no secret in the create answer")?;
+        Ok(secret.to_owned())
+    }
+
+    /// Cold starts with a key creation as first request; warm creations (each
+    /// with a fresh Idempotency-Key) and lists.
+    async fn bench_api_keys(&self, api_keys: &FunctionSpec, user_token: &str) -> Result<FunctionReport> {
+        let creates = (0..self.options.spawns).map(|_| self.samples.create_api_key(user_token));
+        let (cold, _) =
+            self.cold(api_keys, "POST /v1/api-keys", Expect::Http(201), creates.collect::<Result<_>>()?).await?;
+        let warm_kinds = vec![
+            self.kind("GET /v1/api-keys", Expect::Http(200), || self.samples.list_api_keys(user_token))?,
+            self.kind("POST /v1/api-keys", Expect::Http(201), || self.samples.create_api_key(user_token))?,
+        ];
+        let (warm, _) = self.warm(api_keys, warm_kinds).await?;
+        self.report(api_keys, cold, warm)
     }
 
     /// Untimed: the tenants a provisioner run needs when no tenants run made them.
@@ -444,6 +485,7 @@ impl Bench {
         tenants: &FunctionSpec,
         user_token: &str,
         admin_token: &str,
+        api_key: &str,
     ) -> Result<(FunctionReport, Vec<(Uuid, String)>)> {
         let creates = (0..self.options.spawns).map(|i| self.samples.create_tenant(admin_token, &self.slug("c", i)));
         let (cold, cold_created) =
@@ -451,6 +493,9 @@ impl Bench {
         let mut i = 0;
         let warm_kinds = vec![
             self.kind("GET /v1/tenants/me", Expect::Http(200), || self.samples.my_tenant(user_token))?,
+            self.kind("GET /v1/tenants/me (X-API-Key)", Expect::Http(200), || {
+                self.samples.my_tenant_with_key(api_key)
+            })?,
             self.kind("POST /v1/tenants", Expect::Http(201), || {
                 i += 1;
                 self.samples.create_tenant(admin_token, &self.slug("w", i))
@@ -459,7 +504,7 @@ impl Bench {
         let (warm, warm_bodies) = self.warm(tenants, warm_kinds).await?;
         let created = cold_created
             .iter()
-            .chain(warm_bodies.get(1).into_iter().flatten())
+            .chain(warm_bodies.get(2).into_iter().flatten())
             .map(tenant_of)
             .collect::<Result<_>>()?;
         Ok((self.report(tenants, cold, warm)?, created))
