@@ -172,8 +172,8 @@ const TENANTS_ENV: &[&str] =
 const MOTO_NOTE: &str = "\
 > **Every latency that involves AWS goes through moto**, not DynamoDB: ~4.5 ms per call on an idle
 > machine (it closes the connection after each call), one call at a time behind a global lock (no
-> queueing here: the bench sends one request at a time), and a `TransactWriteItems` that copies the
-> whole table once per item in the transaction, so it slows down as the table grows during the run.
+> queueing here: the bench sends one request at a time). moto's own `TransactWriteItems` copies the
+> whole table per item for its rollback; infra/moto_server.py backs up only the touched items instead.
 > DynamoDB in-region answers in single-digit ms over a kept-alive TLS connection. \"of which in moto\"
 > is the median time an invocation waited on its AWS calls; latency minus that is roughly the
 > function's own time. Percentiles are nearest-rank.

@@ -156,27 +156,44 @@ pub async fn rate_limit_headers(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Each tenant's requests-per-minute, cached per warm process so that the
-/// limit costs no read per request. A plan change reaches every instance
-/// within [`LIMIT_CACHE_TTL`].
-pub const LIMIT_CACHE_TTL: Duration = Duration::from_secs(60);
-
-pub(crate) fn cached_limit(tenant_id: Uuid) -> Option<i64> {
-    let cache = limit_cache().lock().ok()?;
-    cache.get(&tenant_id).filter(|(_, at)| at.elapsed() < LIMIT_CACHE_TTL).map(|(limit, _)| *limit)
+/// What every authenticated request needs to know about its tenant: its
+/// requests per minute and whether it may be used at all. Cached per warm
+/// process so that it costs no read per request; a change reaches every
+/// instance within [`POLICY_CACHE_TTL`] (at once in the process that made it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantPolicy {
+    pub requests_per_minute: i64,
+    /// False for an inactive or suspended tenant: its API keys are refused.
+    pub usable: bool,
 }
 
-pub(crate) fn remember_limit(tenant_id: Uuid, limit: i64) {
-    if let Ok(mut cache) = limit_cache().lock() {
-        if cache.len() > 10_000 {
-            cache.clear();
+impl TenantPolicy {
+    pub fn of(tenant: &crate::domain::tenant::Tenant) -> Self {
+        Self {
+            requests_per_minute: crate::domain::plans::requests_per_minute(tenant),
+            usable: tenant.status != "inactive" && tenant.status != "suspended",
         }
-        cache.insert(tenant_id, (limit, Instant::now()));
     }
 }
 
-fn limit_cache() -> &'static Mutex<HashMap<Uuid, (i64, Instant)>> {
-    static CACHE: OnceLock<Mutex<HashMap<Uuid, (i64, Instant)>>> = OnceLock::new();
+pub const POLICY_CACHE_TTL: Duration = Duration::from_secs(60);
+
+pub(crate) fn cached_policy(tenant_id: Uuid) -> Option<TenantPolicy> {
+    let cache = policy_cache().lock().ok()?;
+    cache.get(&tenant_id).filter(|(_, at)| at.elapsed() < POLICY_CACHE_TTL).map(|(policy, _)| *policy)
+}
+
+pub(crate) fn remember_policy(tenant_id: Uuid, policy: TenantPolicy) {
+    if let Ok(mut cache) = policy_cache().lock() {
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(tenant_id, (policy, Instant::now()));
+    }
+}
+
+fn policy_cache() -> &'static Mutex<HashMap<Uuid, (TenantPolicy, Instant)>> {
+    static CACHE: OnceLock<Mutex<HashMap<Uuid, (TenantPolicy, Instant)>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 

@@ -345,3 +345,21 @@ async fn changes_made_with_a_key_are_audited_as_the_key() {
     assert_eq!(keys.body["data"][0]["action"], "create");
     assert!(!keys.body.to_string().contains(random_tail(&key.secret)));
 }
+
+#[tokio::test]
+async fn a_deactivated_tenants_keys_stop_working() {
+    let owner = register_owner().await;
+    let key = create_api_key(&owner.access_token, &["tenant:read"]).await;
+    get("/v1/tenants/me").api_key(&key.secret).send().await.expect(200);
+    let admin = platform_admin_token().await;
+    delete(&format!("/v1/tenants/{}", owner.tenant_id)).token(&admin).send().await.expect(204);
+    get("/v1/tenants/me").api_key(&key.secret).send().await.expect_error(403, "tenant_inactive");
+    // Reactivated, they work again.
+    patch(&format!("/v1/tenants/{}", owner.tenant_id))
+        .token(&admin)
+        .json(&json!({"status": "active"}))
+        .send()
+        .await
+        .expect(200);
+    get("/v1/tenants/me").api_key(&key.secret).send().await.expect(200);
+}

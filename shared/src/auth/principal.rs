@@ -209,9 +209,15 @@ async fn count_request(
     stored_key: Option<&StoredKey>,
 ) -> Result<(), AppError> {
     let home = principal.home_scope();
-    let limit = state.store.tenant_rate_limit(&home).await?;
+    let policy = state.store.tenant_policy(&home).await?;
+    let limit = policy.requests_per_minute;
     let now = crate::domain::now();
     let status = match stored_key {
+        // A key has no expiry of its own to end it when its tenant is
+        // deactivated (an access token lives 15 minutes and login refuses).
+        Some(_) if !policy.usable => {
+            return Err(AppError::forbidden("tenant_inactive", "the tenant of this API key is not active"));
+        }
         Some(stored) => state.store.record_api_key_use(&home, stored, limit, now).await?,
         None => state.store.record_user_request(&home, principal.user_id, limit, now).await?,
     };

@@ -34,7 +34,7 @@ use crate::{
     domain::rfc3339,
     error::{AppError, AppResult},
     http::PageRequest,
-    rate_limit::{RateStatus, Subject, window_start},
+    rate_limit::{RateStatus, Subject, TenantPolicy, cached_policy, remember_policy, window_start},
 };
 
 pub const API_KEY_RESOURCE: &str = "api_key";
@@ -407,15 +407,15 @@ impl Store {
         }
     }
 
-    /// The tenant's requests per minute, cached per warm process.
-    pub async fn tenant_rate_limit(&self, scope: &TenantScope) -> AppResult<i64> {
-        if let Some(limit) = crate::rate_limit::cached_limit(scope.tenant_id()) {
-            return Ok(limit);
+    /// The tenant's rate limit and usability, cached per warm process.
+    pub async fn tenant_policy(&self, scope: &TenantScope) -> AppResult<TenantPolicy> {
+        if let Some(policy) = cached_policy(scope.tenant_id()) {
+            return Ok(policy);
         }
         let (tenant, _) =
             self.get_tenant(scope).await?.ok_or_else(|| AppError::unauthorized("the tenant no longer exists"))?;
-        let limit = crate::domain::plans::requests_per_minute(&tenant);
-        crate::rate_limit::remember_limit(tenant.id, limit);
-        Ok(limit)
+        let policy = TenantPolicy::of(&tenant);
+        remember_policy(tenant.id, policy);
+        Ok(policy)
     }
 }

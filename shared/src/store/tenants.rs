@@ -296,7 +296,7 @@ impl Store {
                 Ok(_) => {
                     // This process enforces a new plan's rate limit at once;
                     // others within the cache's TTL.
-                    crate::rate_limit::remember_limit(new.id, crate::domain::plans::requests_per_minute(&new));
+                    crate::rate_limit::remember_policy(new.id, crate::rate_limit::TenantPolicy::of(&new));
                     return Ok(Some(new));
                 }
                 Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
@@ -359,7 +359,12 @@ impl Store {
                 .send()
                 .await;
             match result {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    let mut inactive = old;
+                    inactive.status = "inactive".into();
+                    crate::rate_limit::remember_policy(inactive.id, crate::rate_limit::TenantPolicy::of(&inactive));
+                    return Ok(true);
+                }
                 Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
                 Err(err) => return Err(err.into()),
             }
