@@ -17,6 +17,8 @@ pub struct Config {
     pub cursor_secret: Option<String>,
     /// Local mode relaxes what only matters on the internet (https-only URLs).
     pub local_mode: bool,
+    /// The bucket of customer photos and try-on results (functions that touch blobs).
+    pub blob_bucket_name: Option<String>,
 }
 
 pub const EVENT_SOURCE: &str = "saas.platform";
@@ -32,6 +34,7 @@ impl Config {
             jwt_private_key_pem: inline_or_file("JWT_PRIVATE_KEY")?,
             cursor_secret: inline_or_file("CURSOR_SECRET")?,
             local_mode: optional("LOCAL_MODE").is_some_and(|v| v == "true" || v == "1"),
+            blob_bucket_name: optional("BLOB_BUCKET_NAME"),
         })
     }
 

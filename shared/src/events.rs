@@ -70,6 +70,38 @@ impl EventPublisher {
         Ok(())
     }
 
+    /// Publishes many events, ten per PutEvents call (its limit). Fails if
+    /// any entry was refused (entries before it may have gone out: consumers
+    /// are idempotent).
+    pub async fn publish_all(&self, events: &[DomainEvent]) -> Result<()> {
+        for chunk in events.chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|event| {
+                    Ok(aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                        .event_bus_name(&self.bus_name)
+                        .source(EVENT_SOURCE)
+                        .detail_type(&event.event_type)
+                        .detail(serde_json::to_string(event)?)
+                        .build())
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let output = self
+                .client
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", aws_sdk_eventbridge::error::DisplayErrorContext(&e)))
+                .context("PutEvents failed")?;
+            if output.failed_entry_count() > 0 {
+                let reason = output.entries().iter().filter_map(|e| e.error_message()).collect::<Vec<_>>().join("; ");
+                bail!("EventBridge refused {} events: {reason}", output.failed_entry_count());
+            }
+        }
+        Ok(())
+    }
+
     /// Publishes an event about a change that has already committed. Failing
     /// the request now would misreport the change, so the failure is logged;
     /// `tenant.created` is also re-driven by the provisioning sweep.

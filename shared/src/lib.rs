@@ -1,6 +1,6 @@
 //! Everything the functions share. Layout:
 //! - `config`: settings from the environment, read once per cold start.
-//! - `aws`: the SDK clients, built from one `SdkConfig`.
+//! - `aws`: the SDK clients, built from one `SdkConfig`; `blobs`: the S3 bucket.
 //! - `error`: the one error type and the API.md error body.
 //! - `http`: request ids, JSON extraction, list parameters, health.
 //! - `validate`: field-by-field body validation.
@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod auth;
 pub mod aws;
+pub mod blobs;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -17,6 +17,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub events: EventPublisher,
+    pub blobs: crate::blobs::Blobs,
     pub verifier: Arc<TokenVerifier>,
     /// Present only where tokens are issued (the auth function).
     pub signer: Option<Arc<TokenSigner>>,
@@ -46,6 +47,7 @@ impl AppState {
         Ok(Self {
             store: Store::new(clients.dynamodb.clone(), config.table_name.clone()).with_cursors(cursors),
             events: EventPublisher::new(clients.eventbridge.clone(), config.event_bus_name.clone()),
+            blobs: crate::blobs::Blobs::new(clients.s3.clone(), config.blob_bucket_name.clone()),
             verifier: Arc::new(verifier),
             signer,
             config: Arc::new(config),

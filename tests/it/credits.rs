@@ -105,7 +105,7 @@ async fn a_hundred_concurrent_spends_against_37_credits_give_exactly_37() {
                 assert_eq!((balance, cost), (0, 1));
                 refused += 1;
             }
-            Err(CreditError::Other(e)) => panic!("unexpected failure: {e:?}"),
+            Err(other) => panic!("unexpected failure: {other:?}"),
         }
     }
     assert_eq!(after.len(), 37, "successes");

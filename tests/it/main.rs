@@ -13,4 +13,5 @@ mod provisioning;
 mod rate_limits;
 mod tenants;
 mod tokens;
+mod tryons;
 mod users;

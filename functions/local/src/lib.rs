@@ -35,7 +35,9 @@ pub fn app(state: AppState) -> Router {
             .merge(projects::routes())
             .merge(users::routes())
             .merge(credits::routes())
-            .merge(api_keys::routes()),
+            .merge(api_keys::routes())
+            .merge(customers::routes())
+            .merge(tryons::routes()),
         state,
     )
 }
@@ -43,6 +45,12 @@ pub fn app(state: AppState) -> Router {
 /// A worker as the poller sees it: a batch in, the failed message ids out.
 pub trait BatchHandler: Send + Sync + 'static {
     fn handle(&self, event: SqsEvent) -> impl std::future::Future<Output = Vec<String>> + Send;
+}
+
+impl<E: tryon_worker::engine::TryOnEngine> BatchHandler for tryon_worker::TryonWorker<E> {
+    async fn handle(&self, event: SqsEvent) -> Vec<String> {
+        self.handle_batch(event).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+    }
 }
 
 impl BatchHandler for Provisioner {
@@ -66,6 +74,15 @@ impl Pollers {
         let provisioner = Arc::new(provisioner);
         handles.push(spawn_poller(clients.sqs.clone(), queue, provisioner.clone()));
         handles.push(spawn_sweeper(provisioner));
+        let queue = std::env::var("QUEUE_URL_TRYON_WORKER").context("QUEUE_URL_TRYON_WORKER is not set")?;
+        let worker = tryon_worker::TryonWorker {
+            store: state.store.clone(),
+            blobs: state.blobs.clone(),
+            events: state.events.clone(),
+            engine: tryon_worker::engine::ConfiguredEngine::from_env()?,
+            garments: tryon_worker::outbound::Fetcher::new(state.config.local_mode)?,
+        };
+        handles.push(spawn_poller(clients.sqs.clone(), queue, Arc::new(worker)));
         Ok(Self { handles })
     }
 

@@ -4,6 +4,7 @@
 pub mod plans;
 pub mod project;
 pub mod tenant;
+pub mod tryon;
 pub mod user;
 
 /// Current time, truncated to milliseconds so stored and returned values match.

@@ -81,6 +81,9 @@ pub enum CreditError {
         balance: i64,
         cost: i64,
     },
+    /// A write the caller made part of the change (e.g. a try-on item moving
+    /// to `cancelled`) failed its condition; nothing changed.
+    PreconditionFailed,
     Other(AppError),
 }
 
@@ -111,6 +114,7 @@ impl From<CreditError> for AppError {
                 format!("this needs {cost} credits and the balance is {balance}"),
             )
             .with_details(json!({ "balance": balance, "cost": cost })),
+            CreditError::PreconditionFailed => AppError::conflict("the change no longer applies; nothing was charged"),
             CreditError::Other(e) => e,
         }
     }
@@ -234,7 +238,7 @@ impl Store {
         reason: &str,
         audit: &AuditContext,
     ) -> AppResult<LedgerEntry> {
-        Ok(self.change_credits(scope, CreditKind::Grant, amount, reason, None, audit).await?)
+        Ok(self.change_credits(scope, CreditKind::Grant, amount, reason, None, audit, &[]).await?)
     }
 
     /// Takes `amount` credits and answers the ledger entry (with the balance
@@ -249,7 +253,36 @@ impl Store {
         reference: Option<&str>,
         audit: &AuditContext,
     ) -> Result<LedgerEntry, CreditError> {
-        self.change_credits(scope, CreditKind::Spend, amount, reason, reference, audit).await
+        self.change_credits(scope, CreditKind::Spend, amount, reason, reference, audit, &[]).await
+    }
+
+    /// A spend made in ONE transaction with `with` (conditions included):
+    /// both happen or neither. The try-on pipeline creates its session this
+    /// way. A failed condition of `with` is [`CreditError::PreconditionFailed`].
+    pub async fn spend_credits_with(
+        &self,
+        scope: &TenantScope,
+        amount: i64,
+        reason: &str,
+        reference: &str,
+        audit: &AuditContext,
+        with: &[TransactWriteItem],
+    ) -> Result<LedgerEntry, CreditError> {
+        self.change_credits(scope, CreditKind::Spend, amount, reason, Some(reference), audit, with).await
+    }
+
+    /// A refund made in one transaction with `with` (an item leaving its
+    /// state, say), once per `reference`.
+    pub async fn refund_credits_with(
+        &self,
+        scope: &TenantScope,
+        amount: i64,
+        reason: &str,
+        reference: &str,
+        audit: &AuditContext,
+        with: &[TransactWriteItem],
+    ) -> Result<LedgerEntry, CreditError> {
+        self.change_credits(scope, CreditKind::Refund, amount, reason, Some(reference), audit, with).await
     }
 
     /// Gives `amount` credits back, once per `reference` (a repeat, even a
@@ -262,9 +295,12 @@ impl Store {
         reference: &str,
         audit: &AuditContext,
     ) -> AppResult<LedgerEntry> {
-        Ok(self.change_credits(scope, CreditKind::Refund, amount, reason, Some(reference), audit).await?)
+        Ok(self.change_credits(scope, CreditKind::Refund, amount, reason, Some(reference), audit, &[]).await?)
     }
 
+    // One private function behind the public grant/spend/refund entry points,
+    // which each pass a subset; a parameter struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     async fn change_credits(
         &self,
         scope: &TenantScope,
@@ -273,6 +309,7 @@ impl Store {
         reason: &str,
         reference: Option<&str>,
         audit: &AuditContext,
+        with: &[TransactWriteItem],
     ) -> Result<LedgerEntry, CreditError> {
         check_amount(amount)?;
         if reference.is_some_and(|r| r.is_empty() || r.len() > 512) {
@@ -336,11 +373,19 @@ impl Store {
                 }),
             };
             writes.push(self.audit_put(scope, audit, change, retention)?);
+            let first_extra = writes.len();
+            writes.extend_from_slice(with);
             let err = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
                 Ok(_) => return Ok(entry),
                 Err(err) => err,
             };
-            match cancellation_codes(&err).map(|codes| cancelled(&codes, marker_index)) {
+            let codes = cancellation_codes(&err);
+            if codes.as_ref().is_some_and(|codes| {
+                codes.iter().skip(first_extra).any(|c| c.as_deref() == Some("ConditionalCheckFailed"))
+            }) {
+                return Err(CreditError::PreconditionFailed);
+            }
+            match codes.map(|codes| cancelled(&codes, marker_index)) {
                 Some(Cancelled::ReferenceUsed) => {
                     let reference = reference.unwrap_or_default();
                     return self.entry_for_reference(scope, kind, reference).await?.ok_or_else(|| {

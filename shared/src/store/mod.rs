@@ -8,12 +8,14 @@ pub mod api_keys;
 pub mod audit_log;
 pub mod credits;
 mod cursor;
+pub mod customers;
 pub mod idempotency;
 pub mod members;
 pub mod projects;
 pub mod quota;
 pub mod sessions;
 pub mod tenants;
+pub mod tryons;
 pub mod users;
 
 use std::collections::HashMap;

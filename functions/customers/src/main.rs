@@ -1,0 +1,6 @@
+//! Lambda entry point of the customers group: wiring only.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::lambda::serve(customers::routes(), shared::state::Signing::VerifyOnly).await
+}

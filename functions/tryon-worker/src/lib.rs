@@ -1,0 +1,183 @@
+//! The tryon-worker: consumes `tryon.item.requested` (EventBridge rule ->
+//! SQS -> this function), renders each cart item through a [`TryOnEngine`],
+//! stores the image in S3 and moves the item (and, with its last item, the
+//! session) to its final state. The provisioner's model (partial batch
+//! failures, idempotent handling, poison messages to the DLQ), plus:
+//! - an item is *claimed* before rendering (conditional `queued ->
+//!   processing` with a lock and a lease), so a redelivered message renders
+//!   nothing twice: it finds the item finished (acknowledged) or held by a
+//!   live lease (retried later); a worker that died mid-render leaves a lease
+//!   that runs out, and the redelivery takes the item over;
+//! - a render that cannot succeed (an input that is not an image, an
+//!   engine refusal) fails the item and refunds its share, in one transaction
+//!   and at most once (store/tryons.rs); trouble with our own infrastructure
+//!   (S3, DynamoDB) is reported as a batch failure and retried instead.
+
+pub mod engine;
+pub mod outbound;
+
+use anyhow::{Context, Result, bail};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use engine::{RenderInput, TryOnEngine};
+use shared::{
+    audit::AuditContext,
+    auth::TenantScope,
+    blobs::Blobs,
+    events::{EventBridgeEnvelope, EventPublisher},
+    store::{
+        Store,
+        tryons::{Claim, TryonItem, TryonSession, result_key},
+    },
+};
+use uuid::Uuid;
+
+/// How this worker appears as the actor of its audit entries.
+const COMPONENT: &str = "tryon-worker";
+/// The event type this worker consumes.
+pub const ITEM_REQUESTED: &str = "tryon.item.requested";
+/// How long a claim holds: twice the function's 30 s timeout, and well under
+/// the queue's 180 s visibility, so a redelivery after a crash finds it run out.
+pub const LEASE_SECONDS: i64 = 60;
+
+pub struct TryonWorker<E> {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub events: EventPublisher,
+    pub engine: E,
+    pub garments: outbound::Fetcher,
+}
+
+/// What handling one message did (for logs and tests).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed(String),
+    /// Finished (completed, failed or cancelled) before this delivery.
+    AlreadyDone,
+}
+
+/// The failure that ends an item (and refunds it) rather than retrying.
+struct ItemFailure(String);
+
+impl<E: TryOnEngine> TryonWorker<E> {
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let results = futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let mut response = SqsBatchResponse::default();
+        for (message, result) in event.records.iter().zip(results) {
+            let id = message.message_id.clone().unwrap_or_default();
+            match result {
+                Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "message handled"),
+                Err(err) => {
+                    tracing::error!(message_id = %id, error = ?err, "message failed; SQS will redeliver it");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        response
+    }
+
+    pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
+        let body = message.body.as_deref().context("message has no body")?;
+        let envelope: EventBridgeEnvelope = serde_json::from_str(body).context("body is not a domain event")?;
+        if envelope.detail_type != ITEM_REQUESTED {
+            bail!("unexpected event type {}", envelope.detail_type);
+        }
+        let data = &envelope.detail.data;
+        let session_id =
+            data["session_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).context("the event has no session_id")?;
+        let index =
+            data["item_index"].as_u64().and_then(|i| u32::try_from(i).ok()).context("the event has no item_index")?;
+        // The event came from our own bus, published after the session committed.
+        let scope = TenantScope::trusted_internal(envelope.detail.tenant_id);
+        self.process(&scope, session_id, index).await
+    }
+
+    #[tracing::instrument(skip(self, scope), fields(tenant_id = %scope.tenant_id()))]
+    pub async fn process(&self, scope: &TenantScope, session_id: Uuid, index: u32) -> Result<Outcome> {
+        let lock = Uuid::new_v4().to_string();
+        let now = chrono::Utc::now().timestamp();
+        let item = match self
+            .store
+            .claim_tryon_item(scope, session_id, index, &lock, now, LEASE_SECONDS)
+            .await
+            .map_err(anyhow_of)?
+        {
+            Claim::Claimed(item) => item,
+            Claim::Finished => return Ok(Outcome::AlreadyDone),
+            Claim::Busy => bail!("item {index} of {session_id} is held by another worker; retrying later"),
+            Claim::Missing => bail!("item {index} of {session_id} does not exist"),
+        };
+        let session = self
+            .store
+            .get_tryon_session(scope, session_id)
+            .await
+            .map_err(anyhow_of)?
+            .context("the item's session does not exist")?;
+        let outcome = match self.render(scope, &session, &item).await? {
+            Ok(image) => {
+                let key = result_key(scope, session_id, index);
+                self.blobs.put(&key, image, "image/png").await.map_err(anyhow_of)?;
+                if !self.store.complete_tryon_item(scope, &item, &lock, &key).await.map_err(anyhow_of)? {
+                    // Our lease ran out and another delivery took the item.
+                    return Ok(Outcome::AlreadyDone);
+                }
+                Outcome::Completed
+            }
+            Err(ItemFailure(reason)) => {
+                tracing::warn!(%session_id, index, %reason, "try-on item failed; refunding its share");
+                let audit = AuditContext::system(COMPONENT);
+                if !self.store.fail_tryon_item(scope, &item, &lock, &reason, &audit).await.map_err(anyhow_of)? {
+                    return Ok(Outcome::AlreadyDone);
+                }
+                Outcome::Failed(reason)
+            }
+        };
+        if let Some(finished) = self.store.finish_tryon_if_done(scope, session_id).await.map_err(anyhow_of)? {
+            self.events.publish_after_commit(&finished.finished_event()).await;
+        }
+        Ok(outcome)
+    }
+
+    /// The rendered image, an [`ItemFailure`] when the inputs or the engine
+    /// make success impossible, or an error to retry.
+    async fn render(
+        &self,
+        scope: &TenantScope,
+        session: &TryonSession,
+        item: &TryonItem,
+    ) -> Result<Result<Vec<u8>, ItemFailure>> {
+        let Some(person) = self.photo_bytes(scope, session.customer_id, session.photo_id).await? else {
+            return Ok(Err(ItemFailure("the customer's photo is gone".into())));
+        };
+        let garment = match (item.garment_photo_id, item.garment_image_url.as_deref()) {
+            (Some(photo_id), _) => match self.photo_bytes(scope, session.customer_id, photo_id).await? {
+                Some(bytes) => bytes,
+                None => return Ok(Err(ItemFailure("the garment photo is gone".into()))),
+            },
+            (None, Some(url)) => match self.garments.fetch(url).await {
+                Ok(bytes) => bytes,
+                Err(err) => return Ok(Err(ItemFailure(format!("the garment image could not be fetched: {err}")))),
+            },
+            (None, None) => return Ok(Err(ItemFailure("the item names no garment".into()))),
+        };
+        let input =
+            RenderInput { person: &person, garment: &garment, quality: session.quality, product_id: &item.product_id };
+        Ok(self.engine.render(input).await.map_err(|e| ItemFailure(e.0)))
+    }
+
+    async fn photo_bytes(&self, scope: &TenantScope, customer_id: Uuid, photo_id: Uuid) -> Result<Option<Vec<u8>>> {
+        let Some(photo) = self.store.get_photo(scope, customer_id, photo_id).await.map_err(anyhow_of)? else {
+            return Ok(None);
+        };
+        self.blobs.get(&photo.object_key).await.map_err(anyhow_of)
+    }
+}
+
+fn anyhow_of(err: shared::AppError) -> anyhow::Error {
+    match err {
+        shared::AppError::Internal(e) => e,
+        other => anyhow::anyhow!("{other}"),
+    }
+}

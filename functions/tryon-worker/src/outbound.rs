@@ -1,0 +1,157 @@
+//! Fetching customer-supplied URLs (garment images) without becoming a way
+//! into our network: https only (outside local mode), no redirects, a time
+//! limit, a size cap, and no connection to a loopback, private, link-local,
+//! carrier-grade NAT, multicast or cloud metadata address. The address check
+//! runs in the resolver the connection uses, so a name that resolves to a
+//! public address when validated and to 169.254.169.254 when fetched (DNS
+//! rebinding) is still refused; IP literals are checked before any request.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_FETCH_BYTES: usize = 10 * 1024 * 1024;
+
+/// True for addresses any internet host may have.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local, incl. AWS's fd00:ec2::254
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0)) // NAT64 prefix itself
+        }
+    }
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, ..] = v4.octets();
+    !(v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local() // 169.254/16, the metadata service included
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || a == 0
+        || (a == 100 && (64..=127).contains(&b)) // carrier-grade NAT
+        || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+        || a >= 240)
+}
+
+/// A resolver that drops every address that is not public.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(format!("{} resolves to no public address", name.as_str()).into());
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    /// Local mode: loopback and plain http allowed (the tests' servers).
+    local_mode: bool,
+}
+
+impl Fetcher {
+    pub fn new(local_mode: bool) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(FETCH_TIMEOUT).redirect(reqwest::redirect::Policy::none());
+        if !local_mode {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        Ok(Self { client: builder.build()?, local_mode })
+    }
+
+    /// The body of `url`, refused when the rules above say so.
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.local_mode => {}
+            other => return Err(format!("{other} URLs are not fetched")),
+        }
+        if !self.local_mode
+            && let Some(host) = parsed.host_str()
+            && let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>()
+            && !is_public(ip)
+        {
+            return Err(format!("{ip} is not a public address"));
+        }
+        let mut response = self.client.get(parsed).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("it answered {}", response.status()));
+        }
+        if response.content_length().is_some_and(|n| n > MAX_FETCH_BYTES as u64) {
+            return Err(format!("it is larger than {MAX_FETCH_BYTES} bytes"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_FETCH_BYTES {
+                return Err(format!("it is larger than {MAX_FETCH_BYTES} bytes"));
+            }
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_pass() {
+        for blocked in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(blocked.parse().expect("ip")), "{blocked} must be refused");
+        }
+        for allowed in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(allowed.parse().expect("ip")), "{allowed} must pass");
+        }
+    }
+
+    #[tokio::test]
+    async fn outside_local_mode_private_literals_and_plain_http_are_refused() {
+        let fetcher = Fetcher::new(false).expect("client");
+        assert!(fetcher.fetch("http://example.com/a.png").await.is_err());
+        let err = fetcher.fetch("https://169.254.169.254/latest/meta-data/").await.expect_err("refused");
+        assert!(err.contains("not a public address"), "{err}");
+        assert!(fetcher.fetch("https://[::1]/a.png").await.is_err());
+        assert!(fetcher.fetch("file:///etc/passwd").await.is_err());
+    }
+}

@@ -1,0 +1,449 @@
+//! External customers (seed 004: a retailer's shoppers) and their photos.
+//!
+//! | item | PK | SK | other keys | notes |
+//! |---|---|---|---|---|
+//! | customer | `T#<tenant>#` | `CUSTOMER#<customer>` | `GSI1PK=T#<tenant>#CUSTOMERS`, `GSI1SK=<customer>` | `external_id`, `email`, `name`, `metadata`, `photo_count` |
+//! | external id claim | `T#<tenant>#` | `CUSTOMEREXT#<external_id>` | | `customer_id`: the upsert key, unique per tenant |
+//! | photo | `T#<tenant>#` | `CUSTOMER#<customer>#PHOTO#<photo>` | | `kind`, `content_type`, `declared_size`, `status` (`pending`/`ready`/`rejected`), `size_bytes`, `object_key` |
+//!
+//! Upsert by `external_id`: the claim item makes "create" happen once under
+//! any concurrency (`attribute_not_exists`); a caller that loses the race
+//! updates the winner's customer instead. A photo is created in one
+//! transaction with the customer's `photo_count` (under the per-customer cap,
+//! which also proves the customer exists).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{Item, Store, failed_conditions, from_item, n, s, tenants::put_new, to_attribute, to_item};
+use crate::{
+    audit::{AuditContext, Change},
+    auth::TenantScope,
+    domain::{now_rfc3339, rfc3339},
+    error::{AppError, AppResult},
+    http::PageRequest,
+};
+
+pub const CUSTOMER_RESOURCE: &str = "customer";
+pub const PHOTO_RESOURCE: &str = "customer_photo";
+/// Photos one customer may have (a customer's delete removes them in one
+/// transaction of at most 100 items).
+pub const MAX_PHOTOS_PER_CUSTOMER: i64 = 50;
+
+fn key(scope: &TenantScope, sk: String) -> Item {
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
+}
+
+fn customer_key(scope: &TenantScope, id: Uuid) -> Item {
+    key(scope, format!("CUSTOMER#{id}"))
+}
+
+fn claim_key(scope: &TenantScope, external_id: &str) -> Item {
+    key(scope, format!("CUSTOMEREXT#{external_id}"))
+}
+
+fn photo_prefix(id: Uuid) -> String {
+    format!("CUSTOMER#{id}#PHOTO#")
+}
+
+fn photo_key(scope: &TenantScope, customer_id: Uuid, photo_id: Uuid) -> Item {
+    key(scope, format!("{}{photo_id}", photo_prefix(customer_id)))
+}
+
+fn customers_index_pk(scope: &TenantScope) -> String {
+    format!("{}CUSTOMERS", scope.pk())
+}
+
+/// Where a customer's photos live in the bucket.
+pub fn customer_blob_prefix(scope: &TenantScope, customer_id: Uuid) -> String {
+    format!("{}customers/{customer_id}/", crate::blobs::tenant_prefix(scope))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub external_id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    #[serde(default)]
+    pub photo_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Customer {
+    pub fn to_body(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The fields an upsert sets (absent ones stay as they are on an update).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerFields {
+    pub email: Option<Option<String>>,
+    pub name: Option<Option<String>>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Photo {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub customer_id: Uuid,
+    /// `person` (the shopper) or `garment` (a product image for a cart item).
+    pub kind: String,
+    pub content_type: String,
+    pub declared_size: i64,
+    pub status: String,
+    #[serde(default)]
+    pub size_bytes: Option<i64>,
+    #[serde(default)]
+    pub rejection_reason: Option<String>,
+    pub object_key: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub confirmed_at: Option<String>,
+}
+
+impl Photo {
+    /// The API view: the bucket key is ours, not the caller's business.
+    pub fn to_body(&self) -> Value {
+        let mut body = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(object) = body.as_object_mut() {
+            object.remove("object_key");
+        }
+        body
+    }
+}
+
+/// Why a photo could not be added.
+#[derive(Debug)]
+pub enum PhotoError {
+    NoCustomer,
+    TooMany,
+    Other(AppError),
+}
+
+impl From<AppError> for PhotoError {
+    fn from(e: AppError) -> Self {
+        PhotoError::Other(e)
+    }
+}
+
+impl Store {
+    /// Creates the customer for `external_id`, or updates the one it has.
+    /// Answers the customer and whether it was created.
+    pub async fn upsert_customer(
+        &self,
+        scope: &TenantScope,
+        external_id: &str,
+        fields: &CustomerFields,
+        audit: &AuditContext,
+    ) -> AppResult<(Customer, bool)> {
+        let retention = self.audit_retention(scope).await?;
+        for _ in 0..5 {
+            if let Some(claim) = self.get_item(claim_key(scope, external_id)).await? {
+                let id = claim
+                    .get("customer_id")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|v| Uuid::parse_str(v).ok())
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("customer claim without its id")))?;
+                match self.update_customer(scope, id, fields, audit, retention).await? {
+                    Some(customer) => return Ok((customer, false)),
+                    // Deleted between the two reads: the claim went with it.
+                    None => continue,
+                }
+            }
+            let now = now_rfc3339();
+            let customer = Customer {
+                id: Uuid::now_v7(),
+                tenant_id: scope.tenant_id(),
+                external_id: external_id.to_owned(),
+                email: fields.email.clone().flatten(),
+                name: fields.name.clone().flatten(),
+                metadata: fields.metadata.clone().unwrap_or_default(),
+                photo_count: 0,
+                created_at: now.clone(),
+                updated_at: now,
+            };
+            let mut claim = claim_key(scope, external_id);
+            claim.insert("customer_id".into(), s(customer.id.to_string()));
+            let mut item = to_item(&customer)?;
+            item.extend(customer_key(scope, customer.id));
+            item.insert("GSI1PK".into(), s(customers_index_pk(scope)));
+            item.insert("GSI1SK".into(), s(customer.id.to_string()));
+            let writes = vec![
+                put_new(self, claim)?,
+                put_new(self, item)?,
+                self.audit_put(
+                    scope,
+                    audit,
+                    Change::created(CUSTOMER_RESOURCE, customer.id, customer.to_body()),
+                    retention,
+                )?,
+            ];
+            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok((customer, true)),
+                // Another request created it first: update that one.
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::conflict("the customer is being changed by other requests; try again"))
+    }
+
+    async fn update_customer(
+        &self,
+        scope: &TenantScope,
+        id: Uuid,
+        fields: &CustomerFields,
+        audit: &AuditContext,
+        retention: i64,
+    ) -> AppResult<Option<Customer>> {
+        for _ in 0..3 {
+            let Some(old) = self.get_customer(scope, id).await? else { return Ok(None) };
+            let mut new = old.clone();
+            if let Some(email) = &fields.email {
+                new.email = email.clone();
+            }
+            if let Some(name) = &fields.name {
+                new.name = name.clone();
+            }
+            if let Some(metadata) = &fields.metadata {
+                new.metadata = metadata.clone();
+            }
+            if new == old {
+                return Ok(Some(old));
+            }
+            new.updated_at = now_rfc3339();
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(customer_key(scope, id)))
+                .update_expression("SET email = :email, #name = :name, metadata = :metadata, updated_at = :now")
+                .condition_expression("updated_at = :seen")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":email", to_attribute(&json!(new.email))?)
+                .expression_attribute_values(":name", to_attribute(&json!(new.name))?)
+                .expression_attribute_values(":metadata", to_attribute(&Value::Object(new.metadata.clone()))?)
+                .expression_attribute_values(":now", s(&new.updated_at))
+                .expression_attribute_values(":seen", s(&old.updated_at))
+                .build()
+                .map_err(AppError::internal)?;
+            let entry = self.audit_put(
+                scope,
+                audit,
+                Change::updated(CUSTOMER_RESOURCE, id, old.to_body(), new.to_body()),
+                retention,
+            )?;
+            match self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(entry)
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Some(new)),
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::conflict("the customer is being changed by other requests; try again"))
+    }
+
+    pub async fn get_customer(&self, scope: &TenantScope, id: Uuid) -> AppResult<Option<Customer>> {
+        self.get_as(customer_key(scope, id)).await
+    }
+
+    /// The tenant's customers in creation order, one page (GSI1: eventually
+    /// consistent, like every list).
+    pub async fn list_customers(
+        &self,
+        scope: &TenantScope,
+        external_id: Option<&str>,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<Customer>, Option<String>)> {
+        let pk = customers_index_pk(scope);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI1")
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(&pk));
+        let query = super::filter_equal(query, &[("external_id", external_id.map(s))], &[]);
+        let context = format!("customers|{pk}|{}", external_id.unwrap_or(""));
+        let (items, cursor) = self.query_page(query, page, &context, &["GSI1PK", "GSI1SK", "PK", "SK"]).await?;
+        Ok((items.into_iter().map(from_item).collect::<AppResult<Vec<Customer>>>()?, cursor))
+    }
+
+    /// The customer's photos, oldest first.
+    pub async fn list_photos(&self, scope: &TenantScope, customer_id: Uuid) -> AppResult<Vec<Photo>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s(photo_prefix(customer_id)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        output.items().iter().cloned().map(from_item).collect()
+    }
+
+    pub async fn get_photo(&self, scope: &TenantScope, customer_id: Uuid, photo_id: Uuid) -> AppResult<Option<Photo>> {
+        self.get_as(photo_key(scope, customer_id, photo_id)).await
+    }
+
+    /// Records a photo awaiting its upload, counted against the customer's cap.
+    pub async fn create_photo(
+        &self,
+        scope: &TenantScope,
+        photo: &Photo,
+        audit: &AuditContext,
+    ) -> Result<(), PhotoError> {
+        let retention = self.audit_retention(scope).await?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(customer_key(scope, photo.customer_id)))
+            .update_expression("ADD photo_count :one")
+            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(photo_count) OR photo_count < :max)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(MAX_PHOTOS_PER_CUSTOMER))
+            .build()
+            .map_err(AppError::internal)?;
+        let mut item = to_item(photo)?;
+        item.extend(photo_key(scope, photo.customer_id, photo.id));
+        let writes = vec![
+            TransactWriteItem::builder().update(count).build(),
+            put_new(self, item)?,
+            self.audit_put(scope, audit, Change::created(PHOTO_RESOURCE, photo.id, photo.to_body()), retention)?,
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
+                match self.get_customer(scope, photo.customer_id).await? {
+                    None => Err(PhotoError::NoCustomer),
+                    Some(_) => Err(PhotoError::TooMany),
+                }
+            }
+            Err(err) => Err(PhotoError::Other(err.into())),
+        }
+    }
+
+    /// Moves a pending photo to `ready` (with its real size) or `rejected`
+    /// (with the reason); a photo no longer pending answers as it is.
+    pub async fn settle_photo(
+        &self,
+        scope: &TenantScope,
+        photo: &Photo,
+        outcome: Result<i64, String>,
+        audit: &AuditContext,
+    ) -> AppResult<Photo> {
+        let now = rfc3339(crate::domain::now());
+        let mut settled = photo.clone();
+        settled.confirmed_at = Some(now.clone());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(photo_key(scope, photo.customer_id, photo.id)))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", s(&now));
+        let update = match &outcome {
+            Ok(size) => {
+                settled.status = "ready".into();
+                settled.size_bytes = Some(*size);
+                update
+                    .update_expression("SET #status = :ready, size_bytes = :size, confirmed_at = :now")
+                    .expression_attribute_values(":ready", s("ready"))
+                    .expression_attribute_values(":size", n(*size))
+            }
+            Err(reason) => {
+                settled.status = "rejected".into();
+                settled.rejection_reason = Some(reason.clone());
+                update
+                    .update_expression("SET #status = :rejected, rejection_reason = :reason, confirmed_at = :now")
+                    .expression_attribute_values(":rejected", s("rejected"))
+                    .expression_attribute_values(":reason", s(reason))
+            }
+        };
+        let entry = self.audit_put(
+            scope,
+            audit,
+            Change::updated(
+                PHOTO_RESOURCE,
+                photo.id,
+                json!({"status": photo.status}),
+                json!({"status": settled.status}),
+            ),
+            self.audit_retention(scope).await?,
+        )?;
+        match self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update.build().map_err(AppError::internal)?).build())
+            .transact_items(entry)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(settled),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => self
+                .get_photo(scope, photo.customer_id, photo.id)
+                .await?
+                .ok_or_else(|| AppError::not_found(PHOTO_RESOURCE)),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Deletes the customer, its external id claim and its photo items in one
+    /// transaction (the caller deletes the blobs first, so a failure here
+    /// leaves a customer a retry can delete, never orphaned objects).
+    pub async fn delete_customer(&self, scope: &TenantScope, id: Uuid, audit: &AuditContext) -> AppResult<bool> {
+        let retention = self.audit_retention(scope).await?;
+        for _ in 0..3 {
+            let Some(customer) = self.get_customer(scope, id).await? else { return Ok(false) };
+            let photos = self.list_photos(scope, id).await?;
+            let delete = |key: Item| -> AppResult<TransactWriteItem> {
+                let builder = Delete::builder().table_name(&self.table).set_key(Some(key));
+                Ok(TransactWriteItem::builder().delete(builder.build().map_err(AppError::internal)?).build())
+            };
+            // Unchanged since read, photo count included: a photo added
+            // meanwhile would otherwise outlive its customer.
+            let delete_customer = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(customer_key(scope, id)))
+                .condition_expression(
+                    "updated_at = :seen AND (attribute_not_exists(photo_count) OR photo_count = :photos)",
+                )
+                .expression_attribute_values(":seen", s(&customer.updated_at))
+                .expression_attribute_values(":photos", n(customer.photo_count))
+                .build()
+                .map_err(AppError::internal)?;
+            let mut writes = vec![
+                TransactWriteItem::builder().delete(delete_customer).build(),
+                delete(claim_key(scope, &customer.external_id))?,
+                self.audit_put(scope, audit, Change::deleted(CUSTOMER_RESOURCE, id, customer.to_body()), retention)?,
+            ];
+            for photo in &photos {
+                writes.push(delete(photo_key(scope, id, photo.id))?);
+            }
+            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok(true),
+                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(AppError::conflict("the customer is being changed by other requests; try again"))
+    }
+}
