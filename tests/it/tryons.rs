@@ -521,3 +521,38 @@ async fn a_poison_item_message_ends_in_the_workers_dlq() {
     })
     .await;
 }
+
+/// A session whose item events never reached the bus (the process died
+/// between the commit and PutEvents) is found by the sweep, its queued items
+/// are republished, and the real worker renders them.
+#[tokio::test]
+async fn the_sweep_dispatches_a_session_whose_events_were_lost() {
+    let shop = shop(10).await;
+    let (_, session) = quiet_session(&shop, 2, Quality::Sd).await;
+    let sweeper = worker(TestEngine::default()).await;
+    let republished = sweeper.sweep(chrono::Duration::zero()).await.expect("sweep");
+    assert!(republished >= 2, "at least this session's two items: {republished}");
+    let done = eventually("the swept session to complete", Duration::from_secs(60), || {
+        let (key, id) = (shop.key.clone(), session.id);
+        async move {
+            let reply = get(&format!("/v1/tryons/{id}")).api_key(&key).send().await.expect(200);
+            (reply.body["status"] == "completed").then_some(reply.body)
+        }
+    })
+    .await;
+    assert_eq!(done["progress"]["completed"], 2);
+    assert_eq!(balance(&shop.key).await, 10 - 2);
+    // Nothing queued any more: the next sweep clears the entry and sends nothing for it.
+    let (state, clients) = test_state().await;
+    sweeper.sweep(chrono::Duration::zero()).await.expect("sweep");
+    let entry = clients
+        .dynamodb
+        .get_item()
+        .table_name(state.store.table_name())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX#tryon.item.requested".into()))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(format!("{}#{}", session.id, shop.owner.tenant_id)))
+        .send()
+        .await
+        .expect("get");
+    assert!(entry.item.is_none(), "the outbox entry is cleared");
+}

@@ -82,7 +82,9 @@ impl Pollers {
             engine: tryon_worker::engine::ConfiguredEngine::from_env()?,
             garments: tryon_worker::outbound::Fetcher::new(state.config.local_mode)?,
         };
-        handles.push(spawn_poller(clients.sqs.clone(), queue, Arc::new(worker)));
+        let worker = Arc::new(worker);
+        handles.push(spawn_poller(clients.sqs.clone(), queue, worker.clone()));
+        handles.push(spawn_sweeper(worker));
         Ok(Self { handles })
     }
 
@@ -105,15 +107,31 @@ fn spawn_poller<H: BatchHandler>(sqs: aws_sdk_sqs::Client, queue_url: String, ha
     })
 }
 
-/// The scheduled sweep (rate(5 minutes) in AWS), every 30 s locally.
-fn spawn_sweeper(provisioner: Arc<Provisioner>) -> JoinHandle<()> {
+/// A worker's scheduled sweep (rate(5 minutes) in AWS).
+pub trait Sweeper: Send + Sync + 'static {
+    fn sweep_once(&self) -> impl std::future::Future<Output = Result<usize>> + Send;
+}
+
+impl Sweeper for Provisioner {
+    async fn sweep_once(&self) -> Result<usize> {
+        self.sweep(chrono::Duration::seconds(tenant_provisioner::SWEEP_MIN_AGE_SECONDS)).await
+    }
+}
+
+impl<E: tryon_worker::engine::TryOnEngine> Sweeper for tryon_worker::TryonWorker<E> {
+    async fn sweep_once(&self) -> Result<usize> {
+        self.sweep(chrono::Duration::seconds(tryon_worker::SWEEP_MIN_AGE_SECONDS)).await
+    }
+}
+
+/// Runs a sweep every 30 s locally.
+fn spawn_sweeper<S: Sweeper>(sweeper: Arc<S>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(30));
         loop {
             every.tick().await;
-            let min_age = chrono::Duration::seconds(tenant_provisioner::SWEEP_MIN_AGE_SECONDS);
-            if let Err(err) = provisioner.sweep(min_age).await {
-                tracing::warn!(error = ?err, "provisioning sweep failed");
+            if let Err(err) = sweeper.sweep_once().await {
+                tracing::warn!(error = ?err, "sweep failed");
             }
         }
     })

@@ -23,18 +23,16 @@ use shared::{
     audit::AuditContext,
     auth::TenantScope,
     blobs::Blobs,
-    events::{EventBridgeEnvelope, EventPublisher},
+    events::{DomainEvent, EventBridgeEnvelope, EventPublisher},
     store::{
         Store,
-        tryons::{Claim, TryonItem, TryonSession, result_key},
+        tryons::{Claim, ITEM_REQUESTED, TryonItem, TryonSession, item_requested_event, result_key},
     },
 };
 use uuid::Uuid;
 
 /// How this worker appears as the actor of its audit entries.
 const COMPONENT: &str = "tryon-worker";
-/// The event type this worker consumes.
-pub const ITEM_REQUESTED: &str = "tryon.item.requested";
 /// How long a claim holds: twice the function's 30 s timeout, and well under
 /// the queue's 180 s visibility, so a redelivery after a crash finds it run out.
 pub const LEASE_SECONDS: i64 = 60;
@@ -172,6 +170,46 @@ impl<E: TryOnEngine> TryonWorker<E> {
             return Ok(None);
         };
         self.blobs.get(&photo.object_key).await.map_err(anyhow_of)
+    }
+}
+
+/// How long a session's items may stay queued before the sweep republishes
+/// their events (normally the worker takes them within a second).
+pub const SWEEP_MIN_AGE_SECONDS: i64 = 120;
+const SWEEP_BATCH: usize = 200;
+
+impl<E: TryOnEngine> TryonWorker<E> {
+    /// Nothing is lost between a session's commit and its events: for every
+    /// session in the dispatch outbox older than `min_age`, republishes
+    /// `tryon.item.requested` for the items still queued (the claim makes a
+    /// duplicate harmless) and clears the entry once no item is queued.
+    /// Returns how many item events it republished.
+    #[tracing::instrument(skip(self))]
+    pub async fn sweep(&self, min_age: chrono::Duration) -> Result<usize> {
+        let cutoff = shared::domain::rfc3339(chrono::Utc::now() - min_age);
+        let waiting = self.store.tryons_awaiting_dispatch(&cutoff, SWEEP_BATCH).await.map_err(anyhow_of)?;
+        let mut republished = 0;
+        for (tenant_id, session_id) in waiting {
+            let scope = TenantScope::trusted_internal(tenant_id);
+            let queued: Vec<TryonItem> = match self.store.get_tryon(&scope, session_id).await.map_err(anyhow_of)? {
+                Some((_, items)) => {
+                    items.into_iter().filter(|i| i.status == shared::domain::tryon::ITEM_QUEUED).collect()
+                }
+                None => Vec::new(),
+            };
+            if queued.is_empty() {
+                self.store.clear_tryon_dispatch(tenant_id, session_id).await.map_err(anyhow_of)?;
+                continue;
+            }
+            let events: Vec<DomainEvent> =
+                queued.iter().map(|item| item_requested_event(tenant_id, session_id, item.index)).collect();
+            self.events.publish_all(&events).await?;
+            republished += events.len();
+        }
+        if republished > 0 {
+            tracing::warn!(republished, "republished try-on item events left waiting");
+        }
+        Ok(republished)
     }
 }
 

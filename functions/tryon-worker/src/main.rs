@@ -1,10 +1,11 @@
-//! Lambda entry point of the tryon-worker: wiring only (SQS batches of
-//! `tryon.item.requested`).
+//! Lambda entry point of the tryon-worker: wiring only. Two kinds of event:
+//! SQS batches of `tryon.item.requested`, and the scheduled sweep that
+//! republishes item events lost between a session's commit and PutEvents.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::{aws::AwsClients, blobs::Blobs, config::Config, events::EventPublisher, store::Store};
-use tryon_worker::{TryonWorker, engine::ConfiguredEngine, outbound::Fetcher};
+use tryon_worker::{SWEEP_MIN_AGE_SECONDS, TryonWorker, engine::ConfiguredEngine, outbound::Fetcher};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -20,8 +21,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let batch = serde_json::from_value(event.payload)?;
-        Ok::<Value, lambda_runtime::Error>(serde_json::to_value(worker.handle_batch(batch).await)?)
+        if event.payload.get("Records").is_some() {
+            let batch = serde_json::from_value(event.payload)?;
+            Ok::<Value, lambda_runtime::Error>(serde_json::to_value(worker.handle_batch(batch).await)?)
+        } else {
+            let republished = worker.sweep(chrono::Duration::seconds(SWEEP_MIN_AGE_SECONDS)).await?;
+            Ok(serde_json::json!({ "republished": republished }))
+        }
     }))
     .await
 }

@@ -33,7 +33,7 @@ use shared::{
     http::{JsonObject, Page, QueryParams},
     store::{
         customers::Photo,
-        tryons::{TRYON_RESOURCE, TryonItem, TryonSession},
+        tryons::{TRYON_RESOURCE, TryonItem, TryonSession, item_requested_event},
     },
     validate::{Fields, Need},
 };
@@ -47,8 +47,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tryons/{id}/cancel", post(cancel_tryon))
 }
 
-/// The event each item becomes; the worker's queue receives exactly these.
-pub const ITEM_REQUESTED: &str = "tryon.item.requested";
 /// How long a result download URL works.
 pub const RESULT_URL_TTL: Duration = Duration::from_secs(15 * 60);
 pub const MAX_PRODUCT_ID_CHARS: usize = 128;
@@ -225,20 +223,12 @@ async fn create_tryon(
     let session_id = session.id;
     let charge = state.store.create_tryon(&scope, &session, &items, &audit).await?;
     session.charge_entry_id = Some(charge.id);
-    let requests: Vec<DomainEvent> = items
-        .iter()
-        .map(|item| {
-            DomainEvent::new(
-                ITEM_REQUESTED,
-                scope.tenant_id(),
-                json!({"session_id": session_id, "item_index": item.index, "quality": session.quality}),
-            )
-        })
-        .collect();
+    let requests: Vec<DomainEvent> =
+        items.iter().map(|item| item_requested_event(scope.tenant_id(), session_id, item.index)).collect();
     if let Err(err) = state.events.publish_all(&requests).await {
-        // Committed and charged: the customer can cancel for a refund; the
-        // log line names the session for an operator to re-drive.
-        tracing::error!(error = ?err, session_id = %session_id, "try-on item events not published");
+        // Committed and charged: the worker's sweep republishes the events of
+        // sessions left in the dispatch outbox.
+        tracing::error!(error = ?err, session_id = %session_id, "try-on item events not published; the sweep will");
     }
     let mut body = session_body(&state, &session, &items).await?;
     body["charge"] = json!({"entry_id": charge.id, "balance_after": charge.balance_after});

@@ -45,6 +45,13 @@ use crate::{
 };
 
 pub const TRYON_RESOURCE: &str = "tryon_session";
+/// The event that asks the worker to render one item (the worker's queue
+/// receives exactly these).
+pub const ITEM_REQUESTED: &str = "tryon.item.requested";
+
+pub fn item_requested_event(tenant_id: Uuid, session_id: Uuid, index: u32) -> crate::events::DomainEvent {
+    crate::events::DomainEvent::new(ITEM_REQUESTED, tenant_id, json!({"session_id": session_id, "item_index": index}))
+}
 
 fn key(scope: &TenantScope, sk: String) -> Item {
     HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
@@ -64,6 +71,15 @@ fn item_key(scope: &TenantScope, session_id: Uuid, index: u32) -> Item {
 
 fn sessions_index_pk(scope: &TenantScope) -> String {
     format!("{}TRYONS", scope.pk())
+}
+
+/// Sessions whose item events may not have reached the bus yet: written in
+/// the creating transaction, removed by the sweep once no item is queued.
+const DISPATCH_OUTBOX: &str = "OUTBOX#tryon.item.requested";
+
+fn outbox_key(tenant_id: Uuid, session_id: Uuid) -> Item {
+    // Session ids are UUIDv7: the partition reads oldest first.
+    HashMap::from([("PK".into(), s(DISPATCH_OUTBOX)), ("SK".into(), s(format!("{session_id}#{tenant_id}")))])
 }
 
 /// The credit reference of an item's refund: one refund per item, ever.
@@ -242,9 +258,58 @@ impl Store {
             Change::created(TRYON_RESOURCE, session.id, session.to_body()),
             retention,
         )?);
+        // Until no item is queued, the sweep can republish what PutEvents lost.
+        let mut outbox = outbox_key(scope.tenant_id(), session.id);
+        outbox.insert("tenant_id".into(), s(scope.tenant_id().to_string()));
+        outbox.insert("session_id".into(), s(session.id.to_string()));
+        outbox.insert("created_at".into(), s(&session.created_at));
+        with.push(put_new(self, outbox)?);
         let reason = format!("try-on {} ({} x {})", session.id, items.len(), session.quality.as_str());
         self.spend_credits_with(scope, session.price.total, &reason, &format!("tryon:{}", session.id), audit, &with)
             .await
+    }
+
+    /// Sessions created before `created_before` (RFC 3339) that are still in
+    /// the dispatch outbox, oldest first: (tenant, session).
+    pub async fn tryons_awaiting_dispatch(&self, created_before: &str, limit: usize) -> AppResult<Vec<(Uuid, Uuid)>> {
+        let mut found = Vec::new();
+        let mut start = None;
+        // Limit bounds the items read before the filter: page on until enough
+        // matched or the partition is read.
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .filter_expression("created_at < :cutoff")
+                .expression_attribute_values(":pk", s(DISPATCH_OUTBOX))
+                .expression_attribute_values(":cutoff", s(created_before))
+                .set_exclusive_start_key(start)
+                .limit(100)
+                .send()
+                .await?;
+            found.extend(output.items().iter().filter_map(|item| {
+                let id = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).and_then(|v| Uuid::parse_str(v).ok());
+                Some((id("tenant_id")?, id("session_id")?))
+            }));
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() || found.len() >= limit {
+                found.truncate(limit);
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Takes a session out of the dispatch outbox (none of its items is queued).
+    pub async fn clear_tryon_dispatch(&self, tenant_id: Uuid, session_id: Uuid) -> AppResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(outbox_key(tenant_id, session_id)))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// The session and its items (one consistent Query).
