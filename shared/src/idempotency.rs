@@ -26,10 +26,6 @@
 
 use std::time::Duration;
 
-use aes_gcm::{
-    Aes256Gcm, Key, Nonce,
-    aead::{Aead, KeyInit},
-};
 use axum::{
     body::Body,
     extract::{FromRequestParts, Request, State},
@@ -37,14 +33,13 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::{
     AppState,
     auth::Principal,
     error::{AppError, AppResult},
+    sealing,
     store::idempotency::{STATE_COMPLETED, SealedResponse, record_key},
 };
 
@@ -111,30 +106,7 @@ fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
 /// The sealing key of one record: only a request presenting the same
 /// idempotency key, for the same caller, can rebuild it.
 fn seal_key(secret: &str, tenant: &str, caller: &str, idempotency_key: &str) -> AppResult<[u8; 32]> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(AppError::internal)?;
-    mac.update(b"idempotency-response-v1\n");
-    for part in [tenant, caller, idempotency_key] {
-        mac.update(part.as_bytes());
-        mac.update(b"\n");
-    }
-    Ok(mac.finalize().into_bytes().into())
-}
-
-fn seal(key: &[u8; 32], plaintext: &[u8]) -> AppResult<([u8; 12], Vec<u8>)> {
-    let mut nonce = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut nonce);
-    let sealed = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
-        .encrypt(&Nonce::from(nonce), plaintext)
-        .map_err(|_| AppError::internal(anyhow::anyhow!("sealing a response failed")))?;
-    Ok((nonce, sealed))
-}
-
-fn open(key: &[u8; 32], nonce: &[u8], sealed: &[u8]) -> AppResult<Vec<u8>> {
-    let nonce: [u8; 12] =
-        nonce.try_into().map_err(|_| AppError::internal(anyhow::anyhow!("stored response has a bad nonce")))?;
-    Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
-        .decrypt(&Nonce::from(nonce), sealed)
-        .map_err(|_| AppError::internal(anyhow::anyhow!("a stored response did not open")))
+    sealing::derive_key(secret, "idempotency-response-v1", &[tenant, caller, idempotency_key])
 }
 
 fn reused() -> AppError {
@@ -167,7 +139,7 @@ async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next
         None => format!("U#{}", principal.user_id),
     };
     let key = record_key(&scope, &caller, &hex(&Sha256::digest(idempotency_key.as_bytes())));
-    let sealing = seal_key(state.config.require_cursor_secret()?, &scope.pk(), &caller, &idempotency_key)?;
+    let body_key = seal_key(state.config.require_cursor_secret()?, &scope.pk(), &caller, &idempotency_key)?;
     let lock = uuid::Uuid::new_v4().to_string();
 
     let waited_since = tokio::time::Instant::now();
@@ -181,14 +153,14 @@ async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next
             // Expired and deleted between the two calls: claim again.
             None => continue,
             Some(record) if record.fingerprint != fingerprint => return Err(reused()),
-            Some(record) if record.state == STATE_COMPLETED => return replay(&record, &sealing),
+            Some(record) if record.state == STATE_COMPLETED => return replay(&record, &body_key),
             Some(_) if waited_since.elapsed() >= WAIT_FOR_FIRST => return Err(in_use()),
             Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    Ok(keep(&state, key, &lock, &sealing, response).await)
+    Ok(keep(&state, key, &lock, &body_key, response).await)
 }
 
 /// Stores the response for replays (or gives the key back) and returns it.
@@ -196,7 +168,7 @@ async fn keep(
     state: &AppState,
     key: crate::store::Item,
     lock: &str,
-    sealing: &[u8; 32],
+    body_key: &[u8; 32],
     response: Response,
 ) -> Response {
     let (parts, body) = response.into_parts();
@@ -213,7 +185,7 @@ async fn keep(
     let outcome = if retryable || bytes.len() > MAX_KEPT_RESPONSE_BYTES {
         state.store.release_idempotency_key(key, lock).await
     } else {
-        match seal(sealing, &bytes) {
+        match sealing::seal(body_key, &bytes) {
             Ok((nonce, sealed)) => {
                 let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
                 let stored = SealedResponse { status: status.as_u16(), content_type, nonce: &nonce, sealed: &sealed };
@@ -230,11 +202,11 @@ async fn keep(
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn replay(record: &crate::store::idempotency::IdempotencyRecord, sealing: &[u8; 32]) -> AppResult<Response> {
+fn replay(record: &crate::store::idempotency::IdempotencyRecord, body_key: &[u8; 32]) -> AppResult<Response> {
     let (Some(status), Some(nonce), Some(sealed)) = (record.status, &record.body_nonce, &record.body_sealed) else {
         return Err(AppError::internal(anyhow::anyhow!("a completed idempotency record without its response")));
     };
-    let body = open(sealing, nonce, sealed)?;
+    let body = sealing::open(body_key, nonce, sealed)?;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).map_err(AppError::internal)?;
     if let Some(content_type) = record.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -247,16 +219,6 @@ fn replay(record: &crate::store::idempotency::IdempotencyRecord, sealing: &[u8; 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_sealed_body_opens_only_with_its_own_key() {
-        let key = seal_key("s".repeat(32).as_str(), "T#1#", "U#2", "key-1").expect("key");
-        let other = seal_key("s".repeat(32).as_str(), "T#1#", "U#2", "key-2").expect("key");
-        let (nonce, sealed) = seal(&key, b"{\"secret\":\"sk_live_x\"}").expect("seal");
-        assert!(!sealed.windows(7).any(|w| w == b"sk_live"));
-        assert_eq!(open(&key, &nonce, &sealed).expect("open"), b"{\"secret\":\"sk_live_x\"}");
-        assert!(open(&other, &nonce, &sealed).is_err());
-    }
 
     #[test]
     fn the_fingerprint_covers_method_path_and_body() {

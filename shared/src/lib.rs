@@ -23,11 +23,15 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod lambda;
+#[cfg(feature = "outbound")]
+pub mod outbound;
 pub mod rate_limit;
+pub mod sealing;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod validate;
+pub mod webhook_signing;
 
 pub use error::{AppError, AppResult};
 pub use state::AppState;

@@ -15,3 +15,4 @@ mod tenants;
 mod tokens;
 mod tryons;
 mod users;
+mod webhooks;

@@ -24,9 +24,10 @@ use tryon_worker::{
 };
 use uuid::Uuid;
 
-const SCOPES: &[&str] = &["customers:read", "customers:write", "tryons:read", "tryons:write", "credits:read"];
+const SCOPES: &[&str] =
+    &["customers:read", "customers:write", "tryons:read", "tryons:write", "credits:read", "webhooks:manage"];
 
-fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([rgb[0], rgb[1].wrapping_add((x % 7) as u8), rgb[2].wrapping_add((y % 5) as u8)])
     });
@@ -36,12 +37,12 @@ fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
 }
 
 /// A tenant with credits and an API key holding the try-on scopes.
-struct Shop {
-    owner: Member,
-    key: String,
+pub(crate) struct Shop {
+    pub(crate) owner: Member,
+    pub(crate) key: String,
 }
 
-async fn shop(credits: i64) -> Shop {
+pub(crate) async fn shop(credits: i64) -> Shop {
     let owner = register_owner().await;
     if credits > 0 {
         let admin = platform_admin_token().await;
@@ -56,7 +57,7 @@ async fn shop(credits: i64) -> Shop {
     Shop { owner, key }
 }
 
-async fn customer(key: &str, external_id: &str) -> String {
+pub(crate) async fn customer(key: &str, external_id: &str) -> String {
     let reply = post("/v1/customers")
         .api_key(key)
         .json(&json!({"external_id": external_id, "email": "shopper@example.com", "name": "Sam Shopper"}))
@@ -67,7 +68,7 @@ async fn customer(key: &str, external_id: &str) -> String {
 }
 
 /// Asks for an upload URL, PUTs the bytes there, confirms: the photo's id.
-async fn upload_photo(key: &str, customer_id: &str, bytes: &[u8], kind: &str) -> String {
+pub(crate) async fn upload_photo(key: &str, customer_id: &str, bytes: &[u8], kind: &str) -> String {
     let created = post(&format!("/v1/customers/{customer_id}/photos"))
         .api_key(key)
         .json(&json!({"content_type": "image/png", "size_bytes": bytes.len(), "kind": kind}))
@@ -95,7 +96,7 @@ async fn upload_photo(key: &str, customer_id: &str, bytes: &[u8], kind: &str) ->
     photo_id.to_owned()
 }
 
-fn cart(garment_photo_id: &str, items: usize) -> Vec<Value> {
+pub(crate) fn cart(garment_photo_id: &str, items: usize) -> Vec<Value> {
     (0..items)
         .map(|i| json!({"product_id": format!("sku-{i}"), "garment_photo_id": garment_photo_id, "size": "M"}))
         .collect()

@@ -37,7 +37,8 @@ pub fn app(state: AppState) -> Router {
             .merge(credits::routes())
             .merge(api_keys::routes())
             .merge(customers::routes())
-            .merge(tryons::routes()),
+            .merge(tryons::routes())
+            .merge(webhooks::routes()),
         state,
     )
 }
@@ -48,6 +49,12 @@ pub trait BatchHandler: Send + Sync + 'static {
 }
 
 impl<E: tryon_worker::engine::TryOnEngine> BatchHandler for tryon_worker::TryonWorker<E> {
+    async fn handle(&self, event: SqsEvent) -> Vec<String> {
+        self.handle_batch(event).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+    }
+}
+
+impl BatchHandler for webhook_dispatcher::Dispatcher {
     async fn handle(&self, event: SqsEvent) -> Vec<String> {
         self.handle_batch(event).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
     }
@@ -85,6 +92,20 @@ impl Pollers {
         let worker = Arc::new(worker);
         handles.push(spawn_poller(clients.sqs.clone(), queue, worker.clone()));
         handles.push(spawn_sweeper(worker));
+        let events_queue =
+            std::env::var("QUEUE_URL_WEBHOOK_DISPATCHER").context("QUEUE_URL_WEBHOOK_DISPATCHER is not set")?;
+        let deliveries_queue = std::env::var("QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES")
+            .context("QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES is not set")?;
+        let dispatcher = Arc::new(webhook_dispatcher::Dispatcher {
+            store: state.store.clone(),
+            events: state.events.clone(),
+            sqs: clients.sqs.clone(),
+            deliveries_queue_url: deliveries_queue.clone(),
+            http: shared::outbound::Fetcher::new(state.config.local_mode)?,
+            platform_secret: state.config.require_cursor_secret()?.to_owned(),
+        });
+        handles.push(spawn_poller(clients.sqs.clone(), events_queue, dispatcher.clone()));
+        handles.push(spawn_poller(clients.sqs.clone(), deliveries_queue, dispatcher));
         Ok(Self { handles })
     }
 

@@ -14,7 +14,8 @@
 //!   (S3, DynamoDB) is reported as a batch failure and retried instead.
 
 pub mod engine;
-pub mod outbound;
+
+pub use shared::outbound;
 
 use anyhow::{Context, Result, bail};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};

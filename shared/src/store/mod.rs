@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod tenants;
 pub mod tryons;
 pub mod users;
+pub mod webhooks;
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Fetching customer-supplied URLs (garment images) without becoming a way
+//! Calling customer-supplied URLs (garment images, webhooks) without becoming a way
 //! into our network: https only (outside local mode), no redirects, a time
 //! limit, a size cap, and no connection to a loopback, private, link-local,
 //! carrier-grade NAT, multicast or cloud metadata address. The address check
@@ -67,6 +67,49 @@ impl Resolve for PublicOnly {
     }
 }
 
+/// The URL if the rules above let us call it: https (http too in local
+/// mode), and not an IP literal that is not public. The resolved address is
+/// checked again at connection time.
+pub fn check_url(url: &str, local_mode: bool) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if local_mode => {}
+        other => return Err(format!("{other} URLs are not allowed (https only)")),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if !local_mode
+        && let Some(host) = parsed.host_str()
+        && let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>()
+        && !is_public(ip)
+    {
+        return Err(format!("{ip} is not a public address"));
+    }
+    Ok(parsed)
+}
+
+/// What a POST got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub body: String,
+}
+
+/// reqwest's error with its causes (the top level alone says "error sending request").
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if err.is_timeout() { format!("timed out ({text})") } else { text }
+}
+
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
@@ -83,22 +126,48 @@ impl Fetcher {
         Ok(Self { client: builder.build()?, local_mode })
     }
 
+    pub fn check_url(&self, url: &str) -> Result<reqwest::Url, String> {
+        check_url(url, self.local_mode)
+    }
+
+    /// POSTs `body` with `headers`; answers the status, the `Retry-After`
+    /// seconds if any, and at most `keep_bytes` of the body. Transport
+    /// failures (refused address, timeout, TLS) are `Err`.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        keep_bytes: usize,
+    ) -> Result<Posted, String> {
+        let parsed = self.check_url(url)?;
+        let mut request = self.client.post(parsed).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let mut response = request.send().await.map_err(|e| describe(&e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut kept = Vec::new();
+        // Read what we keep, then stop: a huge answer costs us nothing more.
+        while kept.len() < keep_bytes {
+            match response.chunk().await {
+                Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        kept.truncate(keep_bytes);
+        Ok(Posted { status, retry_after, body: String::from_utf8_lossy(&kept).into_owned() })
+    }
+
     /// The body of `url`, refused when the rules above say so.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-        match parsed.scheme() {
-            "https" => {}
-            "http" if self.local_mode => {}
-            other => return Err(format!("{other} URLs are not fetched")),
-        }
-        if !self.local_mode
-            && let Some(host) = parsed.host_str()
-            && let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>()
-            && !is_public(ip)
-        {
-            return Err(format!("{ip} is not a public address"));
-        }
-        let mut response = self.client.get(parsed).send().await.map_err(|e| e.to_string())?;
+        let parsed = self.check_url(url)?;
+        let mut response = self.client.get(parsed).send().await.map_err(|e| describe(&e))?;
         if !response.status().is_success() {
             return Err(format!("it answered {}", response.status()));
         }

@@ -1,0 +1,372 @@
+//! The webhook-dispatcher: turns domain events into signed deliveries to the
+//! tenants' endpoints, and makes them arrive.
+//!
+//! Two queues feed it (two SQS event sources of one function):
+//! - **events** (a rule sends every `saas.platform` event): [`Dispatcher::fan_out`]
+//!   records one delivery per subscribed active endpoint (id = the event's
+//!   id, so a redelivered event creates nothing twice) and queues a job per
+//!   delivery;
+//! - **deliveries**: [`Dispatcher::attempt`] POSTs one delivery with the
+//!   Standard Webhooks headers (same `webhook-id` on every attempt), a time
+//!   limit and a capped response read, and records the attempt. A failure is
+//!   retried after the endpoint's schedule (default 5 s, 15 s, 45 s; a
+//!   receiver's `Retry-After` is honoured within the schedule's bounds) by a
+//!   new delayed message, so the failing message is acknowledged at once and
+//!   never holds up the queue or other endpoints; delays past SQS's 15
+//!   minutes are reached in hops. `410 Gone` disables the endpoint at once.
+//!   A delivery out of attempts is `failed` (kept for replay); ten failed
+//!   deliveries in a row disable the endpoint and publish
+//!   `webhook_endpoint.disabled`; any success resets the count.
+//!
+//! Every message of a batch is handled concurrently and reported on its own
+//! (partial batch failures).
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::{
+    auth::TenantScope,
+    domain::{now_rfc3339, rfc3339},
+    events::{DomainEvent, EventBridgeEnvelope, EventPublisher},
+    outbound::Fetcher,
+    sealing,
+    store::{
+        Store,
+        tryons::ITEM_REQUESTED,
+        webhooks::{AttemptOutcome, DISABLE_AFTER_FAILURES, Delivery, REPLAY_EVENT, TEST_EVENT, endpoint_secret_key},
+    },
+    webhook_signing,
+};
+use uuid::Uuid;
+
+/// Events that are the platform's own plumbing, never a customer's business.
+pub const INTERNAL_EVENTS: &[&str] = &[ITEM_REQUESTED, REPLAY_EVENT];
+/// Response body kept per attempt, in bytes.
+pub const KEPT_RESPONSE_BYTES: usize = 1024;
+/// SQS's longest message delay.
+const MAX_SQS_DELAY: i64 = 900;
+
+pub struct Dispatcher {
+    pub store: Store,
+    pub events: EventPublisher,
+    pub sqs: aws_sdk_sqs::Client,
+    pub deliveries_queue_url: String,
+    pub http: Fetcher,
+    pub platform_secret: String,
+}
+
+/// One delivery to attempt, not before `not_before` (epoch seconds).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveryJob {
+    pub tenant_id: Uuid,
+    pub endpoint_id: Uuid,
+    pub delivery_id: Uuid,
+    #[serde(default)]
+    pub not_before: i64,
+}
+
+/// What handling one message did (for logs and tests).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    FannedOut(usize),
+    Delivered,
+    Retrying { in_seconds: i64 },
+    Failed,
+    Deferred,
+    Nothing,
+}
+
+/// The body every endpoint receives for an event.
+pub fn payload(event: &DomainEvent) -> String {
+    json!({
+        "id": event.id,
+        "type": event.event_type,
+        "timestamp": event.occurred_at,
+        "tenant_id": event.tenant_id,
+        "data": event.data,
+    })
+    .to_string()
+}
+
+/// The delay before the next attempt, if the schedule has one left after
+/// `done` attempts this round: the schedule's, or the receiver's
+/// `Retry-After` kept within the schedule's bounds.
+pub fn next_delay(schedule: &[i64], done: usize, retry_after: Option<u64>) -> Option<i64> {
+    let planned = *schedule.get(done)?;
+    let ceiling = schedule.iter().copied().max().unwrap_or(planned);
+    Some(match retry_after {
+        Some(asked) => (asked.min(i64::MAX as u64) as i64).clamp(planned, ceiling.max(planned)),
+        None => planned,
+    })
+}
+
+impl Dispatcher {
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let results = futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
+        let mut response = SqsBatchResponse::default();
+        for (message, result) in event.records.iter().zip(results) {
+            let id = message.message_id.clone().unwrap_or_default();
+            match result {
+                Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "message handled"),
+                Err(err) => {
+                    tracing::error!(message_id = %id, error = ?err, "message failed; SQS will redeliver it");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        response
+    }
+
+    pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
+        let body = message.body.as_deref().context("message has no body")?;
+        if let Ok(envelope) = serde_json::from_str::<EventBridgeEnvelope>(body) {
+            return self.fan_out(&envelope.detail).await;
+        }
+        let job: DeliveryJob =
+            serde_json::from_str(body).context("body is neither a domain event nor a delivery job")?;
+        self.attempt(&job).await
+    }
+
+    /// One delivery per active endpoint of the event's tenant that wants it.
+    #[tracing::instrument(skip_all, fields(event_type = %event.event_type, event_id = %event.id))]
+    pub async fn fan_out(&self, event: &DomainEvent) -> Result<Outcome> {
+        if event.event_type == REPLAY_EVENT {
+            let id = |name: &str| event.data[name].as_str().and_then(|s| Uuid::parse_str(s).ok());
+            let (Some(endpoint_id), Some(delivery_id)) = (id("endpoint_id"), id("delivery_id")) else {
+                anyhow::bail!("a replay request without endpoint_id and delivery_id");
+            };
+            let job = DeliveryJob { tenant_id: event.tenant_id, endpoint_id, delivery_id, not_before: 0 };
+            self.enqueue(&[job], 0).await?;
+            return Ok(Outcome::FannedOut(1));
+        }
+        if INTERNAL_EVENTS.contains(&event.event_type.as_str()) {
+            return Ok(Outcome::Nothing);
+        }
+        // Our own bus: the tenant id is the platform's, not a caller's.
+        let scope = TenantScope::trusted_internal(event.tenant_id);
+        let only = (event.event_type == TEST_EVENT)
+            .then(|| event.data["endpoint_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .flatten();
+        let endpoints = self.store.list_endpoints(&scope).await.map_err(anyhow_of)?;
+        let body = payload(event);
+        let mut jobs = Vec::new();
+        for endpoint in endpoints {
+            let wanted = match only {
+                Some(id) => endpoint.id == id,
+                None => event.event_type != TEST_EVENT && endpoint.wants(&event.event_type),
+            };
+            // An endpoint receives what happens after it exists, even when
+            // the fan-out of an older event runs late.
+            let older = chrono::DateTime::parse_from_rfc3339(&endpoint.created_at)
+                .is_ok_and(|created| event.occurred_at < created.with_timezone(&chrono::Utc));
+            if !wanted || endpoint.status != "active" || older {
+                continue;
+            }
+            let delivery = Delivery {
+                id: event.id,
+                endpoint_id: endpoint.id,
+                tenant_id: event.tenant_id,
+                event_type: event.event_type.clone(),
+                payload: body.clone(),
+                status: "pending".into(),
+                attempts: Vec::new(),
+                round_attempts: 0,
+                next_attempt_at: None,
+                created_at: now_rfc3339(),
+                completed_at: None,
+            };
+            let created = self.store.create_delivery(&scope, &delivery).await.map_err(anyhow_of)?;
+            // A redelivered event finds its delivery: queue it again only if
+            // nothing was attempted yet (the first job may not have been sent).
+            let unsent = created
+                || self
+                    .store
+                    .get_delivery(&scope, endpoint.id, event.id)
+                    .await
+                    .map_err(anyhow_of)?
+                    .is_some_and(|d| d.status == "pending" && d.attempts.is_empty());
+            if unsent {
+                jobs.push(DeliveryJob {
+                    tenant_id: event.tenant_id,
+                    endpoint_id: endpoint.id,
+                    delivery_id: event.id,
+                    not_before: 0,
+                });
+            }
+        }
+        self.enqueue(&jobs, 0).await?;
+        Ok(Outcome::FannedOut(jobs.len()))
+    }
+
+    async fn enqueue(&self, jobs: &[DeliveryJob], delay: i64) -> Result<()> {
+        for chunk in jobs.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(serde_json::to_string(job)?)
+                        .delay_seconds(delay.clamp(0, MAX_SQS_DELAY) as i32)
+                        .build()
+                        .map_err(anyhow::Error::from)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let output = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.deliveries_queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            if !output.failed().is_empty() {
+                anyhow::bail!("SQS refused {} delivery jobs", output.failed().len());
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt of one delivery (see the module docs).
+    #[tracing::instrument(skip_all, fields(endpoint_id = %job.endpoint_id, delivery_id = %job.delivery_id))]
+    pub async fn attempt(&self, job: &DeliveryJob) -> Result<Outcome> {
+        let now = chrono::Utc::now().timestamp();
+        if job.not_before > now {
+            self.enqueue(std::slice::from_ref(job), job.not_before - now).await?;
+            return Ok(Outcome::Deferred);
+        }
+        let scope = TenantScope::trusted_internal(job.tenant_id);
+        let Some(delivery) =
+            self.store.get_delivery(&scope, job.endpoint_id, job.delivery_id).await.map_err(anyhow_of)?
+        else {
+            return Ok(Outcome::Nothing);
+        };
+        if delivery.status != "pending" {
+            return Ok(Outcome::Nothing);
+        }
+        let Some((endpoint, nonce, sealed)) =
+            self.store.endpoint_with_secret(&scope, job.endpoint_id).await.map_err(anyhow_of)?
+        else {
+            self.store.abandon_delivery(&scope, &delivery, "the endpoint was deleted").await.map_err(anyhow_of)?;
+            return Ok(Outcome::Failed);
+        };
+        if endpoint.status != "active" {
+            self.store.abandon_delivery(&scope, &delivery, "the endpoint is disabled").await.map_err(anyhow_of)?;
+            return Ok(Outcome::Failed);
+        }
+        let key = endpoint_secret_key(&self.platform_secret, &scope, endpoint.id).map_err(anyhow_of)?;
+        let secret = String::from_utf8(sealing::open(&key, &nonce, &sealed).map_err(anyhow_of)?)?;
+        let message_id = delivery.message_id();
+        let signature = webhook_signing::sign(&secret, &message_id, now, delivery.payload.as_bytes())
+            .map_err(anyhow::Error::msg)?;
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("user-agent", "saas-platform-webhooks/1".to_owned()),
+            ("webhook-id", message_id),
+            ("webhook-timestamp", now.to_string()),
+            ("webhook-signature", signature),
+        ];
+        let started = Instant::now();
+        let result =
+            self.http.post(&endpoint.url, &headers, delivery.payload.clone().into_bytes(), KEPT_RESPONSE_BYTES).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let number = delivery.attempts.len() + 1;
+        let (status_code, error, response_body, retry_after) = match &result {
+            Ok(posted) => (Some(posted.status), None, Some(posted.body.clone()), posted.retry_after),
+            Err(err) => (None, Some(err.clone()), None, None),
+        };
+        let attempt = json!({
+            "number": number,
+            "at": rfc3339(chrono::Utc::now()),
+            "status_code": status_code,
+            "latency_ms": latency_ms,
+            "error": error,
+            "response_body": response_body,
+        });
+        let succeeded = status_code.is_some_and(|c| (200..300).contains(&c));
+        if succeeded {
+            if self
+                .store
+                .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Succeeded)
+                .await
+                .map_err(anyhow_of)?
+            {
+                self.store.endpoint_delivered(&scope, endpoint.id).await.map_err(anyhow_of)?;
+            }
+            return Ok(Outcome::Delivered);
+        }
+        if status_code == Some(410) {
+            // Standard Webhooks: the receiver says this endpoint is gone for good.
+            self.store.record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Failed).await.map_err(anyhow_of)?;
+            self.disable(&scope, &endpoint.id, &endpoint.url, "the endpoint answered 410 Gone").await?;
+            return Ok(Outcome::Failed);
+        }
+        let done = usize::try_from(delivery.round_attempts).unwrap_or(0);
+        if let Some(delay) = next_delay(&endpoint.retry_schedule_seconds, done, retry_after) {
+            let at = rfc3339(chrono::Utc::now() + chrono::Duration::seconds(delay));
+            if self
+                .store
+                .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Retrying(at))
+                .await
+                .map_err(anyhow_of)?
+            {
+                let next = DeliveryJob { not_before: now + delay, ..job.clone() };
+                self.enqueue(&[next], delay).await?;
+            }
+            return Ok(Outcome::Retrying { in_seconds: delay });
+        }
+        if self.store.record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Failed).await.map_err(anyhow_of)? {
+            let streak = self.store.endpoint_failed(&scope, endpoint.id).await.map_err(anyhow_of)?;
+            if streak >= DISABLE_AFTER_FAILURES {
+                let reason = format!("its last {DISABLE_AFTER_FAILURES} deliveries failed");
+                self.disable(&scope, &endpoint.id, &endpoint.url, &reason).await?;
+            }
+        }
+        Ok(Outcome::Failed)
+    }
+
+    /// Disables the endpoint; the call that did it publishes the event.
+    async fn disable(&self, scope: &TenantScope, endpoint_id: &Uuid, url: &str, reason: &str) -> Result<()> {
+        if self.store.disable_endpoint(scope, *endpoint_id, reason).await.map_err(anyhow_of)? {
+            tracing::warn!(%endpoint_id, %reason, "webhook endpoint disabled");
+            let event = DomainEvent::new(
+                "webhook_endpoint.disabled",
+                scope.tenant_id(),
+                json!({"endpoint_id": endpoint_id, "url": url, "reason": reason}),
+            );
+            self.events.publish_after_commit(&event).await;
+        }
+        Ok(())
+    }
+}
+
+fn anyhow_of(err: shared::AppError) -> anyhow::Error {
+    match err {
+        shared::AppError::Internal(e) => e,
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_and_retry_after() {
+        let schedule = [5, 15, 45];
+        assert_eq!(next_delay(&schedule, 0, None), Some(5));
+        assert_eq!(next_delay(&schedule, 1, None), Some(15));
+        assert_eq!(next_delay(&schedule, 2, None), Some(45));
+        assert_eq!(next_delay(&schedule, 3, None), None, "three retries, then failed");
+        // Retry-After is honoured, but not below the plan nor above the schedule's longest wait.
+        assert_eq!(next_delay(&schedule, 0, Some(30)), Some(30));
+        assert_eq!(next_delay(&schedule, 0, Some(1)), Some(5));
+        assert_eq!(next_delay(&schedule, 0, Some(86_400)), Some(45));
+        assert_eq!(next_delay(&[], 0, Some(10)), None);
+    }
+}

@@ -1,0 +1,529 @@
+//! Outbound webhooks: endpoints and deliveries.
+//!
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | endpoint | `T#<tenant>#` | `WEBHOOK#<endpoint>` | `url`, `event_types`, `status` (`active`/`disabled`), `retry_schedule_seconds`, `consecutive_failures`, the signing secret sealed (`secret_nonce`, `secret_sealed`: AES-256-GCM, crate::sealing) |
+//! | delivery | `T#<tenant>#` | `WHDELIVERY#<endpoint>#<event>` | `event_type`, `payload` (the exact body sent), `status` (`pending`/`succeeded`/`failed`), `attempts` (time, status code, latency, error, response excerpt), `round_attempts`, `next_attempt_at`, `expires_at` (TTL, 30 days) |
+//!
+//! A delivery's id is the event's id, so fanning one event out twice (a
+//! redelivered message) finds the delivery already there.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    operation::update_item::UpdateItemError,
+    primitives::Blob,
+    types::{AttributeValue, ReturnValue, TransactWriteItem, Update},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_attribute, to_item};
+use crate::{
+    audit::{AuditContext, Change},
+    auth::TenantScope,
+    domain::now_rfc3339,
+    error::{AppError, AppResult},
+    http::PageRequest,
+};
+
+pub const ENDPOINT_RESOURCE: &str = "webhook_endpoint";
+/// Published by `POST /v1/webhooks/{id}/test`: delivered to that endpoint only.
+pub const TEST_EVENT: &str = "webhook.test";
+/// Published by a replay after the failed delivery went back to pending: the
+/// dispatcher queues its job (not a customer event).
+pub const REPLAY_EVENT: &str = "webhook.delivery.replay_requested";
+
+/// The key that seals an endpoint's signing secret (crate::sealing).
+pub fn endpoint_secret_key(platform_secret: &str, scope: &TenantScope, endpoint_id: Uuid) -> AppResult<[u8; 32]> {
+    crate::sealing::derive_key(platform_secret, "webhook-signing-secret-v1", &[&scope.pk(), &endpoint_id.to_string()])
+}
+/// Consecutive failed deliveries that disable an endpoint.
+pub const DISABLE_AFTER_FAILURES: i64 = 10;
+/// How long deliveries are kept (for the log and replays).
+pub const DELIVERY_RETENTION_DAYS: i64 = 30;
+
+fn key(scope: &TenantScope, sk: String) -> Item {
+    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
+}
+
+fn endpoint_key(scope: &TenantScope, id: Uuid) -> Item {
+    key(scope, format!("WEBHOOK#{id}"))
+}
+
+fn deliveries_prefix(endpoint_id: Uuid) -> String {
+    format!("WHDELIVERY#{endpoint_id}#")
+}
+
+fn delivery_key(scope: &TenantScope, endpoint_id: Uuid, delivery_id: Uuid) -> Item {
+    key(scope, format!("{}{delivery_id}", deliveries_prefix(endpoint_id)))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub url: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub event_types: Vec<String>,
+    pub status: String,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    pub retry_schedule_seconds: Vec<i64>,
+    #[serde(default)]
+    pub consecutive_failures: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Endpoint {
+    pub fn to_body(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Whether this endpoint wants events of `event_type` (`*`, `tryon.*`,
+    /// or the exact type).
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|pattern| type_matches(pattern, event_type))
+    }
+}
+
+pub fn type_matches(pattern: &str, event_type: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some("") => true,
+        Some(prefix) => event_type.starts_with(prefix),
+        None => pattern == event_type,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub tenant_id: Uuid,
+    pub event_type: String,
+    pub payload: String,
+    pub status: String,
+    #[serde(default)]
+    pub attempts: Vec<Value>,
+    /// Attempts since the delivery was (re)queued; indexes the schedule.
+    #[serde(default)]
+    pub round_attempts: i64,
+    #[serde(default)]
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+}
+
+impl Delivery {
+    /// The webhook-id header: the same on every attempt and replay.
+    pub fn message_id(&self) -> String {
+        format!("msg_{}", self.id.simple())
+    }
+
+    pub fn to_body(&self) -> Value {
+        json!({
+            "id": self.id,
+            "webhook_id": self.message_id(),
+            "endpoint_id": self.endpoint_id,
+            "event_type": self.event_type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "attempt_count": self.attempts.len(),
+            "next_attempt_at": self.next_attempt_at,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+        })
+    }
+}
+
+/// How a delivery attempt ended, for the store.
+pub enum AttemptOutcome {
+    Succeeded,
+    /// Another attempt is scheduled at this time (RFC 3339).
+    Retrying(String),
+    Failed,
+}
+
+impl Store {
+    pub async fn create_endpoint(
+        &self,
+        scope: &TenantScope,
+        endpoint: &Endpoint,
+        sealed_secret: (&[u8], &[u8]),
+        audit: &AuditContext,
+    ) -> AppResult<()> {
+        let mut item = to_item(endpoint)?;
+        item.extend(endpoint_key(scope, endpoint.id));
+        item.insert("secret_nonce".into(), AttributeValue::B(Blob::new(sealed_secret.0)));
+        item.insert("secret_sealed".into(), AttributeValue::B(Blob::new(sealed_secret.1)));
+        let writes = vec![
+            put_new(self, item)?,
+            self.audit_put(
+                scope,
+                audit,
+                Change::created(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body()),
+                self.audit_retention(scope).await?,
+            )?,
+        ];
+        self.client.transact_write_items().set_transact_items(Some(writes)).send().await?;
+        Ok(())
+    }
+
+    pub async fn get_endpoint(&self, scope: &TenantScope, id: Uuid) -> AppResult<Option<Endpoint>> {
+        self.get_as(endpoint_key(scope, id)).await
+    }
+
+    /// The endpoint with its sealed secret (nonce, ciphertext).
+    pub async fn endpoint_with_secret(
+        &self,
+        scope: &TenantScope,
+        id: Uuid,
+    ) -> AppResult<Option<(Endpoint, Vec<u8>, Vec<u8>)>> {
+        let Some(item) = self.get_item(endpoint_key(scope, id)).await? else { return Ok(None) };
+        let bytes =
+            |name: &str| item.get(name).and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        let (nonce, sealed) = (bytes("secret_nonce"), bytes("secret_sealed"));
+        Ok(Some((from_item(item)?, nonce, sealed)))
+    }
+
+    /// Every endpoint of the tenant (a tenant has few; one Query).
+    pub async fn list_endpoints(&self, scope: &TenantScope) -> AppResult<Vec<Endpoint>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s("WEBHOOK#"))
+            .consistent_read(true)
+            .send()
+            .await?;
+        output.items().iter().cloned().map(from_item).collect()
+    }
+
+    /// Replaces the endpoint's settable fields (the caller merged the
+    /// change); re-enabling clears the failure count.
+    pub async fn update_endpoint(
+        &self,
+        scope: &TenantScope,
+        old: &Endpoint,
+        new: &Endpoint,
+        audit: &AuditContext,
+    ) -> AppResult<bool> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(scope, old.id)))
+            .update_expression(
+                "SET #url = :url, description = :description, event_types = :types, #status = :status, \
+                 disabled_reason = :reason, retry_schedule_seconds = :schedule, consecutive_failures = :failures, \
+                 updated_at = :now",
+            )
+            .condition_expression("updated_at = :seen")
+            .expression_attribute_names("#url", "url")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":url", s(&new.url))
+            .expression_attribute_values(":description", to_attribute(&json!(new.description))?)
+            .expression_attribute_values(":types", to_attribute(&json!(new.event_types))?)
+            .expression_attribute_values(":status", s(&new.status))
+            .expression_attribute_values(":reason", to_attribute(&json!(new.disabled_reason))?)
+            .expression_attribute_values(":schedule", to_attribute(&json!(new.retry_schedule_seconds))?)
+            .expression_attribute_values(":failures", n(new.consecutive_failures))
+            .expression_attribute_values(":now", s(&new.updated_at))
+            .expression_attribute_values(":seen", s(&old.updated_at))
+            .build()
+            .map_err(AppError::internal)?;
+        let entry = self.audit_put(
+            scope,
+            audit,
+            Change::updated(ENDPOINT_RESOURCE, old.id, old.to_body(), new.to_body()),
+            self.audit_retention(scope).await?,
+        )?;
+        match self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(entry)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn rotate_endpoint_secret(
+        &self,
+        scope: &TenantScope,
+        id: Uuid,
+        sealed_secret: (&[u8], &[u8]),
+        audit: &AuditContext,
+    ) -> AppResult<bool> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(scope, id)))
+            .update_expression("SET secret_nonce = :nonce, secret_sealed = :sealed, updated_at = :now")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":nonce", AttributeValue::B(Blob::new(sealed_secret.0)))
+            .expression_attribute_values(":sealed", AttributeValue::B(Blob::new(sealed_secret.1)))
+            .expression_attribute_values(":now", s(now_rfc3339()))
+            .build()
+            .map_err(AppError::internal)?;
+        let entry = self.audit_put(
+            scope,
+            audit,
+            Change::updated(ENDPOINT_RESOURCE, id, json!({"secret": "previous"}), json!({"secret": "rotated"})),
+            self.audit_retention(scope).await?,
+        )?;
+        match self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(entry)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn delete_endpoint(
+        &self,
+        scope: &TenantScope,
+        endpoint: &Endpoint,
+        audit: &AuditContext,
+    ) -> AppResult<()> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(scope, endpoint.id)))
+            .build()
+            .map_err(AppError::internal)?;
+        let entry = self.audit_put(
+            scope,
+            audit,
+            Change::deleted(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body()),
+            self.audit_retention(scope).await?,
+        )?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(entry)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Records a new delivery; false when it already exists (the event was
+    /// fanned out before).
+    pub async fn create_delivery(&self, scope: &TenantScope, delivery: &Delivery) -> AppResult<bool> {
+        let mut item = to_item(delivery)?;
+        item.extend(delivery_key(scope, delivery.endpoint_id, delivery.id));
+        item.insert("expires_at".into(), n(chrono::Utc::now().timestamp() + DELIVERY_RETENTION_DAYS * 86_400));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn get_delivery(&self, scope: &TenantScope, endpoint_id: Uuid, id: Uuid) -> AppResult<Option<Delivery>> {
+        self.get_as(delivery_key(scope, endpoint_id, id)).await
+    }
+
+    /// An endpoint's deliveries, newest first (event ids are UUIDv7), one page.
+    pub async fn list_deliveries(
+        &self,
+        scope: &TenantScope,
+        endpoint_id: Uuid,
+        status: Option<&str>,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<Delivery>, Option<String>)> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s(deliveries_prefix(endpoint_id)))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        let query = super::filter_equal(query, &[("status", status.map(s))], &[]);
+        let context = format!("deliveries|{}|{endpoint_id}|{}", scope.pk(), status.unwrap_or(""));
+        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
+        Ok((items.into_iter().map(from_item).collect::<AppResult<Vec<Delivery>>>()?, cursor))
+    }
+
+    /// Appends an attempt and moves the delivery on; only a `pending`
+    /// delivery changes (false otherwise).
+    pub async fn record_attempt(
+        &self,
+        scope: &TenantScope,
+        delivery: &Delivery,
+        attempt: &Value,
+        outcome: &AttemptOutcome,
+    ) -> AppResult<bool> {
+        let now = now_rfc3339();
+        let (status, next) = match outcome {
+            AttemptOutcome::Succeeded => ("succeeded", None),
+            AttemptOutcome::Retrying(at) => ("pending", Some(at.clone())),
+            AttemptOutcome::Failed => ("failed", None),
+        };
+        let completed = (status != "pending").then(|| now.clone());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(delivery_key(scope, delivery.endpoint_id, delivery.id)))
+            .update_expression(
+                "SET attempts = list_append(if_not_exists(attempts, :empty), :attempt), #status = :status, \
+                 next_attempt_at = :next, completed_at = :completed ADD round_attempts :one",
+            )
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":attempt", AttributeValue::L(vec![to_attribute(attempt)?]))
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":next", to_attribute(&json!(next))?)
+            .expression_attribute_values(":completed", to_attribute(&json!(completed))?)
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Ends a pending delivery without an attempt (its endpoint is gone or off).
+    pub async fn abandon_delivery(&self, scope: &TenantScope, delivery: &Delivery, reason: &str) -> AppResult<bool> {
+        let attempt = json!({"at": now_rfc3339(), "status_code": null, "latency_ms": null, "error": reason, "response_body": null});
+        self.record_attempt(scope, delivery, &attempt, &AttemptOutcome::Failed).await
+    }
+
+    /// A failed delivery goes back to `pending` for a new round of attempts
+    /// (same id, so the same webhook-id); false if it was not failed.
+    pub async fn requeue_delivery(&self, scope: &TenantScope, delivery: &Delivery) -> AppResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(delivery_key(scope, delivery.endpoint_id, delivery.id)))
+            .update_expression("SET #status = :pending, round_attempts = :zero REMOVE completed_at, next_attempt_at")
+            .condition_expression("#status = :failed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A delivery succeeded: the endpoint's failure streak ends.
+    pub async fn endpoint_delivered(&self, scope: &TenantScope, endpoint_id: Uuid) -> AppResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(scope, endpoint_id)))
+            .update_expression("SET consecutive_failures = :zero")
+            .condition_expression("attribute_exists(PK) AND consecutive_failures <> :zero")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A delivery failed for good: one more in the streak. Answers the streak.
+    pub async fn endpoint_failed(&self, scope: &TenantScope, endpoint_id: Uuid) -> AppResult<i64> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(scope, endpoint_id)))
+            .update_expression("ADD consecutive_failures :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.attributes.as_ref().map(|a| number_attr(a, "consecutive_failures")).unwrap_or(0)),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(0)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Disables an active endpoint; true only for the call that did it (so
+    /// `webhook_endpoint.disabled` is published once).
+    pub async fn disable_endpoint(&self, scope: &TenantScope, endpoint_id: Uuid, reason: &str) -> AppResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(endpoint_key(scope, endpoint_id)))
+            .update_expression("SET #status = :disabled, disabled_reason = :reason, updated_at = :now")
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":disabled", s("disabled"))
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(now_rfc3339()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_patterns() {
+        assert!(type_matches("*", "user.created"));
+        assert!(type_matches("tryon.*", "tryon.session.completed"));
+        assert!(!type_matches("tryon.*", "user.created"));
+        assert!(type_matches("user.created", "user.created"));
+        assert!(!type_matches("user.created", "user.created.extra"));
+        assert!(!type_matches("user.*", "users.created"));
+    }
+}
