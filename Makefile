@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks around them.
-.PHONY: run test lint validate bench
+.PHONY: run test lint validate bench bench-webhooks
 
 run:            ## the platform locally: stack + API on 127.0.0.1:3000
 	scripts/run-local.sh
@@ -16,3 +16,6 @@ validate:       ## the SAM template (installs the SAM CLI into the venv once)
 
 bench:          ## performance bench of the functions (docs/performance.md)
 	scripts/bench.sh
+
+bench-webhooks: ## deliveries per second of one webhook dispatcher (docs/performance.md)
+	scripts/test.sh -- --test it -- --ignored webhook_delivery_throughput --nocapture

@@ -374,3 +374,65 @@ async fn endpoints_are_private_to_their_tenant_and_secrets_are_shown_once() {
     delete(&format!("/v1/webhooks/{id}")).api_key(&a.key).send().await.expect(204);
     get(&format!("/v1/webhooks/{id}")).api_key(&a.key).send().await.expect_error(404, "not_found");
 }
+
+/// Not a test: the measurement behind docs/performance.md's webhook figure.
+/// One dispatcher (this process) attempts `WEBHOOK_BENCH_DELIVERIES`
+/// (default 500) deliveries to a local receiver that answers 200, in SQS-sized
+/// batches of 10 handled concurrently, as the Lambda would. Run with
+/// `make bench-webhooks`.
+#[tokio::test]
+#[ignore = "a measurement, run by make bench-webhooks"]
+async fn webhook_delivery_throughput() {
+    let total: usize = std::env::var("WEBHOOK_BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let shop = shop(0).await;
+    let receiver = Receiver::start(&[], 200).await;
+    let (endpoint_id, _) = endpoint(&shop.key, &receiver.url, json!(["bench.*"]), json!([])).await;
+    let (state, clients) = test_state().await;
+    let dispatcher = webhook_dispatcher::Dispatcher {
+        store: state.store.clone(),
+        events: state.events.clone(),
+        sqs: clients.sqs.clone(),
+        deliveries_queue_url: std::env::var("QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES").expect("queue"),
+        http: shared::outbound::Fetcher::new(true).expect("client"),
+        platform_secret: state.config.require_cursor_secret().expect("secret").to_owned(),
+    };
+    let tenant = uuid::Uuid::parse_str(&shop.owner.tenant_id).expect("tenant");
+    let endpoint = uuid::Uuid::parse_str(&endpoint_id).expect("endpoint");
+    let scope = shared::auth::TenantScope::trusted_internal(tenant);
+    let mut jobs = Vec::with_capacity(total);
+    for i in 0..total {
+        let event = shared::events::DomainEvent::new("bench.delivery", tenant, json!({"n": i}));
+        let delivery = shared::store::webhooks::Delivery {
+            id: event.id,
+            endpoint_id: endpoint,
+            tenant_id: tenant,
+            event_type: event.event_type.clone(),
+            payload: webhook_dispatcher::payload(&event),
+            status: "pending".into(),
+            attempts: Vec::new(),
+            round_attempts: 0,
+            next_attempt_at: None,
+            created_at: shared::domain::now_rfc3339(),
+            completed_at: None,
+        };
+        assert!(state.store.create_delivery(&scope, &delivery).await.expect("delivery"));
+        jobs.push(webhook_dispatcher::DeliveryJob {
+            tenant_id: tenant,
+            endpoint_id: endpoint,
+            delivery_id: event.id,
+            not_before: 0,
+        });
+    }
+    let started = Instant::now();
+    for batch in jobs.chunks(10) {
+        let outcomes = futures::future::join_all(batch.iter().map(|job| dispatcher.attempt(job))).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(webhook_dispatcher::Outcome::Delivered))), "{outcomes:?}");
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(receiver.all().len(), total);
+    println!(
+        "webhook deliveries: {total} in {:.2} s = {:.1} deliveries/s (one dispatcher, batches of 10, local receiver, moto)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+}

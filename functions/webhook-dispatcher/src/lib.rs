@@ -290,12 +290,13 @@ impl Dispatcher {
         });
         let succeeded = status_code.is_some_and(|c| (200..300).contains(&c));
         if succeeded {
-            if self
+            let recorded = self
                 .store
                 .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Succeeded)
                 .await
-                .map_err(anyhow_of)?
-            {
+                .map_err(anyhow_of)?;
+            // Only a streak needs ending (saves a write per delivery).
+            if recorded && endpoint.consecutive_failures > 0 {
                 self.store.endpoint_delivered(&scope, endpoint.id).await.map_err(anyhow_of)?;
             }
             return Ok(Outcome::Delivered);
