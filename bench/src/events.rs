@@ -83,6 +83,43 @@ impl Samples {
         with_bearer(with_body(event, body)?, token)
     }
 
+    /// `GET <path>` with an access token (the list sample on another path).
+    pub fn get(&self, token: &str, path: &str) -> Result<Value> {
+        let proxy = path.trim_start_matches("/v1/");
+        let mut event = on_path(self.load("tenants-list.json")?, path, &format!("ANY {path}"), proxy)?;
+        if let Some(object) = event.as_object_mut() {
+            object.remove("queryStringParameters");
+        }
+        set(&mut event, &["rawQueryString"], json!(""))?;
+        with_bearer(fresh_request_id(event)?, token)
+    }
+
+    /// An SQS batch of one `tryon.item.requested` for an item that does not exist.
+    pub fn tryon_job(&self) -> Result<Value> {
+        let mut event = self.load("tryon-worker-sqs.json")?;
+        let record =
+            event.get_mut("Records").and_then(|r| r.get_mut(0)).context("tryon-worker-sqs.json has no record")?;
+        let mut body: Value = serde_json::from_str(record["body"].as_str().context("no body")?).context("body")?;
+        set(&mut body, &["detail", "id"], json!(Uuid::now_v7().to_string()))?;
+        set(&mut body, &["detail", "data", "session_id"], json!(Uuid::now_v7().to_string()))?;
+        set(record, &["body"], json!(body.to_string()))?;
+        set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        Ok(event)
+    }
+
+    /// An SQS batch of one delivery job for a delivery that does not exist.
+    pub fn webhook_job(&self) -> Result<Value> {
+        let mut event = self.load("webhook-dispatcher-sqs.json")?;
+        let record =
+            event.get_mut("Records").and_then(|r| r.get_mut(0)).context("webhook-dispatcher-sqs.json has no record")?;
+        let body = json!({
+            "tenant_id": Uuid::now_v7(), "endpoint_id": Uuid::now_v7(), "delivery_id": Uuid::now_v7(), "not_before": 0,
+        });
+        set(record, &["body"], json!(body.to_string()))?;
+        set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        Ok(event)
+    }
+
     /// `GET /v1/tenants/me` authenticated by an API key (`X-API-Key`).
     pub fn my_tenant_with_key(&self, secret: &str) -> Result<Value> {
         let mut event = self.my_tenant("unused")?;

@@ -147,7 +147,17 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 4] = ["auth", "tenants", "api-keys", "tenant-provisioner"];
+const FUNCTIONS: [&str; 9] = [
+    "auth",
+    "tenants",
+    "api-keys",
+    "customers",
+    "tryons",
+    "webhooks",
+    "tenant-provisioner",
+    "tryon-worker",
+    "webhook-dispatcher",
+];
 
 /// The credentials and region Lambda gives every function.
 const AWS_ENV: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
@@ -188,6 +198,8 @@ enum Expect {
     Activates,
     /// The same for a tenant that was already active (a redelivery).
     AlreadyActive,
+    /// An SQS batch answer, whatever it reports (the job named nothing).
+    BatchAnswered,
 }
 
 /// One kind of request in a warm run: one untimed warm-up, then the timed ones.
@@ -302,6 +314,7 @@ impl Bench {
         let auth = self.spec("auth", AUTH_ENV)?;
         let tenants = self.spec("tenants", TENANTS_ENV)?;
         let api_keys = self.spec("api-keys", TENANTS_ENV)?;
+        let blob_env: Vec<&str> = TENANTS_ENV.iter().copied().chain(["BLOB_BUCKET_NAME"]).collect();
         let provisioner = self.spec("tenant-provisioner", &[])?;
         let mut reports = Vec::new();
         let mut set_up = false;
@@ -328,6 +341,22 @@ impl Bench {
                 "api-keys" => {
                     let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
                     self.bench_api_keys(&api_keys, &user_token).await?
+                }
+                "customers" | "tryons" | "webhooks" => {
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    let env: &[&str] = if function == "webhooks" { TENANTS_ENV } else { &blob_env };
+                    let path = format!("/v1/{function}");
+                    self.bench_list(&self.spec(function, env)?, &path, &user_token).await?
+                }
+                "tryon-worker" => {
+                    let spec = self.spec("tryon-worker", &["BLOB_BUCKET_NAME", "TRYON_ENGINE", "TRYON_ENGINE_URL"])?;
+                    self.bench_jobs(&spec, "SQS tryon.item.requested (no such item)", || self.samples.tryon_job())
+                        .await?
+                }
+                "webhook-dispatcher" => {
+                    let env = ["CURSOR_SECRET", "CURSOR_SECRET_FILE", "WEBHOOK_DELIVERIES_QUEUE_URL"];
+                    let spec = self.spec("webhook-dispatcher", &env)?;
+                    self.bench_jobs(&spec, "SQS delivery job (no such delivery)", || self.samples.webhook_job()).await?
                 }
                 _ => {
                     if created.is_empty() {
@@ -372,6 +401,33 @@ impl Bench {
         let created = self.once(api_keys, vec![(self.samples.create_api_key(user_token)?, Expect::Http(201))]).await?;
         let secret = created.first().and_then(|b| b["secret"].as_str()).context("no secret in the create answer")?;
         Ok(secret.to_owned())
+    }
+
+    /// A group whose cheapest authenticated request is its list: cold starts
+    /// and warm runs of `GET <path>` (one Query, one rate-limit write).
+    async fn bench_list(&self, spec: &FunctionSpec, path: &str, user_token: &str) -> Result<FunctionReport> {
+        let label = format!("GET {path}");
+        let lists = (0..self.options.spawns).map(|_| self.samples.get(user_token, path));
+        let (cold, _) = self.cold(spec, &label, Expect::Http(200), lists.collect::<Result<_>>()?).await?;
+        let warm_kinds = vec![self.kind(&label, Expect::Http(200), || self.samples.get(user_token, path))?];
+        let (warm, _) = self.warm(spec, warm_kinds).await?;
+        self.report(spec, cold, warm)
+    }
+
+    /// A worker's cold start and per-message cost, with jobs that name
+    /// nothing (the work itself needs data this bench does not make: the
+    /// figures are init, the runtime round trip and the first lookups).
+    async fn bench_jobs(
+        &self,
+        spec: &FunctionSpec,
+        label: &str,
+        mut job: impl FnMut() -> Result<Value>,
+    ) -> Result<FunctionReport> {
+        let jobs = (0..self.options.spawns).map(|_| job());
+        let (cold, _) = self.cold(spec, label, Expect::BatchAnswered, jobs.collect::<Result<_>>()?).await?;
+        let warm_kinds = vec![self.kind(label, Expect::BatchAnswered, job)?];
+        let (warm, _) = self.warm(spec, warm_kinds).await?;
+        self.report(spec, cold, warm)
     }
 
     /// Cold starts with a key creation as first request; warm creations (each
@@ -696,6 +752,12 @@ impl Bench {
                     bail!("{}: expected HTTP {expected}, got {status}: {body}", spec.name);
                 }
                 Ok((status.to_string(), body))
+            }
+            Expect::BatchAnswered => {
+                let failures = answer["batchItemFailures"]
+                    .as_array()
+                    .with_context(|| format!("{}: not a batch answer: {text}", spec.name))?;
+                Ok((format!("{} failed", failures.len()), answer))
             }
             Expect::Activates | Expect::AlreadyActive => {
                 let failures = answer["batchItemFailures"]
