@@ -123,6 +123,15 @@ impl AppError {
         AppError::Internal(err.into())
     }
 
+    /// For workers, whose errors are anyhow's: the cause of an internal
+    /// error as it is, a refusal as its message.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            AppError::Internal(e) => e,
+            other => anyhow::anyhow!("{other}"),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Api { status, .. } => *status,

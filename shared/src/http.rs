@@ -111,6 +111,11 @@ fn field_named_in(message: &str) -> Option<String> {
     Some(message[start..end].to_owned())
 }
 
+/// A UUID path segment, or 400 naming `field`.
+pub fn path_uuid(raw: &str, field: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| AppError::invalid_field(field, "must be a valid UUID"))
+}
+
 /// A JSON object body, for handlers that validate field by field.
 pub struct JsonObject(pub Map<String, Value>);
 

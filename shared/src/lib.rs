@@ -27,6 +27,7 @@ pub mod lambda;
 pub mod outbound;
 pub mod rate_limit;
 pub mod sealing;
+pub mod sqs_batch;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -28,7 +28,7 @@ use shared::{
     },
     domain::{now, rfc3339},
     events::DomainEvent,
-    http::{JsonObject, Page, QueryParams},
+    http::{JsonObject, Page, QueryParams, path_uuid},
     store::api_keys::{API_KEY_RESOURCE, ApiKey},
     validate::{Fields, Need},
 };
@@ -49,7 +49,7 @@ pub const MAX_LIFETIME_DAYS: i64 = 730;
 pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
 
 fn key_id(raw: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field("key_id", "must be a valid UUID"))
+    path_uuid(raw, "key_id")
 }
 
 /// What a create body asks for.
@@ -217,15 +217,10 @@ async fn rotate_key(
     principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let id = key_id(&id)?;
     let grace = grace_from(&body)?;
-    let scope = principal.scope();
-    let Some(existing) = state.store.get_api_key(&scope, id).await? else {
-        return Err(AppError::not_found(API_KEY_RESOURCE));
-    };
-    let secret = api_key::generate(scope.tenant_id(), id, existing.environment);
     let old_valid_until = (grace > 0).then(|| now() + chrono::Duration::seconds(grace));
-    let key = state
+    let (key, secret) = state
         .store
-        .rotate_api_key(&scope, id, &secret, old_valid_until, &audit)
+        .rotate_api_key(&principal.scope(), id, old_valid_until, &audit)
         .await?
         .ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
     publish(&state, "api_key.rotated", &key).await;

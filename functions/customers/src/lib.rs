@@ -29,7 +29,7 @@ use shared::{
     auth::{Principal, Role, Scope},
     blobs::{IMAGE_TYPES, sniff_image_type},
     domain::now_rfc3339,
-    http::{JsonObject, Page, QueryParams},
+    http::{JsonObject, Page, QueryParams, path_uuid},
     store::customers::{
         CUSTOMER_RESOURCE, Customer, CustomerFields, MAX_PHOTOS_PER_CUSTOMER, PHOTO_RESOURCE, Photo, PhotoError,
         customer_blob_prefix,
@@ -55,10 +55,6 @@ pub const MAX_METADATA_BYTES: usize = 4096;
 /// How long an upload URL works.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 pub const PHOTO_KINDS: &[&str] = &["person", "garment"];
-
-fn path_id(raw: &str, field: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field(field, "must be a valid UUID"))
-}
 
 /// Body `{external_id, email?, name?, metadata?}`; `null` clears an optional field.
 pub fn upsert_from(body: &Map<String, Value>) -> AppResult<(String, CustomerFields)> {
@@ -130,7 +126,7 @@ async fn list_customers(
 }
 
 async fn load_customer(state: &AppState, principal: &Principal, raw_id: &str) -> AppResult<Customer> {
-    let id = path_id(raw_id, "customer_id")?;
+    let id = path_uuid(raw_id, "customer_id")?;
     state.store.get_customer(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found(CUSTOMER_RESOURCE))
 }
 
@@ -175,7 +171,7 @@ async fn create_photo(
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
     principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
-    let customer_id = path_id(&id, "customer_id")?;
+    let customer_id = path_uuid(&id, "customer_id")?;
     let mut f = Fields::new(&body);
     f.reject_unknown(&["content_type", "size_bytes", "kind"]);
     let content_type = f.one_of("content_type", Need::Required, IMAGE_TYPES);
@@ -250,8 +246,8 @@ async fn confirm_photo(
     Path((id, photo_id)): Path<(String, String)>,
 ) -> AppResult<Response> {
     principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
-    let customer_id = path_id(&id, "customer_id")?;
-    let photo_id = path_id(&photo_id, "photo_id")?;
+    let customer_id = path_uuid(&id, "customer_id")?;
+    let photo_id = path_uuid(&photo_id, "photo_id")?;
     let scope = principal.scope();
     let photo = state
         .store

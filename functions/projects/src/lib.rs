@@ -35,7 +35,7 @@ use shared::{
         PRIORITIES, PROJECT_STATUSES, Project, TASK_STATUSES, Task, project_changes, project_from_create, task_changes,
         task_from_create,
     },
-    http::{JsonObject, Page, QueryParams},
+    http::{JsonObject, Page, QueryParams, path_uuid},
     store::projects::{ProjectFilter, TaskFilter},
     validate::{Fields, Need},
 };
@@ -55,10 +55,6 @@ pub fn routes() -> Router<AppState> {
 
 const PROJECT: &str = "project";
 const TASK: &str = "task";
-
-fn path_id(raw: &str, field: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field(field, "must be a valid UUID"))
-}
 
 /// Both ids of a task path, each problem named.
 fn task_path(project: &str, task: &str) -> AppResult<(Uuid, Uuid)> {
@@ -114,7 +110,7 @@ async fn get_project(
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
     principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
-    let id = path_id(&id, "project_id")?;
+    let id = path_uuid(&id, "project_id")?;
     let project = state.store.get_project(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
     Ok(Json(project.to_body()))
 }
@@ -127,7 +123,7 @@ async fn update_project(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
-    let id = path_id(&id, "project_id")?;
+    let id = path_uuid(&id, "project_id")?;
     principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
     let changes = project_changes(&body)?;
     let scope = principal.scope();
@@ -146,7 +142,7 @@ async fn delete_project(
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    let id = path_id(&id, "project_id")?;
+    let id = path_uuid(&id, "project_id")?;
     principal.require(Role::Admin, Scope::ProjectsWrite, PROJECT)?;
     if !state.store.delete_project(&principal.scope(), id, &audit).await? {
         return Err(AppError::not_found(PROJECT));
@@ -161,7 +157,7 @@ async fn list_tasks(
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
     principal.require(Role::User, Scope::ProjectsRead, TASK)?;
-    let project_id = path_id(&id, "project_id")?;
+    let project_id = path_uuid(&id, "project_id")?;
     params.allow_only(&["limit", "cursor", "status", "assignee_id"])?;
     let page = params.page()?;
     let filters = params.as_object();
@@ -184,7 +180,7 @@ async fn create_task(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    let project_id = path_id(&id, "project_id")?;
+    let project_id = path_uuid(&id, "project_id")?;
     principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
     let scope = principal.scope();
     let task = task_from_create(&body, scope.tenant_id(), project_id, principal.user_id)?;

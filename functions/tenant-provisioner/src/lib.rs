@@ -13,7 +13,7 @@
 //!   written in the same transaction as the tenant).
 
 use anyhow::{Context, Result, bail};
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
 use shared::{
     audit::AuditContext,
@@ -40,21 +40,7 @@ pub enum Outcome {
 
 impl Provisioner {
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let results = futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
-        let mut response = SqsBatchResponse::default();
-        for (message, result) in event.records.iter().zip(results) {
-            let id = message.message_id.clone().unwrap_or_default();
-            match result {
-                Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "message handled"),
-                Err(err) => {
-                    tracing::error!(message_id = %id, error = ?err, "message failed; SQS will redeliver it");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        response
+        shared::sqs_batch::handle_batch(&event.records, |m| self.handle_message(m)).await
     }
 
     pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
@@ -70,7 +56,7 @@ impl Provisioner {
     pub async fn provision(&self, event: &DomainEvent) -> Result<Outcome> {
         // The event came from our own bus, published after the tenant committed.
         let scope = TenantScope::trusted_internal(event.tenant_id);
-        let Some((tenant, _)) = self.store.get_tenant(&scope).await.map_err(anyhow_of)? else {
+        let Some((tenant, _)) = self.store.get_tenant(&scope).await.map_err(shared::AppError::into_anyhow)? else {
             bail!("tenant {} does not exist", event.tenant_id);
         };
         if tenant.status != "provisioning" {
@@ -83,12 +69,12 @@ impl Provisioner {
             .as_deref()
             .map(|email| invitation_item(tenant.id, email, Role::Owner, tenant.created_by.map(|u| u.to_string())))
             .transpose()
-            .map_err(anyhow_of)?;
+            .map_err(shared::AppError::into_anyhow)?;
         if !self
             .store
             .complete_provisioning(&tenant, invitation, &AuditContext::system(COMPONENT))
             .await
-            .map_err(anyhow_of)?
+            .map_err(shared::AppError::into_anyhow)?
         {
             // A concurrent delivery of the same event won the race.
             return Ok(Outcome::AlreadyDone);
@@ -114,11 +100,15 @@ impl Provisioner {
     #[tracing::instrument(skip(self))]
     pub async fn sweep(&self, min_age: chrono::Duration) -> Result<usize> {
         let cutoff = shared::domain::rfc3339(chrono::Utc::now() - min_age);
-        let waiting = self.store.tenants_awaiting_provisioning(&cutoff, SWEEP_BATCH).await.map_err(anyhow_of)?;
+        let waiting = self
+            .store
+            .tenants_awaiting_provisioning(&cutoff, SWEEP_BATCH)
+            .await
+            .map_err(shared::AppError::into_anyhow)?;
         let mut republished = 0;
         for tenant_id in waiting {
             let scope = TenantScope::trusted_internal(tenant_id);
-            match self.store.get_tenant(&scope).await.map_err(anyhow_of)? {
+            match self.store.get_tenant(&scope).await.map_err(shared::AppError::into_anyhow)? {
                 Some((tenant, _)) if tenant.status == "provisioning" => {
                     self.events.publish(&tenant.created_event()).await?;
                     republished += 1;
@@ -130,12 +120,5 @@ impl Provisioner {
             tracing::warn!(republished, "republished tenant.created for tenants left waiting");
         }
         Ok(republished)
-    }
-}
-
-fn anyhow_of(err: shared::AppError) -> anyhow::Error {
-    match err {
-        shared::AppError::Internal(e) => e,
-        other => anyhow::anyhow!("{other}"),
     }
 }

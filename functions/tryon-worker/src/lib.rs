@@ -18,7 +18,7 @@ pub mod engine;
 pub use shared::outbound;
 
 use anyhow::{Context, Result, bail};
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use engine::{RenderInput, TryOnEngine};
 use shared::{
     audit::AuditContext,
@@ -60,21 +60,7 @@ struct ItemFailure(String);
 
 impl<E: TryOnEngine> TryonWorker<E> {
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let results = futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
-        let mut response = SqsBatchResponse::default();
-        for (message, result) in event.records.iter().zip(results) {
-            let id = message.message_id.clone().unwrap_or_default();
-            match result {
-                Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "message handled"),
-                Err(err) => {
-                    tracing::error!(message_id = %id, error = ?err, "message failed; SQS will redeliver it");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        response
+        shared::sqs_batch::handle_batch(&event.records, |m| self.handle_message(m)).await
     }
 
     pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
@@ -101,7 +87,7 @@ impl<E: TryOnEngine> TryonWorker<E> {
             .store
             .claim_tryon_item(scope, session_id, index, &lock, now, LEASE_SECONDS)
             .await
-            .map_err(anyhow_of)?
+            .map_err(shared::AppError::into_anyhow)?
         {
             Claim::Claimed(item) => item,
             Claim::Finished => return Ok(Outcome::AlreadyDone),
@@ -112,13 +98,18 @@ impl<E: TryOnEngine> TryonWorker<E> {
             .store
             .get_tryon_session(scope, session_id)
             .await
-            .map_err(anyhow_of)?
+            .map_err(shared::AppError::into_anyhow)?
             .context("the item's session does not exist")?;
         let outcome = match self.render(scope, &session, &item).await? {
             Ok(image) => {
                 let key = result_key(scope, session_id, index);
-                self.blobs.put(&key, image, "image/png").await.map_err(anyhow_of)?;
-                if !self.store.complete_tryon_item(scope, &item, &lock, &key).await.map_err(anyhow_of)? {
+                self.blobs.put(&key, image, "image/png").await.map_err(shared::AppError::into_anyhow)?;
+                if !self
+                    .store
+                    .complete_tryon_item(scope, &item, &lock, &key)
+                    .await
+                    .map_err(shared::AppError::into_anyhow)?
+                {
                     // Our lease ran out and another delivery took the item.
                     return Ok(Outcome::AlreadyDone);
                 }
@@ -127,13 +118,20 @@ impl<E: TryOnEngine> TryonWorker<E> {
             Err(ItemFailure(reason)) => {
                 tracing::warn!(%session_id, index, %reason, "try-on item failed; refunding its share");
                 let audit = AuditContext::system(COMPONENT);
-                if !self.store.fail_tryon_item(scope, &item, &lock, &reason, &audit).await.map_err(anyhow_of)? {
+                if !self
+                    .store
+                    .fail_tryon_item(scope, &item, &lock, &reason, &audit)
+                    .await
+                    .map_err(shared::AppError::into_anyhow)?
+                {
                     return Ok(Outcome::AlreadyDone);
                 }
                 Outcome::Failed(reason)
             }
         };
-        if let Some(finished) = self.store.finish_tryon_if_done(scope, session_id).await.map_err(anyhow_of)? {
+        if let Some(finished) =
+            self.store.finish_tryon_if_done(scope, session_id).await.map_err(shared::AppError::into_anyhow)?
+        {
             self.events.publish_after_commit(&finished.finished_event()).await;
         }
         Ok(outcome)
@@ -167,10 +165,12 @@ impl<E: TryOnEngine> TryonWorker<E> {
     }
 
     async fn photo_bytes(&self, scope: &TenantScope, customer_id: Uuid, photo_id: Uuid) -> Result<Option<Vec<u8>>> {
-        let Some(photo) = self.store.get_photo(scope, customer_id, photo_id).await.map_err(anyhow_of)? else {
+        let Some(photo) =
+            self.store.get_photo(scope, customer_id, photo_id).await.map_err(shared::AppError::into_anyhow)?
+        else {
             return Ok(None);
         };
-        self.blobs.get(&photo.object_key).await.map_err(anyhow_of)
+        self.blobs.get(&photo.object_key).await.map_err(shared::AppError::into_anyhow)
     }
 }
 
@@ -188,18 +188,20 @@ impl<E: TryOnEngine> TryonWorker<E> {
     #[tracing::instrument(skip(self))]
     pub async fn sweep(&self, min_age: chrono::Duration) -> Result<usize> {
         let cutoff = shared::domain::rfc3339(chrono::Utc::now() - min_age);
-        let waiting = self.store.tryons_awaiting_dispatch(&cutoff, SWEEP_BATCH).await.map_err(anyhow_of)?;
+        let waiting =
+            self.store.tryons_awaiting_dispatch(&cutoff, SWEEP_BATCH).await.map_err(shared::AppError::into_anyhow)?;
         let mut republished = 0;
         for (tenant_id, session_id) in waiting {
             let scope = TenantScope::trusted_internal(tenant_id);
-            let queued: Vec<TryonItem> = match self.store.get_tryon(&scope, session_id).await.map_err(anyhow_of)? {
-                Some((_, items)) => {
-                    items.into_iter().filter(|i| i.status == shared::domain::tryon::ITEM_QUEUED).collect()
-                }
-                None => Vec::new(),
-            };
+            let queued: Vec<TryonItem> =
+                match self.store.get_tryon(&scope, session_id).await.map_err(shared::AppError::into_anyhow)? {
+                    Some((_, items)) => {
+                        items.into_iter().filter(|i| i.status == shared::domain::tryon::ITEM_QUEUED).collect()
+                    }
+                    None => Vec::new(),
+                };
             if queued.is_empty() {
-                self.store.clear_tryon_dispatch(tenant_id, session_id).await.map_err(anyhow_of)?;
+                self.store.clear_tryon_dispatch(tenant_id, session_id).await.map_err(shared::AppError::into_anyhow)?;
                 continue;
             }
             let events: Vec<DomainEvent> =
@@ -211,12 +213,5 @@ impl<E: TryOnEngine> TryonWorker<E> {
             tracing::warn!(republished, "republished try-on item events left waiting");
         }
         Ok(republished)
-    }
-}
-
-fn anyhow_of(err: shared::AppError) -> anyhow::Error {
-    match err {
-        shared::AppError::Internal(e) => e,
-        other => anyhow::anyhow!("{other}"),
     }
 }

@@ -30,7 +30,7 @@ use shared::{
         tryon::{self, ITEM_COMPLETED, ITEM_QUEUED, MAX_ITEMS, MIN_ITEMS, Quality},
     },
     events::DomainEvent,
-    http::{JsonObject, Page, QueryParams},
+    http::{JsonObject, Page, QueryParams, path_uuid},
     store::{
         customers::Photo,
         tryons::{TRYON_RESOURCE, TryonItem, TryonSession, item_requested_event},
@@ -51,10 +51,6 @@ pub fn routes() -> Router<AppState> {
 pub const RESULT_URL_TTL: Duration = Duration::from_secs(15 * 60);
 pub const MAX_PRODUCT_ID_CHARS: usize = 128;
 pub const MAX_URL_CHARS: usize = 2048;
-
-fn path_id(raw: &str, field: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field(field, "must be a valid UUID"))
-}
 
 /// One cart item as asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,10 +209,13 @@ async fn create_tryon(
         return Err(AppError::not_found("customer"));
     }
     usable_photo(&state, &scope, request.customer_id, request.photo_id, "person", "photo_id").await?;
+    // A cart often reuses one garment photo: read each once.
+    let mut checked = Vec::new();
     for (i, item) in request.items.iter().enumerate() {
-        if let Some(garment) = item.garment_photo_id {
+        if let Some(garment) = item.garment_photo_id.filter(|g| !checked.contains(g)) {
             let field = format!("items[{i}].garment_photo_id");
             usable_photo(&state, &scope, request.customer_id, garment, "garment", &field).await?;
+            checked.push(garment);
         }
     }
     let (mut session, items) = plan(scope.tenant_id(), &request);
@@ -261,7 +260,7 @@ async fn get_tryon(
     let scope = principal.scope();
     let (session, items) = state
         .store
-        .get_tryon(&scope, path_id(&id, "tryon_id")?)
+        .get_tryon(&scope, path_uuid(&id, "tryon_id")?)
         .await?
         .ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     Ok(Json(session_body(&state, &session, &items).await?))
@@ -298,7 +297,7 @@ async fn cancel_tryon(
 ) -> AppResult<Json<Value>> {
     principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
     let scope = principal.scope();
-    let id = path_id(&id, "tryon_id")?;
+    let id = path_uuid(&id, "tryon_id")?;
     let (_, items) = state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     let mut cancelled = Vec::new();
     let mut refunded = 0;

@@ -24,7 +24,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::{
@@ -105,21 +105,7 @@ pub fn next_delay(schedule: &[i64], done: usize, retry_after: Option<u64>) -> Op
 
 impl Dispatcher {
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let results = futures::future::join_all(event.records.iter().map(|m| self.handle_message(m))).await;
-        let mut response = SqsBatchResponse::default();
-        for (message, result) in event.records.iter().zip(results) {
-            let id = message.message_id.clone().unwrap_or_default();
-            match result {
-                Ok(outcome) => tracing::info!(message_id = %id, ?outcome, "message handled"),
-                Err(err) => {
-                    tracing::error!(message_id = %id, error = ?err, "message failed; SQS will redeliver it");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        response
+        shared::sqs_batch::handle_batch(&event.records, |m| self.handle_message(m)).await
     }
 
     pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
@@ -152,7 +138,7 @@ impl Dispatcher {
         let only = (event.event_type == TEST_EVENT)
             .then(|| event.data["endpoint_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()))
             .flatten();
-        let endpoints = self.store.list_endpoints(&scope).await.map_err(anyhow_of)?;
+        let endpoints = self.store.list_endpoints(&scope).await.map_err(shared::AppError::into_anyhow)?;
         let body = payload(event);
         let mut jobs = Vec::new();
         for endpoint in endpoints {
@@ -180,7 +166,7 @@ impl Dispatcher {
                 created_at: now_rfc3339(),
                 completed_at: None,
             };
-            let created = self.store.create_delivery(&scope, &delivery).await.map_err(anyhow_of)?;
+            let created = self.store.create_delivery(&scope, &delivery).await.map_err(shared::AppError::into_anyhow)?;
             // A redelivered event finds its delivery: queue it again only if
             // nothing was attempted yet (the first job may not have been sent).
             let unsent = created
@@ -188,7 +174,7 @@ impl Dispatcher {
                     .store
                     .get_delivery(&scope, endpoint.id, event.id)
                     .await
-                    .map_err(anyhow_of)?
+                    .map_err(shared::AppError::into_anyhow)?
                     .is_some_and(|d| d.status == "pending" && d.attempts.is_empty());
             if unsent {
                 jobs.push(DeliveryJob {
@@ -241,8 +227,11 @@ impl Dispatcher {
             return Ok(Outcome::Deferred);
         }
         let scope = TenantScope::trusted_internal(job.tenant_id);
-        let Some(delivery) =
-            self.store.get_delivery(&scope, job.endpoint_id, job.delivery_id).await.map_err(anyhow_of)?
+        let Some(delivery) = self
+            .store
+            .get_delivery(&scope, job.endpoint_id, job.delivery_id)
+            .await
+            .map_err(shared::AppError::into_anyhow)?
         else {
             return Ok(Outcome::Nothing);
         };
@@ -250,17 +239,24 @@ impl Dispatcher {
             return Ok(Outcome::Nothing);
         }
         let Some((endpoint, nonce, sealed)) =
-            self.store.endpoint_with_secret(&scope, job.endpoint_id).await.map_err(anyhow_of)?
+            self.store.endpoint_with_secret(&scope, job.endpoint_id).await.map_err(shared::AppError::into_anyhow)?
         else {
-            self.store.abandon_delivery(&scope, &delivery, "the endpoint was deleted").await.map_err(anyhow_of)?;
+            self.store
+                .abandon_delivery(&scope, &delivery, "the endpoint was deleted")
+                .await
+                .map_err(shared::AppError::into_anyhow)?;
             return Ok(Outcome::Failed);
         };
         if endpoint.status != "active" {
-            self.store.abandon_delivery(&scope, &delivery, "the endpoint is disabled").await.map_err(anyhow_of)?;
+            self.store
+                .abandon_delivery(&scope, &delivery, "the endpoint is disabled")
+                .await
+                .map_err(shared::AppError::into_anyhow)?;
             return Ok(Outcome::Failed);
         }
-        let key = endpoint_secret_key(&self.platform_secret, &scope, endpoint.id).map_err(anyhow_of)?;
-        let secret = String::from_utf8(sealing::open(&key, &nonce, &sealed).map_err(anyhow_of)?)?;
+        let key =
+            endpoint_secret_key(&self.platform_secret, &scope, endpoint.id).map_err(shared::AppError::into_anyhow)?;
+        let secret = String::from_utf8(sealing::open(&key, &nonce, &sealed).map_err(shared::AppError::into_anyhow)?)?;
         let message_id = delivery.message_id();
         let signature = webhook_signing::sign(&secret, &message_id, now, delivery.payload.as_bytes())
             .map_err(anyhow::Error::msg)?;
@@ -294,16 +290,19 @@ impl Dispatcher {
                 .store
                 .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Succeeded)
                 .await
-                .map_err(anyhow_of)?;
+                .map_err(shared::AppError::into_anyhow)?;
             // Only a streak needs ending (saves a write per delivery).
             if recorded && endpoint.consecutive_failures > 0 {
-                self.store.endpoint_delivered(&scope, endpoint.id).await.map_err(anyhow_of)?;
+                self.store.endpoint_delivered(&scope, endpoint.id).await.map_err(shared::AppError::into_anyhow)?;
             }
             return Ok(Outcome::Delivered);
         }
         if status_code == Some(410) {
             // Standard Webhooks: the receiver says this endpoint is gone for good.
-            self.store.record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Failed).await.map_err(anyhow_of)?;
+            self.store
+                .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Failed)
+                .await
+                .map_err(shared::AppError::into_anyhow)?;
             self.disable(&scope, &endpoint.id, &endpoint.url, "the endpoint answered 410 Gone").await?;
             return Ok(Outcome::Failed);
         }
@@ -314,15 +313,21 @@ impl Dispatcher {
                 .store
                 .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Retrying(at))
                 .await
-                .map_err(anyhow_of)?
+                .map_err(shared::AppError::into_anyhow)?
             {
                 let next = DeliveryJob { not_before: now + delay, ..job.clone() };
                 self.enqueue(&[next], delay).await?;
             }
             return Ok(Outcome::Retrying { in_seconds: delay });
         }
-        if self.store.record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Failed).await.map_err(anyhow_of)? {
-            let streak = self.store.endpoint_failed(&scope, endpoint.id).await.map_err(anyhow_of)?;
+        if self
+            .store
+            .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Failed)
+            .await
+            .map_err(shared::AppError::into_anyhow)?
+        {
+            let streak =
+                self.store.endpoint_failed(&scope, endpoint.id).await.map_err(shared::AppError::into_anyhow)?;
             if streak >= DISABLE_AFTER_FAILURES {
                 let reason = format!("its last {DISABLE_AFTER_FAILURES} deliveries failed");
                 self.disable(&scope, &endpoint.id, &endpoint.url, &reason).await?;
@@ -333,7 +338,7 @@ impl Dispatcher {
 
     /// Disables the endpoint; the call that did it publishes the event.
     async fn disable(&self, scope: &TenantScope, endpoint_id: &Uuid, url: &str, reason: &str) -> Result<()> {
-        if self.store.disable_endpoint(scope, *endpoint_id, reason).await.map_err(anyhow_of)? {
+        if self.store.disable_endpoint(scope, *endpoint_id, reason).await.map_err(shared::AppError::into_anyhow)? {
             tracing::warn!(%endpoint_id, %reason, "webhook endpoint disabled");
             let event = DomainEvent::new(
                 "webhook_endpoint.disabled",
@@ -343,13 +348,6 @@ impl Dispatcher {
             self.events.publish_after_commit(&event).await;
         }
         Ok(())
-    }
-}
-
-fn anyhow_of(err: shared::AppError) -> anyhow::Error {
-    match err {
-        shared::AppError::Internal(e) => e,
-        other => anyhow::anyhow!("{other}"),
     }
 }
 

@@ -29,7 +29,7 @@ use shared::{
     auth::{Principal, Role, Scope, TenantScope},
     domain::now_rfc3339,
     events::DomainEvent,
-    http::{JsonObject, Page, QueryParams},
+    http::{JsonObject, Page, QueryParams, path_uuid},
     outbound::check_url,
     sealing,
     store::webhooks::{ENDPOINT_RESOURCE, Endpoint, REPLAY_EVENT, TEST_EVENT, endpoint_secret_key},
@@ -55,10 +55,6 @@ pub const MAX_RETRIES: usize = 10;
 /// A schedule may spread a delivery over a day at most.
 pub const MAX_SCHEDULE_SECONDS: i64 = 86_400;
 pub const MAX_EVENT_TYPES: usize = 50;
-
-fn path_id(raw: &str, field: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field(field, "must be a valid UUID"))
-}
 
 fn is_event_pattern(value: &str) -> bool {
     let body = value.strip_suffix(".*").unwrap_or(value);
@@ -149,7 +145,7 @@ fn require(principal: &Principal) -> AppResult<()> {
 }
 
 async fn load(state: &AppState, principal: &Principal, raw: &str) -> AppResult<Endpoint> {
-    let id = path_id(raw, "endpoint_id")?;
+    let id = path_uuid(raw, "endpoint_id")?;
     state.store.get_endpoint(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found(ENDPOINT_RESOURCE))
 }
 
@@ -317,7 +313,7 @@ async fn replay_delivery(
     require(&principal)?;
     let endpoint = load(&state, &principal, &id).await?;
     let scope = principal.scope();
-    let delivery_id = path_id(&delivery_id, "delivery_id")?;
+    let delivery_id = path_uuid(&delivery_id, "delivery_id")?;
     let delivery = state
         .store
         .get_delivery(&scope, endpoint.id, delivery_id)

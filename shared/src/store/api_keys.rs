@@ -15,15 +15,14 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{
-    operation::update_item::UpdateItemError,
-    types::{ReturnValue, TransactWriteItem, Update},
-};
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_item};
+use super::{
+    Item, Store, condition_failed, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_item,
+};
 use crate::{
     audit::{AuditContext, Change},
     auth::{
@@ -241,7 +240,7 @@ impl Store {
         }
     }
 
-    /// Gives the key a new secret; the old one stops working at once, or at
+    /// Gives the key a new secret (answered with it); the old one stops working at once, or at
     /// `old_valid_until` when a grace period was asked for. Conditioned on the
     /// hash it replaces, so of two concurrent rotations one wins and the other
     /// is a 409.
@@ -249,13 +248,14 @@ impl Store {
         &self,
         scope: &TenantScope,
         key_id: Uuid,
-        secret: &NewSecret,
         old_valid_until: Option<chrono::DateTime<chrono::Utc>>,
         audit: &AuditContext,
-    ) -> AppResult<Option<ApiKey>> {
+    ) -> AppResult<Option<(ApiKey, NewSecret)>> {
         let Some(current) = self.api_key_for_auth(scope, key_id).await? else {
             return Ok(None);
         };
+        // The new secret keeps the key's environment (sk_live_ stays sk_live_).
+        let secret = crate::auth::api_key::generate(scope.tenant_id(), key_id, current.key.environment);
         let now_time = crate::domain::now();
         let state = current.key.state(now_time);
         if state != KeyState::Active {
@@ -307,7 +307,7 @@ impl Store {
             .send()
             .await
         {
-            Ok(_) => Ok(Some(new)),
+            Ok(_) => Ok(Some((new, secret))),
             Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
                 Err(AppError::conflict("the key was rotated or revoked by another request"))
             }
@@ -355,7 +355,7 @@ impl Store {
                 let count = output.attributes.as_ref().map(|a| number_attr(a, &current)).unwrap_or(1);
                 Ok(RateStatus::new(Subject::ApiKey, limit, count, epoch, true))
             }
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+            Err(err) if condition_failed(&err) => {
                 // Revoked in the meantime: the next request sees it; this one
                 // is refused like an over-limit one rather than served.
                 Ok(RateStatus::new(Subject::ApiKey, limit, limit, epoch, false))
@@ -400,9 +400,7 @@ impl Store {
                 let count = output.attributes.as_ref().map(|a| number_attr(a, "request_count")).unwrap_or(1);
                 Ok(RateStatus::new(Subject::User, limit, count, epoch, true))
             }
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(RateStatus::new(Subject::User, limit, limit, epoch, false))
-            }
+            Err(err) if condition_failed(&err) => Ok(RateStatus::new(Subject::User, limit, limit, epoch, false)),
             Err(err) => Err(err.into()),
         }
     }

@@ -10,12 +10,9 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{
-    operation::{put_item::PutItemError, update_item::UpdateItemError},
-    primitives::Blob,
-};
+use aws_sdk_dynamodb::primitives::Blob;
 
-use super::{Item, Store, n, s};
+use super::{Item, Store, condition_failed, n, s};
 use crate::{
     auth::TenantScope,
     error::{AppError, AppResult},
@@ -99,9 +96,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(err.into()),
         }
     }
@@ -140,7 +135,7 @@ impl Store {
         }
         match update.update_expression(expression).send().await {
             Ok(_) => Ok(()),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+            Err(err) if condition_failed(&err) => {
                 Err(AppError::internal(anyhow::anyhow!("idempotency claim lost before the response was stored")))
             }
             Err(err) => Err(err.into()),
@@ -161,7 +156,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) if condition_failed(&err) => Ok(()),
             Err(err) => Err(err.into()),
         }
     }

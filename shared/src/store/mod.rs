@@ -178,6 +178,15 @@ pub(crate) fn number_attr(item: &Item, name: &str) -> i64 {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
+/// True when a single-item write (PutItem, UpdateItem, DeleteItem) was
+/// refused by its ConditionExpression.
+pub(crate) fn condition_failed<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
 /// For a cancelled transaction, which of its items failed their condition
 /// (by position). `None` when the failure was something else.
 pub(crate) fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<bool>> {

@@ -21,16 +21,14 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{
-    operation::update_item::UpdateItemError,
-    types::{ReturnValue, TransactWriteItem, Update},
-};
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, credits::CreditError, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_item,
+    Item, Store, condition_failed, credits::CreditError, failed_conditions, from_item, n, number_attr, s,
+    tenants::put_new, to_item,
 };
 use crate::{
     audit::{AuditContext, Change},
@@ -521,13 +519,11 @@ impl Store {
                     .await;
                 Ok(Claim::Claimed(Box::new(from_item(item)?)))
             }
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(match self.get_tryon_item(scope, session_id, index).await? {
-                    None => Claim::Missing,
-                    Some(item) if item.status == ITEM_PROCESSING => Claim::Busy,
-                    Some(_) => Claim::Finished,
-                })
-            }
+            Err(err) if condition_failed(&err) => Ok(match self.get_tryon_item(scope, session_id, index).await? {
+                None => Claim::Missing,
+                Some(item) if item.status == ITEM_PROCESSING => Claim::Busy,
+                Some(_) => Claim::Finished,
+            }),
             Err(err) => Err(err.into()),
         }
     }
@@ -595,9 +591,7 @@ impl Store {
                 debug_assert!(number_attr(&item, "items_total") > 0);
                 Ok(Some(from_item(item)?))
             }
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(None)
-            }
+            Err(err) if condition_failed(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }
     }

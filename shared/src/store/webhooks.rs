@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
-    operation::update_item::UpdateItemError,
     primitives::Blob,
     types::{AttributeValue, ReturnValue, TransactWriteItem, Update},
 };
@@ -19,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_attribute, to_item};
+use super::{
+    Item, Store, condition_failed, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_attribute,
+    to_item,
+};
 use crate::{
     audit::{AuditContext, Change},
     auth::TenantScope,
@@ -335,7 +337,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(err.into()),
         }
     }
@@ -405,9 +407,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(err.into()),
         }
     }
@@ -436,9 +436,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(err.into()),
         }
     }
@@ -457,9 +455,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(())
-            }
+            Err(err) if condition_failed(&err) => Ok(()),
             Err(err) => Err(err.into()),
         }
     }
@@ -479,9 +475,7 @@ impl Store {
             .await;
         match result {
             Ok(out) => Ok(out.attributes.as_ref().map(|a| number_attr(a, "consecutive_failures")).unwrap_or(0)),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(0)
-            }
+            Err(err) if condition_failed(&err) => Ok(0),
             Err(err) => Err(err.into()),
         }
     }
@@ -505,9 +499,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(err.into()),
         }
     }
