@@ -353,6 +353,12 @@ class LocalStack:
             existing = self.ddb.create_table(**args)["TableDescription"]
             log(f"created table {name}")
         else:
+            stream = self.r.resolve(props.get("StreamSpecification"))
+            if stream and not existing.get("StreamSpecification", {}).get("StreamEnabled"):
+                existing = self.ddb.update_table(
+                    TableName=name, StreamSpecification={"StreamEnabled": True, **stream}
+                )["TableDescription"]
+                log(f"enabled the stream of table {name}")
             have = {g["IndexName"] for g in existing.get("GlobalSecondaryIndexes", [])}
             for gsi in gsis:
                 if gsi["IndexName"] not in have:

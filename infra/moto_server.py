@@ -104,6 +104,15 @@ def _back_up_only_the_items_a_transaction_touches() -> None:
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         backups = []
+        # moto applies a transaction's writes one by one, and each write of a
+        # table with a stream appends a stream record. DynamoDB streams only
+        # what committed: a cancelled transaction must leave no record, or the
+        # outbox relay would publish events of a change that never happened.
+        stream_lengths = {
+            id(table.stream_shard): (table.stream_shard, len(table.stream_shard.items))
+            for table in self.tables.values()
+            if getattr(table, "stream_shard", None) is not None
+        }
         for entry in transact_items:
             if len(entry) != 1:
                 continue  # moto refuses it before changing anything
@@ -122,6 +131,8 @@ def _back_up_only_the_items_a_transaction_touches() -> None:
         try:
             original(self, transact_items)
         except BaseException:
+            for shard, length in stream_lengths.values():
+                del shard.items[length:]
             for table, hash_value, range_value, item in reversed(backups):
                 if item is None:
                     if range_value is not None:
@@ -135,6 +146,24 @@ def _back_up_only_the_items_a_transaction_touches() -> None:
             raise
 
     dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _forget_used_shard_iterators() -> None:
+    """moto keeps every DynamoDB Streams shard iterator it ever handed out
+    (472 random bytes each, plus the object), and the outbox relay asks for a
+    new one with every GetRecords, ten times a second when idle. A used
+    iterator is never valid again (GetRecords answers the next one), so it
+    is dropped once read."""
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_records
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        result = original(self, iterator_arn, limit)
+        self.shard_iterators.pop(iterator_arn, None)
+        return result
+
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
 
 
 class _Captured:
@@ -329,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
 
     _back_up_only_the_items_a_transaction_touches()
+    _forget_used_shard_iterators()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto_server sets it
     run_simple(

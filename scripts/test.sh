@@ -34,8 +34,20 @@ cargo build --workspace --bins --locked 2>&1 | tee "$log.build"
 build_status=${PIPESTATUS[0]}
 if [[ $build_status -ne 0 ]]; then exit "$build_status"; fi
 export LOCAL_SERVER_BIN="$CARGO_TARGET_DIR/debug/local"
+# Every AWS call a function makes during the suite (shared::aws::call_log),
+# for the registry check's IAM part below.
+export AWS_CALL_LOG="$LOCAL_DIR/aws-calls.jsonl"
+rm -f "$AWS_CALL_LOG"
 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The registry check (docs/adding-a-route-group.md): template.yaml, README,
+# events/, the local server and the routers agree, and every function's IAM
+# policy grants the calls the suite saw it make. After the suite, because it
+# reads the suite's call log; its result lines join the summary.
+REGISTRY_CALL_LOG="$AWS_CALL_LOG" AWS_CALL_LOG="" \
+  cargo test -p platform-tests --test registry --locked -- --nocapture 2>&1 | tee -a "$log"
+registry_status=${PIPESTATUS[0]}
+if [[ $status -eq 0 ]]; then status=$registry_status; fi
 set -e
 # One closing line for the whole run: cargo prints one per test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i-1); if ($i ~ /^failed;/) f += $(i-1) } }

@@ -1,7 +1,12 @@
 //! AWS clients, built once per cold start from one `SdkConfig`. `AWS_ENDPOINT_URL`
 //! (read by aws-config itself) points every client at the local emulator.
+//!
+//! - [`call_log`]: with `AWS_CALL_LOG` set, every client logs the calls it makes
+//!   for a function (read by the IAM check of tests/registry.rs).
 
 use aws_config::{BehaviorVersion, SdkConfig};
+
+pub mod call_log;
 
 #[derive(Clone, Debug)]
 pub struct AwsClients {
@@ -21,14 +26,23 @@ pub async fn load_sdk_config() -> SdkConfig {
 
 impl AwsClients {
     pub fn new(sdk: &SdkConfig) -> Self {
+        let log = call_log::CallLog::from_env();
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+        let mut eventbridge = aws_sdk_eventbridge::config::Builder::from(sdk);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+        // moto serves buckets on its own host only (path-style URLs).
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(local_mode());
+        if let Some(log) = log {
+            dynamodb.push_interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(log.clone()));
+            eventbridge.push_interceptor(aws_sdk_eventbridge::config::SharedInterceptor::new(log.clone()));
+            sqs.push_interceptor(aws_sdk_sqs::config::SharedInterceptor::new(log.clone()));
+            s3.push_interceptor(aws_sdk_s3::config::SharedInterceptor::new(log));
+        }
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            eventbridge: aws_sdk_eventbridge::Client::new(sdk),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            // moto serves buckets on its own host only (path-style URLs).
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(sdk).force_path_style(local_mode()).build(),
-            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
         }
     }
 }

@@ -237,6 +237,6 @@ mod tests {
     #[test]
     fn tenant_objects_share_one_prefix() {
         let id = uuid::Uuid::nil();
-        assert_eq!(tenant_prefix(&TenantScope::trusted_internal(id)), format!("tenants/{id}/"));
+        assert_eq!(tenant_prefix(&crate::auth::proofs::NewTenant::scope(id)), format!("tenants/{id}/"));
     }
 }

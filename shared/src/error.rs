@@ -1,16 +1,13 @@
 //! The one error type: every failure a caller can see becomes a status, a stable
-//! snake_case code and the API.md body `{error, message, details, request_id}`.
+//! snake_case code and the API.md body `{error, message, details, request_id}`
+//! (the body is written by the web layer, `web::error`). A leaf: every layer
+//! may return it.
 
-use axum::{
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
+use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::http::current_request_id;
-
 /// One invalid field, as listed under `details.fields`.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -144,36 +141,6 @@ impl AppError {
             AppError::Api { code, .. } => code,
             AppError::Internal(_) => "internal",
         }
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let request_id = current_request_id();
-        let (status, code, message, details, headers) = match self {
-            AppError::Api { status, code, message, details, headers } => (status, code, message, details, headers),
-            AppError::Internal(err) => {
-                tracing::error!(error = ?err, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "an internal error occurred; quote the request_id when reporting it".to_owned(),
-                    json!({}),
-                    Vec::new(),
-                )
-            }
-        };
-        let body = json!({
-            "error": code,
-            "message": message,
-            "details": details,
-            "request_id": request_id,
-        });
-        let mut response = (status, axum::Json(body)).into_response();
-        for (name, value) in headers {
-            response.headers_mut().insert(name, value);
-        }
-        response
     }
 }
 

@@ -1,18 +1,20 @@
-//! Everything the functions share. Layout:
-//! - `config`: settings from the environment, read once per cold start.
-//! - `aws`: the SDK clients, built from one `SdkConfig`; `blobs`: the S3 bucket.
-//! - `error`: the one error type and the API.md error body.
-//! - `http`: request ids, JSON extraction, list parameters, health.
-//! - `validate`: field-by-field body validation.
-//! - `auth`: access tokens, passwords, the `Principal` extractor and scopes.
-//! - `domain`: tenants and users as values, with their rules.
-//! - `store`: the DynamoDB table (keys, conditions, cursors).
-//! - `events`: domain events on EventBridge; `audit`: the audit trail.
-//! - `rate_limit`: per-key and per-user limits; `idempotency`: replayable POSTs.
-//! - `state`: what handlers can reach; `lambda`: binary wiring; `telemetry`: logs.
+//! Everything the functions share, in layers that only look down (checked by
+//! `tests/architecture.rs`):
+//! - `error`, `config`, `request_id`: leaves every layer may use.
+//! - `events`: the event catalogue and the bus (events reach the bus only
+//!   through the outbox, `store::tx`).
+//! - `domain`: entities, statuses, rules, validation, audit entries, rate
+//!   limit rules; no I/O.
+//! - `auth`: tokens, passwords, API keys, the `Principal` and the proofs that
+//!   yield a `TenantScope`.
+//! - `store`: the DynamoDB table (keys, conditions, transactions with their
+//!   audit entries and outbox events, cursors); `blobs`: the S3 bucket.
+//! - `web`: extractors, middleware, the API.md error body, app assembly.
+//! - `aws`: the SDK clients; `sealing`, `webhook_signing`: crypto helpers;
+//!   `outbound` (feature): the SSRF-safe HTTP client; `worker`: the SQS
+//!   worker runner; `telemetry`: logs.
 #![forbid(unsafe_code)]
 
-pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod blobs;
@@ -20,19 +22,17 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
-pub mod http;
-pub mod idempotency;
-pub mod lambda;
 #[cfg(feature = "outbound")]
 pub mod outbound;
-pub mod rate_limit;
+pub mod request_id;
 pub mod sealing;
-pub mod sqs_batch;
-pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod validate;
+pub mod web;
 pub mod webhook_signing;
+pub mod worker;
 
+// Paths the function crates use.
+pub use domain::{audit, rate_limit, validate};
 pub use error::{AppError, AppResult};
-pub use state::AppState;
+pub use web::{AppState, http, idempotency, lambda, state};

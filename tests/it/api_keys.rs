@@ -363,3 +363,24 @@ async fn a_deactivated_tenants_keys_stop_working() {
         .expect(200);
     get("/v1/tenants/me").api_key(&key.secret).send().await.expect(200);
 }
+
+#[tokio::test]
+async fn creating_rotating_and_revoking_a_key_write_their_events_with_the_change() {
+    let owner = register_owner().await;
+    let key = create_api_key(&owner.access_token, &["projects:read", "credits:read"]).await;
+    post(&format!("/v1/api-keys/{}/rotate", key.id)).token(&owner.access_token).send().await.expect(200);
+    let path = format!("/v1/api-keys/{}", key.id);
+    delete(&path).token(&owner.access_token).send().await.expect(200);
+    // Revoking again changes nothing, so it announces nothing.
+    delete(&path).token(&owner.access_token).send().await.expect(200);
+
+    let events = crate::credits::events_of(&owner.tenant_id, "api_key.").await;
+    let kinds: Vec<&str> = events.iter().filter_map(|event| event["type"].as_str()).collect();
+    assert_eq!(kinds, ["api_key.created", "api_key.rotated", "api_key.revoked"], "{events:#?}");
+    for data in events.iter().map(|event| &event["data"]) {
+        assert_eq!(data["key_id"], key.id.as_str());
+        assert_eq!(data["scopes"], json!(["projects:read", "credits:read"]));
+        assert_eq!(data["environment"], "live");
+        assert!(!data.to_string().contains(random_tail(&key.secret)), "the secret is in an event: {data}");
+    }
+}

@@ -100,6 +100,13 @@ async fn wrong_password_and_unknown_email_are_refused_alike() {
 async fn login_requires_email_and_password() {
     let reply = post("/v1/auth/login").json(&json!({})).send().await.expect_error(400, "validation_failed");
     assert_eq!(reply.invalid_fields(), ["email", "password"]);
+    // A null address is as missing as an absent one (never a 500).
+    let reply = post("/v1/auth/login")
+        .json(&json!({"email": null, "password": "x"}))
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+    assert_eq!(reply.invalid_fields(), ["email"]);
 }
 
 #[tokio::test]

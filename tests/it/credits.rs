@@ -5,14 +5,18 @@
 
 use std::collections::HashSet;
 
+use aws_sdk_dynamodb::types::{AttributeValue, builders::ConditionCheckBuilder};
 use futures::future::join_all;
 use platform_tests::*;
 use serde_json::{Value, json};
 use shared::{
-    AppError,
+    AppError, AppState,
     audit::AuditContext,
     auth::{Role, TenantScope, jwt::AccessGrant},
-    store::credits::CreditError,
+    store::{
+        credits::CreditError,
+        tx::{Cond, Tx},
+    },
 };
 use uuid::Uuid;
 
@@ -55,11 +59,19 @@ async fn ledger(token: &str, kind: &str) -> Vec<Value> {
 }
 
 fn scope_of(member: &Member) -> TenantScope {
-    TenantScope::trusted_internal(member.tenant_id.parse().expect("tenant id"))
+    TenantScope::for_tests(member.tenant_id.parse().expect("tenant id"))
 }
 
 fn pipeline() -> AuditContext {
     AuditContext::system("tryon-pipeline")
+}
+
+/// A new tenant's owner, granted `credits`, and the state whose store the
+/// try-on pipeline uses.
+async fn funded(credits: i64) -> (Member, AppState) {
+    let owner = register_owner().await;
+    grant(&platform_admin_token().await, &owner.tenant_id, credits, "top-up").await;
+    (owner, test_state().await.0)
 }
 
 /// An access token for another member of `member`'s tenant with `role`.
@@ -238,10 +250,7 @@ async fn grants_are_validated_and_unknown_tenants_are_404() {
 
 #[tokio::test]
 async fn a_refund_with_a_reference_credits_once_even_when_repeated_concurrently() {
-    let owner = register_owner().await;
-    let admin = platform_admin_token().await;
-    grant(&admin, &owner.tenant_id, 10, "top-up").await;
-    let (state, _) = test_state().await;
+    let (owner, state) = funded(10).await;
     let (scope, audit) = (scope_of(&owner), pipeline());
     let session = format!("session-{}", unique());
 
@@ -266,10 +275,7 @@ async fn a_refund_with_a_reference_credits_once_even_when_repeated_concurrently(
 
 #[tokio::test]
 async fn a_spend_with_a_reference_charges_once() {
-    let owner = register_owner().await;
-    let admin = platform_admin_token().await;
-    grant(&admin, &owner.tenant_id, 5, "top-up").await;
-    let (state, _) = test_state().await;
+    let (owner, state) = funded(5).await;
     let (scope, audit) = (scope_of(&owner), pipeline());
     let session = format!("session-{}", unique());
 
@@ -372,4 +378,80 @@ async fn another_tenants_credits_are_invisible() {
     // The platform admin acts inside a tenant with X-Tenant-ID.
     let seen = get("/v1/credits").token(&admin).header("X-Tenant-ID", &b.tenant_id).send().await.expect(200).body;
     assert_eq!(seen, json!({"tenant_id": b.tenant_id, "balance": 9, "currency": "credits"}));
+}
+
+/// The outbox events (envelopes) of `tenant_id` whose type starts with
+/// `prefix`, oldest first.
+pub(crate) async fn events_of(tenant_id: &str, prefix: &str) -> Vec<Value> {
+    let mut events = outbox_events(tenant_id).await;
+    events.retain(|event| event["type"].as_str().is_some_and(|kind| kind.starts_with(prefix)));
+    events
+}
+
+#[tokio::test]
+async fn a_grant_and_a_charge_write_their_events_with_the_change_and_a_pipeline_spend_writes_none() {
+    let owner = register_owner().await;
+    let admin = platform_admin_token().await;
+    let granted = grant(&admin, &owner.tenant_id, 10, "top-up").await;
+    let charged = post("/v1/credits/charges")
+        .token(&owner.access_token)
+        .json(&json!({"amount": 3, "reason": "render minutes", "reference": "job-7"}))
+        .send()
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(charged["balance"], 7);
+    // A refused charge changes nothing and announces nothing.
+    post("/v1/credits/charges")
+        .token(&owner.access_token)
+        .json(&json!({"amount": 8, "reason": "too much"}))
+        .send()
+        .await
+        .expect_error(402, "insufficient_credits");
+    // The try-on pipeline's spends are told by the try-on's own events.
+    let (state, _) = test_state().await;
+    let reference = format!("tryon:{}", unique());
+    state
+        .store
+        .spend_credits_with(&scope_of(&owner), 2, "try-on", &reference, &pipeline(), Tx::new())
+        .await
+        .expect("pipeline spend");
+
+    let events = events_of(&owner.tenant_id, "credits.").await;
+    let kinds: Vec<&str> = events.iter().filter_map(|event| event["type"].as_str()).collect();
+    assert_eq!(kinds, ["credits.added", "credits.spent"], "{events:#?}");
+    let (added, spent) = (&events[0]["data"], &events[1]["data"]);
+    assert_eq!(added["entry_id"], granted["entry"]["id"]);
+    assert_eq!((added["amount"].as_i64(), added["balance"].as_i64()), (Some(10), Some(10)));
+    assert_eq!(added["reason"], "top-up");
+    assert_eq!(added["actor"]["email"], app().admin_email.as_str());
+    assert_eq!(spent["entry_id"], charged["entry"]["id"]);
+    assert_eq!((spent["amount"].as_i64(), spent["balance"].as_i64()), (Some(3), Some(7)));
+    assert_eq!((spent["reason"].as_str(), spent["reference"].as_str()), (Some("render minutes"), Some("job-7")));
+    assert_eq!(spent["actor"]["type"], "user");
+}
+
+#[tokio::test]
+async fn a_spend_with_the_callers_writes_answers_their_failed_condition_by_name_and_changes_nothing() {
+    let (owner, state) = funded(5).await;
+    let (scope, audit) = (scope_of(&owner), pipeline());
+    const SESSION_GONE: Cond = Cond("session_gone");
+    let absent = ConditionCheckBuilder::default()
+        .key("PK", AttributeValue::S(scope.pk()))
+        .key("SK", AttributeValue::S(format!("TRYON#{}", Uuid::now_v7())))
+        .condition_expression("attribute_exists(PK)");
+    let mut with = Tx::new();
+    with.check(absent, SESSION_GONE);
+    let reference = format!("tryon:{}", unique());
+
+    let err = state.store.spend_credits_with(&scope, 2, "try-on", &reference, &audit, with).await.expect_err("refused");
+    assert!(matches!(err, CreditError::PreconditionFailed(SESSION_GONE)), "{err:?}");
+    assert_eq!(AppError::from(err).code(), "conflict");
+    assert_eq!(balance_of(&owner).await, 5, "nothing was taken");
+    assert!(ledger(&owner.access_token, "spend").await.is_empty());
+    // The reference was not used up: the same spend goes through once the
+    // caller's writes can.
+    let entry =
+        state.store.spend_credits_with(&scope, 2, "try-on", &reference, &audit, Tx::new()).await.expect("spend");
+    assert_eq!(entry.balance_after, 3);
 }

@@ -11,6 +11,7 @@ mod isolation;
 mod projects;
 mod provisioning;
 mod rate_limits;
+mod seeds;
 mod tenants;
 mod tokens;
 mod tryons;

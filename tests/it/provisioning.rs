@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::types::AttributeValue;
 use platform_tests::*;
 use serde_json::{Value, json};
 use tenant_provisioner::{Outcome, Provisioner};
@@ -18,19 +17,8 @@ async fn wait_until_active(token: &str, id: &str) -> Value {
 }
 
 async fn invitations(tenant_id: &str) -> Vec<String> {
-    let (state, clients) = test_state().await;
-    let output = clients
-        .dynamodb
-        .query()
-        .table_name(state.store.table_name())
-        .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("T#{tenant_id}#")))
-        .expression_attribute_values(":prefix", AttributeValue::S("INVITATION#".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query");
-    output.items().iter().filter_map(|i| i.get("email").and_then(|e| e.as_s().ok()).cloned()).collect()
+    let items = tenant_items(tenant_id, "INVITATION#").await;
+    items.iter().filter_map(|i| i.get("email").and_then(|e| e.as_s().ok()).cloned()).collect()
 }
 
 fn queue_url() -> String {
@@ -45,7 +33,10 @@ fn envelope(tenant: &Value) -> String {
         "detail": {
             "id": uuid::Uuid::now_v7(), "type": "tenant.created", "tenant_id": tenant["id"],
             "occurred_at": "2026-01-01T00:00:00Z",
-            "data": {"tenant_id": tenant["id"], "slug": tenant["slug"], "admin_email": tenant["admin_email"]}
+            "data": {
+                "tenant_id": tenant["id"], "name": tenant["name"], "slug": tenant["slug"],
+                "admin_email": tenant["admin_email"], "plan": tenant["plan"], "parent_id": null, "created_by": null
+            }
         }
     })
     .to_string()
@@ -82,11 +73,11 @@ async fn a_redelivered_message_changes_nothing() {
         clients.sqs.send_message().queue_url(queue_url()).message_body(envelope(&created)).send().await.expect("send");
     let sent_id = sent.message_id().expect("id").to_owned();
     // And directly, as Lambda would hand it over again.
-    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
+    let provisioner = Provisioner { store: state.store.clone() };
     let mut message = SqsMessage::default();
     message.message_id = Some(sent_id);
     message.body = Some(envelope(&created));
-    assert_eq!(provisioner.handle_message(&message).await.expect("handled"), Outcome::AlreadyDone);
+    assert_eq!(shared::worker::Worker::handle(&provisioner, &message).await.expect("handled"), Outcome::AlreadyDone);
 
     eventually("the duplicate to be consumed", Duration::from_secs(30), || async {
         let attrs = clients
@@ -116,7 +107,7 @@ async fn concurrent_deliveries_of_one_event_activate_once() {
     let token = platform_admin_token().await;
     // A tenant in `provisioning` whose event we deliver by hand, twice at once.
     let created = post("/v1/tenants").token(&token).json(&valid_tenant_body()).send().await.expect(201).body;
-    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
+    let provisioner = Provisioner { store: state.store.clone() };
     let mut event = SqsEvent::default();
     for n in 0..2 {
         let mut m = SqsMessage::default();
@@ -124,7 +115,7 @@ async fn concurrent_deliveries_of_one_event_activate_once() {
         m.body = Some(envelope(&created));
         event.records.push(m);
     }
-    let response = provisioner.handle_batch(event).await;
+    let response = shared::worker::handle_batch(&provisioner, event).await;
     assert!(response.batch_item_failures.is_empty());
     wait_until_active(&token, created["id"].as_str().expect("id")).await;
 }
@@ -132,7 +123,7 @@ async fn concurrent_deliveries_of_one_event_activate_once() {
 #[tokio::test]
 async fn a_malformed_message_is_reported_as_a_batch_failure_and_ends_in_the_dlq() {
     let (state, clients) = test_state().await;
-    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
+    let provisioner = Provisioner { store: state.store.clone() };
     let marker = format!("poison-{}", unique());
     let mut event = SqsEvent::default();
     let mut good = SqsMessage::default();
@@ -149,7 +140,7 @@ async fn a_malformed_message_is_reported_as_a_batch_failure_and_ends_in_the_dlq(
     bad.message_id = Some("bad".into());
     bad.body = Some(marker.clone());
     event.records = vec![good, bad];
-    let response = provisioner.handle_batch(event).await;
+    let response = shared::worker::handle_batch(&provisioner, event).await;
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["bad"]);
 
@@ -170,22 +161,21 @@ async fn a_malformed_message_is_reported_as_a_batch_failure_and_ends_in_the_dlq(
     .await;
 }
 
-/// A tenant whose `tenant.created` never reached the bus (the process died
-/// between the commit and PutEvents) is found by the sweep and provisioned.
+/// The event comes from the committed transaction, not from the request: a
+/// tenant written straight to the table (no handler, no PutEvents) is still
+/// provisioned, by the outbox relay reading the table's stream.
 #[tokio::test]
-async fn the_sweep_provisions_a_tenant_whose_event_was_lost() {
+async fn a_tenant_committed_without_any_request_is_provisioned_through_the_outbox() {
     let (state, _clients) = test_state().await;
     let body = valid_tenant_body();
     let tenant = shared::domain::tenant::tenant_from_create(body.as_object().expect("object"), uuid::Uuid::now_v7())
         .expect("valid");
-    // Committed, never published.
-    state.store.create_tenant(&tenant, None, &shared::audit::AuditContext::system("test")).await.expect("created");
-    let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
-    let republished = provisioner.sweep(chrono::Duration::zero()).await.expect("sweep");
-    assert!(republished >= 1);
+    let scope = shared::auth::TenantScope::for_tests(tenant.id);
+    state
+        .store
+        .create_tenant(&scope, &tenant, None, None, &shared::audit::AuditContext::system("test"))
+        .await
+        .expect("created");
     let token = platform_admin_token().await;
     wait_until_active(&token, &tenant.id.to_string()).await;
-    // Activated tenants leave the outbox: a later sweep does not see them.
-    let pending = state.store.tenants_awaiting_provisioning("9999", 100).await.expect("query");
-    assert!(!pending.contains(&tenant.id));
 }

@@ -1,10 +1,10 @@
 //! Seed 004's virtual try-on: customers upserted by external id, photos
 //! uploaded to presigned S3 URLs and confirmed, cart try-ons priced and
-//! charged atomically, rendered by the tryon-worker through the real bus,
-//! queue and bucket, cancelled with exact refunds, and isolated per tenant.
+//! charged atomically, rendered by the tryon-worker through the outbox, the
+//! real bus, queue and bucket, cancelled with exact refunds, and isolated per
+//! tenant.
 
 use std::{
-    io::Cursor,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -23,84 +23,6 @@ use tryon_worker::{
     outbound::Fetcher,
 };
 use uuid::Uuid;
-
-const SCOPES: &[&str] =
-    &["customers:read", "customers:write", "tryons:read", "tryons:write", "credits:read", "webhooks:manage"];
-
-pub(crate) fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([rgb[0], rgb[1].wrapping_add((x % 7) as u8), rgb[2].wrapping_add((y % 5) as u8)])
-    });
-    let mut out = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Png).expect("png");
-    out.into_inner()
-}
-
-/// A tenant with credits and an API key holding the try-on scopes.
-pub(crate) struct Shop {
-    pub(crate) owner: Member,
-    pub(crate) key: String,
-}
-
-pub(crate) async fn shop(credits: i64) -> Shop {
-    let owner = register_owner().await;
-    if credits > 0 {
-        let admin = platform_admin_token().await;
-        post(&format!("/v1/tenants/{}/credits", owner.tenant_id))
-            .token(&admin)
-            .json(&json!({"amount": credits, "reason": "prepaid"}))
-            .send()
-            .await
-            .expect(201);
-    }
-    let key = create_api_key(&owner.access_token, SCOPES).await.secret;
-    Shop { owner, key }
-}
-
-pub(crate) async fn customer(key: &str, external_id: &str) -> String {
-    let reply = post("/v1/customers")
-        .api_key(key)
-        .json(&json!({"external_id": external_id, "email": "shopper@example.com", "name": "Sam Shopper"}))
-        .send()
-        .await
-        .expect(201);
-    reply.body["id"].as_str().expect("id").to_owned()
-}
-
-/// Asks for an upload URL, PUTs the bytes there, confirms: the photo's id.
-pub(crate) async fn upload_photo(key: &str, customer_id: &str, bytes: &[u8], kind: &str) -> String {
-    let created = post(&format!("/v1/customers/{customer_id}/photos"))
-        .api_key(key)
-        .json(&json!({"content_type": "image/png", "size_bytes": bytes.len(), "kind": kind}))
-        .send()
-        .await
-        .expect(201);
-    assert_eq!(created.body["status"], "pending");
-    assert!(created.body.get("object_key").is_none(), "the bucket key is not shown");
-    let upload = &created.body["upload"];
-    assert_eq!(upload["method"], "PUT");
-    let url = upload["url"].as_str().expect("url");
-    let stored = reqwest::Client::new()
-        .put(url)
-        .header("content-type", "image/png")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .expect("upload");
-    assert!(stored.status().is_success(), "upload answered {}", stored.status());
-    let photo_id = created.body["id"].as_str().expect("id");
-    let confirmed =
-        post(&format!("/v1/customers/{customer_id}/photos/{photo_id}/confirm")).api_key(key).send().await.expect(200);
-    assert_eq!(confirmed.body["status"], "ready");
-    assert_eq!(confirmed.body["size_bytes"], bytes.len());
-    photo_id.to_owned()
-}
-
-pub(crate) fn cart(garment_photo_id: &str, items: usize) -> Vec<Value> {
-    (0..items)
-        .map(|i| json!({"product_id": format!("sku-{i}"), "garment_photo_id": garment_photo_id, "size": "M"}))
-        .collect()
-}
 
 async fn ledger(token: &str) -> Vec<Value> {
     let body = get("/v1/credits/ledger?limit=100").token(token).send().await.expect(200).body;
@@ -212,9 +134,15 @@ impl TryOnEngine for TestEngine {
     }
 }
 
-/// A session made through the store (no events: no poller will touch it),
-/// for tests that drive the worker themselves.
+/// A session made through the store (no item events: no poller will touch
+/// it), for tests that drive the worker themselves.
 async fn quiet_session(shop: &Shop, items: usize, quality: Quality) -> (TenantScope, TryonSession) {
+    store_session(shop, items, quality, false).await
+}
+
+/// A session made through the store alone, with its item events (`dispatch`)
+/// or without them.
+async fn store_session(shop: &Shop, items: usize, quality: Quality, dispatch: bool) -> (TenantScope, TryonSession) {
     let customer_id = customer(&shop.key, &format!("quiet-{}", unique())).await;
     let person = upload_photo(&shop.key, &customer_id, &png(60, 120, [10, 10, 10]), "person").await;
     let garment = upload_photo(&shop.key, &customer_id, &png(30, 30, [200, 0, 0]), "garment").await;
@@ -226,10 +154,15 @@ async fn quiet_session(shop: &Shop, items: usize, quality: Quality) -> (TenantSc
     )
     .expect("valid");
     let tenant_id = Uuid::parse_str(&shop.owner.tenant_id).expect("tenant");
-    let scope = TenantScope::trusted_internal(tenant_id);
+    let scope = TenantScope::for_tests(tenant_id);
     let (session, items) = tryons::plan(tenant_id, &request);
     let (state, _) = test_state().await;
-    state.store.create_tryon(&scope, &session, &items, &AuditContext::system("test")).await.expect("created");
+    let audit = AuditContext::system("test");
+    if dispatch {
+        state.store.create_tryon(&scope, &session, &items, &audit).await.expect("created");
+    } else {
+        state.store.create_tryon_undispatched(&scope, &session, &items, &audit).await.expect("created");
+    }
     (scope, session)
 }
 
@@ -238,7 +171,6 @@ async fn worker(engine: TestEngine) -> TryonWorker<TestEngine> {
     TryonWorker {
         store: state.store.clone(),
         blobs: state.blobs.clone(),
-        events: state.events.clone(),
         engine,
         garments: Fetcher::new(true).expect("fetcher"),
     }
@@ -361,7 +293,7 @@ async fn cancelling_before_the_worker_refunds_everything_once() {
     assert_eq!(reply.body["status"], "cancelled");
     assert_eq!(balance(&shop.key).await, 20);
     let worker = worker(TestEngine::default()).await;
-    let scope = TenantScope::trusted_internal(Uuid::parse_str(&shop.owner.tenant_id).expect("tenant"));
+    let scope = TenantScope::for_tests(Uuid::parse_str(&shop.owner.tenant_id).expect("tenant"));
     assert_eq!(worker.process(&scope, session.id, 0).await.expect("processed"), Outcome::AlreadyDone);
 }
 
@@ -435,7 +367,7 @@ async fn customers_upsert_by_external_id_and_photos_are_checked() {
 
     // Deleting the customer deletes its photo objects in S3.
     let (state, _) = test_state().await;
-    let tenant = TenantScope::trusted_internal(Uuid::parse_str(&shop.owner.tenant_id).expect("tenant"));
+    let tenant = TenantScope::for_tests(Uuid::parse_str(&shop.owner.tenant_id).expect("tenant"));
     let key = format!(
         "{}photos/{good}",
         shared::store::customers::customer_blob_prefix(&tenant, Uuid::parse_str(&customer_id).expect("id"))
@@ -523,17 +455,29 @@ async fn a_poison_item_message_ends_in_the_workers_dlq() {
     .await;
 }
 
-/// A session whose item events never reached the bus (the process died
-/// between the commit and PutEvents) is found by the sweep, its queued items
-/// are republished, and the real worker renders them.
+/// The outbox events of one type in the tenant's partition that mention
+/// `session_id` (what the relay publishes).
+async fn session_events(scope: &TenantScope, event_type: &str, session_id: Uuid) -> Vec<Value> {
+    outbox_events(&scope.tenant_id().to_string())
+        .await
+        .into_iter()
+        .filter(|event| event["type"] == event_type && event["data"]["session_id"] == session_id.to_string())
+        .collect()
+}
+
+/// The creating transaction writes one `tryon.item.requested` per item into
+/// the outbox, so a session made through the store alone (no handler, no
+/// publish after the commit) reaches the real worker through the relay; the
+/// session's final transition emits `tryon.session.completed` exactly once.
 #[tokio::test]
-async fn the_sweep_dispatches_a_session_whose_events_were_lost() {
+async fn a_session_is_dispatched_by_the_outbox_events_of_its_own_transaction() {
     let shop = shop(10).await;
-    let (_, session) = quiet_session(&shop, 2, Quality::Sd).await;
-    let sweeper = worker(TestEngine::default()).await;
-    let republished = sweeper.sweep(chrono::Duration::zero()).await.expect("sweep");
-    assert!(republished >= 2, "at least this session's two items: {republished}");
-    let done = eventually("the swept session to complete", Duration::from_secs(60), || {
+    let (scope, session) = store_session(&shop, 2, Quality::Sd, true).await;
+    let requested = session_events(&scope, "tryon.item.requested", session.id).await;
+    let mut indexes: Vec<u64> = requested.iter().map(|e| e["data"]["item_index"].as_u64().expect("index")).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, [0, 1], "one event per item, written with the session");
+    let done = eventually("the session to complete", Duration::from_secs(60), || {
         let (key, id) = (shop.key.clone(), session.id);
         async move {
             let reply = get(&format!("/v1/tryons/{id}")).api_key(&key).send().await.expect(200);
@@ -543,17 +487,8 @@ async fn the_sweep_dispatches_a_session_whose_events_were_lost() {
     .await;
     assert_eq!(done["progress"]["completed"], 2);
     assert_eq!(balance(&shop.key).await, 10 - 2);
-    // Nothing queued any more: the next sweep clears the entry and sends nothing for it.
-    let (state, clients) = test_state().await;
-    sweeper.sweep(chrono::Duration::zero()).await.expect("sweep");
-    let entry = clients
-        .dynamodb
-        .get_item()
-        .table_name(state.store.table_name())
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("OUTBOX#tryon.item.requested".into()))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(format!("{}#{}", session.id, shop.owner.tenant_id)))
-        .send()
-        .await
-        .expect("get");
-    assert!(entry.item.is_none(), "the outbox entry is cleared");
+    let finished = session_events(&scope, "tryon.session.completed", session.id).await;
+    assert_eq!(finished.len(), 1, "the final transition emits its event once: {finished:?}");
+    assert_eq!(finished[0]["data"]["completed"], 2);
+    assert_eq!(finished[0]["data"]["credits_charged"], 2);
 }

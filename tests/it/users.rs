@@ -406,3 +406,94 @@ async fn revoking_an_invitation_frees_its_seat_and_kills_its_token() {
         .await
         .expect_error(404, "not_found");
 }
+
+/// The `user.*` events a tenant's changes wrote to its outbox, oldest
+/// first, as `(type, data)`.
+async fn outbox(tenant_id: &str) -> Vec<(String, Value)> {
+    outbox_events(tenant_id)
+        .await
+        .into_iter()
+        .filter_map(|event| Some((event["type"].as_str()?.to_owned(), event["data"].clone())))
+        .filter(|(kind, _)| kind.starts_with("user."))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_change_to_users_writes_its_event_with_the_change() {
+    let owner = register_owner().await;
+    let dev = add_user(&owner, "developer").await;
+    let address = emails(1);
+    let invited = invite(&owner.access_token, &address, "user").await.expect(201);
+    let invitation_id = invited.body["invitations"][0]["id"].as_str().expect("id").to_owned();
+    let token = invited.body["invitations"][0]["token"].as_str().expect("token").to_owned();
+    let path = format!("/v1/users/{}", dev.user_id);
+    put(&path).token(&owner.access_token).json(&json!({"role": "admin"})).send().await.expect(200);
+    delete(&path).token(&owner.access_token).send().await.expect(204);
+    let accept = json!({"token": token, "password": PASSWORD, "first_name": "In", "last_name": "Vitee"});
+    let accepted = post("/v1/auth/invitations/accept").json(&accept).send().await.expect(201);
+    let invitee = accepted.body["user"]["id"].as_str().expect("id").to_owned();
+    // Refusals write nothing.
+    put(&format!("/v1/users/{}", owner.user_id))
+        .token(&owner.access_token)
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .expect_error(409, "conflict");
+
+    let events = outbox(&owner.tenant_id).await;
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["user.created", "user.created", "user.invited", "user.updated", "user.deleted", "user.created"],
+        "{events:#?}"
+    );
+    assert_eq!(
+        events[0].1,
+        json!({"user_id": owner.user_id, "email": owner.email, "role": "owner", "via": "registration"})
+    );
+    assert_eq!(events[1].1, json!({"user_id": dev.user_id, "email": dev.email, "role": "developer", "via": "api"}));
+    assert_eq!(events[2].1, json!({"invitation_id": invitation_id, "email": address[0], "role": "user"}));
+    assert_eq!(events[3].1, json!({"user_id": dev.user_id, "role": "admin", "is_active": true}));
+    assert_eq!(events[4].1, json!({"user_id": dev.user_id}));
+    assert_eq!(events[5].1, json!({"user_id": invitee, "email": address[0], "role": "user", "via": "invitation"}));
+}
+
+#[tokio::test]
+async fn an_invitation_into_a_deactivated_tenant_cannot_be_accepted() {
+    let owner = register_owner().await;
+    let address = emails(1);
+    let reply = invite(&owner.access_token, &address, "user").await.expect(201);
+    let token = reply.body["invitations"][0]["token"].as_str().expect("token").to_owned();
+    let admin = platform_admin_token().await;
+    delete(&format!("/v1/tenants/{}", owner.tenant_id)).token(&admin).send().await.expect(204);
+    let accept = json!({"token": token, "password": PASSWORD, "first_name": "In", "last_name": "Vitee"});
+    post("/v1/auth/invitations/accept").json(&accept).send().await.expect_error(401, "invalid_token");
+    post("/v1/auth/login")
+        .json(&json!({"email": address[0], "password": PASSWORD}))
+        .send()
+        .await
+        .expect_error(401, "unauthorized");
+    assert!(!outbox(&owner.tenant_id).await.iter().any(|(_, data)| data["via"] == "invitation"));
+}
+
+#[tokio::test]
+async fn an_invite_naming_a_member_or_a_pending_invitee_is_refused_whole_and_names_that_address() {
+    let owner = register_owner().await;
+    let pending = emails(1);
+    invite(&owner.access_token, &pending, "user").await.expect(201);
+    let fresh = emails(2);
+
+    let reply = invite(&owner.access_token, &[fresh[0].clone(), pending[0].clone()], "user").await;
+    let reply = reply.expect_error(409, "conflict");
+    assert_eq!(reply.body["details"], json!({"field": "emails", "email": pending[0]}));
+    let reply = invite(&owner.access_token, &[fresh[1].clone(), owner.email.clone(), pending[0].clone()], "user").await;
+    let reply = reply.expect_error(409, "conflict");
+    assert_eq!(reply.body["details"], json!({"field": "email", "email": owner.email}));
+    assert_eq!(reply.body["message"], format!("{} already has an account", owner.email));
+
+    let listed = get("/v1/users/invitations").token(&owner.access_token).send().await.expect(200);
+    let invited: Vec<&str> =
+        listed.body["data"].as_array().expect("data").iter().filter_map(|i| i["email"].as_str()).collect();
+    assert_eq!(invited, [pending[0].as_str()]);
+    assert_eq!(usage(&owner).await["current_usage"]["users"], 2);
+}

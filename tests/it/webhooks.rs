@@ -1,7 +1,11 @@
 //! Outbound webhooks against a real HTTP receiver on this machine: signed
 //! (verified here with only the secret), filtered by event type, retried with
 //! the same webhook-id on the endpoint's schedule, disabled after ten failed
-//! deliveries (or one 410), logged attempt by attempt, replayable.
+//! deliveries (or one 410), logged attempt by attempt, replayable. An
+//! endpoint subscribed to `*` also receives the tenant's audit trail
+//! (`audit.entry.created`), so tests that script a receiver's answers or count
+//! its deliveries subscribe to `webhook.*` (test sends reach their endpoint
+//! whatever it subscribes to) or count by type.
 
 use std::{
     collections::VecDeque,
@@ -15,8 +19,6 @@ use hmac::{Hmac, Mac};
 use platform_tests::*;
 use serde_json::{Value, json};
 use sha2::Sha256;
-
-use crate::tryons::{cart, customer, png, shop, upload_photo};
 
 #[derive(Clone, Debug)]
 struct Received {
@@ -177,7 +179,7 @@ async fn a_receiver_that_fails_twice_gets_the_same_id_three_times_on_the_schedul
     let shop = shop(0).await;
     let receiver = Receiver::start(&[500, 503], 200).await;
     // The schedule shortened through the endpoint's own setting (1 s, 2 s).
-    let (id, secret) = endpoint(&shop.key, &receiver.url, json!(["*"]), json!([1, 2])).await;
+    let (id, secret) = endpoint(&shop.key, &receiver.url, json!(["webhook.*"]), json!([1, 2])).await;
     let sent = post(&format!("/v1/webhooks/{id}/test")).api_key(&shop.key).send().await.expect(202);
     let attempts = receiver.wait_for("three attempts", 3, |_| true).await;
     let ids: Vec<String> = attempts.iter().map(|r| header(r, "webhook-id")).collect();
@@ -210,7 +212,7 @@ async fn ten_failed_deliveries_disable_the_endpoint_and_one_success_resets_the_c
     let shop = shop(0).await;
     let failing = Receiver::start(&[], 500).await;
     let watcher = Receiver::start(&[], 200).await;
-    let (id, _) = endpoint(&shop.key, &failing.url, json!(["*"]), json!([])).await;
+    let (id, _) = endpoint(&shop.key, &failing.url, json!(["webhook.*"]), json!([])).await;
     endpoint(&shop.key, &watcher.url, json!(["webhook_endpoint.*"]), json!([])).await;
     let path = format!("/v1/webhooks/{id}");
     let failures = |key: String, path: String| async move {
@@ -274,7 +276,7 @@ async fn ten_failed_deliveries_disable_the_endpoint_and_one_success_resets_the_c
 async fn a_410_disables_at_once_and_a_failed_delivery_replays_with_the_same_id() {
     let shop = shop(0).await;
     let receiver = Receiver::start(&[500], 200).await;
-    let (id, secret) = endpoint(&shop.key, &receiver.url, json!(["*"]), json!([])).await;
+    let (id, secret) = endpoint(&shop.key, &receiver.url, json!(["webhook.*"]), json!([])).await;
     let sent = post(&format!("/v1/webhooks/{id}/test")).api_key(&shop.key).send().await.expect(202);
     let first = receiver.wait_for("the first attempt", 1, |_| true).await;
     let failed = eventually("the delivery to fail", Duration::from_secs(10), || {
@@ -310,7 +312,7 @@ async fn a_410_disables_at_once_and_a_failed_delivery_replays_with_the_same_id()
 
     // 410 Gone: disabled after one attempt, no retries.
     let gone = Receiver::start(&[], 410).await;
-    let (gone_id, _) = endpoint(&shop.key, &gone.url, json!(["*"]), json!([5, 15, 45])).await;
+    let (gone_id, _) = endpoint(&shop.key, &gone.url, json!(["webhook.*"]), json!([5, 15, 45])).await;
     post(&format!("/v1/webhooks/{gone_id}/test")).api_key(&shop.key).send().await.expect(202);
     let endpoint = eventually("410 to disable the endpoint", Duration::from_secs(20), || {
         let (key, id) = (shop.key.clone(), gone_id.clone());
@@ -357,8 +359,20 @@ async fn endpoints_are_private_to_their_tenant_and_secrets_are_shown_once() {
     let new_secret = rotated.body["secret"].as_str().expect("secret").to_owned();
     assert_ne!(new_secret, secret);
     post(&format!("/v1/webhooks/{id}/test")).api_key(&a.key).send().await.expect(202);
-    let got = receiver.wait_for("the test event", 1, |_| true).await;
+    let got = receiver.wait_for("the test event", 1, |r| body_of(r)["type"] == "webhook.test").await;
     assert!(verify(&new_secret, &got[0]) && !verify(&secret, &got[0]));
+    // Subscribed to `*`, the endpoint also receives the tenant's audit trail:
+    // here the rotation's entry, emitted in the rotating transaction.
+    let rotation = receiver
+        .wait_for("the rotation's audit entry", 1, |r| {
+            let body = body_of(r);
+            body["type"] == "audit.entry.created"
+                && body["data"]["resource_id"] == id.as_str()
+                && body["data"]["action"] == "update"
+        })
+        .await;
+    assert_eq!(body_of(&rotation[0])["data"]["resource_type"], "webhook_endpoint");
+    assert!(verify(&new_secret, &rotation[0]));
     // Validation names the field.
     let reply = post("/v1/webhooks")
         .api_key(&a.key)
@@ -390,7 +404,6 @@ async fn webhook_delivery_throughput() {
     let (state, clients) = test_state().await;
     let dispatcher = webhook_dispatcher::Dispatcher {
         store: state.store.clone(),
-        events: state.events.clone(),
         sqs: clients.sqs.clone(),
         deliveries_queue_url: std::env::var("QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES").expect("queue"),
         http: shared::outbound::Fetcher::new(true).expect("client"),
@@ -398,10 +411,17 @@ async fn webhook_delivery_throughput() {
     };
     let tenant = uuid::Uuid::parse_str(&shop.owner.tenant_id).expect("tenant");
     let endpoint = uuid::Uuid::parse_str(&endpoint_id).expect("endpoint");
-    let scope = shared::auth::TenantScope::trusted_internal(tenant);
+    let scope = shared::auth::TenantScope::for_tests(tenant);
     let mut jobs = Vec::with_capacity(total);
     for i in 0..total {
-        let event = shared::events::DomainEvent::new("bench.delivery", tenant, json!({"n": i}));
+        let event = shared::events::DomainEvent {
+            id: uuid::Uuid::now_v7(),
+            event_type: "bench.delivery".into(),
+            version: 1,
+            tenant_id: tenant,
+            occurred_at: chrono::Utc::now(),
+            data: json!({"n": i}),
+        };
         let delivery = shared::store::webhooks::Delivery {
             id: event.id,
             endpoint_id: endpoint,

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub base_url: String,
     pub admin_email: String,
     pub admin_password: String,
+    /// The outbox relay's switch (the fault test makes the bus unreachable).
+    pub relay: local::relay::RelayControl,
 }
 
 static APP: OnceLock<TestApp> = OnceLock::new();
@@ -43,7 +45,8 @@ pub fn app() -> &'static TestApp {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let base_url = format!("http://{}", listener.local_addr().expect("addr"));
                 let pollers = local::Pollers::start(&clients, &state).expect("pollers");
-                tx.send(TestApp { base_url, admin_email, admin_password }).expect("send app");
+                let relay = pollers.relay().cloned().expect("the test server runs the outbox relay");
+                tx.send(TestApp { base_url, admin_email, admin_password, relay }).expect("send app");
                 axum::serve(listener, local::app(state)).await.expect("serve");
                 pollers.abort();
             });
@@ -295,6 +298,8 @@ impl ServerProcess {
         let log = std::fs::File::create(&log_path).expect("log file");
         let child = std::process::Command::new(&binary)
             .env("LOCAL_ADDR", "127.0.0.1:0")
+            // One relay per stream, as in AWS: the test binary's server runs it.
+            .env("LOCAL_OUTBOX_RELAY", "off")
             .env("RUST_LOG", rust_log)
             .env("PLATFORM_ADMIN_EMAIL", format!("second-admin-{}@tests.example", unique()))
             .env("PLATFORM_ADMIN_PASSWORD", format!("pw-{}", Uuid::new_v4().simple()))
@@ -348,4 +353,122 @@ where
         assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The items of a tenant's partition whose sort key starts with `prefix`,
+/// read consistently: for assertions on what a change stored.
+pub async fn tenant_items(
+    tenant_id: &str,
+    prefix: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (state, clients) = test_state().await;
+    let output = clients
+        .dynamodb
+        .query()
+        .table_name(state.store.table_name())
+        .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("T#{tenant_id}#")))
+        .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    output.items().to_vec()
+}
+
+/// The events a tenant's changes wrote to its outbox, oldest first, as their
+/// envelopes (`{id, type, version, tenant_id, occurred_at, data}`): written
+/// in the transaction of the change, whether or not the relay passed them on.
+pub async fn outbox_events(tenant_id: &str) -> Vec<Value> {
+    tenant_items(tenant_id, "EVENT#")
+        .await
+        .iter()
+        .filter_map(|item| serde_json::from_str(item.get("event_detail")?.as_s().ok()?).ok())
+        .collect()
+}
+
+// ---- Try-on fixtures (seed 004): a shop with credits and a key, its
+// shoppers, their photos uploaded to S3 and confirmed.
+
+/// What a shop's API key may do in the try-on tests.
+pub const SHOP_SCOPES: &[&str] =
+    &["customers:read", "customers:write", "tryons:read", "tryons:write", "credits:read", "webhooks:manage"];
+
+/// A small PNG with some texture (a photo the pipeline can decode).
+pub fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([rgb[0], rgb[1].wrapping_add((x % 7) as u8), rgb[2].wrapping_add((y % 5) as u8)])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Png).expect("png");
+    out.into_inner()
+}
+
+/// A tenant with credits and an API key holding the try-on scopes.
+pub struct Shop {
+    pub owner: Member,
+    pub key: String,
+}
+
+pub async fn shop(credits: i64) -> Shop {
+    let owner = register_owner().await;
+    if credits > 0 {
+        let admin = platform_admin_token().await;
+        post(&format!("/v1/tenants/{}/credits", owner.tenant_id))
+            .token(&admin)
+            .json(&json!({"amount": credits, "reason": "prepaid"}))
+            .send()
+            .await
+            .expect(201);
+    }
+    let key = create_api_key(&owner.access_token, SHOP_SCOPES).await.secret;
+    Shop { owner, key }
+}
+
+/// A shopper of the shop (seed 004), upserted by `external_id`: its id.
+pub async fn customer(key: &str, external_id: &str) -> String {
+    let reply = post("/v1/customers")
+        .api_key(key)
+        .json(&json!({"external_id": external_id, "email": "shopper@example.com", "name": "Sam Shopper"}))
+        .send()
+        .await
+        .expect(201);
+    reply.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Asks for an upload URL, PUTs the bytes there, confirms: the photo's id.
+pub async fn upload_photo(key: &str, customer_id: &str, bytes: &[u8], kind: &str) -> String {
+    let created = post(&format!("/v1/customers/{customer_id}/photos"))
+        .api_key(key)
+        .json(&json!({"content_type": "image/png", "size_bytes": bytes.len(), "kind": kind}))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(created.body["status"], "pending");
+    assert!(created.body.get("object_key").is_none(), "the bucket key is not shown");
+    let upload = &created.body["upload"];
+    assert_eq!(upload["method"], "PUT");
+    let url = upload["url"].as_str().expect("url");
+    let stored = reqwest::Client::new()
+        .put(url)
+        .header("content-type", "image/png")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert!(stored.status().is_success(), "upload answered {}", stored.status());
+    let photo_id = created.body["id"].as_str().expect("id");
+    let confirmed =
+        post(&format!("/v1/customers/{customer_id}/photos/{photo_id}/confirm")).api_key(key).send().await.expect(200);
+    assert_eq!(confirmed.body["status"], "ready");
+    assert_eq!(confirmed.body["size_bytes"], bytes.len());
+    photo_id.to_owned()
+}
+
+/// `items` cart lines that all wear `garment_photo_id`.
+pub fn cart(garment_photo_id: &str, items: usize) -> Vec<Value> {
+    (0..items)
+        .map(|i| json!({"product_id": format!("sku-{i}"), "garment_photo_id": garment_photo_id, "size": "M"}))
+        .collect()
 }

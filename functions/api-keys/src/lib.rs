@@ -27,7 +27,7 @@ use shared::{
         api_key::{self, KeyEnvironment},
     },
     domain::{now, rfc3339},
-    events::DomainEvent,
+    error::FieldError,
     http::{JsonObject, Page, QueryParams, path_uuid},
     store::api_keys::{API_KEY_RESOURCE, ApiKey},
     validate::{Fields, Need},
@@ -92,11 +92,13 @@ pub fn new_key_from(body: &Map<String, Value>, at: chrono::DateTime<chrono::Utc>
         }
         expires_at = Some(at + chrono::Duration::days(days));
     }
+    let key = name.zip(scopes).map(|(name, scopes)| NewKey { name, scopes, environment, expires_at });
     f.finish()?;
-    match (name, scopes) {
-        (Some(name), Some(scopes)) => Ok(NewKey { name, scopes, environment, expires_at }),
-        _ => Err(AppError::internal(anyhow::anyhow!("validated key without its fields"))),
-    }
+    // `Fields` names every required field it could not read, so a valid body
+    // has both; this is the same 400 in case one is ever read as `None`.
+    key.ok_or_else(|| {
+        AppError::validation(vec![FieldError::new("name", "is required"), FieldError::new("scopes", "is required")])
+    })
 }
 
 /// A non-empty list of known scopes; duplicates collapse.
@@ -127,21 +129,15 @@ fn with_secret(key: &ApiKey, secret: &str) -> Value {
     body
 }
 
-async fn publish(state: &AppState, event_type: &str, key: &ApiKey) {
-    let data = json!({"key_id": key.id, "name": key.name, "scopes": key.scopes, "environment": key.environment});
-    state.events.publish_after_commit(&DomainEvent::new(event_type, key.tenant_id, data)).await;
-}
-
 async fn create_key(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
+    let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let at = now();
     let request = new_key_from(&body, at)?;
-    let scope = principal.scope();
     let id = Uuid::now_v7();
     let secret = api_key::generate(scope.tenant_id(), id, request.environment);
     let created = rfc3339(at);
@@ -154,7 +150,7 @@ async fn create_key(
         last_four: secret.last_four.clone(),
         scopes: request.scopes,
         created_at: created.clone(),
-        created_by: principal.user_id.to_string(),
+        created_by: principal.user_id().to_string(),
         updated_at: created,
         expires_at: request.expires_at.map(rfc3339),
         revoked_at: None,
@@ -163,16 +159,15 @@ async fn create_key(
         usage_count: 0,
     };
     state.store.create_api_key(&scope, &key, &secret, &audit).await?;
-    publish(&state, "api_key.created", &key).await;
     Ok((StatusCode::CREATED, Json(with_secret(&key, &secret.secret))).into_response())
 }
 
 /// Newest first; `?limit=`, `?cursor=`.
 async fn list_keys(State(state): State<AppState>, principal: Principal, params: QueryParams) -> AppResult<Page<Value>> {
-    principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
+    let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     params.allow_only(&["limit", "cursor"])?;
     let page = params.page()?;
-    let (keys, next_cursor) = state.store.list_api_keys(&principal.scope(), &page).await?;
+    let (keys, next_cursor) = state.store.list_api_keys(&scope, &page).await?;
     Ok(Page { data: keys.iter().map(ApiKey::to_body).collect(), next_cursor })
 }
 
@@ -181,8 +176,8 @@ async fn get_key(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
-    let key = state.store.get_api_key(&principal.scope(), key_id(&id)?).await?;
+    let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
+    let key = state.store.get_api_key(&scope, key_id(&id)?).await?;
     Ok(Json(key.ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?.to_body()))
 }
 
@@ -194,13 +189,12 @@ async fn revoke_key(
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
+    let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let key = state
         .store
-        .revoke_api_key(&principal.scope(), key_id(&id)?, &audit)
+        .revoke_api_key(&scope, key_id(&id)?, &audit)
         .await?
         .ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
-    publish(&state, "api_key.revoked", &key).await;
     Ok(Json(key.to_body()))
 }
 
@@ -214,16 +208,15 @@ async fn rotate_key(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> AppResult<Json<Value>> {
-    principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
+    let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let id = key_id(&id)?;
     let grace = grace_from(&body)?;
     let old_valid_until = (grace > 0).then(|| now() + chrono::Duration::seconds(grace));
     let (key, secret) = state
         .store
-        .rotate_api_key(&principal.scope(), id, old_valid_until, &audit)
+        .rotate_api_key(&scope, id, old_valid_until, &audit)
         .await?
         .ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
-    publish(&state, "api_key.rotated", &key).await;
     let mut body = with_secret(&key, &secret.secret);
     body["old_secret_valid_until"] = json!(old_valid_until.map(rfc3339));
     Ok(Json(body))

@@ -30,7 +30,7 @@ async fn list_audit_logs(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require(Role::Admin, Scope::AuditRead, "audit_logs")?;
+    let scope = principal.require(Role::Admin, Scope::AuditRead, "audit_logs")?;
     params.allow_only(&["limit", "cursor", "action", "resource_type", "user_id", "date_from", "date_to"])?;
     let page = params.page()?;
     let mut problems = Vec::new();
@@ -58,7 +58,7 @@ async fn list_audit_logs(
         from,
         to,
     };
-    let (data, next_cursor) = state.store.audit_entries(&principal.scope(), &filter, &page).await?;
+    let (data, next_cursor) = state.store.audit_entries(&scope, &filter, &page).await?;
     Ok(Page { data, next_cursor })
 }
 

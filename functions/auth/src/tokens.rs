@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use shared::{
     AppError, AppResult, AppState,
     audit::{AuditContext, ClientInfo},
-    auth::{TenantScope, jwt::AccessGrant},
+    auth::{TenantScope, jwt::AccessGrant, proofs::CredentialLookup},
     domain::user::User,
     store::sessions::Rotation,
 };
@@ -94,8 +94,10 @@ fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &Ref
 pub async fn rotate(state: &AppState, raw: &str) -> AppResult<Value> {
     let invalid = || AppError::invalid_token("the refresh token is invalid or revoked");
     let presented = RefreshToken::parse(raw).ok_or_else(invalid)?;
-    let scope = TenantScope::trusted_internal(presented.tenant_id);
-    let session = state.store.get_session(&scope, presented.session_id).await?.ok_or_else(invalid)?;
+    // The token names its tenant and session; they are trusted once the
+    // token's hash matched the session's.
+    let lookup = CredentialLookup::named_by_credential(presented.tenant_id);
+    let session = state.store.session_for_refresh(&lookup, presented.session_id).await?.ok_or_else(invalid)?;
     if session.revoked {
         return Err(invalid());
     }
@@ -103,12 +105,12 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<Value> {
         return Err(AppError::token_expired());
     }
     let presented_hash = presented.hash();
-    if presented_hash != session.token_hash {
-        if state.store.was_rotated_out(&scope, presented.session_id, &presented_hash).await? {
+    let Some(scope) = lookup.verified(&presented_hash, &session.token_hash) else {
+        if let Some(scope) = state.store.rotated_out_scope(&lookup, presented.session_id, &presented_hash).await? {
             revoke_for_reuse(state, &scope, presented.session_id).await?;
         }
         return Err(invalid());
-    }
+    };
     let user = state.store.get_user(&scope, session.user_id).await?.filter(|u| u.is_active).ok_or_else(invalid)?;
     ensure_tenant_usable(state, &scope).await?;
     let next = RefreshToken::generate(presented.tenant_id, presented.session_id);

@@ -1,8 +1,9 @@
 //! The credits route group (seed 004): a tenant's prepaid credit balance, its
-//! ledger, and grants by a platform admin. Spending and refunds have no route:
-//! the try-on pipeline calls `shared::store::credits` directly, and a refused
-//! spend becomes 402 `insufficient_credits` through
-//! `From<CreditError> for AppError`.
+//! ledger, grants by a platform admin and metered charges. The try-on
+//! pipeline spends and refunds through `shared::store::credits` directly; a
+//! refused spend becomes 402 `insufficient_credits` through
+//! `From<CreditError> for AppError`. A grant's `credits.added` and a charge's
+//! `credits.spent` are written in the change's own transaction (outbox).
 //!
 //! | route | handler | who |
 //! |---|---|---|
@@ -20,12 +21,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope},
-    events::DomainEvent,
+    error::FieldError,
     http::{JsonObject, Page, QueryParams},
     store::credits::{CREDIT_KINDS, CREDITS_RESOURCE, LedgerEntry},
     validate::{Fields, Need},
@@ -51,27 +52,34 @@ fn balance_body(tenant_id: Uuid, balance: i64) -> Value {
 }
 
 async fn balance(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::CreditsRead, CREDITS_RESOURCE)?;
-    let scope = principal.scope();
+    let scope = principal.require(Role::User, Scope::CreditsRead, CREDITS_RESOURCE)?;
     let balance = state.store.credit_balance(&scope).await?;
     Ok(Json(balance_body(scope.tenant_id(), balance)))
 }
 
 /// Newest first; `?kind=grant|spend|refund`, `?limit=`, `?cursor=`.
 async fn ledger(State(state): State<AppState>, principal: Principal, params: QueryParams) -> AppResult<Page<Value>> {
-    principal.require(Role::Admin, Scope::CreditsRead, CREDITS_RESOURCE)?;
+    let scope = principal.require(Role::Admin, Scope::CreditsRead, CREDITS_RESOURCE)?;
     params.allow_only(&["limit", "cursor", "kind"])?;
     let page = params.page()?;
     let filters = params.as_object();
     let mut f = Fields::new(&filters);
     let kind = f.one_of("kind", Need::Optional, CREDIT_KINDS);
     f.finish()?;
-    let (entries, next_cursor) = state.store.credit_ledger(&principal.scope(), kind, &page).await?;
+    let (entries, next_cursor) = state.store.credit_ledger(&scope, kind, &page).await?;
     Ok(Page { data: entries.iter().map(LedgerEntry::to_body).collect(), next_cursor })
 }
 
+/// The balance after a change, with its ledger entry: 201.
+fn created(tenant_id: Uuid, entry: &LedgerEntry) -> Response {
+    let mut body = balance_body(tenant_id, entry.balance_after);
+    body["entry"] = entry.to_body();
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
 /// Body `{amount: 1..=1_000_000_000, reason: 1..=200 characters}`; 201 with
-/// the ledger entry and the new balance. Publishes `credits.added`.
+/// the ledger entry and the new balance. `credits.added` is emitted with the
+/// change.
 async fn grant_credits(
     State(state): State<AppState>,
     principal: Principal,
@@ -82,26 +90,10 @@ async fn grant_credits(
     // Platform-admin-only: 403 whatever the id, so ids reveal nothing.
     let admin = principal.require_platform_admin(CREDITS_RESOURCE)?;
     let tenant_id = Uuid::parse_str(&id).map_err(|_| AppError::invalid_field("tenant_id", "must be a valid UUID"))?;
-    let (amount, reason) = grant_from(&body)?;
+    let grant = Grant::parse(&body)?;
     let scope = admin.scope_of(tenant_id);
-    let entry = state.store.grant_credits(&scope, amount, &reason, &audit).await?;
-    state
-        .events
-        .publish_after_commit(&DomainEvent::new(
-            "credits.added",
-            tenant_id,
-            json!({
-                "entry_id": entry.id,
-                "amount": entry.amount,
-                "balance": entry.balance_after,
-                "reason": entry.reason,
-                "actor": entry.actor,
-            }),
-        ))
-        .await;
-    let mut body = balance_body(tenant_id, entry.balance_after);
-    body["entry"] = entry.to_body();
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let entry = state.store.grant_credits(&scope, grant.amount, &grant.reason, &audit).await?;
+    Ok(created(tenant_id, &entry))
 }
 
 /// Longest caller `reference` of a charge.
@@ -112,76 +104,81 @@ pub const MAX_REFERENCE_CHARS: usize = 128;
 /// balance; 402 `insufficient_credits` (balance and cost in details) when the
 /// balance is short, with nothing taken. A `reference` makes the charge
 /// happen once per reference; an `Idempotency-Key` makes the whole request
-/// replayable. Publishes `credits.spent`.
+/// replayable. `credits.spent` is emitted with the change.
 async fn charge_credits(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require(Role::Admin, Scope::UsageWrite, CREDITS_RESOURCE)?;
-    let (amount, reason, reference) = charge_from(&body)?;
-    let scope = principal.scope();
+    let scope = principal.require(Role::Admin, Scope::UsageWrite, CREDITS_RESOURCE)?;
+    let charge = Charge::parse(&body)?;
+    let Charge { grant: Grant { amount, reason }, reference } = charge;
     let entry = state.store.spend_credits(&scope, amount, &reason, reference.as_deref(), &audit).await?;
-    state
-        .events
-        .publish_after_commit(&DomainEvent::new(
-            "credits.spent",
-            scope.tenant_id(),
-            json!({
-                "entry_id": entry.id,
-                "amount": -entry.amount,
-                "balance": entry.balance_after,
-                "reason": entry.reason,
-                "reference": entry.reference,
-                "actor": entry.actor,
-            }),
-        ))
-        .await;
-    let mut body = balance_body(scope.tenant_id(), entry.balance_after);
-    body["entry"] = entry.to_body();
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(created(scope.tenant_id(), &entry))
 }
 
-fn grant_from(body: &serde_json::Map<String, Value>) -> AppResult<(i64, String)> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(&["amount", "reason"]);
-    let (amount, reason) = amount_and_reason(&mut f);
-    f.finish()?;
-    match (amount, reason) {
-        (Some(amount), Some(reason)) => Ok((amount, reason)),
-        _ => Err(AppError::internal(anyhow::anyhow!("validated grant without its fields"))),
+/// A grant's body: `amount` (1 to [`MAX_GRANT`]) and a non-blank `reason`,
+/// trimmed.
+#[derive(Debug, PartialEq)]
+struct Grant {
+    amount: i64,
+    reason: String,
+}
+
+impl Grant {
+    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
+        let mut f = Fields::new(body);
+        f.reject_unknown(&["amount", "reason"]);
+        let grant = Grant::read(&mut f);
+        f.finish()?;
+        grant.ok_or_else(missing)
+    }
+
+    /// Reads both fields, naming each problem in `f`; `None` when either is
+    /// bad or missing.
+    fn read(f: &mut Fields<'_>) -> Option<Self> {
+        let amount = f.integer("amount", Need::Required, 1, MAX_GRANT);
+        let reason = f.text("reason", Need::Required, 1, MAX_REASON_CHARS);
+        let reason = match reason {
+            Some(r) if r.trim().is_empty() => {
+                f.error("reason", "must not be blank");
+                None
+            }
+            other => other.map(|r| r.trim().to_owned()),
+        };
+        Some(Grant { amount: amount?, reason: reason? })
     }
 }
 
-/// A charge's `amount`, `reason` and optional `reference`, every problem named.
-fn charge_from(body: &serde_json::Map<String, Value>) -> AppResult<(i64, String, Option<String>)> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(&["amount", "reason", "reference"]);
-    let (amount, reason) = amount_and_reason(&mut f);
-    let reference = f.check_text(
-        "reference",
-        Need::Optional,
-        MAX_REFERENCE_CHARS,
-        |r| r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b)),
-        "must be letters, digits and - _ . : /",
-    );
-    f.finish()?;
-    match (amount, reason) {
-        (Some(amount), Some(reason)) => Ok((amount, reason, reference)),
-        _ => Err(AppError::internal(anyhow::anyhow!("validated charge without its fields"))),
+/// A charge's body: a grant's fields and an optional `reference`.
+#[derive(Debug, PartialEq)]
+struct Charge {
+    grant: Grant,
+    reference: Option<String>,
+}
+
+impl Charge {
+    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
+        let mut f = Fields::new(body);
+        f.reject_unknown(&["amount", "reason", "reference"]);
+        let grant = Grant::read(&mut f);
+        let reference = f.check_text(
+            "reference",
+            Need::Optional,
+            MAX_REFERENCE_CHARS,
+            |r| r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b)),
+            "must be letters, digits and - _ . : /",
+        );
+        f.finish()?;
+        Ok(Charge { grant: grant.ok_or_else(missing)?, reference })
     }
 }
 
-/// `amount` (1 to [`MAX_GRANT`]) and a non-blank `reason`, trimmed.
-fn amount_and_reason(f: &mut Fields<'_>) -> (Option<i64>, Option<String>) {
-    let amount = f.integer("amount", Need::Required, 1, MAX_GRANT);
-    let reason = f.text("reason", Need::Required, 1, MAX_REASON_CHARS);
-    if reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
-        f.error("reason", "must not be blank");
-        return (amount, None);
-    }
-    (amount, reason.map(|r| r.trim().to_owned()))
+/// `Fields` names every required field it could not read, so a valid body
+/// has them all; this is the same 400 in case one is ever read as `None`.
+fn missing() -> AppError {
+    AppError::validation(vec![FieldError::new("amount", "is required"), FieldError::new("reason", "is required")])
 }
 
 #[cfg(test)]
@@ -190,7 +187,7 @@ mod tests {
 
     fn fields_of(body: Value) -> Vec<String> {
         let map = body.as_object().cloned().unwrap_or_default();
-        match grant_from(&map) {
+        match Grant::parse(&map) {
             Ok(_) => Vec::new(),
             Err(AppError::Api { details, .. }) => details["fields"]
                 .as_array()
@@ -215,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_charge_names_every_bad_field_at_once() {
-        let problems = |body: Value| match charge_from(body.as_object().expect("object")) {
+        let problems = |body: Value| match Charge::parse(body.as_object().expect("object")) {
             Ok(_) => Vec::new(),
             Err(AppError::Api { details, .. }) => details["fields"]
                 .as_array()

@@ -26,9 +26,10 @@ use serde_json::{Map, Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
-    auth::{Principal, Role, Scope},
+    auth::{Principal, Role, Scope, TenantScope},
     blobs::{IMAGE_TYPES, sniff_image_type},
     domain::now_rfc3339,
+    error::FieldError,
     http::{JsonObject, Page, QueryParams, path_uuid},
     store::customers::{
         CUSTOMER_RESOURCE, Customer, CustomerFields, MAX_PHOTOS_PER_CUSTOMER, PHOTO_RESOURCE, Photo, PhotoError,
@@ -88,8 +89,9 @@ pub fn upsert_from(body: &Map<String, Value>) -> AppResult<(String, CustomerFiel
         }
     }
     f.finish()?;
-    let external_id =
-        external_id.ok_or_else(|| AppError::internal(anyhow::anyhow!("validated upsert without external_id")))?;
+    // `Fields` names a required field it could not read, so a valid body has
+    // it; this is the same 400 in case it is ever read as `None`.
+    let external_id = external_id.ok_or_else(|| AppError::invalid_field("external_id", "is required"))?;
     Ok((external_id, fields))
 }
 
@@ -100,9 +102,9 @@ async fn upsert_customer(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require(Role::Developer, Scope::CustomersWrite, CUSTOMER_RESOURCE)?;
+    let scope = principal.require(Role::Developer, Scope::CustomersWrite, CUSTOMER_RESOURCE)?;
     let (external_id, fields) = upsert_from(&body)?;
-    let (customer, created) = state.store.upsert_customer(&principal.scope(), &external_id, &fields, &audit).await?;
+    let (customer, created) = state.store.upsert_customer(&scope, &external_id, &fields, &audit).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(customer.to_body())).into_response())
 }
@@ -113,21 +115,20 @@ async fn list_customers(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
+    let scope = principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
     params.allow_only(&["limit", "cursor", "external_id"])?;
     let page = params.page()?;
     let filters = params.as_object();
     let mut f = Fields::new(&filters);
     let external_id = f.text("external_id", Need::Optional, 1, MAX_EXTERNAL_ID_CHARS);
     f.finish()?;
-    let (customers, next_cursor) =
-        state.store.list_customers(&principal.scope(), external_id.as_deref(), &page).await?;
+    let (customers, next_cursor) = state.store.list_customers(&scope, external_id.as_deref(), &page).await?;
     Ok(Page { data: customers.iter().map(Customer::to_body).collect(), next_cursor })
 }
 
-async fn load_customer(state: &AppState, principal: &Principal, raw_id: &str) -> AppResult<Customer> {
+async fn load_customer(state: &AppState, scope: &TenantScope, raw_id: &str) -> AppResult<Customer> {
     let id = path_uuid(raw_id, "customer_id")?;
-    state.store.get_customer(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found(CUSTOMER_RESOURCE))
+    state.store.get_customer(scope, id).await?.ok_or_else(|| AppError::not_found(CUSTOMER_RESOURCE))
 }
 
 async fn get_customer(
@@ -135,8 +136,8 @@ async fn get_customer(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
-    Ok(Json(load_customer(&state, &principal, &id).await?.to_body()))
+    let scope = principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
+    Ok(Json(load_customer(&state, &scope, &id).await?.to_body()))
 }
 
 /// Deletes the customer and their photos: the objects in S3 first, then the
@@ -148,9 +149,8 @@ async fn delete_customer(
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    principal.require(Role::Developer, Scope::CustomersWrite, CUSTOMER_RESOURCE)?;
-    let customer = load_customer(&state, &principal, &id).await?;
-    let scope = principal.scope();
+    let scope = principal.require(Role::Developer, Scope::CustomersWrite, CUSTOMER_RESOURCE)?;
+    let customer = load_customer(&state, &scope, &id).await?;
     let removed = state.blobs.delete_prefix(&customer_blob_prefix(&scope, customer.id)).await?;
     if !state.store.delete_customer(&scope, customer.id, &audit).await? {
         return Err(AppError::not_found(CUSTOMER_RESOURCE));
@@ -170,18 +170,9 @@ async fn create_photo(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
+    let scope = principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
     let customer_id = path_uuid(&id, "customer_id")?;
-    let mut f = Fields::new(&body);
-    f.reject_unknown(&["content_type", "size_bytes", "kind"]);
-    let content_type = f.one_of("content_type", Need::Required, IMAGE_TYPES);
-    let size = f.integer("size_bytes", Need::Required, 1, MAX_PHOTO_BYTES);
-    let kind = f.one_of("kind", Need::Optional, PHOTO_KINDS).unwrap_or("person");
-    f.finish()?;
-    let (Some(content_type), Some(size)) = (content_type, size) else {
-        return Err(AppError::internal(anyhow::anyhow!("validated photo without its fields")));
-    };
-    let scope = principal.scope();
+    let NewPhoto { content_type, size, kind } = NewPhoto::parse(&body)?;
     let photo_id = Uuid::now_v7();
     let photo = Photo {
         id: photo_id,
@@ -211,6 +202,34 @@ async fn create_photo(
     body["upload"] = serde_json::to_value(upload).map_err(AppError::internal)?;
     body["max_size_bytes"] = json!(MAX_PHOTO_BYTES);
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A photo's create body.
+#[derive(Debug, PartialEq)]
+struct NewPhoto {
+    content_type: &'static str,
+    size: i64,
+    kind: &'static str,
+}
+
+impl NewPhoto {
+    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
+        let mut f = Fields::new(body);
+        f.reject_unknown(&["content_type", "size_bytes", "kind"]);
+        let content_type = f.one_of("content_type", Need::Required, IMAGE_TYPES);
+        let size = f.integer("size_bytes", Need::Required, 1, MAX_PHOTO_BYTES);
+        let kind = f.one_of("kind", Need::Optional, PHOTO_KINDS).unwrap_or("person");
+        let photo = content_type.zip(size).map(|(content_type, size)| NewPhoto { content_type, size, kind });
+        f.finish()?;
+        // `Fields` names every required field it could not read, so a valid
+        // body has both; this is the same 400 in case one is ever `None`.
+        photo.ok_or_else(|| {
+            AppError::validation(vec![
+                FieldError::new("content_type", "is required"),
+                FieldError::new("size_bytes", "is required"),
+            ])
+        })
+    }
 }
 
 /// What the stored object must be for the photo to become `ready`.
@@ -245,10 +264,9 @@ async fn confirm_photo(
     audit: AuditContext,
     Path((id, photo_id)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
+    let scope = principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
     let customer_id = path_uuid(&id, "customer_id")?;
     let photo_id = path_uuid(&photo_id, "photo_id")?;
-    let scope = principal.scope();
     let photo = state
         .store
         .get_photo(&scope, customer_id, photo_id)
@@ -286,9 +304,9 @@ async fn list_photos(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::CustomersRead, PHOTO_RESOURCE)?;
-    let customer = load_customer(&state, &principal, &id).await?;
-    let photos = state.store.list_photos(&principal.scope(), customer.id).await?;
+    let scope = principal.require(Role::User, Scope::CustomersRead, PHOTO_RESOURCE)?;
+    let customer = load_customer(&state, &scope, &id).await?;
+    let photos = state.store.list_photos(&scope, customer.id).await?;
     Ok(Json(json!({"data": photos.iter().map(Photo::to_body).collect::<Vec<_>>(), "next_cursor": null})))
 }
 

@@ -1,12 +1,17 @@
-//! The local server: every route group's routes on one port, plus pollers that
-//! feed SQS messages to the worker handlers the way Lambda's event source
-//! mapping does (batches of up to 10, delete what succeeded, leave failed
-//! messages to reappear after the visibility timeout and, past
-//! maxReceiveCount, move to the DLQ).
+//! The local server: every route group's routes on one port, plus what AWS
+//! runs around the functions:
+//! - pollers that feed SQS messages to the worker handlers the way Lambda's
+//!   event source mapping does (batches of up to 10, delete what succeeded,
+//!   leave failed messages to reappear after the visibility timeout and, past
+//!   maxReceiveCount, move to the DLQ);
+//! - the outbox relay ([`relay`]): the table's stream to the bus, as the
+//!   `OutboxPipe` does in AWS.
 //!
 //! - [`app`]: the merged router.
-//! - [`Pollers`]: one task per worker queue.
+//! - [`Pollers`]: one task per worker queue, and the relay.
 //! - [`seed_platform_admin`]: the first platform administrator.
+
+pub mod relay;
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,99 +19,121 @@ use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use axum::Router;
+use relay::{OutboxRelay, RelayControl};
 use shared::{
     AppState,
     audit::AuditContext,
     auth::{Role, password},
-    aws::AwsClients,
+    aws::{AwsClients, call_log::in_function},
     domain::{tenant::Tenant, user::User},
     store::{Store, tenants::CreateTenantError},
+    worker::Worker,
 };
 use tenant_provisioner::Provisioner;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+/// Every route group with the template function (logical id) that serves it
+/// in AWS. Adding a group is a line here (docs/adding-a-route-group.md); the
+/// registry test (tests/registry.rs) checks this list against template.yaml.
+pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
+    vec![
+        ("AuthFunction", auth::routes()),
+        ("TenantsFunction", tenants::routes()),
+        ("AuditFunction", audit::routes()),
+        ("ProjectsFunction", projects::routes()),
+        ("UsersFunction", users::routes()),
+        ("CreditsFunction", credits::routes()),
+        ("ApiKeysFunction", api_keys::routes()),
+        ("CustomersFunction", customers::routes()),
+        ("TryonsFunction", tryons::routes()),
+        ("WebhooksFunction", webhooks::routes()),
+    ]
+}
+
+/// The worker functions the [`Pollers`] feed (template logical ids).
+pub const TENANT_PROVISIONER: &str = "TenantProvisionerFunction";
+pub const TRYON_WORKER: &str = "TryonWorkerFunction";
+pub const WEBHOOK_DISPATCHER: &str = "WebhookDispatcherFunction";
+pub const WORKER_FUNCTIONS: [&str; 3] = [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER];
+
 /// Every route group, as API Gateway would route them to their functions.
+///
+/// Unlike one function's `shared::http::finish_app`, the idempotency layer
+/// sits inside the routing, on each group: there, like in AWS, everything a
+/// request does (the principal, the idempotency record, the handler) runs as
+/// the work of the group's function (`shared::aws::call_log`). Outside the
+/// groups stay what has no function: request ids, rate-limit headers and the
+/// JSON 404 for a path no function serves (API Gateway's own 404 in AWS).
 pub fn app(state: AppState) -> Router {
-    shared::http::finish_app(
-        auth::routes()
-            .merge(tenants::routes())
-            .merge(audit::routes())
-            .merge(projects::routes())
-            .merge(users::routes())
-            .merge(credits::routes())
-            .merge(api_keys::routes())
-            .merge(customers::routes())
-            .merge(tryons::routes())
-            .merge(webhooks::routes()),
-        state,
-    )
-}
-
-/// A worker as the poller sees it: a batch in, the failed message ids out.
-pub trait BatchHandler: Send + Sync + 'static {
-    fn handle(&self, event: SqsEvent) -> impl std::future::Future<Output = Vec<String>> + Send;
-}
-
-impl<E: tryon_worker::engine::TryOnEngine> BatchHandler for tryon_worker::TryonWorker<E> {
-    async fn handle(&self, event: SqsEvent) -> Vec<String> {
-        self.handle_batch(event).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+    let mut routes = Router::new();
+    for (function, group) in route_groups() {
+        routes = routes.merge(
+            group.layer(axum::middleware::from_fn_with_state(state.clone(), shared::idempotency::idempotency)).layer(
+                axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    in_function(function, next.run(request))
+                }),
+            ),
+        );
     }
+    routes
+        .fallback(shared::http::route_not_found)
+        .layer(axum::middleware::from_fn(shared::web::rate_limit_headers))
+        .layer(axum::middleware::from_fn(shared::http::request_context))
+        .with_state(state)
 }
 
-impl BatchHandler for webhook_dispatcher::Dispatcher {
-    async fn handle(&self, event: SqsEvent) -> Vec<String> {
-        self.handle_batch(event).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
-    }
-}
-
-impl BatchHandler for Provisioner {
-    async fn handle(&self, event: SqsEvent) -> Vec<String> {
-        self.handle_batch(event).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
-    }
-}
-
-/// The pollers of one process; dropping them stops nothing, `abort` does.
+/// The pollers and the relay of one process; dropping them stops nothing,
+/// `abort` does.
 pub struct Pollers {
     handles: Vec<JoinHandle<()>>,
+    relay: Option<RelayControl>,
 }
 
 impl Pollers {
     /// Starts a poller for each worker queue named in the environment
-    /// (`QUEUE_URL_<BINARY>`, written by infra/local_stack.py).
+    /// (`QUEUE_URL_<BINARY>`, written by infra/local_stack.py) and the outbox
+    /// relay (unless `LOCAL_OUTBOX_RELAY=off`: a second server on the same
+    /// stack must not relay the same stream twice).
     pub fn start(clients: &AwsClients, state: &AppState) -> Result<Self> {
         let mut handles = Vec::new();
         let queue = std::env::var("QUEUE_URL_TENANT_PROVISIONER").context("QUEUE_URL_TENANT_PROVISIONER is not set")?;
-        let provisioner = Provisioner { store: state.store.clone(), events: state.events.clone() };
-        let provisioner = Arc::new(provisioner);
-        handles.push(spawn_poller(clients.sqs.clone(), queue, provisioner.clone()));
-        handles.push(spawn_sweeper(provisioner));
+        let provisioner = Provisioner { store: state.store.clone() };
+        handles.push(spawn_poller(clients.sqs.clone(), queue, TENANT_PROVISIONER, Arc::new(provisioner)));
         let queue = std::env::var("QUEUE_URL_TRYON_WORKER").context("QUEUE_URL_TRYON_WORKER is not set")?;
         let worker = tryon_worker::TryonWorker {
             store: state.store.clone(),
             blobs: state.blobs.clone(),
-            events: state.events.clone(),
             engine: tryon_worker::engine::ConfiguredEngine::from_env()?,
             garments: tryon_worker::outbound::Fetcher::new(state.config.local_mode)?,
         };
-        let worker = Arc::new(worker);
-        handles.push(spawn_poller(clients.sqs.clone(), queue, worker.clone()));
-        handles.push(spawn_sweeper(worker));
+        handles.push(spawn_poller(clients.sqs.clone(), queue, TRYON_WORKER, Arc::new(worker)));
         let events_queue =
             std::env::var("QUEUE_URL_WEBHOOK_DISPATCHER").context("QUEUE_URL_WEBHOOK_DISPATCHER is not set")?;
         let deliveries_queue = std::env::var("QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES")
             .context("QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES is not set")?;
         let dispatcher = Arc::new(webhook_dispatcher::Dispatcher {
             store: state.store.clone(),
-            events: state.events.clone(),
             sqs: clients.sqs.clone(),
             deliveries_queue_url: deliveries_queue.clone(),
             http: shared::outbound::Fetcher::new(state.config.local_mode)?,
             platform_secret: state.config.require_cursor_secret()?.to_owned(),
         });
-        handles.push(spawn_poller(clients.sqs.clone(), events_queue, dispatcher.clone()));
-        handles.push(spawn_poller(clients.sqs.clone(), deliveries_queue, dispatcher));
-        Ok(Self { handles })
+        handles.push(spawn_poller(clients.sqs.clone(), events_queue, WEBHOOK_DISPATCHER, dispatcher.clone()));
+        handles.push(spawn_poller(clients.sqs.clone(), deliveries_queue, WEBHOOK_DISPATCHER, dispatcher));
+        let relay = if std::env::var("LOCAL_OUTBOX_RELAY").is_ok_and(|v| v == "off") {
+            None
+        } else {
+            let control = RelayControl::default();
+            handles.push(outbox_relay(clients, state, control.clone())?.spawn());
+            Some(control)
+        };
+        Ok(Self { handles, relay })
+    }
+
+    /// The relay's switch, when this process runs it.
+    pub fn relay(&self) -> Option<&RelayControl> {
+        self.relay.as_ref()
     }
 
     pub fn abort(&self) {
@@ -116,11 +143,28 @@ impl Pollers {
     }
 }
 
-fn spawn_poller<H: BatchHandler>(sqs: aws_sdk_sqs::Client, queue_url: String, handler: Arc<H>) -> JoinHandle<()> {
+fn outbox_relay(clients: &AwsClients, state: &AppState, control: RelayControl) -> Result<OutboxRelay> {
+    let dir = std::path::PathBuf::from(std::env::var("LOCAL_DIR").unwrap_or_else(|_| ".local".to_owned()));
+    Ok(OutboxRelay {
+        dynamodb: clients.dynamodb.clone(),
+        eventbridge: clients.eventbridge.clone(),
+        table: state.config.table_name.clone(),
+        bus_name: state.config.event_bus_name.clone(),
+        checkpoint: dir.join("outbox-relay.json"),
+        control,
+    })
+}
+
+fn spawn_poller<W: Worker>(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    function: &'static str,
+    worker: Arc<W>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!(queue_url = %queue_url, "poller started");
         loop {
-            if let Err(err) = poll_once(&sqs, &queue_url, handler.as_ref()).await {
+            if let Err(err) = poll_once(&sqs, &queue_url, function, worker.as_ref()).await {
                 tracing::warn!(error = ?err, queue_url = %queue_url, "poll failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -128,37 +172,15 @@ fn spawn_poller<H: BatchHandler>(sqs: aws_sdk_sqs::Client, queue_url: String, ha
     })
 }
 
-/// A worker's scheduled sweep (rate(5 minutes) in AWS).
-pub trait Sweeper: Send + Sync + 'static {
-    fn sweep_once(&self) -> impl std::future::Future<Output = Result<usize>> + Send;
-}
-
-impl Sweeper for Provisioner {
-    async fn sweep_once(&self) -> Result<usize> {
-        self.sweep(chrono::Duration::seconds(tenant_provisioner::SWEEP_MIN_AGE_SECONDS)).await
-    }
-}
-
-impl<E: tryon_worker::engine::TryOnEngine> Sweeper for tryon_worker::TryonWorker<E> {
-    async fn sweep_once(&self) -> Result<usize> {
-        self.sweep(chrono::Duration::seconds(tryon_worker::SWEEP_MIN_AGE_SECONDS)).await
-    }
-}
-
-/// Runs a sweep every 30 s locally.
-fn spawn_sweeper<S: Sweeper>(sweeper: Arc<S>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(30));
-        loop {
-            every.tick().await;
-            if let Err(err) = sweeper.sweep_once().await {
-                tracing::warn!(error = ?err, "sweep failed");
-            }
-        }
-    })
-}
-
-async fn poll_once<H: BatchHandler>(sqs: &aws_sdk_sqs::Client, queue_url: &str, handler: &H) -> Result<()> {
+/// One receive, one batch, one delete. Receiving and deleting are Lambda's
+/// event source mapping (not the function's code), so only the handler runs
+/// as the function's work.
+async fn poll_once<W: Worker>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    function: &'static str,
+    worker: &W,
+) -> Result<()> {
     let output = sqs
         .receive_message()
         .queue_url(queue_url)
@@ -174,7 +196,12 @@ async fn poll_once<H: BatchHandler>(sqs: &aws_sdk_sqs::Client, queue_url: &str, 
     }
     let mut event = SqsEvent::default();
     event.records = messages.iter().map(to_lambda_message).collect();
-    let failed = handler.handle(event).await;
+    let failed: Vec<String> = in_function(function, shared::worker::handle_batch(worker, event))
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
     let entries: Vec<DeleteMessageBatchRequestEntry> = messages
         .iter()
         .filter(|m| !m.message_id().is_some_and(|id| failed.iter().any(|f| f == id)))

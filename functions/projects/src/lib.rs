@@ -78,7 +78,7 @@ async fn list_projects(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
+    let scope = principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
     params.allow_only(&["limit", "cursor", "status", "priority"])?;
     let page = params.page()?;
     let filters = params.as_object();
@@ -86,8 +86,7 @@ async fn list_projects(
     let status = f.one_of("status", Need::Optional, PROJECT_STATUSES);
     let priority = f.one_of("priority", Need::Optional, PRIORITIES);
     f.finish()?;
-    let (projects, next_cursor) =
-        state.store.list_projects(&principal.scope(), &ProjectFilter { status, priority }, &page).await?;
+    let (projects, next_cursor) = state.store.list_projects(&scope, &ProjectFilter { status, priority }, &page).await?;
     Ok(Page { data: projects.iter().map(Project::to_body).collect(), next_cursor })
 }
 
@@ -97,10 +96,9 @@ async fn create_project(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
-    let scope = principal.scope();
-    let project = project_from_create(&body, scope.tenant_id(), principal.user_id)?;
-    state.store.create_project(&state.events, &scope, &project, &audit).await?;
+    let scope = principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
+    let project = project_from_create(&body, scope.tenant_id(), principal.user_id())?;
+    state.store.create_project(&scope, &project, &audit).await?;
     Ok(created(format!("/v1/projects/{}", project.id), project.to_body()))
 }
 
@@ -109,9 +107,9 @@ async fn get_project(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
+    let scope = principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
     let id = path_uuid(&id, "project_id")?;
-    let project = state.store.get_project(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
+    let project = state.store.get_project(&scope, id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
     Ok(Json(project.to_body()))
 }
 
@@ -124,9 +122,8 @@ async fn update_project(
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
     let id = path_uuid(&id, "project_id")?;
-    principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
+    let scope = principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
     let changes = project_changes(&body)?;
-    let scope = principal.scope();
     let project = if changes.is_empty() {
         state.store.get_project(&scope, id).await?
     } else {
@@ -143,8 +140,8 @@ async fn delete_project(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = path_uuid(&id, "project_id")?;
-    principal.require(Role::Admin, Scope::ProjectsWrite, PROJECT)?;
-    if !state.store.delete_project(&principal.scope(), id, &audit).await? {
+    let scope = principal.require(Role::Admin, Scope::ProjectsWrite, PROJECT)?;
+    if !state.store.delete_project(&scope, id, &audit).await? {
         return Err(AppError::not_found(PROJECT));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -156,7 +153,7 @@ async fn list_tasks(
     Path(id): Path<String>,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require(Role::User, Scope::ProjectsRead, TASK)?;
+    let scope = principal.require(Role::User, Scope::ProjectsRead, TASK)?;
     let project_id = path_uuid(&id, "project_id")?;
     params.allow_only(&["limit", "cursor", "status", "assignee_id"])?;
     let page = params.page()?;
@@ -167,7 +164,7 @@ async fn list_tasks(
     f.finish()?;
     let (tasks, next_cursor) = state
         .store
-        .list_tasks(&principal.scope(), project_id, &TaskFilter { status, assignee_id }, &page)
+        .list_tasks(&scope, project_id, &TaskFilter { status, assignee_id }, &page)
         .await?
         .ok_or_else(|| AppError::not_found(PROJECT))?;
     Ok(Page { data: tasks.iter().map(Task::to_body).collect(), next_cursor })
@@ -181,9 +178,8 @@ async fn create_task(
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
     let project_id = path_uuid(&id, "project_id")?;
-    principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
-    let scope = principal.scope();
-    let task = task_from_create(&body, scope.tenant_id(), project_id, principal.user_id)?;
+    let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
+    let task = task_from_create(&body, scope.tenant_id(), project_id, principal.user_id())?;
     state.store.create_task(&scope, &task, &audit).await?;
     Ok(created(format!("/v1/projects/{project_id}/tasks/{}", task.id), task.to_body()))
 }
@@ -193,13 +189,9 @@ async fn get_task(
     principal: Principal,
     Path((project_id, task_id)): Path<(String, String)>,
 ) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::ProjectsRead, TASK)?;
+    let scope = principal.require(Role::User, Scope::ProjectsRead, TASK)?;
     let (project_id, task_id) = task_path(&project_id, &task_id)?;
-    let task = state
-        .store
-        .get_task(&principal.scope(), project_id, task_id)
-        .await?
-        .ok_or_else(|| AppError::not_found(TASK))?;
+    let task = state.store.get_task(&scope, project_id, task_id).await?.ok_or_else(|| AppError::not_found(TASK))?;
     Ok(Json(task.to_body()))
 }
 
@@ -212,9 +204,8 @@ async fn update_task(
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
     let (project_id, task_id) = task_path(&project_id, &task_id)?;
-    principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
+    let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
     let changes = task_changes(&body)?;
-    let scope = principal.scope();
     let task = if changes.is_empty() {
         state.store.get_task(&scope, project_id, task_id).await?
     } else {
@@ -230,8 +221,8 @@ async fn delete_task(
     Path((project_id, task_id)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     let (project_id, task_id) = task_path(&project_id, &task_id)?;
-    principal.require(Role::Admin, Scope::ProjectsWrite, TASK)?;
-    if !state.store.delete_task(&principal.scope(), project_id, task_id, &audit).await? {
+    let scope = principal.require(Role::Admin, Scope::ProjectsWrite, TASK)?;
+    if !state.store.delete_task(&scope, project_id, task_id, &audit).await? {
         return Err(AppError::not_found(TASK));
     }
     Ok(StatusCode::NO_CONTENT)

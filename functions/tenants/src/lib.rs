@@ -13,7 +13,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
@@ -22,17 +22,19 @@ use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
-    auth::{Principal, Role, Scope, TenantScope},
-    domain::plans::{effective_limits, quota_status},
-    domain::tenant::{
-        STATUSES, TENANT_TYPES, Tenant, changes_from_update, platform_only_fields_in, tenant_from_create,
+    auth::{Principal, Role, Scope, TenantScope, proofs::NewTenant},
+    domain::{
+        ids::TenantId,
+        plans::{effective_limits, quota_status},
+        tenant::{
+            Tenant, TenantStatus, TenantType, changes_from_update, derives_slug, platform_only_fields_in,
+            suffixed_slug, tenant_from_create,
+        },
     },
-    events::DomainEvent,
-    http::{JsonObject, Page, QueryParams},
+    http::{JsonObject, Page},
     store::tenants::{CreateTenantError, TenantUsage},
-    validate::{Fields, Need},
+    web::extract::{ListQuery, PathIds},
 };
-use uuid::Uuid;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
@@ -46,77 +48,97 @@ pub fn routes() -> Router<AppState> {
 
 const RESOURCE: &str = "tenant";
 
-fn tenant_id(raw: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field("tenant_id", "must be a valid UUID"))
-}
-
 async fn load(state: &AppState, scope: &TenantScope) -> AppResult<(Tenant, TenantUsage)> {
     state.store.get_tenant(scope).await?.ok_or_else(|| AppError::not_found(RESOURCE))
 }
 
-/// Creates a tenant in `provisioning` and publishes `tenant.created`; the
-/// tenant-provisioner makes it `active` and invites `admin_email`.
+/// Creates a tenant in `provisioning`, with `tenant.created` in the same
+/// transaction; the tenant-provisioner makes it `active` and invites
+/// `admin_email`.
 async fn create_tenant(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require_platform_admin("tenants")?;
-    let tenant = tenant_from_create(&body, principal.user_id)?;
-    match state.store.create_tenant(&tenant, None, &audit).await {
-        Ok(()) => {}
-        Err(CreateTenantError::SlugTaken) => {
-            return Err(AppError::conflict(format!("slug '{}' already exists", tenant.slug))
-                .with_details(json!({"field": "slug", "slug": tenant.slug})));
+    let admin = principal.require_platform_admin("tenants")?;
+    let mut tenant = tenant_from_create(&body, principal.user_id())?;
+    let parent = tenant.parent_id.map(|id| admin.scope_of(id));
+    // A slug derived from the name (seed 003 sends none) that is taken gets a
+    // random suffix, a few times; a slug the caller chose is theirs to change.
+    let derived = derives_slug(&body);
+    let mut attempt = 0;
+    loop {
+        let scope = NewTenant::scope(tenant.id);
+        match state.store.create_tenant(&scope, &tenant, parent.as_ref(), None, &audit).await {
+            Ok(()) => break,
+            Err(CreateTenantError::SlugTaken) if derived && attempt < 3 => {
+                attempt += 1;
+                tenant.slug = suffixed_slug(&tenant.name);
+            }
+            Err(CreateTenantError::SlugTaken) => {
+                return Err(AppError::conflict(format!("slug '{}' already exists", tenant.slug))
+                    .with_details(json!({"field": "slug", "slug": tenant.slug})));
+            }
+            Err(CreateTenantError::ParentMissing) => {
+                return Err(AppError::not_found("parent tenant")
+                    .with_details(json!({"resource": "parent tenant", "field": "parent_id"})));
+            }
+            Err(CreateTenantError::EmailTaken) => {
+                return Err(AppError::conflict("email already exists"));
+            }
+            Err(CreateTenantError::Other(e)) => return Err(e),
         }
-        Err(CreateTenantError::ParentMissing) => {
-            return Err(AppError::not_found("parent tenant")
-                .with_details(json!({"resource": "parent tenant", "field": "parent_id"})));
-        }
-        Err(CreateTenantError::EmailTaken) => {
-            return Err(AppError::conflict("email already exists"));
-        }
-        Err(CreateTenantError::Other(e)) => return Err(e),
     }
-    state.events.publish_after_commit(&tenant.created_event()).await;
     let mut body = tenant.to_body();
     body["onboarding"]["status"] = json!("pending");
     Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/v1/tenants/{}", tenant.id))], Json(body))
         .into_response())
 }
 
+/// `GET /v1/tenants` filters (seed 002): all optional, unknown ones refused.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Option<TenantStatus>,
+    #[serde(default, rename = "type")]
+    #[eserde(compat)]
+    tenant_type: Option<TenantType>,
+    #[serde(default)]
+    #[eserde(compat)]
+    parent_id: Option<TenantId>,
+}
+
 async fn list_tenants(
     State(state): State<AppState>,
     principal: Principal,
-    params: QueryParams,
+    query: Result<ListQuery<TenantFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
+    // Authorization first: a caller who may not list learns nothing from a
+    // bad parameter.
     let proof = principal.require_platform_admin("tenants")?;
-    params.allow_only(&["limit", "cursor", "status", "type", "parent_id"])?;
-    let page = params.page()?;
-    let filters = params.as_object();
-    let mut f = Fields::new(&filters);
-    let status = f.one_of("status", Need::Optional, STATUSES);
-    let tenant_type = f.one_of("type", Need::Optional, TENANT_TYPES);
-    let parent_id = f.uuid("parent_id", Need::Optional);
-    f.finish()?;
+    let ListQuery { page, filters } = query?;
+    let status = filters.status.map(TenantStatus::as_str);
+    let tenant_type = filters.tenant_type.map(TenantType::as_str);
+    let parent_id = filters.parent_id.map(|p| p.0);
     let (tenants, next_cursor) = state.store.list_tenants(&proof, status, tenant_type, parent_id, &page).await?;
     Ok(Page { data: tenants.iter().map(Tenant::to_body).collect(), next_cursor })
 }
 
 async fn my_tenant(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::TenantRead, RESOURCE)?;
-    let (tenant, _) = load(&state, &principal.scope()).await?;
+    let scope = principal.require(Role::User, Scope::TenantRead, RESOURCE)?;
+    let (tenant, _) = load(&state, &scope).await?;
     Ok(Json(tenant.to_body()))
 }
 
 async fn get_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathIds(TenantId(id)): PathIds<TenantId>,
 ) -> AppResult<Json<Value>> {
-    let scope = principal.scope_for(tenant_id(&id)?, RESOURCE)?;
-    principal.require(Role::User, Scope::TenantRead, RESOURCE)?;
+    let scope = principal.require_in(id, Role::User, Scope::TenantRead, RESOURCE)?;
     let (tenant, _) = load(&state, &scope).await?;
     Ok(Json(tenant.to_body()))
 }
@@ -125,25 +147,24 @@ async fn update_tenant(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    PathIds(TenantId(id)): PathIds<TenantId>,
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
-    let id = tenant_id(&id)?;
-    let scope = principal.scope_for(id, RESOURCE)?;
-    principal.require(Role::Admin, Scope::TenantWrite, RESOURCE)?;
+    let scope = principal.require_in(id, Role::Admin, Scope::TenantWrite, RESOURCE)?;
     let restricted = platform_only_fields_in(&body);
-    if !restricted.is_empty() && !principal.platform_admin {
+    let admin = if principal.is_platform_admin() { principal.require_platform_admin(RESOURCE).ok() } else { None };
+    if !restricted.is_empty() && admin.is_none() {
         return Err(AppError::insufficient_permissions(
             "platform_admin",
             principal.current_role_name(),
             RESOURCE,
-            principal.tenant_id,
+            principal.tenant_id(),
         )
         .with_details(json!({
             "required_role": "platform_admin",
             "current_role": principal.current_role_name(),
             "resource": RESOURCE,
-            "tenant_id": principal.tenant_id,
+            "tenant_id": principal.tenant_id(),
             "fields": restricted,
         })));
     }
@@ -151,45 +172,35 @@ async fn update_tenant(
     let tenant = if changes.is_empty() {
         load(&state, &scope).await?.0
     } else {
-        let updated =
-            state.store.update_tenant(&scope, &changes, &audit).await?.ok_or_else(|| AppError::not_found(RESOURCE))?;
-        let changed: Vec<&str> = changes.set.iter().map(|(f, _)| *f).chain(changes.remove.iter().copied()).collect();
-        let event = DomainEvent::new(
-            "tenant.updated",
-            updated.id,
-            json!({"tenant_id": updated.id, "changed_fields": changed, "updated_by": principal.user_id}),
-        );
-        state.events.publish_after_commit(&event).await;
-        updated
+        state
+            .store
+            .update_tenant(&scope, &changes, admin.as_ref(), &audit)
+            .await?
+            .ok_or_else(|| AppError::not_found(RESOURCE))?
     };
     Ok(Json(tenant.to_body()))
 }
 
-/// Soft delete: the tenant turns `inactive`; its data and children remain.
+/// Soft delete: the tenant turns `inactive` (`tenant.deleted`); its data and
+/// children remain.
 async fn delete_tenant(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    PathIds(TenantId(id)): PathIds<TenantId>,
 ) -> AppResult<StatusCode> {
     let proof = principal.require_platform_admin(RESOURCE)?;
-    let scope = proof.scope_of(tenant_id(&id)?);
+    let scope = proof.scope_of(id);
     if !state.store.deactivate_tenant(&scope, &audit).await? {
         return Err(AppError::not_found(RESOURCE));
     }
-    let event = DomainEvent::new(
-        "tenant.deleted",
-        scope.tenant_id(),
-        json!({"tenant_id": scope.tenant_id(), "deleted_by": principal.user_id, "soft_delete": true}),
-    );
-    state.events.publish_after_commit(&event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Seed 000's usage: what the tenant uses against its plan's limits.
 async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::TenantRead, "tenant_usage")?;
-    let (tenant, usage) = load(&state, &principal.scope()).await?;
+    let scope = principal.require(Role::User, Scope::TenantRead, "tenant_usage")?;
+    let (tenant, usage) = load(&state, &scope).await?;
     let limits = effective_limits(&tenant);
     let limit = |l: Option<i64>| l.map_or(json!("unlimited"), |v| json!(v));
     Ok(Json(json!({
@@ -224,9 +235,10 @@ async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppRes
 async fn tenant_stats(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathIds(TenantId(id)): PathIds<TenantId>,
 ) -> AppResult<Json<Value>> {
-    let scope = principal.scope_for(tenant_id(&id)?, RESOURCE)?;
+    // Another tenant is 404 like a missing one; then the admin role.
+    let scope = principal.require_in(id, Role::User, Scope::TenantRead, RESOURCE)?;
     principal.require(Role::Admin, Scope::TenantRead, "tenant_stats")?;
     let (tenant, usage) = load(&state, &scope).await?;
     let percentage = |used: i64, max: i64| {

@@ -1,8 +1,10 @@
-//! The tryon-worker: consumes `tryon.item.requested` (EventBridge rule ->
-//! SQS -> this function), renders each cart item through a [`TryOnEngine`],
-//! stores the image in S3 and moves the item (and, with its last item, the
-//! session) to its final state. The provisioner's model (partial batch
-//! failures, idempotent handling, poison messages to the DLQ), plus:
+//! The tryon-worker: consumes `tryon.item.requested` (outbox -> bus ->
+//! EventBridge rule -> SQS -> this function), renders each cart item through
+//! a [`TryOnEngine`], stores the image in S3 and moves the item (and, with
+//! its last item, the session, whose `tryon.session.*` event is emitted in
+//! that same transaction) to its final state. The provisioner's model
+//! (partial batch failures, idempotent handling, poison messages to the
+//! DLQ), plus:
 //! - an item is *claimed* before rendering (conditional `queued ->
 //!   processing` with a lock and a lease), so a redelivered message renders
 //!   nothing twice: it finds the item finished (acknowledged) or held by a
@@ -11,23 +13,25 @@
 //! - a render that cannot succeed (an input that is not an image, an
 //!   engine refusal) fails the item and refunds its share, in one transaction
 //!   and at most once (store/tryons.rs); trouble with our own infrastructure
-//!   (S3, DynamoDB) is reported as a batch failure and retried instead.
+//!   (S3, DynamoDB) is reported as a batch failure and retried instead;
+//! - nothing is lost between a session's commit and its item events: they
+//!   are outbox items of the creating transaction, so no sweep is needed.
 
 pub mod engine;
 
 pub use shared::outbound;
 
 use anyhow::{Context, Result, bail};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsMessage;
 use engine::{RenderInput, TryOnEngine};
 use shared::{
     audit::AuditContext,
-    auth::TenantScope,
+    auth::{TenantScope, proofs::OwnEvent},
     blobs::Blobs,
-    events::{DomainEvent, EventBridgeEnvelope, EventPublisher},
+    events::{Event, EventBridgeEnvelope},
     store::{
         Store,
-        tryons::{Claim, ITEM_REQUESTED, TryonItem, TryonSession, item_requested_event, result_key},
+        tryons::{Claim, TryonItem, TryonSession, result_key},
     },
 };
 use uuid::Uuid;
@@ -41,7 +45,6 @@ pub const LEASE_SECONDS: i64 = 60;
 pub struct TryonWorker<E> {
     pub store: Store,
     pub blobs: Blobs,
-    pub events: EventPublisher,
     pub engine: E,
     pub garments: outbound::Fetcher,
 }
@@ -58,27 +61,20 @@ pub enum Outcome {
 /// The failure that ends an item (and refunds it) rather than retrying.
 struct ItemFailure(String);
 
-impl<E: TryOnEngine> TryonWorker<E> {
-    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        shared::sqs_batch::handle_batch(&event.records, |m| self.handle_message(m)).await
-    }
+impl<E: TryOnEngine> shared::worker::Worker for TryonWorker<E> {
+    type Outcome = Outcome;
 
-    pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
+    async fn handle(&self, message: &SqsMessage) -> Result<Outcome> {
         let body = message.body.as_deref().context("message has no body")?;
         let envelope: EventBridgeEnvelope = serde_json::from_str(body).context("body is not a domain event")?;
-        if envelope.detail_type != ITEM_REQUESTED {
+        let Event::TryonItemRequested(request) = envelope.event()? else {
             bail!("unexpected event type {}", envelope.detail_type);
-        }
-        let data = &envelope.detail.data;
-        let session_id =
-            data["session_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).context("the event has no session_id")?;
-        let index =
-            data["item_index"].as_u64().and_then(|i| u32::try_from(i).ok()).context("the event has no item_index")?;
-        // The event came from our own bus, published after the session committed.
-        let scope = TenantScope::trusted_internal(envelope.detail.tenant_id);
-        self.process(&scope, session_id, index).await
+        };
+        self.process(&OwnEvent::scope(&envelope)?, request.session_id, request.item_index).await
     }
+}
 
+impl<E: TryOnEngine> TryonWorker<E> {
     #[tracing::instrument(skip(self, scope), fields(tenant_id = %scope.tenant_id()))]
     pub async fn process(&self, scope: &TenantScope, session_id: Uuid, index: u32) -> Result<Outcome> {
         let lock = Uuid::new_v4().to_string();
@@ -129,10 +125,11 @@ impl<E: TryOnEngine> TryonWorker<E> {
                 Outcome::Failed(reason)
             }
         };
+        // The last item's end finishes the session (and emits its event).
         if let Some(finished) =
             self.store.finish_tryon_if_done(scope, session_id).await.map_err(shared::AppError::into_anyhow)?
         {
-            self.events.publish_after_commit(&finished.finished_event()).await;
+            tracing::info!(%session_id, status = %finished.status, "try-on session finished");
         }
         Ok(outcome)
     }
@@ -171,47 +168,5 @@ impl<E: TryOnEngine> TryonWorker<E> {
             return Ok(None);
         };
         self.blobs.get(&photo.object_key).await.map_err(shared::AppError::into_anyhow)
-    }
-}
-
-/// How long a session's items may stay queued before the sweep republishes
-/// their events (normally the worker takes them within a second).
-pub const SWEEP_MIN_AGE_SECONDS: i64 = 120;
-const SWEEP_BATCH: usize = 200;
-
-impl<E: TryOnEngine> TryonWorker<E> {
-    /// Nothing is lost between a session's commit and its events: for every
-    /// session in the dispatch outbox older than `min_age`, republishes
-    /// `tryon.item.requested` for the items still queued (the claim makes a
-    /// duplicate harmless) and clears the entry once no item is queued.
-    /// Returns how many item events it republished.
-    #[tracing::instrument(skip(self))]
-    pub async fn sweep(&self, min_age: chrono::Duration) -> Result<usize> {
-        let cutoff = shared::domain::rfc3339(chrono::Utc::now() - min_age);
-        let waiting =
-            self.store.tryons_awaiting_dispatch(&cutoff, SWEEP_BATCH).await.map_err(shared::AppError::into_anyhow)?;
-        let mut republished = 0;
-        for (tenant_id, session_id) in waiting {
-            let scope = TenantScope::trusted_internal(tenant_id);
-            let queued: Vec<TryonItem> =
-                match self.store.get_tryon(&scope, session_id).await.map_err(shared::AppError::into_anyhow)? {
-                    Some((_, items)) => {
-                        items.into_iter().filter(|i| i.status == shared::domain::tryon::ITEM_QUEUED).collect()
-                    }
-                    None => Vec::new(),
-                };
-            if queued.is_empty() {
-                self.store.clear_tryon_dispatch(tenant_id, session_id).await.map_err(shared::AppError::into_anyhow)?;
-                continue;
-            }
-            let events: Vec<DomainEvent> =
-                queued.iter().map(|item| item_requested_event(tenant_id, session_id, item.index)).collect();
-            self.events.publish_all(&events).await?;
-            republished += events.len();
-        }
-        if republished > 0 {
-            tracing::warn!(republished, "republished try-on item events left waiting");
-        }
-        Ok(republished)
     }
 }

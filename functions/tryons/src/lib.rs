@@ -2,7 +2,8 @@
 //! customer, one of their photos and 1 to 20 cart items; the price
 //! (`shared::domain::tryon::price`) is taken from the tenant's credits in the
 //! same transaction that creates the session, and each item goes to the
-//! tryon-worker as its own event (bus -> rule -> queue).
+//! tryon-worker as its own event, written in that transaction too (outbox ->
+//! bus -> rule -> queue).
 //!
 //! | route | handler | who |
 //! |---|---|---|
@@ -29,11 +30,10 @@ use shared::{
         now_rfc3339,
         tryon::{self, ITEM_COMPLETED, ITEM_QUEUED, MAX_ITEMS, MIN_ITEMS, Quality},
     },
-    events::DomainEvent,
     http::{JsonObject, Page, QueryParams, path_uuid},
     store::{
         customers::Photo,
-        tryons::{TRYON_RESOURCE, TryonItem, TryonSession, item_requested_event},
+        tryons::{TRYON_RESOURCE, TryonItem, TryonSession},
     },
     validate::{Fields, Need},
 };
@@ -76,10 +76,19 @@ pub struct NewTryon {
 pub fn new_tryon_from(body: &Map<String, Value>, https_only: bool) -> AppResult<NewTryon> {
     let mut f = Fields::new(body);
     f.reject_unknown(&["customer_id", "photo_id", "quality", "items"]);
-    let customer_id = f.uuid("customer_id", Need::Required);
-    let photo_id = f.uuid("photo_id", Need::Required);
-    let quality = f.one_of("quality", Need::Required, Quality::NAMES).and_then(Quality::parse);
-    let mut items = Vec::new();
+    // Filled field by field; `finish` lets it out only when every required
+    // field was read (Fields names each one that is missing or invalid).
+    let mut request =
+        NewTryon { customer_id: Uuid::nil(), photo_id: Uuid::nil(), quality: Quality::Sd, items: Vec::new() };
+    if let Some(id) = f.uuid("customer_id", Need::Required) {
+        request.customer_id = id;
+    }
+    if let Some(id) = f.uuid("photo_id", Need::Required) {
+        request.photo_id = id;
+    }
+    if let Some(quality) = f.one_of("quality", Need::Required, Quality::NAMES).and_then(Quality::parse) {
+        request.quality = quality;
+    }
     if let Some(list) = f.array("items", Need::Required, MAX_ITEMS) {
         if list.len() < MIN_ITEMS {
             f.error("items", format!("must hold {MIN_ITEMS} to {MAX_ITEMS} cart items"));
@@ -114,15 +123,12 @@ pub fn new_tryon_from(body: &Map<String, Value>, https_only: bool) -> AppResult<
             let ok = !g.has_errors();
             f.absorb(g);
             if let (true, Some(product_id)) = (ok, product_id) {
-                items.push(CartItem { product_id, size, garment_image_url: url, garment_photo_id });
+                request.items.push(CartItem { product_id, size, garment_image_url: url, garment_photo_id });
             }
         }
     }
     f.finish()?;
-    match (customer_id, photo_id, quality) {
-        (Some(customer_id), Some(photo_id), Some(quality)) => Ok(NewTryon { customer_id, photo_id, quality, items }),
-        _ => Err(AppError::internal(anyhow::anyhow!("validated try-on without its fields"))),
-    }
+    Ok(request)
 }
 
 /// The session and items a validated request becomes (status `queued`,
@@ -194,17 +200,16 @@ async fn usable_photo(
 
 /// 201 with the session: pricing breakdown (base, multiplier, discount,
 /// total), status `queued` and its items. 402 `insufficient_credits` (balance
-/// and cost in details) creates nothing. Publishes one
-/// `tryon.item.requested` per item.
+/// and cost in details) creates nothing. One `tryon.item.requested` per item
+/// is emitted in the creating transaction.
 async fn create_tryon(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
+    let scope = principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
     let request = new_tryon_from(&body, !state.config.local_mode)?;
-    let scope = principal.scope();
     if state.store.get_customer(&scope, request.customer_id).await?.is_none() {
         return Err(AppError::not_found("customer"));
     }
@@ -219,16 +224,8 @@ async fn create_tryon(
         }
     }
     let (mut session, items) = plan(scope.tenant_id(), &request);
-    let session_id = session.id;
     let charge = state.store.create_tryon(&scope, &session, &items, &audit).await?;
     session.charge_entry_id = Some(charge.id);
-    let requests: Vec<DomainEvent> =
-        items.iter().map(|item| item_requested_event(scope.tenant_id(), session_id, item.index)).collect();
-    if let Err(err) = state.events.publish_all(&requests).await {
-        // Committed and charged: the worker's sweep republishes the events of
-        // sessions left in the dispatch outbox.
-        tracing::error!(error = ?err, session_id = %session_id, "try-on item events not published; the sweep will");
-    }
     let mut body = session_body(&state, &session, &items).await?;
     body["charge"] = json!({"entry_id": charge.id, "balance_after": charge.balance_after});
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -256,8 +253,7 @@ async fn get_tryon(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
-    let scope = principal.scope();
+    let scope = principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
     let (session, items) = state
         .store
         .get_tryon(&scope, path_uuid(&id, "tryon_id")?)
@@ -272,7 +268,7 @@ async fn list_tryons(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
+    let scope = principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
     params.allow_only(&["limit", "cursor", "status", "customer_id"])?;
     let page = params.page()?;
     let filters = params.as_object();
@@ -280,7 +276,7 @@ async fn list_tryons(
     let status = f.one_of("status", Need::Optional, &["queued", "processing", "completed", "failed", "cancelled"]);
     let customer_id = f.uuid("customer_id", Need::Optional);
     f.finish()?;
-    let (sessions, next_cursor) = state.store.list_tryons(&principal.scope(), status, customer_id, &page).await?;
+    let (sessions, next_cursor) = state.store.list_tryons(&scope, status, customer_id, &page).await?;
     Ok(Page { data: sessions.iter().map(TryonSession::to_body).collect(), next_cursor })
 }
 
@@ -295,8 +291,7 @@ async fn cancel_tryon(
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
-    let scope = principal.scope();
+    let scope = principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
     let id = path_uuid(&id, "tryon_id")?;
     let (_, items) = state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     let mut cancelled = Vec::new();
@@ -307,9 +302,8 @@ async fn cancel_tryon(
             refunded += item.credits;
         }
     }
-    if let Some(finished) = state.store.finish_tryon_if_done(&scope, id).await? {
-        state.events.publish_after_commit(&finished.finished_event()).await;
-    }
+    // Cancelling the last open items finishes the session (and emits its event).
+    state.store.finish_tryon_if_done(&scope, id).await?;
     let (session, items) =
         state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     let mut body = session_body(&state, &session, &items).await?;

@@ -27,21 +27,19 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope, invitation::InvitationToken, password},
     domain::{
         plans::Quota,
-        user::{User, rules},
+        user::{User, UserChanges, rules},
     },
-    events::DomainEvent,
-    http::{JsonObject, Page, QueryParams},
-    store::members::{MemberError, UserChanges},
+    http::{JsonObject, Page, QueryParams, path_uuid},
+    store::members::MemberError,
     validate::{Fields, Need},
 };
-use uuid::Uuid;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
@@ -56,12 +54,10 @@ pub fn routes() -> Router<AppState> {
 
 const RESOURCE: &str = "users";
 const ROLES: &[&str] = &["owner", "admin", "developer", "user"];
-/// Invitations per request: each takes three transaction items of 100.
-const MAX_INVITES: usize = 25;
-
-fn user_id(raw: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::invalid_field("user_id", "must be a valid UUID"))
-}
+/// Invitations per request: each takes four transaction items of 100 (the
+/// email check, the invitation, its audit entry, its `user.invited` event),
+/// and the seats one more.
+const MAX_INVITES: usize = 24;
 
 fn role_of(name: &str) -> Role {
     Role::parse(name).unwrap_or(Role::User)
@@ -70,7 +66,23 @@ fn role_of(name: &str) -> Role {
 /// The caller's own tenant role inside the tenant acted on; a platform admin
 /// counts as owner.
 fn acting_role(principal: &Principal) -> Role {
-    if principal.platform_admin { Role::Owner } else { principal.role }
+    if principal.is_platform_admin() { Role::Owner } else { principal.role() }
+}
+
+/// Refuses granting `role` above the caller's own.
+fn check_grant(principal: &Principal, role: Role) -> AppResult<()> {
+    let actor = acting_role(principal);
+    if rules::may_grant(actor, role) { Ok(()) } else { Err(rules::role_above_own(actor, role, principal.tenant_id())) }
+}
+
+/// Refuses changing a user whose role is above the caller's own.
+fn check_manage(principal: &Principal, target: Role) -> AppResult<()> {
+    let actor = acting_role(principal);
+    if rules::may_manage(actor, target) {
+        Ok(())
+    } else {
+        Err(rules::role_above_own(actor, target, principal.tenant_id()))
+    }
 }
 
 /// Maps a refused change to its HTTP answer (quota refusals read the usage).
@@ -80,15 +92,96 @@ async fn refusal(state: &AppState, scope: &TenantScope, err: MemberError, reques
             .with_details(json!({"field": "email", "email": email})),
         MemberError::AlreadyInvited(email) => AppError::conflict(format!("{email} already has a pending invitation"))
             .with_details(json!({"field": "emails", "email": email})),
-        MemberError::QuotaExceeded => state.store.quota_refusal(&state.events, scope, Quota::Users, requested).await,
+        MemberError::QuotaExceeded => state.store.quota_refusal(scope, Quota::Users, requested).await,
         MemberError::LastOwner => rules::last_owner(),
         MemberError::InvalidInvitation => AppError::invalid_token("the invitation is invalid, used or expired"),
         MemberError::Other(e) => e,
     }
 }
 
-async fn publish(state: &AppState, event_type: &str, tenant_id: Uuid, data: Value) {
-    state.events.publish_after_commit(&DomainEvent::new(event_type, tenant_id, data)).await;
+/// `POST /v1/users`, parsed: every bad field is named in one 400.
+struct NewUser {
+    email: String,
+    password: String,
+    first_name: String,
+    last_name: String,
+    role: Role,
+}
+
+impl NewUser {
+    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
+        let mut f = Fields::new(body);
+        f.reject_unknown(&["email", "password", "first_name", "last_name", "role"]);
+        let email = f.email("email", Need::Required);
+        let password = f.text("password", Need::Required, 1, 1024);
+        let first_name = f.text("first_name", Need::Required, 1, 100);
+        let last_name = f.text("last_name", Need::Required, 1, 100);
+        let role = f.one_of("role", Need::Optional, ROLES).map(role_of).unwrap_or(Role::User);
+        if let Some(p) = &password
+            && let Some(problem) = password::password_problem(p, email.as_deref().unwrap_or_default())
+        {
+            f.error("password", problem);
+        }
+        f.finish()?;
+        // A required field is `None` only with its error recorded, which
+        // `finish` has just refused: the defaults below are never used.
+        Ok(Self {
+            email: email.unwrap_or_default(),
+            password: password.unwrap_or_default(),
+            first_name: first_name.unwrap_or_default(),
+            last_name: last_name.unwrap_or_default(),
+            role,
+        })
+    }
+}
+
+/// `POST /v1/users/invite`, parsed: distinct, lowercased addresses.
+struct Invites {
+    emails: Vec<String>,
+    role: Role,
+}
+
+impl Invites {
+    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
+        let mut f = Fields::new(body);
+        f.reject_unknown(&["emails", "role"]);
+        let role = f.one_of("role", Need::Optional, ROLES).map(role_of).unwrap_or(Role::User);
+        let mut emails: Vec<String> = Vec::new();
+        match f.array("emails", Need::Required, MAX_INVITES) {
+            Some(items) if items.is_empty() => f.error("emails", "must name at least one address"),
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str().filter(|e| shared::validate::is_email(e)) {
+                        Some(e) if emails.contains(&e.to_ascii_lowercase()) => {
+                            f.error(&format!("emails[{i}]"), "is listed twice");
+                        }
+                        Some(e) => emails.push(e.to_ascii_lowercase()),
+                        None => f.error(&format!("emails[{i}]"), "must be a valid email address"),
+                    }
+                }
+            }
+            None => {}
+        }
+        f.finish()?;
+        Ok(Self { emails, role })
+    }
+}
+
+/// `PUT`/`PATCH /v1/users/{id}`, parsed: the fields present are the changes.
+fn parse_changes(body: &Map<String, Value>) -> AppResult<UserChanges> {
+    let mut f = Fields::new(body);
+    f.reject_unknown(&["first_name", "last_name", "role", "is_active", "email"]);
+    if f.contains("email") {
+        f.error("email", "cannot be changed");
+    }
+    let changes = UserChanges {
+        first_name: f.text("first_name", Need::Optional, 1, 100),
+        last_name: f.text("last_name", Need::Optional, 1, 100),
+        role: f.one_of("role", Need::Optional, ROLES).map(role_of),
+        is_active: f.boolean("is_active", Need::Optional),
+    };
+    f.finish()?;
+    Ok(changes)
 }
 
 async fn list_users(
@@ -96,7 +189,7 @@ async fn list_users(
     principal: Principal,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
+    let scope = principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
     params.allow_only(&["limit", "cursor", "role", "is_active", "search"])?;
     let page = params.page()?;
     let filters = params.as_object();
@@ -105,8 +198,7 @@ async fn list_users(
     let is_active = f.one_of("is_active", Need::Optional, &["true", "false"]).map(|v| v == "true");
     let search = f.text("search", Need::Optional, 1, 100);
     f.finish()?;
-    let (users, next_cursor) =
-        state.store.list_users(&principal.scope(), role, is_active, search.as_deref(), &page).await?;
+    let (users, next_cursor) = state.store.list_users(&scope, role, is_active, search.as_deref(), &page).await?;
     Ok(Page { data: users.iter().map(User::to_body).collect(), next_cursor })
 }
 
@@ -116,42 +208,16 @@ async fn create_user(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    let mut f = Fields::new(&body);
-    f.reject_unknown(&["email", "password", "first_name", "last_name", "role"]);
-    let email = f.email("email", Need::Required);
-    let password_text = f.text("password", Need::Required, 1, 1024);
-    let first_name = f.text("first_name", Need::Required, 1, 100);
-    let last_name = f.text("last_name", Need::Required, 1, 100);
-    let role = f.one_of("role", Need::Optional, ROLES).map(role_of).unwrap_or(Role::User);
-    if let Some(p) = &password_text
-        && let Some(problem) = password::password_problem(p, email.as_deref().unwrap_or_default())
-    {
-        f.error("password", problem);
-    }
-    f.finish()?;
-    let (Some(email), Some(password_text), Some(first_name), Some(last_name)) =
-        (email, password_text, first_name, last_name)
-    else {
-        return Err(AppError::internal(anyhow::anyhow!("validated fields missing")));
-    };
-    if !rules::may_grant(acting_role(&principal), role) {
-        return Err(rules::role_above_own(acting_role(&principal), role, principal.tenant_id));
-    }
-    let scope = principal.scope();
+    let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
+    let new = NewUser::parse(&body)?;
+    check_grant(&principal, new.role)?;
     let tenant = state.store.tenant_for_change(&scope).await?;
-    let user = User::new(scope.tenant_id(), &email, &first_name, &last_name, role);
-    let hash = password::hash_password(&password_text)?;
+    let user = User::new(scope.tenant_id(), &new.email, &new.first_name, &new.last_name, new.role);
+    let hash = password::hash_password(&new.password)?;
+    // Emits `user.created` (`via: "api"`) in the same transaction.
     if let Err(err) = state.store.create_user(&scope, &tenant, &user, &hash, &audit).await {
         return Err(refusal(&state, &scope, err, 1).await);
     }
-    publish(
-        &state,
-        "user.created",
-        scope.tenant_id(),
-        json!({"user_id": user.id, "email": user.email, "role": user.role}),
-    )
-    .await;
     Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/v1/users/{}", user.id))], Json(user.to_body()))
         .into_response())
 }
@@ -163,47 +229,17 @@ async fn invite_users(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    let mut f = Fields::new(&body);
-    f.reject_unknown(&["emails", "role"]);
-    let role = f.one_of("role", Need::Optional, ROLES).map(role_of).unwrap_or(Role::User);
-    let mut emails: Vec<String> = Vec::new();
-    match f.array("emails", Need::Required, MAX_INVITES) {
-        Some(items) if items.is_empty() => f.error("emails", "must name at least one address"),
-        Some(items) => {
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str().filter(|e| shared::validate::is_email(e)) {
-                    Some(e) if emails.contains(&e.to_ascii_lowercase()) => {
-                        f.error(&format!("emails[{i}]"), "is listed twice");
-                    }
-                    Some(e) => emails.push(e.to_ascii_lowercase()),
-                    None => f.error(&format!("emails[{i}]"), "must be a valid email address"),
-                }
-            }
-        }
-        None => {}
-    }
-    f.finish()?;
-    if !rules::may_grant(acting_role(&principal), role) {
-        return Err(rules::role_above_own(acting_role(&principal), role, principal.tenant_id));
-    }
-    let scope = principal.scope();
+    let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
+    let Invites { emails, role } = Invites::parse(&body)?;
+    check_grant(&principal, role)?;
     let tenant = state.store.tenant_for_change(&scope).await?;
     let tokens: Vec<InvitationToken> = emails.iter().map(|e| InvitationToken::generate(scope.tenant_id(), e)).collect();
     let hashes: Vec<String> = tokens.iter().map(|t| t.hash()).collect();
+    // Emits one `user.invited` per invitation in the same transaction.
     let invitations = match state.store.create_invitations(&scope, &tenant, &emails, &hashes, role, &audit).await {
         Ok(list) => list,
         Err(err) => return Err(refusal(&state, &scope, err, emails.len() as i64).await),
     };
-    for invitation in &invitations {
-        publish(
-            &state,
-            "user.invited",
-            scope.tenant_id(),
-            json!({"invitation_id": invitation.id, "email": invitation.email, "role": invitation.role}),
-        )
-        .await;
-    }
     // No mail sender yet: the one-time tokens are shown to the inviting admin,
     // once, to pass on; only their hashes are stored.
     let data: Vec<Value> = invitations
@@ -219,8 +255,8 @@ async fn invite_users(
 }
 
 async fn list_invitations(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
-    let invitations = state.store.list_invitations(&principal.scope()).await?;
+    let scope = principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
+    let invitations = state.store.list_invitations(&scope).await?;
     Ok(Json(json!({"data": invitations.iter().map(|i| i.to_body()).collect::<Vec<_>>(), "next_cursor": null})))
 }
 
@@ -232,9 +268,8 @@ async fn resend_invitation(
     audit: AuditContext,
     Path(email): Path<String>,
 ) -> AppResult<Json<Value>> {
-    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
+    let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let email = email.to_ascii_lowercase();
-    let scope = principal.scope();
     let token = InvitationToken::generate(scope.tenant_id(), &email);
     let invitation = match state.store.reissue_invitation(&scope, &email, &token.hash(), &audit).await {
         Ok(Some(invitation)) => invitation,
@@ -252,8 +287,7 @@ async fn revoke_invitation(
     audit: AuditContext,
     Path(email): Path<String>,
 ) -> AppResult<StatusCode> {
-    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    let scope = principal.scope();
+    let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     match state.store.revoke_invitation(&scope, &email.to_ascii_lowercase(), &audit).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(AppError::not_found("invitation")),
@@ -266,13 +300,13 @@ async fn get_user(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    let id = user_id(&id)?;
-    // Everyone may read themself; a key's creator is not the key.
-    let reads_self = id == principal.user_id && principal.api_key_id().is_none();
-    if !reads_self {
-        principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
-    }
-    let user = state.store.get_user(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found("user"))?;
+    let id = path_uuid(&id, "user_id")?;
+    // Everyone may read themself (every member holds `user`); a key's
+    // creator is not the key.
+    let reads_self = id == principal.user_id() && principal.api_key_id().is_none();
+    let needed = if reads_self { Role::User } else { Role::Admin };
+    let scope = principal.require(needed, Scope::UsersRead, RESOURCE)?;
+    let user = state.store.get_user(&scope, id).await?.ok_or_else(|| AppError::not_found("user"))?;
     Ok(Json(user.to_body()))
 }
 
@@ -283,50 +317,28 @@ async fn update_user(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
-    let id = user_id(&id)?;
-    let mut f = Fields::new(&body);
-    f.reject_unknown(&["first_name", "last_name", "role", "is_active", "email"]);
-    if f.contains("email") {
-        f.error("email", "cannot be changed");
-    }
-    let changes = UserChanges {
-        first_name: f.text("first_name", Need::Optional, 1, 100),
-        last_name: f.text("last_name", Need::Optional, 1, 100),
-        role: f.one_of("role", Need::Optional, ROLES).map(role_of),
-        is_active: f.boolean("is_active", Need::Optional),
-    };
-    f.finish()?;
+    let id = path_uuid(&id, "user_id")?;
+    let changes = parse_changes(&body)?;
+    // A person may change their own names; anything else is managing users.
     let manages_others = changes.role.is_some()
         || changes.is_active.is_some()
-        || id != principal.user_id
+        || id != principal.user_id()
         || principal.api_key_id().is_some();
-    if manages_others {
-        principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    }
-    let scope = principal.scope();
+    let needed = if manages_others { Role::Admin } else { Role::User };
+    let scope = principal.require(needed, Scope::UsersWrite, RESOURCE)?;
     let target = state.store.get_user(&scope, id).await?.ok_or_else(|| AppError::not_found("user"))?;
-    let actor = acting_role(&principal);
-    if manages_others && !rules::may_manage(actor, target.role) {
-        return Err(rules::role_above_own(actor, target.role, principal.tenant_id));
+    if manages_others {
+        check_manage(&principal, target.role)?;
     }
-    if let Some(role) = changes.role
-        && !rules::may_grant(actor, role)
-    {
-        return Err(rules::role_above_own(actor, role, principal.tenant_id));
+    if let Some(role) = changes.role {
+        check_grant(&principal, role)?;
     }
-    let updated = match state.store.update_user(&scope, id, &changes, &audit).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return Err(AppError::not_found("user")),
-        Err(err) => return Err(refusal(&state, &scope, err, 0).await),
-    };
-    publish(
-        &state,
-        "user.updated",
-        scope.tenant_id(),
-        json!({"user_id": id, "role": updated.role, "is_active": updated.is_active}),
-    )
-    .await;
-    Ok(Json(updated.to_body()))
+    // Emits `user.updated` in the same transaction.
+    match state.store.update_user(&scope, id, &changes, &audit).await {
+        Ok(Some(user)) => Ok(Json(user.to_body())),
+        Ok(None) => Err(AppError::not_found("user")),
+        Err(err) => Err(refusal(&state, &scope, err, 0).await),
+    }
 }
 
 async fn delete_user(
@@ -335,23 +347,18 @@ async fn delete_user(
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    let id = user_id(&id)?;
-    principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    if id == principal.user_id {
+    let id = path_uuid(&id, "user_id")?;
+    let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
+    if id == principal.user_id() {
         return Err(AppError::forbidden("cannot_delete_self", "you cannot delete your own account")
             .with_details(json!({"user_id": id})));
     }
-    let scope = principal.scope();
     let target = state.store.get_user(&scope, id).await?.ok_or_else(|| AppError::not_found("user"))?;
-    let actor = acting_role(&principal);
-    if !rules::may_manage(actor, target.role) {
-        return Err(rules::role_above_own(actor, target.role, principal.tenant_id));
-    }
+    check_manage(&principal, target.role)?;
+    // Emits `user.deleted` in the same transaction.
     match state.store.delete_user(&scope, id, &audit).await {
-        Ok(true) => {}
-        Ok(false) => return Err(AppError::not_found("user")),
-        Err(err) => return Err(refusal(&state, &scope, err, 0).await),
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(AppError::not_found("user")),
+        Err(err) => Err(refusal(&state, &scope, err, 0).await),
     }
-    publish(&state, "user.deleted", scope.tenant_id(), json!({"user_id": id})).await;
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -2,10 +2,11 @@
 //! tenants' endpoints, and makes them arrive.
 //!
 //! Two queues feed it (two SQS event sources of one function):
-//! - **events** (a rule sends every `saas.platform` event): [`Dispatcher::fan_out`]
-//!   records one delivery per subscribed active endpoint (id = the event's
-//!   id, so a redelivered event creates nothing twice) and queues a job per
-//!   delivery;
+//! - **events** (a rule sends every `saas.platform` event, relayed from the
+//!   outbox): [`Dispatcher::fan_out`] records one delivery per subscribed
+//!   active endpoint (id = the event's id, so a redelivered event creates
+//!   nothing twice) and queues a job per delivery; a
+//!   `webhook.delivery.replay_requested` queues the job of that delivery;
 //! - **deliveries**: [`Dispatcher::attempt`] POSTs one delivery with the
 //!   Standard Webhooks headers (same `webhook-id` on every attempt), a time
 //!   limit and a capped response read, and records the attempt. A failure is
@@ -15,35 +16,35 @@
 //!   never holds up the queue or other endpoints; delays past SQS's 15
 //!   minutes are reached in hops. `410 Gone` disables the endpoint at once.
 //!   A delivery out of attempts is `failed` (kept for replay); ten failed
-//!   deliveries in a row disable the endpoint and publish
-//!   `webhook_endpoint.disabled`; any success resets the count.
+//!   deliveries in a row disable the endpoint, with `webhook_endpoint.disabled`
+//!   in the disabling transaction; any success resets the count.
 //!
 //! Every message of a batch is handled concurrently and reported on its own
-//! (partial batch failures).
+//! (partial batch failures, `shared::worker`).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::{
-    auth::TenantScope,
+    auth::{
+        TenantScope,
+        proofs::{OwnEvent, OwnQueue},
+    },
     domain::{now_rfc3339, rfc3339},
-    events::{DomainEvent, EventBridgeEnvelope, EventPublisher},
+    events::{DomainEvent, Event, EventBridgeEnvelope, catalogue::INTERNAL_EVENTS},
     outbound::Fetcher,
     sealing,
     store::{
         Store,
-        tryons::ITEM_REQUESTED,
-        webhooks::{AttemptOutcome, DISABLE_AFTER_FAILURES, Delivery, REPLAY_EVENT, TEST_EVENT, endpoint_secret_key},
+        webhooks::{AttemptOutcome, DISABLE_AFTER_FAILURES, Delivery, Endpoint, endpoint_secret_key},
     },
     webhook_signing,
 };
 use uuid::Uuid;
 
-/// Events that are the platform's own plumbing, never a customer's business.
-pub const INTERNAL_EVENTS: &[&str] = &[ITEM_REQUESTED, REPLAY_EVENT];
 /// Response body kept per attempt, in bytes.
 pub const KEPT_RESPONSE_BYTES: usize = 1024;
 /// SQS's longest message delay.
@@ -51,7 +52,6 @@ const MAX_SQS_DELAY: i64 = 900;
 
 pub struct Dispatcher {
     pub store: Store,
-    pub events: EventPublisher,
     pub sqs: aws_sdk_sqs::Client,
     pub deliveries_queue_url: String,
     pub http: Fetcher,
@@ -103,48 +103,57 @@ pub fn next_delay(schedule: &[i64], done: usize, retry_after: Option<u64>) -> Op
     })
 }
 
-impl Dispatcher {
-    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        shared::sqs_batch::handle_batch(&event.records, |m| self.handle_message(m)).await
-    }
+impl shared::worker::Worker for Dispatcher {
+    type Outcome = Outcome;
 
-    pub async fn handle_message(&self, message: &SqsMessage) -> Result<Outcome> {
+    /// An event from the bus, or a delivery job from the deliveries queue.
+    async fn handle(&self, message: &SqsMessage) -> Result<Outcome> {
         let body = message.body.as_deref().context("message has no body")?;
         if let Ok(envelope) = serde_json::from_str::<EventBridgeEnvelope>(body) {
-            return self.fan_out(&envelope.detail).await;
+            return self.route(&envelope).await;
         }
         let job: DeliveryJob =
             serde_json::from_str(body).context("body is neither a domain event nor a delivery job")?;
         self.attempt(&job).await
     }
+}
 
-    /// One delivery per active endpoint of the event's tenant that wants it.
+impl Dispatcher {
+    /// What an event from the bus asks for: a replay's job, nothing for the
+    /// platform's own plumbing, else the fan-out (a test event to its one
+    /// endpoint).
+    async fn route(&self, envelope: &EventBridgeEnvelope) -> Result<Outcome> {
+        let scope = OwnEvent::scope(envelope)?;
+        let only = match envelope.event()? {
+            Event::WebhookReplayRequested(replay) => {
+                let job = DeliveryJob {
+                    tenant_id: scope.tenant_id(),
+                    endpoint_id: replay.endpoint_id,
+                    delivery_id: replay.delivery_id,
+                    not_before: 0,
+                };
+                self.enqueue(&[job], 0).await?;
+                return Ok(Outcome::FannedOut(1));
+            }
+            event if INTERNAL_EVENTS.contains(&event.name()) => return Ok(Outcome::Nothing),
+            Event::WebhookTest(test) => Some(test.endpoint_id),
+            _ => None,
+        };
+        self.fan_out(&scope, &envelope.detail, only).await
+    }
+
+    /// One delivery per active endpoint of the event's tenant that wants it
+    /// (`only`: the one endpoint a test event is for). The webhook body is
+    /// the envelope as it travelled, whatever its type.
     #[tracing::instrument(skip_all, fields(event_type = %event.event_type, event_id = %event.id))]
-    pub async fn fan_out(&self, event: &DomainEvent) -> Result<Outcome> {
-        if event.event_type == REPLAY_EVENT {
-            let id = |name: &str| event.data[name].as_str().and_then(|s| Uuid::parse_str(s).ok());
-            let (Some(endpoint_id), Some(delivery_id)) = (id("endpoint_id"), id("delivery_id")) else {
-                anyhow::bail!("a replay request without endpoint_id and delivery_id");
-            };
-            let job = DeliveryJob { tenant_id: event.tenant_id, endpoint_id, delivery_id, not_before: 0 };
-            self.enqueue(&[job], 0).await?;
-            return Ok(Outcome::FannedOut(1));
-        }
-        if INTERNAL_EVENTS.contains(&event.event_type.as_str()) {
-            return Ok(Outcome::Nothing);
-        }
-        // Our own bus: the tenant id is the platform's, not a caller's.
-        let scope = TenantScope::trusted_internal(event.tenant_id);
-        let only = (event.event_type == TEST_EVENT)
-            .then(|| event.data["endpoint_id"].as_str().and_then(|s| Uuid::parse_str(s).ok()))
-            .flatten();
-        let endpoints = self.store.list_endpoints(&scope).await.map_err(shared::AppError::into_anyhow)?;
+    pub async fn fan_out(&self, scope: &TenantScope, event: &DomainEvent, only: Option<Uuid>) -> Result<Outcome> {
+        let endpoints = self.store.list_endpoints(scope).await.map_err(shared::AppError::into_anyhow)?;
         let body = payload(event);
         let mut jobs = Vec::new();
         for endpoint in endpoints {
             let wanted = match only {
                 Some(id) => endpoint.id == id,
-                None => event.event_type != TEST_EVENT && endpoint.wants(&event.event_type),
+                None => endpoint.wants(&event.event_type),
             };
             // An endpoint receives what happens after it exists, even when
             // the fan-out of an older event runs late.
@@ -166,13 +175,13 @@ impl Dispatcher {
                 created_at: now_rfc3339(),
                 completed_at: None,
             };
-            let created = self.store.create_delivery(&scope, &delivery).await.map_err(shared::AppError::into_anyhow)?;
+            let created = self.store.create_delivery(scope, &delivery).await.map_err(shared::AppError::into_anyhow)?;
             // A redelivered event finds its delivery: queue it again only if
             // nothing was attempted yet (the first job may not have been sent).
             let unsent = created
                 || self
                     .store
-                    .get_delivery(&scope, endpoint.id, event.id)
+                    .get_delivery(scope, endpoint.id, event.id)
                     .await
                     .map_err(shared::AppError::into_anyhow)?
                     .is_some_and(|d| d.status == "pending" && d.attempts.is_empty());
@@ -226,7 +235,8 @@ impl Dispatcher {
             self.enqueue(std::slice::from_ref(job), job.not_before - now).await?;
             return Ok(Outcome::Deferred);
         }
-        let scope = TenantScope::trusted_internal(job.tenant_id);
+        // Only our own workers send to the deliveries queue.
+        let scope = OwnQueue::scope(job.tenant_id);
         let Some(delivery) = self
             .store
             .get_delivery(&scope, job.endpoint_id, job.delivery_id)
@@ -303,7 +313,7 @@ impl Dispatcher {
                 .record_attempt(&scope, &delivery, &attempt, &AttemptOutcome::Failed)
                 .await
                 .map_err(shared::AppError::into_anyhow)?;
-            self.disable(&scope, &endpoint.id, &endpoint.url, "the endpoint answered 410 Gone").await?;
+            self.disable(&scope, &endpoint, "the endpoint answered 410 Gone").await?;
             return Ok(Outcome::Failed);
         }
         let done = usize::try_from(delivery.round_attempts).unwrap_or(0);
@@ -330,22 +340,17 @@ impl Dispatcher {
                 self.store.endpoint_failed(&scope, endpoint.id).await.map_err(shared::AppError::into_anyhow)?;
             if streak >= DISABLE_AFTER_FAILURES {
                 let reason = format!("its last {DISABLE_AFTER_FAILURES} deliveries failed");
-                self.disable(&scope, &endpoint.id, &endpoint.url, &reason).await?;
+                self.disable(&scope, &endpoint, &reason).await?;
             }
         }
         Ok(Outcome::Failed)
     }
 
-    /// Disables the endpoint; the call that did it publishes the event.
-    async fn disable(&self, scope: &TenantScope, endpoint_id: &Uuid, url: &str, reason: &str) -> Result<()> {
-        if self.store.disable_endpoint(scope, *endpoint_id, reason).await.map_err(shared::AppError::into_anyhow)? {
-            tracing::warn!(%endpoint_id, %reason, "webhook endpoint disabled");
-            let event = DomainEvent::new(
-                "webhook_endpoint.disabled",
-                scope.tenant_id(),
-                json!({"endpoint_id": endpoint_id, "url": url, "reason": reason}),
-            );
-            self.events.publish_after_commit(&event).await;
+    /// Disables the endpoint, with `webhook_endpoint.disabled` in the same
+    /// transaction (emitted by the one call that disabled it).
+    async fn disable(&self, scope: &TenantScope, endpoint: &Endpoint, reason: &str) -> Result<()> {
+        if self.store.disable_endpoint(scope, endpoint, reason).await.map_err(shared::AppError::into_anyhow)? {
+            tracing::warn!(endpoint_id = %endpoint.id, %reason, "webhook endpoint disabled");
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The webhooks route group (seeds 003, 004): a tenant's endpoints and their
 //! delivery log. Deliveries are made by the webhook-dispatcher; this group
 //! manages endpoints, shows what happened, and asks for test sends and
-//! replays through the same bus the real events take.
+//! replays through the outbox and the same bus the real events take.
 //!
 //! | route | handler | who |
 //! |---|---|---|
@@ -28,11 +28,10 @@ use shared::{
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope},
     domain::now_rfc3339,
-    events::DomainEvent,
     http::{JsonObject, Page, QueryParams, path_uuid},
     outbound::check_url,
     sealing,
-    store::webhooks::{ENDPOINT_RESOURCE, Endpoint, REPLAY_EVENT, TEST_EVENT, endpoint_secret_key},
+    store::webhooks::{ENDPOINT_RESOURCE, Endpoint, endpoint_secret_key},
     validate::{Fields, Need},
     webhook_signing,
 };
@@ -73,6 +72,38 @@ pub struct EndpointFields {
     pub event_types: Option<Vec<String>>,
     pub retry_schedule_seconds: Option<Vec<i64>>,
     pub status: Option<String>,
+}
+
+impl EndpointFields {
+    /// Sets what the body set (a create applies it to a blank endpoint, an
+    /// update to the stored one); `status: active` re-enables and clears the
+    /// failure count.
+    pub fn apply_to(self, endpoint: &mut Endpoint) {
+        if let Some(url) = self.url {
+            endpoint.url = url;
+        }
+        if let Some(description) = self.description {
+            endpoint.description = description;
+        }
+        if let Some(types) = self.event_types {
+            endpoint.event_types = types;
+        }
+        if let Some(schedule) = self.retry_schedule_seconds {
+            endpoint.retry_schedule_seconds = schedule;
+        }
+        match self.status.as_deref() {
+            Some("active") => {
+                endpoint.status = "active".into();
+                endpoint.disabled_reason = None;
+                endpoint.consecutive_failures = 0;
+            }
+            Some(_) => {
+                endpoint.status = "disabled".into();
+                endpoint.disabled_reason = Some("disabled by a user".into());
+            }
+            None => {}
+        }
+    }
 }
 
 /// Validates a body; `creating` makes `url` required.
@@ -140,13 +171,13 @@ fn sealed_secret(state: &AppState, scope: &TenantScope, endpoint_id: Uuid) -> Ap
     Ok((secret, nonce, sealed))
 }
 
-fn require(principal: &Principal) -> AppResult<()> {
+fn require(principal: &Principal) -> AppResult<TenantScope> {
     principal.require(Role::Admin, Scope::WebhooksManage, ENDPOINT_RESOURCE)
 }
 
-async fn load(state: &AppState, principal: &Principal, raw: &str) -> AppResult<Endpoint> {
+async fn load(state: &AppState, scope: &TenantScope, raw: &str) -> AppResult<Endpoint> {
     let id = path_uuid(raw, "endpoint_id")?;
-    state.store.get_endpoint(&principal.scope(), id).await?.ok_or_else(|| AppError::not_found(ENDPOINT_RESOURCE))
+    state.store.get_endpoint(scope, id).await?.ok_or_else(|| AppError::not_found(ENDPOINT_RESOURCE))
 }
 
 /// 201 with the endpoint and its signing `secret` (shown here and on
@@ -157,23 +188,24 @@ async fn create_endpoint(
     audit: AuditContext,
     JsonObject(body): JsonObject,
 ) -> AppResult<Response> {
-    require(&principal)?;
+    let scope = require(&principal)?;
     let fields = endpoint_fields(&body, true, state.config.local_mode)?;
-    let scope = principal.scope();
     let now = now_rfc3339();
-    let endpoint = Endpoint {
+    // The defaults, then what the body set (`url` is required on create).
+    let mut endpoint = Endpoint {
         id: Uuid::now_v7(),
         tenant_id: scope.tenant_id(),
-        url: fields.url.ok_or_else(|| AppError::internal(anyhow::anyhow!("validated endpoint without url")))?,
-        description: fields.description.flatten(),
-        event_types: fields.event_types.unwrap_or_else(|| vec!["*".to_owned()]),
+        url: String::new(),
+        description: None,
+        event_types: vec!["*".to_owned()],
         status: "active".into(),
         disabled_reason: None,
-        retry_schedule_seconds: fields.retry_schedule_seconds.unwrap_or_else(|| DEFAULT_SCHEDULE.to_vec()),
+        retry_schedule_seconds: DEFAULT_SCHEDULE.to_vec(),
         consecutive_failures: 0,
         created_at: now.clone(),
         updated_at: now,
     };
+    fields.apply_to(&mut endpoint);
     let (secret, nonce, sealed) = sealed_secret(&state, &scope, endpoint.id)?;
     state.store.create_endpoint(&scope, &endpoint, (&nonce, &sealed), &audit).await?;
     let mut body = endpoint.to_body();
@@ -182,8 +214,8 @@ async fn create_endpoint(
 }
 
 async fn list_endpoints(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
-    require(&principal)?;
-    let endpoints = state.store.list_endpoints(&principal.scope()).await?;
+    let scope = require(&principal)?;
+    let endpoints = state.store.list_endpoints(&scope).await?;
     Ok(Json(json!({"data": endpoints.iter().map(Endpoint::to_body).collect::<Vec<_>>(), "next_cursor": null})))
 }
 
@@ -192,8 +224,8 @@ async fn get_endpoint(
     principal: Principal,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    require(&principal)?;
-    Ok(Json(load(&state, &principal, &id).await?.to_body()))
+    let scope = require(&principal)?;
+    Ok(Json(load(&state, &scope, &id).await?.to_body()))
 }
 
 /// Partial update; `status: active` re-enables a disabled endpoint and
@@ -205,36 +237,13 @@ async fn update_endpoint(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> AppResult<Json<Value>> {
-    require(&principal)?;
+    let scope = require(&principal)?;
     let fields = endpoint_fields(&body, false, state.config.local_mode)?;
-    let old = load(&state, &principal, &id).await?;
+    let old = load(&state, &scope, &id).await?;
     let mut new = old.clone();
-    if let Some(url) = fields.url {
-        new.url = url;
-    }
-    if let Some(description) = fields.description {
-        new.description = description;
-    }
-    if let Some(types) = fields.event_types {
-        new.event_types = types;
-    }
-    if let Some(schedule) = fields.retry_schedule_seconds {
-        new.retry_schedule_seconds = schedule;
-    }
-    match fields.status.as_deref() {
-        Some("active") => {
-            new.status = "active".into();
-            new.disabled_reason = None;
-            new.consecutive_failures = 0;
-        }
-        Some(_) => {
-            new.status = "disabled".into();
-            new.disabled_reason = Some("disabled by a user".into());
-        }
-        None => {}
-    }
+    fields.apply_to(&mut new);
     new.updated_at = now_rfc3339();
-    if !state.store.update_endpoint(&principal.scope(), &old, &new, &audit).await? {
+    if !state.store.update_endpoint(&scope, &old, &new, &audit).await? {
         return Err(AppError::conflict("the endpoint was changed meanwhile; read it again and retry"));
     }
     Ok(Json(new.to_body()))
@@ -246,9 +255,9 @@ async fn delete_endpoint(
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    require(&principal)?;
-    let endpoint = load(&state, &principal, &id).await?;
-    state.store.delete_endpoint(&principal.scope(), &endpoint, &audit).await?;
+    let scope = require(&principal)?;
+    let endpoint = load(&state, &scope, &id).await?;
+    state.store.delete_endpoint(&scope, &endpoint, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,9 +268,8 @@ async fn rotate_secret(
     audit: AuditContext,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    require(&principal)?;
-    let endpoint = load(&state, &principal, &id).await?;
-    let scope = principal.scope();
+    let scope = require(&principal)?;
+    let endpoint = load(&state, &scope, &id).await?;
     let (secret, nonce, sealed) = sealed_secret(&state, &scope, endpoint.id)?;
     if !state.store.rotate_endpoint_secret(&scope, endpoint.id, (&nonce, &sealed), &audit).await? {
         return Err(AppError::not_found(ENDPOINT_RESOURCE));
@@ -269,17 +277,13 @@ async fn rotate_secret(
     Ok(Json(json!({"id": endpoint.id, "secret": secret})))
 }
 
-/// Publishes `webhook.test` for this endpoint only; it is delivered (and
-/// logged) like any event. 202 with the event id, which is the delivery id.
+/// Emits `webhook.test` for this endpoint only (through the outbox); it is
+/// delivered (and logged) like any event. 202 with the event id, which is
+/// the delivery id.
 async fn send_test(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> AppResult<Response> {
-    require(&principal)?;
-    let endpoint = load(&state, &principal, &id).await?;
-    let event = DomainEvent::new(
-        TEST_EVENT,
-        endpoint.tenant_id,
-        json!({"endpoint_id": endpoint.id, "message": "a test event from the platform"}),
-    );
-    state.events.publish(&event).await.map_err(AppError::internal)?;
+    let scope = require(&principal)?;
+    let endpoint = load(&state, &scope, &id).await?;
+    let event = state.store.send_test_event(&scope, endpoint.id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"event_id": event.id, "delivery_id": event.id}))).into_response())
 }
 
@@ -290,29 +294,29 @@ async fn list_deliveries(
     Path(id): Path<String>,
     params: QueryParams,
 ) -> AppResult<Page<Value>> {
-    require(&principal)?;
+    let scope = require(&principal)?;
     params.allow_only(&["limit", "cursor", "status"])?;
     let page = params.page()?;
     let filters = params.as_object();
     let mut f = Fields::new(&filters);
     let status = f.one_of("status", Need::Optional, &["pending", "succeeded", "failed"]);
     f.finish()?;
-    let endpoint = load(&state, &principal, &id).await?;
-    let (deliveries, next_cursor) = state.store.list_deliveries(&principal.scope(), endpoint.id, status, &page).await?;
+    let endpoint = load(&state, &scope, &id).await?;
+    let (deliveries, next_cursor) = state.store.list_deliveries(&scope, endpoint.id, status, &page).await?;
     Ok(Page { data: deliveries.iter().map(|d| d.to_body()).collect(), next_cursor })
 }
 
 /// Sends a failed delivery again (same webhook-id, a fresh round of the
-/// schedule). 202; 409 if the delivery is not failed or the endpoint is
-/// disabled.
+/// schedule): the delivery goes back to pending with
+/// `webhook.delivery.replay_requested` in the same transaction. 202; 409 if
+/// the delivery is not failed or the endpoint is disabled.
 async fn replay_delivery(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    require(&principal)?;
-    let endpoint = load(&state, &principal, &id).await?;
-    let scope = principal.scope();
+    let scope = require(&principal)?;
+    let endpoint = load(&state, &scope, &id).await?;
     let delivery_id = path_uuid(&delivery_id, "delivery_id")?;
     let delivery = state
         .store
@@ -328,12 +332,6 @@ async fn replay_delivery(
             delivery.status
         )));
     }
-    let event = DomainEvent::new(
-        REPLAY_EVENT,
-        scope.tenant_id(),
-        json!({"endpoint_id": endpoint.id, "delivery_id": delivery.id}),
-    );
-    state.events.publish(&event).await.map_err(AppError::internal)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"delivery_id": delivery.id, "webhook_id": delivery.message_id(), "status": "pending"})),

@@ -6,7 +6,9 @@ pub mod invitation;
 pub mod jwt;
 pub mod password;
 pub mod principal;
+pub mod proofs;
 pub mod scopes;
 
-pub use principal::{Credential, PlatformAdmin, Principal, Role, TenantScope};
+pub use principal::{Credential, Principal, Role, SignedIn, TenantScope};
+pub use proofs::PlatformAdmin;
 pub use scopes::Scope;

@@ -1,63 +1,14 @@
 //! The verified caller. Every tenant-owned read or write needs a `TenantScope`,
-//! and the only ways to get one start from a `Principal` (or from a trusted
-//! internal path that says so in its name), so a handler cannot reach another
-//! tenant's data by forgetting a check.
+//! and the only ways to get one are a `Principal`'s authorization (`require`
+//! and its kin answer the scope) or a named proof (`super::proofs`), so a
+//! handler cannot reach another tenant's data by forgetting a check.
 
-use axum::{extract::FromRequestParts, http::request::Parts};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
-    api_key::{self, KeyEnvironment},
-    scopes::Scope,
-};
-use crate::{
-    error::AppError,
-    rate_limit::RateSlot,
-    state::AppState,
-    store::api_keys::{KeyState, StoredKey},
-};
+use super::{api_key::KeyEnvironment, proofs::PlatformAdmin, scopes::Scope};
+use crate::error::AppError;
 
-/// Tenant roles, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Owner,
-    Admin,
-    Developer,
-    User,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Developer, Role::User];
-
-    fn rank(self) -> u8 {
-        match self {
-            Role::Owner => 4,
-            Role::Admin => 3,
-            Role::Developer => 2,
-            Role::User => 1,
-        }
-    }
-
-    /// True when this role includes everything `other` may do.
-    pub fn at_least(self, other: Role) -> bool {
-        self.rank() >= other.rank()
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Developer => "developer",
-            Role::User => "user",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == value)
-    }
-}
+pub use crate::domain::role::Role;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,19 +19,22 @@ pub enum Credential {
     ApiKey { key_id: Uuid, scopes: Vec<Scope>, environment: KeyEnvironment },
 }
 
+/// Fields are private: a principal is made only from a verified access token
+/// or an authenticated API key (the extractor in `web::principal`), and what it may do is
+/// asked through `require*`, which answer the scope to act in.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The person, or for an API key the person who created it.
-    pub user_id: Uuid,
+    user_id: Uuid,
     /// The tenant the caller acts in: their own, or for a platform admin the
     /// one named by `X-Tenant-ID`.
-    pub tenant_id: Uuid,
+    tenant_id: Uuid,
     /// The tenant the caller belongs to.
-    pub home_tenant_id: Uuid,
-    pub role: Role,
-    pub platform_admin: bool,
-    pub credential: Credential,
-    pub email: Option<String>,
+    home_tenant_id: Uuid,
+    role: Role,
+    platform_admin: bool,
+    credential: Credential,
+    email: Option<String>,
 }
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
@@ -90,165 +44,87 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// opens, never owner-only actions.
 pub const API_KEY_ROLE: Role = Role::Admin;
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(principal.clone());
-        }
-        let (mut principal, stored_key) = match presented_credential(parts)? {
-            Presented::ApiKey(secret) => {
-                let (principal, stored) = authenticate_api_key(state, secret).await?;
-                (principal, Some(stored))
-            }
-            Presented::AccessToken(token) => {
-                let claims = state.verifier.verify(token)?;
-                let principal = Principal {
-                    user_id: claims.sub,
-                    tenant_id: claims.tid,
-                    home_tenant_id: claims.tid,
-                    role: claims.role,
-                    platform_admin: claims.padm,
-                    credential: Credential::Session { session_id: claims.sid },
-                    email: claims.email,
-                };
-                (principal, None)
-            }
-        };
-        if let Some(raw) = parts.headers.get(TENANT_HEADER) {
-            let requested = raw
-                .to_str()
-                .ok()
-                .and_then(|v| Uuid::parse_str(v.trim()).ok())
-                .ok_or_else(|| AppError::invalid_field("X-Tenant-ID", "must be a UUID"))?;
-            if requested != principal.tenant_id {
-                if !principal.platform_admin {
-                    return Err(AppError::forbidden(
-                        "tenant_mismatch",
-                        "X-Tenant-ID does not match the tenant of your credentials",
-                    )
-                    .with_details(serde_json::json!({
-                        "header_tenant_id": requested.to_string(),
-                        "principal_tenant_id": principal.tenant_id.to_string(),
-                    })));
-                }
-                principal.tenant_id = requested;
-            }
-        }
-        count_request(state, parts, &principal, stored_key.as_ref()).await?;
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
-    }
-}
-
-enum Presented<'a> {
-    AccessToken(&'a str),
-    ApiKey(&'a str),
-}
-
-/// `X-API-Key: <key>`, or `Authorization: Bearer <key or access token>`.
-fn presented_credential(parts: &Parts) -> Result<Presented<'_>, AppError> {
-    if let Some(value) = parts.headers.get(API_KEY_HEADER) {
-        let key = value.to_str().map_err(|_| AppError::invalid_token("the X-API-Key header is malformed"))?.trim();
-        return Ok(Presented::ApiKey(key));
-    }
-    let token = bearer_token(parts)?;
-    Ok(if api_key::looks_like_key(token) { Presented::ApiKey(token) } else { Presented::AccessToken(token) })
-}
-
-/// One GetItem: the key the secret names, if its hash matches and it is
-/// neither revoked nor expired. Which of those failed is only told once the
-/// hash matched, so a guess learns nothing.
-async fn authenticate_api_key(state: &AppState, secret: &str) -> Result<(Principal, StoredKey), AppError> {
-    let invalid = || AppError::invalid_token("the API key is not valid");
-    let presented = api_key::parse(secret).ok_or_else(invalid)?;
-    // Trusted only after the hash below matches: the ids come from the caller.
-    let scope = TenantScope::trusted_internal(presented.tenant_id);
-    let stored = state.store.api_key_for_auth(&scope, presented.key_id).await?.ok_or_else(invalid)?;
-    let now = crate::domain::now();
-    let hash = api_key::hash(secret);
-    let matches = api_key::hashes_match(&hash, &stored.secret_hash)
-        || stored
-            .previous_secret
-            .as_ref()
-            .is_some_and(|(old, until)| *until > now && api_key::hashes_match(&hash, old));
-    if !matches || stored.key.environment != presented.environment || stored.key.tenant_id != presented.tenant_id {
-        return Err(invalid());
-    }
-    match stored.key.state(now) {
-        KeyState::Active => {}
-        KeyState::Revoked => return Err(AppError::invalid_token("the API key has been revoked")),
-        KeyState::Expired => {
-            return Err(AppError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "token_expired",
-                format!("the API key expired at {}", stored.key.expires_at.as_deref().unwrap_or("?")),
-            ));
+impl Principal {
+    /// A person, from an access token the verifier accepted.
+    pub(crate) fn from_access_claims(claims: &super::jwt::AccessClaims) -> Self {
+        Principal {
+            user_id: claims.sub,
+            tenant_id: claims.tid,
+            home_tenant_id: claims.tid,
+            role: claims.role,
+            platform_admin: claims.padm,
+            credential: Credential::Session { session_id: claims.sid },
+            email: claims.email.clone(),
         }
     }
-    let key = &stored.key;
-    let principal = Principal {
-        user_id: Uuid::parse_str(&key.created_by).unwrap_or(Uuid::nil()),
-        tenant_id: key.tenant_id,
-        home_tenant_id: key.tenant_id,
-        role: API_KEY_ROLE,
-        platform_admin: false,
-        credential: Credential::ApiKey { key_id: key.id, scopes: key.scopes.clone(), environment: key.environment },
-        email: None,
-    };
-    Ok((principal, stored))
-}
 
-/// Counts the request against the caller's limit (one write) and leaves the
-/// status for the response headers; over the limit is 429.
-async fn count_request(
-    state: &AppState,
-    parts: &Parts,
-    principal: &Principal,
-    stored_key: Option<&StoredKey>,
-) -> Result<(), AppError> {
-    let home = principal.home_scope();
-    let policy = state.store.tenant_policy(&home).await?;
-    let limit = policy.requests_per_minute;
-    let now = crate::domain::now();
-    let status = match stored_key {
-        // A key has no expiry of its own to end it when its tenant is
-        // deactivated (an access token lives 15 minutes and login refuses).
-        Some(_) if !policy.usable => {
-            return Err(AppError::forbidden("tenant_inactive", "the tenant of this API key is not active"));
+    /// A machine, from an API key whose secret matched (`user_id` is the
+    /// person who created it).
+    pub(crate) fn from_api_key(
+        key_id: Uuid,
+        tenant_id: Uuid,
+        created_by: Uuid,
+        scopes: Vec<Scope>,
+        environment: KeyEnvironment,
+    ) -> Self {
+        Principal {
+            user_id: created_by,
+            tenant_id,
+            home_tenant_id: tenant_id,
+            role: API_KEY_ROLE,
+            platform_admin: false,
+            credential: Credential::ApiKey { key_id, scopes, environment },
+            email: None,
         }
-        Some(stored) => state.store.record_api_key_use(&home, stored, limit, now).await?,
-        None => state.store.record_user_request(&home, principal.user_id, limit, now).await?,
-    };
-    if let Some(slot) = parts.extensions.get::<RateSlot>() {
-        slot.set(status.clone());
     }
-    if status.allowed { Ok(()) } else { Err(status.refusal()) }
-}
 
-fn bearer_token(parts: &Parts) -> Result<&str, AppError> {
-    let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
-        AppError::unauthorized("authentication is required: send Authorization: Bearer <token> or X-API-Key: <key>")
-    })?;
-    let value = header.to_str().map_err(|_| AppError::invalid_token("the Authorization header is malformed"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| AppError::invalid_token("the Authorization header must be 'Bearer <token>'"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(AppError::invalid_token("the Authorization header must be 'Bearer <token>'"));
+    /// `X-Tenant-ID`: another tenant than the caller's own is 403
+    /// `tenant_mismatch`, except for a platform admin, who acts in it.
+    pub(crate) fn act_in(&mut self, requested: Uuid) -> Result<(), AppError> {
+        if requested == self.tenant_id {
+            return Ok(());
+        }
+        if !self.platform_admin {
+            return Err(AppError::forbidden(
+                "tenant_mismatch",
+                "X-Tenant-ID does not match the tenant of your credentials",
+            )
+            .with_details(serde_json::json!({
+                "header_tenant_id": requested.to_string(),
+                "principal_tenant_id": self.tenant_id.to_string(),
+            })));
+        }
+        self.tenant_id = requested;
+        Ok(())
     }
-    Ok(token.trim())
-}
-
-/// Proof that the caller is a platform administrator; store operations that
-/// cross tenants take it as an argument.
-#[derive(Debug, Clone, Copy)]
-pub struct PlatformAdmin {
-    _private: (),
 }
 
 impl Principal {
+    pub fn user_id(&self) -> Uuid {
+        self.user_id
+    }
+
+    /// The tenant the caller acts in.
+    pub fn tenant_id(&self) -> Uuid {
+        self.tenant_id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        self.platform_admin
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
     pub fn current_role_name(&self) -> &'static str {
         if self.platform_admin { "platform_admin" } else { self.role.as_str() }
     }
@@ -256,9 +132,10 @@ impl Principal {
     /// Every route's declaration of what it needs: a person needs `role` (in
     /// their own tenant; a platform admin holds every role everywhere), an
     /// API key needs `scope` (403 `insufficient_scope` naming it).
-    pub fn require(&self, role: Role, scope: Scope, resource: &str) -> Result<(), AppError> {
+    /// Answers the scope of the tenant the caller acts in.
+    pub fn require(&self, role: Role, scope: Scope, resource: &str) -> Result<TenantScope, AppError> {
         match &self.credential {
-            Credential::Session { .. } => self.require_role(role, resource),
+            Credential::Session { .. } => self.require_role(role, resource)?,
             Credential::ApiKey { scopes, .. } => {
                 if !scopes.contains(&scope) {
                     return Err(AppError::forbidden(
@@ -271,17 +148,31 @@ impl Principal {
                         "resource": resource,
                     })));
                 }
-                self.require_role(role, resource)
+                self.require_role(role, resource)?
             }
         }
+        Ok(TenantScope::new(self.tenant_id))
+    }
+
+    /// [`Self::require`] for the tenant named by a path (`/v1/tenants/{id}`):
+    /// another tenant answers 404, exactly like one that does not exist (a
+    /// platform admin reaches every tenant).
+    pub fn require_in(&self, id: Uuid, role: Role, scope: Scope, resource: &str) -> Result<TenantScope, AppError> {
+        if !(self.platform_admin || id == self.tenant_id) {
+            return Err(AppError::not_found(resource));
+        }
+        self.require(role, scope, resource)?;
+        Ok(TenantScope::new(id))
     }
 
     /// For routes only a signed-in person may use (sessions, API key
-    /// management): an API key is refused whatever its scopes. Returns the
-    /// session the access token belongs to.
-    pub fn require_session(&self, resource: &str) -> Result<Uuid, AppError> {
+    /// management): an API key is refused whatever its scopes. Answers the
+    /// session the access token belongs to, in the caller's own tenant.
+    pub fn require_session(&self, resource: &str) -> Result<SignedIn, AppError> {
         match &self.credential {
-            Credential::Session { session_id } => Ok(*session_id),
+            Credential::Session { session_id } => {
+                Ok(SignedIn { session_id: *session_id, scope: TenantScope::new(self.home_tenant_id) })
+            }
             Credential::ApiKey { .. } => Err(AppError::forbidden(
                 "insufficient_permissions",
                 "this route needs a signed-in user; API keys cannot use it",
@@ -294,10 +185,12 @@ impl Principal {
         }
     }
 
-    /// A signed-in person with at least `role`: for routes no API key may use.
-    pub fn require_person(&self, role: Role, resource: &str) -> Result<(), AppError> {
+    /// A signed-in person with at least `role`: for routes no API key may
+    /// use. Answers the scope of the tenant they act in.
+    pub fn require_person(&self, role: Role, resource: &str) -> Result<TenantScope, AppError> {
         self.require_session(resource)?;
-        self.require_role(role, resource)
+        self.require_role(role, resource)?;
+        Ok(TenantScope::new(self.tenant_id))
     }
 
     pub fn api_key_id(&self) -> Option<Uuid> {
@@ -325,7 +218,7 @@ impl Principal {
     /// Platform administration: people only (no key is ever a platform admin).
     pub fn require_platform_admin(&self, resource: &str) -> Result<PlatformAdmin, AppError> {
         if self.platform_admin && matches!(self.credential, Credential::Session { .. }) {
-            Ok(PlatformAdmin { _private: () })
+            Ok(PlatformAdmin::granted())
         } else {
             Err(AppError::insufficient_permissions(
                 "platform_admin",
@@ -336,24 +229,25 @@ impl Principal {
         }
     }
 
-    /// The caller's own tenant, where their user and sessions live.
-    pub fn home_scope(&self) -> TenantScope {
-        TenantScope { tenant_id: self.home_tenant_id }
+    /// The caller's own tenant, where their user and sessions live (for the
+    /// per-caller rate limit).
+    pub(crate) fn home_scope(&self) -> TenantScope {
+        TenantScope::new(self.home_tenant_id)
     }
 
-    pub fn scope(&self) -> TenantScope {
-        TenantScope { tenant_id: self.tenant_id }
+    /// The tenant the caller acts in, for the request layers (idempotency
+    /// records) that run before the handler's own authorization.
+    pub(crate) fn acting_scope(&self) -> TenantScope {
+        TenantScope::new(self.tenant_id)
     }
+}
 
-    /// The scope of tenant `id` if the caller may see it; otherwise 404, the
-    /// same answer as for a tenant that does not exist.
-    pub fn scope_for(&self, id: Uuid, resource: &str) -> Result<TenantScope, AppError> {
-        if self.platform_admin || id == self.tenant_id {
-            Ok(TenantScope { tenant_id: id })
-        } else {
-            Err(AppError::not_found(resource))
-        }
-    }
+/// A signed-in person's session (see [`Principal::require_session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SignedIn {
+    pub session_id: Uuid,
+    /// The person's own tenant, where the session lives.
+    pub scope: TenantScope,
 }
 
 /// The partition of one tenant. Key builders for tenant-owned items take it.
@@ -367,10 +261,16 @@ impl TenantScope {
         self.tenant_id
     }
 
-    /// For code that acts for the platform itself, never on a caller's say-so:
-    /// workers consuming our own events, login after the credentials matched,
-    /// a platform admin creating a tenant.
-    pub fn trusted_internal(tenant_id: Uuid) -> Self {
+    /// Only `auth` makes scopes: a principal's authorization or a named
+    /// proof (`super::proofs`).
+    pub(in crate::auth) fn new(tenant_id: Uuid) -> Self {
+        Self { tenant_id }
+    }
+
+    /// For tests that read and write the table directly (the test crate
+    /// enables the feature; no function binary does).
+    #[cfg(feature = "test-support")]
+    pub fn for_tests(tenant_id: Uuid) -> Self {
         Self { tenant_id }
     }
 
@@ -378,12 +278,6 @@ impl TenantScope {
     /// `T#1#` from prefixing `T#12#` in IAM LeadingKeys conditions.
     pub fn pk(&self) -> String {
         format!("T#{}#", self.tenant_id)
-    }
-}
-
-impl PlatformAdmin {
-    pub fn scope_of(&self, tenant_id: Uuid) -> TenantScope {
-        TenantScope { tenant_id }
     }
 }
 
@@ -433,15 +327,16 @@ mod tests {
     fn another_tenants_scope_is_not_found_unless_platform_admin() {
         let member = principal(Role::Owner, false);
         let other = Uuid::now_v7();
-        assert_eq!(member.scope_for(other, "tenant").expect_err("hidden").code(), "not_found");
-        assert!(member.scope_for(member.tenant_id, "tenant").is_ok());
+        let require_in = |p: &Principal, id| p.require_in(id, Role::User, Scope::TenantRead, "tenant");
+        assert_eq!(require_in(&member, other).expect_err("hidden").code(), "not_found");
+        assert_eq!(require_in(&member, member.tenant_id).expect("own").tenant_id(), member.tenant_id);
         let admin = principal(Role::Owner, true);
-        assert_eq!(admin.scope_for(other, "tenant").expect("allowed").tenant_id(), other);
+        assert_eq!(require_in(&admin, other).expect("allowed").tenant_id(), other);
     }
 
     #[test]
     fn tenant_keys_close_with_a_delimiter() {
         let id = Uuid::nil();
-        assert_eq!(TenantScope::trusted_internal(id).pk(), format!("T#{id}#"));
+        assert_eq!(TenantScope::new(id).pk(), format!("T#{id}#"));
     }
 }

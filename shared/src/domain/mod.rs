@@ -1,11 +1,16 @@
 //! Domain types and rules, free of I/O: what a valid tenant or user is, and how
 //! requests become changes.
 
+pub mod audit;
+pub mod ids;
 pub mod plans;
 pub mod project;
+pub mod rate_limit;
+pub mod role;
 pub mod tenant;
 pub mod tryon;
 pub mod user;
+pub mod validate;
 
 /// Current time, truncated to milliseconds so stored and returned values match.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
@@ -22,4 +27,50 @@ pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
 
 pub fn now_rfc3339() -> String {
     rfc3339(now())
+}
+
+/// A closed set of names as an enum: serialised as its canonical name,
+/// parsed case-insensitively (seed 002 writes `UNIVERSITY`, seed 003
+/// `university`), refused with the list of what it may be.
+#[macro_export]
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(value: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(value))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Self::parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("must be one of {}", Self::NAMES.join(", ")))
+                })
+            }
+        }
+    };
 }

@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::{
+    domain::validate::{Fields, Need},
     error::AppError,
-    validate::{Fields, Need},
 };
 
 pub const PRIORITIES: &[&str] = &["low", "medium", "high", "critical"];
@@ -170,12 +170,8 @@ pub fn project_from_create(body: &Map<String, Value>, tenant_id: Uuid, created_b
     let compliance = string_list(&mut f, "compliance_requirements", REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX);
     let targets = free_object(&mut f, "performance_targets", PERFORMANCE_TARGETS_MAX_KEYS);
     let security = string_list(&mut f, "security_requirements", REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX);
-    f.finish()?;
-    let Some(name) = name else {
-        return Err(AppError::internal(anyhow::anyhow!("validated project name missing")));
-    };
     let now = super::now();
-    Ok(Project {
+    let project = name.map(|name| Project {
         id: Uuid::now_v7(),
         tenant_id,
         name,
@@ -190,7 +186,9 @@ pub fn project_from_create(body: &Map<String, Value>, tenant_id: Uuid, created_b
         created_at: now,
         updated_at: now,
         task_count: 0,
-    })
+    });
+    f.finish()?;
+    project.ok_or_else(|| required("name"))
 }
 
 /// Validates a partial update of a project.
@@ -258,12 +256,8 @@ pub fn task_from_create(
     let due_date = due_date(&mut f);
     let requirements = task_requirements(&mut f);
     let criteria = string_list(&mut f, "acceptance_criteria", CRITERIA_MAX_ITEMS, CRITERION_MAX);
-    f.finish()?;
-    let Some(title) = title else {
-        return Err(AppError::internal(anyhow::anyhow!("validated task title missing")));
-    };
     let now = super::now();
-    Ok(Task {
+    let task = title.map(|title| Task {
         id: Uuid::now_v7(),
         project_id,
         tenant_id,
@@ -278,7 +272,9 @@ pub fn task_from_create(
         created_by,
         created_at: now,
         updated_at: now,
-    })
+    });
+    f.finish()?;
+    task.ok_or_else(|| required("title"))
 }
 
 /// Validates a partial update of a task.
@@ -313,6 +309,12 @@ pub fn task_changes(body: &Map<String, Value>) -> Result<Changes, AppError> {
 }
 
 // ----------------------------------------------------------------- helpers --
+
+/// `Fields` names a required field it could not read, so a valid body has
+/// it; this is the same 400 in case one is ever read as `None`.
+fn required(field: &str) -> AppError {
+    AppError::invalid_field(field, "is required")
+}
 
 fn read_only(f: &mut Fields<'_>, fields: &[&str]) {
     for field in fields {

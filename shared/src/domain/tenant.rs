@@ -1,6 +1,25 @@
 //! Tenants (seed 002's model, with seed 000's plan/admin/configuration fields and
 //! seed 003's domain/settings). A tenant created through the API starts as
 //! `provisioning` and becomes `active` when the provisioner has run.
+//!
+//! `POST /v1/tenants` takes each seed's dialect: seed 002's full body (or its
+//! hierarchy examples' `name`, `slug`, `type`), seed 003's `name`, `domain`,
+//! `settings`, and seed 000's `organization_name`, `slug`, `admin_email`,
+//! `plan`, `configuration`. Only the name is required; seed 002's validation
+//! table applies to every field that is sent, except that `max_diplomas`
+//! accepts 10..1,000,000 (seed 002's own examples use 15,000-25,000; API.md).
+//! What a body leaves out gets these defaults:
+//!
+//! | field | default |
+//! |---|---|
+//! | `slug` | derived from the name ([`slugify`]); when that slug is taken, a random 6-character suffix is added (`new-company-3f9a1c`). A slug that is sent and taken is a 409. |
+//! | `type`, `legal_status` | `null` (unclassified) |
+//! | `contact_email` | `admin_email` when sent, else `null` |
+//! | `plan` | `free` |
+//! | `max_users` | the plan's users limit (free and professional 10), 10,000 (the table's maximum) for plans without one |
+//! | `max_diplomas` | 100 |
+//! | `storage_quota_mb` | 1,000 |
+//! | `configuration`, `settings` | `{}` |
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,8 +27,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::{
+    domain::validate::{Fields, Need, is_hostname, is_slug},
     error::AppError,
-    validate::{Fields, Need, is_hostname, is_slug},
 };
 
 pub const TENANT_TYPES: &[&str] = &["MAIN", "UNIVERSITY", "FACULTY", "DEPARTMENT", "INSTITUTION"];
@@ -19,6 +38,27 @@ pub const STATUSES: &[&str] = &["provisioning", "active", "inactive", "suspended
 /// Statuses a caller may set; `provisioning` belongs to the onboarding flow.
 pub const SETTABLE_STATUSES: &[&str] = &["active", "inactive", "suspended"];
 const DATA_CLASSIFICATIONS: &[&str] = &["public", "internal", "confidential", "restricted"];
+
+crate::string_enum!(
+    /// Where a tenant is in its life (`provisioning` until the provisioner ran).
+    TenantStatus {
+        Provisioning => "provisioning",
+        Active => "active",
+        Inactive => "inactive",
+        Suspended => "suspended",
+    }
+);
+
+crate::string_enum!(
+    /// Seed 002's tenant types.
+    TenantType {
+        Main => "MAIN",
+        University => "UNIVERSITY",
+        Faculty => "FACULTY",
+        Department => "DEPARTMENT",
+        Institution => "INSTITUTION",
+    }
+);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Onboarding {
@@ -66,21 +106,17 @@ impl Tenant {
         self.status == "active"
     }
 
-    /// `tenant.created`: what the provisioner (and later webhooks) need.
-    pub fn created_event(&self) -> crate::events::DomainEvent {
-        crate::events::DomainEvent::new(
-            "tenant.created",
-            self.id,
-            json!({
-                "tenant_id": self.id,
-                "name": self.name,
-                "slug": self.slug,
-                "admin_email": self.admin_email,
-                "plan": self.plan,
-                "parent_id": self.parent_id,
-                "created_by": self.created_by,
-            }),
-        )
+    /// `tenant.created`: what the provisioner (and webhooks) need.
+    pub fn created_event(&self) -> crate::events::Event {
+        crate::events::Event::TenantCreated(crate::events::catalogue::TenantCreated {
+            tenant_id: self.id,
+            name: self.name.clone(),
+            slug: self.slug.clone(),
+            admin_email: self.admin_email.clone(),
+            plan: self.plan.clone(),
+            parent_id: self.parent_id,
+            created_by: self.created_by,
+        })
     }
 
     /// The stored fields as JSON (no derived ones).
@@ -102,6 +138,16 @@ impl Tenant {
 /// Defaults for tenants that sign themselves up (seed 003 register): the
 /// platform-admin fields of seed 002 get the free plan's allowances.
 pub const SELF_SERVICE_LIMITS: (i64, i64, i64) = (10, 100, 1_000);
+
+/// Seed 002's `max_diplomas` bounds: its table says at most 10,000 but its own
+/// examples use up to 25,000; the examples win (API.md).
+pub const MAX_DIPLOMAS: (i64, i64) = (10, 1_000_000);
+
+/// `max_users` when a create body leaves it out: the plan's users limit, or
+/// the validation table's maximum (10,000) for plans without one.
+pub fn default_max_users(plan: &str) -> i64 {
+    super::plans::plan(plan).limits.users.unwrap_or(10_000).clamp(10, 10_000)
+}
 
 impl Tenant {
     /// A tenant with only a name and slug: the free plan's allowances, no
@@ -173,18 +219,18 @@ pub fn tenant_from_create(body: &Map<String, Value>, created_by: Uuid) -> Result
     f.reject_unknown(CREATE_FIELDS);
     let name = name_field(&mut f, Need::Required);
     let slug =
-        f.check_text("slug", Need::Required, 63, is_slug, "must match pattern '^[a-z0-9-]+$' (at most 63 characters)");
-    let tenant_type = f.one_of("type", Need::Required, TENANT_TYPES);
+        f.check_text("slug", Need::Optional, 63, is_slug, "must match pattern '^[a-z0-9-]+$' (at most 63 characters)");
+    let tenant_type = f.one_of("type", Need::Optional, TENANT_TYPES);
     let description = f.text("description", Need::Optional, 0, 1000);
     let logo_url = f.url("logo_url", Need::Optional);
-    let contact_email = f.email("contact_email", Need::Required);
+    let contact_email = f.email("contact_email", Need::Optional);
     let contact_phone = f.text("contact_phone", Need::Optional, 5, 20);
-    let legal_status = f.one_of("legal_status", Need::Required, LEGAL_STATUSES);
+    let legal_status = f.one_of("legal_status", Need::Optional, LEGAL_STATUSES);
     let registration_number = f.text("registration_number", Need::Optional, 0, 50);
     let parent_id = f.uuid("parent_id", Need::Optional);
-    let max_users = f.integer("max_users", Need::Required, 10, 10_000);
-    let max_diplomas = f.integer("max_diplomas", Need::Required, 10, 10_000);
-    let storage_quota_mb = f.integer("storage_quota_mb", Need::Required, 100, 100_000);
+    let max_users = f.integer("max_users", Need::Optional, 10, 10_000);
+    let max_diplomas = f.integer("max_diplomas", Need::Optional, MAX_DIPLOMAS.0, MAX_DIPLOMAS.1);
+    let storage_quota_mb = f.integer("storage_quota_mb", Need::Optional, 100, 100_000);
     let security_config = security_config_field(&mut f);
     let admin_email = f.email("admin_email", Need::Optional);
     let plan = f.one_of("plan", Need::Optional, PLANS).unwrap_or("free");
@@ -193,13 +239,13 @@ pub fn tenant_from_create(body: &Map<String, Value>, created_by: Uuid) -> Result
     let configuration = configuration_field(&mut f).unwrap_or_else(|| json!({}));
     let domain = f.check_text("domain", Need::Optional, 253, is_hostname, "must be a valid hostname");
     let settings = settings_field(&mut f).unwrap_or_else(|| json!({}));
-    f.finish()?;
-
-    let (Some(name), Some(slug), Some(max_users), Some(max_diplomas), Some(storage_quota_mb)) =
-        (name, slug, max_users, max_diplomas, storage_quota_mb)
-    else {
-        return Err(AppError::internal(anyhow::anyhow!("validated tenant fields missing")));
-    };
+    let name = f.finish_with(name)?;
+    let (_, default_diplomas, default_storage_mb) = SELF_SERVICE_LIMITS;
+    let slug = slug.unwrap_or_else(|| slugify(&name));
+    let contact_email = contact_email.or_else(|| admin_email.clone());
+    let max_users = max_users.unwrap_or_else(|| default_max_users(plan));
+    let max_diplomas = max_diplomas.unwrap_or(default_diplomas);
+    let storage_quota_mb = storage_quota_mb.unwrap_or(default_storage_mb);
     let now = super::now();
     Ok(Tenant {
         id: Uuid::now_v7(),
@@ -466,7 +512,7 @@ pub fn changes_from_update(body: &Map<String, Value>, id: Uuid) -> Result<Tenant
     }
     set("parent_id", parent.map(|p| Value::String(p.to_string())));
     set("max_users", f.integer("max_users", Need::Optional, 10, 10_000).map(Value::from));
-    set("max_diplomas", f.integer("max_diplomas", Need::Optional, 10, 10_000).map(Value::from));
+    set("max_diplomas", f.integer("max_diplomas", Need::Optional, MAX_DIPLOMAS.0, MAX_DIPLOMAS.1).map(Value::from));
     set("storage_quota_mb", f.integer("storage_quota_mb", Need::Optional, 100, 100_000).map(Value::from));
     set("security_config", security_config_field(&mut f));
     set("admin_email", f.email("admin_email", Need::Optional).map(Value::String));
@@ -489,6 +535,18 @@ pub fn changes_from_update(body: &Map<String, Value>, id: Uuid) -> Result<Tenant
 /// Which of the fields in `body` need a platform admin.
 pub fn platform_only_fields_in(body: &Map<String, Value>) -> Vec<&'static str> {
     PLATFORM_ONLY_FIELDS.iter().copied().filter(|f| body.contains_key(*f)).collect()
+}
+
+/// Whether a create body leaves the slug to be derived from the name (then a
+/// taken slug is retried with [`suffixed_slug`] instead of answering 409).
+pub fn derives_slug(body: &Map<String, Value>) -> bool {
+    body.get("slug").is_none_or(Value::is_null)
+}
+
+/// The next candidate when a slug derived from `name` is taken: the name's
+/// slug plus a random 6-character suffix (at most 57 characters in all).
+pub fn suffixed_slug(name: &str) -> String {
+    format!("{}-{}", slugify(name), &Uuid::new_v4().simple().to_string()[..6])
 }
 
 /// Turns a free-form organisation name into a slug candidate.
@@ -578,6 +636,104 @@ mod tests {
         let changes = changes_from_update(&body, Uuid::nil()).expect("valid");
         assert_eq!(changes.set, vec![("max_users", json!(250))]);
         assert_eq!(changes.remove, vec!["description"]);
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn only_the_name_is_required() {
+        let fields = fields_of(tenant_from_create(&Map::new(), Uuid::nil()).expect_err("invalid"));
+        assert_eq!(fields, ["name"]);
+    }
+
+    /// Seed 002's hierarchy examples: `name`, `slug`, `type` (and `parent_id`).
+    #[test]
+    fn seed_002_dialect_name_slug_type_gets_the_defaults() {
+        let body = json!({"name": "Ministry of Higher Education", "slug": "minesup", "type": "MAIN"});
+        let t = tenant_from_create(&object(body), Uuid::nil()).expect("valid");
+        assert_eq!((t.name.as_str(), t.slug.as_str()), ("Ministry of Higher Education", "minesup"));
+        assert_eq!(t.tenant_type.as_deref(), Some("MAIN"));
+        assert_eq!((t.contact_email, t.legal_status), (None, None));
+        assert_eq!((t.max_users, t.max_diplomas, t.storage_quota_mb), (10, 100, 1_000));
+        assert_eq!((t.plan.as_str(), t.status.as_str()), ("free", "provisioning"));
+    }
+
+    /// Seed 003's create: `name`, `domain`, `settings`; the slug is derived.
+    #[test]
+    fn seed_003_dialect_name_domain_settings_derives_the_slug() {
+        let body = json!({"name": "New Company", "domain": "newcompany.com",
+                          "settings": {"timezone": "UTC", "language": "en"}});
+        assert!(derives_slug(&object(body.clone())));
+        let t = tenant_from_create(&object(body), Uuid::nil()).expect("valid");
+        assert_eq!(t.slug, "new-company");
+        assert_eq!(t.domain.as_deref(), Some("newcompany.com"));
+        assert_eq!(t.settings, json!({"timezone": "UTC", "language": "en"}));
+        assert_eq!(t.tenant_type, None);
+        assert_eq!((t.max_users, t.max_diplomas, t.storage_quota_mb), (10, 100, 1_000));
+    }
+
+    /// Seed 000's create: `organization_name`, `slug`, `admin_email`, `plan`,
+    /// `configuration` (and `data_residency`).
+    #[test]
+    fn seed_000_dialect_organization_name_admin_email_plan_configuration() {
+        let body = json!({
+            "organization_name": "Fortune 500 Corp", "slug": "fortune500-corp",
+            "admin_email": "it-admin@fortune500.com", "plan": "enterprise", "data_residency": "us",
+            "configuration": {"features": {"white_label_ui": true}, "security": {"mfa_required": true}}
+        });
+        assert!(!derives_slug(&object(body.clone())));
+        let t = tenant_from_create(&object(body), Uuid::nil()).expect("valid");
+        assert_eq!(
+            (t.name.as_str(), t.slug.as_str(), t.plan.as_str()),
+            ("Fortune 500 Corp", "fortune500-corp", "enterprise")
+        );
+        assert_eq!(t.admin_email.as_deref(), Some("it-admin@fortune500.com"));
+        assert_eq!(t.contact_email.as_deref(), Some("it-admin@fortune500.com"), "contact defaults to the admin");
+        assert_eq!(t.max_users, 10_000, "enterprise has no users limit: the table's maximum");
+        assert_eq!(t.configuration["security"]["mfa_required"], true);
+        let professional = json!({"organization_name": "TechStart Inc", "slug": "techstart",
+                                  "admin_email": "founder@techstart.io", "plan": "professional"});
+        assert_eq!(tenant_from_create(&object(professional), Uuid::nil()).expect("valid").max_users, 10);
+    }
+
+    #[test]
+    fn the_validation_table_still_applies_to_what_is_sent() {
+        let body = json!({"name": "ab", "slug": "No Slug", "type": "SCHOOL", "max_users": 5, "contact_email": "x"});
+        let fields = fields_of(tenant_from_create(&object(body), Uuid::nil()).expect_err("invalid"));
+        assert_eq!(fields, ["name", "slug", "type", "contact_email", "max_users"]);
+    }
+
+    /// Seed 002's examples use 15,000-25,000 diplomas; its table said 10,000.
+    #[test]
+    fn max_diplomas_accepts_ten_to_a_million() {
+        for ok in [10, 15_000, 25_000, 1_000_000] {
+            let mut body = valid();
+            body.insert("max_diplomas".into(), json!(ok));
+            assert_eq!(tenant_from_create(&body, Uuid::nil()).expect("valid").max_diplomas, ok);
+            let update = object(json!({"max_diplomas": ok}));
+            assert_eq!(
+                changes_from_update(&update, Uuid::nil()).expect("valid").set,
+                vec![("max_diplomas", json!(ok))]
+            );
+        }
+        for bad in [9, 1_000_001] {
+            let mut body = valid();
+            body.insert("max_diplomas".into(), json!(bad));
+            assert_eq!(fields_of(tenant_from_create(&body, Uuid::nil()).expect_err("invalid")), ["max_diplomas"]);
+            let update = object(json!({"max_diplomas": bad}));
+            assert_eq!(fields_of(changes_from_update(&update, Uuid::nil()).expect_err("invalid")), ["max_diplomas"]);
+        }
+    }
+
+    #[test]
+    fn a_derived_slug_that_is_taken_gets_a_suffix() {
+        assert!(derives_slug(&object(json!({"name": "x", "slug": null}))));
+        let next = suffixed_slug("New Company");
+        assert!(next.starts_with("new-company-") && next.len() == "new-company-".len() + 6, "{next}");
+        assert!(is_slug(&next));
+        assert!(suffixed_slug(&"n".repeat(255)).len() <= 63);
     }
 
     #[test]

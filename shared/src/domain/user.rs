@@ -1,4 +1,5 @@
-//! People inside a tenant (seed 003's user fields). The password hash is kept
+//! People inside a tenant (seed 003's user fields), the changes an admin
+//! makes to them, and invitations (seed 000). The password hash is kept
 //! beside the user in the store and never leaves it.
 
 use chrono::{DateTime, Utc};
@@ -6,7 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::Role;
+use crate::{
+    domain::role::Role,
+    events::{
+        Event,
+        catalogue::{UserCreated, UserDeleted, UserInvited, UserUpdated},
+    },
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct User {
@@ -25,6 +32,30 @@ pub struct User {
 }
 
 impl User {
+    /// `user.created`; `via` says how: `api` (an admin created the user),
+    /// `registration`, `invitation` or `seed`.
+    pub fn created_event(&self, via: &str) -> Event {
+        Event::UserCreated(UserCreated {
+            user_id: self.id,
+            email: self.email.clone(),
+            role: self.role.as_str().to_owned(),
+            via: via.to_owned(),
+        })
+    }
+
+    /// `user.updated`: the user's role and active flag after the change.
+    pub fn updated_event(&self) -> Event {
+        Event::UserUpdated(UserUpdated {
+            user_id: self.id,
+            role: self.role.as_str().to_owned(),
+            is_active: self.is_active,
+        })
+    }
+
+    pub fn deleted_event(&self) -> Event {
+        Event::UserDeleted(UserDeleted { user_id: self.id })
+    }
+
     pub fn new(tenant_id: Uuid, email: &str, first_name: &str, last_name: &str, role: Role) -> Self {
         let now = super::now();
         Self {
@@ -65,9 +96,94 @@ impl User {
     }
 }
 
+/// A validated partial update of a user (absent fields stay as they are).
+#[derive(Debug, Default, Clone)]
+pub struct UserChanges {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+impl UserChanges {
+    /// `user` with these changes applied, updated at `now`.
+    pub fn apply(&self, user: &User, now: DateTime<Utc>) -> User {
+        User {
+            first_name: self.first_name.clone().unwrap_or_else(|| user.first_name.clone()),
+            last_name: self.last_name.clone().unwrap_or_else(|| user.last_name.clone()),
+            role: self.role.unwrap_or(user.role),
+            is_active: self.is_active.unwrap_or(user.is_active),
+            updated_at: now,
+            ..user.clone()
+        }
+    }
+}
+
+/// How long an invitation stays valid.
+pub const INVITATION_TTL_SECONDS: i64 = 7 * 24 * 3600;
+
+/// Where an invitation stands. Only pending invitations are kept: accepting
+/// one turns it into a user, revoking one deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Pending,
+}
+
+/// A seat held for an email until its invitee accepts (seed 000).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub status: InvitationStatus,
+    pub invited_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Unix seconds (also the item's TTL).
+    pub expires_at: i64,
+}
+
+impl Invitation {
+    /// A pending invitation of `email` (lowercased), valid for a week from `now`.
+    pub fn new(tenant_id: Uuid, email: &str, role: Role, invited_by: Option<String>, now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            tenant_id,
+            email: email.to_ascii_lowercase(),
+            role,
+            status: InvitationStatus::Pending,
+            invited_by,
+            created_at: now,
+            expires_at: now.timestamp() + INVITATION_TTL_SECONDS,
+        }
+    }
+
+    /// Still acceptable at `now`.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.status == InvitationStatus::Pending && self.expires_at > now.timestamp()
+    }
+
+    pub fn invited_event(&self) -> Event {
+        Event::UserInvited(UserInvited {
+            invitation_id: self.id,
+            email: self.email.clone(),
+            role: self.role.as_str().to_owned(),
+        })
+    }
+
+    pub fn to_body(&self) -> Value {
+        json!({
+            "id": self.id, "email": self.email, "role": self.role, "status": self.status,
+            "invited_by": self.invited_by, "created_at": self.created_at,
+            "expires_at": DateTime::from_timestamp(self.expires_at, 0).map(super::rfc3339),
+        })
+    }
+}
+
 /// What an actor may do to users of its tenant (the rules of issue 3, pure).
 pub mod rules {
-    use crate::{auth::Role, error::AppError};
+    use crate::{domain::role::Role, error::AppError};
 
     /// Nobody grants a role above their own.
     pub fn may_grant(actor: Role, granted: Role) -> bool {
@@ -110,5 +226,34 @@ pub mod rules {
             assert!(may_manage(Role::Admin, Role::Developer));
             assert!(!may_manage(Role::Admin, Role::Owner));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_replace_only_the_fields_they_name() {
+        let user = User::new(Uuid::nil(), "Ada@Example.com", "Ada", "Lovelace", Role::Developer);
+        let later = user.updated_at + chrono::Duration::seconds(5);
+        let changes = UserChanges { last_name: Some("King".into()), is_active: Some(false), ..Default::default() };
+        let changed = changes.apply(&user, later);
+        assert_eq!((changed.first_name.as_str(), changed.last_name.as_str()), ("Ada", "King"));
+        assert_eq!((changed.role, changed.is_active, changed.updated_at), (Role::Developer, false, later));
+        assert_eq!((changed.id, &changed.email, changed.created_at), (user.id, &user.email, user.created_at));
+    }
+
+    #[test]
+    fn an_invitation_body_shows_its_status_and_expiry_and_closes_after_a_week() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let invitation = Invitation::new(Uuid::nil(), "New@Example.com", Role::Developer, None, now);
+        let body = invitation.to_body();
+        assert_eq!(body["email"], "new@example.com");
+        assert_eq!(body["status"], "pending");
+        assert_eq!(body["role"], "developer");
+        assert_eq!(body["expires_at"], "2023-11-21T22:13:20Z");
+        assert!(invitation.is_open(now));
+        assert!(!invitation.is_open(now + chrono::Duration::seconds(INVITATION_TTL_SECONDS)));
     }
 }

@@ -15,30 +15,37 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, builders::UpdateBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, condition_failed, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_item,
+    Item, PageRequest, Store, condition_failed, from_item, n, number_attr, s, to_item,
+    tx::{Cond, Tx, TxError},
 };
 use crate::{
-    audit::{AuditContext, Change},
     auth::{
         TenantScope,
         api_key::{KeyEnvironment, NewSecret},
+        proofs::CredentialLookup,
         scopes::Scope,
     },
-    domain::rfc3339,
+    domain::{
+        audit::{AuditContext, Change},
+        rate_limit::{RateStatus, Subject, TenantPolicy, cached_policy, remember_policy, window_start},
+        rfc3339,
+    },
     error::{AppError, AppResult},
-    http::PageRequest,
-    rate_limit::{RateStatus, Subject, TenantPolicy, cached_policy, remember_policy, window_start},
+    events::{Event, catalogue::ApiKeyChanged},
 };
 
 pub const API_KEY_RESOURCE: &str = "api_key";
 const SK_PREFIX: &str = "APIKEY#";
 const WINDOW_ATTR_PREFIX: &str = "rl_";
+
+/// The key was revoked, rotated or deleted since it was read.
+pub const KEY_CHANGED: Cond = Cond("api_key_changed");
 
 fn key_of(scope: &TenantScope, key_id: Uuid) -> Item {
     HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("{SK_PREFIX}{key_id}")))])
@@ -111,6 +118,16 @@ impl ApiKey {
         body["status"] = json!(self.state(crate::domain::now()).as_str());
         body
     }
+
+    /// The payload of `api_key.created` / `.revoked` / `.rotated`.
+    fn event_payload(&self) -> ApiKeyChanged {
+        ApiKeyChanged {
+            key_id: self.id,
+            name: self.name.clone(),
+            scopes: self.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            environment: self.environment.as_str().to_owned(),
+        }
+    }
 }
 
 fn parse_time(value: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -141,7 +158,8 @@ impl StoredKey {
 }
 
 impl Store {
-    /// Stores a new key (its hash only) with its audit entry.
+    /// Stores a new key (its hash only) with its audit entry and
+    /// `api_key.created`.
     pub async fn create_api_key(
         &self,
         scope: &TenantScope,
@@ -153,12 +171,11 @@ impl Store {
         let mut item = to_item(key)?;
         item.extend(key_of(scope, key.id));
         item.insert("secret_hash".into(), s(&secret.hash));
-        let writes = vec![
-            put_new(self, item)?,
-            self.audit_put(scope, audit, Change::created(API_KEY_RESOURCE, key.id, key.to_body()), retention)?,
-        ];
-        self.client.transact_write_items().set_transact_items(Some(writes)).send().await?;
-        Ok(())
+        let mut tx = Tx::new();
+        tx.put_new(item, Cond::UNIQUE_ID);
+        tx.audit(scope, audit, Change::created(API_KEY_RESOURCE, key.id, key.to_body()), retention);
+        tx.emit(scope, Event::ApiKeyCreated(key.event_payload()));
+        tx.commit(self).await.map_err(|e| e.into_app_error(API_KEY_RESOURCE))
     }
 
     pub async fn get_api_key(&self, scope: &TenantScope, key_id: Uuid) -> AppResult<Option<ApiKey>> {
@@ -166,8 +183,8 @@ impl Store {
     }
 
     /// The key a presented secret names, with what authentication compares.
-    pub async fn api_key_for_auth(&self, scope: &TenantScope, key_id: Uuid) -> AppResult<Option<StoredKey>> {
-        self.get_item(key_of(scope, key_id)).await?.map(StoredKey::from_item).transpose()
+    pub async fn api_key_for_auth(&self, lookup: &CredentialLookup, key_id: Uuid) -> AppResult<Option<StoredKey>> {
+        self.get_item(key_of(&lookup.lookup_scope(), key_id)).await?.map(StoredKey::from_item).transpose()
     }
 
     /// The tenant's keys, newest first (ids are UUIDv7), one page.
@@ -191,8 +208,9 @@ impl Store {
         Ok((keys, cursor))
     }
 
-    /// Revokes the key at once (every later request with it is 401). Revoking
-    /// a revoked key changes nothing and answers it as it is.
+    /// Revokes the key at once (every later request with it is 401), with
+    /// `api_key.revoked`. Revoking a revoked key changes nothing (and emits
+    /// nothing) and answers it as it is.
     pub async fn revoke_api_key(
         &self,
         scope: &TenantScope,
@@ -209,41 +227,25 @@ impl Store {
         let mut new = old.clone();
         new.revoked_at = Some(now.clone());
         new.updated_at = now.clone();
-        let update = Update::builder()
-            .table_name(&self.table)
+        let update = UpdateBuilder::default()
             .set_key(Some(key_of(scope, key_id)))
             .update_expression("SET revoked_at = :now, updated_at = :now REMOVE previous_secret_hash")
             .condition_expression("attribute_exists(PK) AND attribute_not_exists(revoked_at)")
-            .expression_attribute_values(":now", s(&now))
-            .build()
-            .map_err(AppError::internal)?;
-        let entry = self.audit_put(
-            scope,
-            audit,
-            Change::updated(API_KEY_RESOURCE, key_id, json!({"status": "active"}), json!({"status": "revoked"})),
-            self.audit_retention(scope).await?,
-        )?;
-        match self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(entry)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Some(new)),
+            .expression_attribute_values(":now", s(&now));
+        let change =
+            Change::updated(API_KEY_RESOURCE, key_id, json!({"status": "active"}), json!({"status": "revoked"}));
+        if self.change_api_key(scope, update, change, Event::ApiKeyRevoked(new.event_payload()), audit).await? {
+            Ok(Some(new))
+        } else {
             // Revoked (or deleted) by a concurrent request: answer what is there now.
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
-                self.get_api_key(scope, key_id).await
-            }
-            Err(err) => Err(err.into()),
+            self.get_api_key(scope, key_id).await
         }
     }
 
-    /// Gives the key a new secret (answered with it); the old one stops working at once, or at
-    /// `old_valid_until` when a grace period was asked for. Conditioned on the
-    /// hash it replaces, so of two concurrent rotations one wins and the other
-    /// is a 409.
+    /// Gives the key a new secret (answered with it), with `api_key.rotated`;
+    /// the old one stops working at once, or at `old_valid_until` when a
+    /// grace period was asked for. Conditioned on the hash it replaces, so of
+    /// two concurrent rotations one wins and the other is a 409.
     pub async fn rotate_api_key(
         &self,
         scope: &TenantScope,
@@ -251,7 +253,7 @@ impl Store {
         old_valid_until: Option<chrono::DateTime<chrono::Utc>>,
         audit: &AuditContext,
     ) -> AppResult<Option<(ApiKey, NewSecret)>> {
-        let Some(current) = self.api_key_for_auth(scope, key_id).await? else {
+        let Some(current) = self.get_item(key_of(scope, key_id)).await?.map(StoredKey::from_item).transpose()? else {
             return Ok(None);
         };
         // The new secret keeps the key's environment (sk_live_ stays sk_live_).
@@ -263,8 +265,7 @@ impl Store {
                 .with_details(json!({"status": state.as_str()})));
         }
         let now = rfc3339(now_time);
-        let mut update = Update::builder()
-            .table_name(&self.table)
+        let mut update = UpdateBuilder::default()
             .set_key(Some(key_of(scope, key_id)))
             .condition_expression("secret_hash = :old AND attribute_not_exists(revoked_at)")
             .expression_attribute_values(":old", s(&current.secret_hash))
@@ -283,35 +284,42 @@ impl Store {
                  REMOVE previous_secret_hash, previous_secret_expires_at",
             ),
         };
-        let update = update.build().map_err(AppError::internal)?;
         let mut new = current.key.clone();
         new.last_four = secret.last_four.clone();
         new.rotated_at = Some(now.clone());
         new.updated_at = now;
-        let entry = self.audit_put(
-            scope,
-            audit,
-            Change::updated(
-                API_KEY_RESOURCE,
-                key_id,
-                json!({"last_four": current.key.last_four}),
-                json!({"last_four": new.last_four, "old_secret_valid_until": old_valid_until.map(rfc3339)}),
-            ),
-            self.audit_retention(scope).await?,
-        )?;
-        match self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(entry)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Some((new, secret))),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
-                Err(AppError::conflict("the key was rotated or revoked by another request"))
-            }
-            Err(err) => Err(err.into()),
+        let change = Change::updated(
+            API_KEY_RESOURCE,
+            key_id,
+            json!({"last_four": current.key.last_four}),
+            json!({"last_four": new.last_four, "old_secret_valid_until": old_valid_until.map(rfc3339)}),
+        );
+        if self.change_api_key(scope, update, change, Event::ApiKeyRotated(new.event_payload()), audit).await? {
+            Ok(Some((new, secret)))
+        } else {
+            Err(AppError::conflict("the key was rotated or revoked by another request"))
+        }
+    }
+
+    /// One change of a stored key: `update` (conditioned: [`KEY_CHANGED`]),
+    /// its audit entry and its event in one transaction. False when the key
+    /// changed since it was read (nothing was written).
+    async fn change_api_key(
+        &self,
+        scope: &TenantScope,
+        update: UpdateBuilder,
+        change: Change,
+        event: Event,
+        audit: &AuditContext,
+    ) -> AppResult<bool> {
+        let mut tx = Tx::new();
+        tx.update(update, Some(KEY_CHANGED));
+        tx.audit(scope, audit, change, self.audit_retention(scope).await?);
+        tx.emit(scope, event);
+        match tx.commit(self).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Condition(KEY_CHANGED)) => Ok(false),
+            Err(other) => Err(other.into_app_error(API_KEY_RESOURCE)),
         }
     }
 
@@ -391,7 +399,7 @@ impl Store {
             .expression_attribute_values(":limit", n(limit))
             // Two windows later, so a clock skew between instances cannot
             // delete a live count; TTL deletion itself lags by up to days.
-            .expression_attribute_values(":ttl", n(window + 3 * crate::rate_limit::WINDOW_SECONDS))
+            .expression_attribute_values(":ttl", n(window + 3 * crate::domain::rate_limit::WINDOW_SECONDS))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;

@@ -1,11 +1,84 @@
-//! Reading a tenant's audit trail (entries are written by `audit`, inside the
-//! transactions of the changes they record).
+//! A tenant's audit trail: entries are written by [`super::tx::Tx::audit`]
+//! inside the transactions of the changes they record, and each entry is
+//! also its `audit.entry.created` event (it carries the outbox attributes).
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use super::{Item, Store, s};
-use crate::{auth::TenantScope, error::AppResult, http::PageRequest};
+use super::{
+    Item, Store, n, s,
+    tx::{EVENT_DETAIL_ATTR, EVENT_TYPE_ATTR},
+};
+use crate::{
+    auth::TenantScope,
+    domain::audit::{AuditContext, Change, redact},
+    error::AppResult,
+    events::{DomainEvent, Event, catalogue::AuditEntryCreated},
+    store::PageRequest,
+};
+
+/// The stored entry. Its sort key is a UUIDv7, so a tenant's entries are in
+/// time order and a date range is a key range. The entry's id is also the id
+/// of its event.
+pub(crate) fn entry_item(scope: &TenantScope, ctx: &AuditContext, change: Change, retention_days: i64) -> Item {
+    let id = Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let mut old_values = change.old_values;
+    let mut new_values = change.new_values;
+    redact(&mut old_values);
+    redact(&mut new_values);
+    let timestamp = crate::domain::rfc3339(now);
+    let mut item: Item = HashMap::from([
+        ("PK".to_owned(), s(scope.pk())),
+        ("SK".to_owned(), s(format!("AUDIT#{id}"))),
+        ("id".to_owned(), s(id.to_string())),
+        ("tenant_id".to_owned(), s(scope.tenant_id().to_string())),
+        ("action".to_owned(), s(change.action)),
+        ("resource_type".to_owned(), s(change.resource_type)),
+        ("resource_id".to_owned(), s(&change.resource_id)),
+        ("timestamp".to_owned(), s(&timestamp)),
+        ("expires_at".to_owned(), n(now.timestamp() + retention_days * 86_400)),
+    ]);
+    let json_attr = |v: &Value| super::to_attribute(v).ok();
+    let actor = json!(ctx.actor);
+    if let Some(v) = json_attr(&actor) {
+        item.insert("actor".to_owned(), v);
+    }
+    if let Some(v) = json_attr(&old_values) {
+        item.insert("old_values".to_owned(), v);
+    }
+    if let Some(v) = json_attr(&new_values) {
+        item.insert("new_values".to_owned(), v);
+    }
+    if let Some(user) = ctx.user_id() {
+        item.insert("user_id".to_owned(), s(user));
+    }
+    for (name, value) in
+        [("ip_address", &ctx.ip_address), ("user_agent", &ctx.user_agent), ("request_id", &ctx.request_id)]
+    {
+        if let Some(v) = value {
+            item.insert(name.to_owned(), s(v.clone()));
+        }
+    }
+    let event = Event::AuditEntryCreated(AuditEntryCreated {
+        id,
+        action: change.action.to_owned(),
+        resource_type: change.resource_type.to_owned(),
+        resource_id: change.resource_id,
+        actor,
+        old_values,
+        new_values,
+        timestamp,
+        request_id: ctx.request_id.clone(),
+    });
+    let envelope = DomainEvent { id, occurred_at: now, ..event.into_domain_event(scope.tenant_id()) };
+    item.insert(EVENT_TYPE_ATTR.to_owned(), s(&envelope.event_type));
+    item.insert(EVENT_DETAIL_ATTR.to_owned(), s(serde_json::to_string(&envelope).unwrap_or_default()));
+    item
+}
 
 /// Filters of `GET /v1/audit/logs` (seed 003).
 #[derive(Debug, Default, Clone)]

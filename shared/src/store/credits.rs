@@ -6,39 +6,47 @@
 //! | ledger entry | `T#<tenant>#` | `CREDIT#<uuidv7>` | `amount` (signed), `kind`, `reason`, `reference`, `balance_after`, `actor`, `created_at` |
 //! | reference marker | `T#<tenant>#` | `CREDITREF#<kind>#<reference>` | `entry_id`, `balance_after`: a spend or refund with a reference happens once |
 //!
-//! Every change is ONE TransactWriteItems: the tenant update conditioned on the
-//! exact balance it read (`credit_balance = :seen`, or `attribute_not_exists`
-//! when there was none), the ledger entry, the reference marker when there is a
-//! reference (`attribute_not_exists`), and the audit entry. Conditioning on the
-//! exact balance (rather than `credit_balance >= :cost` with an `ADD`) makes the
-//! ledger's `balance_after` exact: no other change can slip in between the read
-//! and the write. A change that lost a race re-reads and tries again (bounded,
-//! with jitter); a spend whose re-read balance is below its cost is refused
-//! with [`CreditError::Insufficient`], so the balance never goes negative.
+//! Every change is ONE transaction ([`Tx`]): the caller's writes when the
+//! change is part of theirs, the reference marker when there is a reference
+//! (`attribute_not_exists`, [`REFERENCE_USED`]), the tenant update conditioned
+//! on the exact balance it read (`credit_balance = :seen`, or
+//! `attribute_not_exists` when there was none: [`BALANCE_CHANGED`]), the
+//! ledger entry, the audit entry and, for a grant or a metered charge, its
+//! event (`credits.added`, `credits.spent`). Conditioning on the exact
+//! balance (rather than `credit_balance >= :cost` with an `ADD`) makes the
+//! ledger's `balance_after` exact: no other change can slip in between the
+//! read and the write. A change that lost a race re-reads and tries again
+//! (bounded, with jitter); a spend whose re-read balance is below its cost is
+//! refused with [`CreditError::Insufficient`], so the balance never goes
+//! negative. The caller's writes come first: when one of their conditions
+//! fails, that is the answer ([`CreditError::PreconditionFailed`] names it),
+//! whatever else failed with it.
 //!
-//! The try-on pipeline calls [`Store::spend_credits`] and
-//! [`Store::refund_credits`] with its session id as the reference: repeating
-//! either with the same reference changes nothing and answers the first result.
+//! The try-on pipeline calls [`Store::spend_credits_with`] and
+//! [`Store::refund_credits_with`] with its session id as the reference:
+//! repeating either with the same reference changes nothing and answers the
+//! first result.
 
 use std::{collections::HashMap, time::Duration};
 
-use aws_sdk_dynamodb::{
-    error::SdkError,
-    operation::transact_write_items::TransactWriteItemsError,
-    types::{TransactWriteItem, Update},
-};
-use axum::http::StatusCode;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use http::StatusCode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Item, Store, from_item, n, number_attr, s, tenants::put_new, tenants::tenant_key, to_item};
+use super::{
+    Item, PageRequest, Store, from_item, n, number_attr, s,
+    tenants::tenant_key,
+    to_item,
+    tx::{Cond, Tx, TxError},
+};
 use crate::{
-    audit::{Actor, AuditContext, Change},
     auth::TenantScope,
+    domain::audit::{Actor, AuditContext, Change},
     error::{AppError, AppResult},
-    http::PageRequest,
+    events::{Event, catalogue::CreditsChanged},
 };
 
 /// The `kind` values of ledger entries.
@@ -50,6 +58,11 @@ pub const CREDITS_RESOURCE: &str = "credits";
 /// for the changes that were concurrent with it.
 const MAX_ATTEMPTS: usize = 100;
 const ENTRY_PREFIX: &str = "CREDIT#";
+
+/// The balance is no longer the one the change read: read again and retry.
+pub const BALANCE_CHANGED: Cond = Cond("credit_balance_changed");
+/// A change of this kind with this reference already happened.
+pub const REFERENCE_USED: Cond = Cond("credit_reference_used");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreditKind {
@@ -81,25 +94,16 @@ pub enum CreditError {
         balance: i64,
         cost: i64,
     },
-    /// A write the caller made part of the change (e.g. a try-on item moving
-    /// to `cancelled`) failed its condition; nothing changed.
-    PreconditionFailed,
+    /// A condition of the caller's writes (the `with` transaction, e.g. a
+    /// try-on item moving to `cancelled`) failed, by the name the caller
+    /// gave it; nothing changed.
+    PreconditionFailed(Cond),
     Other(AppError),
 }
 
 impl From<AppError> for CreditError {
     fn from(e: AppError) -> Self {
         CreditError::Other(e)
-    }
-}
-
-impl<E, R> From<SdkError<E, R>> for CreditError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    fn from(err: SdkError<E, R>) -> Self {
-        CreditError::Other(err.into())
     }
 }
 
@@ -114,7 +118,9 @@ impl From<CreditError> for AppError {
                 format!("this needs {cost} credits and the balance is {balance}"),
             )
             .with_details(json!({ "balance": balance, "cost": cost })),
-            CreditError::PreconditionFailed => AppError::conflict("the change no longer applies; nothing was charged"),
+            CreditError::PreconditionFailed(_) => {
+                AppError::conflict("the change no longer applies; nothing was charged")
+            }
             CreditError::Other(e) => e,
         }
     }
@@ -140,6 +146,18 @@ impl LedgerEntry {
     pub fn to_body(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
+
+    /// The payload of `credits.added` / `credits.spent` for this entry.
+    fn event_payload(&self) -> CreditsChanged {
+        CreditsChanged {
+            entry_id: self.id,
+            amount: self.amount.abs(),
+            balance: self.balance_after,
+            reason: self.reason.clone(),
+            reference: self.reference.clone(),
+            actor: serde_json::to_value(&self.actor).unwrap_or(Value::Null),
+        }
+    }
 }
 
 /// The balance after a change of `amount` credits, or why there is none.
@@ -159,35 +177,24 @@ fn check_amount(amount: i64) -> AppResult<()> {
     if amount > 0 { Ok(()) } else { Err(AppError::invalid_field("amount", "must be greater than 0")) }
 }
 
-/// What a cancelled transaction means for a credit change.
-#[derive(Debug, PartialEq, Eq)]
-enum Cancelled {
+/// What a transaction that did not commit means for a credit change.
+#[derive(Debug)]
+enum Lost {
     /// The reference marker exists: this change already happened.
     ReferenceUsed,
     /// The balance changed since it was read (or DynamoDB saw a concurrent
-    /// transaction on the item): read again and retry.
-    Raced,
-    Other,
+    /// transaction on an item): read again and retry.
+    Race,
+    Failed(CreditError),
 }
 
-/// Classifies a cancellation by its per-item reason codes.
-fn cancelled(codes: &[Option<String>], marker_index: Option<usize>) -> Cancelled {
-    let is = |code: &Option<String>, wanted: &str| code.as_deref() == Some(wanted);
-    if marker_index.and_then(|i| codes.get(i)).is_some_and(|c| is(c, "ConditionalCheckFailed")) {
-        Cancelled::ReferenceUsed
-    } else if codes.iter().any(|c| is(c, "ConditionalCheckFailed") || is(c, "TransactionConflict")) {
-        Cancelled::Raced
-    } else {
-        Cancelled::Other
-    }
-}
-
-fn cancellation_codes<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<Option<String>>> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-            Some(e.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect())
-        }
-        _ => None,
+fn lost(err: TxError) -> Lost {
+    match err {
+        TxError::Condition(REFERENCE_USED) => Lost::ReferenceUsed,
+        TxError::Condition(BALANCE_CHANGED) | TxError::Conflict => Lost::Race,
+        // The caller's writes come first, so theirs is the first failure.
+        TxError::Condition(theirs) => Lost::Failed(CreditError::PreconditionFailed(theirs)),
+        TxError::Store(e) => Lost::Failed(CreditError::Other(e)),
     }
 }
 
@@ -203,11 +210,42 @@ fn reference_key(scope: &TenantScope, kind: CreditKind, reference: &str) -> Item
     key(scope, format!("CREDITREF#{}#{reference}", kind.as_str()))
 }
 
+/// The tenant's new balance, written only if it still is `seen`
+/// ([`BALANCE_CHANGED`]).
+fn balance_update(scope: &TenantScope, seen: Option<i64>, after: i64) -> UpdateBuilder {
+    let update = UpdateBuilder::default()
+        .set_key(Some(tenant_key(scope)))
+        .update_expression("SET credit_balance = :after")
+        .expression_attribute_values(":after", n(after));
+    match seen {
+        Some(balance) => update
+            .condition_expression("attribute_exists(PK) AND credit_balance = :seen")
+            .expression_attribute_values(":seen", n(balance)),
+        None => update.condition_expression("attribute_exists(PK) AND attribute_not_exists(credit_balance)"),
+    }
+}
+
 /// A few milliseconds, more after each lost race, so contenders spread out.
 async fn back_off(attempt: usize) {
     let ceiling = 2 + 2 * attempt.min(10) as u64;
     let ms = rand::thread_rng().gen_range(1..=ceiling);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// The event that announces a change (`Event::CreditsAdded`,
+/// `Event::CreditsSpent`); a try-on's spends and refunds have none of their
+/// own (the try-on's events tell).
+type Announce = fn(CreditsChanged) -> Event;
+
+/// One change of the balance, as the public entry points describe it.
+struct CreditChange<'a> {
+    kind: CreditKind,
+    amount: i64,
+    reason: &'a str,
+    reference: Option<&'a str>,
+    /// The caller's writes, committed with the change or not at all.
+    with: Tx,
+    announce: Option<Announce>,
 }
 
 impl Store {
@@ -230,7 +268,8 @@ impl Store {
         Ok(output.item.map(|item| item.contains_key("credit_balance").then(|| number_attr(&item, "credit_balance"))))
     }
 
-    /// Adds credits (a platform admin's grant). 404 for no tenant.
+    /// Adds credits (a platform admin's grant), with `credits.added`. 404 for
+    /// no tenant.
     pub async fn grant_credits(
         &self,
         scope: &TenantScope,
@@ -238,13 +277,23 @@ impl Store {
         reason: &str,
         audit: &AuditContext,
     ) -> AppResult<LedgerEntry> {
-        Ok(self.change_credits(scope, CreditKind::Grant, amount, reason, None, audit, &[]).await?)
+        let change = CreditChange {
+            kind: CreditKind::Grant,
+            amount,
+            reason,
+            reference: None,
+            with: Tx::new(),
+            announce: Some(Event::CreditsAdded),
+        };
+        Ok(self.change_credits(scope, change, audit).await?)
     }
 
     /// Takes `amount` credits and answers the ledger entry (with the balance
     /// after), or [`CreditError::Insufficient`] when the balance is below
     /// `amount` (nothing changes). With a `reference`, a repeat changes
-    /// nothing and answers the first spend's entry.
+    /// nothing and answers the first spend's entry. A spend of its own (the
+    /// metered charge, `POST /v1/credits/charges`) is announced by
+    /// `credits.spent` in its transaction.
     pub async fn spend_credits(
         &self,
         scope: &TenantScope,
@@ -253,12 +302,24 @@ impl Store {
         reference: Option<&str>,
         audit: &AuditContext,
     ) -> Result<LedgerEntry, CreditError> {
-        self.change_credits(scope, CreditKind::Spend, amount, reason, reference, audit, &[]).await
+        let change = CreditChange {
+            kind: CreditKind::Spend,
+            amount,
+            reason,
+            reference,
+            with: Tx::new(),
+            announce: Some(Event::CreditsSpent),
+        };
+        self.change_credits(scope, change, audit).await
     }
 
-    /// A spend made in ONE transaction with `with` (conditions included):
+    /// A spend made in ONE transaction with `with` (the caller's writes,
+    /// their conditions named, their audit entries and events included):
     /// both happen or neither. The try-on pipeline creates its session this
-    /// way. A failed condition of `with` is [`CreditError::PreconditionFailed`].
+    /// way. A failed condition of `with` is
+    /// [`CreditError::PreconditionFailed`] with its name; a lost race retries
+    /// the whole (with a copy of `with`). Emits no `credits.spent`: the
+    /// caller's change has events of its own.
     pub async fn spend_credits_with(
         &self,
         scope: &TenantScope,
@@ -266,13 +327,16 @@ impl Store {
         reason: &str,
         reference: &str,
         audit: &AuditContext,
-        with: &[TransactWriteItem],
+        with: Tx,
     ) -> Result<LedgerEntry, CreditError> {
-        self.change_credits(scope, CreditKind::Spend, amount, reason, Some(reference), audit, with).await
+        let reference = Some(reference);
+        let change = CreditChange { kind: CreditKind::Spend, amount, reason, reference, with, announce: None };
+        self.change_credits(scope, change, audit).await
     }
 
     /// A refund made in one transaction with `with` (an item leaving its
-    /// state, say), once per `reference`.
+    /// state, say), once per `reference`; failures as for
+    /// [`Self::spend_credits_with`].
     pub async fn refund_credits_with(
         &self,
         scope: &TenantScope,
@@ -280,9 +344,11 @@ impl Store {
         reason: &str,
         reference: &str,
         audit: &AuditContext,
-        with: &[TransactWriteItem],
+        with: Tx,
     ) -> Result<LedgerEntry, CreditError> {
-        self.change_credits(scope, CreditKind::Refund, amount, reason, Some(reference), audit, with).await
+        let reference = Some(reference);
+        let change = CreditChange { kind: CreditKind::Refund, amount, reason, reference, with, announce: None };
+        self.change_credits(scope, change, audit).await
     }
 
     /// Gives `amount` credits back, once per `reference` (a repeat, even a
@@ -295,22 +361,16 @@ impl Store {
         reference: &str,
         audit: &AuditContext,
     ) -> AppResult<LedgerEntry> {
-        Ok(self.change_credits(scope, CreditKind::Refund, amount, reason, Some(reference), audit, &[]).await?)
+        Ok(self.refund_credits_with(scope, amount, reason, reference, audit, Tx::new()).await?)
     }
 
-    // One private function behind the public grant/spend/refund entry points,
-    // which each pass a subset; a parameter struct would only rename them.
-    #[allow(clippy::too_many_arguments)]
     async fn change_credits(
         &self,
         scope: &TenantScope,
-        kind: CreditKind,
-        amount: i64,
-        reason: &str,
-        reference: Option<&str>,
+        change: CreditChange<'_>,
         audit: &AuditContext,
-        with: &[TransactWriteItem],
     ) -> Result<LedgerEntry, CreditError> {
+        let CreditChange { kind, amount, reason, reference, with, announce } = change;
         check_amount(amount)?;
         if reference.is_some_and(|r| r.is_empty() || r.len() > 512) {
             return Err(AppError::invalid_field("reference", "must have 1 to 512 characters").into());
@@ -349,21 +409,19 @@ impl Store {
                 actor: audit.actor.clone(),
                 created_at: crate::domain::now_rfc3339(),
             };
-            let mut writes = vec![self.balance_update(scope, seen, after)?];
+            // The caller's writes first: their failure is the answer.
+            let mut tx = with.clone();
+            if let Some(reference) = reference {
+                let mut marker = reference_key(scope, kind, reference);
+                marker.insert("entry_id".into(), s(entry.id.to_string()));
+                marker.insert("balance_after".into(), n(after));
+                tx.put_new(marker, REFERENCE_USED);
+            }
+            tx.update(balance_update(scope, seen, after), Some(BALANCE_CHANGED));
             let mut item = to_item(&entry)?;
             item.extend(entry_key(scope, entry.id));
-            writes.push(put_new(self, item)?);
-            let marker_index = match reference {
-                Some(reference) => {
-                    let mut marker = reference_key(scope, kind, reference);
-                    marker.insert("entry_id".into(), s(entry.id.to_string()));
-                    marker.insert("balance_after".into(), n(after));
-                    writes.push(put_new(self, marker)?);
-                    Some(writes.len() - 1)
-                }
-                None => None,
-            };
-            let change = Change {
+            tx.put_new(item, Cond::UNIQUE_ID);
+            let recorded = Change {
                 action: kind.as_str(),
                 resource_type: CREDITS_RESOURCE,
                 resource_id: entry.id.to_string(),
@@ -372,47 +430,23 @@ impl Store {
                     "balance": after, "amount": entry.amount, "reason": reason, "reference": reference,
                 }),
             };
-            writes.push(self.audit_put(scope, audit, change, retention)?);
-            let first_extra = writes.len();
-            writes.extend_from_slice(with);
-            let err = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-                Ok(_) => return Ok(entry),
-                Err(err) => err,
-            };
-            let codes = cancellation_codes(&err);
-            if codes.as_ref().is_some_and(|codes| {
-                codes.iter().skip(first_extra).any(|c| c.as_deref() == Some("ConditionalCheckFailed"))
-            }) {
-                return Err(CreditError::PreconditionFailed);
+            tx.audit(scope, audit, recorded, retention);
+            if let Some(announce) = announce {
+                tx.emit(scope, announce(entry.event_payload()));
             }
-            match codes.map(|codes| cancelled(&codes, marker_index)) {
-                Some(Cancelled::ReferenceUsed) => {
+            let Err(err) = tx.commit(self).await else { return Ok(entry) };
+            match lost(err) {
+                Lost::ReferenceUsed => {
                     let reference = reference.unwrap_or_default();
                     return self.entry_for_reference(scope, kind, reference).await?.ok_or_else(|| {
                         AppError::internal(anyhow::anyhow!("credit reference marker without its entry")).into()
                     });
                 }
-                Some(Cancelled::Raced) => back_off(attempt).await,
-                Some(Cancelled::Other) | None => return Err(err.into()),
+                Lost::Race => back_off(attempt).await,
+                Lost::Failed(err) => return Err(err),
             }
         }
         Err(AppError::conflict("the credit balance is being changed by many requests; try again").into())
-    }
-
-    /// The tenant's new balance, written only if it still is `seen`.
-    fn balance_update(&self, scope: &TenantScope, seen: Option<i64>, after: i64) -> AppResult<TransactWriteItem> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(tenant_key(scope)))
-            .update_expression("SET credit_balance = :after")
-            .expression_attribute_values(":after", n(after));
-        let update = match seen {
-            Some(balance) => update
-                .condition_expression("attribute_exists(PK) AND credit_balance = :seen")
-                .expression_attribute_values(":seen", n(balance)),
-            None => update.condition_expression("attribute_exists(PK) AND attribute_not_exists(credit_balance)"),
-        };
-        Ok(TransactWriteItem::builder().update(update.build().map_err(AppError::internal)?).build())
     }
 
     /// The entry an earlier change with this reference wrote, if there was one.
@@ -422,15 +456,10 @@ impl Store {
         kind: CreditKind,
         reference: &str,
     ) -> AppResult<Option<LedgerEntry>> {
-        let marker = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(reference_key(scope, kind, reference)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let Some(entry_id) = marker.item.as_ref().and_then(|m| m.get("entry_id")).and_then(|v| v.as_s().ok()) else {
+        let Some(marker) = self.get_item(reference_key(scope, kind, reference)).await? else {
+            return Ok(None);
+        };
+        let Some(entry_id) = marker.get("entry_id").and_then(|v| v.as_s().ok()) else {
             return Ok(None);
         };
         let entry_id = Uuid::parse_str(entry_id).map_err(AppError::internal)?;
@@ -498,18 +527,36 @@ mod tests {
     }
 
     #[test]
-    fn cancellations_tell_a_used_reference_from_a_lost_race() {
-        let code = |c: &str| Some(c.to_owned());
-        let none = || Some("None".to_owned());
-        let used = [code("ConditionalCheckFailed"), none(), code("ConditionalCheckFailed"), none()];
-        assert_eq!(cancelled(&used, Some(2)), Cancelled::ReferenceUsed);
-        let raced = [code("ConditionalCheckFailed"), none(), none(), none()];
-        assert_eq!(cancelled(&raced, Some(2)), Cancelled::Raced);
-        assert_eq!(cancelled(&raced, None), Cancelled::Raced);
-        let conflict = [code("TransactionConflict"), none(), none()];
-        assert_eq!(cancelled(&conflict, None), Cancelled::Raced);
-        let other = [code("ValidationError"), none(), none()];
-        assert_eq!(cancelled(&other, None), Cancelled::Other);
+    fn a_lost_transaction_tells_a_used_reference_from_a_race_and_from_the_callers_failure() {
+        assert!(matches!(lost(TxError::Condition(REFERENCE_USED)), Lost::ReferenceUsed));
+        assert!(matches!(lost(TxError::Condition(BALANCE_CHANGED)), Lost::Race));
+        assert!(matches!(lost(TxError::Conflict), Lost::Race));
+        const ITEM_MOVED: Cond = Cond("item_moved");
+        assert!(matches!(
+            lost(TxError::Condition(ITEM_MOVED)),
+            Lost::Failed(CreditError::PreconditionFailed(ITEM_MOVED))
+        ));
+        let other = lost(TxError::Store(AppError::internal(anyhow::anyhow!("boom"))));
+        assert!(matches!(other, Lost::Failed(CreditError::Other(_))));
+    }
+
+    #[test]
+    fn credit_events_carry_the_positive_amount_and_the_balance_after() {
+        let entry = LedgerEntry {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            amount: -3,
+            kind: "spend".into(),
+            reason: "render".into(),
+            reference: Some("job-1".into()),
+            balance_after: 7,
+            actor: AuditContext::system("test").actor,
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let payload = entry.event_payload();
+        assert_eq!((payload.amount, payload.balance), (3, 7));
+        assert_eq!(payload.reference.as_deref(), Some("job-1"));
+        assert_eq!(payload.actor["type"], "system");
     }
 
     #[test]
@@ -525,7 +572,7 @@ mod tests {
 
     #[test]
     fn ledger_keys_do_not_share_a_prefix_with_reference_markers() {
-        let scope = TenantScope::trusted_internal(Uuid::nil());
+        let scope = crate::auth::proofs::NewTenant::scope(Uuid::nil());
         let marker = reference_key(&scope, CreditKind::Refund, "session-1");
         assert_eq!(marker["SK"].as_s().ok().map(String::as_str), Some("CREDITREF#refund#session-1"));
         assert!(!marker["SK"].as_s().is_ok_and(|sk| sk.starts_with(ENTRY_PREFIX)));

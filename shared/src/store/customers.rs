@@ -6,26 +6,34 @@
 //! | external id claim | `T#<tenant>#` | `CUSTOMEREXT#<external_id>` | | `customer_id`: the upsert key, unique per tenant |
 //! | photo | `T#<tenant>#` | `CUSTOMER#<customer>#PHOTO#<photo>` | | `kind`, `content_type`, `declared_size`, `status` (`pending`/`ready`/`rejected`), `size_bytes`, `object_key` |
 //!
-//! Upsert by `external_id`: the claim item makes "create" happen once under
-//! any concurrency (`attribute_not_exists`); a caller that loses the race
-//! updates the winner's customer instead. A photo is created in one
-//! transaction with the customer's `photo_count` (under the per-customer cap,
-//! which also proves the customer exists).
+//! Every change is one transaction ([`Tx`]) with its audit entry. Upsert by
+//! `external_id`: the claim item makes "create" happen once under any
+//! concurrency ([`EXTERNAL_ID_TAKEN`]); a caller that loses the race updates
+//! the winner's customer instead. Updates and deletes are conditioned on the
+//! `updated_at` they read ([`CUSTOMER_CHANGED`]) and read again when another
+//! change got there first. A photo is created in one transaction with the
+//! customer's `photo_count` (under the per-customer cap, which also proves
+//! the customer exists: [`NO_PHOTO_SLOT`]); it settles once
+//! ([`PHOTO_SETTLED`]).
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::builders::{DeleteBuilder, UpdateBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::{Item, Store, failed_conditions, from_item, n, s, tenants::put_new, to_attribute, to_item};
+use super::{
+    Item, PageRequest, Store, from_item, n, s, to_attribute, to_item,
+    tx::{Cond, Tx, TxError},
+};
 use crate::{
-    audit::{AuditContext, Change},
     auth::TenantScope,
-    domain::{now_rfc3339, rfc3339},
+    domain::{
+        audit::{AuditContext, Change},
+        now_rfc3339, rfc3339,
+    },
     error::{AppError, AppResult},
-    http::PageRequest,
 };
 
 pub const CUSTOMER_RESOURCE: &str = "customer";
@@ -33,6 +41,17 @@ pub const PHOTO_RESOURCE: &str = "customer_photo";
 /// Photos one customer may have (a customer's delete removes them in one
 /// transaction of at most 100 items).
 pub const MAX_PHOTOS_PER_CUSTOMER: i64 = 50;
+
+/// Another customer holds this `external_id` (a concurrent create won).
+pub const EXTERNAL_ID_TAKEN: Cond = Cond("external_id_taken");
+/// The customer changed (or went) since it was read.
+pub const CUSTOMER_CHANGED: Cond = Cond("customer_changed");
+/// The customer is missing or has [`MAX_PHOTOS_PER_CUSTOMER`] photos.
+pub const NO_PHOTO_SLOT: Cond = Cond("no_photo_slot");
+/// The photo is no longer pending (confirmed meanwhile).
+pub const PHOTO_SETTLED: Cond = Cond("photo_settled");
+/// How often a read-then-conditional-write is retried after losing a race.
+const OPTIMISTIC_RETRIES: usize = 3;
 
 fn key(scope: &TenantScope, sk: String) -> Item {
     HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
@@ -139,6 +158,17 @@ impl From<AppError> for PhotoError {
     }
 }
 
+/// Commits `tx`: true when it did, false when `retry` failed (the data
+/// changed since it was read, or a concurrent transaction got in the way).
+async fn committed(store: &Store, tx: Tx, retry: Cond) -> AppResult<bool> {
+    match tx.commit(store).await {
+        Ok(()) => Ok(true),
+        Err(TxError::Conflict) => Ok(false),
+        Err(TxError::Condition(cond)) if cond == retry => Ok(false),
+        Err(other) => Err(other.into_app_error(CUSTOMER_RESOURCE)),
+    }
+}
+
 impl Store {
     /// Creates the customer for `external_id`, or updates the one it has.
     /// Answers the customer and whether it was created.
@@ -181,21 +211,12 @@ impl Store {
             item.extend(customer_key(scope, customer.id));
             item.insert("GSI1PK".into(), s(customers_index_pk(scope)));
             item.insert("GSI1SK".into(), s(customer.id.to_string()));
-            let writes = vec![
-                put_new(self, claim)?,
-                put_new(self, item)?,
-                self.audit_put(
-                    scope,
-                    audit,
-                    Change::created(CUSTOMER_RESOURCE, customer.id, customer.to_body()),
-                    retention,
-                )?,
-            ];
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-                Ok(_) => return Ok((customer, true)),
-                // Another request created it first: update that one.
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
-                Err(err) => return Err(err.into()),
+            let mut tx = Tx::new();
+            tx.put_new(claim, EXTERNAL_ID_TAKEN).put_new(item, Cond::UNIQUE_ID);
+            tx.audit(scope, audit, Change::created(CUSTOMER_RESOURCE, customer.id, customer.to_body()), retention);
+            // Another request created it first: update that one.
+            if committed(self, tx, EXTERNAL_ID_TAKEN).await? {
+                return Ok((customer, true));
             }
         }
         Err(AppError::conflict("the customer is being changed by other requests; try again"))
@@ -209,7 +230,7 @@ impl Store {
         audit: &AuditContext,
         retention: i64,
     ) -> AppResult<Option<Customer>> {
-        for _ in 0..3 {
+        for _ in 0..OPTIMISTIC_RETRIES {
             let Some(old) = self.get_customer(scope, id).await? else { return Ok(None) };
             let mut new = old.clone();
             if let Some(email) = &fields.email {
@@ -225,8 +246,7 @@ impl Store {
                 return Ok(Some(old));
             }
             new.updated_at = now_rfc3339();
-            let update = Update::builder()
-                .table_name(&self.table)
+            let update = UpdateBuilder::default()
                 .set_key(Some(customer_key(scope, id)))
                 .update_expression("SET email = :email, #name = :name, metadata = :metadata, updated_at = :now")
                 .condition_expression("updated_at = :seen")
@@ -235,26 +255,12 @@ impl Store {
                 .expression_attribute_values(":name", to_attribute(&json!(new.name))?)
                 .expression_attribute_values(":metadata", to_attribute(&Value::Object(new.metadata.clone()))?)
                 .expression_attribute_values(":now", s(&new.updated_at))
-                .expression_attribute_values(":seen", s(&old.updated_at))
-                .build()
-                .map_err(AppError::internal)?;
-            let entry = self.audit_put(
-                scope,
-                audit,
-                Change::updated(CUSTOMER_RESOURCE, id, old.to_body(), new.to_body()),
-                retention,
-            )?;
-            match self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update).build())
-                .transact_items(entry)
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(Some(new)),
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
-                Err(err) => return Err(err.into()),
+                .expression_attribute_values(":seen", s(&old.updated_at));
+            let mut tx = Tx::new();
+            tx.update(update, Some(CUSTOMER_CHANGED));
+            tx.audit(scope, audit, Change::updated(CUSTOMER_RESOURCE, id, old.to_body(), new.to_body()), retention);
+            if committed(self, tx, CUSTOMER_CHANGED).await? {
+                return Ok(Some(new));
             }
         }
         Err(AppError::conflict("the customer is being changed by other requests; try again"))
@@ -313,31 +319,24 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<(), PhotoError> {
         let retention = self.audit_retention(scope).await?;
-        let count = Update::builder()
-            .table_name(&self.table)
+        let count = UpdateBuilder::default()
             .set_key(Some(customer_key(scope, photo.customer_id)))
             .update_expression("ADD photo_count :one")
             .condition_expression("attribute_exists(PK) AND (attribute_not_exists(photo_count) OR photo_count < :max)")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(MAX_PHOTOS_PER_CUSTOMER))
-            .build()
-            .map_err(AppError::internal)?;
+            .expression_attribute_values(":max", n(MAX_PHOTOS_PER_CUSTOMER));
         let mut item = to_item(photo)?;
         item.extend(photo_key(scope, photo.customer_id, photo.id));
-        let writes = vec![
-            TransactWriteItem::builder().update(count).build(),
-            put_new(self, item)?,
-            self.audit_put(scope, audit, Change::created(PHOTO_RESOURCE, photo.id, photo.to_body()), retention)?,
-        ];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
-                match self.get_customer(scope, photo.customer_id).await? {
-                    None => Err(PhotoError::NoCustomer),
-                    Some(_) => Err(PhotoError::TooMany),
-                }
-            }
-            Err(err) => Err(PhotoError::Other(err.into())),
+        let mut tx = Tx::new();
+        tx.update(count, Some(NO_PHOTO_SLOT)).put_new(item, Cond::UNIQUE_ID);
+        tx.audit(scope, audit, Change::created(PHOTO_RESOURCE, photo.id, photo.to_body()), retention);
+        match tx.commit(self).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Condition(NO_PHOTO_SLOT)) => match self.get_customer(scope, photo.customer_id).await? {
+                None => Err(PhotoError::NoCustomer),
+                Some(_) => Err(PhotoError::TooMany),
+            },
+            Err(other) => Err(PhotoError::Other(other.into_app_error(PHOTO_RESOURCE))),
         }
     }
 
@@ -353,8 +352,7 @@ impl Store {
         let now = rfc3339(crate::domain::now());
         let mut settled = photo.clone();
         settled.confirmed_at = Some(now.clone());
-        let update = Update::builder()
-            .table_name(&self.table)
+        let update = UpdateBuilder::default()
             .set_key(Some(photo_key(scope, photo.customer_id, photo.id)))
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
@@ -378,32 +376,19 @@ impl Store {
                     .expression_attribute_values(":reason", s(reason))
             }
         };
-        let entry = self.audit_put(
-            scope,
-            audit,
-            Change::updated(
-                PHOTO_RESOURCE,
-                photo.id,
-                json!({"status": photo.status}),
-                json!({"status": settled.status}),
-            ),
-            self.audit_retention(scope).await?,
-        )?;
-        match self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update.build().map_err(AppError::internal)?).build())
-            .transact_items(entry)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(settled),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => self
-                .get_photo(scope, photo.customer_id, photo.id)
-                .await?
-                .ok_or_else(|| AppError::not_found(PHOTO_RESOURCE)),
-            Err(err) => Err(err.into()),
+        let change = Change::updated(
+            PHOTO_RESOURCE,
+            photo.id,
+            json!({"status": photo.status}),
+            json!({"status": settled.status}),
+        );
+        let mut tx = Tx::new();
+        tx.update(update, Some(PHOTO_SETTLED));
+        tx.audit(scope, audit, change, self.audit_retention(scope).await?);
+        if committed(self, tx, PHOTO_SETTLED).await? {
+            return Ok(settled);
         }
+        self.get_photo(scope, photo.customer_id, photo.id).await?.ok_or_else(|| AppError::not_found(PHOTO_RESOURCE))
     }
 
     /// Deletes the customer, its external id claim and its photo items in one
@@ -411,37 +396,27 @@ impl Store {
     /// leaves a customer a retry can delete, never orphaned objects).
     pub async fn delete_customer(&self, scope: &TenantScope, id: Uuid, audit: &AuditContext) -> AppResult<bool> {
         let retention = self.audit_retention(scope).await?;
-        for _ in 0..3 {
+        for _ in 0..OPTIMISTIC_RETRIES {
             let Some(customer) = self.get_customer(scope, id).await? else { return Ok(false) };
             let photos = self.list_photos(scope, id).await?;
-            let delete = |key: Item| -> AppResult<TransactWriteItem> {
-                let builder = Delete::builder().table_name(&self.table).set_key(Some(key));
-                Ok(TransactWriteItem::builder().delete(builder.build().map_err(AppError::internal)?).build())
-            };
             // Unchanged since read, photo count included: a photo added
             // meanwhile would otherwise outlive its customer.
-            let delete_customer = Delete::builder()
-                .table_name(&self.table)
+            let delete_customer = DeleteBuilder::default()
                 .set_key(Some(customer_key(scope, id)))
                 .condition_expression(
                     "updated_at = :seen AND (attribute_not_exists(photo_count) OR photo_count = :photos)",
                 )
                 .expression_attribute_values(":seen", s(&customer.updated_at))
-                .expression_attribute_values(":photos", n(customer.photo_count))
-                .build()
-                .map_err(AppError::internal)?;
-            let mut writes = vec![
-                TransactWriteItem::builder().delete(delete_customer).build(),
-                delete(claim_key(scope, &customer.external_id))?,
-                self.audit_put(scope, audit, Change::deleted(CUSTOMER_RESOURCE, id, customer.to_body()), retention)?,
-            ];
+                .expression_attribute_values(":photos", n(customer.photo_count));
+            let mut tx = Tx::new();
+            tx.delete(delete_customer, Some(CUSTOMER_CHANGED));
+            tx.delete(DeleteBuilder::default().set_key(Some(claim_key(scope, &customer.external_id))), None);
+            tx.audit(scope, audit, Change::deleted(CUSTOMER_RESOURCE, id, customer.to_body()), retention);
             for photo in &photos {
-                writes.push(delete(photo_key(scope, id, photo.id))?);
+                tx.delete(DeleteBuilder::default().set_key(Some(photo_key(scope, id, photo.id))), None);
             }
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-                Ok(_) => return Ok(true),
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
-                Err(err) => return Err(err.into()),
+            if committed(self, tx, CUSTOMER_CHANGED).await? {
+                return Ok(true);
             }
         }
         Err(AppError::conflict("the customer is being changed by other requests; try again"))

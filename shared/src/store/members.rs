@@ -1,33 +1,67 @@
 //! Managing the people of a tenant: users and their invitations. Every change
-//! is one transaction with its audit entry and the tenant's counters:
-//! `user_count` (seats: users plus pending invitations, the figure the users
-//! quota limits), `users_<role>` and `pending_invitations`. The last owner is
-//! protected by a condition on `users_owner`, not by a prior count.
+//! is one [`Tx`] with its audit entry, its `user.*` event and the tenant's
+//! counters: `user_count` (seats: users plus pending invitations, the figure
+//! the users quota limits), `users_<role>` and `pending_invitations`. The last
+//! owner is protected by a condition on `users_owner`, not by a prior count.
+//!
+//! | item | PK | SK |
+//! |---|---|---|
+//! | user (`store::users`) | `T#<tenant>#` | `USER#<id>` |
+//! | email claim (`store::users`) | `EMAIL#<address>` | `EMAIL` |
+//! | invitation | `T#<tenant>#` | `INVITATION#<address>` (`token_hash`: SHA-256 of its one-time token) |
+//!
+//! | change | conditions (by name) | event |
+//! |---|---|---|
+//! | [`Store::create_user`] | `email_taken`, `quota_full` | `user.created` (`via: "api"`) |
+//! | [`Store::create_invitations`] | `email_taken`, `already_invited`, `quota_full` | `user.invited`, one each |
+//! | [`Store::update_user`] | `user_changed` (re-read, retry), `last_owner` | `user.updated` |
+//! | [`Store::delete_user`] | `user_missing`, `last_owner` | `user.deleted` |
+//! | [`Store::reissue_invitation`], [`Store::revoke_invitation`] | `invitation_missing` | none |
+//! | [`Store::accept_invitation`] | `invitation_used`, `email_taken`, `tenant_unusable` | `user.created` (`via: "invitation"`) |
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem, Update};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Update};
+use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    Item, Store, failed_conditions, from_item, n, s,
-    tenants::{put_new, role_counter, tenant_key},
+    Item, PageRequest, Store, from_item, n,
+    quota::{QUOTA_FULL, TENANT_MISSING, quota_change, tenant_counters},
+    s,
+    tenants::role_counter,
+    tx::{Cond, Tx, TxError},
     users::{email_key, user_key},
 };
 use crate::{
-    audit::{AuditContext, Change},
-    auth::{Role, TenantScope},
+    auth::{Role, TenantScope, proofs::CredentialLookup},
     domain::{
+        audit::{AuditContext, Change, retention_days_of},
         plans::{Quota, effective_limits},
         tenant::Tenant,
-        user::User,
+        user::{INVITATION_TTL_SECONDS, Invitation, User, UserChanges},
     },
     error::{AppError, AppResult},
-    http::PageRequest,
 };
+
+/// The address already has an account (its email claim exists).
+const EMAIL_TAKEN: Cond = Cond("email_taken");
+/// The address already has a pending invitation in this tenant.
+const ALREADY_INVITED: Cond = Cond("already_invited");
+/// The change would leave the tenant without an owner.
+const LAST_OWNER: Cond = Cond("last_owner");
+/// The user changed since it was read (optimistic update: re-read, retry).
+const USER_CHANGED: Cond = Cond("user_changed");
+const USER_MISSING: Cond = Cond("user_missing");
+const INVITATION_MISSING: Cond = Cond("invitation_missing");
+/// The invitation's token is no longer the one presented (accepted, or
+/// reissued, meanwhile).
+const INVITATION_USED: Cond = Cond("invitation_used");
+/// The tenant is inactive or suspended: it takes no new members.
+const TENANT_UNUSABLE: Cond = Cond("tenant_unusable");
+
+/// How often a read-then-conditional-write is retried after losing a race.
+const OPTIMISTIC_RETRIES: usize = 3;
 
 /// Why a change to users was refused.
 #[derive(Debug)]
@@ -46,34 +80,15 @@ impl From<AppError> for MemberError {
     }
 }
 
-/// A validated partial update of a user.
-#[derive(Debug, Default, Clone)]
-pub struct UserChanges {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub role: Option<Role>,
-    pub is_active: Option<bool>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Invitation {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub email: String,
-    pub role: Role,
-    pub status: String,
-    pub invited_by: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: i64,
-}
-
-impl Invitation {
-    pub fn to_body(&self) -> Value {
-        json!({
-            "id": self.id, "email": self.email, "role": self.role, "status": self.status,
-            "invited_by": self.invited_by, "created_at": self.created_at,
-            "expires_at": DateTime::from_timestamp(self.expires_at, 0).map(crate::domain::rfc3339),
-        })
+/// The refusals every change of users shares; each change matches its own
+/// conditions before this.
+impl From<TxError> for MemberError {
+    fn from(err: TxError) -> Self {
+        match err {
+            TxError::Condition(QUOTA_FULL) => MemberError::QuotaExceeded,
+            TxError::Condition(LAST_OWNER) => MemberError::LastOwner,
+            other => MemberError::Other(other.into_app_error("users")),
+        }
     }
 }
 
@@ -81,42 +96,45 @@ fn invitation_key(scope: &TenantScope, email: &str) -> Item {
     HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("INVITATION#{email}")))])
 }
 
-fn write<T>(build: Result<T, aws_sdk_dynamodb::error::BuildError>) -> AppResult<T> {
-    build.map_err(AppError::internal)
+/// What a change of the tenant's user counters must leave true.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// The tenant exists.
+    Tenant,
+    /// An owner is left (an owner is demoted, deactivated or deleted).
+    AnOwner,
+    /// The tenant takes members: neither inactive nor suspended.
+    UsableTenant,
 }
 
-/// Counter changes on the tenant item for a change of users by role; with
-/// `keep_an_owner`, refused (condition) if no owner would be left.
-fn role_counters(
-    store: &Store,
-    scope: &TenantScope,
-    deltas: &[(Role, i64)],
-    extra: &[(&str, i64)],
-    keep_an_owner: bool,
-) -> AppResult<TransactWriteItem> {
-    let mut adds = Vec::new();
-    let mut update = Update::builder().table_name(&store.table).set_key(Some(tenant_key(scope)));
-    let all: Vec<(String, i64)> = deltas
+/// Adds to `tx` the counter changes on the tenant item for a change of users
+/// by role, under the condition `keep` names.
+fn role_counters(tx: &mut Tx, scope: &TenantScope, deltas: &[(Role, i64)], extra: &[(&str, i64)], keep: Keep) {
+    let counters: Vec<(String, i64)> = deltas
         .iter()
-        .map(|(r, d)| (role_counter(*r), *d))
-        .chain(extra.iter().map(|(c, d)| ((*c).to_owned(), *d)))
+        .map(|(role, delta)| (role_counter(*role), *delta))
+        .chain(extra.iter().map(|(counter, delta)| ((*counter).to_owned(), *delta)))
         .collect();
-    for (i, (counter, delta)) in all.iter().enumerate() {
-        adds.push(format!("#c{i} :d{i}"));
-        update = update
-            .expression_attribute_names(format!("#c{i}"), counter)
-            .expression_attribute_values(format!(":d{i}"), n(*delta));
-    }
-    update = update.update_expression(format!("ADD {}", adds.join(", ")));
-    update = if keep_an_owner {
-        update
-            .condition_expression("attribute_exists(PK) AND #owners > :one")
-            .expression_attribute_names("#owners", role_counter(Role::Owner))
-            .expression_attribute_values(":one", n(1))
-    } else {
-        update.condition_expression("attribute_exists(PK)")
+    let (update, expression) = tenant_counters(scope, &counters);
+    let update = update.update_expression(expression);
+    match keep {
+        Keep::Tenant => tx.update(update.condition_expression("attribute_exists(PK)"), Some(TENANT_MISSING)),
+        Keep::AnOwner => tx.update(
+            update
+                .condition_expression("attribute_exists(PK) AND #owners > :one")
+                .expression_attribute_names("#owners", role_counter(Role::Owner))
+                .expression_attribute_values(":one", n(1)),
+            Some(LAST_OWNER),
+        ),
+        Keep::UsableTenant => tx.update(
+            update
+                .condition_expression("attribute_exists(PK) AND #status <> :inactive AND #status <> :suspended")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":inactive", s("inactive"))
+                .expression_attribute_values(":suspended", s("suspended")),
+            Some(TENANT_UNUSABLE),
+        ),
     };
-    Ok(TransactWriteItem::builder().update(write(update.build())?).build())
 }
 
 impl Store {
@@ -129,22 +147,18 @@ impl Store {
         password_hash: &str,
         audit: &AuditContext,
     ) -> Result<(), MemberError> {
-        let (claim, item) = self.user_items(user, password_hash)?;
+        let (claim, item) = self.user_items(scope, user, password_hash)?;
         let limit = Quota::Users.limit(&effective_limits(tenant));
-        let retention = self.audit_retention(scope).await?;
-        let writes = vec![
-            put_new(self, claim)?,
-            put_new(self, item)?,
-            self.quota_change(scope, Quota::Users, 1, limit, &[(&role_counter(user.role), 1)])?,
-            self.audit_put(scope, audit, Change::created("user", user.id, user.to_body()), retention)?,
-        ];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(err) => match failed_conditions(&err) {
-                Some(f) if f.first() == Some(&true) => Err(MemberError::EmailTaken(user.email.clone())),
-                Some(f) if f.get(2) == Some(&true) => Err(MemberError::QuotaExceeded),
-                _ => Err(MemberError::Other(err.into())),
-            },
+        let mut tx = Tx::new();
+        tx.put_new(claim, EMAIL_TAKEN).put_new(item, Cond::UNIQUE_ID);
+        quota_change(&mut tx, scope, Quota::Users, 1, limit, &[(&role_counter(user.role), 1)]);
+        let retention = retention_days_of(&tenant.configuration);
+        tx.audit(scope, audit, Change::created("user", user.id, user.to_body()), retention);
+        tx.emit(scope, user.created_event("api"));
+        match tx.commit(self).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Condition(EMAIL_TAKEN)) => Err(MemberError::EmailTaken(user.email.clone())),
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -189,6 +203,9 @@ impl Store {
 
     /// Applies `changes` to a user; `Ok(None)` when there is no such user.
     /// The caller has checked who may do it; the store guards the last owner.
+    /// Read, then write under a condition on `updated_at`: a concurrent
+    /// change makes us re-read and retry, so the audit entry's old values are
+    /// exactly what this change replaced.
     pub async fn update_user(
         &self,
         scope: &TenantScope,
@@ -196,16 +213,11 @@ impl Store {
         changes: &UserChanges,
         audit: &AuditContext,
     ) -> Result<Option<User>, MemberError> {
-        for _ in 0..3 {
+        let retention = self.audit_retention(scope).await?;
+        for _ in 0..OPTIMISTIC_RETRIES {
             let Some(old) = self.get_user(scope, user_id).await? else { return Ok(None) };
-            let mut new = old.clone();
-            new.first_name = changes.first_name.clone().unwrap_or(new.first_name);
-            new.last_name = changes.last_name.clone().unwrap_or(new.last_name);
-            new.role = changes.role.unwrap_or(new.role);
-            new.is_active = changes.is_active.unwrap_or(new.is_active);
-            new.updated_at = crate::domain::now();
+            let new = changes.apply(&old, crate::domain::now());
             let update = Update::builder()
-                .table_name(&self.table)
                 .set_key(Some(user_key(scope, user_id)))
                 .update_expression(
                     "SET first_name = :first, last_name = :last, #role = :role, is_active = :active, \
@@ -220,30 +232,23 @@ impl Store {
                 .expression_attribute_values(":now", s(crate::domain::rfc3339(new.updated_at)))
                 .expression_attribute_values(":search", s(super::users::search_text(&new)))
                 .expression_attribute_values(":expected", s(crate::domain::rfc3339(old.updated_at)));
-            let mut writes = vec![TransactWriteItem::builder().update(write(update.build())?).build()];
+            let mut tx = Tx::new();
+            tx.update(update, Some(USER_CHANGED));
             let losing_an_owner =
                 old.role == Role::Owner && old.is_active && (new.role != Role::Owner || !new.is_active);
-            if old.role != new.role || losing_an_owner {
-                let deltas: Vec<(Role, i64)> =
-                    if old.role != new.role { vec![(old.role, -1), (new.role, 1)] } else { vec![] };
+            if old.role != new.role {
+                let keep = if losing_an_owner { Keep::AnOwner } else { Keep::Tenant };
+                role_counters(&mut tx, scope, &[(old.role, -1), (new.role, 1)], &[], keep);
+            } else if losing_an_owner {
                 // Deactivating an owner keeps the role but must not strand the tenant.
-                let deltas = if deltas.is_empty() { vec![(Role::Owner, 0)] } else { deltas };
-                writes.push(role_counters(self, scope, &deltas, &[], losing_an_owner)?);
+                role_counters(&mut tx, scope, &[(Role::Owner, 0)], &[], Keep::AnOwner);
             }
-            let retention = self.audit_retention(scope).await?;
-            writes.push(self.audit_put(
-                scope,
-                audit,
-                Change::updated("user", user_id, old.to_body(), new.to_body()),
-                retention,
-            )?);
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-                Ok(_) => return Ok(Some(new)),
-                Err(err) => match failed_conditions(&err) {
-                    Some(f) if f.first() == Some(&true) => continue,
-                    Some(f) if f.get(1) == Some(&true) => return Err(MemberError::LastOwner),
-                    _ => return Err(MemberError::Other(err.into())),
-                },
+            tx.audit(scope, audit, Change::updated("user", user_id, old.to_body(), new.to_body()), retention);
+            tx.emit(scope, new.updated_event());
+            match tx.commit(self).await {
+                Ok(()) => return Ok(Some(new)),
+                Err(TxError::Condition(USER_CHANGED) | TxError::Conflict) => continue,
+                Err(err) => return Err(err.into()),
             }
         }
         Err(MemberError::Other(AppError::conflict("the user is being changed by another request; try again")))
@@ -258,35 +263,30 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<bool, MemberError> {
         let Some(old) = self.get_user(scope, user_id).await? else { return Ok(false) };
-        let delete_user = write(
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(user_key(scope, user_id)))
-                .condition_expression("attribute_exists(PK)")
-                .build(),
-        )?;
-        let delete_claim =
-            write(Delete::builder().table_name(&self.table).set_key(Some(email_key(&old.email))).build())?;
         let retention = self.audit_retention(scope).await?;
-        let writes = vec![
-            TransactWriteItem::builder().delete(delete_user).build(),
-            role_counters(self, scope, &[(old.role, -1)], &[("user_count", -1)], old.role == Role::Owner)?,
-            TransactWriteItem::builder().delete(delete_claim).build(),
-            self.audit_put(scope, audit, Change::deleted("user", user_id, old.to_body()), retention)?,
-        ];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(true),
-            Err(err) => match failed_conditions(&err) {
-                Some(f) if f.first() == Some(&true) => Ok(false),
-                Some(f) if f.get(1) == Some(&true) => Err(MemberError::LastOwner),
-                _ => Err(MemberError::Other(err.into())),
-            },
+        let mut tx = Tx::new();
+        tx.delete(
+            Delete::builder().set_key(Some(user_key(scope, user_id))).condition_expression("attribute_exists(PK)"),
+            Some(USER_MISSING),
+        );
+        let keep = if old.role == Role::Owner { Keep::AnOwner } else { Keep::Tenant };
+        role_counters(&mut tx, scope, &[(old.role, -1)], &[("user_count", -1)], keep);
+        tx.delete(Delete::builder().set_key(Some(email_key(&old.email))), None);
+        tx.audit(scope, audit, Change::deleted("user", user_id, old.to_body()), retention);
+        tx.emit(scope, old.deleted_event());
+        match tx.commit(self).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Condition(USER_MISSING)) => Ok(false),
+            Err(err) => Err(err.into()),
         }
     }
 
     /// Pending invitations for `emails`, all or none: each email must be free
     /// and not already invited, and together they must fit the users quota.
     /// `token_hashes[i]` is the SHA-256 of the one-time token of `emails[i]`.
+    /// Each invitation takes four items of the transaction (the email check,
+    /// the invitation, its audit entry and its `user.invited`), plus one for
+    /// the seats.
     pub async fn create_invitations(
         &self,
         scope: &TenantScope,
@@ -297,61 +297,55 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<Vec<Invitation>, MemberError> {
         let now = crate::domain::now();
-        let retention = self.audit_retention(scope).await?;
-        let mut writes = Vec::new();
-        let mut invitations = Vec::new();
+        let mut tx = Tx::new();
+        let mut invitations = Vec::with_capacity(emails.len());
         for (email, hash) in emails.iter().zip(token_hashes) {
-            let invitation = Invitation {
-                id: Uuid::now_v7(),
-                tenant_id: scope.tenant_id(),
-                email: email.clone(),
-                role,
-                status: "pending".into(),
-                invited_by: audit.user_id().map(str::to_owned),
-                created_at: now,
-                expires_at: now.timestamp() + INVITATION_TTL_SECONDS,
-            };
+            let invitation = Invitation::new(scope.tenant_id(), email, role, audit.user_id().map(str::to_owned), now);
             let mut item = super::to_item(&invitation)?;
-            item.extend(invitation_key(scope, email));
+            item.extend(invitation_key(scope, &invitation.email));
             item.insert("token_hash".into(), s(hash));
-            writes.push(
-                TransactWriteItem::builder()
-                    .condition_check(write(
-                        ConditionCheck::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(email_key(email)))
-                            .condition_expression("attribute_not_exists(PK)")
-                            .build(),
-                    )?)
-                    .build(),
+            tx.check(
+                ConditionCheck::builder()
+                    .set_key(Some(email_key(&invitation.email)))
+                    .condition_expression("attribute_not_exists(PK)"),
+                EMAIL_TAKEN,
             );
-            writes.push(put_new(self, item)?);
+            tx.put_new(item, ALREADY_INVITED);
             invitations.push(invitation);
         }
         let count = emails.len() as i64;
         let limit = Quota::Users.limit(&effective_limits(tenant));
-        let quota_index = writes.len();
-        writes.push(self.quota_change(scope, Quota::Users, count, limit, &[("pending_invitations", count)])?);
+        quota_change(&mut tx, scope, Quota::Users, count, limit, &[("pending_invitations", count)]);
+        let retention = retention_days_of(&tenant.configuration);
         for invitation in &invitations {
-            let change = Change::created("invitation", invitation.id, invitation.to_body());
-            writes.push(self.audit_put(scope, audit, change, retention)?);
+            tx.audit(scope, audit, Change::created("invitation", invitation.id, invitation.to_body()), retention);
+            tx.emit(scope, invitation.invited_event());
         }
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(invitations),
-            Err(err) => match failed_conditions(&err) {
-                Some(f) if f.get(quota_index) == Some(&true) => Err(MemberError::QuotaExceeded),
-                Some(f) => {
-                    let first = f.iter().position(|x| *x).unwrap_or(0);
-                    let email = emails.get(first / 2).cloned().unwrap_or_default();
-                    Err(if first % 2 == 0 {
-                        MemberError::EmailTaken(email)
-                    } else {
-                        MemberError::AlreadyInvited(email)
-                    })
-                }
-                None => Err(MemberError::Other(err.into())),
-            },
+        match tx.commit(self).await {
+            Ok(()) => Ok(invitations),
+            Err(TxError::Condition(cond @ (EMAIL_TAKEN | ALREADY_INVITED))) => {
+                Err(self.first_refused_email(scope, emails, cond).await)
+            }
+            Err(err) => Err(err.into()),
         }
+    }
+
+    /// Which address a refused invitation batch stumbled on: the transaction
+    /// names the first failed condition, not its address, and no address
+    /// before that one failed either, so the first of `emails` whose item
+    /// that condition checked exists is the one.
+    async fn first_refused_email(&self, scope: &TenantScope, emails: &[String], cond: Cond) -> MemberError {
+        for email in emails {
+            let key = if cond == EMAIL_TAKEN { email_key(email) } else { invitation_key(scope, email) };
+            match self.get_item(key).await {
+                Ok(Some(_)) if cond == EMAIL_TAKEN => return MemberError::EmailTaken(email.clone()),
+                Ok(Some(_)) => return MemberError::AlreadyInvited(email.clone()),
+                Ok(None) => {}
+                Err(e) => return MemberError::Other(e),
+            }
+        }
+        // Gone again since the transaction failed.
+        MemberError::Other(AppError::conflict("the invited addresses changed meanwhile; try again"))
     }
 
     pub async fn list_invitations(&self, scope: &TenantScope) -> AppResult<Vec<Invitation>> {
@@ -379,26 +373,21 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<Option<Invitation>, MemberError> {
         let Some(old) = self.get_invitation(scope, email).await? else { return Ok(None) };
-        let mut new = old.clone();
-        new.expires_at = Utc::now().timestamp() + INVITATION_TTL_SECONDS;
-        let update = write(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(invitation_key(scope, email)))
-                .update_expression("SET token_hash = :hash, expires_at = :expires")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":hash", s(token_hash))
-                .expression_attribute_values(":expires", n(new.expires_at))
-                .build(),
-        )?;
+        let new = Invitation { expires_at: Utc::now().timestamp() + INVITATION_TTL_SECONDS, ..old.clone() };
+        let update = Update::builder()
+            .set_key(Some(invitation_key(scope, email)))
+            .update_expression("SET token_hash = :hash, expires_at = :expires")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":hash", s(token_hash))
+            .expression_attribute_values(":expires", n(new.expires_at));
         let retention = self.audit_retention(scope).await?;
-        let change = Change::updated("invitation", old.id, old.to_body(), new.to_body());
-        let writes =
-            vec![TransactWriteItem::builder().update(update).build(), self.audit_put(scope, audit, change, retention)?];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(Some(new)),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(None),
-            Err(err) => Err(MemberError::Other(err.into())),
+        let mut tx = Tx::new();
+        tx.update(update, Some(INVITATION_MISSING));
+        tx.audit(scope, audit, Change::updated("invitation", old.id, old.to_body(), new.to_body()), retention);
+        match tx.commit(self).await {
+            Ok(()) => Ok(Some(new)),
+            Err(TxError::Condition(INVITATION_MISSING)) => Ok(None),
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -410,23 +399,18 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<bool, MemberError> {
         let Some(old) = self.get_invitation(scope, email).await? else { return Ok(false) };
-        let delete = write(
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(invitation_key(scope, email)))
-                .condition_expression("attribute_exists(PK)")
-                .build(),
-        )?;
         let retention = self.audit_retention(scope).await?;
-        let writes = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            role_counters(self, scope, &[], &[("user_count", -1), ("pending_invitations", -1)], false)?,
-            self.audit_put(scope, audit, Change::deleted("invitation", old.id, old.to_body()), retention)?,
-        ];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(false),
-            Err(err) => Err(MemberError::Other(err.into())),
+        let mut tx = Tx::new();
+        tx.delete(
+            Delete::builder().set_key(Some(invitation_key(scope, email))).condition_expression("attribute_exists(PK)"),
+            Some(INVITATION_MISSING),
+        );
+        role_counters(&mut tx, scope, &[], &[("user_count", -1), ("pending_invitations", -1)], Keep::Tenant);
+        tx.audit(scope, audit, Change::deleted("invitation", old.id, old.to_body()), retention);
+        match tx.commit(self).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Condition(INVITATION_MISSING)) => Ok(false),
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -434,72 +418,61 @@ impl Store {
         self.get_as(invitation_key(scope, email)).await
     }
 
-    /// Turns a pending invitation into an active user: the seat was taken at
-    /// invitation time, so only the role counter moves.
+    /// Turns a pending invitation into an active user, signed up with
+    /// `user`'s names and `password_hash` and the invited role: the seat was
+    /// taken at invitation time, so only the role counter moves. The lookup
+    /// reads the invitation its token names; answers the tenant's scope once
+    /// the presented token's hash matched the invitation's, it is still open
+    /// and the tenant takes members. Anything else is
+    /// [`MemberError::InvalidInvitation`] (or `EmailTaken`).
     pub async fn accept_invitation(
         &self,
-        scope: &TenantScope,
+        lookup: &CredentialLookup,
         email: &str,
         token_hash: &str,
         user: &mut User,
         password_hash: &str,
-    ) -> Result<(), MemberError> {
-        let Some(item) = self.get_item(invitation_key(scope, email)).await? else {
+    ) -> Result<TenantScope, MemberError> {
+        let Some(mut item) = self.get_item(invitation_key(&lookup.lookup_scope(), email)).await? else {
             return Err(MemberError::InvalidInvitation);
         };
-        let stored_hash = item.get("token_hash").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let stored_hash = item.remove("token_hash").and_then(|v| v.as_s().ok().cloned()).unwrap_or_default();
         let invitation: Invitation = from_item(item)?;
-        let fresh = invitation.expires_at > Utc::now().timestamp();
-        if invitation.status != "pending" || !fresh || stored_hash.is_empty() || stored_hash != token_hash {
+        // The provisioner's admin invitation has no token until one is issued.
+        let verified = if stored_hash.is_empty() { None } else { lookup.verified(token_hash, &stored_hash) };
+        let (Some(scope), true) = (verified, invitation.is_open(Utc::now())) else {
             return Err(MemberError::InvalidInvitation);
-        }
+        };
         user.role = invitation.role;
-        let (claim, user_item) = self.user_items(user, password_hash)?;
-        let consume = write(
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(invitation_key(scope, email)))
-                .condition_expression("token_hash = :hash")
-                .expression_attribute_values(":hash", s(token_hash))
-                .build(),
-        )?;
-        let retention = self.audit_retention(scope).await?;
+        let (claim, user_item) = self.user_items(&scope, user, password_hash)?;
+        let retention = self.audit_retention(&scope).await?;
         let audit = AuditContext::user(user.id, Some(user.email.clone()), &Default::default());
-        let writes = vec![
-            TransactWriteItem::builder().delete(consume).build(),
-            put_new(self, claim)?,
-            put_new(self, user_item)?,
-            role_counters(self, scope, &[(user.role, 1)], &[("pending_invitations", -1)], false)?,
-            self.audit_put(scope, &audit, Change::created("user", user.id, user.to_body()), retention)?,
-        ];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(err) => match failed_conditions(&err) {
-                Some(f) if f.first() == Some(&true) => Err(MemberError::InvalidInvitation),
-                Some(f) if f.get(1) == Some(&true) => Err(MemberError::EmailTaken(user.email.clone())),
-                _ => Err(MemberError::Other(err.into())),
-            },
+        let mut tx = Tx::new();
+        tx.delete(
+            Delete::builder()
+                .set_key(Some(invitation_key(&scope, email)))
+                .condition_expression("token_hash = :hash")
+                .expression_attribute_values(":hash", s(token_hash)),
+            Some(INVITATION_USED),
+        );
+        tx.put_new(claim, EMAIL_TAKEN).put_new(user_item, Cond::UNIQUE_ID);
+        role_counters(&mut tx, &scope, &[(user.role, 1)], &[("pending_invitations", -1)], Keep::UsableTenant);
+        tx.audit(&scope, &audit, Change::created("user", user.id, user.to_body()), retention);
+        tx.emit(&scope, user.created_event("invitation"));
+        match tx.commit(self).await {
+            Ok(()) => Ok(scope),
+            Err(TxError::Condition(INVITATION_USED | TENANT_UNUSABLE)) => Err(MemberError::InvalidInvitation),
+            Err(TxError::Condition(EMAIL_TAKEN)) => Err(MemberError::EmailTaken(user.email.clone())),
+            Err(err) => Err(err.into()),
         }
     }
 }
 
-/// How long an invitation stays valid.
-pub const INVITATION_TTL_SECONDS: i64 = 7 * 24 * 3600;
-
 /// An invitation written outside a request (the provisioner's admin
-/// invitation): same item shape, no token until one is issued.
+/// invitation): same item shape, no token until one is issued. The caller's
+/// transaction adds the tenant's partition key.
 pub fn invitation_item(tenant_id: Uuid, email: &str, role: Role, invited_by: Option<String>) -> AppResult<Item> {
-    let now = crate::domain::now();
-    let invitation = Invitation {
-        id: Uuid::now_v7(),
-        tenant_id,
-        email: email.to_ascii_lowercase(),
-        role,
-        status: "pending".into(),
-        invited_by,
-        created_at: now,
-        expires_at: now.timestamp() + INVITATION_TTL_SECONDS,
-    };
+    let invitation = Invitation::new(tenant_id, email, role, invited_by, crate::domain::now());
     let mut item = super::to_item(&invitation)?;
     item.insert("SK".into(), s(format!("INVITATION#{}", invitation.email)));
     Ok(item)

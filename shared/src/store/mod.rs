@@ -16,24 +16,26 @@ pub mod quota;
 pub mod sessions;
 pub mod tenants;
 pub mod tryons;
+pub mod tx;
 pub mod users;
 pub mod webhooks;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
-    Client,
-    error::SdkError,
-    operation::{query::builders::QueryFluentBuilder, transact_write_items::TransactWriteItemsError},
-    types::AttributeValue,
+    Client, error::SdkError, operation::query::builders::QueryFluentBuilder, types::AttributeValue,
 };
 pub use cursor::CursorCodec;
 use serde::de::DeserializeOwned;
 
-use crate::{
-    error::{AppError, AppResult},
-    http::PageRequest,
-};
+use crate::error::{AppError, AppResult};
+
+/// `?limit=&cursor=` as API.md defines them (the web layer parses them).
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: i32,
+    pub cursor: Option<String>,
+}
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -185,15 +187,4 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
-}
-
-/// For a cancelled transaction, which of its items failed their condition
-/// (by position). `None` when the failure was something else.
-pub(crate) fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<bool>> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-            Some(e.cancellation_reasons().iter().map(|r| r.code() == Some("ConditionalCheckFailed")).collect())
-        }
-        _ => None,
-    }
 }

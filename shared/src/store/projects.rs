@@ -15,36 +15,59 @@
 //! (a project created a moment ago can be missing from a list, never from a
 //! GET by id).
 //!
-//! Every change is one TransactWriteItems with its audit entry. Creating a
-//! project takes a `projects` slot on the tenant's counter (quota.rs) in the
-//! same transaction; deleting one gives it back and deletes its tasks, at most
-//! [`MAX_TASKS_DELETED_WITH_PROJECT`] of them (a transaction holds 100 items:
-//! the project, the counter, the project's audit entry and, per task, its
-//! delete and its entry). A project with more tasks is refused with 409 until
-//! tasks are deleted. The project's `task_count` changes in the transaction of
-//! each task create and delete. Updates read, then write under a condition on
-//! the `updated_at` they read, retrying when another change got there first.
+//! Every change is one transaction ([`Tx`]) with its audit entries. Creating
+//! a project takes a `projects` slot on the tenant's counter (quota.rs) in
+//! the same transaction; deleting one gives it back and deletes its tasks, at
+//! most [`MAX_TASKS_DELETED_WITH_PROJECT`] of them (a transaction holds 100
+//! items: the project, the counter, the project's audit entry and, per task,
+//! its delete and its entry). A project with more tasks is refused with 409
+//! until tasks are deleted. The project's `task_count` changes in the
+//! transaction of each task create and delete. Updates read, then write under
+//! a condition on the `updated_at` they read, retrying when another change
+//! got there first.
+//!
+//! | condition | fails when | answer |
+//! |---|---|---|
+//! | [`QUOTA_FULL`] | a new project would pass the plan's limit | 403 `quota_exceeded` (and `tenant.quota_exceeded`) |
+//! | [`PROJECT_CHANGED`] | the project changed since it was read (a task added or removed included) | read again |
+//! | [`TASK_CHANGED`] | the task changed since it was read | read again |
+//! | [`PROJECT_MISSING`] | a task's project does not exist (any more) | 404 on create, read again on delete |
+//! | [`ASSIGNEE_UNKNOWN`] | the assignee is not a user of the tenant | 400 naming `assignee_id` |
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
-use serde::de::DeserializeOwned;
+use aws_sdk_dynamodb::types::builders::{ConditionCheckBuilder, DeleteBuilder, UpdateBuilder};
+use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, failed_conditions, from_item, n, s, tenants::put_new, to_attribute, to_item, users::user_key,
+    Item, PageRequest, Store, from_item, n,
+    quota::{QUOTA_FULL, quota_change},
+    s, to_attribute, to_item,
+    tx::{Cond, Tx, TxError},
+    users::user_key,
 };
 use crate::{
-    audit::{AuditContext, Change, retention_days_of},
     auth::TenantScope,
     domain::{
+        audit::{AuditContext, Change, retention_days_of},
         plans::{Quota, effective_limits},
         project::{Changes, Project, Task},
     },
     error::{AppError, AppResult},
-    events::EventPublisher,
-    http::PageRequest,
 };
+
+/// The project changed (or went) since it was read.
+pub const PROJECT_CHANGED: Cond = Cond("project_changed");
+/// The task changed (or went) since it was read.
+pub const TASK_CHANGED: Cond = Cond("task_changed");
+/// The project a task is counted on does not exist.
+pub const PROJECT_MISSING: Cond = Cond("project_missing");
+/// The assignee is not a user of the tenant.
+pub const ASSIGNEE_UNKNOWN: Cond = Cond("assignee_unknown");
+
+const PROJECT: &str = "project";
+const TASK: &str = "task";
 
 /// Tasks a project may have and still be deleted in one transaction:
 /// (100 - project delete - counter update - project audit entry) / 2.
@@ -107,6 +130,15 @@ pub struct TaskFilter<'a> {
     pub assignee_id: Option<Uuid>,
 }
 
+/// The item of a project or task an update targets.
+struct Target {
+    key: Item,
+    resource: &'static str,
+    id: Uuid,
+    /// The condition on the `updated_at` read ([`PROJECT_CHANGED`] or [`TASK_CHANGED`]).
+    changed: Cond,
+}
+
 impl Store {
     async fn get_stored<T: DeserializeOwned>(&self, key: Item) -> AppResult<Option<Stored<T>>> {
         self.get_item(key).await?.map(stored).transpose()
@@ -114,37 +146,24 @@ impl Store {
 
     /// Creates the project and takes one `projects` slot of the tenant's plan,
     /// all or nothing: concurrent creates can never pass the limit together.
-    /// A full quota answers seed 000's 403 `quota_exceeded` (and publishes
+    /// A full quota answers seed 000's 403 `quota_exceeded` (and emits
     /// `tenant.quota_exceeded`).
-    pub async fn create_project(
-        &self,
-        events: &EventPublisher,
-        scope: &TenantScope,
-        project: &Project,
-        audit: &AuditContext,
-    ) -> AppResult<()> {
+    pub async fn create_project(&self, scope: &TenantScope, project: &Project, audit: &AuditContext) -> AppResult<()> {
         let tenant = self.tenant_for_change(scope).await?;
         let limit = Quota::Projects.limit(&effective_limits(&tenant));
         let mut item = to_item(project)?;
         item.extend(project_key(scope, project.id));
         item.insert("GSI1PK".into(), s(projects_index_pk(scope)));
         item.insert("GSI1SK".into(), s(project.id.to_string()));
-        let writes = vec![
-            put_new(self, item)?,
-            self.quota_change(scope, Quota::Projects, 1, limit, &[])?,
-            self.audit_put(
-                scope,
-                audit,
-                Change::created("project", project.id, project.to_body()),
-                retention_days_of(&tenant.configuration),
-            )?,
-        ];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.get(1) == Some(&true)) => {
-                Err(self.quota_refusal(events, scope, Quota::Projects, 1).await)
-            }
-            Err(err) => Err(err.into()),
+        let mut tx = Tx::new();
+        tx.put_new(item, Cond::UNIQUE_ID);
+        quota_change(&mut tx, scope, Quota::Projects, 1, limit, &[]);
+        let retention = retention_days_of(&tenant.configuration);
+        tx.audit(scope, audit, Change::created(PROJECT, project.id, project.to_body()), retention);
+        match tx.commit(self).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Condition(QUOTA_FULL)) => Err(self.quota_refusal(scope, Quota::Projects, 1).await),
+            Err(other) => Err(other.into_app_error(PROJECT)),
         }
     }
 
@@ -183,29 +202,59 @@ impl Store {
         changes: &Changes,
         audit: &AuditContext,
     ) -> AppResult<Option<Project>> {
+        let target =
+            Target { key: project_key(scope, project_id), resource: PROJECT, id: project_id, changed: PROJECT_CHANGED };
+        self.update_stored(scope, target, changes, audit).await
+    }
+
+    /// Applies a validated partial update; `None` when there is no such task.
+    pub async fn update_task(
+        &self,
+        scope: &TenantScope,
+        project_id: Uuid,
+        task_id: Uuid,
+        changes: &Changes,
+        audit: &AuditContext,
+    ) -> AppResult<Option<Task>> {
+        let target =
+            Target { key: task_key(scope, project_id, task_id), resource: TASK, id: task_id, changed: TASK_CHANGED };
+        self.update_stored(scope, target, changes, audit).await
+    }
+
+    /// Reads the project or task, writes its changes under a condition on the
+    /// `updated_at` read (with a new assignee's check and the audit entry)
+    /// and reads again when another change got there first.
+    async fn update_stored<T: Serialize + DeserializeOwned>(
+        &self,
+        scope: &TenantScope,
+        target: Target,
+        changes: &Changes,
+        audit: &AuditContext,
+    ) -> AppResult<Option<T>> {
         let retention = self.audit_retention(scope).await?;
         for _ in 0..OPTIMISTIC_RETRIES {
-            let Some(old) = self.get_stored::<Project>(project_key(scope, project_id)).await? else {
+            let Some(old) = self.get_stored::<T>(target.key.clone()).await? else {
                 return Ok(None);
             };
             let now = crate::domain::now();
-            let new: Project =
-                serde_json::from_value(changes.apply(&old.value.to_body(), now)).map_err(AppError::internal)?;
-            let update = self.conditional_update(project_key(scope, project_id), changes, now, &old.updated_at)?;
-            let entry = self.audit_put(
-                scope,
-                audit,
-                Change::updated("project", project_id, old.value.to_body(), new.to_body()),
-                retention,
-            )?;
-            let result = self.client.transact_write_items().transact_items(update).transact_items(entry).send().await;
-            match result {
-                Ok(_) => return Ok(Some(new)),
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
-                Err(err) => return Err(err.into()),
+            let old_body = serde_json::to_value(&old.value).map_err(AppError::internal)?;
+            let new_body = changes.apply(&old_body, now);
+            let new: T = serde_json::from_value(new_body.clone()).map_err(AppError::internal)?;
+            let mut tx = Tx::new();
+            tx.update(conditional_update(target.key.clone(), changes, now, &old.updated_at)?, Some(target.changed));
+            if let Some(assignee) = changes.new_assignee {
+                tx.check(assignee_check(scope, assignee), ASSIGNEE_UNKNOWN);
+            }
+            tx.audit(scope, audit, Change::updated(target.resource, target.id, old_body, new_body), retention);
+            match tx.commit(self).await {
+                Ok(()) => return Ok(Some(new)),
+                Err(TxError::Conflict) => continue,
+                Err(TxError::Condition(cond)) if cond == target.changed => continue,
+                Err(TxError::Condition(ASSIGNEE_UNKNOWN)) => return Err(unknown_assignee()),
+                Err(other) => return Err(other.into_app_error(target.resource)),
             }
         }
-        Err(AppError::conflict("the project is being changed by another request; try again"))
+        Err(AppError::conflict(format!("the {} is being changed by another request; try again", target.resource)))
     }
 
     /// Deletes the project with its tasks and gives its quota slot back;
@@ -228,46 +277,25 @@ impl Store {
                     "max_tasks_deleted_with_project": MAX_TASKS_DELETED_WITH_PROJECT,
                 })));
             }
-            let delete_project = Delete::builder()
-                .table_name(&self.table)
+            let delete_project = DeleteBuilder::default()
                 .set_key(Some(project_key(scope, project_id)))
                 .condition_expression("updated_at = :expected AND task_count = :tasks")
                 .expression_attribute_values(":expected", s(&project.updated_at))
-                .expression_attribute_values(":tasks", n(tasks.len() as i64))
-                .build()
-                .map_err(AppError::internal)?;
-            let mut writes = vec![
-                TransactWriteItem::builder().delete(delete_project).build(),
-                self.quota_change(scope, Quota::Projects, -1, None, &[])?,
-                self.audit_put(
-                    scope,
-                    audit,
-                    Change::deleted("project", project_id, project.value.to_body()),
-                    retention,
-                )?,
-            ];
+                .expression_attribute_values(":tasks", n(tasks.len() as i64));
+            let mut tx = Tx::new();
+            tx.delete(delete_project, Some(PROJECT_CHANGED));
+            quota_change(&mut tx, scope, Quota::Projects, -1, None, &[]);
+            tx.audit(scope, audit, Change::deleted(PROJECT, project_id, project.value.to_body()), retention);
             for task in &tasks {
-                let delete_task = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(task_key(scope, project_id, task.value.id)))
-                    .condition_expression("updated_at = :expected")
-                    .expression_attribute_values(":expected", s(&task.updated_at))
-                    .build()
-                    .map_err(AppError::internal)?;
-                writes.push(TransactWriteItem::builder().delete(delete_task).build());
-                writes.push(self.audit_put(
-                    scope,
-                    audit,
-                    Change::deleted("task", task.value.id, task.value.to_body()),
-                    retention,
-                )?);
+                tx.delete(unchanged(task_key(scope, project_id, task.value.id), &task.updated_at), Some(TASK_CHANGED));
+                tx.audit(scope, audit, Change::deleted(TASK, task.value.id, task.value.to_body()), retention);
             }
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-                Ok(_) => return Ok(true),
+            match tx.commit(self).await {
+                Ok(()) => return Ok(true),
                 // The project or one of its tasks changed since we read them
                 // (a task added or removed): read again.
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.iter().any(|x| *x)) => continue,
-                Err(err) => return Err(err.into()),
+                Err(TxError::Condition(PROJECT_CHANGED | TASK_CHANGED) | TxError::Conflict) => continue,
+                Err(other) => return Err(other.into_app_error(PROJECT)),
             }
         }
         Err(AppError::conflict("the project is being changed by another request; try again"))
@@ -319,26 +347,18 @@ impl Store {
         let retention = self.audit_retention(scope).await?;
         let mut item = to_item(task)?;
         item.extend(task_key(scope, task.project_id, task.id));
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(project_key(scope, task.project_id)))
-            .update_expression("ADD task_count :one")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":one", n(1))
-            .build()
-            .map_err(AppError::internal)?;
-        let mut writes = vec![put_new(self, item)?, TransactWriteItem::builder().update(count).build()];
+        let mut tx = Tx::new();
+        tx.put_new(item, Cond::UNIQUE_ID);
+        tx.update(task_count(scope, task.project_id, 1), Some(PROJECT_MISSING));
         if let Some(assignee) = task.assignee_id {
-            writes.push(self.assignee_check(scope, assignee)?);
+            tx.check(assignee_check(scope, assignee), ASSIGNEE_UNKNOWN);
         }
-        writes.push(self.audit_put(scope, audit, Change::created("task", task.id, task.to_body()), retention)?);
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(err) => match failed_conditions(&err) {
-                Some(failed) if failed.get(1) == Some(&true) => Err(AppError::not_found("project")),
-                Some(failed) if task.assignee_id.is_some() && failed.get(2) == Some(&true) => Err(unknown_assignee()),
-                _ => Err(err.into()),
-            },
+        tx.audit(scope, audit, Change::created(TASK, task.id, task.to_body()), retention);
+        match tx.commit(self).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Condition(PROJECT_MISSING)) => Err(AppError::not_found(PROJECT)),
+            Err(TxError::Condition(ASSIGNEE_UNKNOWN)) => Err(unknown_assignee()),
+            Err(other) => Err(other.into_app_error(TASK)),
         }
     }
 
@@ -384,48 +404,6 @@ impl Store {
         Ok(Some((tasks, cursor)))
     }
 
-    /// Applies a validated partial update; `None` when there is no such task.
-    pub async fn update_task(
-        &self,
-        scope: &TenantScope,
-        project_id: Uuid,
-        task_id: Uuid,
-        changes: &Changes,
-        audit: &AuditContext,
-    ) -> AppResult<Option<Task>> {
-        let retention = self.audit_retention(scope).await?;
-        for _ in 0..OPTIMISTIC_RETRIES {
-            let Some(old) = self.get_stored::<Task>(task_key(scope, project_id, task_id)).await? else {
-                return Ok(None);
-            };
-            let now = crate::domain::now();
-            let new: Task =
-                serde_json::from_value(changes.apply(&old.value.to_body(), now)).map_err(AppError::internal)?;
-            let mut writes =
-                vec![self.conditional_update(task_key(scope, project_id, task_id), changes, now, &old.updated_at)?];
-            if let Some(assignee) = changes.new_assignee {
-                writes.push(self.assignee_check(scope, assignee)?);
-            }
-            writes.push(self.audit_put(
-                scope,
-                audit,
-                Change::updated("task", task_id, old.value.to_body(), new.to_body()),
-                retention,
-            )?);
-            match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-                Ok(_) => return Ok(Some(new)),
-                Err(err) => match failed_conditions(&err) {
-                    Some(failed) if failed.first() == Some(&true) => continue,
-                    Some(failed) if changes.new_assignee.is_some() && failed.get(1) == Some(&true) => {
-                        return Err(unknown_assignee());
-                    }
-                    _ => return Err(err.into()),
-                },
-            }
-        }
-        Err(AppError::conflict("the task is being changed by another request; try again"))
-    }
-
     /// Deletes the task and uncounts it on its project; false when there is
     /// no such task.
     pub async fn delete_task(
@@ -440,91 +418,78 @@ impl Store {
             let Some(old) = self.get_stored::<Task>(task_key(scope, project_id, task_id)).await? else {
                 return Ok(false);
             };
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(task_key(scope, project_id, task_id)))
-                .condition_expression("updated_at = :expected")
-                .expression_attribute_values(":expected", s(&old.updated_at))
-                .build()
-                .map_err(AppError::internal)?;
-            let count = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(project_key(scope, project_id)))
-                .update_expression("ADD task_count :minus_one")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":minus_one", n(-1))
-                .build()
-                .map_err(AppError::internal)?;
-            let entry =
-                self.audit_put(scope, audit, Change::deleted("task", task_id, old.value.to_body()), retention)?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().delete(delete).build())
-                .transact_items(TransactWriteItem::builder().update(count).build())
-                .transact_items(entry)
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(true),
+            let mut tx = Tx::new();
+            tx.delete(unchanged(task_key(scope, project_id, task_id), &old.updated_at), Some(TASK_CHANGED));
+            tx.update(task_count(scope, project_id, -1), Some(PROJECT_MISSING));
+            tx.audit(scope, audit, Change::deleted(TASK, task_id, old.value.to_body()), retention);
+            match tx.commit(self).await {
+                Ok(()) => return Ok(true),
                 // Changed since we read it, or deleted with its project: read again.
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.iter().any(|x| *x)) => continue,
-                Err(err) => return Err(err.into()),
+                Err(TxError::Condition(TASK_CHANGED | PROJECT_MISSING) | TxError::Conflict) => continue,
+                Err(other) => return Err(other.into_app_error(TASK)),
             }
         }
         Err(AppError::conflict("the task is being changed by another request; try again"))
     }
+}
 
-    /// `SET` the changed fields and `updated_at`, `REMOVE` the cleared ones,
-    /// only if `updated_at` is still what we read.
-    fn conditional_update(
-        &self,
-        key: Item,
-        changes: &Changes,
-        now: chrono::DateTime<chrono::Utc>,
-        expected: &str,
-    ) -> AppResult<TransactWriteItem> {
-        let mut names = HashMap::from([("#updated_at".to_owned(), "updated_at".to_owned())]);
-        let mut values = HashMap::from([
-            (":updated_at".to_owned(), s(crate::domain::rfc3339(now))),
-            (":expected".to_owned(), s(expected)),
-        ]);
-        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
-        for (i, (field, value)) in changes.set.iter().enumerate() {
-            names.insert(format!("#f{i}"), (*field).to_owned());
-            values.insert(format!(":v{i}"), to_attribute(value)?);
-            sets.push(format!("#f{i} = :v{i}"));
-        }
-        let mut expression = format!("SET {}", sets.join(", "));
-        if !changes.remove.is_empty() {
-            let removes: Vec<String> = (0..changes.remove.len()).map(|i| format!("#r{i}")).collect();
-            for (i, field) in changes.remove.iter().enumerate() {
-                names.insert(format!("#r{i}"), (*field).to_owned());
-            }
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .update_expression(expression)
-            .condition_expression("#updated_at = :expected")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+/// `SET` the changed fields and `updated_at`, `REMOVE` the cleared ones,
+/// only if `updated_at` is still what we read.
+fn conditional_update(
+    key: Item,
+    changes: &Changes,
+    now: chrono::DateTime<chrono::Utc>,
+    expected: &str,
+) -> AppResult<UpdateBuilder> {
+    let mut names = HashMap::from([("#updated_at".to_owned(), "updated_at".to_owned())]);
+    let mut values = HashMap::from([
+        (":updated_at".to_owned(), s(crate::domain::rfc3339(now))),
+        (":expected".to_owned(), s(expected)),
+    ]);
+    let mut sets = vec!["#updated_at = :updated_at".to_owned()];
+    for (i, (field, value)) in changes.set.iter().enumerate() {
+        names.insert(format!("#f{i}"), (*field).to_owned());
+        values.insert(format!(":v{i}"), to_attribute(value)?);
+        sets.push(format!("#f{i} = :v{i}"));
     }
+    let mut expression = format!("SET {}", sets.join(", "));
+    if !changes.remove.is_empty() {
+        let removes: Vec<String> = (0..changes.remove.len()).map(|i| format!("#r{i}")).collect();
+        for (i, field) in changes.remove.iter().enumerate() {
+            names.insert(format!("#r{i}"), (*field).to_owned());
+        }
+        expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    Ok(UpdateBuilder::default()
+        .set_key(Some(key))
+        .update_expression(expression)
+        .condition_expression("#updated_at = :expected")
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values)))
+}
 
-    /// The assignee must be a user of this tenant (their item is in its partition).
-    fn assignee_check(&self, scope: &TenantScope, assignee: Uuid) -> AppResult<TransactWriteItem> {
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(user_key(scope, assignee)))
-            .condition_expression("attribute_exists(PK)")
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
-    }
+/// A delete of the item only if its `updated_at` is still what we read.
+fn unchanged(key: Item, expected: &str) -> DeleteBuilder {
+    DeleteBuilder::default()
+        .set_key(Some(key))
+        .condition_expression("updated_at = :expected")
+        .expression_attribute_values(":expected", s(expected))
+}
+
+/// The project's `task_count` moved by `delta`, if the project exists.
+fn task_count(scope: &TenantScope, project_id: Uuid, delta: i64) -> UpdateBuilder {
+    UpdateBuilder::default()
+        .set_key(Some(project_key(scope, project_id)))
+        .update_expression("ADD task_count :delta")
+        .condition_expression("attribute_exists(PK)")
+        .expression_attribute_values(":delta", n(delta))
+}
+
+/// The assignee must be a user of this tenant (their item is in its partition).
+fn assignee_check(scope: &TenantScope, assignee: Uuid) -> ConditionCheckBuilder {
+    ConditionCheckBuilder::default()
+        .set_key(Some(user_key(scope, assignee)))
+        .condition_expression("attribute_exists(PK)")
 }
 
 fn unknown_assignee() -> AppError {

@@ -2,21 +2,39 @@
 //! token. Only SHA-256 hashes are stored. A rotated-out token leaves a marker
 //! item behind, so presenting it again is recognised as reuse (a stolen token)
 //! and revokes the whole family.
+//!
+//! | item | PK | SK |
+//! |---|---|---|
+//! | session (a family) | `T#<tenant>#` | `SESSION#<id>` |
+//! | rotated-out token | `T#<tenant>#` | `SESSION#<id>#USED#<token hash>` |
+//!
+//! Conditions: `token_not_current` (a rotation lost to another, or the
+//! family is revoked), `session_not_active` (revoking a revoked or missing
+//! family, which changes nothing). Sessions emit no events; a login and a
+//! revocation leave audit entries.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 
-use serde_json::json;
-
-use super::{Item, Store, failed_conditions, n, s};
-use crate::{
-    audit::{AuditContext, Change},
-    auth::TenantScope,
-    error::{AppError, AppResult},
+use super::{
+    Item, Store, n, s,
+    tx::{Cond, Tx, TxError},
 };
+use crate::{
+    auth::{TenantScope, proofs::CredentialLookup},
+    domain::audit::{AuditContext, Change},
+    error::AppResult,
+};
+
+/// The presented token is no longer the family's current one, or the family
+/// was revoked.
+const TOKEN_NOT_CURRENT: Cond = Cond("token_not_current");
+/// The family is already revoked, or gone.
+const SESSION_NOT_ACTIVE: Cond = Cond("session_not_active");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Session {
@@ -56,24 +74,38 @@ impl Store {
         let mut item = session_key(scope, session_id);
         item.insert("user_id".into(), s(user_id.to_string()));
         item.insert("token_hash".into(), s(token_hash));
-        item.insert("revoked".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(false));
+        item.insert("revoked".into(), AttributeValue::Bool(false));
         item.insert("created_at".into(), s(crate::domain::now_rfc3339()));
         item.insert("expires_at".into(), n(expires_at));
         // A login is a change like any other: it leaves an audit entry.
         let change = Change::created("session", session_id, json!({"user_id": user_id, "expires_at": expires_at}));
         let change = Change { action: "login", ..change };
         let retention = self.audit_retention(scope).await?;
-        self.client
-            .transact_write_items()
-            .transact_items(super::tenants::put_new(self, item)?)
-            .transact_items(self.audit_put(scope, audit, change, retention)?)
-            .send()
-            .await?;
-        Ok(())
+        let mut tx = Tx::new();
+        tx.put_new(item, Cond::UNIQUE_ID).audit(scope, audit, change, retention);
+        tx.commit(self).await.map_err(|e| e.into_app_error("session"))
     }
 
     pub async fn get_session(&self, scope: &TenantScope, session_id: Uuid) -> AppResult<Option<Session>> {
         self.get_as(session_key(scope, session_id)).await
+    }
+
+    /// The session a presented refresh token names (not yet verified: the
+    /// caller compares the token's hash, see `CredentialLookup::verified`).
+    pub async fn session_for_refresh(&self, lookup: &CredentialLookup, session_id: Uuid) -> AppResult<Option<Session>> {
+        self.get_session(&lookup.lookup_scope(), session_id).await
+    }
+
+    /// The session's scope if the presented token is one it rotated out
+    /// (its hash matches a retired one): a replayed, stolen token.
+    pub async fn rotated_out_scope(
+        &self,
+        lookup: &CredentialLookup,
+        session_id: Uuid,
+        token_hash: &str,
+    ) -> AppResult<Option<TenantScope>> {
+        let scope = lookup.lookup_scope();
+        Ok(self.was_rotated_out(&scope, session_id, token_hash).await?.then_some(scope))
     }
 
     /// Swaps `old_hash` for `new_hash` if `old_hash` is still current; the
@@ -87,7 +119,6 @@ impl Store {
         expires_at: i64,
     ) -> AppResult<Rotation> {
         let update = Update::builder()
-            .table_name(&self.table)
             .set_key(Some(session_key(scope, session_id)))
             .update_expression("SET token_hash = :new, last_used_at = :now ADD generation :one")
             .condition_expression("token_hash = :old AND revoked = :false")
@@ -95,35 +126,27 @@ impl Store {
             .expression_attribute_values(":old", s(old_hash))
             .expression_attribute_values(":now", s(crate::domain::now_rfc3339()))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
-            .build()
-            .map_err(AppError::internal)?;
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
         let mut marker = used_token_key(scope, session_id, old_hash);
         marker.insert("expires_at".into(), n(expires_at));
-        let put = Put::builder().table_name(&self.table).set_item(Some(marker)).build().map_err(AppError::internal)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Rotation::Rotated),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => {
-                // Lost a race with another refresh of the same token, or the
-                // token was already rotated: either way it is being reused.
+        let mut tx = Tx::new();
+        tx.update(update, Some(TOKEN_NOT_CURRENT)).put(marker);
+        match tx.commit(self).await {
+            Ok(()) => Ok(Rotation::Rotated),
+            // Lost a race with another refresh of the same token, or the
+            // token was already rotated: either way it is being reused.
+            Err(TxError::Condition(TOKEN_NOT_CURRENT) | TxError::Conflict) => {
                 Ok(if self.was_rotated_out(scope, session_id, old_hash).await? {
                     Rotation::Reused
                 } else {
                     Rotation::Unknown
                 })
             }
-            Err(err) => Err(err.into()),
+            Err(err) => Err(err.into_app_error("session")),
         }
     }
 
-    pub async fn was_rotated_out(&self, scope: &TenantScope, session_id: Uuid, token_hash: &str) -> AppResult<bool> {
+    async fn was_rotated_out(&self, scope: &TenantScope, session_id: Uuid, token_hash: &str) -> AppResult<bool> {
         Ok(self.get_item(used_token_key(scope, session_id, token_hash)).await?.is_some())
     }
 
@@ -137,16 +160,13 @@ impl Store {
         audit: &AuditContext,
     ) -> AppResult<()> {
         let update = Update::builder()
-            .table_name(&self.table)
             .set_key(Some(session_key(scope, session_id)))
             .update_expression("SET revoked = :true, revoked_reason = :reason, revoked_at = :now")
             .condition_expression("attribute_exists(PK) AND revoked = :false")
-            .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-            .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":now", s(crate::domain::now_rfc3339()))
-            .build()
-            .map_err(AppError::internal)?;
+            .expression_attribute_values(":now", s(crate::domain::now_rfc3339()));
         let change = Change {
             action: if reason == "logout" { "logout" } else { "revoke" },
             resource_type: "session",
@@ -155,17 +175,11 @@ impl Store {
             new_values: json!({"revoked": true, "reason": reason}),
         };
         let retention = self.audit_retention(scope).await?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(self.audit_put(scope, audit, change, retention)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(()),
-            Err(err) => Err(err.into()),
+        let mut tx = Tx::new();
+        tx.update(update, Some(SESSION_NOT_ACTIVE)).audit(scope, audit, change, retention);
+        match tx.commit(self).await {
+            Ok(()) | Err(TxError::Condition(SESSION_NOT_ACTIVE)) => Ok(()),
+            Err(err) => Err(err.into_app_error("session")),
         }
     }
 }

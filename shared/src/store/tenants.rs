@@ -3,21 +3,27 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Update};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Item, Store, failed_conditions, from_item, n, number_attr, s, to_attribute, to_item};
-use serde_json::{Value, json};
-
+use super::{
+    Item, Store, from_item, n, number_attr, s, to_attribute, to_item,
+    tx::{Cond, Tx, TxError},
+};
 use crate::{
-    audit::{AuditContext, Change, entry_item, retention_days_of},
     auth::{PlatformAdmin, Role, TenantScope},
+    domain::audit::{AuditContext, Change, retention_days_of},
     domain::{
         tenant::{Tenant, TenantChanges},
         user::User,
     },
     error::{AppError, AppResult},
-    http::PageRequest,
+    events::{
+        Event,
+        catalogue::{TenantActivated, TenantDeleted, TenantUpdated},
+    },
+    store::PageRequest,
 };
 
 pub const TENANT_SK: &str = "TENANT";
@@ -79,19 +85,30 @@ pub struct FirstMember<'a> {
     pub password_hash: &'a str,
 }
 
+const SLUG_TAKEN: Cond = Cond("slug_taken");
+const PARENT_MISSING: Cond = Cond("parent_missing");
+const EMAIL_TAKEN: Cond = Cond("email_taken");
+/// The tenant item changed since it was read (optimistic updates).
+const TENANT_CHANGED: Cond = Cond("tenant_changed");
+const NOT_PROVISIONING: Cond = Cond("not_provisioning");
+const INVITATION_EXISTS: Cond = Cond("invitation_exists");
+
 impl Store {
-    /// Creates the tenant, claims its slug and, when given, its first member
-    /// with their email claim: all or nothing, so concurrent creates of one
-    /// slug (or one email) let exactly one through.
+    /// Creates the tenant (in `scope`, a [`crate::auth::proofs::NewTenant`]),
+    /// claims its slug and, when given, its first member with their email
+    /// claim, and emits `tenant.created`: all or nothing, so concurrent
+    /// creates of one slug (or one email) let exactly one through. `parent`
+    /// is the scope of `tenant.parent_id`, which must exist.
     pub async fn create_tenant(
         &self,
+        scope: &TenantScope,
         tenant: &Tenant,
+        parent: Option<&TenantScope>,
         member: Option<FirstMember<'_>>,
         audit: &AuditContext,
     ) -> Result<(), CreateTenantError> {
-        let scope = TenantScope::trusted_internal(tenant.id);
         let mut item = to_item(tenant)?;
-        item.extend(tenant_key(&scope));
+        item.extend(tenant_key(scope));
         item.insert("GSI1PK".into(), s(ALL_TENANTS));
         item.insert("GSI1SK".into(), s(tenant.id.to_string()));
         if let Some(parent) = tenant.parent_id {
@@ -109,65 +126,31 @@ impl Store {
 
         let mut claim = slug_key(&tenant.slug);
         claim.insert("tenant_id".into(), s(tenant.id.to_string()));
-        let mut writes = vec![put_new(self, claim)?, put_new(self, item)?];
-        if tenant.status == "provisioning" {
-            writes
-                .push(put_new(self, provisioning_outbox_item(tenant.id, &crate::domain::rfc3339(tenant.created_at)))?);
-        }
-        let parent_index = tenant.parent_id.map(|parent| {
-            writes.push(
-                TransactWriteItem::builder()
-                    .condition_check(
-                        ConditionCheck::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(tenant_key(&TenantScope::trusted_internal(parent))))
-                            .condition_expression("attribute_exists(PK)")
-                            .build()
-                            .map_err(AppError::internal)?,
-                    )
-                    .build(),
+        let mut tx = Tx::new();
+        tx.put_new(claim, SLUG_TAKEN).put_new(item, Cond::UNIQUE_ID);
+        if let Some(parent) = parent {
+            tx.check(
+                ConditionCheck::builder()
+                    .set_key(Some(tenant_key(parent)))
+                    .condition_expression("attribute_exists(PK)"),
+                PARENT_MISSING,
             );
-            Ok::<usize, AppError>(writes.len() - 1)
-        });
-        let parent_index = parent_index.transpose()?;
-        let email_index = match &member {
-            Some(m) => {
-                let (claim, user_item) = self.user_items(m.user, m.password_hash)?;
-                writes.push(put_new(self, claim)?);
-                let idx = writes.len() - 1;
-                writes.push(put_new(self, user_item)?);
-                Some(idx)
-            }
-            None => None,
-        };
-        let retention = retention_days_of(&tenant.configuration);
-        writes.push(self.audit_put(
-            &scope,
-            audit,
-            Change::created("tenant", tenant.id, tenant.to_body()),
-            retention,
-        )?);
-        if let Some(m) = &member {
-            writes.push(self.audit_put(
-                &scope,
-                audit,
-                Change::created("user", m.user.id, m.user.to_body()),
-                retention,
-            )?);
         }
-
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(()),
-            Err(err) => match failed_conditions(&err) {
-                Some(failed) if failed.first() == Some(&true) => Err(CreateTenantError::SlugTaken),
-                Some(failed) if parent_index.is_some_and(|i| failed.get(i) == Some(&true)) => {
-                    Err(CreateTenantError::ParentMissing)
-                }
-                Some(failed) if email_index.is_some_and(|i| failed.get(i) == Some(&true)) => {
-                    Err(CreateTenantError::EmailTaken)
-                }
-                _ => Err(CreateTenantError::Other(err.into())),
-            },
+        let retention = retention_days_of(&tenant.configuration);
+        tx.audit(scope, audit, Change::created("tenant", tenant.id, tenant.to_body()), retention);
+        if let Some(m) = &member {
+            let (claim, user_item) = self.user_items(scope, m.user, m.password_hash)?;
+            tx.put_new(claim, EMAIL_TAKEN).put_new(user_item, Cond::UNIQUE_ID);
+            tx.audit(scope, audit, Change::created("user", m.user.id, m.user.to_body()), retention);
+            tx.emit(scope, m.user.created_event(if tenant.status == "active" { "seed" } else { "registration" }));
+        }
+        tx.emit(scope, tenant.created_event());
+        match tx.commit(self).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Condition(SLUG_TAKEN)) => Err(CreateTenantError::SlugTaken),
+            Err(TxError::Condition(PARENT_MISSING)) => Err(CreateTenantError::ParentMissing),
+            Err(TxError::Condition(EMAIL_TAKEN)) => Err(CreateTenantError::EmailTaken),
+            Err(other) => Err(CreateTenantError::Other(other.into_app_error("tenant"))),
         }
     }
 
@@ -212,16 +195,22 @@ impl Store {
 
     /// Applies a validated partial update; `None` when the tenant is missing.
     /// Read, then write under a condition on `updated_at` with the audit entry
-    /// in the same transaction: a concurrent update makes us re-read and retry,
-    /// so the entry's old values are exactly what this change replaced.
+    /// and `tenant.updated` in the same transaction: a concurrent update makes
+    /// us re-read and retry, so the entry's old values are exactly what this
+    /// change replaced. A new parent needs the platform admin's proof (the
+    /// hierarchy crosses tenants).
     pub async fn update_tenant(
         &self,
         scope: &TenantScope,
         changes: &TenantChanges,
+        admin: Option<&PlatformAdmin>,
         audit: &AuditContext,
     ) -> AppResult<Option<Tenant>> {
         if let Some(parent) = changes.new_parent {
-            self.check_new_parent(scope, parent).await?;
+            let admin = admin.ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("a parent change without the platform admin's proof"))
+            })?;
+            self.check_new_parent(scope, admin, parent).await?;
         }
         for _ in 0..OPTIMISTIC_RETRIES {
             let Some((old, _)) = self.get_tenant(scope).await? else { return Ok(None) };
@@ -236,32 +225,36 @@ impl Store {
             new_json["updated_at"] = json!(crate::domain::rfc3339(now));
             let new: Tenant = serde_json::from_value(new_json).map_err(AppError::internal)?;
 
-            let mut names = HashMap::new();
-            let mut values = HashMap::new();
+            let mut update = Update::builder()
+                .set_key(Some(tenant_key(scope)))
+                .condition_expression("#updated_at = :expected")
+                .expression_attribute_names("#updated_at", "updated_at")
+                .expression_attribute_values(":updated_at", s(crate::domain::rfc3339(now)))
+                .expression_attribute_values(":expected", s(crate::domain::rfc3339(old.updated_at)));
             let mut sets = vec!["#updated_at = :updated_at".to_owned()];
-            names.insert("#updated_at".to_owned(), "updated_at".to_owned());
-            values.insert(":updated_at".to_owned(), s(crate::domain::rfc3339(now)));
-            values.insert(":expected".to_owned(), s(crate::domain::rfc3339(old.updated_at)));
             for (i, (field, value)) in changes.set.iter().enumerate() {
-                names.insert(format!("#f{i}"), (*field).to_owned());
-                values.insert(format!(":v{i}"), to_attribute(value)?);
+                update = update
+                    .expression_attribute_names(format!("#f{i}"), *field)
+                    .expression_attribute_values(format!(":v{i}"), to_attribute(value)?);
                 sets.push(format!("#f{i} = :v{i}"));
             }
             let mut removes: Vec<String> = Vec::new();
             for (i, field) in changes.remove.iter().enumerate() {
-                names.insert(format!("#r{i}"), (*field).to_owned());
+                update = update.expression_attribute_names(format!("#r{i}"), *field);
                 removes.push(format!("#r{i}"));
             }
             if let Some(parent) = changes.new_parent {
-                names.insert("#gsi2pk".into(), "GSI2PK".into());
-                names.insert("#gsi2sk".into(), "GSI2SK".into());
-                values.insert(":gsi2pk".into(), s(format!("PARENT#{parent}")));
-                values.insert(":gsi2sk".into(), s(scope.tenant_id().to_string()));
+                update = update
+                    .expression_attribute_names("#gsi2pk", "GSI2PK")
+                    .expression_attribute_names("#gsi2sk", "GSI2SK")
+                    .expression_attribute_values(":gsi2pk", s(format!("PARENT#{parent}")))
+                    .expression_attribute_values(":gsi2sk", s(scope.tenant_id().to_string()));
                 sets.push("#gsi2pk = :gsi2pk".into());
                 sets.push("#gsi2sk = :gsi2sk".into());
             } else if changes.remove.contains(&"parent_id") {
-                names.insert("#gsi2pk".into(), "GSI2PK".into());
-                names.insert("#gsi2sk".into(), "GSI2SK".into());
+                update = update
+                    .expression_attribute_names("#gsi2pk", "GSI2PK")
+                    .expression_attribute_names("#gsi2sk", "GSI2SK");
                 removes.push("#gsi2pk".into());
                 removes.push("#gsi2sk".into());
             }
@@ -269,52 +262,45 @@ impl Store {
             if !removes.is_empty() {
                 expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
             }
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(tenant_key(scope)))
-                .update_expression(expression)
-                .condition_expression("#updated_at = :expected")
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .build()
-                .map_err(AppError::internal)?;
+            let mut tx = Tx::new();
+            tx.update(update.update_expression(expression), Some(TENANT_CHANGED));
             let retention = retention_days_of(&new.configuration);
-            let entry = self.audit_put(
+            tx.audit(scope, audit, Change::updated("tenant", old.id, old.to_body(), new.to_body()), retention);
+            let changed = changes.set.iter().map(|(f, _)| *f).chain(changes.remove.iter().copied());
+            tx.emit(
                 scope,
-                audit,
-                Change::updated("tenant", old.id, old.to_body(), new.to_body()),
-                retention,
-            )?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update).build())
-                .transact_items(entry)
-                .send()
-                .await;
-            match result {
-                Ok(_) => {
+                Event::TenantUpdated(TenantUpdated {
+                    tenant_id: new.id,
+                    changed_fields: changed.map(str::to_owned).collect(),
+                    updated_by: Some(audit.actor.id.clone()),
+                }),
+            );
+            match tx.commit(self).await {
+                Ok(()) => {
                     // This process enforces a new plan's rate limit at once;
                     // others within the cache's TTL.
-                    crate::rate_limit::remember_policy(new.id, crate::rate_limit::TenantPolicy::of(&new));
+                    crate::domain::rate_limit::remember_policy(
+                        new.id,
+                        crate::domain::rate_limit::TenantPolicy::of(&new),
+                    );
                     return Ok(Some(new));
                 }
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
-                Err(err) => return Err(err.into()),
+                Err(TxError::Condition(TENANT_CHANGED) | TxError::Conflict) => continue,
+                Err(other) => return Err(other.into_app_error("tenant")),
             }
         }
         Err(AppError::conflict("the tenant is being changed by another request; try again"))
     }
 
     /// A new parent must exist and must not sit below the tenant itself.
-    async fn check_new_parent(&self, scope: &TenantScope, parent: Uuid) -> AppResult<()> {
+    async fn check_new_parent(&self, scope: &TenantScope, admin: &PlatformAdmin, parent: Uuid) -> AppResult<()> {
         let mut current = Some(parent);
         for _ in 0..MAX_HIERARCHY_DEPTH {
             let Some(id) = current else { return Ok(()) };
             if id == scope.tenant_id() {
                 return Err(AppError::invalid_field("parent_id", "would make the tenant its own ancestor"));
             }
-            match self.get_tenant(&TenantScope::trusted_internal(id)).await? {
+            match self.get_tenant(&admin.scope_of(id)).await? {
                 Some((tenant, _)) => current = tenant.parent_id,
                 None if id == parent => {
                     return Err(AppError::not_found("parent tenant")
@@ -327,22 +313,19 @@ impl Store {
     }
 
     /// Soft delete (seed 002): the tenant becomes inactive, its data and its
-    /// children stay. Returns false when there is no such tenant.
+    /// children stay; `tenant.deleted` is emitted. Returns false when there is
+    /// no such tenant.
     pub async fn deactivate_tenant(&self, scope: &TenantScope, audit: &AuditContext) -> AppResult<bool> {
         for _ in 0..OPTIMISTIC_RETRIES {
             let Some((old, _)) = self.get_tenant(scope).await? else { return Ok(false) };
-            let now = crate::domain::now_rfc3339();
             let update = Update::builder()
-                .table_name(&self.table)
                 .set_key(Some(tenant_key(scope)))
                 .update_expression("SET #status = :inactive, updated_at = :now")
                 .condition_expression("#status = :old")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":inactive", s("inactive"))
                 .expression_attribute_values(":old", s(&old.status))
-                .expression_attribute_values(":now", s(&now))
-                .build()
-                .map_err(AppError::internal)?;
+                .expression_attribute_values(":now", s(crate::domain::now_rfc3339()));
             let change = Change {
                 action: "delete",
                 resource_type: "tenant",
@@ -350,41 +333,47 @@ impl Store {
                 old_values: json!({"status": old.status}),
                 new_values: json!({"status": "inactive"}),
             };
-            let entry = self.audit_put(scope, audit, change, retention_days_of(&old.configuration))?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update).build())
-                .transact_items(entry)
-                .send()
-                .await;
-            match result {
-                Ok(_) => {
+            let mut tx = Tx::new();
+            tx.update(update, Some(TENANT_CHANGED));
+            tx.audit(scope, audit, change, retention_days_of(&old.configuration));
+            tx.emit(
+                scope,
+                Event::TenantDeleted(TenantDeleted {
+                    tenant_id: old.id,
+                    deleted_by: Some(audit.actor.id.clone()),
+                    soft_delete: true,
+                }),
+            );
+            match tx.commit(self).await {
+                Ok(()) => {
                     let mut inactive = old;
                     inactive.status = "inactive".into();
-                    crate::rate_limit::remember_policy(inactive.id, crate::rate_limit::TenantPolicy::of(&inactive));
+                    crate::domain::rate_limit::remember_policy(
+                        inactive.id,
+                        crate::domain::rate_limit::TenantPolicy::of(&inactive),
+                    );
                     return Ok(true);
                 }
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => continue,
-                Err(err) => return Err(err.into()),
+                Err(TxError::Condition(TENANT_CHANGED) | TxError::Conflict) => continue,
+                Err(other) => return Err(other.into_app_error("tenant")),
             }
         }
         Err(AppError::conflict("the tenant is being changed by another request; try again"))
     }
 
     /// The provisioner's one change: `provisioning` -> `active`, with the admin
-    /// invitation (if any) written in the same transaction. Returns false when
-    /// the tenant was not provisioning any more (a redelivered message).
+    /// invitation (if any) and `tenant.activated` in the same transaction.
+    /// Returns false when the tenant was not provisioning any more (a
+    /// redelivered message).
     pub async fn complete_provisioning(
         &self,
+        scope: &TenantScope,
         tenant: &Tenant,
         invitation: Option<Item>,
         audit: &AuditContext,
     ) -> AppResult<bool> {
-        let scope = &TenantScope::trusted_internal(tenant.id);
         let now = crate::domain::now_rfc3339();
         let activate = Update::builder()
-            .table_name(&self.table)
             .set_key(Some(tenant_key(scope)))
             // The admin's invitation takes a seat like any other.
             .update_expression(
@@ -403,18 +392,7 @@ impl Store {
                     ("admin_invitation_sent".to_owned(), AttributeValue::Bool(invitation.is_some())),
                     ("provisioned_at".to_owned(), s(&now)),
                 ])),
-            )
-            .build()
-            .map_err(AppError::internal)?;
-        let done = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(provisioning_outbox_key(scope.tenant_id())))
-            .build()
-            .map_err(AppError::internal)?;
-        let mut writes = vec![
-            TransactWriteItem::builder().update(activate).build(),
-            TransactWriteItem::builder().delete(done).build(),
-        ];
+            );
         let change = Change {
             action: "update",
             resource_type: "tenant",
@@ -422,88 +400,29 @@ impl Store {
             old_values: json!({"status": "provisioning"}),
             new_values: json!({"status": "active"}),
         };
-        writes.push(self.audit_put(scope, audit, change, retention_days_of(&tenant.configuration))?);
+        let mut tx = Tx::new();
+        tx.update(activate, Some(NOT_PROVISIONING));
+        tx.audit(scope, audit, change, retention_days_of(&tenant.configuration));
+        let invited = invitation.is_some();
         if let Some(mut item) = invitation {
             item.insert("PK".into(), s(scope.pk()));
-            writes.push(put_new(self, item)?);
+            tx.put_new(item, INVITATION_EXISTS);
         }
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.iter().any(|x| *x)) => Ok(false),
-            Err(err) => Err(err.into()),
+        tx.emit(
+            scope,
+            Event::TenantActivated(TenantActivated {
+                tenant_id: tenant.id,
+                slug: tenant.slug.clone(),
+                admin_invitation_sent: invited,
+            }),
+        );
+        match tx.commit(self).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Condition(NOT_PROVISIONING | INVITATION_EXISTS)) => Ok(false),
+            Err(other) => Err(other.into_app_error("tenant")),
         }
-    }
-}
-
-/// Tenants waiting for provisioning, written with the tenant and deleted with
-/// its activation: if `tenant.created` is lost between commit and publish (a
-/// crash, an EventBridge outage), the provisioning sweep finds it here.
-const PROVISIONING_OUTBOX: &str = "OUTBOX#tenant.created";
-
-fn provisioning_outbox_key(tenant_id: Uuid) -> Item {
-    HashMap::from([("PK".into(), s(PROVISIONING_OUTBOX)), ("SK".into(), s(tenant_id.to_string()))])
-}
-
-fn provisioning_outbox_item(tenant_id: Uuid, created_at: &str) -> Item {
-    let mut item = provisioning_outbox_key(tenant_id);
-    item.insert("created_at".into(), s(created_at));
-    item
-}
-
-impl Store {
-    /// Tenants still waiting for provisioning that were created before
-    /// `created_before` (RFC 3339), oldest first, at most `limit`.
-    pub async fn tenants_awaiting_provisioning(&self, created_before: &str, limit: i32) -> AppResult<Vec<Uuid>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
-            .filter_expression("created_at < :cutoff")
-            .expression_attribute_values(":pk", s(PROVISIONING_OUTBOX))
-            .expression_attribute_values(":cutoff", s(created_before))
-            .limit(limit)
-            .send()
-            .await?;
-        Ok(output
-            .items()
-            .iter()
-            .filter_map(|item| item.get("SK").and_then(|v| v.as_s().ok()).and_then(|v| Uuid::parse_str(v).ok()))
-            .collect())
     }
 }
 
 /// How often a read-then-conditional-write is retried after losing a race.
 const OPTIMISTIC_RETRIES: usize = 3;
-
-impl Store {
-    /// The audit entry for `change`, as an item of the change's transaction.
-    pub(crate) fn audit_put(
-        &self,
-        scope: &TenantScope,
-        audit: &AuditContext,
-        change: Change,
-        retention_days: i64,
-    ) -> AppResult<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(entry_item(scope, audit, change, retention_days)))
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-}
-
-/// A Put that refuses to overwrite: uniqueness claims and new items.
-pub(crate) fn put_new(store: &Store, item: Item) -> AppResult<TransactWriteItem> {
-    Ok(TransactWriteItem::builder()
-        .put(
-            Put::builder()
-                .table_name(&store.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(PK)")
-                .build()
-                .map_err(AppError::internal)?,
-        )
-        .build())
-}

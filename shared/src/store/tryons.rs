@@ -7,8 +7,10 @@
 //!
 //! A session and its items are one key range (one Query reads them all).
 //! Every state change is conditional on the state it leaves:
-//! - create: session + items + the credit spend (+ ledger, + audit) in ONE
-//!   transaction; not enough credits leaves nothing;
+//! - create: session + items + one `tryon.item.requested` per item (outbox
+//!   events: the worker's queue receives them only if the session
+//!   committed) + the credit spend (+ ledger, + audit) in ONE transaction;
+//!   not enough credits leaves nothing;
 //! - claim (worker): `queued`, or `processing` whose lease ran out (a worker
 //!   died), -> `processing` with a fresh lock;
 //! - complete: `processing` under our lock -> `completed`, + session counter;
@@ -17,38 +19,77 @@
 //!   the refund's reference `tryon:<session>:<nn>` makes a second refund of
 //!   the same item impossible whatever path asks for it;
 //! - finish: once the counters cover every item, the session moves to its
-//!   final status exactly once (the winner publishes the event).
+//!   final status exactly once, with its `tryon.session.*` event in the same
+//!   transaction (so whoever makes the move emits it, once).
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, Update, builders::UpdateBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, condition_failed, credits::CreditError, failed_conditions, from_item, n, number_attr, s,
-    tenants::put_new, to_item,
+    Item, Store, condition_failed,
+    credits::CreditError,
+    from_item, n, s, to_item,
+    tx::{Cond, MAX_TX_ITEMS, Tx, TxError},
 };
 use crate::{
-    audit::{AuditContext, Change},
     auth::TenantScope,
+    domain::audit::{AuditContext, Change},
     domain::{
         now_rfc3339,
-        tryon::{self, ITEM_CANCELLED, ITEM_COMPLETED, ITEM_FAILED, ITEM_PROCESSING, ITEM_QUEUED, Price, Quality},
+        tryon::{
+            self, ITEM_CANCELLED, ITEM_COMPLETED, ITEM_FAILED, ITEM_PROCESSING, ITEM_QUEUED, MAX_ITEMS, MIN_ITEMS,
+            Price, Quality,
+        },
     },
     error::{AppError, AppResult},
-    http::PageRequest,
+    events::{
+        Event,
+        catalogue::{TryonItemRequested, TryonSessionFinished},
+    },
+    store::PageRequest,
     store::credits::LedgerEntry,
 };
 
 pub const TRYON_RESOURCE: &str = "tryon_session";
+
 /// The event that asks the worker to render one item (the worker's queue
 /// receives exactly these).
-pub const ITEM_REQUESTED: &str = "tryon.item.requested";
+pub fn item_requested_event(session_id: Uuid, index: u32) -> Event {
+    Event::TryonItemRequested(TryonItemRequested { session_id, item_index: index })
+}
 
-pub fn item_requested_event(tenant_id: Uuid, session_id: Uuid, index: u32) -> crate::events::DomainEvent {
-    crate::events::DomainEvent::new(ITEM_REQUESTED, tenant_id, json!({"session_id": session_id, "item_index": index}))
+/// The item is no longer in the state the change leaves (or no longer under
+/// the caller's lock): another change ended it first.
+const ITEM_MOVED: Cond = Cond("item_moved");
+/// The session of an item is gone (a bug: sessions are never deleted).
+const SESSION_MISSING: Cond = Cond("session_missing");
+/// The session already reached its final status.
+const SESSION_FINISHED: Cond = Cond("session_finished");
+/// Writes the credit spend adds to the creating transaction, at most
+/// (balance, ledger entry, reference marker, audit entry, an event or two).
+const SPEND_WRITES_AT_MOST: usize = 8;
+// The creating transaction: the session, each item with its
+// `tryon.item.requested`, the audit entry, and the spend.
+const _: () = assert!(2 + 2 * MAX_ITEMS + SPEND_WRITES_AT_MOST <= MAX_TX_ITEMS);
+/// How often a change tries again after DynamoDB cancelled it for a
+/// concurrent transaction on one of its items (the items of one session
+/// all move its counters).
+const CONFLICT_ATTEMPTS: usize = 5;
+
+/// Every attempt met a concurrent transaction.
+fn session_busy() -> AppError {
+    AppError::conflict("the try-on session is being changed by other requests; try again")
+}
+
+/// A few milliseconds, more after each conflict, so contenders spread out.
+async fn back_off(attempt: usize) {
+    use rand::Rng;
+    let ms = rand::thread_rng().gen_range(1..=2 + 4 * attempt as u64);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
 fn key(scope: &TenantScope, sk: String) -> Item {
@@ -69,15 +110,6 @@ fn item_key(scope: &TenantScope, session_id: Uuid, index: u32) -> Item {
 
 fn sessions_index_pk(scope: &TenantScope) -> String {
     format!("{}TRYONS", scope.pk())
-}
-
-/// Sessions whose item events may not have reached the bus yet: written in
-/// the creating transaction, removed by the sweep once no item is queued.
-const DISPATCH_OUTBOX: &str = "OUTBOX#tryon.item.requested";
-
-fn outbox_key(tenant_id: Uuid, session_id: Uuid) -> Item {
-    // Session ids are UUIDv7: the partition reads oldest first.
-    HashMap::from([("PK".into(), s(DISPATCH_OUTBOX)), ("SK".into(), s(format!("{session_id}#{tenant_id}")))])
 }
 
 /// The credit reference of an item's refund: one refund per item, ever.
@@ -124,24 +156,26 @@ impl TryonSession {
         matches!(self.status.as_str(), "completed" | "failed" | "cancelled")
     }
 
-    /// `tryon.session.completed` / `.failed` / `.cancelled`: published by
-    /// whoever moved the session to its final status (that happens once).
-    pub fn finished_event(&self) -> crate::events::DomainEvent {
-        crate::events::DomainEvent::new(
-            &format!("tryon.session.{}", self.status),
-            self.tenant_id,
-            json!({
-                "session_id": self.id,
-                "customer_id": self.customer_id,
-                "status": self.status,
-                "items_total": self.items_total,
-                "completed": self.completed_count,
-                "failed": self.failed_count,
-                "cancelled": self.cancelled_count,
-                "credits_charged": self.price.total,
-                "credits_refunded": self.refunded_credits,
-            }),
-        )
+    /// `tryon.session.completed` / `.failed` / `.cancelled`: emitted in the
+    /// transaction that moves the session to its final status (that happens
+    /// once, see [`Store::finish_tryon_if_done`]).
+    pub fn finished_event(&self) -> Event {
+        let payload = TryonSessionFinished {
+            session_id: self.id,
+            customer_id: self.customer_id,
+            status: self.status.clone(),
+            items_total: self.items_total,
+            completed: self.completed_count,
+            failed: self.failed_count,
+            cancelled: self.cancelled_count,
+            credits_charged: self.price.total,
+            credits_refunded: self.refunded_credits,
+        };
+        match self.status.as_str() {
+            "completed" => Event::TryonSessionCompleted(payload),
+            "cancelled" => Event::TryonSessionCancelled(payload),
+            _ => Event::TryonSessionFailed(payload),
+        }
     }
 
     pub fn to_body(&self) -> Value {
@@ -229,8 +263,9 @@ pub enum Claim {
 }
 
 impl Store {
-    /// Creates the session and its items and takes the price from the
-    /// balance, all in one transaction.
+    /// Creates the session and its items, emits one `tryon.item.requested`
+    /// per item and takes the price from the balance, all in one
+    /// transaction.
     pub async fn create_tryon(
         &self,
         scope: &TenantScope,
@@ -238,76 +273,51 @@ impl Store {
         items: &[TryonItem],
         audit: &AuditContext,
     ) -> Result<LedgerEntry, CreditError> {
+        self.create_tryon_session(scope, session, items, audit, true).await
+    }
+
+    /// For tests that drive the worker themselves: [`Self::create_tryon`]
+    /// without the item events, so no worker ever takes the items.
+    #[cfg(feature = "test-support")]
+    pub async fn create_tryon_undispatched(
+        &self,
+        scope: &TenantScope,
+        session: &TryonSession,
+        items: &[TryonItem],
+        audit: &AuditContext,
+    ) -> Result<LedgerEntry, CreditError> {
+        self.create_tryon_session(scope, session, items, audit, false).await
+    }
+
+    async fn create_tryon_session(
+        &self,
+        scope: &TenantScope,
+        session: &TryonSession,
+        items: &[TryonItem],
+        audit: &AuditContext,
+        dispatch: bool,
+    ) -> Result<LedgerEntry, CreditError> {
+        if !(MIN_ITEMS..=MAX_ITEMS).contains(&items.len()) {
+            return Err(AppError::internal(anyhow::anyhow!("a cart of {} items", items.len())).into());
+        }
         let retention = self.audit_retention(scope).await?;
-        let mut with = Vec::with_capacity(items.len() + 2);
+        let mut tx = Tx::new();
         let mut item = to_item(session)?;
         item.extend(session_key(scope, session.id));
         item.insert("GSI1PK".into(), s(sessions_index_pk(scope)));
         item.insert("GSI1SK".into(), s(session.id.to_string()));
-        with.push(put_new(self, item)?);
+        tx.put_new(item, Cond::UNIQUE_ID);
         for tryon_item in items {
             let mut item = to_item(tryon_item)?;
             item.extend(item_key(scope, session.id, tryon_item.index));
-            with.push(put_new(self, item)?);
-        }
-        with.push(self.audit_put(
-            scope,
-            audit,
-            Change::created(TRYON_RESOURCE, session.id, session.to_body()),
-            retention,
-        )?);
-        // Until no item is queued, the sweep can republish what PutEvents lost.
-        let mut outbox = outbox_key(scope.tenant_id(), session.id);
-        outbox.insert("tenant_id".into(), s(scope.tenant_id().to_string()));
-        outbox.insert("session_id".into(), s(session.id.to_string()));
-        outbox.insert("created_at".into(), s(&session.created_at));
-        with.push(put_new(self, outbox)?);
-        let reason = format!("try-on {} ({} x {})", session.id, items.len(), session.quality.as_str());
-        self.spend_credits_with(scope, session.price.total, &reason, &format!("tryon:{}", session.id), audit, &with)
-            .await
-    }
-
-    /// Sessions created before `created_before` (RFC 3339) that are still in
-    /// the dispatch outbox, oldest first: (tenant, session).
-    pub async fn tryons_awaiting_dispatch(&self, created_before: &str, limit: usize) -> AppResult<Vec<(Uuid, Uuid)>> {
-        let mut found = Vec::new();
-        let mut start = None;
-        // Limit bounds the items read before the filter: page on until enough
-        // matched or the partition is read.
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk")
-                .filter_expression("created_at < :cutoff")
-                .expression_attribute_values(":pk", s(DISPATCH_OUTBOX))
-                .expression_attribute_values(":cutoff", s(created_before))
-                .set_exclusive_start_key(start)
-                .limit(100)
-                .send()
-                .await?;
-            found.extend(output.items().iter().filter_map(|item| {
-                let id = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).and_then(|v| Uuid::parse_str(v).ok());
-                Some((id("tenant_id")?, id("session_id")?))
-            }));
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() || found.len() >= limit {
-                found.truncate(limit);
-                return Ok(found);
+            tx.put_new(item, Cond::UNIQUE_ID);
+            if dispatch {
+                tx.emit(scope, item_requested_event(session.id, tryon_item.index));
             }
         }
-    }
-
-    /// Takes a session out of the dispatch outbox (none of its items is queued).
-    pub async fn clear_tryon_dispatch(&self, tenant_id: Uuid, session_id: Uuid) -> AppResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(outbox_key(tenant_id, session_id)))
-            .send()
-            .await?;
-        Ok(())
+        tx.audit(scope, audit, Change::created(TRYON_RESOURCE, session.id, session.to_body()), retention);
+        let reason = format!("try-on {} ({} x {})", session.id, items.len(), session.quality.as_str());
+        self.spend_credits_with(scope, session.price.total, &reason, &format!("tryon:{}", session.id), audit, tx).await
     }
 
     /// The session and its items (one consistent Query).
@@ -365,18 +375,30 @@ impl Store {
     }
 
     /// A session counter moved by one item's end, in the same transaction.
-    fn session_count(&self, scope: &TenantScope, id: Uuid, counter: &str, refund: i64) -> AppResult<TransactWriteItem> {
-        let update = Update::builder()
-            .table_name(&self.table)
+    fn session_count(scope: &TenantScope, id: Uuid, counter: &str, refund: i64) -> UpdateBuilder {
+        Update::builder()
             .set_key(Some(session_key(scope, id)))
             .update_expression(format!("ADD {counter} :one, refunded_credits :refund SET updated_at = :now"))
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":refund", n(refund))
             .expression_attribute_values(":now", s(now_rfc3339()))
-            .build()
-            .map_err(AppError::internal)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// An item's end with its session counter: false when the item had
+    /// already left the state the change expects ([`ITEM_MOVED`]). A
+    /// conflict with another item's end (the same session counter) is tried
+    /// again: the item's own condition still decides.
+    async fn commit_item_end(&self, tx: Tx) -> AppResult<bool> {
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            match tx.clone().commit(self).await {
+                Ok(()) => return Ok(true),
+                Err(TxError::Condition(ITEM_MOVED)) => return Ok(false),
+                Err(TxError::Conflict) => back_off(attempt).await,
+                Err(other) => return Err(other.into_app_error("try-on item")),
+            }
+        }
+        Err(session_busy())
     }
 
     /// Ends an item as `failed` or `cancelled` and gives its credits back,
@@ -395,7 +417,6 @@ impl Store {
     ) -> AppResult<bool> {
         let now = now_rfc3339();
         let mut update = Update::builder()
-            .table_name(&self.table)
             .set_key(Some(item_key(scope, item.session_id, item.index)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":to", s(to))
@@ -416,30 +437,21 @@ impl Store {
             None => update.update_expression("SET #status = :to, completed_at = :now REMOVE lease_until"),
         };
         let counter = if to == ITEM_CANCELLED { "cancelled_count" } else { "failed_count" };
-        let with = vec![
-            TransactWriteItem::builder().update(update.build().map_err(AppError::internal)?).build(),
-            self.session_count(scope, item.session_id, counter, item.credits)?,
-        ];
-        if item.credits > 0 {
-            let reference = item_refund_reference(item.session_id, item.index);
-            match self.refund_credits_with(scope, item.credits, reason, &reference, audit, &with).await {
-                // The reference was already used: this item was refunded by an
-                // earlier change; the item's state tells whether it was this one.
-                Ok(_) => {
-                    Ok(self.get_tryon_item(scope, item.session_id, item.index).await?.is_some_and(|i| i.status == to))
-                }
-                Err(CreditError::PreconditionFailed) => Ok(false),
-                Err(CreditError::Insufficient { .. }) => {
-                    Err(AppError::internal(anyhow::anyhow!("a refund was refused")))
-                }
-                Err(CreditError::Other(e)) => Err(e),
-            }
-        } else {
-            match self.client.transact_write_items().set_transact_items(Some(with)).send().await {
-                Ok(_) => Ok(true),
-                Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(false),
-                Err(err) => Err(err.into()),
-            }
+        let mut tx = Tx::new();
+        tx.update(update, Some(ITEM_MOVED));
+        tx.update(Self::session_count(scope, item.session_id, counter, item.credits), Some(SESSION_MISSING));
+        if item.credits == 0 {
+            return self.commit_item_end(tx).await;
+        }
+        let reference = item_refund_reference(item.session_id, item.index);
+        match self.refund_credits_with(scope, item.credits, reason, &reference, audit, tx).await {
+            // The reference was already used: this item was refunded by an
+            // earlier change; the item's state tells whether it was this one.
+            Ok(_) => Ok(self.get_tryon_item(scope, item.session_id, item.index).await?.is_some_and(|i| i.status == to)),
+            Err(CreditError::PreconditionFailed(ITEM_MOVED)) => Ok(false),
+            Err(CreditError::PreconditionFailed(cond)) => Err(TxError::Condition(cond).into_app_error("try-on item")),
+            Err(CreditError::Insufficient { .. }) => Err(AppError::internal(anyhow::anyhow!("a refund was refused"))),
+            Err(CreditError::Other(e)) => Err(e),
         }
     }
 
@@ -537,7 +549,6 @@ impl Store {
         result_key: &str,
     ) -> AppResult<bool> {
         let update = Update::builder()
-            .table_name(&self.table)
             .set_key(Some(item_key(scope, item.session_id, item.index)))
             .update_expression("SET #status = :done, result_key = :key, completed_at = :now REMOVE lease_until")
             .condition_expression("#status = :processing AND #lock = :lock")
@@ -547,52 +558,49 @@ impl Store {
             .expression_attribute_values(":processing", s(ITEM_PROCESSING))
             .expression_attribute_values(":lock", s(lock))
             .expression_attribute_values(":key", s(result_key))
-            .expression_attribute_values(":now", s(now_rfc3339()))
-            .build()
-            .map_err(AppError::internal)?;
-        let writes = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.session_count(scope, item.session_id, "completed_count", 0)?,
-        ];
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+            .expression_attribute_values(":now", s(now_rfc3339()));
+        let mut tx = Tx::new();
+        tx.update(update, Some(ITEM_MOVED));
+        tx.update(Self::session_count(scope, item.session_id, "completed_count", 0), Some(SESSION_MISSING));
+        self.commit_item_end(tx).await
     }
 
-    /// Moves the session to its final status once every item has ended;
-    /// answers the final session only to the one caller that made the move.
+    /// Moves the session to its final status once every item has ended,
+    /// with its `tryon.session.*` event in the same transaction; answers the
+    /// final session only to the one caller that made the move (and so
+    /// emitted the event).
     pub async fn finish_tryon_if_done(&self, scope: &TenantScope, id: Uuid) -> AppResult<Option<TryonSession>> {
-        let Some(session) = self.get_tryon_session(scope, id).await? else { return Ok(None) };
-        if session.is_final() || session.done_count() < session.items_total {
-            return Ok(None);
-        }
-        let status = tryon::final_status(session.completed_count, session.failed_count);
-        let now = now_rfc3339();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(session_key(scope, id)))
-            .update_expression("SET #status = :final, completed_at = :now, updated_at = :now")
-            .condition_expression("#status IN (:queued, :processing)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":final", s(status))
-            .expression_attribute_values(":queued", s("queued"))
-            .expression_attribute_values(":processing", s("processing"))
-            .expression_attribute_values(":now", s(&now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let item = output.attributes.ok_or_else(|| AppError::internal(anyhow::anyhow!("no session")))?;
-                debug_assert!(number_attr(&item, "items_total") > 0);
-                Ok(Some(from_item(item)?))
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            let Some(mut session) = self.get_tryon_session(scope, id).await? else { return Ok(None) };
+            if session.is_final() || session.done_count() < session.items_total {
+                return Ok(None);
             }
-            Err(err) if condition_failed(&err) => Ok(None),
-            Err(err) => Err(err.into()),
+            // Every item has ended, and an item ends once: the counters read
+            // here are final, and so is the event's payload.
+            let now = now_rfc3339();
+            session.status = tryon::final_status(session.completed_count, session.failed_count).into();
+            session.completed_at = Some(now.clone());
+            session.updated_at = now.clone();
+            let update = Update::builder()
+                .set_key(Some(session_key(scope, id)))
+                .update_expression("SET #status = :final, completed_at = :now, updated_at = :now")
+                .condition_expression("#status IN (:queued, :processing)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":final", s(&session.status))
+                .expression_attribute_values(":queued", s("queued"))
+                .expression_attribute_values(":processing", s("processing"))
+                .expression_attribute_values(":now", s(&now));
+            let mut tx = Tx::new();
+            tx.update(update, Some(SESSION_FINISHED));
+            tx.emit(scope, session.finished_event());
+            match tx.commit(self).await {
+                Ok(()) => return Ok(Some(session)),
+                Err(TxError::Condition(SESSION_FINISHED)) => return Ok(None),
+                // Another finisher's transaction on the session: read again.
+                Err(TxError::Conflict) => back_off(attempt).await,
+                Err(other) => return Err(other.into_app_error("try-on session")),
+            }
         }
+        Err(session_busy())
     }
 }

@@ -10,9 +10,11 @@ use super::{
     tenants::{CreateTenantError, FirstMember},
 };
 use crate::{
-    audit::AuditContext,
-    auth::TenantScope,
-    domain::{tenant::Tenant, user::User},
+    auth::{
+        TenantScope,
+        proofs::{EmailClaim, NewTenant},
+    },
+    domain::{audit::AuditContext, tenant::Tenant, user::User},
     error::{AppError, AppResult},
 };
 
@@ -29,27 +31,21 @@ pub(crate) fn search_text(user: &User) -> String {
     format!("{} {} {}", user.email, user.first_name, user.last_name).to_lowercase()
 }
 
-/// Where an email's account lives.
-#[derive(Debug, Clone, Copy)]
-pub struct EmailOwner {
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
-}
-
 impl Store {
     /// The email claim and the user item for a new user.
-    pub(crate) fn user_items(&self, user: &User, password_hash: &str) -> AppResult<(Item, Item)> {
+    pub(crate) fn user_items(&self, scope: &TenantScope, user: &User, password_hash: &str) -> AppResult<(Item, Item)> {
         let mut claim = email_key(&user.email);
         claim.insert("tenant_id".into(), s(user.tenant_id.to_string()));
         claim.insert("user_id".into(), s(user.id.to_string()));
         let mut item = super::to_item(user)?;
-        item.extend(user_key(&TenantScope::trusted_internal(user.tenant_id), user.id));
+        item.extend(user_key(scope, user.id));
         item.insert("password_hash".into(), s(password_hash));
         item.insert("search_text".into(), s(search_text(user)));
         Ok((claim, item))
     }
 
-    pub async fn find_email_owner(&self, email: &str) -> AppResult<Option<EmailOwner>> {
+    /// Where an email's account lives, as our own index says.
+    pub async fn find_email_owner(&self, email: &str) -> AppResult<Option<EmailClaim>> {
         let output = self.client.get_item().table_name(&self.table).set_key(Some(email_key(email))).send().await?;
         let Some(item) = output.item else {
             return Ok(None);
@@ -60,7 +56,7 @@ impl Store {
                 .and_then(|v| Uuid::parse_str(v).ok())
                 .ok_or_else(|| AppError::internal(anyhow::anyhow!("email claim without {name}")))
         };
-        Ok(Some(EmailOwner { tenant_id: id("tenant_id")?, user_id: id("user_id")? }))
+        Ok(Some(EmailClaim::read(id("tenant_id")?, id("user_id")?)))
     }
 
     /// The user and their password hash (which only the auth flow reads).
@@ -90,7 +86,8 @@ impl Store {
     }
 
     /// Creates a tenant together with its owner (self-service sign-up and the
-    /// platform admin's own tenant).
+    /// platform admin's own tenant), in the scope of the new tenant's id; the
+    /// transaction emits `tenant.created` and the owner's `user.created`.
     pub async fn create_tenant_with_owner(
         &self,
         tenant: &Tenant,
@@ -98,6 +95,7 @@ impl Store {
         password_hash: &str,
         audit: &AuditContext,
     ) -> Result<(), CreateTenantError> {
-        self.create_tenant(tenant, Some(FirstMember { user: owner, password_hash }), audit).await
+        let scope = NewTenant::scope(tenant.id);
+        self.create_tenant(&scope, tenant, None, Some(FirstMember { user: owner, password_hash }), audit).await
     }
 }

@@ -12,30 +12,37 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     primitives::Blob,
-    types::{AttributeValue, ReturnValue, TransactWriteItem, Update},
+    types::{AttributeValue, Delete, ReturnValue, Update},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, condition_failed, failed_conditions, from_item, n, number_attr, s, tenants::put_new, to_attribute,
-    to_item,
+    Item, Store, condition_failed, from_item, n, number_attr, s, to_attribute, to_item,
+    tx::{Cond, Tx, TxError},
 };
 use crate::{
-    audit::{AuditContext, Change},
     auth::TenantScope,
+    domain::audit::{AuditContext, Change},
     domain::now_rfc3339,
-    error::{AppError, AppResult},
-    http::PageRequest,
+    error::AppResult,
+    events::{
+        DomainEvent, Event,
+        catalogue::{WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest},
+    },
+    store::PageRequest,
 };
 
 pub const ENDPOINT_RESOURCE: &str = "webhook_endpoint";
-/// Published by `POST /v1/webhooks/{id}/test`: delivered to that endpoint only.
-pub const TEST_EVENT: &str = "webhook.test";
-/// Published by a replay after the failed delivery went back to pending: the
-/// dispatcher queues its job (not a customer event).
-pub const REPLAY_EVENT: &str = "webhook.delivery.replay_requested";
+
+/// The endpoint changed since it was read (optimistic updates).
+const ENDPOINT_CHANGED: Cond = Cond("endpoint_changed");
+const ENDPOINT_MISSING: Cond = Cond("endpoint_missing");
+/// A replay asked for a delivery that is not `failed`.
+const DELIVERY_NOT_FAILED: Cond = Cond("delivery_not_failed");
+/// Disabling found the endpoint no longer `active`.
+const ENDPOINT_NOT_ACTIVE: Cond = Cond("endpoint_not_active");
 
 /// The key that seals an endpoint's signing secret (crate::sealing).
 pub fn endpoint_secret_key(platform_secret: &str, scope: &TenantScope, endpoint_id: Uuid) -> AppResult<[u8; 32]> {
@@ -162,17 +169,22 @@ impl Store {
         item.extend(endpoint_key(scope, endpoint.id));
         item.insert("secret_nonce".into(), AttributeValue::B(Blob::new(sealed_secret.0)));
         item.insert("secret_sealed".into(), AttributeValue::B(Blob::new(sealed_secret.1)));
-        let writes = vec![
-            put_new(self, item)?,
-            self.audit_put(
-                scope,
-                audit,
-                Change::created(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body()),
-                self.audit_retention(scope).await?,
-            )?,
-        ];
-        self.client.transact_write_items().set_transact_items(Some(writes)).send().await?;
-        Ok(())
+        let mut tx = Tx::new();
+        tx.put_new(item, Cond::UNIQUE_ID);
+        let change = Change::created(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body());
+        self.commit_endpoint_change(scope, tx, change, audit).await.map_err(|e| e.into_app_error("webhook endpoint"))
+    }
+
+    /// An endpoint's change with its audit entry, in one transaction.
+    async fn commit_endpoint_change(
+        &self,
+        scope: &TenantScope,
+        mut tx: Tx,
+        change: Change,
+        audit: &AuditContext,
+    ) -> Result<(), TxError> {
+        tx.audit(scope, audit, change, self.audit_retention(scope).await?);
+        tx.commit(self).await
     }
 
     pub async fn get_endpoint(&self, scope: &TenantScope, id: Uuid) -> AppResult<Option<Endpoint>> {
@@ -217,7 +229,6 @@ impl Store {
         audit: &AuditContext,
     ) -> AppResult<bool> {
         let update = Update::builder()
-            .table_name(&self.table)
             .set_key(Some(endpoint_key(scope, old.id)))
             .update_expression(
                 "SET #url = :url, description = :description, event_types = :types, #status = :status, \
@@ -235,27 +246,11 @@ impl Store {
             .expression_attribute_values(":schedule", to_attribute(&json!(new.retry_schedule_seconds))?)
             .expression_attribute_values(":failures", n(new.consecutive_failures))
             .expression_attribute_values(":now", s(&new.updated_at))
-            .expression_attribute_values(":seen", s(&old.updated_at))
-            .build()
-            .map_err(AppError::internal)?;
-        let entry = self.audit_put(
-            scope,
-            audit,
-            Change::updated(ENDPOINT_RESOURCE, old.id, old.to_body(), new.to_body()),
-            self.audit_retention(scope).await?,
-        )?;
-        match self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(entry)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+            .expression_attribute_values(":seen", s(&old.updated_at));
+        let mut tx = Tx::new();
+        tx.update(update, Some(ENDPOINT_CHANGED));
+        let change = Change::updated(ENDPOINT_RESOURCE, old.id, old.to_body(), new.to_body());
+        applied(self.commit_endpoint_change(scope, tx, change, audit).await, ENDPOINT_CHANGED, "webhook endpoint")
     }
 
     pub async fn rotate_endpoint_secret(
@@ -266,33 +261,17 @@ impl Store {
         audit: &AuditContext,
     ) -> AppResult<bool> {
         let update = Update::builder()
-            .table_name(&self.table)
             .set_key(Some(endpoint_key(scope, id)))
             .update_expression("SET secret_nonce = :nonce, secret_sealed = :sealed, updated_at = :now")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":nonce", AttributeValue::B(Blob::new(sealed_secret.0)))
             .expression_attribute_values(":sealed", AttributeValue::B(Blob::new(sealed_secret.1)))
-            .expression_attribute_values(":now", s(now_rfc3339()))
-            .build()
-            .map_err(AppError::internal)?;
-        let entry = self.audit_put(
-            scope,
-            audit,
-            Change::updated(ENDPOINT_RESOURCE, id, json!({"secret": "previous"}), json!({"secret": "rotated"})),
-            self.audit_retention(scope).await?,
-        )?;
-        match self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(entry)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if failed_conditions(&err).is_some_and(|f| f.first() == Some(&true)) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+            .expression_attribute_values(":now", s(now_rfc3339()));
+        let mut tx = Tx::new();
+        tx.update(update, Some(ENDPOINT_MISSING));
+        let change =
+            Change::updated(ENDPOINT_RESOURCE, id, json!({"secret": "previous"}), json!({"secret": "rotated"}));
+        applied(self.commit_endpoint_change(scope, tx, change, audit).await, ENDPOINT_MISSING, "webhook endpoint")
     }
 
     pub async fn delete_endpoint(
@@ -301,24 +280,17 @@ impl Store {
         endpoint: &Endpoint,
         audit: &AuditContext,
     ) -> AppResult<()> {
-        let delete = aws_sdk_dynamodb::types::Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(endpoint_key(scope, endpoint.id)))
-            .build()
-            .map_err(AppError::internal)?;
-        let entry = self.audit_put(
-            scope,
-            audit,
-            Change::deleted(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body()),
-            self.audit_retention(scope).await?,
-        )?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(entry)
-            .send()
-            .await?;
-        Ok(())
+        let mut tx = Tx::new();
+        tx.delete(Delete::builder().set_key(Some(endpoint_key(scope, endpoint.id))), None);
+        let change = Change::deleted(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body());
+        self.commit_endpoint_change(scope, tx, change, audit).await.map_err(|e| e.into_app_error("webhook endpoint"))
+    }
+
+    /// `webhook.test` for one endpoint, through the outbox (delivered to
+    /// that endpoint only); answers the event, whose id is the delivery's.
+    pub async fn send_test_event(&self, scope: &TenantScope, endpoint_id: Uuid) -> AppResult<DomainEvent> {
+        let test = WebhookTest { endpoint_id, message: "a test event from the platform".into() };
+        self.emit(scope, Event::WebhookTest(test)).await
     }
 
     /// Records a new delivery; false when it already exists (the event was
@@ -419,26 +391,23 @@ impl Store {
     }
 
     /// A failed delivery goes back to `pending` for a new round of attempts
-    /// (same id, so the same webhook-id); false if it was not failed.
+    /// (same id, so the same webhook-id), with
+    /// `webhook.delivery.replay_requested` (the dispatcher queues its job) in
+    /// the same transaction; false if it was not failed.
     pub async fn requeue_delivery(&self, scope: &TenantScope, delivery: &Delivery) -> AppResult<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
+        let update = Update::builder()
             .set_key(Some(delivery_key(scope, delivery.endpoint_id, delivery.id)))
             .update_expression("SET #status = :pending, round_attempts = :zero REMOVE completed_at, next_attempt_at")
             .condition_expression("#status = :failed")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":failed", s("failed"))
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+            .expression_attribute_values(":zero", n(0));
+        let mut tx = Tx::new();
+        tx.update(update, Some(DELIVERY_NOT_FAILED));
+        let replay = WebhookReplayRequested { endpoint_id: delivery.endpoint_id, delivery_id: delivery.id };
+        tx.emit(scope, Event::WebhookReplayRequested(replay));
+        applied(tx.commit(self).await, DELIVERY_NOT_FAILED, "webhook delivery")
     }
 
     /// A delivery succeeded: the endpoint's failure streak ends.
@@ -480,28 +449,35 @@ impl Store {
         }
     }
 
-    /// Disables an active endpoint; true only for the call that did it (so
-    /// `webhook_endpoint.disabled` is published once).
-    pub async fn disable_endpoint(&self, scope: &TenantScope, endpoint_id: Uuid, reason: &str) -> AppResult<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(endpoint_key(scope, endpoint_id)))
+    /// Disables an active endpoint with `webhook_endpoint.disabled` in the
+    /// same transaction; true only for the call that did it (so the event is
+    /// emitted once).
+    pub async fn disable_endpoint(&self, scope: &TenantScope, endpoint: &Endpoint, reason: &str) -> AppResult<bool> {
+        let update = Update::builder()
+            .set_key(Some(endpoint_key(scope, endpoint.id)))
             .update_expression("SET #status = :disabled, disabled_reason = :reason, updated_at = :now")
             .condition_expression("#status = :active")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":disabled", s("disabled"))
             .expression_attribute_values(":active", s("active"))
             .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":now", s(now_rfc3339()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+            .expression_attribute_values(":now", s(now_rfc3339()));
+        let mut tx = Tx::new();
+        tx.update(update, Some(ENDPOINT_NOT_ACTIVE));
+        let disabled =
+            WebhookEndpointDisabled { endpoint_id: endpoint.id, url: endpoint.url.clone(), reason: reason.to_owned() };
+        tx.emit(scope, Event::WebhookEndpointDisabled(disabled));
+        applied(tx.commit(self).await, ENDPOINT_NOT_ACTIVE, "webhook endpoint")
+    }
+}
+
+/// A conditional change's outcome: true when it committed, false when
+/// `refused` (the condition that means "no longer applies") failed.
+fn applied(result: Result<(), TxError>, refused: Cond, what: &str) -> AppResult<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(TxError::Condition(cond)) if cond == refused => Ok(false),
+        Err(other) => Err(other.into_app_error(what)),
     }
 }
 

@@ -12,16 +12,11 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
-use crate::error::{AppError, FieldError};
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being served, for error bodies and log lines.
-pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".to_owned())
-}
+use crate::{
+    error::{AppError, FieldError},
+    request_id::with_request_id,
+};
+pub use crate::{request_id::current_request_id, store::PageRequest};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -36,14 +31,13 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         path = %request.uri().path(),
     );
     let id = request_id.clone();
-    let mut response = REQUEST_ID
-        .scope(id, async move {
-            use tracing::Instrument;
-            let response = next.run(request).instrument(span.clone()).await;
-            span.in_scope(|| tracing::info!(status = response.status().as_u16(), "served"));
-            response
-        })
-        .await;
+    let mut response = with_request_id(id, async move {
+        use tracing::Instrument;
+        let response = next.run(request).instrument(span.clone()).await;
+        span.in_scope(|| tracing::info!(status = response.status().as_u16(), "served"));
+        response
+    })
+    .await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -156,13 +150,6 @@ fn serde_urlencoded_pairs(query: &str) -> Result<std::collections::HashMap<Strin
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
 
-/// `?limit=&cursor=` as API.md defines them.
-#[derive(Debug, Clone)]
-pub struct PageRequest {
-    pub limit: i32,
-    pub cursor: Option<String>,
-}
-
 impl QueryParams {
     pub fn page(&self) -> Result<PageRequest, AppError> {
         let limit = match self.0.get("limit") {
@@ -228,20 +215,21 @@ pub async fn route_not_found() -> AppError {
 
 /// Wraps a group's routes with the layers every deployment needs, outermost
 /// first: request ids, rate-limit headers, the idempotency layer.
-pub fn finish_app(routes: Router<crate::AppState>, state: crate::AppState) -> Router {
+pub fn finish_app(routes: Router<super::AppState>, state: super::AppState) -> Router {
     routes
         .fallback(route_not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::idempotency))
-        .layer(axum::middleware::from_fn(crate::rate_limit::rate_limit_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::idempotency))
+        .layer(axum::middleware::from_fn(super::rate_limit_headers))
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
 }
 
 /// Runs `future` as part of the current request: its log lines and errors
-/// keep the request id (for work moved onto its own task).
+/// keep the request id, and its AWS calls the function they are made for
+/// (`aws::call_log`), for work moved onto its own task.
 pub fn in_current_request<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
     use tracing::Instrument;
-    REQUEST_ID.scope(current_request_id(), future.instrument(tracing::Span::current()))
+    with_request_id(current_request_id(), crate::aws::call_log::carry(future.instrument(tracing::Span::current())))
 }
 
 /// Serialises a domain value for a response body.

@@ -3,7 +3,8 @@
 //! entry exists if and only if the change happened. Handlers never write
 //! entries themselves: store methods that mutate take an [`AuditContext`]
 //! (who, from where, which request) and build the entry from the old and new
-//! values they know, with secrets redacted.
+//! values they know, with secrets redacted. (The request's `AuditContext` and
+//! `ClientInfo` are extracted by the web layer, `web::audit`.)
 
 use std::{
     collections::HashMap,
@@ -11,17 +12,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{
-    auth::{Principal, TenantScope},
-    error::AppError,
-    http::current_request_id,
-    state::AppState,
-};
+use crate::request_id::current_request_id;
 
 /// Who made a change and from where.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,26 +36,12 @@ pub struct Actor {
     pub email: Option<String>,
 }
 
-/// Where a request came from, for audit entries.
+/// Where a request came from, for audit entries (the web layer reads it off
+/// the request).
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientInfo {
-            ip_address: client_ip(parts),
-            user_agent: parts
-                .headers
-                .get(axum::http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(512).collect()),
-        })
-    }
 }
 
 impl AuditContext {
@@ -96,39 +77,6 @@ impl AuditContext {
     pub fn user_id(&self) -> Option<&str> {
         (self.actor.kind == "user").then_some(self.actor.id.as_str())
     }
-}
-
-impl FromRequestParts<AppState> for AuditContext {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
-        Ok(match principal.api_key_id() {
-            Some(key_id) => Self::api_key(key_id, &client),
-            None => Self::user(principal.user_id, principal.email.clone(), &client),
-        })
-    }
-}
-
-/// The caller's address: API Gateway's view of it, else the first
-/// `X-Forwarded-For` hop (local server behind nothing: none).
-fn client_ip(parts: &Parts) -> Option<String> {
-    use lambda_http::request::RequestContext;
-    match parts.extensions.get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.http.source_ip.is_some() => return ctx.http.source_ip.clone(),
-        Some(RequestContext::ApiGatewayV1(ctx)) if ctx.identity.source_ip.is_some() => {
-            return ctx.identity.source_ip.clone();
-        }
-        _ => {}
-    }
-    parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
 }
 
 /// One change to one resource.
@@ -205,50 +153,6 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 365;
 /// A tenant's `configuration.compliance.retention_policy_days`.
 pub fn retention_days_of(configuration: &Value) -> i64 {
     configuration["compliance"]["retention_policy_days"].as_i64().filter(|d| *d > 0).unwrap_or(DEFAULT_RETENTION_DAYS)
-}
-
-/// The stored entry. Its sort key is a UUIDv7, so a tenant's entries are in
-/// time order and a date range is a key range.
-pub fn entry_item(scope: &TenantScope, ctx: &AuditContext, change: Change, retention_days: i64) -> crate::store::Item {
-    use crate::store::attr::{n, s};
-    let id = Uuid::now_v7();
-    let now = chrono::Utc::now();
-    let mut old_values = change.old_values;
-    let mut new_values = change.new_values;
-    redact(&mut old_values);
-    redact(&mut new_values);
-    let mut item: crate::store::Item = HashMap::from([
-        ("PK".to_owned(), s(scope.pk())),
-        ("SK".to_owned(), s(format!("AUDIT#{id}"))),
-        ("id".to_owned(), s(id.to_string())),
-        ("tenant_id".to_owned(), s(scope.tenant_id().to_string())),
-        ("action".to_owned(), s(change.action)),
-        ("resource_type".to_owned(), s(change.resource_type)),
-        ("resource_id".to_owned(), s(change.resource_id)),
-        ("timestamp".to_owned(), s(crate::domain::rfc3339(now))),
-        ("expires_at".to_owned(), n(now.timestamp() + retention_days * 86_400)),
-    ]);
-    let json_attr = |v: &Value| crate::store::to_attribute(v).ok();
-    if let Some(v) = json_attr(&json!(ctx.actor)) {
-        item.insert("actor".to_owned(), v);
-    }
-    if let Some(v) = json_attr(&old_values) {
-        item.insert("old_values".to_owned(), v);
-    }
-    if let Some(v) = json_attr(&new_values) {
-        item.insert("new_values".to_owned(), v);
-    }
-    if let Some(user) = ctx.user_id() {
-        item.insert("user_id".to_owned(), s(user));
-    }
-    for (name, value) in
-        [("ip_address", &ctx.ip_address), ("user_agent", &ctx.user_agent), ("request_id", &ctx.request_id)]
-    {
-        if let Some(v) = value {
-            item.insert(name.to_owned(), s(v.clone()));
-        }
-    }
-    item
 }
 
 /// Retention per tenant, cached for a few minutes per warm process so a

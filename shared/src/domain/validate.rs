@@ -191,6 +191,14 @@ impl<'a> Fields<'a> {
     pub fn finish(self) -> Result<(), AppError> {
         if self.errors.is_empty() { Ok(()) } else { Err(AppError::validation(self.errors)) }
     }
+
+    /// Finishes and hands back the value the required fields make: a
+    /// required field that was absent or invalid recorded its error, so a
+    /// value is there exactly when nothing was refused.
+    pub fn finish_with<T>(self, required: Option<T>) -> Result<T, AppError> {
+        self.finish()?;
+        required.ok_or_else(|| AppError::invalid_field("body", "a required field is missing"))
+    }
 }
 
 /// A pragmatic address check (RFC 5321 lengths, one `@`, a dotted domain of
@@ -223,7 +231,7 @@ pub fn is_hostname(s: &str) -> bool {
 }
 
 pub fn is_http_url(s: &str) -> bool {
-    let Ok(uri) = s.parse::<axum::http::Uri>() else {
+    let Ok(uri) = s.parse::<http::Uri>() else {
         return false;
     };
     matches!(uri.scheme_str(), Some("http") | Some("https"))

@@ -133,10 +133,10 @@ async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next
         AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
     })?;
     let fingerprint = fingerprint(&parts.method, parts.uri.path(), &bytes);
-    let scope = principal.scope();
+    let scope = principal.acting_scope();
     let caller = match principal.api_key_id() {
         Some(key_id) => format!("K#{key_id}"),
-        None => format!("U#{}", principal.user_id),
+        None => format!("U#{}", principal.user_id()),
     };
     let key = record_key(&scope, &caller, &hex(&Sha256::digest(idempotency_key.as_bytes())));
     let body_key = seal_key(state.config.require_cursor_secret()?, &scope.pk(), &caller, &idempotency_key)?;

@@ -1,4 +1,5 @@
-//! Request rate limits, per API key and per user, by the tenant's plan.
+//! Request rate limits, per API key and per user, by the tenant's plan (the
+//! rules; the count is `store::api_keys`, the headers `web::rate_limit`).
 //!
 //! A fixed one-minute window, counted in DynamoDB so that every Lambda
 //! instance (and every local server process) shares it: one conditional
@@ -18,16 +19,11 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
-use axum::{
-    extract::Request,
-    http::{HeaderName, HeaderValue, StatusCode, header},
-    middleware::Next,
-    response::Response,
-};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -122,40 +118,6 @@ impl RateStatus {
     }
 }
 
-/// Filled by the `Principal` extractor, read on the way out by
-/// [`rate_limit_headers`]: the extractor runs deep inside the handler, the
-/// headers belong on whatever response leaves.
-#[derive(Clone, Default)]
-pub struct RateSlot(Arc<Mutex<Option<RateStatus>>>);
-
-impl RateSlot {
-    pub fn set(&self, status: RateStatus) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(status);
-        }
-    }
-
-    fn take(&self) -> Option<RateStatus> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
-}
-
-/// Middleware: gives each request a slot and copies its status into the
-/// response headers (successes, errors and the 429 alike).
-pub async fn rate_limit_headers(mut request: Request, next: Next) -> Response {
-    let slot = RateSlot::default();
-    request.extensions_mut().insert(slot.clone());
-    let mut response = next.run(request).await;
-    if let Some(status) = slot.take() {
-        for (name, value) in status.headers() {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, value);
-            }
-        }
-    }
-    response
-}
-
 /// What every authenticated request needs to know about its tenant: its
 /// requests per minute and whether it may be used at all. Cached per warm
 /// process so that it costs no read per request; a change reaches every
@@ -168,9 +130,9 @@ pub struct TenantPolicy {
 }
 
 impl TenantPolicy {
-    pub fn of(tenant: &crate::domain::tenant::Tenant) -> Self {
+    pub fn of(tenant: &super::tenant::Tenant) -> Self {
         Self {
-            requests_per_minute: crate::domain::plans::requests_per_minute(tenant),
+            requests_per_minute: super::plans::requests_per_minute(tenant),
             usable: tenant.status != "inactive" && tenant.status != "suspended",
         }
     }

@@ -8,7 +8,6 @@ use crate::{
     auth::jwt::{TokenSigner, TokenVerifier},
     aws::AwsClients,
     config::Config,
-    events::EventPublisher,
     store::{CursorCodec, Store},
 };
 
@@ -16,7 +15,6 @@ use crate::{
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub events: EventPublisher,
     pub blobs: crate::blobs::Blobs,
     pub verifier: Arc<TokenVerifier>,
     /// Present only where tokens are issued (the auth function).
@@ -46,7 +44,6 @@ impl AppState {
         let cursors = CursorCodec::new(config.require_cursor_secret()?);
         Ok(Self {
             store: Store::new(clients.dynamodb.clone(), config.table_name.clone()).with_cursors(cursors),
-            events: EventPublisher::new(clients.eventbridge.clone(), config.event_bus_name.clone()),
             blobs: crate::blobs::Blobs::new(clients.s3.clone(), config.blob_bucket_name.clone()),
             verifier: Arc::new(verifier),
             signer,

@@ -1,0 +1,312 @@
+//! Parse, don't validate, at the edge: what a handler receives is already a
+//! typed value that can only hold valid data, or the request was refused
+//! with ONE 400 that names every bad field (`details.fields`).
+//!
+//! - [`Body<T>`]: a JSON body into a typed struct (`#[derive(eserde::Deserialize)]`,
+//!   fields that are newtypes or enums); every problem at once, each with its
+//!   path (`configuration.security.session_timeout_minutes`).
+//! - [`PathIds<T>`]: typed path ids (`PathIds<TenantId>`,
+//!   `PathIds<(ProjectId, TaskId)>`); a segment that is not a UUID names
+//!   its parameter.
+//! - [`ListQuery<F>`]: `?limit=&cursor=` plus the typed filters `F` of a
+//!   list; an unknown parameter is refused, not ignored.
+//!
+//! With eserde, an optional field needs `#[serde(default)]` (its error pass
+//! would otherwise call an absent `Option` missing), and a field whose type
+//! has a plain serde `Deserialize` (typed ids, `string_enum!` enums) needs
+//! `#[eserde(compat)]`.
+//! - [`Patch<T>`]: a field of a partial update: absent, `null` (clear it) or
+//!   a value.
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, RawPathParams, Request},
+    http::request::Parts,
+};
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
+use serde_json::{Map, Value};
+
+use super::http::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, QueryParams};
+use crate::{
+    domain::ids::TypedId,
+    error::{AppError, FieldError},
+    store::PageRequest,
+};
+
+/// A JSON body parsed into `T`, or 400: `invalid_json` when it is not JSON,
+/// `validation_failed` naming every field that does not fit `T`.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: for<'de> eserde::EDeserialize<'de>,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| AppError::invalid_json(format!("could not read the body: {e}")))?;
+        parse_body(&bytes).map(Body)
+    }
+}
+
+/// The parsing [`Body`] does, for callers that hold the bytes.
+pub fn parse_body<T: for<'de> eserde::EDeserialize<'de>>(bytes: &[u8]) -> Result<T, AppError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| AppError::invalid_json("the body is not UTF-8"))?;
+    // Malformed JSON is its own error; only well-formed bodies are checked
+    // field by field.
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_)) => {}
+        Ok(_) => return Err(AppError::invalid_json("the request body must be a JSON object")),
+        Err(e) => return Err(AppError::invalid_json(format!("the body is not valid JSON: {e}"))),
+    }
+    eserde::json::from_str::<T>(text).map_err(|errors| {
+        AppError::validation(
+            errors
+                .iter()
+                .map(|e| {
+                    let path = e.path().map(|p| p.to_string()).filter(|p| !p.is_empty() && p != ".");
+                    FieldError::new(path.unwrap_or_else(|| field_named_in(e.message())), clean(e.message()))
+                })
+                .collect(),
+        )
+    })
+}
+
+/// serde names a missing or unknown field in backticks; such errors are
+/// reported at the enclosing object, so the field is taken from the text.
+fn field_named_in(message: &str) -> String {
+    message
+        .find('`')
+        .and_then(|start| {
+            let rest = &message[start + 1..];
+            rest.find('`').map(|end| rest[..end].to_owned())
+        })
+        .unwrap_or_else(|| "body".to_owned())
+}
+
+/// serde_json appends the position ("at line 1 column 9"): the field name
+/// says where, and the position of a re-serialised document would mislead.
+fn clean(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Typed ids from the path, in the order the route declares them.
+pub struct PathIds<T>(pub T);
+
+/// What [`PathIds`] can produce: one typed id, or a tuple of them.
+pub trait FromPathIds: Sized {
+    fn from_segments(segments: &[String]) -> Result<Self, AppError>;
+}
+
+fn typed<T: TypedId>(segments: &[String], index: usize) -> Result<T, AppError> {
+    segments
+        .get(index)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(T::from_uuid)
+        .ok_or_else(|| AppError::invalid_field(T::PARAM, "must be a valid UUID"))
+}
+
+impl<A: TypedId> FromPathIds for A {
+    fn from_segments(segments: &[String]) -> Result<Self, AppError> {
+        typed(segments, 0)
+    }
+}
+
+impl<A: TypedId, B: TypedId> FromPathIds for (A, B) {
+    fn from_segments(segments: &[String]) -> Result<Self, AppError> {
+        let a = typed::<A>(segments, 0);
+        let b = typed::<B>(segments, 1);
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            (a, b) => {
+                Err(AppError::validation([a.err(), b.err()].into_iter().flatten().flat_map(field_errors).collect()))
+            }
+        }
+    }
+}
+
+fn field_errors(err: AppError) -> Vec<FieldError> {
+    match err {
+        AppError::Api { details, .. } => serde_json::from_value(details["fields"].clone()).unwrap_or_default(),
+        AppError::Internal(_) => Vec::new(),
+    }
+}
+
+impl<S: Send + Sync, T: FromPathIds> FromRequestParts<S> for PathIds<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::invalid_field("path", "a path segment is not valid UTF-8"))?;
+        let segments: Vec<String> = raw.iter().map(|(_, value)| value.to_owned()).collect();
+        T::from_segments(&segments).map(PathIds)
+    }
+}
+
+/// A list's query: the page, and the filters `F` (a struct of optional typed
+/// fields, `#[derive(eserde::Deserialize)]` with `deny_unknown_fields`).
+/// Empty parameters count as absent.
+pub struct ListQuery<F> {
+    pub page: PageRequest,
+    pub filters: F,
+}
+
+impl<S: Send + Sync, F: for<'de> eserde::EDeserialize<'de>> FromRequestParts<S> for ListQuery<F> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let QueryParams(params) = QueryParams::from_request_parts(parts, state).await?;
+        let mut errors = Vec::new();
+        let limit = match params.get("limit").filter(|v| !v.is_empty()) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => match raw.parse::<i32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => {
+                    errors.push(FieldError::new("limit", format!("must be an integer between 1 and {MAX_PAGE_SIZE}")));
+                    DEFAULT_PAGE_SIZE
+                }
+            },
+        };
+        let cursor = params.get("cursor").filter(|c| !c.is_empty()).cloned();
+        let filters: Map<String, Value> = params
+            .into_iter()
+            .filter(|(k, v)| k != "limit" && k != "cursor" && !v.is_empty())
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        let filters = match parse_body::<F>(Value::Object(filters).to_string().as_bytes()) {
+            Ok(filters) => Some(filters),
+            Err(err) => {
+                errors.extend(field_errors(err).into_iter().map(|mut f| {
+                    if f.message.starts_with("unknown field") {
+                        f.message = "unknown query parameter".to_owned();
+                    }
+                    f
+                }));
+                None
+            }
+        };
+        match filters {
+            Some(filters) if errors.is_empty() => Ok(ListQuery { page: PageRequest { limit, cursor }, filters }),
+            _ => {
+                errors.sort_by(|a, b| a.field.cmp(&b.field));
+                Err(AppError::validation(errors))
+            }
+        }
+    }
+}
+
+/// One field of a partial update (`PATCH`): left out, `null` (clear it), or
+/// a new value. Declare it `#[serde(default)] field: Patch<T>`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Patch<T> {
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Patch::Absent)
+    }
+
+    /// The new value, if one was sent.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Patch::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(deserializer)? {
+            Some(value) => Patch::Value(value),
+            None => Patch::Null,
+        })
+    }
+}
+
+/// For typed filters and bodies that hold plain serde types.
+pub fn from_json_value<T: DeserializeOwned>(value: Value) -> Result<T, AppError> {
+    serde_json::from_value(value).map_err(|e| AppError::invalid_field("body", clean(&e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::{ProjectId, TaskId, TenantId};
+
+    #[derive(Debug, eserde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Create {
+        name: String,
+        size: u8,
+        nested: Nested,
+    }
+
+    #[derive(Debug, eserde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        flag: bool,
+    }
+
+    fn fields(err: AppError) -> Vec<String> {
+        field_errors(err).into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn a_body_names_every_bad_field_at_once() {
+        let err = parse_body::<Create>(br#"{"size": 300, "nested": {"flag": "yes"}}"#).err();
+        let mut names = fields(err.expect("invalid"));
+        names.sort();
+        assert_eq!(names, ["name", "nested.flag", "size"]);
+        // An unknown field stops the object it is in (eserde), so a missing
+        // one beside it shows on the next try; the others are still named.
+        let err = parse_body::<Create>(br#"{"size": 300, "nested": {"flag": "yes"}, "extra": 1}"#).err();
+        let mut names = fields(err.expect("invalid"));
+        names.sort();
+        assert_eq!(names, ["extra", "nested.flag", "size"]);
+    }
+
+    #[test]
+    fn malformed_json_is_invalid_json_not_validation() {
+        assert_eq!(parse_body::<Create>(b"{nope").err().map(|e| e.code()), Some("invalid_json"));
+        assert_eq!(parse_body::<Create>(b"[1]").err().map(|e| e.code()), Some("invalid_json"));
+    }
+
+    #[test]
+    fn path_ids_name_their_parameter() {
+        let good = uuid::Uuid::now_v7().to_string();
+        let ok = <(ProjectId, TaskId)>::from_segments(&[good.clone(), good.clone()]).expect("valid");
+        assert_eq!(ok.0.0.to_string(), good);
+        let err = <(ProjectId, TaskId)>::from_segments(&["x".into(), "y".into()]).expect_err("invalid");
+        assert_eq!(fields(err), ["project_id", "task_id"]);
+        assert_eq!(fields(TenantId::from_segments(&["1".into()]).expect_err("invalid")), ["tenant_id"]);
+    }
+
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    struct Update {
+        #[serde(default)]
+        description: Patch<String>,
+    }
+
+    #[test]
+    fn a_patch_field_tells_absent_from_null_from_a_value() {
+        let absent: Update = serde_json::from_str("{}").expect("parse");
+        let null: Update = serde_json::from_str(r#"{"description": null}"#).expect("parse");
+        let value: Update = serde_json::from_str(r#"{"description": "x"}"#).expect("parse");
+        assert_eq!(absent.description, Patch::Absent);
+        assert_eq!(null.description, Patch::Null);
+        assert_eq!(value.description, Patch::Value("x".to_owned()));
+    }
+}

@@ -1,0 +1,834 @@
+//! The registry check: what a route group is made of, in the ~20 places it
+//! is written down, must agree (docs/adding-a-route-group.md). Run by
+//! scripts/test.sh after the suite (`cargo test -p platform-tests --test
+//! registry`, with the local stack's env loaded).
+//!
+//! - Routes: what each group's router serves (read from the router itself,
+//!   then asked of it in-process) against its function's `HttpApi` events in
+//!   template.yaml (API Gateway's matching, most specific route wins) and the
+//!   README routes table (route, handler file and function, API key scope).
+//! - Functions: every `AWS::Serverless::Function` has its crate, workspace
+//!   member, log group, README row, sample event and a place in the local
+//!   server (route group or worker).
+//! - IAM: every AWS call the suite saw a function make (`AWS_CALL_LOG`,
+//!   written by `shared::aws::call_log`) is allowed by that function's policy;
+//!   grants that no call used are listed as warnings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::{Router, body::Body};
+use serde_yaml::Value as Yaml;
+use shared::{AppState, auth::Scope};
+use tower::ServiceExt;
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// Local resources are named `saas-local-<kebab logical id>` (infra/local_stack.py).
+const LOCAL_PREFIX: &str = "saas-local-";
+const REGION: &str = "us-east-1";
+const ACCOUNT: &str = "123456789012";
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"];
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{REPO}/{path}")).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+/// Collects problems instead of stopping at the first, then fails with all.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+
+    fn check(self, what: &str) {
+        assert!(self.0.is_empty(), "{what}: {} problem(s):\n  - {}", self.0.len(), self.0.join("\n  - "));
+    }
+}
+
+// ---------------------------------------------------------------- template --
+
+fn template() -> Yaml {
+    serde_yaml::from_str(&read("template.yaml")).expect("template.yaml parses")
+}
+
+fn resources(template: &Yaml) -> Vec<(String, &Yaml)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(id, resource)| (id.as_str().expect("logical id").to_owned(), resource))
+        .collect()
+}
+
+fn resource_type(resource: &Yaml) -> &str {
+    resource["Type"].as_str().unwrap_or_default()
+}
+
+fn functions(template: &Yaml) -> Vec<(String, &Yaml)> {
+    resources(template).into_iter().filter(|(_, r)| resource_type(r) == "AWS::Serverless::Function").collect()
+}
+
+/// `functions/<crate>` of a function.
+fn crate_of(function: &Yaml) -> String {
+    let uri = function["Properties"]["CodeUri"].as_str().expect("CodeUri");
+    uri.strip_prefix("functions/").unwrap_or(uri).trim_end_matches('/').to_owned()
+}
+
+fn events_of<'a>(function: &'a Yaml, kind: &str) -> Vec<(String, &'a Yaml)> {
+    function["Properties"]["Events"]
+        .as_mapping()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|(_, e)| e["Type"].as_str() == Some(kind))
+                .map(|(name, e)| (name.as_str().unwrap_or_default().to_owned(), &e["Properties"]))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `TenantProvisioningQueue` -> `tenant-provisioning-queue` (as infra/local_stack.py).
+fn kebab(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if i > 0 && c.is_ascii_uppercase() {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
+                out.push('-');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// A resource's local physical name.
+fn local_name(id: &str) -> String {
+    format!("{LOCAL_PREFIX}{}", kebab(id))
+}
+
+/// `X.Arn` of a template resource, with the local names.
+fn arn_of(template: &Yaml, id: &str) -> String {
+    let resource = &template["Resources"][id];
+    let name = local_name(id);
+    match resource_type(resource) {
+        "AWS::DynamoDB::Table" => format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"),
+        "AWS::S3::Bucket" => format!("arn:aws:s3:::{name}"),
+        "AWS::SQS::Queue" => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"),
+        "AWS::Events::EventBus" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"),
+        other => panic!("no ARN rule for {id} ({other})"),
+    }
+}
+
+/// A policy value (`!GetAtt X.Arn`, `!Sub "${X.Arn}/index/GSI1"`, a plain
+/// string) as an ARN pattern.
+fn resolve(template: &Yaml, value: &Yaml) -> Result<String, String> {
+    match value {
+        Yaml::String(s) => Ok(s.clone()),
+        Yaml::Tagged(tagged) if tagged.tag == "GetAtt" => {
+            let target = match &tagged.value {
+                Yaml::String(s) => s.clone(),
+                Yaml::Sequence(parts) => parts.iter().filter_map(Yaml::as_str).collect::<Vec<_>>().join("."),
+                other => return Err(format!("!GetAtt {other:?}")),
+            };
+            match target.split_once('.') {
+                Some((id, "Arn")) => Ok(arn_of(template, id)),
+                _ => Err(format!("!GetAtt {target} is not an ARN")),
+            }
+        }
+        Yaml::Tagged(tagged) if tagged.tag == "Sub" => {
+            let text = tagged.value.as_str().ok_or("!Sub with variables is not supported")?;
+            let mut out = String::new();
+            let mut rest = text;
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let end = rest[start..].find('}').ok_or("unclosed ${ in !Sub")? + start;
+                let name = &rest[start + 2..end];
+                out.push_str(&match name {
+                    "AWS::Region" => REGION.to_owned(),
+                    "AWS::AccountId" => ACCOUNT.to_owned(),
+                    "AWS::Partition" => "aws".to_owned(),
+                    _ => match name.split_once('.') {
+                        Some((id, "Arn")) => arn_of(template, id),
+                        None => local_name(name),
+                        Some(_) => return Err(format!("!Sub ${{{name}}}")),
+                    },
+                });
+                rest = &rest[end + 1..];
+            }
+            out.push_str(rest);
+            Ok(out)
+        }
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => Ok(local_name(tagged.value.as_str().unwrap_or_default())),
+        other => Err(format!("cannot evaluate {other:?}")),
+    }
+}
+
+fn one_or_many(value: &Yaml) -> Vec<&Yaml> {
+    match value {
+        Yaml::Sequence(items) => items.iter().collect(),
+        Yaml::Null => Vec::new(),
+        one => vec![one],
+    }
+}
+
+// ------------------------------------------------------------------ routes --
+
+/// What a group's router serves, read from the router itself: axum keeps each
+/// route's path and method router and shows both in its `Debug` output (the
+/// only view of them it offers). If an axum upgrade changes that output, this
+/// finds nothing and [`every_group_serves_what_the_template_and_readme_say`]
+/// fails on it rather than passing empty.
+fn served_routes(router: &Router<AppState>) -> BTreeSet<(String, String)> {
+    let text = format!("{router:?}");
+    let start = text.find("path_router: PathRouter {").expect("axum Router Debug: path_router");
+    let end = text[start..].find("fallback_router:").map_or(text.len(), |e| start + e);
+    let text = &text[start..end];
+    let paths_at = text.find("paths: {").expect("axum Router Debug: node paths") + "paths: {".len();
+    let mut paths = BTreeMap::new();
+    let mut rest = &text[paths_at..];
+    while let Some(at) = rest.find("RouteId(") {
+        let after = &rest[at + "RouteId(".len()..];
+        let Some((id, after)) = after.split_once("): \"") else { break };
+        let Some(close) = after.find('"') else { break };
+        paths.insert(id.to_owned(), after[..close].to_owned());
+        rest = &after[close..];
+    }
+    let mut served = BTreeSet::new();
+    for (id, path) in &paths {
+        let marker = format!("RouteId({id}): ");
+        let Some(at) = text.find(&marker) else { continue };
+        let endpoint = &text[at + marker.len()..];
+        if endpoint.starts_with("Route(") {
+            served.insert(("ANY".to_owned(), path.clone()));
+            continue;
+        }
+        let fields = &endpoint[..endpoint.find("fallback:").unwrap_or(endpoint.len())];
+        for method in METHODS {
+            let field = format!("{}: ", method.to_ascii_lowercase());
+            if let Some(at) = fields.find(&field)
+                && !fields[at + field.len()..].starts_with("None")
+            {
+                served.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    served
+}
+
+/// An axum path with its parameters filled in.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|s| if s.starts_with('{') { "0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// API Gateway HTTP API path matching: `{name}` one segment, `{name+}` the rest.
+fn apigw_matches(route: &str, path: &str) -> bool {
+    let route: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    let path: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    for (i, segment) in route.iter().enumerate() {
+        if segment.starts_with('{') && segment.ends_with("+}") {
+            return path.len() > i && path[i..].iter().all(|s| !s.is_empty());
+        }
+        match path.get(i) {
+            Some(p) if segment.starts_with('{') && !p.is_empty() => {}
+            Some(p) if p == segment => {}
+            _ => return false,
+        }
+    }
+    route.len() == path.len()
+}
+
+/// API Gateway's choice among matching routes: the most specific wins (no
+/// greedy variable before greedy, then more literal segments, then an exact
+/// method before `ANY`).
+fn specificity(route: &str, method: &str) -> (bool, usize, bool) {
+    let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
+    (
+        !segments.iter().any(|s| s.ends_with("+}")),
+        segments.iter().filter(|s| !s.starts_with('{')).count(),
+        method != "ANY",
+    )
+}
+
+fn methods_match(event_method: &str, method: &str) -> bool {
+    event_method.eq_ignore_ascii_case("ANY") || event_method.eq_ignore_ascii_case(method)
+}
+
+struct ReadmeRoute {
+    method: String,
+    path: String,
+    file: String,
+    handler: Option<String>,
+    scope: String,
+}
+
+fn table_rows<'a>(readme: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
+    let start = readme.find(heading).unwrap_or_else(|| panic!("README has no {heading}"));
+    readme[start..]
+        .lines()
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| l.trim().trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect()
+}
+
+fn first_code(cell: &str) -> Option<&str> {
+    let start = cell.find('`')? + 1;
+    let end = cell[start..].find('`')? + start;
+    Some(&cell[start..end])
+}
+
+fn readme_routes(readme: &str) -> Vec<ReadmeRoute> {
+    let mut routes = Vec::new();
+    for row in table_rows(readme, "## Routes") {
+        let [route, handler, _who, scope] = row[..] else {
+            panic!("README routes row with {} cells: {row:?}", row.len())
+        };
+        let route = route.replace('`', "");
+        let (methods, path) = route.split_once(' ').unwrap_or_else(|| panic!("README route {route}"));
+        let handler = first_code(handler).unwrap_or_else(|| panic!("README handler of {route}"));
+        let (file, function) = match handler.split_once("::") {
+            Some((file, function)) => (file.to_owned(), Some(function.to_owned())),
+            None => (handler.to_owned(), None),
+        };
+        for method in methods.split('/') {
+            routes.push(ReadmeRoute {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                file: file.clone(),
+                handler: function.clone(),
+                scope: scope.to_owned(),
+            });
+        }
+    }
+    routes
+}
+
+/// The body of a top-level `fn name(` in a source file (up to its closing
+/// brace at column 0).
+fn fn_body<'a>(source: &'a str, name: &str) -> Option<&'a str> {
+    let start = source.find(&format!("fn {name}("))?;
+    let end = source[start..].find("\n}\n").map_or(source.len(), |e| start + e);
+    Some(&source[start..end])
+}
+
+/// The API key scopes a handler's body names (`Scope::TenantRead` ...).
+fn scopes_named(body: &str) -> BTreeSet<&'static str> {
+    Scope::ALL
+        .into_iter()
+        .filter(|scope| {
+            let needle = format!("Scope::{scope:?}");
+            body.match_indices(&needle)
+                .any(|(at, _)| !body[at + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        })
+        .map(Scope::as_str)
+        .collect()
+}
+
+/// [`scopes_named`] in a handler's body and in the bodies of the same file's
+/// functions it calls (one level: `require(&principal)?` helpers).
+fn scopes_required(source: &str, body: &str) -> BTreeSet<&'static str> {
+    let mut scopes = scopes_named(body);
+    let mut rest = body.split_once('(').map_or("", |(_, r)| r);
+    while let Some(open) = rest.find('(') {
+        let name_start = rest[..open].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let name = &rest[name_start..open];
+        if !name.is_empty() && !rest[..name_start].ends_with('.') && !rest[..name_start].ends_with("::") {
+            if let Some(helper) = fn_body(source, name) {
+                scopes.extend(scopes_named(helper));
+            }
+        }
+        rest = &rest[open + 1..];
+    }
+    scopes
+}
+
+fn test_state() -> AppState {
+    let config = shared::config::Config::from_env()
+        .expect("the local stack env is not loaded: run this with scripts/test.sh (make test)");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let clients = runtime.block_on(async { shared::aws::AwsClients::new(&shared::aws::load_sdk_config().await) });
+    AppState::build(config, &clients, shared::state::Signing::Issue).expect("state")
+}
+
+#[tokio::test]
+async fn every_group_serves_what_the_template_and_readme_say() {
+    let template = template();
+    let readme = read("README.md");
+    let state = tokio::task::spawn_blocking(test_state).await.expect("state");
+    let mut problems = Problems::default();
+
+    // Every HttpApi event of the template, for API Gateway's choice.
+    let mut events = Vec::new();
+    for (id, function) in functions(&template) {
+        for (name, props) in events_of(function, "HttpApi") {
+            let method = props["Method"].as_str().unwrap_or("ANY").to_ascii_uppercase();
+            let path = props["Path"].as_str().unwrap_or_default().to_owned();
+            events.push((id.clone(), name, method, path));
+        }
+    }
+    let http_functions: BTreeSet<&str> = events.iter().map(|(id, ..)| id.as_str()).collect();
+    let groups = local::route_groups();
+    let group_functions: BTreeSet<&str> = groups.iter().map(|(id, _)| *id).collect();
+    for id in http_functions.difference(&group_functions) {
+        problems.add(format!("{id} has HttpApi events but no route group in functions/local (route_groups)"));
+    }
+    for id in group_functions.difference(&http_functions) {
+        problems.add(format!("route group {id} (functions/local) has no HttpApi event in template.yaml"));
+    }
+
+    let mut all_served = BTreeMap::new();
+    for (function, routes) in &groups {
+        let served = served_routes(routes);
+        if served.is_empty() {
+            problems.add(format!("{function}: read no route from its router (did axum's Debug output change?)"));
+        }
+        let app = shared::http::finish_app(routes.clone(), state.clone());
+        for (method, path) in &served {
+            // (a) the router really serves it: not its 404 fallback, not a 405.
+            let request = axum::http::Request::builder()
+                .method(method.as_str())
+                .uri(concrete(path))
+                .body(Body::empty())
+                .expect("request");
+            let response = app.clone().oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+            if status == 405 || (status == 404 && String::from_utf8_lossy(&body).contains("no such route")) {
+                problems.add(format!("{function}: {method} {path} answers {status} from its own router"));
+            }
+            // (b) API Gateway sends it to this function.
+            let best = events
+                .iter()
+                .filter(|(_, _, m, p)| methods_match(m, method) && apigw_matches(p, &concrete(path)))
+                .max_by_key(|(_, _, m, p)| specificity(p, m));
+            match best {
+                None => problems.add(format!("{function}: {method} {path} matches no HttpApi event in template.yaml")),
+                Some((winner, name, ..)) if winner != function => problems.add(format!(
+                    "{function}: {method} {path} goes to {winner} (its event {name} is the most specific match) in API Gateway"
+                )),
+                Some(_) => {}
+            }
+            all_served.insert((method.clone(), path.clone()), *function);
+        }
+        // (b) every event of the function leads to something it serves.
+        for (_, name, event_method, event_path) in events.iter().filter(|(id, ..)| id == function) {
+            if !served.iter().any(|(m, p)| methods_match(event_method, m) && apigw_matches(event_path, &concrete(p))) {
+                problems.add(format!("{function}: HttpApi event {name} ({event_method} {event_path}) serves no route"));
+            }
+        }
+    }
+
+    // (c) the README routes table lists exactly these, with handler and scope.
+    let crates: BTreeMap<String, String> = functions(&template).into_iter().map(|(id, f)| (id, crate_of(f))).collect();
+    let listed = readme_routes(&readme);
+    let mut seen = BTreeSet::new();
+    for route in &listed {
+        let key = (route.method.clone(), route.path.clone());
+        if !seen.insert(key.clone()) {
+            problems.add(format!("README lists {} {} twice", route.method, route.path));
+        }
+        let Some(function) = all_served.get(&key) else {
+            problems.add(format!("README lists {} {}, which no group serves", route.method, route.path));
+            continue;
+        };
+        let file = format!("functions/{}/src/lib.rs", crates[*function]);
+        if route.file != file {
+            problems.add(format!("README: {} {} is handled in {file}, not {}", route.method, route.path, route.file));
+            continue;
+        }
+        let Some(handler) = &route.handler else { continue };
+        let source = read(&file);
+        let Some(body) = fn_body(&source, handler) else {
+            problems.add(format!("README: {} {}: no fn {handler} in {file}", route.method, route.path));
+            continue;
+        };
+        // Item 4: the scope column against the scope the handler requires
+        // (in its body or in a helper of the same file that it calls).
+        let named = scopes_required(&source, body);
+        let listed_scope = first_code(&route.scope);
+        match (named.iter().next(), listed_scope) {
+            _ if named.len() > 1 => {
+                problems.add(format!("{file}::{handler} names several scopes {named:?}; the README shows one"))
+            }
+            (Some(scope), Some(listed)) if *scope == listed => {}
+            (None, None) => {}
+            (scope, listed) => problems.add(format!(
+                "README: {} {} has scope {:?}, but {handler} requires {:?}",
+                route.method,
+                route.path,
+                listed.unwrap_or(&route.scope),
+                scope.copied().unwrap_or("no scope")
+            )),
+        }
+    }
+    for ((method, path), function) in &all_served {
+        if !seen.contains(&(method.clone(), path.clone())) {
+            problems.add(format!("{function} serves {method} {path}, which the README routes table does not list"));
+        }
+    }
+    problems.check("routes");
+}
+
+#[test]
+fn every_function_has_its_crate_readme_row_sample_log_group_and_local_place() {
+    let template = template();
+    let readme = read("README.md");
+    let workspace = read("Cargo.toml");
+    let samples: Vec<String> = std::fs::read_dir(format!("{REPO}/events"))
+        .expect("events/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    let rows = table_rows(&readme, "## Functions");
+    let log_groups: Vec<String> = resources(&template)
+        .into_iter()
+        .filter(|(_, r)| resource_type(r) == "AWS::Logs::LogGroup")
+        .filter_map(|(_, r)| match &r["Properties"]["LogGroupName"] {
+            Yaml::Tagged(t) => t.value.as_str().map(str::to_owned),
+            other => other.as_str().map(str::to_owned),
+        })
+        .collect();
+    let groups: BTreeSet<&str> = local::route_groups().iter().map(|(id, _)| *id).collect();
+    let mut problems = Problems::default();
+    let mut ids = BTreeSet::new();
+    for (id, function) in functions(&template) {
+        ids.insert(id.clone());
+        let krate = crate_of(function);
+        if !std::path::Path::new(&format!("{REPO}/functions/{krate}/Cargo.toml")).exists() {
+            problems.add(format!("{id}: CodeUri functions/{krate} has no crate"));
+        }
+        if !workspace.contains(&format!("\"functions/{krate}\"")) {
+            problems.add(format!("{id}: functions/{krate} is not a workspace member (Cargo.toml)"));
+        }
+        if !log_groups.iter().any(|name| name == &format!("/aws/lambda/${{{id}}}")) {
+            problems.add(format!("{id}: no AWS::Logs::LogGroup named /aws/lambda/${{{id}}}"));
+        }
+        match rows.iter().find(|row| row.get(2).and_then(|c| first_code(c)) == Some(id.as_str())) {
+            None => problems.add(format!("{id}: no row in the README functions table")),
+            Some(row) => {
+                if row.get(1).and_then(|c| first_code(c)) != Some(&format!("functions/{krate}")) {
+                    problems.add(format!("README functions table: {id}'s crate is not `functions/{krate}`"));
+                }
+                for sample in row.get(3).map(|c| c.split(", ")).into_iter().flatten() {
+                    let sample = sample.trim_matches('`').trim_start_matches("events/");
+                    if !samples.iter().any(|s| s == sample) {
+                        problems.add(format!("README functions table: {id}'s sample events/{sample} does not exist"));
+                    }
+                }
+            }
+        }
+        if !samples.iter().any(|s| s.starts_with(&format!("{krate}-"))) {
+            problems.add(format!("{id}: no sample event events/{krate}-*.json"));
+        }
+        let http = !events_of(function, "HttpApi").is_empty();
+        let worker = !events_of(function, "SQS").is_empty() || !events_of(function, "Schedule").is_empty();
+        if http && !groups.contains(id.as_str()) {
+            problems.add(format!("{id}: not a route group of the local server (functions/local route_groups)"));
+        }
+        if worker && !http && !local::WORKER_FUNCTIONS.contains(&id.as_str()) {
+            problems.add(format!("{id}: not a worker of the local server (functions/local WORKER_FUNCTIONS)"));
+        }
+    }
+    for row in &rows {
+        if let Some(id) = row.get(2).and_then(|c| first_code(c))
+            && !ids.contains(id)
+        {
+            problems.add(format!("README functions table lists {id}, which template.yaml does not have"));
+        }
+    }
+    for id in local::WORKER_FUNCTIONS.iter().chain(groups.iter()) {
+        if !ids.contains(*id) {
+            problems.add(format!("functions/local names {id}, which template.yaml does not have"));
+        }
+    }
+    problems.check("functions");
+}
+
+// --------------------------------------------------------------------- IAM --
+
+/// One thing a call needs: an IAM action on a resource ARN, with the
+/// condition keys the request carries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Need {
+    action: String,
+    arn: String,
+    context: BTreeMap<String, String>,
+}
+
+fn table_arn(table: &str) -> String {
+    format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}")
+}
+
+/// The IAM action(s) and resource(s) of one logged call.
+fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
+    let service = call["service"].as_str().unwrap_or_default();
+    let operation = call["operation"].as_str().unwrap_or_default();
+    let resources = call["resources"].as_array().cloned().unwrap_or_default();
+    let text = |r: &serde_json::Value, field: &str| r[field].as_str().map(str::to_owned);
+    let need = |action: String, arn: String| Need { action, arn, context: BTreeMap::new() };
+    if resources.is_empty() {
+        return Err(format!("{service}:{operation} names no resource (extend shared::aws::call_log)"));
+    }
+    resources
+        .iter()
+        .map(|r| {
+            Ok(match (service, operation) {
+                ("dynamodb", "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "Query" | "Scan") => {
+                    let table = text(r, "table").ok_or("no table")?;
+                    let arn = match text(r, "index") {
+                        Some(index) => format!("{}/index/{index}", table_arn(&table)),
+                        None => table_arn(&table),
+                    };
+                    need(format!("dynamodb:{operation}"), arn)
+                }
+                ("dynamodb", "TransactWriteItems" | "TransactGetItems" | "BatchGetItem" | "BatchWriteItem") => {
+                    let action = text(r, "action").ok_or("no action")?;
+                    need(format!("dynamodb:{action}"), table_arn(&text(r, "table").ok_or("no table")?))
+                }
+                ("s3", "PutObject" | "GetObject" | "HeadObject" | "DeleteObject" | "DeleteObjects") => {
+                    let action = match operation {
+                        "HeadObject" => "GetObject",
+                        "DeleteObjects" => "DeleteObject",
+                        other => other,
+                    };
+                    let (bucket, key) = (text(r, "bucket").ok_or("no bucket")?, text(r, "key").ok_or("no key")?);
+                    need(format!("s3:{action}"), format!("arn:aws:s3:::{bucket}/{key}"))
+                }
+                ("s3", "ListObjectsV2") => Need {
+                    action: "s3:ListBucket".into(),
+                    arn: format!("arn:aws:s3:::{}", text(r, "bucket").ok_or("no bucket")?),
+                    context: [("s3:prefix".to_owned(), text(r, "prefix").unwrap_or_default())].into(),
+                },
+                ("sqs", _) => {
+                    let action = match operation {
+                        "SendMessageBatch" => "SendMessage",
+                        "DeleteMessageBatch" => "DeleteMessage",
+                        other => other,
+                    };
+                    let url = text(r, "queue_url").ok_or("no queue_url")?;
+                    let name = url.rsplit('/').next().unwrap_or_default();
+                    need(format!("sqs:{action}"), format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
+                }
+                ("eventbridge", "PutEvents") => need(
+                    "events:PutEvents".into(),
+                    format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{}", text(r, "bus").ok_or("no bus")?),
+                ),
+                _ => return Err(format!("no IAM mapping for {service}:{operation} (extend tests/registry.rs)")),
+            })
+        })
+        .collect()
+}
+
+/// IAM's wildcards: `*` any run of characters, `?` one.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+struct Statement {
+    sid: String,
+    allow: bool,
+    actions: Vec<String>,
+    resources: Vec<String>,
+    condition: Yaml,
+}
+
+impl Statement {
+    fn condition_holds(&self, context: &BTreeMap<String, String>) -> bool {
+        let Some(operators) = self.condition.as_mapping() else { return true };
+        operators.iter().all(|(operator, keys)| {
+            let Some(keys) = keys.as_mapping() else { return false };
+            keys.iter().all(|(key, values)| {
+                let Some(actual) = key.as_str().and_then(|k| context.get(k)) else { return false };
+                let values: Vec<&str> = one_or_many(values).into_iter().filter_map(Yaml::as_str).collect();
+                match operator.as_str() {
+                    Some("StringLike") => values.iter().any(|v| glob(v, actual)),
+                    Some("StringEquals") => values.contains(&actual.as_str()),
+                    _ => false,
+                }
+            })
+        })
+    }
+
+    fn grants(&self, need: &Need) -> Option<(String, String)> {
+        let action = self.actions.iter().find(|a| glob(&a.to_ascii_lowercase(), &need.action.to_ascii_lowercase()))?;
+        let resource = self.resources.iter().find(|r| glob(r, &need.arn))?;
+        self.condition_holds(&need.context).then(|| (action.clone(), resource.clone()))
+    }
+}
+
+fn statements(template: &Yaml, function: &Yaml, problems: &mut Problems, id: &str) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for policy in one_or_many(&function["Properties"]["Policies"]) {
+        if policy.as_mapping().is_none() {
+            problems.add(format!("{id}: policy {policy:?} is not an inline document; the check cannot read it"));
+            continue;
+        }
+        for (n, statement) in one_or_many(&policy["Statement"]).into_iter().enumerate() {
+            let resolved: Result<Vec<String>, String> =
+                one_or_many(&statement["Resource"]).into_iter().map(|r| resolve(template, r)).collect();
+            let resources = resolved.unwrap_or_else(|e| {
+                problems.add(format!("{id}: statement {n}: {e}"));
+                Vec::new()
+            });
+            out.push(Statement {
+                sid: statement["Sid"].as_str().map_or_else(|| format!("#{n}"), str::to_owned),
+                allow: statement["Effect"].as_str() != Some("Deny"),
+                actions: one_or_many(&statement["Action"])
+                    .into_iter()
+                    .filter_map(Yaml::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                resources,
+                condition: statement["Condition"].clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The ARN of an observed resource, shortened for the report.
+fn short(arn: &str) -> String {
+    let arn = arn.replace(&format!(":{REGION}:{ACCOUNT}:"), "::");
+    // Object keys hold tenant and object ids; their shape is what matters.
+    match arn.split_once(":::") {
+        Some((service, rest)) if service == "arn:aws:s3" => match rest.split_once('/') {
+            Some((bucket, key)) => {
+                let shape: Vec<&str> = key.split('/').map(|s| if s.len() >= 32 { "<id>" } else { s }).collect();
+                format!("{service}:::{bucket}/{}", shape.join("/"))
+            }
+            None => arn,
+        },
+        _ => arn,
+    }
+}
+
+#[test]
+fn every_function_policy_grants_the_calls_it_was_seen_making() {
+    let Some(path) = std::env::var_os("REGISTRY_CALL_LOG").filter(|p| !p.is_empty()) else {
+        println!("skipped: REGISTRY_CALL_LOG is not set (scripts/test.sh sets it to the suite's AWS_CALL_LOG)");
+        return;
+    };
+    let log = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (did the suite run with AWS_CALL_LOG?)", path.to_string_lossy()));
+    let template = template();
+    let mut problems = Problems::default();
+    let mut policies = BTreeMap::new();
+    for (id, function) in functions(&template) {
+        policies.insert(id.clone(), statements(&template, function, &mut problems, &id));
+    }
+
+    // Every distinct need of every function, with how many calls had it.
+    let mut needs: BTreeMap<(String, String, Need), usize> = BTreeMap::new();
+    let mut calls = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let call: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("log line {line}: {e}"));
+        calls += 1;
+        let function = call["function"].as_str().unwrap_or_default().to_owned();
+        let operation = format!(
+            "{}:{}",
+            call["service"].as_str().unwrap_or_default(),
+            call["operation"].as_str().unwrap_or_default()
+        );
+        match needs_of(&call) {
+            Ok(list) => {
+                for need in list {
+                    *needs.entry((function.clone(), operation.clone(), need)).or_default() += 1;
+                }
+            }
+            Err(e) => problems.add(format!("{function}: {e}")),
+        }
+    }
+    println!("AWS call log: {calls} calls, {} distinct (function, operation, action, resource)", needs.len());
+
+    let mut used: BTreeSet<(String, String, String, String)> = BTreeSet::new();
+    let mut missing: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
+    for ((function, operation, need), _count) in &needs {
+        let Some(statements) = policies.get(function) else {
+            problems.add(format!("calls made for {function}, which template.yaml does not have"));
+            continue;
+        };
+        let denied = statements.iter().filter(|s| !s.allow).any(|s| s.grants(need).is_some());
+        let grant = statements.iter().filter(|s| s.allow).find_map(|s| s.grants(need).map(|g| (s.sid.clone(), g)));
+        match grant {
+            Some((sid, (action, resource))) if !denied => {
+                used.insert((function.clone(), sid, action, resource));
+            }
+            _ => {
+                missing
+                    .entry((function.clone(), need.action.clone(), short(&need.arn)))
+                    .or_default()
+                    .insert(operation.clone());
+            }
+        }
+    }
+    for ((function, action, arn), operations) in &missing {
+        problems.add(format!(
+            "{function} needs {action} on {arn} (seen in {}) but its policy does not grant it",
+            operations.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+
+    // Grants no observed call used: warnings only (the suite may not take
+    // every path), but worth a look for least privilege.
+    let mut unused = Vec::new();
+    let observed: BTreeSet<&String> = needs.keys().map(|(f, ..)| f).collect();
+    for (function, statements) in &policies {
+        if !observed.contains(function) {
+            unused.push(format!("{function}: no call observed at all"));
+            continue;
+        }
+        for s in statements.iter().filter(|s| s.allow) {
+            for action in &s.actions {
+                for resource in &s.resources {
+                    if !used.contains(&(function.clone(), s.sid.clone(), action.clone(), resource.clone())) {
+                        unused.push(format!("{function} [{}]: {action} on {}", s.sid, short(resource)));
+                    }
+                }
+            }
+        }
+    }
+    if !unused.is_empty() {
+        println!("warning: {} grant(s) no observed call used:\n  - {}", unused.len(), unused.join("\n  - "));
+    }
+    problems.check("IAM policies against the observed AWS calls");
+}
+
+#[test]
+fn the_checker_reads_names_paths_and_wildcards_like_aws() {
+    assert_eq!(kebab("TenantProvisioningQueue"), "tenant-provisioning-queue");
+    assert_eq!(kebab("EventsDlq"), "events-dlq");
+    assert_eq!(kebab("HTTPApi"), "http-api");
+    assert!(apigw_matches("/v1/auth/{proxy+}", "/v1/auth/login"));
+    assert!(apigw_matches("/v1/auth/{proxy+}", "/v1/auth/invitations/accept"));
+    assert!(!apigw_matches("/v1/auth/{proxy+}", "/v1/auth"));
+    assert!(apigw_matches("/v1/tenants/{id}/credits", "/v1/tenants/abc/credits"));
+    assert!(!apigw_matches("/v1/tenants", "/v1/tenants/abc"));
+    assert!(specificity("/v1/tenants/{id}/credits", "POST") > specificity("/v1/tenants/{proxy+}", "ANY"));
+    assert!(glob("arn:aws:s3:::b/tenants/*", "arn:aws:s3:::b/tenants/t/photos/p"));
+    assert!(!glob("arn:aws:s3:::b/tenants/*", "arn:aws:s3:::b/other/x"));
+    assert!(glob("dynamodb:*", "dynamodb:query"));
+    let table = "arn:aws:dynamodb:us-east-1:123456789012:table/t";
+    assert!(!glob(table, &format!("{table}/index/GSI1")), "a table grant does not cover its indexes");
+    let body = "fn f() {\n    principal.require(Role::Admin, Scope::TenantWrite, \"t\")?;\n}\n";
+    assert_eq!(scopes_named(body), BTreeSet::from(["tenant:write"]));
+    let source = "fn require(p: &P) {\n    p.require(Role::Admin, Scope::WebhooksManage, \"w\")\n}\n\nasync fn list() {\n    require(&principal)?;\n}\n";
+    let list = fn_body(source, "list").expect("list");
+    assert_eq!(scopes_required(source, list), BTreeSet::from(["webhooks:manage"]));
+}
