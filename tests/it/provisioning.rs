@@ -168,8 +168,9 @@ async fn a_malformed_message_is_reported_as_a_batch_failure_and_ends_in_the_dlq(
 async fn a_tenant_committed_without_any_request_is_provisioned_through_the_outbox() {
     let (state, _clients) = test_state().await;
     let body = valid_tenant_body();
-    let tenant = shared::domain::tenant::tenant_from_create(body.as_object().expect("object"), uuid::Uuid::now_v7())
-        .expect("valid");
+    let create: shared::domain::tenant::TenantCreate =
+        shared::web::extract::parse_body(body.to_string().as_bytes()).expect("valid");
+    let tenant = create.into_tenant(uuid::Uuid::now_v7()).expect("valid");
     let scope = shared::auth::TenantScope::for_tests(tenant.id);
     state
         .store

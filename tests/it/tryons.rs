@@ -146,13 +146,9 @@ async fn store_session(shop: &Shop, items: usize, quality: Quality, dispatch: bo
     let customer_id = customer(&shop.key, &format!("quiet-{}", unique())).await;
     let person = upload_photo(&shop.key, &customer_id, &png(60, 120, [10, 10, 10]), "person").await;
     let garment = upload_photo(&shop.key, &customer_id, &png(30, 30, [200, 0, 0]), "garment").await;
-    let request = tryons::new_tryon_from(
-        json!({"customer_id": customer_id, "photo_id": person, "quality": quality.as_str(), "items": cart(&garment, items)})
-            .as_object()
-            .expect("object"),
-        false,
-    )
-    .expect("valid");
+    let body = json!({"customer_id": customer_id, "photo_id": person, "quality": quality.as_str(), "items": cart(&garment, items)});
+    let request = shared::web::extract::parse_body::<tryons::NewTryon>(body.to_string().as_bytes()).expect("valid");
+    request.check(false).expect("valid");
     let tenant_id = Uuid::parse_str(&shop.owner.tenant_id).expect("tenant");
     let scope = TenantScope::for_tests(tenant_id);
     let (session, items) = tryons::plan(tenant_id, &request);

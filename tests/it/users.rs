@@ -326,17 +326,30 @@ async fn user_bodies_are_validated_field_by_field() {
     let owner = register_owner().await;
     let reply = post("/v1/users")
         .token(&owner.access_token)
-        .json(&json!({"email": "nope", "password": "short", "role": "boss", "extra": true}))
+        .json(&json!({"email": "nope", "password": "short", "role": "boss"}))
         .send()
         .await
         .expect_error(400, "validation_failed");
     let mut fields = reply.invalid_fields();
     fields.sort();
-    assert_eq!(fields, ["email", "extra", "first_name", "last_name", "password", "role"]);
-    let reply = invite(&owner.access_token, &["ok@x.example".into(), "bad".into(), "ok@x.example".into()], "user")
+    assert_eq!(fields, ["email", "first_name", "last_name", "password", "role"]);
+    // An unknown field is named beside every other problem of the body.
+    let reply = post("/v1/users")
+        .token(&owner.access_token)
+        .json(&json!({"email": "nope", "extra": true, "password": "short", "role": "boss"}))
+        .send()
         .await
         .expect_error(400, "validation_failed");
-    assert_eq!(reply.invalid_fields(), ["emails[1]", "emails[2]"]);
+    assert_eq!(reply.invalid_fields(), ["email", "extra", "first_name", "last_name", "password", "role"]);
+    let reply = invite(&owner.access_token, &["ok@x.example".into(), "bad".into()], "user")
+        .await
+        .expect_error(400, "validation_failed");
+    assert_eq!(reply.invalid_fields(), ["emails[1]"]);
+    // Listed twice: a rule over the parsed list.
+    let reply = invite(&owner.access_token, &["ok@x.example".into(), "OK@x.example".into()], "user")
+        .await
+        .expect_error(400, "validation_failed");
+    assert_eq!(reply.invalid_fields(), ["emails[1]"]);
     invite(&owner.access_token, &[], "user").await.expect_error(400, "validation_failed");
     let dev = add_user(&owner, "developer").await;
     let reply = put(&format!("/v1/users/{}", dev.user_id))

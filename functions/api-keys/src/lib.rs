@@ -13,12 +13,14 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, de::Error as _};
+use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
@@ -26,11 +28,15 @@ use shared::{
         Principal, Role, Scope,
         api_key::{self, KeyEnvironment},
     },
-    domain::{now, rfc3339},
+    domain::{
+        api_key::{GraceSeconds, KeyName, LifetimeDays, MAX_LIFETIME_DAYS, Timestamp},
+        ids::ApiKeyId,
+        now, rfc3339,
+    },
     error::FieldError,
-    http::{JsonObject, Page, QueryParams, path_uuid},
+    http::Page,
     store::api_keys::{API_KEY_RESOURCE, ApiKey},
-    validate::{Fields, Need},
+    web::extract::{Body, ListQuery, PathIds, parse_body},
 };
 use uuid::Uuid;
 
@@ -42,14 +48,79 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/api-keys/{id}/rotate", post(rotate_key))
 }
 
-pub const MAX_NAME_CHARS: usize = 100;
-/// Longest lifetime a key may be given, in days.
-pub const MAX_LIFETIME_DAYS: i64 = 730;
-/// Longest time an old secret keeps working after a rotation.
-pub const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
+/// The scopes a key is given: at least one, each known (`scopes[i]` names a
+/// bad one), duplicates collapsed (first mention first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyScopes(Vec<Scope>);
 
-fn key_id(raw: &str) -> AppResult<Uuid> {
-    path_uuid(raw, "key_id")
+impl KeyScopes {
+    /// At most every scope twice: a longer list is a mistake.
+    pub const MAX_ITEMS: usize = Scope::ALL.len() * 2;
+
+    pub fn new(scopes: Vec<Scope>) -> Result<Self, String> {
+        if scopes.is_empty() {
+            return Err("must name at least one scope".to_owned());
+        }
+        if scopes.len() > Self::MAX_ITEMS {
+            return Err(format!("must have at most {} items", Self::MAX_ITEMS));
+        }
+        let mut unique = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            if !unique.contains(&scope) {
+                unique.push(scope);
+            }
+        }
+        Ok(Self(unique))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyScopes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let names = shared::domain::project::array_of::<D, ScopeName>(deserializer)?;
+        Self::new(names.into_iter().map(|ScopeName(scope)| scope).collect()).map_err(D::Error::custom)
+    }
+}
+
+/// One scope by its name; an unknown name is refused with the list, at its
+/// index (`scopes[1]`).
+struct ScopeName(Scope);
+
+impl<'de> Deserialize<'de> for ScopeName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Scope::parse(&name)
+            .map(ScopeName)
+            .ok_or_else(|| D::Error::custom(format!("must be one of: {}", Scope::names().join(", "))))
+    }
+}
+
+shared::string_enum!(
+    /// A key's `environment` as a create body names it (serde's derive on
+    /// `KeyEnvironment` would name the variant in the error's path).
+    Environment {
+        Live => "live",
+        Test => "test",
+    }
+);
+
+/// A create body: `{name, scopes: [...], environment?: live|test,
+/// expires_at? | expires_in_days?}`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    #[eserde(compat)]
+    name: KeyName,
+    #[eserde(compat)]
+    scopes: KeyScopes,
+    #[serde(default)]
+    #[eserde(compat)]
+    environment: Option<Environment>,
+    #[serde(default)]
+    #[eserde(compat)]
+    expires_at: Option<Timestamp>,
+    #[serde(default)]
+    #[eserde(compat)]
+    expires_in_days: Option<LifetimeDays>,
 }
 
 /// What a create body asks for.
@@ -58,67 +129,45 @@ pub struct NewKey {
     pub name: String,
     pub scopes: Vec<Scope>,
     pub environment: KeyEnvironment,
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Body `{name, scopes: [...], environment?: live|test, expires_at? | expires_in_days?}`.
-pub fn new_key_from(body: &Map<String, Value>, at: chrono::DateTime<chrono::Utc>) -> AppResult<NewKey> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(&["name", "scopes", "environment", "expires_at", "expires_in_days"]);
-    let name = f.text("name", Need::Required, 1, MAX_NAME_CHARS).map(|n| n.trim().to_owned());
-    if name.as_deref().is_some_and(str::is_empty) {
-        f.error("name", "must not be blank");
-    }
-    let scopes = scopes_field(&mut f);
-    let environment = f
-        .one_of("environment", Need::Optional, &["live", "test"])
-        .and_then(KeyEnvironment::parse)
-        .unwrap_or(KeyEnvironment::Live);
-    let latest = at + chrono::Duration::days(MAX_LIFETIME_DAYS);
-    let mut expires_at = None;
-    if let Some(text) = f.text("expires_at", Need::Optional, 1, 64) {
-        match chrono::DateTime::parse_from_rfc3339(&text) {
-            Ok(t) if t.with_timezone(&chrono::Utc) <= at => f.error("expires_at", "must be in the future"),
-            Ok(t) if t.with_timezone(&chrono::Utc) > latest => {
-                f.error("expires_at", format!("must be at most {MAX_LIFETIME_DAYS} days away"));
+impl CreateKey {
+    /// The rules that need the clock or span fields: an expiry in the
+    /// future, at most [`MAX_LIFETIME_DAYS`] away, given one way only.
+    pub fn at(self, at: DateTime<Utc>) -> AppResult<NewKey> {
+        let mut problems = Vec::new();
+        let latest = at + chrono::Duration::days(MAX_LIFETIME_DAYS);
+        let mut expires_at = match self.expires_at {
+            Some(Timestamp(t)) if t <= at => {
+                problems.push(FieldError::new("expires_at", "must be in the future"));
+                None
             }
-            Ok(t) => expires_at = Some(t.with_timezone(&chrono::Utc)),
-            Err(_) => f.error("expires_at", "must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z"),
-        }
-    }
-    if let Some(days) = f.integer("expires_in_days", Need::Optional, 1, MAX_LIFETIME_DAYS) {
-        if body.get("expires_at").is_some_and(|v| !v.is_null()) {
-            f.error("expires_in_days", "give expires_at or expires_in_days, not both");
-        }
-        expires_at = Some(at + chrono::Duration::days(days));
-    }
-    let key = name.zip(scopes).map(|(name, scopes)| NewKey { name, scopes, environment, expires_at });
-    f.finish()?;
-    // `Fields` names every required field it could not read, so a valid body
-    // has both; this is the same 400 in case one is ever read as `None`.
-    key.ok_or_else(|| {
-        AppError::validation(vec![FieldError::new("name", "is required"), FieldError::new("scopes", "is required")])
-    })
-}
-
-/// A non-empty list of known scopes; duplicates collapse.
-fn scopes_field(f: &mut Fields<'_>) -> Option<Vec<Scope>> {
-    let list = f.array("scopes", Need::Required, Scope::ALL.len() * 2)?;
-    if list.is_empty() {
-        f.error("scopes", "must name at least one scope");
-        return None;
-    }
-    let mut scopes = Vec::new();
-    for (i, value) in list.iter().enumerate() {
-        match value.as_str().and_then(Scope::parse) {
-            Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
-            Some(_) => {}
-            None => {
-                f.error(&format!("scopes[{i}]"), format!("must be one of: {}", Scope::names().join(", ")));
+            Some(Timestamp(t)) if t > latest => {
+                problems.push(FieldError::new("expires_at", format!("must be at most {MAX_LIFETIME_DAYS} days away")));
+                None
             }
+            other => other.map(|Timestamp(t)| t),
+        };
+        if let Some(days) = self.expires_in_days {
+            if self.expires_at.is_some() {
+                problems.push(FieldError::new("expires_in_days", "give expires_at or expires_in_days, not both"));
+            }
+            expires_at = Some(at + chrono::Duration::days(days.get()));
         }
+        if !problems.is_empty() {
+            return Err(AppError::validation(problems));
+        }
+        Ok(NewKey {
+            name: self.name.into_inner(),
+            scopes: self.scopes.0,
+            environment: match self.environment {
+                None | Some(Environment::Live) => KeyEnvironment::Live,
+                Some(Environment::Test) => KeyEnvironment::Test,
+            },
+            expires_at,
+        })
     }
-    (!f.has_errors()).then_some(scopes)
 }
 
 /// The key with its secret: the one response that ever shows it.
@@ -133,14 +182,14 @@ async fn create_key(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<CreateKey>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let at = now();
-    let request = new_key_from(&body, at)?;
+    let Body(request) = body?;
+    let request = request.at(at)?;
     let id = Uuid::now_v7();
     let secret = api_key::generate(scope.tenant_id(), id, request.environment);
-    let created = rfc3339(at);
     let key = ApiKey {
         id,
         tenant_id: scope.tenant_id(),
@@ -149,9 +198,9 @@ async fn create_key(
         prefix: request.environment.prefix().to_owned(),
         last_four: secret.last_four.clone(),
         scopes: request.scopes,
-        created_at: created.clone(),
+        created_at: at,
         created_by: principal.user_id().to_string(),
-        updated_at: created,
+        updated_at: at,
         expires_at: request.expires_at.map(rfc3339),
         revoked_at: None,
         rotated_at: None,
@@ -162,11 +211,19 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(with_secret(&key, &secret.secret))).into_response())
 }
 
+/// A list without filters: only `limit` and `cursor`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFilters {}
+
 /// Newest first; `?limit=`, `?cursor=`.
-async fn list_keys(State(state): State<AppState>, principal: Principal, params: QueryParams) -> AppResult<Page<Value>> {
+async fn list_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<ListQuery<NoFilters>, AppError>,
+) -> AppResult<Page<Value>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
-    params.allow_only(&["limit", "cursor"])?;
-    let page = params.page()?;
+    let ListQuery { page, .. } = query?;
     let (keys, next_cursor) = state.store.list_api_keys(&scope, &page).await?;
     Ok(Page { data: keys.iter().map(ApiKey::to_body).collect(), next_cursor })
 }
@@ -174,10 +231,11 @@ async fn list_keys(State(state): State<AppState>, principal: Principal, params: 
 async fn get_key(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    path: Result<PathIds<ApiKeyId>, AppError>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
-    let key = state.store.get_api_key(&scope, key_id(&id)?).await?;
+    let PathIds(ApiKeyId(id)) = path?;
+    let key = state.store.get_api_key(&scope, id).await?;
     Ok(Json(key.ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?.to_body()))
 }
 
@@ -187,15 +245,22 @@ async fn revoke_key(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    path: Result<PathIds<ApiKeyId>, AppError>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
-    let key = state
-        .store
-        .revoke_api_key(&scope, key_id(&id)?, &audit)
-        .await?
-        .ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
+    let PathIds(ApiKeyId(id)) = path?;
+    let key =
+        state.store.revoke_api_key(&scope, id, &audit).await?.ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
     Ok(Json(key.to_body()))
+}
+
+/// A rotation's body (optional): how long the old secret keeps working.
+#[derive(Debug, Default, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    #[serde(default)]
+    #[eserde(compat)]
+    grace_period_seconds: Option<GraceSeconds>,
 }
 
 /// A new secret for the same key (id, name, scopes stay). Body optional:
@@ -205,11 +270,11 @@ async fn rotate_key(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    path: Result<PathIds<ApiKeyId>, AppError>,
     body: axum::body::Bytes,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
-    let id = key_id(&id)?;
+    let PathIds(ApiKeyId(id)) = path?;
     let grace = grace_from(&body)?;
     let old_valid_until = (grace > 0).then(|| now() + chrono::Duration::seconds(grace));
     let (key, secret) = state
@@ -227,20 +292,20 @@ fn grace_from(body: &[u8]) -> AppResult<i64> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(0);
     }
-    let map: Map<String, Value> = shared::http::parse_json(body)?;
-    let mut f = Fields::new(&map);
-    f.reject_unknown(&["grace_period_seconds"]);
-    let grace = f.integer("grace_period_seconds", Need::Optional, 0, MAX_GRACE_SECONDS);
-    f.finish()?;
-    Ok(grace.unwrap_or(0))
+    let rotate = parse_body::<Rotate>(body)?;
+    Ok(rotate.grace_period_seconds.map_or(0, GraceSeconds::get))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(body: Value, at: DateTime<Utc>) -> AppResult<NewKey> {
+        parse_body::<CreateKey>(body.to_string().as_bytes())?.at(at)
+    }
+
     fn problems(body: Value) -> Vec<String> {
-        match new_key_from(body.as_object().expect("object"), now()) {
+        match parse(body, now()) {
             Ok(_) => Vec::new(),
             Err(AppError::Api { details, .. }) => details["fields"]
                 .as_array()
@@ -253,10 +318,8 @@ mod tests {
     #[test]
     fn a_valid_key_request_is_read_with_defaults() {
         let at = now();
-        let key = new_key_from(
-            json!({"name": " CI ", "scopes": ["tryons:write", "tryons:read", "tryons:write"], "expires_in_days": 30})
-                .as_object()
-                .expect("object"),
+        let key = parse(
+            json!({"name": " CI ", "scopes": ["tryons:write", "tryons:read", "tryons:write"], "expires_in_days": 30}),
             at,
         )
         .expect("valid");
@@ -282,12 +345,18 @@ mod tests {
             problems(json!({"name": "k", "scopes": ["users:read"], "expires_in_days": 731})),
             ["expires_in_days"]
         );
-        assert_eq!(problems(json!({"name": " ", "scopes": ["users:read"], "owner": 1})), ["owner", "name"]);
+        // Named by path: expires_in_days, name, scopes.
+        assert_eq!(
+            problems(json!({"name": "", "scopes": ["projects:read", "root:all"], "expires_in_days": 0})),
+            ["expires_in_days", "name", "scopes[1]"]
+        );
+        assert_eq!(problems(json!({"name": " ", "scopes": ["users:read"], "owner": 1})), ["name", "owner"]);
     }
 
     #[test]
     fn the_grace_period_is_bounded() {
         assert_eq!(grace_from(b"").expect("empty"), 0);
+        assert_eq!(grace_from(b"{}").expect("no grace"), 0);
         assert_eq!(grace_from(b"{\"grace_period_seconds\": 3600}").expect("grace"), 3600);
         assert!(grace_from(b"{\"grace_period_seconds\": 604801}").is_err());
         assert!(grace_from(b"{\"grace\": 1}").is_err());

@@ -8,19 +8,79 @@
 
 use axum::{Router, extract::State, routing::get};
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::Value;
 use shared::{
     AppError, AppResult, AppState,
     auth::{Principal, Role, Scope},
+    domain::{ids::UserId, values::Text},
     error::FieldError,
-    http::{Page, QueryParams},
+    http::Page,
     store::audit_log::AuditFilter,
+    web::extract::ListQuery,
 };
-use uuid::Uuid;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/audit/logs", get(list_audit_logs))
+}
+
+/// A date bound of the trail: a full RFC 3339 timestamp, or a day
+/// (`YYYY-MM-DD`) that means its first instant as a lower bound and its last
+/// as an upper one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DateBound {
+    At(DateTime<Utc>),
+    Day(NaiveDate),
+}
+
+impl DateBound {
+    fn first_instant(self) -> Option<DateTime<Utc>> {
+        match self {
+            DateBound::At(at) => Some(at),
+            DateBound::Day(day) => day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+        }
+    }
+
+    fn last_instant(self) -> Option<DateTime<Utc>> {
+        match self {
+            DateBound::At(at) => Some(at),
+            DateBound::Day(day) => day.and_hms_milli_opt(23, 59, 59, 999).map(|t| t.and_utc()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DateBound {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
+            return Ok(DateBound::At(at.with_timezone(&Utc)));
+        }
+        NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+            .map(DateBound::Day)
+            .map_err(|_| D::Error::custom("must be an RFC 3339 timestamp or a YYYY-MM-DD date"))
+    }
+}
+
+/// `GET /v1/audit/logs` filters (seed 003).
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    action: Option<Text<1, 100>>,
+    #[serde(default)]
+    #[eserde(compat)]
+    resource_type: Option<Text<1, 100>>,
+    #[serde(default)]
+    #[eserde(compat)]
+    user_id: Option<UserId>,
+    #[serde(default)]
+    #[eserde(compat)]
+    date_from: Option<DateBound>,
+    #[serde(default)]
+    #[eserde(compat)]
+    date_to: Option<DateBound>,
 }
 
 /// Newest first, filtered by `action`, `resource_type`, `user_id`,
@@ -28,33 +88,21 @@ pub fn routes() -> Router<AppState> {
 async fn list_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
-    params: QueryParams,
+    query: Result<ListQuery<AuditFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
     let scope = principal.require(Role::Admin, Scope::AuditRead, "audit_logs")?;
-    params.allow_only(&["limit", "cursor", "action", "resource_type", "user_id", "date_from", "date_to"])?;
-    let page = params.page()?;
-    let mut problems = Vec::new();
-    let user_id = params.get("user_id").and_then(|raw| match Uuid::parse_str(raw) {
-        Ok(id) => Some(id.to_string()),
-        Err(_) => {
-            problems.push(FieldError::new("user_id", "must be a valid UUID"));
-            None
-        }
-    });
-    let from = params.get("date_from").and_then(|raw| parse_date(raw, false, "date_from", &mut problems));
-    let to = params.get("date_to").and_then(|raw| parse_date(raw, true, "date_to", &mut problems));
+    let ListQuery { page, filters } = query?;
+    let from = filters.date_from.and_then(DateBound::first_instant);
+    let to = filters.date_to.and_then(DateBound::last_instant);
     if let (Some(f), Some(t)) = (from, to)
         && f > t
     {
-        problems.push(FieldError::new("date_from", "must not be after date_to"));
-    }
-    if !problems.is_empty() {
-        return Err(AppError::validation(problems));
+        return Err(AppError::validation(vec![FieldError::new("date_from", "must not be after date_to")]));
     }
     let filter = AuditFilter {
-        action: params.get("action").map(str::to_owned),
-        resource_type: params.get("resource_type").map(str::to_owned),
-        user_id,
+        action: filters.action.map(Text::into_inner),
+        resource_type: filters.resource_type.map(Text::into_inner),
+        user_id: filters.user_id,
         from,
         to,
     };
@@ -62,19 +110,29 @@ async fn list_audit_logs(
     Ok(Page { data, next_cursor })
 }
 
-/// A full timestamp, or a day (its first or, for an upper bound, last instant).
-fn parse_date(raw: &str, end_of_day: bool, field: &str, problems: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
-        return Some(at.with_timezone(&Utc));
-    }
-    match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        Ok(day) => {
-            let time = if end_of_day { day.and_hms_milli_opt(23, 59, 59, 999) } else { day.and_hms_opt(0, 0, 0) };
-            time.map(|t| t.and_utc())
-        }
-        Err(_) => {
-            problems.push(FieldError::new(field, "must be an RFC 3339 timestamp or a YYYY-MM-DD date"));
-            None
+#[cfg(test)]
+mod tests {
+    use shared::web::extract::parse_body;
+
+    use super::*;
+
+    #[test]
+    fn dates_are_instants_or_whole_days() {
+        let parsed =
+            parse_body::<AuditFilters>(br#"{"date_from": "2025-01-01", "date_to": "2025-01-01"}"#).expect("valid");
+        let from = parsed.date_from.and_then(DateBound::first_instant).expect("from");
+        let to = parsed.date_to.and_then(DateBound::last_instant).expect("to");
+        assert_eq!(shared::domain::rfc3339(from), "2025-01-01T00:00:00Z");
+        assert_eq!(shared::domain::rfc3339(to), "2025-01-01T23:59:59.999Z");
+        for (body, field) in [
+            (r#"{"date_from": "yesterday"}"#, "date_from"),
+            (r#"{"date_to": "2024-13-01"}"#, "date_to"),
+            (r#"{"user_id": "nope"}"#, "user_id"),
+        ] {
+            let Err(AppError::Api { details, .. }) = parse_body::<AuditFilters>(body.as_bytes()) else {
+                panic!("{body} accepted");
+            };
+            assert_eq!(details["fields"][0]["field"], field, "{body}");
         }
     }
 }

@@ -20,7 +20,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::{AuditContext, ClientInfo},
@@ -31,12 +32,15 @@ use shared::{
         proofs::{CredentialLookup, NewTenant},
     },
     domain::{
-        tenant::{Tenant, slugify},
-        user::User,
+        ids::TenantId,
+        tenant::{Tenant, slugify, suffixed_slug},
+        user::{NewPassword, PersonName, User},
+        values::{Email, Hostname, Slug, Text},
     },
-    http::{JsonObject, health_router},
+    error::FieldError,
+    http::health_router,
     store::{members::MemberError, tenants::CreateTenantError},
-    validate::{Fields, Need, is_hostname},
+    web::extract::{Body, parse_body},
 };
 use uuid::Uuid;
 
@@ -60,66 +64,35 @@ fn invalid_invitation() -> AppError {
     AppError::invalid_token("the invitation is invalid, used or expired")
 }
 
-/// `POST /v1/auth/register`, parsed: every bad field is named in one 400.
+/// `POST /v1/auth/register` (seed 003): every bad field is named in one
+/// 400; the rules between fields follow once each field is valid.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Registration {
-    email: String,
-    password: String,
-    first_name: String,
-    last_name: String,
-    tenant_name: String,
-    tenant_domain: Option<String>,
-    tenant_slug: Option<String>,
+    email: Email,
+    #[eserde(compat)]
+    password: NewPassword,
+    password_confirm: Text<1, 1024>,
+    first_name: PersonName,
+    last_name: PersonName,
+    tenant_name: Text<3, 255>,
+    #[serde(default)]
+    tenant_domain: Option<Hostname>,
+    #[serde(default)]
+    tenant_slug: Option<Slug>,
 }
 
 impl Registration {
-    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
-        let mut f = Fields::new(body);
-        f.reject_unknown(&[
-            "email",
-            "password",
-            "password_confirm",
-            "first_name",
-            "last_name",
-            "tenant_name",
-            "tenant_domain",
-            "tenant_slug",
-        ]);
-        let email = f.email("email", Need::Required);
-        let password = f.text("password", Need::Required, 1, 1024);
-        let confirm = f.text("password_confirm", Need::Required, 1, 1024);
-        let first_name = f.text("first_name", Need::Required, 1, 100);
-        let last_name = f.text("last_name", Need::Required, 1, 100);
-        let tenant_name = f.text("tenant_name", Need::Required, 3, 255);
-        let tenant_domain = f.check_text("tenant_domain", Need::Optional, 253, is_hostname, "must be a valid hostname");
-        let tenant_slug = f.check_text(
-            "tenant_slug",
-            Need::Optional,
-            63,
-            shared::validate::is_slug,
-            "must match pattern '^[a-z0-9-]+$' (at most 63 characters)",
-        );
-        if let Some(p) = &password
-            && let Some(problem) = password::password_problem(p, email.as_deref().unwrap_or_default())
-        {
-            f.error("password", problem);
+    /// The password is not the address, and is confirmed.
+    fn check(&self) -> AppResult<()> {
+        let mut errors = Vec::new();
+        if let Some(problem) = password::password_problem(self.password.as_str(), self.email.as_str()) {
+            errors.push(FieldError::new("password", problem));
         }
-        if let (Some(p), Some(c)) = (&password, &confirm)
-            && p != c
-        {
-            f.error("password_confirm", "must match password");
+        if self.password.as_str() != self.password_confirm.as_str() {
+            errors.push(FieldError::new("password_confirm", "must match password"));
         }
-        f.finish()?;
-        // A required field is `None` only with its error recorded, which
-        // `finish` has just refused: the defaults below are never used.
-        Ok(Self {
-            email: email.unwrap_or_default(),
-            password: password.unwrap_or_default(),
-            first_name: first_name.unwrap_or_default(),
-            last_name: last_name.unwrap_or_default(),
-            tenant_name: tenant_name.unwrap_or_default(),
-            tenant_domain,
-            tenant_slug,
-        })
+        if errors.is_empty() { Ok(()) } else { Err(AppError::validation(errors)) }
     }
 }
 
@@ -128,19 +101,20 @@ impl Registration {
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
-    JsonObject(body): JsonObject,
+    Body(new): Body<Registration>,
 ) -> AppResult<Response> {
-    let new = Registration::parse(&body)?;
-    let password_hash = password::hash_password(&new.password)?;
+    new.check()?;
+    let password_hash = password::hash_password(new.password.as_str())?;
     let explicit_slug = new.tenant_slug.is_some();
-    let mut slug = new.tenant_slug.clone().unwrap_or_else(|| slugify(&new.tenant_name));
+    let mut slug = new.tenant_slug.clone().map_or_else(|| slugify(new.tenant_name.as_str()), Slug::into_inner);
     // A derived slug that is taken gets a random suffix, a few times; a slug
     // the caller chose is theirs to change, so that is a 409.
     for attempt in 0..4 {
         let owner_id = Uuid::now_v7();
-        let mut tenant = Tenant::minimal(&new.tenant_name, &slug, &new.email, owner_id);
-        tenant.domain = new.tenant_domain.clone();
-        let mut owner = User::new(tenant.id, &new.email, &new.first_name, &new.last_name, Role::Owner);
+        let mut tenant = Tenant::minimal(new.tenant_name.as_str(), &slug, new.email.as_str(), owner_id);
+        tenant.domain = new.tenant_domain.clone().map(Hostname::into_inner);
+        let mut owner =
+            User::new(tenant.id, new.email.as_str(), new.first_name.as_str(), new.last_name.as_str(), Role::Owner);
         owner.id = owner_id;
         owner.created_at = tenant.created_at;
         let audit = AuditContext::user(owner.id, Some(owner.email.clone()), &client);
@@ -156,7 +130,7 @@ async fn register(
                     .with_details(json!({"field": "email"})));
             }
             Err(CreateTenantError::SlugTaken) if !explicit_slug && attempt < 3 => {
-                slug = format!("{}-{}", slugify(&new.tenant_name), &Uuid::new_v4().simple().to_string()[..6]);
+                slug = suffixed_slug(new.tenant_name.as_str());
             }
             Err(CreateTenantError::SlugTaken) => {
                 return Err(AppError::conflict(format!("slug '{slug}' already exists"))
@@ -171,55 +145,43 @@ async fn register(
     Err(AppError::internal(anyhow::anyhow!("could not find a free slug")))
 }
 
-/// `POST /v1/auth/login`, parsed. Seed 002 sends `username` for the email.
+/// `POST /v1/auth/login`. Seed 002 sends `username` for the email. The
+/// address is only looked up, so any text of an address's length will do:
+/// a malformed one is refused like a wrong password.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Login {
-    email: String,
-    password: String,
-    tenant_hint: Option<Uuid>,
-}
-
-impl Login {
-    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
-        let mut f = Fields::new(body);
-        f.reject_unknown(&["email", "username", "password", "tenant_id"]);
-        let named = ["email", "username"].into_iter().any(|k| f.contains(k) && !f.is_null(k));
-        let email = f.text("email", Need::Optional, 1, 254).or_else(|| f.text("username", Need::Optional, 1, 254));
-        // A present but bad address was named by `text`.
-        if !named {
-            f.error("email", "is required");
-        }
-        let password = f.text("password", Need::Required, 1, 1024);
-        let tenant_hint = f.uuid("tenant_id", Need::Optional);
-        f.finish()?;
-        // Each of these is `None` only with its error recorded, which
-        // `finish` has just refused: the defaults below are never used.
-        Ok(Self { email: email.unwrap_or_default(), password: password.unwrap_or_default(), tenant_hint })
-    }
+    #[serde(alias = "username")]
+    email: Text<1, 254>,
+    password: Text<1, 1024>,
+    #[serde(default, rename = "tenant_id")]
+    #[eserde(compat)]
+    tenant_hint: Option<TenantId>,
 }
 
 /// Seeds 002/003 login: access and refresh tokens plus the user.
 async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
-    JsonObject(body): JsonObject,
+    Body(Login { email, password, tenant_hint }): Body<Login>,
 ) -> AppResult<Json<Value>> {
-    let Login { email, password, tenant_hint } = Login::parse(&body)?;
+    let (email, password) = (email.as_str(), password.as_str());
     let refused = || AppError::unauthorized("invalid email or password");
-    let Some(claim) = state.store.find_email_owner(&email).await? else {
-        password::verify_against_dummy(&password);
+    let Some(claim) = state.store.find_email_owner(email).await? else {
+        password::verify_against_dummy(password);
         return Err(refused());
     };
     // Where our own email index says the account lives; nothing is answered
     // from it before the password matched.
     let scope = claim.scope();
     let Some((user, hash)) = state.store.get_user_with_secret(&scope, claim.user_id).await? else {
-        password::verify_against_dummy(&password);
+        password::verify_against_dummy(password);
         return Err(refused());
     };
-    if !password::verify_password(&password, &hash) || !user.is_active {
+    if !password::verify_password(password, &hash) || !user.is_active {
         return Err(refused());
     }
-    if tenant_hint.is_some_and(|t| t != user.tenant_id) {
+    if tenant_hint.is_some_and(|TenantId(t)| t != user.tenant_id) {
         return Err(refused());
     }
     tokens::ensure_tenant_usable(&state, &scope).await?;
@@ -227,23 +189,26 @@ async fn login(
     Ok(Json(tokens::start_session(&state, &scope, &user, &client).await?))
 }
 
-/// The refresh token of a body (`refresh_token`, or seed 002's `refresh`);
-/// `required` names its absence. `Ok(None)` only when it is optional and absent.
-fn refresh_token_of(body: &Map<String, Value>, required: bool) -> AppResult<Option<String>> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(&["refresh_token", "refresh"]);
-    let raw = f.text("refresh_token", Need::Optional, 1, 512).or_else(|| f.text("refresh", Need::Optional, 1, 512));
-    if required && raw.is_none() && !f.has_errors() {
-        f.error("refresh_token", "is required");
-    }
-    f.finish()?;
-    Ok(raw)
+/// `POST /v1/auth/refresh`: the refresh token (`refresh_token`, or seed
+/// 002's `refresh`).
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Refresh {
+    #[serde(alias = "refresh")]
+    refresh_token: Text<1, 512>,
 }
 
-async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) -> AppResult<Json<Value>> {
-    // Required: `None` only with its error recorded, which `?` refused.
-    let raw = refresh_token_of(&body, true)?.unwrap_or_default();
-    Ok(Json(tokens::rotate(&state, &raw).await?))
+/// `POST /v1/auth/logout`'s optional body: another refresh token of the
+/// caller's to revoke.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Logout {
+    #[serde(default, alias = "refresh")]
+    refresh_token: Option<Text<1, 512>>,
+}
+
+async fn refresh(State(state): State<AppState>, Body(body): Body<Refresh>) -> AppResult<Json<Value>> {
+    Ok(Json(tokens::rotate(&state, body.refresh_token.as_str()).await?))
 }
 
 /// Revokes the caller's refresh-token family (and, if sent, the family of the
@@ -258,8 +223,8 @@ async fn logout(
     let SignedIn { session_id, scope } = principal.require_session("session")?;
     state.store.revoke_session(&scope, session_id, "logout", &audit).await?;
     if !raw_body.iter().all(u8::is_ascii_whitespace) {
-        let body: Map<String, Value> = shared::http::parse_json(&raw_body)?;
-        if let Some(token) = refresh_token_of(&body, false)?.as_deref().and_then(RefreshToken::parse)
+        let body: Logout = parse_body(&raw_body)?;
+        if let Some(token) = body.refresh_token.as_ref().and_then(|raw| RefreshToken::parse(raw.as_str()))
             && token.tenant_id == scope.tenant_id()
             && let Some(session) = state.store.get_session(&scope, token.session_id).await?
             && session.user_id == principal.user_id()
@@ -290,42 +255,29 @@ async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Js
     Ok(Json(body))
 }
 
-/// `POST /v1/auth/invitations/accept`, parsed.
-struct Acceptance {
-    token: InvitationToken,
-    password: String,
-    first_name: String,
-    last_name: String,
+/// An invitation's one-time token as a request field: refused at the edge
+/// when it is not one (whether it is still valid is the store's to say).
+struct InvitationTokenField(InvitationToken);
+
+impl<'de> Deserialize<'de> for InvitationTokenField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Text::<1, 1024>::deserialize(deserializer)?;
+        InvitationToken::parse(raw.as_str())
+            .map(InvitationTokenField)
+            .ok_or_else(|| serde::de::Error::custom("is not an invitation token"))
+    }
 }
 
-impl Acceptance {
-    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
-        let mut f = Fields::new(body);
-        f.reject_unknown(&["token", "password", "first_name", "last_name"]);
-        let raw = f.text("token", Need::Required, 1, 1024);
-        let password = f.text("password", Need::Required, 1, 1024);
-        let first_name = f.text("first_name", Need::Required, 1, 100);
-        let last_name = f.text("last_name", Need::Required, 1, 100);
-        let token = raw.as_deref().and_then(InvitationToken::parse);
-        if raw.is_some() && token.is_none() {
-            f.error("token", "is not an invitation token");
-        }
-        if let (Some(p), Some(t)) = (&password, &token)
-            && let Some(problem) = password::password_problem(p, &t.email)
-        {
-            f.error("password", problem);
-        }
-        f.finish()?;
-        // Each of these is `None` only with its error recorded, which
-        // `finish` has just refused: the defaults below are never used (the
-        // placeholder token names no tenant and matches no invitation).
-        Ok(Self {
-            token: token.unwrap_or_else(|| InvitationToken::generate(Uuid::nil(), "")),
-            password: password.unwrap_or_default(),
-            first_name: first_name.unwrap_or_default(),
-            last_name: last_name.unwrap_or_default(),
-        })
-    }
+/// `POST /v1/auth/invitations/accept`.
+#[derive(eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Acceptance {
+    #[eserde(compat)]
+    token: InvitationTokenField,
+    #[eserde(compat)]
+    password: NewPassword,
+    first_name: PersonName,
+    last_name: PersonName,
 }
 
 /// Seed 000 invitations: the invitee sets a password and becomes an active
@@ -333,15 +285,18 @@ impl Acceptance {
 async fn accept_invitation(
     State(state): State<AppState>,
     client: ClientInfo,
-    JsonObject(body): JsonObject,
+    Body(acceptance): Body<Acceptance>,
 ) -> AppResult<Response> {
-    let Acceptance { token, password: password_text, first_name, last_name } = Acceptance::parse(&body)?;
+    let Acceptance { token: InvitationTokenField(token), password: password_text, first_name, last_name } = acceptance;
+    if let Some(problem) = password::password_problem(password_text.as_str(), &token.email) {
+        return Err(AppError::invalid_field("password", problem));
+    }
     // The token names its tenant; it is trusted once its hash matched the
     // invitation's (the store checks, and refuses a tenant that takes no
     // members, in the transaction that creates the user).
     let lookup = CredentialLookup::named_by_credential(token.tenant_id);
-    let mut user = User::new(token.tenant_id, &token.email, &first_name, &last_name, Role::User);
-    let hash = password::hash_password(&password_text)?;
+    let mut user = User::new(token.tenant_id, &token.email, first_name.as_str(), last_name.as_str(), Role::User);
+    let hash = password::hash_password(password_text.as_str())?;
     // Emits `user.created` (`via: "invitation"`) in the same transaction.
     let scope = match state.store.accept_invitation(&lookup, &token.email, &token.hash(), &mut user, &hash).await {
         Ok(scope) => scope,
@@ -360,4 +315,62 @@ async fn accept_invitation(
 async fn jwks(State(state): State<AppState>) -> Response {
     // Verifiers cache the key set; an hour keeps rotation responsive.
     ([(axum::http::header::CACHE_CONTROL, "public, max-age=3600")], Json(state.verifier.jwks().clone())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(err: AppError) -> Vec<String> {
+        let AppError::Api { details, .. } = err else { panic!("an API error expected") };
+        details["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .filter_map(|f| f["field"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn login_takes_seed_002s_username_for_the_email() {
+        let login: Login = parse_body(br#"{"username": "a@b.co", "password": "x"}"#).expect("valid");
+        assert_eq!(login.email.as_str(), "a@b.co");
+        // The alias holds in the pass that names every bad field too.
+        let err = parse_body::<Login>(br#"{"username": "a@b.co", "password": 5}"#).expect_err("refused");
+        assert_eq!(fields(err), ["password"]);
+        let err = parse_body::<Login>(br#"{"email": null, "password": "x"}"#).expect_err("refused");
+        assert_eq!(fields(err), ["email"]);
+        let err = parse_body::<Login>(b"{}").expect_err("refused");
+        assert_eq!(fields(err), ["email", "password"]);
+    }
+
+    #[test]
+    fn refresh_takes_seed_002s_refresh_for_the_token() {
+        let body: Refresh = parse_body(br#"{"refresh": "rt.x"}"#).expect("valid");
+        assert_eq!(body.refresh_token.as_str(), "rt.x");
+        let err = parse_body::<Refresh>(b"{}").expect_err("refused");
+        assert_eq!(fields(err), ["refresh_token"]);
+        let body: Logout = parse_body(b"{}").expect("valid");
+        assert!(body.refresh_token.is_none());
+    }
+
+    #[test]
+    fn registration_names_each_bad_field_then_checks_the_confirmation() {
+        let err = parse_body::<Registration>(
+            br#"{"email": "nope", "password": "short", "password_confirm": "x", "tenant_name": "ab", "tenant_slug": "A B"}"#,
+        )
+        .expect_err("refused");
+        let mut names = fields(err);
+        names.sort();
+        assert_eq!(names, ["email", "first_name", "last_name", "password", "tenant_name", "tenant_slug"]);
+        let new: Registration = parse_body(
+            br#"{"email": "Alice@Example.com", "password": "alice@example.com", "password_confirm": "other", "first_name": "A",
+                 "last_name": "B", "tenant_name": "Acme"}"#,
+        )
+        .expect("each field is valid");
+        assert_eq!(new.email.as_str(), "alice@example.com");
+        let mut names = fields(new.check().expect_err("refused"));
+        names.sort();
+        assert_eq!(names, ["password", "password_confirm"]);
+    }
 }

@@ -17,27 +17,33 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope},
-    blobs::{IMAGE_TYPES, sniff_image_type},
-    domain::now_rfc3339,
-    error::FieldError,
-    http::{JsonObject, Page, QueryParams, path_uuid},
+    blobs::sniff_image_type,
+    domain::{
+        customer::{CustomerName, ExternalId, ImageType, Metadata, PhotoKind, PhotoSize},
+        ids::{CustomerId, PhotoId},
+        now,
+        values::Email,
+    },
+    http::Page,
     store::customers::{
         CUSTOMER_RESOURCE, Customer, CustomerFields, MAX_PHOTOS_PER_CUSTOMER, PHOTO_RESOURCE, Photo, PhotoError,
-        customer_blob_prefix,
+        PhotoStatus, customer_blob_prefix,
     },
-    validate::{Fields, Need},
+    web::extract::{Body, ListQuery, Patch, PathIds},
 };
 use uuid::Uuid;
+
+pub use shared::domain::customer::{MAX_EXTERNAL_ID_CHARS, MAX_METADATA_BYTES, MAX_PHOTO_BYTES};
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
@@ -48,51 +54,48 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/customers/{id}/photos/{photo_id}/confirm", post(confirm_photo))
 }
 
-pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
-/// Largest photo accepted, in bytes.
-pub const MAX_PHOTO_BYTES: i64 = 10 * 1024 * 1024;
-/// Serialised metadata a customer may carry.
-pub const MAX_METADATA_BYTES: usize = 4096;
 /// How long an upload URL works.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
-pub const PHOTO_KINDS: &[&str] = &["person", "garment"];
 
-/// Body `{external_id, email?, name?, metadata?}`; `null` clears an optional field.
-pub fn upsert_from(body: &Map<String, Value>) -> AppResult<(String, CustomerFields)> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(&["external_id", "email", "name", "metadata"]);
-    let external_id = f.check_text(
-        "external_id",
-        Need::Required,
-        MAX_EXTERNAL_ID_CHARS,
-        |v| v.bytes().all(|b| b.is_ascii_graphic()),
-        "must be visible ASCII characters without spaces",
-    );
-    let mut fields = CustomerFields::default();
-    if f.is_null("email") {
-        fields.email = Some(None);
-    } else if let Some(email) = f.email("email", Need::Optional) {
-        fields.email = Some(Some(email));
-    }
-    if f.is_null("name") {
-        fields.name = Some(None);
-    } else if let Some(name) = f.text("name", Need::Optional, 1, 200) {
-        fields.name = Some(Some(name));
-    }
-    if f.is_null("metadata") {
-        fields.metadata = Some(Map::new());
-    } else if let Some(metadata) = f.object("metadata", Need::Optional) {
-        if serde_json::to_vec(metadata).map(|b| b.len()).unwrap_or(usize::MAX) > MAX_METADATA_BYTES {
-            f.error("metadata", format!("must serialise to at most {MAX_METADATA_BYTES} bytes"));
-        } else {
-            fields.metadata = Some(metadata.clone());
+/// An upsert's body: `{external_id, email?, name?, metadata?}`; `null`
+/// clears an optional field (`metadata` becomes `{}`).
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upsert {
+    #[eserde(compat)]
+    external_id: ExternalId,
+    #[serde(default)]
+    #[eserde(compat)]
+    email: Patch<Email>,
+    #[serde(default)]
+    #[eserde(compat)]
+    name: Patch<CustomerName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    metadata: Patch<Metadata>,
+}
+
+impl Upsert {
+    /// The external id and the fields to set.
+    pub fn into_parts(self) -> (ExternalId, CustomerFields) {
+        fn nullable<T>(patch: Patch<T>, text: impl Fn(T) -> String) -> Option<Option<String>> {
+            match patch {
+                Patch::Absent => None,
+                Patch::Null => Some(None),
+                Patch::Value(v) => Some(Some(text(v))),
+            }
         }
+        let fields = CustomerFields {
+            email: nullable(self.email, Email::into_inner),
+            name: nullable(self.name, CustomerName::into_inner),
+            metadata: match self.metadata {
+                Patch::Absent => None,
+                Patch::Null => Some(serde_json::Map::new()),
+                Patch::Value(m) => Some(m.into_inner()),
+            },
+        };
+        (self.external_id, fields)
     }
-    f.finish()?;
-    // `Fields` names a required field it could not read, so a valid body has
-    // it; this is the same 400 in case it is ever read as `None`.
-    let external_id = external_id.ok_or_else(|| AppError::invalid_field("external_id", "is required"))?;
-    Ok((external_id, fields))
 }
 
 /// Upsert: 201 with the new customer, or 200 with the updated one.
@@ -100,44 +103,50 @@ async fn upsert_customer(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<Upsert>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require(Role::Developer, Scope::CustomersWrite, CUSTOMER_RESOURCE)?;
-    let (external_id, fields) = upsert_from(&body)?;
-    let (customer, created) = state.store.upsert_customer(&scope, &external_id, &fields, &audit).await?;
+    let Body(upsert) = body?;
+    let (external_id, fields) = upsert.into_parts();
+    let (customer, created) = state.store.upsert_customer(&scope, external_id.as_str(), &fields, &audit).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(customer.to_body())).into_response())
+}
+
+/// `GET /v1/customers` filters.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    external_id: Option<shared::domain::values::Text<1, MAX_EXTERNAL_ID_CHARS>>,
 }
 
 /// Creation order; `?external_id=`, `?limit=`, `?cursor=`.
 async fn list_customers(
     State(state): State<AppState>,
     principal: Principal,
-    params: QueryParams,
+    query: Result<ListQuery<CustomerFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
-    params.allow_only(&["limit", "cursor", "external_id"])?;
-    let page = params.page()?;
-    let filters = params.as_object();
-    let mut f = Fields::new(&filters);
-    let external_id = f.text("external_id", Need::Optional, 1, MAX_EXTERNAL_ID_CHARS);
-    f.finish()?;
-    let (customers, next_cursor) = state.store.list_customers(&scope, external_id.as_deref(), &page).await?;
+    let ListQuery { page, filters } = query?;
+    let external_id = filters.external_id.as_ref().map(|e| e.as_str());
+    let (customers, next_cursor) = state.store.list_customers(&scope, external_id, &page).await?;
     Ok(Page { data: customers.iter().map(Customer::to_body).collect(), next_cursor })
 }
 
-async fn load_customer(state: &AppState, scope: &TenantScope, raw_id: &str) -> AppResult<Customer> {
-    let id = path_uuid(raw_id, "customer_id")?;
+async fn load_customer(state: &AppState, scope: &TenantScope, id: Uuid) -> AppResult<Customer> {
     state.store.get_customer(scope, id).await?.ok_or_else(|| AppError::not_found(CUSTOMER_RESOURCE))
 }
 
 async fn get_customer(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    path: Result<PathIds<CustomerId>, AppError>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
-    Ok(Json(load_customer(&state, &scope, &id).await?.to_body()))
+    let PathIds(CustomerId(id)) = path?;
+    Ok(Json(load_customer(&state, &scope, id).await?.to_body()))
 }
 
 /// Deletes the customer and their photos: the objects in S3 first, then the
@@ -147,10 +156,11 @@ async fn delete_customer(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    path: Result<PathIds<CustomerId>, AppError>,
 ) -> AppResult<StatusCode> {
     let scope = principal.require(Role::Developer, Scope::CustomersWrite, CUSTOMER_RESOURCE)?;
-    let customer = load_customer(&state, &scope, &id).await?;
+    let PathIds(CustomerId(id)) = path?;
+    let customer = load_customer(&state, &scope, id).await?;
     let removed = state.blobs.delete_prefix(&customer_blob_prefix(&scope, customer.id)).await?;
     if !state.store.delete_customer(&scope, customer.id, &audit).await? {
         return Err(AppError::not_found(CUSTOMER_RESOURCE));
@@ -159,33 +169,46 @@ async fn delete_customer(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Body `{content_type: image/jpeg|image/png|image/webp, size_bytes, kind?:
-/// person|garment}`. 201 with the photo (`pending`) and `upload`: PUT the
+/// A photo's create body: `{content_type: image/jpeg|image/png|image/webp,
+/// size_bytes, kind?: person|garment}`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPhoto {
+    #[eserde(compat)]
+    content_type: ImageType,
+    #[eserde(compat)]
+    size_bytes: PhotoSize,
+    #[serde(default)]
+    #[eserde(compat)]
+    kind: Option<PhotoKind>,
+}
+
+/// Body [`NewPhoto`]. 201 with the photo (`pending`) and `upload`: PUT the
 /// bytes to `upload.url` with `upload.headers` before `upload.expires_at`,
 /// then confirm.
 async fn create_photo(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    path: Result<PathIds<CustomerId>, AppError>,
+    body: Result<Body<NewPhoto>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
-    let customer_id = path_uuid(&id, "customer_id")?;
-    let NewPhoto { content_type, size, kind } = NewPhoto::parse(&body)?;
+    let PathIds(CustomerId(customer_id)) = path?;
+    let Body(NewPhoto { content_type, size_bytes, kind }) = body?;
     let photo_id = Uuid::now_v7();
     let photo = Photo {
         id: photo_id,
         tenant_id: scope.tenant_id(),
         customer_id,
-        kind: kind.to_owned(),
-        content_type: content_type.to_owned(),
-        declared_size: size,
-        status: "pending".into(),
+        kind: kind.unwrap_or(PhotoKind::Person),
+        content_type,
+        declared_size: size_bytes.get(),
+        status: PhotoStatus::Pending,
         size_bytes: None,
         rejection_reason: None,
         object_key: format!("{}photos/{photo_id}", customer_blob_prefix(&scope, customer_id)),
-        created_at: now_rfc3339(),
+        created_at: now(),
         confirmed_at: None,
     };
     match state.store.create_photo(&scope, &photo, &audit).await {
@@ -197,39 +220,11 @@ async fn create_photo(
         }
         Err(PhotoError::Other(e)) => return Err(e),
     }
-    let upload = state.blobs.presign_upload(&photo.object_key, content_type, UPLOAD_URL_TTL).await?;
+    let upload = state.blobs.presign_upload(&photo.object_key, content_type.as_str(), UPLOAD_URL_TTL).await?;
     let mut body = photo.to_body();
     body["upload"] = serde_json::to_value(upload).map_err(AppError::internal)?;
     body["max_size_bytes"] = json!(MAX_PHOTO_BYTES);
     Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-/// A photo's create body.
-#[derive(Debug, PartialEq)]
-struct NewPhoto {
-    content_type: &'static str,
-    size: i64,
-    kind: &'static str,
-}
-
-impl NewPhoto {
-    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
-        let mut f = Fields::new(body);
-        f.reject_unknown(&["content_type", "size_bytes", "kind"]);
-        let content_type = f.one_of("content_type", Need::Required, IMAGE_TYPES);
-        let size = f.integer("size_bytes", Need::Required, 1, MAX_PHOTO_BYTES);
-        let kind = f.one_of("kind", Need::Optional, PHOTO_KINDS).unwrap_or("person");
-        let photo = content_type.zip(size).map(|(content_type, size)| NewPhoto { content_type, size, kind });
-        f.finish()?;
-        // `Fields` names every required field it could not read, so a valid
-        // body has both; this is the same 400 in case one is ever `None`.
-        photo.ok_or_else(|| {
-            AppError::validation(vec![
-                FieldError::new("content_type", "is required"),
-                FieldError::new("size_bytes", "is required"),
-            ])
-        })
-    }
 }
 
 /// What the stored object must be for the photo to become `ready`.
@@ -248,7 +243,7 @@ pub fn judge_upload(photo: &Photo, size: i64, stored_type: Option<&str>, first_b
         ));
     }
     match sniff_image_type(first_bytes) {
-        Some(real) if real == photo.content_type => Ok(size),
+        Some(real) if photo.content_type == real => Ok(size),
         Some(real) => Err(format!("the upload is a {real} file, not {}", photo.content_type)),
         None => Err("the upload is not a JPEG, PNG or WebP image".to_owned()),
     }
@@ -262,17 +257,16 @@ async fn confirm_photo(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path((id, photo_id)): Path<(String, String)>,
+    path: Result<PathIds<(CustomerId, PhotoId)>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
-    let customer_id = path_uuid(&id, "customer_id")?;
-    let photo_id = path_uuid(&photo_id, "photo_id")?;
+    let PathIds((CustomerId(customer_id), PhotoId(photo_id))) = path?;
     let photo = state
         .store
         .get_photo(&scope, customer_id, photo_id)
         .await?
         .ok_or_else(|| AppError::not_found(PHOTO_RESOURCE))?;
-    if photo.status != "pending" {
+    if photo.status != PhotoStatus::Pending {
         return answer_for(photo);
     }
     let Some(info) = state.blobs.head(&photo.object_key).await? else {
@@ -288,8 +282,8 @@ async fn confirm_photo(
 }
 
 fn answer_for(photo: Photo) -> AppResult<Response> {
-    match photo.status.as_str() {
-        "rejected" => Err(AppError::new(
+    match photo.status {
+        PhotoStatus::Rejected => Err(AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_upload",
             photo.rejection_reason.clone().unwrap_or_else(|| "the upload was refused".into()),
@@ -302,31 +296,34 @@ fn answer_for(photo: Photo) -> AppResult<Response> {
 async fn list_photos(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    path: Result<PathIds<CustomerId>, AppError>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, PHOTO_RESOURCE)?;
-    let customer = load_customer(&state, &scope, &id).await?;
+    let PathIds(CustomerId(id)) = path?;
+    let customer = load_customer(&state, &scope, id).await?;
     let photos = state.store.list_photos(&scope, customer.id).await?;
     Ok(Json(json!({"data": photos.iter().map(Photo::to_body).collect::<Vec<_>>(), "next_cursor": null})))
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::web::extract::parse_body;
+
     use super::*;
 
-    fn photo(content_type: &str, size: i64) -> Photo {
+    fn photo(content_type: ImageType, size: i64) -> Photo {
         Photo {
             id: Uuid::now_v7(),
             tenant_id: Uuid::now_v7(),
             customer_id: Uuid::now_v7(),
-            kind: "person".into(),
-            content_type: content_type.into(),
+            kind: PhotoKind::Person,
+            content_type,
             declared_size: size,
-            status: "pending".into(),
+            status: PhotoStatus::Pending,
             size_bytes: None,
             rejection_reason: None,
             object_key: "k".into(),
-            created_at: now_rfc3339(),
+            created_at: now(),
             confirmed_at: None,
         }
     }
@@ -334,34 +331,58 @@ mod tests {
     #[test]
     fn an_upload_must_be_what_was_declared() {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-        assert_eq!(judge_upload(&photo("image/png", 100), 100, Some("image/png"), png), Ok(100));
-        assert!(judge_upload(&photo("image/png", 100), 101, Some("image/png"), png).is_err());
-        assert!(judge_upload(&photo("image/png", 100), 100, Some("image/jpeg"), png).is_err());
-        assert!(judge_upload(&photo("image/jpeg", 100), 100, Some("image/jpeg"), png).is_err());
-        assert!(judge_upload(&photo("image/png", 100), 100, Some("image/png"), b"<html>").is_err());
+        assert_eq!(judge_upload(&photo(ImageType::Png, 100), 100, Some("image/png"), png), Ok(100));
+        assert!(judge_upload(&photo(ImageType::Png, 100), 101, Some("image/png"), png).is_err());
+        assert!(judge_upload(&photo(ImageType::Png, 100), 100, Some("image/jpeg"), png).is_err());
+        assert!(judge_upload(&photo(ImageType::Jpeg, 100), 100, Some("image/jpeg"), png).is_err());
+        assert!(judge_upload(&photo(ImageType::Png, 100), 100, Some("image/png"), b"<html>").is_err());
         let big = MAX_PHOTO_BYTES + 1;
-        assert!(judge_upload(&photo("image/png", big), big, Some("image/png"), png).is_err());
+        assert!(judge_upload(&photo(ImageType::Png, big), big, Some("image/png"), png).is_err());
     }
 
-    #[test]
-    fn upserts_name_every_bad_field() {
-        let problems = |body: Value| match upsert_from(body.as_object().expect("object")) {
+    fn problems<T: for<'de> eserde::EDeserialize<'de>>(body: Value) -> Vec<String> {
+        match parse_body::<T>(body.to_string().as_bytes()) {
             Ok(_) => Vec::new(),
             Err(AppError::Api { details, .. }) => details["fields"]
                 .as_array()
                 .map(|fs| fs.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
             Err(AppError::Internal(e)) => panic!("{e}"),
-        };
+        }
+    }
+
+    #[test]
+    fn upserts_name_every_bad_field() {
+        let upsert = |body| problems::<Upsert>(body);
         assert!(
-            problems(json!({"external_id": "shopper-42", "email": "a@b.co", "metadata": {"tier": "gold"}})).is_empty()
+            upsert(json!({"external_id": "shopper-42", "email": "a@b.co", "metadata": {"tier": "gold"}})).is_empty()
         );
-        assert_eq!(problems(json!({"email": "a@b.co"})), ["external_id"]);
-        assert_eq!(problems(json!({"external_id": "has space"})), ["external_id"]);
+        assert_eq!(upsert(json!({"email": "a@b.co"})), ["external_id"]);
+        assert_eq!(upsert(json!({"external_id": "has space"})), ["external_id"]);
+        assert_eq!(upsert(json!({"external_id": "x", "email": "nope", "metadata": 3})), ["email", "metadata"]);
+        assert_eq!(upsert(json!({"external_id": "x", "vip": true})), ["vip"]);
+        assert_eq!(upsert(json!({"external_id": "x", "metadata": {"blob": "x".repeat(5000)}})), ["metadata"]);
+    }
+
+    #[test]
+    fn an_upsert_tells_absent_from_null() {
+        let parsed = parse_body::<Upsert>(br#"{"external_id": "x", "email": null, "metadata": null}"#).expect("valid");
+        let (external_id, fields) = parsed.into_parts();
+        assert_eq!(external_id.as_str(), "x");
+        assert_eq!(fields.email, Some(None));
+        assert_eq!(fields.name, None);
+        assert_eq!(fields.metadata, Some(serde_json::Map::new()));
+    }
+
+    #[test]
+    fn a_photo_names_its_bad_fields_and_defaults_to_a_person() {
+        let photo = |body| problems::<NewPhoto>(body);
+        assert!(photo(json!({"content_type": "image/png", "size_bytes": 10})).is_empty());
         assert_eq!(
-            problems(json!({"external_id": "x", "email": "nope", "metadata": 3, "vip": true})),
-            ["vip", "email", "metadata"]
+            photo(json!({"content_type": "image/gif", "size_bytes": 0, "kind": "shoe"})),
+            ["content_type", "kind", "size_bytes"]
         );
-        assert_eq!(problems(json!({"external_id": "x", "metadata": {"blob": "x".repeat(5000)}})), ["metadata"]);
+        let parsed = parse_body::<NewPhoto>(br#"{"content_type": "IMAGE/PNG", "size_bytes": 10}"#).expect("valid");
+        assert_eq!((parsed.content_type, parsed.kind), (ImageType::Png, None));
     }
 }

@@ -21,23 +21,29 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::{StatusCode, header::LOCATION},
     response::{IntoResponse, Response},
     routing::get,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope},
-    domain::project::{
-        PRIORITIES, PROJECT_STATUSES, Project, TASK_STATUSES, Task, project_changes, project_from_create, task_changes,
-        task_from_create,
+    domain::{
+        ids::{ProjectId, TaskId, UserId},
+        project::{
+            Changes, Criteria, DueDate, NAME_MAX, PROJECT_DESCRIPTION_MAX, PerformanceTargets, Priority, Project,
+            ProjectStatus, Requirements, RequirementsList, SetByPlatform, TASK_DESCRIPTION_MAX, TITLE_MAX, Task,
+            TaskStatus, TechnologyStack, empty_object,
+        },
+        values::{Settable, Text},
     },
-    http::{JsonObject, Page, QueryParams, path_uuid},
+    error::FieldError,
+    http::Page,
     store::projects::{ProjectFilter, TaskFilter},
-    validate::{Fields, Need},
+    web::extract::{Body, ListQuery, Patch, PathIds},
 };
 use uuid::Uuid;
 
@@ -56,37 +62,357 @@ pub fn routes() -> Router<AppState> {
 const PROJECT: &str = "project";
 const TASK: &str = "task";
 
-/// Both ids of a task path, each problem named.
-fn task_path(project: &str, task: &str) -> AppResult<(Uuid, Uuid)> {
-    match (Uuid::parse_str(project), Uuid::parse_str(task)) {
-        (Ok(p), Ok(t)) => Ok((p, t)),
-        (Err(_), Ok(_)) => Err(AppError::invalid_field("project_id", "must be a valid UUID")),
-        (Ok(_), Err(_)) => Err(AppError::invalid_field("task_id", "must be a valid UUID")),
-        (Err(_), Err(_)) => Err(AppError::validation(vec![
-            shared::error::FieldError::new("project_id", "must be a valid UUID"),
-            shared::error::FieldError::new("task_id", "must be a valid UUID"),
-        ])),
-    }
-}
+type ProjectName = shared::domain::project::Name<NAME_MAX>;
+type TaskTitle = shared::domain::project::Name<TITLE_MAX>;
+type ProjectDescription = Text<0, PROJECT_DESCRIPTION_MAX>;
+type TaskDescription = Text<0, TASK_DESCRIPTION_MAX>;
 
 fn created(location: String, body: Value) -> Response {
     (StatusCode::CREATED, [(LOCATION, location)], Json(body)).into_response()
 }
 
+// ---------------------------------------------------------------- bodies --
+
+/// `POST /v1/projects`: only `name` is required; `priority` defaults to
+/// `medium`, `status` to `active`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    #[eserde(compat)]
+    name: ProjectName,
+    #[serde(default)]
+    #[eserde(compat)]
+    description: Option<ProjectDescription>,
+    #[serde(default)]
+    #[eserde(compat)]
+    technology_stack: Option<TechnologyStack>,
+    #[serde(default)]
+    #[eserde(compat)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Option<ProjectStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    compliance_requirements: Option<RequirementsList>,
+    #[serde(default)]
+    #[eserde(compat)]
+    performance_targets: Option<PerformanceTargets>,
+    #[serde(default)]
+    #[eserde(compat)]
+    security_requirements: Option<RequirementsList>,
+    #[serde(default, rename = "id")]
+    #[eserde(compat)]
+    _id: SetByPlatform,
+    #[serde(default, rename = "tenant_id")]
+    #[eserde(compat)]
+    _tenant_id: SetByPlatform,
+    #[serde(default, rename = "created_by")]
+    #[eserde(compat)]
+    _created_by: SetByPlatform,
+    #[serde(default, rename = "created_at")]
+    #[eserde(compat)]
+    _created_at: SetByPlatform,
+    #[serde(default, rename = "updated_at")]
+    #[eserde(compat)]
+    _updated_at: SetByPlatform,
+    #[serde(default, rename = "task_count")]
+    #[eserde(compat)]
+    _task_count: SetByPlatform,
+}
+
+impl CreateProject {
+    pub fn into_project(self, tenant_id: Uuid, created_by: Uuid) -> Project {
+        let now = shared::domain::now();
+        Project {
+            id: Uuid::now_v7(),
+            tenant_id,
+            name: self.name.into_inner(),
+            description: self.description.map(Text::into_inner),
+            technology_stack: self.technology_stack.map(TechnologyStack::into_inner).unwrap_or_default(),
+            priority: self.priority.unwrap_or(Priority::Medium),
+            status: self.status.unwrap_or(ProjectStatus::Active),
+            compliance_requirements: self.compliance_requirements.map(RequirementsList::into_inner).unwrap_or_default(),
+            performance_targets: self.performance_targets.map_or_else(empty_object, |t| Value::Object(t.into_inner())),
+            security_requirements: self.security_requirements.map(RequirementsList::into_inner).unwrap_or_default(),
+            created_by,
+            created_at: now,
+            updated_at: now,
+            task_count: 0,
+        }
+    }
+}
+
+/// `PUT`/`PATCH /v1/projects/{id}`: absent fields stay, `null` clears the
+/// optional ones (`description` removed, lists `[]`, objects `{}`) and is
+/// refused on `name`, `priority` and `status`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    #[serde(default)]
+    #[eserde(compat)]
+    name: Settable<ProjectName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    description: Patch<ProjectDescription>,
+    #[serde(default)]
+    #[eserde(compat)]
+    technology_stack: Patch<TechnologyStack>,
+    #[serde(default)]
+    #[eserde(compat)]
+    priority: Settable<Priority>,
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Settable<ProjectStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    compliance_requirements: Patch<RequirementsList>,
+    #[serde(default)]
+    #[eserde(compat)]
+    performance_targets: Patch<PerformanceTargets>,
+    #[serde(default)]
+    #[eserde(compat)]
+    security_requirements: Patch<RequirementsList>,
+    #[serde(default, rename = "id")]
+    #[eserde(compat)]
+    _id: SetByPlatform,
+    #[serde(default, rename = "tenant_id")]
+    #[eserde(compat)]
+    _tenant_id: SetByPlatform,
+    #[serde(default, rename = "created_by")]
+    #[eserde(compat)]
+    _created_by: SetByPlatform,
+    #[serde(default, rename = "created_at")]
+    #[eserde(compat)]
+    _created_at: SetByPlatform,
+    #[serde(default, rename = "updated_at")]
+    #[eserde(compat)]
+    _updated_at: SetByPlatform,
+    #[serde(default, rename = "task_count")]
+    #[eserde(compat)]
+    _task_count: SetByPlatform,
+}
+
+/// A list field of an update: a value is set, `null` sets `[]`.
+fn set_or_empty_list<T>(changes: &mut Changes, field: &'static str, patch: Patch<T>, value: impl FnOnce(T) -> Value) {
+    match patch {
+        Patch::Absent => {}
+        Patch::Null => changes.set(field, json!([])),
+        Patch::Value(v) => changes.set(field, value(v)),
+    }
+}
+
+/// An object field of an update: a value is set, `null` sets `{}`.
+fn set_or_empty_object<T>(changes: &mut Changes, field: &'static str, patch: Patch<T>, value: impl FnOnce(T) -> Value) {
+    match patch {
+        Patch::Absent => {}
+        Patch::Null => changes.set(field, empty_object()),
+        Patch::Value(v) => changes.set(field, value(v)),
+    }
+}
+
+/// A nullable field of an update: a value is set, `null` removes it.
+fn set_or_remove<T>(changes: &mut Changes, field: &'static str, patch: Patch<T>, value: impl FnOnce(T) -> Value) {
+    match patch {
+        Patch::Absent => {}
+        Patch::Null => changes.remove(field),
+        Patch::Value(v) => changes.set(field, value(v)),
+    }
+}
+
+fn set_some<T>(changes: &mut Changes, field: &'static str, value: Settable<T>, json: impl FnOnce(T) -> Value) {
+    if let Settable::Value(v) = value {
+        changes.set(field, json(v));
+    }
+}
+
+impl UpdateProject {
+    pub fn changes(self) -> Changes {
+        let mut changes = Changes::default();
+        set_some(&mut changes, "name", self.name, |n| json!(n.into_inner()));
+        set_or_remove(&mut changes, "description", self.description, |d| json!(d.into_inner()));
+        set_or_empty_list(&mut changes, "technology_stack", self.technology_stack, |l| json!(l.into_inner()));
+        set_some(&mut changes, "priority", self.priority, |p| json!(p));
+        set_some(&mut changes, "status", self.status, |s| json!(s));
+        set_or_empty_list(&mut changes, "compliance_requirements", self.compliance_requirements, |l| {
+            json!(l.into_inner())
+        });
+        set_or_empty_object(&mut changes, "performance_targets", self.performance_targets, |o| {
+            Value::Object(o.into_inner())
+        });
+        set_or_empty_list(&mut changes, "security_requirements", self.security_requirements, |l| json!(l.into_inner()));
+        changes
+    }
+}
+
+/// `POST /v1/projects/{id}/tasks`: only `title` is required; `status`
+/// defaults to `todo`, `priority` to `medium`. `project_id` may be repeated
+/// (seed 000 sends it) but must name the project of the path.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    #[eserde(compat)]
+    title: TaskTitle,
+    #[serde(default)]
+    #[eserde(compat)]
+    description: Option<TaskDescription>,
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Option<TaskStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    #[eserde(compat)]
+    assignee_id: Option<UserId>,
+    #[serde(default)]
+    #[eserde(compat)]
+    due_date: Option<DueDate>,
+    #[serde(default)]
+    #[eserde(compat)]
+    requirements: Option<Requirements>,
+    #[serde(default)]
+    #[eserde(compat)]
+    acceptance_criteria: Option<Criteria>,
+    #[serde(default)]
+    #[eserde(compat)]
+    project_id: Option<ProjectId>,
+    #[serde(default, rename = "id")]
+    #[eserde(compat)]
+    _id: SetByPlatform,
+    #[serde(default, rename = "tenant_id")]
+    #[eserde(compat)]
+    _tenant_id: SetByPlatform,
+    #[serde(default, rename = "created_by")]
+    #[eserde(compat)]
+    _created_by: SetByPlatform,
+    #[serde(default, rename = "created_at")]
+    #[eserde(compat)]
+    _created_at: SetByPlatform,
+    #[serde(default, rename = "updated_at")]
+    #[eserde(compat)]
+    _updated_at: SetByPlatform,
+}
+
+impl CreateTask {
+    pub fn into_task(self, tenant_id: Uuid, project_id: Uuid, created_by: Uuid) -> AppResult<Task> {
+        if self.project_id.is_some_and(|named| named.0 != project_id) {
+            return Err(AppError::validation(vec![FieldError::new(
+                "project_id",
+                "must be the project of the path, or be left out",
+            )]));
+        }
+        let now = shared::domain::now();
+        Ok(Task {
+            id: Uuid::now_v7(),
+            project_id,
+            tenant_id,
+            title: self.title.into_inner(),
+            description: self.description.map(Text::into_inner),
+            status: self.status.unwrap_or(TaskStatus::Todo),
+            priority: self.priority.unwrap_or(Priority::Medium),
+            assignee_id: self.assignee_id.map(|a| a.0),
+            due_date: self.due_date.map(|d| d.0),
+            requirements: self.requirements.map_or_else(empty_object, |r| Value::Object(r.into_inner())),
+            acceptance_criteria: self.acceptance_criteria.map(Criteria::into_inner).unwrap_or_default(),
+            created_by,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+/// `PUT`/`PATCH /v1/projects/{id}/tasks/{task_id}`: absent fields stay,
+/// `null` clears `description`, `assignee_id` and `due_date` (removed),
+/// `requirements` (`{}`) and `acceptance_criteria` (`[]`), and is refused on
+/// `title`, `status` and `priority`. A task stays in its project.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTask {
+    #[serde(default)]
+    #[eserde(compat)]
+    title: Settable<TaskTitle>,
+    #[serde(default)]
+    #[eserde(compat)]
+    description: Patch<TaskDescription>,
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Settable<TaskStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    priority: Settable<Priority>,
+    #[serde(default)]
+    #[eserde(compat)]
+    assignee_id: Patch<UserId>,
+    #[serde(default)]
+    #[eserde(compat)]
+    due_date: Patch<DueDate>,
+    #[serde(default)]
+    #[eserde(compat)]
+    requirements: Patch<Requirements>,
+    #[serde(default)]
+    #[eserde(compat)]
+    acceptance_criteria: Patch<Criteria>,
+    #[serde(default, rename = "project_id")]
+    #[eserde(compat)]
+    _project_id: SetByPlatform,
+    #[serde(default, rename = "id")]
+    #[eserde(compat)]
+    _id: SetByPlatform,
+    #[serde(default, rename = "tenant_id")]
+    #[eserde(compat)]
+    _tenant_id: SetByPlatform,
+    #[serde(default, rename = "created_by")]
+    #[eserde(compat)]
+    _created_by: SetByPlatform,
+    #[serde(default, rename = "created_at")]
+    #[eserde(compat)]
+    _created_at: SetByPlatform,
+    #[serde(default, rename = "updated_at")]
+    #[eserde(compat)]
+    _updated_at: SetByPlatform,
+}
+
+impl UpdateTask {
+    pub fn changes(self) -> Changes {
+        let mut changes = Changes::default();
+        let new_assignee = self.assignee_id.value().map(|a| a.0);
+        set_some(&mut changes, "title", self.title, |t| json!(t.into_inner()));
+        set_or_remove(&mut changes, "description", self.description, |d| json!(d.into_inner()));
+        set_some(&mut changes, "status", self.status, |s| json!(s));
+        set_some(&mut changes, "priority", self.priority, |p| json!(p));
+        set_or_remove(&mut changes, "assignee_id", self.assignee_id, |a| json!(a));
+        set_or_remove(&mut changes, "due_date", self.due_date, |d| json!(shared::domain::rfc3339(d.0)));
+        set_or_empty_object(&mut changes, "requirements", self.requirements, |r| Value::Object(r.into_inner()));
+        set_or_empty_list(&mut changes, "acceptance_criteria", self.acceptance_criteria, |l| json!(l.into_inner()));
+        changes.new_assignee = new_assignee;
+        changes
+    }
+}
+
+// ---------------------------------------------------------------- routes --
+
+/// `GET /v1/projects` filters.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Option<ProjectStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    priority: Option<Priority>,
+}
+
 async fn list_projects(
     State(state): State<AppState>,
     principal: Principal,
-    params: QueryParams,
+    query: Result<ListQuery<ProjectFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
-    params.allow_only(&["limit", "cursor", "status", "priority"])?;
-    let page = params.page()?;
-    let filters = params.as_object();
-    let mut f = Fields::new(&filters);
-    let status = f.one_of("status", Need::Optional, PROJECT_STATUSES);
-    let priority = f.one_of("priority", Need::Optional, PRIORITIES);
-    f.finish()?;
-    let (projects, next_cursor) = state.store.list_projects(&scope, &ProjectFilter { status, priority }, &page).await?;
+    let ListQuery { page, filters } = query?;
+    let filter = ProjectFilter { status: filters.status, priority: filters.priority };
+    let (projects, next_cursor) = state.store.list_projects(&scope, &filter, &page).await?;
     Ok(Page { data: projects.iter().map(Project::to_body).collect(), next_cursor })
 }
 
@@ -94,10 +420,11 @@ async fn create_project(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<CreateProject>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
-    let project = project_from_create(&body, scope.tenant_id(), principal.user_id())?;
+    let Body(request) = body?;
+    let project = request.into_project(scope.tenant_id(), principal.user_id());
     state.store.create_project(&scope, &project, &audit).await?;
     Ok(created(format!("/v1/projects/{}", project.id), project.to_body()))
 }
@@ -105,10 +432,10 @@ async fn create_project(
 async fn get_project(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    path: Result<PathIds<ProjectId>, AppError>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
-    let id = path_uuid(&id, "project_id")?;
+    let PathIds(ProjectId(id)) = path?;
     let project = state.store.get_project(&scope, id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
     Ok(Json(project.to_body()))
 }
@@ -118,12 +445,12 @@ async fn update_project(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    PathIds(ProjectId(id)): PathIds<ProjectId>,
+    body: Result<Body<UpdateProject>, AppError>,
 ) -> AppResult<Json<Value>> {
-    let id = path_uuid(&id, "project_id")?;
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
-    let changes = project_changes(&body)?;
+    let Body(request) = body?;
+    let changes = request.changes();
     let project = if changes.is_empty() {
         state.store.get_project(&scope, id).await?
     } else {
@@ -137,9 +464,8 @@ async fn delete_project(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    PathIds(ProjectId(id)): PathIds<ProjectId>,
 ) -> AppResult<StatusCode> {
-    let id = path_uuid(&id, "project_id")?;
     let scope = principal.require(Role::Admin, Scope::ProjectsWrite, PROJECT)?;
     if !state.store.delete_project(&scope, id, &audit).await? {
         return Err(AppError::not_found(PROJECT));
@@ -147,24 +473,31 @@ async fn delete_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /v1/projects/{id}/tasks` filters.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Option<TaskStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    assignee_id: Option<UserId>,
+}
+
 async fn list_tasks(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    params: QueryParams,
+    path: Result<PathIds<ProjectId>, AppError>,
+    query: Result<ListQuery<TaskFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, TASK)?;
-    let project_id = path_uuid(&id, "project_id")?;
-    params.allow_only(&["limit", "cursor", "status", "assignee_id"])?;
-    let page = params.page()?;
-    let filters = params.as_object();
-    let mut f = Fields::new(&filters);
-    let status = f.one_of("status", Need::Optional, TASK_STATUSES);
-    let assignee_id = f.uuid("assignee_id", Need::Optional);
-    f.finish()?;
+    let PathIds(ProjectId(project_id)) = path?;
+    let ListQuery { page, filters } = query?;
+    let filter = TaskFilter { status: filters.status, assignee_id: filters.assignee_id.map(|a| a.0) };
     let (tasks, next_cursor) = state
         .store
-        .list_tasks(&scope, project_id, &TaskFilter { status, assignee_id }, &page)
+        .list_tasks(&scope, project_id, &filter, &page)
         .await?
         .ok_or_else(|| AppError::not_found(PROJECT))?;
     Ok(Page { data: tasks.iter().map(Task::to_body).collect(), next_cursor })
@@ -174,12 +507,12 @@ async fn create_task(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    PathIds(ProjectId(project_id)): PathIds<ProjectId>,
+    body: Result<Body<CreateTask>, AppError>,
 ) -> AppResult<Response> {
-    let project_id = path_uuid(&id, "project_id")?;
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
-    let task = task_from_create(&body, scope.tenant_id(), project_id, principal.user_id())?;
+    let Body(request) = body?;
+    let task = request.into_task(scope.tenant_id(), project_id, principal.user_id())?;
     state.store.create_task(&scope, &task, &audit).await?;
     Ok(created(format!("/v1/projects/{project_id}/tasks/{}", task.id), task.to_body()))
 }
@@ -187,10 +520,10 @@ async fn create_task(
 async fn get_task(
     State(state): State<AppState>,
     principal: Principal,
-    Path((project_id, task_id)): Path<(String, String)>,
+    path: Result<PathIds<(ProjectId, TaskId)>, AppError>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, TASK)?;
-    let (project_id, task_id) = task_path(&project_id, &task_id)?;
+    let PathIds((ProjectId(project_id), TaskId(task_id))) = path?;
     let task = state.store.get_task(&scope, project_id, task_id).await?.ok_or_else(|| AppError::not_found(TASK))?;
     Ok(Json(task.to_body()))
 }
@@ -200,12 +533,12 @@ async fn update_task(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path((project_id, task_id)): Path<(String, String)>,
-    JsonObject(body): JsonObject,
+    PathIds((ProjectId(project_id), TaskId(task_id))): PathIds<(ProjectId, TaskId)>,
+    body: Result<Body<UpdateTask>, AppError>,
 ) -> AppResult<Json<Value>> {
-    let (project_id, task_id) = task_path(&project_id, &task_id)?;
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
-    let changes = task_changes(&body)?;
+    let Body(request) = body?;
+    let changes = request.changes();
     let task = if changes.is_empty() {
         state.store.get_task(&scope, project_id, task_id).await?
     } else {
@@ -218,12 +551,217 @@ async fn delete_task(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path((project_id, task_id)): Path<(String, String)>,
+    PathIds((ProjectId(project_id), TaskId(task_id))): PathIds<(ProjectId, TaskId)>,
 ) -> AppResult<StatusCode> {
-    let (project_id, task_id) = task_path(&project_id, &task_id)?;
     let scope = principal.require(Role::Admin, Scope::ProjectsWrite, TASK)?;
     if !state.store.delete_task(&scope, project_id, task_id, &audit).await? {
         return Err(AppError::not_found(TASK));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::web::extract::parse_body;
+
+    use super::*;
+
+    fn parse<T: for<'de> eserde::EDeserialize<'de>>(body: Value) -> AppResult<T> {
+        parse_body::<T>(body.to_string().as_bytes())
+    }
+
+    fn fields_of(err: AppError) -> Vec<String> {
+        let AppError::Api { details, .. } = err else { panic!("api error") };
+        details["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|f| f["field"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn project(body: Value) -> AppResult<Project> {
+        parse::<CreateProject>(body).map(|p| p.into_project(Uuid::nil(), Uuid::nil()))
+    }
+
+    fn task(body: Value, project_id: Uuid) -> AppResult<Task> {
+        parse::<CreateTask>(body)?.into_task(Uuid::nil(), project_id, Uuid::nil())
+    }
+
+    #[test]
+    fn seed_000s_enterprise_project_is_valid_with_defaults() {
+        let body = json!({
+            "name": "Enterprise Payment Processing System",
+            "description": "Comprehensive payment processing system",
+            "technology_stack": ["Python", "FastAPI", "PostgreSQL", "Redis", "Stripe", "Docker"],
+            "compliance_requirements": ["PCI_DSS", "SOX", "GDPR", "SOC2"],
+            "performance_targets": {"response_time_p95": "< 200ms", "throughput": "10000 req/sec"},
+            "security_requirements": ["end_to_end_encryption", "audit_logging"]
+        });
+        let (tenant, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let p = parse::<CreateProject>(body).expect("valid").into_project(tenant, user);
+        assert_eq!(p.priority, Priority::Medium);
+        assert_eq!(p.status, ProjectStatus::Active);
+        assert_eq!((p.tenant_id, p.created_by, p.task_count), (tenant, user, 0));
+        assert_eq!(p.technology_stack.len(), 6);
+        assert_eq!(p.to_body()["performance_targets"]["throughput"], "10000 req/sec");
+        assert_eq!(p.to_body()["priority"], "medium");
+        assert_eq!(p.created_at, p.updated_at);
+    }
+
+    #[test]
+    fn project_problems_are_all_named_in_the_bodys_order() {
+        let body = json!({
+            "name": "n",
+            "description": "x".repeat(2001),
+            "technology_stack": ["Rust", "", 7, "y".repeat(51)],
+            "priority": "urgent",
+            "status": "deleted",
+            "compliance_requirements": vec!["a"; 21],
+            "performance_targets": ["not", "an", "object"],
+            "security_requirements": "tls",
+            "task_count": 3
+        });
+        let fields = fields_of(project(body).expect_err("invalid"));
+        assert_eq!(
+            fields,
+            [
+                "compliance_requirements",
+                "description",
+                "performance_targets",
+                "priority",
+                "security_requirements",
+                "status",
+                "task_count",
+                "technology_stack[1]",
+            ]
+        );
+        assert_eq!(fields_of(project(json!({"name": "n", "owner": "me"})).expect_err("unknown")), ["owner"]);
+        assert_eq!(fields_of(project(json!({})).expect_err("no name")), ["name"]);
+    }
+
+    #[test]
+    fn names_and_enums_have_bounds_and_canonical_spelling() {
+        for bad in [json!(""), json!("   "), json!("n".repeat(201)), json!(1), Value::Null] {
+            assert_eq!(fields_of(project(json!({"name": bad})).expect_err("bad")), ["name"]);
+        }
+        let p = project(json!({"name": "n".repeat(200), "priority": "HIGH"})).expect("valid");
+        assert_eq!(p.to_body()["priority"], "high");
+    }
+
+    #[test]
+    fn performance_targets_are_bounded() {
+        let many: serde_json::Map<String, Value> = (0..21).map(|i| (format!("k{i}"), json!(i))).collect();
+        let err = project(json!({"name": "n", "performance_targets": many})).expect_err("too many");
+        assert_eq!(fields_of(err), ["performance_targets"]);
+        let err = project(json!({"name": "n", "performance_targets": {"p95": "x".repeat(600)}})).expect_err("too big");
+        assert_eq!(fields_of(err), ["performance_targets.p95"]);
+    }
+
+    #[test]
+    fn a_project_update_sets_clears_and_refuses_nulls_on_required_fields() {
+        let changes = parse::<UpdateProject>(json!({
+            "name": "Renamed", "description": null, "technology_stack": null, "performance_targets": null
+        }))
+        .expect("valid")
+        .changes();
+        assert_eq!(
+            changes.set,
+            vec![("name", json!("Renamed")), ("technology_stack", json!([])), ("performance_targets", json!({}))]
+        );
+        assert_eq!(changes.remove, vec!["description"]);
+        let err = parse::<UpdateProject>(json!({"name": null, "status": null, "id": "x"})).expect_err("invalid");
+        assert_eq!(fields_of(err), ["id", "name", "status"]);
+        assert_eq!(fields_of(parse::<UpdateProject>(json!({"colour": 1})).expect_err("unknown")), ["colour"]);
+        assert!(parse::<UpdateProject>(json!({})).expect("empty").changes().is_empty());
+    }
+
+    #[test]
+    fn changes_apply_to_the_stored_json() {
+        let p = project(json!({"name": "A", "description": "d"})).expect("valid");
+        let changes = parse::<UpdateProject>(json!({"name": "B", "description": null})).expect("valid").changes();
+        let later = p.updated_at + std::time::Duration::from_secs(1);
+        let new: Project = serde_json::from_value(changes.apply(&p.to_body(), later)).expect("project");
+        assert_eq!(new.name, "B");
+        assert_eq!(new.description, None);
+        assert_eq!(new.updated_at, later);
+        assert_eq!(new.created_at, p.created_at);
+    }
+
+    #[test]
+    fn seed_000s_task_is_valid_with_defaults() {
+        let project = Uuid::now_v7();
+        let body = json!({
+            "title": "Multi-Currency Payment Processing with Fraud Detection",
+            "description": "Implement comprehensive payment processing",
+            "priority": "high",
+            "project_id": project.to_string(),
+            "requirements": {"functional": ["multi_currency_support"], "testing": ["unit_tests_90_coverage"]},
+            "acceptance_criteria": ["Process payments in 20+ currencies"]
+        });
+        let t = task(body, project).expect("valid");
+        assert_eq!((t.status, t.priority), (TaskStatus::Todo, Priority::High));
+        assert_eq!(t.project_id, project);
+        assert_eq!(t.assignee_id, None);
+        assert_eq!(t.to_body()["requirements"]["functional"][0], "multi_currency_support");
+    }
+
+    #[test]
+    fn task_problems_are_all_named() {
+        let body = json!({
+            "title": "t".repeat(201),
+            "description": "d".repeat(5001),
+            "status": "blocked",
+            "priority": "whenever",
+            "assignee_id": "bob",
+            "due_date": "next tuesday",
+            "requirements": {"functional": "all of them"},
+            "acceptance_criteria": [""]
+        });
+        let fields = fields_of(task(body, Uuid::now_v7()).expect_err("bad"));
+        assert_eq!(
+            fields,
+            [
+                "acceptance_criteria[0]",
+                "assignee_id",
+                "description",
+                "due_date",
+                "priority",
+                "requirements.functional",
+                "status",
+                "title"
+            ]
+        );
+        let other = json!({"title": "t", "project_id": Uuid::now_v7().to_string()});
+        assert_eq!(fields_of(task(other, Uuid::now_v7()).expect_err("other project")), ["project_id"]);
+        assert_eq!(fields_of(task(json!({}), Uuid::nil()).expect_err("no title")), ["title"]);
+    }
+
+    #[test]
+    fn due_dates_are_rfc_3339_date_times_or_dates_in_utc() {
+        let at = |raw: &str| {
+            task(json!({"title": "t", "due_date": raw}), Uuid::nil()).map(|t| t.due_date.map(shared::domain::rfc3339))
+        };
+        assert_eq!(at("2025-03-01T18:30:00.123456+01:00").expect("ok").as_deref(), Some("2025-03-01T17:30:00.123Z"));
+        assert_eq!(at("2025-03-01").expect("ok").as_deref(), Some("2025-03-01T00:00:00Z"));
+        for bad in ["2025-02-30", "01/03/2025", "2025-03-01T25:00:00Z"] {
+            assert_eq!(fields_of(at(bad).expect_err(bad)), ["due_date"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_task_update_sets_clears_and_keeps_its_project() {
+        let assignee = Uuid::now_v7();
+        let changes = parse::<UpdateTask>(json!({
+            "status": "in_progress", "assignee_id": assignee.to_string(), "due_date": null, "description": null
+        }))
+        .expect("valid")
+        .changes();
+        assert_eq!(changes.set, vec![("status", json!("in_progress")), ("assignee_id", json!(assignee.to_string()))]);
+        assert_eq!(changes.remove, vec!["description", "due_date"]);
+        assert_eq!(changes.new_assignee, Some(assignee));
+        let err =
+            parse::<UpdateTask>(json!({"project_id": Uuid::now_v7().to_string(), "title": null})).expect_err("invalid");
+        assert_eq!(fields_of(err), ["project_id", "title"]);
+    }
 }

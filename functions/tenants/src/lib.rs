@@ -13,6 +13,7 @@
 
 use axum::{
     Json, Router,
+    body::Bytes,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -27,13 +28,12 @@ use shared::{
         ids::TenantId,
         plans::{effective_limits, quota_status},
         tenant::{
-            Tenant, TenantStatus, TenantType, changes_from_update, derives_slug, platform_only_fields_in,
-            suffixed_slug, tenant_from_create,
+            Tenant, TenantCreate, TenantStatus, TenantType, TenantUpdate, platform_only_fields_in, suffixed_slug,
         },
     },
-    http::{JsonObject, Page},
+    http::Page,
     store::tenants::{CreateTenantError, TenantUsage},
-    web::extract::{ListQuery, PathIds},
+    web::extract::{Body, ListQuery, PathIds, parse_body},
 };
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -59,14 +59,15 @@ async fn create_tenant(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<TenantCreate>, AppError>,
 ) -> AppResult<Response> {
     let admin = principal.require_platform_admin("tenants")?;
-    let mut tenant = tenant_from_create(&body, principal.user_id())?;
-    let parent = tenant.parent_id.map(|id| admin.scope_of(id));
+    let Body(body) = body?;
     // A slug derived from the name (seed 003 sends none) that is taken gets a
     // random suffix, a few times; a slug the caller chose is theirs to change.
-    let derived = derives_slug(&body);
+    let derived = body.derives_slug();
+    let mut tenant = body.into_tenant(principal.user_id())?;
+    let parent = tenant.parent_id.map(|id| admin.scope_of(id));
     let mut attempt = 0;
     loop {
         let scope = NewTenant::scope(tenant.id);
@@ -148,9 +149,12 @@ async fn update_tenant(
     principal: Principal,
     audit: AuditContext,
     PathIds(TenantId(id)): PathIds<TenantId>,
-    JsonObject(body): JsonObject,
+    body: Bytes,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require_in(id, Role::Admin, Scope::TenantWrite, RESOURCE)?;
+    // Who may send which fields comes before what the values are: a tenant
+    // admin who sends a platform field is refused (403) whatever its value,
+    // so the keys are read first, then the body is parsed as `Body` does.
     let restricted = platform_only_fields_in(&body);
     let admin = if principal.is_platform_admin() { principal.require_platform_admin(RESOURCE).ok() } else { None };
     if !restricted.is_empty() && admin.is_none() {
@@ -168,7 +172,7 @@ async fn update_tenant(
             "fields": restricted,
         })));
     }
-    let changes = changes_from_update(&body, id)?;
+    let changes = parse_body::<TenantUpdate>(&body)?.into_changes(id)?;
     let tenant = if changes.is_empty() {
         load(&state, &scope).await?.0
     } else {

@@ -16,26 +16,29 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope},
     domain::{
+        ids::{CustomerId, PhotoId, TryonId},
         now_rfc3339,
-        tryon::{self, ITEM_COMPLETED, ITEM_QUEUED, MAX_ITEMS, MIN_ITEMS, Quality},
+        tryon::{self, ItemStatus, MAX_ITEMS, MIN_ITEMS, Quality, SessionStatus},
+        values::{HttpUrl, Text},
     },
-    http::{JsonObject, Page, QueryParams, path_uuid},
+    error::FieldError,
+    http::Page,
     store::{
         customers::Photo,
         tryons::{TRYON_RESOURCE, TryonItem, TryonSession},
     },
-    validate::{Fields, Need},
+    web::extract::{Body, ListQuery, PathIds},
 };
 use uuid::Uuid;
 
@@ -50,85 +53,66 @@ pub fn routes() -> Router<AppState> {
 /// How long a result download URL works.
 pub const RESULT_URL_TTL: Duration = Duration::from_secs(15 * 60);
 pub const MAX_PRODUCT_ID_CHARS: usize = 128;
-pub const MAX_URL_CHARS: usize = 2048;
 
-/// One cart item as asked for.
-#[derive(Debug, Clone, PartialEq)]
+/// One cart item as asked for: the product, and its garment as an image
+/// URL or one of the customer's garment photos (exactly one of the two;
+/// checked by [`NewTryon::check`]).
+#[derive(Debug, Clone, PartialEq, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CartItem {
-    pub product_id: String,
-    pub size: Option<String>,
-    pub garment_image_url: Option<String>,
-    pub garment_photo_id: Option<Uuid>,
-}
-
-/// A validated create body.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewTryon {
-    pub customer_id: Uuid,
-    pub photo_id: Uuid,
-    pub quality: Quality,
-    pub items: Vec<CartItem>,
+    #[eserde(compat)]
+    pub product_id: Text<1, MAX_PRODUCT_ID_CHARS>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub size: Option<Text<1, 32>>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub garment_image_url: Option<HttpUrl>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub garment_photo_id: Option<PhotoId>,
 }
 
 /// Body `{customer_id, photo_id, quality: sd|hd|4k, items: [{product_id,
 /// garment_image_url | garment_photo_id, size?}]}`; every problem is named,
 /// items by index (`items[3].garment_image_url`).
-pub fn new_tryon_from(body: &Map<String, Value>, https_only: bool) -> AppResult<NewTryon> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(&["customer_id", "photo_id", "quality", "items"]);
-    // Filled field by field; `finish` lets it out only when every required
-    // field was read (Fields names each one that is missing or invalid).
-    let mut request =
-        NewTryon { customer_id: Uuid::nil(), photo_id: Uuid::nil(), quality: Quality::Sd, items: Vec::new() };
-    if let Some(id) = f.uuid("customer_id", Need::Required) {
-        request.customer_id = id;
-    }
-    if let Some(id) = f.uuid("photo_id", Need::Required) {
-        request.photo_id = id;
-    }
-    if let Some(quality) = f.one_of("quality", Need::Required, Quality::NAMES).and_then(Quality::parse) {
-        request.quality = quality;
-    }
-    if let Some(list) = f.array("items", Need::Required, MAX_ITEMS) {
-        if list.len() < MIN_ITEMS {
-            f.error("items", format!("must hold {MIN_ITEMS} to {MAX_ITEMS} cart items"));
+#[derive(Debug, Clone, PartialEq, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTryon {
+    #[eserde(compat)]
+    pub customer_id: CustomerId,
+    #[eserde(compat)]
+    pub photo_id: PhotoId,
+    #[eserde(compat)]
+    pub quality: Quality,
+    pub items: Vec<CartItem>,
+}
+
+impl NewTryon {
+    /// The rules across fields that parsing cannot state: 1 to 20 items,
+    /// each with one garment, its URL https outside local mode.
+    pub fn check(&self, https_only: bool) -> AppResult<()> {
+        let mut errors = Vec::new();
+        if !(MIN_ITEMS..=MAX_ITEMS).contains(&self.items.len()) {
+            errors.push(FieldError::new("items", format!("must hold {MIN_ITEMS} to {MAX_ITEMS} cart items")));
         }
-        for (i, value) in list.iter().enumerate() {
-            let name = format!("items[{i}]");
-            let Some(object) = value.as_object() else {
-                f.error(&name, "must be an object");
-                continue;
-            };
-            let mut g = Fields::nested(&name, object);
-            g.reject_unknown(&["product_id", "size", "garment_image_url", "garment_photo_id"]);
-            let product_id = g.text("product_id", Need::Required, 1, MAX_PRODUCT_ID_CHARS);
-            let size = g.text("size", Need::Optional, 1, 32);
-            let url = g.url("garment_image_url", Need::Optional);
-            let garment_photo_id = g.uuid("garment_photo_id", Need::Optional);
-            if let Some(url) = &url {
-                if url.len() > MAX_URL_CHARS {
-                    g.error("garment_image_url", format!("must be at most {MAX_URL_CHARS} characters"));
-                } else if https_only && !url.starts_with("https://") {
-                    g.error("garment_image_url", "must be an https URL");
+        for (i, item) in self.items.iter().enumerate() {
+            let field = |name: &str| format!("items[{i}].{name}");
+            match (&item.garment_image_url, item.garment_photo_id) {
+                (None, None) => errors
+                    .push(FieldError::new(field("garment_image_url"), "give garment_image_url or garment_photo_id")),
+                (Some(_), Some(_)) => errors.push(FieldError::new(
+                    field("garment_photo_id"),
+                    "give garment_image_url or garment_photo_id, not both",
+                )),
+                (Some(url), None) if https_only && !url.as_str().starts_with("https://") => {
+                    errors.push(FieldError::new(field("garment_image_url"), "must be an https URL"))
                 }
-            }
-            match (
-                url.is_some() || g.contains("garment_image_url"),
-                garment_photo_id.is_some() || g.contains("garment_photo_id"),
-            ) {
-                (false, false) => g.error("garment_image_url", "give garment_image_url or garment_photo_id"),
-                (true, true) => g.error("garment_photo_id", "give garment_image_url or garment_photo_id, not both"),
                 _ => {}
             }
-            let ok = !g.has_errors();
-            f.absorb(g);
-            if let (true, Some(product_id)) = (ok, product_id) {
-                request.items.push(CartItem { product_id, size, garment_image_url: url, garment_photo_id });
-            }
         }
+        if errors.is_empty() { Ok(()) } else { Err(AppError::validation(errors)) }
     }
-    f.finish()?;
-    Ok(request)
 }
 
 /// The session and items a validated request becomes (status `queued`,
@@ -145,12 +129,12 @@ pub fn plan(tenant_id: Uuid, request: &NewTryon) -> (TryonSession, Vec<TryonItem
         .map(|(index, (item, share))| TryonItem {
             session_id,
             index: index as u32,
-            product_id: item.product_id.clone(),
-            size: item.size.clone(),
-            garment_image_url: item.garment_image_url.clone(),
-            garment_photo_id: item.garment_photo_id,
+            product_id: item.product_id.as_str().to_owned(),
+            size: item.size.as_ref().map(|s| s.as_str().to_owned()),
+            garment_image_url: item.garment_image_url.as_ref().map(|u| u.as_str().to_owned()),
+            garment_photo_id: item.garment_photo_id.map(|p| p.0),
             credits: *share,
-            status: ITEM_QUEUED.into(),
+            status: ItemStatus::Queued,
             result_key: None,
             error: None,
             lock: None,
@@ -162,11 +146,11 @@ pub fn plan(tenant_id: Uuid, request: &NewTryon) -> (TryonSession, Vec<TryonItem
     let session = TryonSession {
         id: session_id,
         tenant_id,
-        customer_id: request.customer_id,
-        photo_id: request.photo_id,
+        customer_id: request.customer_id.0,
+        photo_id: request.photo_id.0,
         quality: request.quality,
         price,
-        status: "queued".into(),
+        status: SessionStatus::Queued,
         items_total: items.len() as i64,
         completed_count: 0,
         failed_count: 0,
@@ -206,20 +190,22 @@ async fn create_tryon(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<NewTryon>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
-    let request = new_tryon_from(&body, !state.config.local_mode)?;
-    if state.store.get_customer(&scope, request.customer_id).await?.is_none() {
+    let Body(request) = body?;
+    request.check(!state.config.local_mode)?;
+    let customer_id = request.customer_id.0;
+    if state.store.get_customer(&scope, customer_id).await?.is_none() {
         return Err(AppError::not_found("customer"));
     }
-    usable_photo(&state, &scope, request.customer_id, request.photo_id, "person", "photo_id").await?;
+    usable_photo(&state, &scope, customer_id, request.photo_id.0, "person", "photo_id").await?;
     // A cart often reuses one garment photo: read each once.
     let mut checked = Vec::new();
     for (i, item) in request.items.iter().enumerate() {
-        if let Some(garment) = item.garment_photo_id.filter(|g| !checked.contains(g)) {
+        if let Some(PhotoId(garment)) = item.garment_photo_id.filter(|g| !checked.contains(&g.0)) {
             let field = format!("items[{i}].garment_photo_id");
-            usable_photo(&state, &scope, request.customer_id, garment, "garment", &field).await?;
+            usable_photo(&state, &scope, customer_id, garment, "garment", &field).await?;
             checked.push(garment);
         }
     }
@@ -237,7 +223,7 @@ async fn session_body(state: &AppState, session: &TryonSession, items: &[TryonIt
     let mut shown = Vec::with_capacity(items.len());
     for item in items {
         let mut value = item.to_body();
-        if item.status == ITEM_COMPLETED
+        if item.status == ItemStatus::Completed
             && let Some(key) = &item.result_key
         {
             value["result_url"] = json!(state.blobs.presign_download(key, RESULT_URL_TTL).await?);
@@ -251,31 +237,36 @@ async fn session_body(state: &AppState, session: &TryonSession, items: &[TryonIt
 async fn get_tryon(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathIds(TryonId(id)): PathIds<TryonId>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
-    let (session, items) = state
-        .store
-        .get_tryon(&scope, path_uuid(&id, "tryon_id")?)
-        .await?
-        .ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
+    let (session, items) =
+        state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     Ok(Json(session_body(&state, &session, &items).await?))
+}
+
+/// `GET /v1/tryons` filters: all optional, unknown ones refused.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TryonFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Option<SessionStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    customer_id: Option<CustomerId>,
 }
 
 /// Creation order; `?status=`, `?customer_id=`, `?limit=`, `?cursor=`.
 async fn list_tryons(
     State(state): State<AppState>,
     principal: Principal,
-    params: QueryParams,
+    query: Result<ListQuery<TryonFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
     let scope = principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
-    params.allow_only(&["limit", "cursor", "status", "customer_id"])?;
-    let page = params.page()?;
-    let filters = params.as_object();
-    let mut f = Fields::new(&filters);
-    let status = f.one_of("status", Need::Optional, &["queued", "processing", "completed", "failed", "cancelled"]);
-    let customer_id = f.uuid("customer_id", Need::Optional);
-    f.finish()?;
+    let ListQuery { page, filters } = query?;
+    let status = filters.status.map(SessionStatus::as_str);
+    let customer_id = filters.customer_id.map(|c| c.0);
     let (sessions, next_cursor) = state.store.list_tryons(&scope, status, customer_id, &page).await?;
     Ok(Page { data: sessions.iter().map(TryonSession::to_body).collect(), next_cursor })
 }
@@ -289,14 +280,13 @@ async fn cancel_tryon(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    PathIds(TryonId(id)): PathIds<TryonId>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
-    let id = path_uuid(&id, "tryon_id")?;
     let (_, items) = state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     let mut cancelled = Vec::new();
     let mut refunded = 0;
-    for item in items.iter().filter(|i| i.status == ITEM_QUEUED) {
+    for item in items.iter().filter(|i| i.status == ItemStatus::Queued) {
         if state.store.cancel_tryon_item(&scope, item, &audit).await? {
             cancelled.push(item.index);
             refunded += item.credits;
@@ -314,11 +304,14 @@ async fn cancel_tryon(
 
 #[cfg(test)]
 mod tests {
+    use shared::web::extract::parse_body;
+
     use super::*;
 
     fn problems(body: Value, https_only: bool) -> Vec<String> {
-        match new_tryon_from(body.as_object().expect("object"), https_only) {
-            Ok(_) => Vec::new(),
+        let result = parse_body::<NewTryon>(body.to_string().as_bytes()).and_then(|r| r.check(https_only));
+        match result {
+            Ok(()) => Vec::new(),
             Err(AppError::Api { details, .. }) => details["fields"]
                 .as_array()
                 .map(|fs| fs.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
@@ -336,30 +329,35 @@ mod tests {
 
     #[test]
     fn a_valid_cart_is_read() {
-        let request = new_tryon_from(valid().as_object().expect("object"), true).expect("valid");
+        let request = parse_body::<NewTryon>(valid().to_string().as_bytes()).expect("valid");
+        request.check(true).expect("valid");
         assert_eq!(request.quality, Quality::Hd);
-        assert_eq!(request.items[0].size.as_deref(), Some("M"));
+        assert_eq!(request.items[0].size.as_ref().map(|s| s.as_str()), Some("M"));
     }
 
     #[test]
     fn every_bad_field_is_named_by_its_path() {
+        // What does not parse is named first, all at once.
         let mut body = valid();
         body["quality"] = json!("8k");
+        body["items"] = json!([
+            {"product_id": "a", "garment_image_url": "ftp://x"},
+            {"product_id": "", "garment_photo_id": Uuid::now_v7()},
+            "nope",
+        ]);
+        let mut found = problems(body, true);
+        found.sort();
+        assert_eq!(found, ["items[0].garment_image_url", "items[1].product_id", "items[2]", "quality"]);
+        // Then the rules across fields.
+        let mut body = valid();
         body["items"] = json!([
             {"product_id": "a"},
             {"product_id": "b", "garment_image_url": "http://cdn.example.com/x.png"},
             {"product_id": "c", "garment_image_url": "https://x.example/a.png", "garment_photo_id": Uuid::now_v7()},
-            "nope",
         ]);
         assert_eq!(
             problems(body, true),
-            [
-                "quality",
-                "items[0].garment_image_url",
-                "items[1].garment_image_url",
-                "items[2].garment_photo_id",
-                "items[3]"
-            ]
+            ["items[0].garment_image_url", "items[1].garment_image_url", "items[2].garment_photo_id"]
         );
         let mut empty = valid();
         empty["items"] = json!([]);

@@ -27,18 +27,22 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope, invitation::InvitationToken, password},
     domain::{
+        ids::UserId,
         plans::Quota,
-        user::{User, UserChanges, rules},
+        user::{NewPassword, PersonName, RoleName, User, UserChanges, rules},
+        values::{Email, Text},
     },
-    http::{JsonObject, Page, QueryParams, path_uuid},
+    error::FieldError,
+    http::Page,
     store::members::MemberError,
-    validate::{Fields, Need},
+    string_enum,
+    web::extract::{Body, ListQuery, Patch, PathIds},
 };
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -53,15 +57,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 const RESOURCE: &str = "users";
-const ROLES: &[&str] = &["owner", "admin", "developer", "user"];
 /// Invitations per request: each takes four transaction items of 100 (the
 /// email check, the invitation, its audit entry, its `user.invited` event),
 /// and the seats one more.
 const MAX_INVITES: usize = 24;
-
-fn role_of(name: &str) -> Role {
-    Role::parse(name).unwrap_or(Role::User)
-}
 
 /// The caller's own tenant role inside the tenant acted on; a platform admin
 /// counts as owner.
@@ -99,106 +98,150 @@ async fn refusal(state: &AppState, scope: &TenantScope, err: MemberError, reques
     }
 }
 
-/// `POST /v1/users`, parsed: every bad field is named in one 400.
+/// `POST /v1/users`: every bad field is named in one 400.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewUser {
-    email: String,
-    password: String,
-    first_name: String,
-    last_name: String,
-    role: Role,
+    email: Email,
+    #[eserde(compat)]
+    password: NewPassword,
+    first_name: PersonName,
+    last_name: PersonName,
+    #[serde(default)]
+    #[eserde(compat)]
+    role: Option<RoleName>,
 }
 
-impl NewUser {
-    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
-        let mut f = Fields::new(body);
-        f.reject_unknown(&["email", "password", "first_name", "last_name", "role"]);
-        let email = f.email("email", Need::Required);
-        let password = f.text("password", Need::Required, 1, 1024);
-        let first_name = f.text("first_name", Need::Required, 1, 100);
-        let last_name = f.text("last_name", Need::Required, 1, 100);
-        let role = f.one_of("role", Need::Optional, ROLES).map(role_of).unwrap_or(Role::User);
-        if let Some(p) = &password
-            && let Some(problem) = password::password_problem(p, email.as_deref().unwrap_or_default())
-        {
-            f.error("password", problem);
-        }
-        f.finish()?;
-        // A required field is `None` only with its error recorded, which
-        // `finish` has just refused: the defaults below are never used.
-        Ok(Self {
-            email: email.unwrap_or_default(),
-            password: password.unwrap_or_default(),
-            first_name: first_name.unwrap_or_default(),
-            last_name: last_name.unwrap_or_default(),
-            role,
-        })
+/// The password rule that needs the address beside it.
+fn check_password(password: &NewPassword, email: &str) -> AppResult<()> {
+    match password::password_problem(password.as_str(), email) {
+        Some(problem) => Err(AppError::validation(vec![FieldError::new("password", problem)])),
+        None => Ok(()),
     }
 }
 
-/// `POST /v1/users/invite`, parsed: distinct, lowercased addresses.
+/// `POST /v1/users/invite` (seed 000): several addresses, one role.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Invites {
-    emails: Vec<String>,
-    role: Role,
+    emails: Vec<Email>,
+    #[serde(default)]
+    #[eserde(compat)]
+    role: Option<RoleName>,
 }
 
 impl Invites {
-    fn parse(body: &Map<String, Value>) -> AppResult<Self> {
-        let mut f = Fields::new(body);
-        f.reject_unknown(&["emails", "role"]);
-        let role = f.one_of("role", Need::Optional, ROLES).map(role_of).unwrap_or(Role::User);
-        let mut emails: Vec<String> = Vec::new();
-        match f.array("emails", Need::Required, MAX_INVITES) {
-            Some(items) if items.is_empty() => f.error("emails", "must name at least one address"),
-            Some(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    match item.as_str().filter(|e| shared::validate::is_email(e)) {
-                        Some(e) if emails.contains(&e.to_ascii_lowercase()) => {
-                            f.error(&format!("emails[{i}]"), "is listed twice");
-                        }
-                        Some(e) => emails.push(e.to_ascii_lowercase()),
-                        None => f.error(&format!("emails[{i}]"), "must be a valid email address"),
-                    }
-                }
-            }
-            None => {}
+    /// The list's own rules: one to [`MAX_INVITES`] addresses, each once.
+    fn checked(self) -> AppResult<(Vec<Email>, Role)> {
+        let role = self.role.map_or(Role::User, Role::from);
+        if self.emails.is_empty() {
+            return Err(AppError::invalid_field("emails", "must name at least one address"));
         }
-        f.finish()?;
-        Ok(Self { emails, role })
+        if self.emails.len() > MAX_INVITES {
+            return Err(AppError::invalid_field("emails", format!("must have at most {MAX_INVITES} items")));
+        }
+        let twice: Vec<FieldError> = self
+            .emails
+            .iter()
+            .enumerate()
+            .filter(|(i, email)| self.emails[..*i].contains(email))
+            .map(|(i, _)| FieldError::new(format!("emails[{i}]"), "is listed twice"))
+            .collect();
+        if twice.is_empty() { Ok((self.emails, role)) } else { Err(AppError::validation(twice)) }
     }
 }
 
-/// `PUT`/`PATCH /v1/users/{id}`, parsed: the fields present are the changes.
-fn parse_changes(body: &Map<String, Value>) -> AppResult<UserChanges> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(&["first_name", "last_name", "role", "is_active", "email"]);
-    if f.contains("email") {
-        f.error("email", "cannot be changed");
+/// `PUT`/`PATCH /v1/users/{id}`: the fields present are the changes; none
+/// of them may be cleared, and the address is not changed here.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserUpdate {
+    #[serde(default)]
+    #[eserde(compat)]
+    first_name: Patch<PersonName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    last_name: Patch<PersonName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    role: Patch<RoleName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    is_active: Patch<bool>,
+    #[serde(default)]
+    #[eserde(compat)]
+    email: Patch<Value>,
+}
+
+impl UserUpdate {
+    fn into_changes(self) -> AppResult<UserChanges> {
+        let mut errors = Vec::new();
+        if !self.email.is_absent() {
+            errors.push(FieldError::new("email", "cannot be changed"));
+        }
+        let changes = UserChanges {
+            first_name: not_null("first_name", self.first_name, &mut errors),
+            last_name: not_null("last_name", self.last_name, &mut errors),
+            role: not_null("role", self.role, &mut errors).map(Role::from),
+            is_active: not_null("is_active", self.is_active, &mut errors),
+        };
+        if errors.is_empty() { Ok(changes) } else { Err(AppError::validation(errors)) }
     }
-    let changes = UserChanges {
-        first_name: f.text("first_name", Need::Optional, 1, 100),
-        last_name: f.text("last_name", Need::Optional, 1, 100),
-        role: f.one_of("role", Need::Optional, ROLES).map(role_of),
-        is_active: f.boolean("is_active", Need::Optional),
-    };
-    f.finish()?;
-    Ok(changes)
+}
+
+/// The new value of a field that may be left out but not cleared.
+fn not_null<T>(field: &str, patch: Patch<T>, errors: &mut Vec<FieldError>) -> Option<T> {
+    match patch {
+        Patch::Absent => None,
+        Patch::Null => {
+            errors.push(FieldError::new(field, "must not be null"));
+            None
+        }
+        Patch::Value(value) => Some(value),
+    }
+}
+
+string_enum!(
+    /// `?is_active=true|false` (any case).
+    Flag {
+        True => "true",
+        False => "false",
+    }
+);
+
+/// `GET /v1/users` filters: all optional, unknown ones refused.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    role: Option<RoleName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    is_active: Option<Flag>,
+    #[serde(default)]
+    search: Option<Text<1, 100>>,
+}
+
+/// The invitation a path names by its address: not an id, but refused
+/// like one when it is not an address.
+fn invitation_email(raw: &str) -> AppResult<Email> {
+    Email::parse(raw).map_err(|message| AppError::invalid_field("email", message))
 }
 
 async fn list_users(
     State(state): State<AppState>,
     principal: Principal,
-    params: QueryParams,
+    query: Result<ListQuery<UserFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
     let scope = principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
-    params.allow_only(&["limit", "cursor", "role", "is_active", "search"])?;
-    let page = params.page()?;
-    let filters = params.as_object();
-    let mut f = Fields::new(&filters);
-    let role = f.one_of("role", Need::Optional, ROLES).map(role_of);
-    let is_active = f.one_of("is_active", Need::Optional, &["true", "false"]).map(|v| v == "true");
-    let search = f.text("search", Need::Optional, 1, 100);
-    f.finish()?;
-    let (users, next_cursor) = state.store.list_users(&scope, role, is_active, search.as_deref(), &page).await?;
+    // After authorization: a caller who may not list learns nothing from a
+    // bad parameter.
+    let ListQuery { page, filters } = query?;
+    let role = filters.role.map(Role::from);
+    let is_active = filters.is_active.map(|flag| flag == Flag::True);
+    let search = filters.search.as_ref().map(Text::as_str);
+    let (users, next_cursor) = state.store.list_users(&scope, role, is_active, search, &page).await?;
     Ok(Page { data: users.iter().map(User::to_body).collect(), next_cursor })
 }
 
@@ -206,14 +249,16 @@ async fn create_user(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<NewUser>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    let new = NewUser::parse(&body)?;
-    check_grant(&principal, new.role)?;
+    let Body(new) = body?;
+    check_password(&new.password, new.email.as_str())?;
+    let role = new.role.map_or(Role::User, Role::from);
+    check_grant(&principal, role)?;
     let tenant = state.store.tenant_for_change(&scope).await?;
-    let user = User::new(scope.tenant_id(), &new.email, &new.first_name, &new.last_name, new.role);
-    let hash = password::hash_password(&new.password)?;
+    let user = User::new(scope.tenant_id(), new.email.as_str(), new.first_name.as_str(), new.last_name.as_str(), role);
+    let hash = password::hash_password(new.password.as_str())?;
     // Emits `user.created` (`via: "api"`) in the same transaction.
     if let Err(err) = state.store.create_user(&scope, &tenant, &user, &hash, &audit).await {
         return Err(refusal(&state, &scope, err, 1).await);
@@ -227,13 +272,15 @@ async fn invite_users(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<Invites>, AppError>,
 ) -> AppResult<Response> {
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    let Invites { emails, role } = Invites::parse(&body)?;
+    let Body(invites) = body?;
+    let (emails, role) = invites.checked()?;
     check_grant(&principal, role)?;
     let tenant = state.store.tenant_for_change(&scope).await?;
-    let tokens: Vec<InvitationToken> = emails.iter().map(|e| InvitationToken::generate(scope.tenant_id(), e)).collect();
+    let tokens: Vec<InvitationToken> =
+        emails.iter().map(|e| InvitationToken::generate(scope.tenant_id(), e.as_str())).collect();
     let hashes: Vec<String> = tokens.iter().map(|t| t.hash()).collect();
     // Emits one `user.invited` per invitation in the same transaction.
     let invitations = match state.store.create_invitations(&scope, &tenant, &emails, &hashes, role, &audit).await {
@@ -269,8 +316,8 @@ async fn resend_invitation(
     Path(email): Path<String>,
 ) -> AppResult<Json<Value>> {
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    let email = email.to_ascii_lowercase();
-    let token = InvitationToken::generate(scope.tenant_id(), &email);
+    let email = invitation_email(&email)?;
+    let token = InvitationToken::generate(scope.tenant_id(), email.as_str());
     let invitation = match state.store.reissue_invitation(&scope, &email, &token.hash(), &audit).await {
         Ok(Some(invitation)) => invitation,
         Ok(None) => return Err(AppError::not_found("invitation")),
@@ -288,7 +335,8 @@ async fn revoke_invitation(
     Path(email): Path<String>,
 ) -> AppResult<StatusCode> {
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
-    match state.store.revoke_invitation(&scope, &email.to_ascii_lowercase(), &audit).await {
+    let email = invitation_email(&email)?;
+    match state.store.revoke_invitation(&scope, &email, &audit).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(AppError::not_found("invitation")),
         Err(err) => Err(refusal(&state, &scope, err, 0).await),
@@ -298,9 +346,8 @@ async fn revoke_invitation(
 async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathIds(UserId(id)): PathIds<UserId>,
 ) -> AppResult<Json<Value>> {
-    let id = path_uuid(&id, "user_id")?;
     // Everyone may read themself (every member holds `user`); a key's
     // creator is not the key.
     let reads_self = id == principal.user_id() && principal.api_key_id().is_none();
@@ -314,11 +361,10 @@ async fn update_user(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    PathIds(UserId(id)): PathIds<UserId>,
+    Body(update): Body<UserUpdate>,
 ) -> AppResult<Json<Value>> {
-    let id = path_uuid(&id, "user_id")?;
-    let changes = parse_changes(&body)?;
+    let changes = update.into_changes()?;
     // A person may change their own names; anything else is managing users.
     let manages_others = changes.role.is_some()
         || changes.is_active.is_some()
@@ -345,9 +391,8 @@ async fn delete_user(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    PathIds(UserId(id)): PathIds<UserId>,
 ) -> AppResult<StatusCode> {
-    let id = path_uuid(&id, "user_id")?;
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     if id == principal.user_id() {
         return Err(AppError::forbidden("cannot_delete_self", "you cannot delete your own account")
@@ -360,5 +405,58 @@ async fn delete_user(
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(AppError::not_found("user")),
         Err(err) => Err(refusal(&state, &scope, err, 0).await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::web::extract::parse_body;
+
+    use super::*;
+
+    fn fields(err: AppError) -> Vec<String> {
+        let AppError::Api { details, .. } = err else { panic!("an API error expected") };
+        details["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .filter_map(|f| f["field"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn invites_name_each_bad_address_then_each_repeated_one() {
+        let err = parse_body::<Invites>(br#"{"emails": ["ok@x.example", "bad", 5], "role": "boss"}"#).err();
+        let mut names = fields(err.expect("refused"));
+        names.sort();
+        assert_eq!(names, ["emails[1]", "emails[2]", "role"]);
+        let invites: Invites =
+            parse_body(br#"{"emails": ["ok@x.example", "OK@x.example", "b@x.example"], "role": "Developer"}"#)
+                .expect("each address is valid");
+        assert_eq!(fields(invites.checked().expect_err("refused")), ["emails[1]"]);
+        let invites: Invites = parse_body(br#"{"emails": ["B@x.example"], "role": "Developer"}"#).expect("valid");
+        let (emails, role) = invites.checked().expect("valid");
+        assert_eq!((emails[0].as_str(), role), ("b@x.example", Role::Developer));
+        let invites: Invites = parse_body(br#"{"emails": []}"#).expect("parses");
+        assert_eq!(fields(invites.checked().expect_err("refused")), ["emails"]);
+    }
+
+    #[test]
+    fn an_update_may_leave_out_fields_but_not_clear_them_nor_change_the_address() {
+        let update: UserUpdate =
+            parse_body(br#"{"first_name": null, "is_active": false, "email": "a@b.co"}"#).expect("parses");
+        let mut names = fields(update.into_changes().expect_err("refused"));
+        names.sort();
+        assert_eq!(names, ["email", "first_name"]);
+        let update: UserUpdate = parse_body(br#"{"last_name": "King", "role": "ADMIN"}"#).expect("parses");
+        let changes = update.into_changes().expect("valid");
+        assert_eq!(changes.last_name.as_ref().map(Text::as_str), Some("King"));
+        assert_eq!((changes.role, changes.first_name, changes.is_active), (Some(Role::Admin), None, None));
+    }
+
+    #[test]
+    fn an_invitation_path_names_an_address() {
+        assert_eq!(invitation_email("New@X.example").map(Email::into_inner).ok().as_deref(), Some("new@x.example"));
+        assert_eq!(fields(invitation_email("not-an-address").expect_err("refused")), ["email"]);
     }
 }

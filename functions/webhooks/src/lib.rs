@@ -17,22 +17,28 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope},
-    domain::now_rfc3339,
-    http::{JsonObject, Page, QueryParams, path_uuid},
+    domain::{
+        ids::{DeliveryId, EndpointId},
+        now_rfc3339,
+        values::{HttpUrl, Settable, Text},
+        webhook::{DEFAULT_SCHEDULE, DeliveryStatus, EndpointStatus, EventPattern, MAX_EVENT_TYPES, RetrySchedule},
+    },
+    error::FieldError,
+    http::Page,
     outbound::check_url,
     sealing,
     store::webhooks::{ENDPOINT_RESOURCE, Endpoint, endpoint_secret_key},
-    validate::{Fields, Need},
+    web::extract::{Body, ListQuery, Patch, PathIds},
     webhook_signing,
 };
 use uuid::Uuid;
@@ -48,20 +54,42 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/webhooks/{id}/deliveries/{delivery_id}/replay", post(replay_delivery))
 }
 
-/// Seed 004's schedule: retries 5 s, 15 s and 45 s after a failure.
-pub const DEFAULT_SCHEDULE: [i64; 3] = [5, 15, 45];
-pub const MAX_RETRIES: usize = 10;
-/// A schedule may spread a delivery over a day at most.
-pub const MAX_SCHEDULE_SECONDS: i64 = 86_400;
-pub const MAX_EVENT_TYPES: usize = 50;
+type Description = Text<1, 500>;
 
-fn is_event_pattern(value: &str) -> bool {
-    let body = value.strip_suffix(".*").unwrap_or(value);
-    value == "*"
-        || (!body.is_empty()
-            && body
-                .split('.')
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')))
+/// `POST /v1/webhooks`: only `url` is required (`event_types` defaults to
+/// `*`, the schedule to seed 004's).
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    #[eserde(compat)]
+    pub url: HttpUrl,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub description: Option<Description>,
+    #[serde(default)]
+    pub event_types: Option<Vec<EventPattern>>,
+    #[serde(default)]
+    pub retry_schedule_seconds: Option<RetrySchedule>,
+}
+
+/// `PATCH /v1/webhooks/{id}`: every field optional; `null` clears the
+/// description and is refused on the others ("must not be null").
+#[derive(Debug, Default, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointUpdate {
+    #[serde(default)]
+    #[eserde(compat)]
+    pub url: Settable<HttpUrl>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub description: Patch<Description>,
+    #[serde(default)]
+    pub event_types: Settable<Vec<EventPattern>>,
+    #[serde(default)]
+    pub retry_schedule_seconds: Settable<RetrySchedule>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub status: Settable<EndpointStatus>,
 }
 
 /// The fields a create or update sets; `None` leaves a field as it is.
@@ -71,7 +99,7 @@ pub struct EndpointFields {
     pub description: Option<Option<String>>,
     pub event_types: Option<Vec<String>>,
     pub retry_schedule_seconds: Option<Vec<i64>>,
-    pub status: Option<String>,
+    pub status: Option<EndpointStatus>,
 }
 
 impl EndpointFields {
@@ -91,14 +119,14 @@ impl EndpointFields {
         if let Some(schedule) = self.retry_schedule_seconds {
             endpoint.retry_schedule_seconds = schedule;
         }
-        match self.status.as_deref() {
-            Some("active") => {
-                endpoint.status = "active".into();
+        match self.status {
+            Some(EndpointStatus::Active) => {
+                endpoint.status = EndpointStatus::Active.as_str().into();
                 endpoint.disabled_reason = None;
                 endpoint.consecutive_failures = 0;
             }
-            Some(_) => {
-                endpoint.status = "disabled".into();
+            Some(EndpointStatus::Disabled) => {
+                endpoint.status = EndpointStatus::Disabled.as_str().into();
                 endpoint.disabled_reason = Some("disabled by a user".into());
             }
             None => {}
@@ -106,61 +134,52 @@ impl EndpointFields {
     }
 }
 
-/// Validates a body; `creating` makes `url` required.
-pub fn endpoint_fields(body: &Map<String, Value>, creating: bool, local_mode: bool) -> AppResult<EndpointFields> {
-    let mut f = Fields::new(body);
-    let mut known = vec!["url", "description", "event_types", "retry_schedule_seconds"];
-    if !creating {
-        known.push("status");
-    }
-    f.reject_unknown(&known);
-    let mut fields = EndpointFields::default();
-    let need = if creating { Need::Required } else { Need::Optional };
-    if let Some(url) = f.text("url", need, 1, 2048) {
-        match check_url(&url, local_mode) {
-            Ok(_) => fields.url = Some(url),
-            Err(problem) => f.error("url", problem),
+impl From<NewEndpoint> for EndpointUpdate {
+    fn from(body: NewEndpoint) -> Self {
+        let set = |v: Option<_>| v.map_or(Settable::Absent, Settable::Value);
+        EndpointUpdate {
+            url: Settable::Value(body.url),
+            description: body.description.map_or(Patch::Absent, Patch::Value),
+            event_types: body.event_types.map_or(Settable::Absent, Settable::Value),
+            retry_schedule_seconds: set(body.retry_schedule_seconds),
+            status: Settable::Absent,
         }
     }
-    if f.is_null("description") {
-        fields.description = Some(None);
-    } else if let Some(description) = f.text("description", Need::Optional, 1, 500) {
-        fields.description = Some(Some(description));
-    }
-    if let Some(list) = f.array("event_types", Need::Optional, MAX_EVENT_TYPES) {
-        let mut types = Vec::new();
-        for (i, value) in list.iter().enumerate() {
-            match value.as_str() {
-                Some(pattern) if is_event_pattern(pattern) => types.push(pattern.to_owned()),
-                _ => f.error(
-                    &format!("event_types[{i}]"),
-                    "must be an event type (user.created), a family (tryon.*) or *",
-                ),
+}
+
+impl EndpointUpdate {
+    /// The rules parsing cannot state: the URL must be one we may call
+    /// (`outbound::check_url`), at least one and at most 50 event types.
+    pub fn into_fields(self, local_mode: bool) -> AppResult<EndpointFields> {
+        let mut errors = Vec::new();
+        let mut fields = EndpointFields::default();
+        if let Settable::Value(url) = self.url {
+            match check_url(url.as_str(), local_mode) {
+                Ok(_) => fields.url = Some(url.into_inner()),
+                Err(problem) => errors.push(FieldError::new("url", problem)),
             }
         }
-        if list.is_empty() {
-            f.error("event_types", "must name at least one event type (or *)");
-        }
-        fields.event_types = Some(types);
-    }
-    if let Some(list) = f.array("retry_schedule_seconds", Need::Optional, MAX_RETRIES) {
-        let delays: Vec<Option<i64>> =
-            list.iter().map(|v| v.as_i64().filter(|d| (1..=MAX_SCHEDULE_SECONDS).contains(d))).collect();
-        if delays.iter().any(Option::is_none) {
-            f.error("retry_schedule_seconds", format!("must be whole seconds from 1 to {MAX_SCHEDULE_SECONDS}"));
-        } else {
-            let delays: Vec<i64> = delays.into_iter().flatten().collect();
-            if delays.iter().sum::<i64>() > MAX_SCHEDULE_SECONDS {
-                f.error("retry_schedule_seconds", "must add up to a day at most");
+        fields.description = match self.description {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(d) => Some(Some(d.into_inner())),
+        };
+        if let Settable::Value(types) = self.event_types {
+            if types.is_empty() {
+                errors.push(FieldError::new("event_types", "must name at least one event type (or *)"));
+            } else if types.len() > MAX_EVENT_TYPES {
+                errors.push(FieldError::new("event_types", format!("must have at most {MAX_EVENT_TYPES} items")));
             }
-            fields.retry_schedule_seconds = Some(delays);
+            fields.event_types = Some(types.iter().map(|t| t.as_str().to_owned()).collect());
         }
+        if let Settable::Value(schedule) = self.retry_schedule_seconds {
+            fields.retry_schedule_seconds = Some(schedule.into_inner());
+        }
+        if let Settable::Value(status) = self.status {
+            fields.status = Some(status);
+        }
+        if errors.is_empty() { Ok(fields) } else { Err(AppError::validation(errors)) }
     }
-    if !creating {
-        fields.status = f.one_of("status", Need::Optional, &["active", "disabled"]).map(str::to_owned);
-    }
-    f.finish()?;
-    Ok(fields)
 }
 
 /// A new secret, sealed for this endpoint: (secret, nonce, ciphertext).
@@ -175,8 +194,7 @@ fn require(principal: &Principal) -> AppResult<TenantScope> {
     principal.require(Role::Admin, Scope::WebhooksManage, ENDPOINT_RESOURCE)
 }
 
-async fn load(state: &AppState, scope: &TenantScope, raw: &str) -> AppResult<Endpoint> {
-    let id = path_uuid(raw, "endpoint_id")?;
+async fn load(state: &AppState, scope: &TenantScope, EndpointId(id): EndpointId) -> AppResult<Endpoint> {
     state.store.get_endpoint(scope, id).await?.ok_or_else(|| AppError::not_found(ENDPOINT_RESOURCE))
 }
 
@@ -186,10 +204,11 @@ async fn create_endpoint(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    JsonObject(body): JsonObject,
+    body: Result<Body<NewEndpoint>, AppError>,
 ) -> AppResult<Response> {
     let scope = require(&principal)?;
-    let fields = endpoint_fields(&body, true, state.config.local_mode)?;
+    let Body(body) = body?;
+    let fields = EndpointUpdate::from(body).into_fields(state.config.local_mode)?;
     let now = now_rfc3339();
     // The defaults, then what the body set (`url` is required on create).
     let mut endpoint = Endpoint {
@@ -222,10 +241,10 @@ async fn list_endpoints(State(state): State<AppState>, principal: Principal) -> 
 async fn get_endpoint(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<EndpointId>,
 ) -> AppResult<Json<Value>> {
     let scope = require(&principal)?;
-    Ok(Json(load(&state, &scope, &id).await?.to_body()))
+    Ok(Json(load(&state, &scope, id).await?.to_body()))
 }
 
 /// Partial update; `status: active` re-enables a disabled endpoint and
@@ -234,12 +253,13 @@ async fn update_endpoint(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    PathIds(id): PathIds<EndpointId>,
+    body: Result<Body<EndpointUpdate>, AppError>,
 ) -> AppResult<Json<Value>> {
     let scope = require(&principal)?;
-    let fields = endpoint_fields(&body, false, state.config.local_mode)?;
-    let old = load(&state, &scope, &id).await?;
+    let Body(body) = body?;
+    let fields = body.into_fields(state.config.local_mode)?;
+    let old = load(&state, &scope, id).await?;
     let mut new = old.clone();
     fields.apply_to(&mut new);
     new.updated_at = now_rfc3339();
@@ -253,10 +273,10 @@ async fn delete_endpoint(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<EndpointId>,
 ) -> AppResult<StatusCode> {
     let scope = require(&principal)?;
-    let endpoint = load(&state, &scope, &id).await?;
+    let endpoint = load(&state, &scope, id).await?;
     state.store.delete_endpoint(&scope, &endpoint, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -266,10 +286,10 @@ async fn rotate_secret(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    Path(id): Path<String>,
+    PathIds(id): PathIds<EndpointId>,
 ) -> AppResult<Json<Value>> {
     let scope = require(&principal)?;
-    let endpoint = load(&state, &scope, &id).await?;
+    let endpoint = load(&state, &scope, id).await?;
     let (secret, nonce, sealed) = sealed_secret(&state, &scope, endpoint.id)?;
     if !state.store.rotate_endpoint_secret(&scope, endpoint.id, (&nonce, &sealed), &audit).await? {
         return Err(AppError::not_found(ENDPOINT_RESOURCE));
@@ -280,28 +300,37 @@ async fn rotate_secret(
 /// Emits `webhook.test` for this endpoint only (through the outbox); it is
 /// delivered (and logged) like any event. 202 with the event id, which is
 /// the delivery id.
-async fn send_test(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> AppResult<Response> {
+async fn send_test(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathIds(id): PathIds<EndpointId>,
+) -> AppResult<Response> {
     let scope = require(&principal)?;
-    let endpoint = load(&state, &scope, &id).await?;
+    let endpoint = load(&state, &scope, id).await?;
     let event = state.store.send_test_event(&scope, endpoint.id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"event_id": event.id, "delivery_id": event.id}))).into_response())
+}
+
+/// `GET /v1/webhooks/{id}/deliveries` filters.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryFilters {
+    #[serde(default)]
+    #[eserde(compat)]
+    status: Option<DeliveryStatus>,
 }
 
 /// Newest first, every attempt included; `?status=`, `?limit=`, `?cursor=`.
 async fn list_deliveries(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    params: QueryParams,
+    PathIds(id): PathIds<EndpointId>,
+    query: Result<ListQuery<DeliveryFilters>, AppError>,
 ) -> AppResult<Page<Value>> {
     let scope = require(&principal)?;
-    params.allow_only(&["limit", "cursor", "status"])?;
-    let page = params.page()?;
-    let filters = params.as_object();
-    let mut f = Fields::new(&filters);
-    let status = f.one_of("status", Need::Optional, &["pending", "succeeded", "failed"]);
-    f.finish()?;
-    let endpoint = load(&state, &scope, &id).await?;
+    let ListQuery { page, filters } = query?;
+    let status = filters.status.map(DeliveryStatus::as_str);
+    let endpoint = load(&state, &scope, id).await?;
     let (deliveries, next_cursor) = state.store.list_deliveries(&scope, endpoint.id, status, &page).await?;
     Ok(Page { data: deliveries.iter().map(|d| d.to_body()).collect(), next_cursor })
 }
@@ -313,17 +342,16 @@ async fn list_deliveries(
 async fn replay_delivery(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, delivery_id)): Path<(String, String)>,
+    PathIds((id, DeliveryId(delivery_id))): PathIds<(EndpointId, DeliveryId)>,
 ) -> AppResult<Response> {
     let scope = require(&principal)?;
-    let endpoint = load(&state, &scope, &id).await?;
-    let delivery_id = path_uuid(&delivery_id, "delivery_id")?;
+    let endpoint = load(&state, &scope, id).await?;
     let delivery = state
         .store
         .get_delivery(&scope, endpoint.id, delivery_id)
         .await?
         .ok_or_else(|| AppError::not_found("webhook_delivery"))?;
-    if endpoint.status != "active" {
+    if endpoint.status != EndpointStatus::Active.as_str() {
         return Err(AppError::conflict("the endpoint is disabled; enable it first"));
     }
     if !state.store.requeue_delivery(&scope, &delivery).await? {
@@ -341,10 +369,18 @@ async fn replay_delivery(
 
 #[cfg(test)]
 mod tests {
+    use shared::web::extract::parse_body;
+
     use super::*;
 
     fn problems(body: Value, creating: bool, local: bool) -> Vec<String> {
-        match endpoint_fields(body.as_object().expect("object"), creating, local) {
+        let bytes = body.to_string();
+        let result = if creating {
+            parse_body::<NewEndpoint>(bytes.as_bytes()).map(EndpointUpdate::from)
+        } else {
+            parse_body::<EndpointUpdate>(bytes.as_bytes())
+        };
+        match result.and_then(|u| u.into_fields(local)) {
             Ok(_) => Vec::new(),
             Err(AppError::Api { details, .. }) => details["fields"]
                 .as_array()
@@ -377,6 +413,12 @@ mod tests {
             ),
             ["event_types[0]", "event_types[2]"]
         );
+        // Named by path.
+        assert_eq!(
+            problems(json!({"url": "ftp://files.example.com", "event_types": ["Bad Type"]}), true, false),
+            ["event_types[0]", "url"]
+        );
+        assert_eq!(problems(json!({"url": "https://h.example.com", "event_types": []}), true, false), ["event_types"]);
         assert_eq!(
             problems(json!({"url": "https://h.example.com", "retry_schedule_seconds": [5, 0]}), true, false),
             ["retry_schedule_seconds"]
@@ -386,6 +428,11 @@ mod tests {
             ["retry_schedule_seconds"]
         );
         assert_eq!(problems(json!({"status": "paused"}), false, false), ["status"]);
+        let mut nulls = problems(json!({"status": null, "url": null, "event_types": null}), false, false);
+        nulls.sort();
+        assert_eq!(nulls, ["event_types", "status", "url"]);
+        assert!(problems(json!({"description": null, "status": "Disabled"}), false, false).is_empty());
+        // `status` is not a create field; it is named beside the missing url.
         assert_eq!(problems(json!({"status": "active"}), true, false), ["status", "url"]);
     }
 }

@@ -25,8 +25,14 @@ macro_rules! typed_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                Uuid::parse_str(&text).map($name).map_err(|_| serde::de::Error::custom("must be a valid UUID"))
+                // The whole value, whatever its type: a wrong one must not
+                // leave the parser mid-value (the rest of the body is checked).
+                let value = serde_json::Value::deserialize(deserializer)?;
+                value
+                    .as_str()
+                    .and_then(|text| Uuid::parse_str(text).ok())
+                    .map($name)
+                    .ok_or_else(|| serde::de::Error::custom("must be a valid UUID"))
             }
         }
 

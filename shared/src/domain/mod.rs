@@ -1,7 +1,10 @@
 //! Domain types and rules, free of I/O: what a valid tenant or user is, and how
 //! requests become changes.
 
+pub mod api_key;
 pub mod audit;
+pub mod credit;
+pub mod customer;
 pub mod ids;
 pub mod plans;
 pub mod project;
@@ -11,6 +14,8 @@ pub mod tenant;
 pub mod tryon;
 pub mod user;
 pub mod validate;
+pub mod values;
+pub mod webhook;
 
 /// Current time, truncated to milliseconds so stored and returned values match.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
@@ -66,8 +71,11 @@ macro_rules! string_enum {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                Self::parse(&text).ok_or_else(|| {
+                // The whole value is read whatever it is, so that a wrong type
+                // (an array, an object) does not leave the parser mid-value and
+                // every other field of the body is still checked.
+                let value = serde_json::Value::deserialize(deserializer)?;
+                value.as_str().and_then(Self::parse).ok_or_else(|| {
                     serde::de::Error::custom(format!("must be one of {}", Self::NAMES.join(", ")))
                 })
             }

@@ -2,27 +2,47 @@
 //! scenario 5's enterprise project and its task). Both belong to one tenant;
 //! a task belongs to one project of that tenant.
 //!
-//! Create bodies are validated field by field (all problems in one answer,
-//! unknown fields refused by name). Updates (`PUT` and `PATCH` alike) are
+//! Bodies parse into typed structs ([`CreateProject`], [`UpdateProject`],
+//! [`CreateTask`], [`UpdateTask`]) whose fields can only hold valid values:
+//! every problem in one answer, unknown fields refused by name, fields the
+//! platform sets refused as such. Updates (`PUT` and `PATCH` alike) are
 //! partial: an absent field is unchanged, `null` clears an optional field
 //! (text and dates are removed, lists become `[]`, objects `{}`), and `null`
 //! on a required field is refused.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{
-    domain::validate::{Fields, Need},
-    error::AppError,
-};
+use super::values::Text;
 
-pub const PRIORITIES: &[&str] = &["low", "medium", "high", "critical"];
-pub const PROJECT_STATUSES: &[&str] = &["active", "archived"];
-pub const TASK_STATUSES: &[&str] = &["todo", "in_progress", "done"];
+crate::string_enum!(
+    /// How urgent a project or task is.
+    Priority {
+        Low => "low",
+        Medium => "medium",
+        High => "high",
+        Critical => "critical",
+    }
+);
 
-const DEFAULT_PRIORITY: &str = "medium";
+crate::string_enum!(
+    /// A project's state.
+    ProjectStatus {
+        Active => "active",
+        Archived => "archived",
+    }
+);
+
+crate::string_enum!(
+    /// A task's state.
+    TaskStatus {
+        Todo => "todo",
+        InProgress => "in_progress",
+        Done => "done",
+    }
+);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Project {
@@ -33,8 +53,8 @@ pub struct Project {
     pub description: Option<String>,
     #[serde(default)]
     pub technology_stack: Vec<String>,
-    pub priority: String,
-    pub status: String,
+    pub priority: Priority,
+    pub status: ProjectStatus,
     #[serde(default)]
     pub compliance_requirements: Vec<String>,
     #[serde(default = "empty_object")]
@@ -58,8 +78,8 @@ pub struct Task {
     pub title: String,
     #[serde(default)]
     pub description: Option<String>,
-    pub status: String,
-    pub priority: String,
+    pub status: TaskStatus,
+    pub priority: Priority,
     #[serde(default)]
     pub assignee_id: Option<Uuid>,
     #[serde(default)]
@@ -74,10 +94,6 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
-fn empty_object() -> Value {
-    json!({})
-}
-
 impl Project {
     /// The API body (also what audit entries record).
     pub fn to_body(&self) -> Value {
@@ -90,6 +106,338 @@ impl Task {
         serde_json::to_value(self).unwrap_or_else(|_| json!({}))
     }
 }
+
+// ------------------------------------------------------------------ limits --
+
+pub const NAME_MAX: usize = 200;
+pub const PROJECT_DESCRIPTION_MAX: usize = 2_000;
+pub const TECHNOLOGY_STACK_MAX_ITEMS: usize = 30;
+pub const TECHNOLOGY_MAX: usize = 50;
+pub const REQUIREMENTS_MAX_ITEMS: usize = 20;
+pub const REQUIREMENT_MAX: usize = 100;
+pub const PERFORMANCE_TARGETS_MAX_KEYS: usize = 20;
+pub const OBJECT_KEY_MAX: usize = 64;
+/// Serialised size of one free-form value, so an item stays far below
+/// DynamoDB's 400 KB.
+pub const OBJECT_VALUE_MAX: usize = 500;
+pub const TITLE_MAX: usize = 200;
+pub const TASK_DESCRIPTION_MAX: usize = 5_000;
+pub const TASK_REQUIREMENT_GROUPS_MAX: usize = 10;
+pub const TASK_REQUIREMENT_ITEMS_MAX: usize = 20;
+pub const TASK_REQUIREMENT_MAX: usize = 200;
+pub const CRITERIA_MAX_ITEMS: usize = 20;
+pub const CRITERION_MAX: usize = 500;
+
+// ------------------------------------------------------------------ values --
+
+/// A JSON array of `T`, read whole even when it is refused, so that the
+/// rest of the body can still be checked (a value left half-read would
+/// derail the parser for the fields after it): the first bad entry is
+/// refused at its index (`technology_stack[1]`), anything but an array with
+/// "must be an array".
+pub fn array_of<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Items<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            loop {
+                match seq.next_element::<T>() {
+                    Ok(Some(item)) => items.push(item),
+                    Ok(None) => return Ok(items),
+                    Err(first) => {
+                        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                        return Err(first);
+                    }
+                }
+            }
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            Err(A::Error::custom("must be an array"))
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Err(E::custom("is required"))
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Vec<T>, E> {
+            Err(E::custom("must be an array"))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Vec<T>, E> {
+            Err(E::custom("must be an array"))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Vec<T>, E> {
+            Err(E::custom("must be an array"))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Vec<T>, E> {
+            Err(E::custom("must be an array"))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Vec<T>, E> {
+            Err(E::custom("must be an array"))
+        }
+    }
+
+    deserializer.deserialize_any(Items(std::marker::PhantomData))
+}
+
+/// A JSON object of `V` values, read whole even when it is refused (see
+/// [`array_of`]): the first bad value is refused at its key
+/// (`requirements.functional`), anything but an object with "must be an
+/// object".
+pub fn object_of<'de, D, V>(deserializer: D) -> Result<std::collections::BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
+        type Value = std::collections::BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries = std::collections::BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                match map.next_value::<V>() {
+                    Ok(value) => {
+                        entries.insert(key, value);
+                    }
+                    Err(first) => {
+                        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                        return Err(first);
+                    }
+                }
+            }
+            Ok(entries)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Err(A::Error::custom("must be an object"))
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Err(E::custom("is required"))
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom("must be an object"))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::custom("must be an object"))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::custom("must be an object"))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom("must be an object"))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(E::custom("must be an object"))
+        }
+    }
+
+    deserializer.deserialize_any(Entries(std::marker::PhantomData))
+}
+
+fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::String(s) => Ok(s),
+        Value::Null => Err(D::Error::custom("is required")),
+        _ => Err(D::Error::custom("must be a string")),
+    }
+}
+
+/// A name or title: 1 to `MAX` characters, not only whitespace (kept as
+/// given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name<const MAX: usize>(String);
+
+impl<const MAX: usize> Name<MAX> {
+    pub fn parse(value: String) -> Result<Self, String> {
+        let text = Text::<1, MAX>::parse(value)?;
+        if text.as_str().trim().is_empty() {
+            return Err("must not be blank".to_owned());
+        }
+        Ok(Self(text.into_inner()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl<'de, const MAX: usize> Deserialize<'de> for Name<MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(string(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+/// One entry of a list of short texts: 1 to `MAX` characters, not only
+/// whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ListItem<const MAX: usize>(String);
+
+impl<'de, const MAX: usize> Deserialize<'de> for ListItem<MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX => Ok(Self(s)),
+            Value::String(_) => Err(D::Error::custom(format!("must have 1 to {MAX} characters, not only spaces"))),
+            _ => Err(D::Error::custom("must be a string")),
+        }
+    }
+}
+
+/// A list of at most `ITEMS` short texts of at most `LEN` characters; a bad
+/// entry is named by its index (`technology_stack[1]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextList<const ITEMS: usize, const LEN: usize>(Vec<String>);
+
+impl<const ITEMS: usize, const LEN: usize> TextList<ITEMS, LEN> {
+    pub fn into_inner(self) -> Vec<String> {
+        self.0
+    }
+}
+
+impl<'de, const ITEMS: usize, const LEN: usize> Deserialize<'de> for TextList<ITEMS, LEN> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = array_of::<D, ListItem<LEN>>(deserializer)?;
+        if items.len() > ITEMS {
+            return Err(D::Error::custom(format!("must have at most {ITEMS} items")));
+        }
+        Ok(Self(items.into_iter().map(|ListItem(s)| s).collect()))
+    }
+}
+
+/// A value of a free-form object: at most 500 characters of JSON.
+struct SmallJson(Value);
+
+impl<'de> Deserialize<'de> for SmallJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        if value.to_string().len() > OBJECT_VALUE_MAX {
+            return Err(D::Error::custom(format!("must be at most {OBJECT_VALUE_MAX} characters of JSON")));
+        }
+        Ok(Self(value))
+    }
+}
+
+fn check_keys<E: serde::de::Error, V>(map: &std::collections::BTreeMap<String, V>, max_keys: usize) -> Result<(), E> {
+    if map.len() > max_keys {
+        return Err(E::custom(format!("must have at most {max_keys} keys")));
+    }
+    if map.keys().any(|k| k.is_empty() || k.chars().count() > OBJECT_KEY_MAX) {
+        return Err(E::custom(format!("keys must have 1 to {OBJECT_KEY_MAX} characters")));
+    }
+    Ok(())
+}
+
+/// A free-form object (`performance_targets`): at most `KEYS` keys of 1 to
+/// 64 characters, each value at most 500 characters of JSON (named
+/// `performance_targets.<key>` when it is not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreeObject<const KEYS: usize>(Map<String, Value>);
+
+impl<const KEYS: usize> FreeObject<KEYS> {
+    pub fn into_inner(self) -> Map<String, Value> {
+        self.0
+    }
+}
+
+impl<'de, const KEYS: usize> Deserialize<'de> for FreeObject<KEYS> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = object_of::<D, SmallJson>(deserializer)?;
+        check_keys::<D::Error, _>(&map, KEYS)?;
+        Ok(Self(map.into_iter().map(|(k, SmallJson(v))| (k, v)).collect()))
+    }
+}
+
+/// Seed 000's task `requirements`: at most 10 named lists of at most 20
+/// strings of at most 200 characters (a task item stays under ~60 KB, so a
+/// project delete's transaction stays under DynamoDB's 4 MB).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirements(Map<String, Value>);
+
+impl Requirements {
+    pub fn into_inner(self) -> Map<String, Value> {
+        self.0
+    }
+}
+
+type RequirementList = TextList<TASK_REQUIREMENT_ITEMS_MAX, TASK_REQUIREMENT_MAX>;
+
+impl<'de> Deserialize<'de> for Requirements {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = object_of::<D, RequirementList>(deserializer)?;
+        check_keys::<D::Error, _>(&map, TASK_REQUIREMENT_GROUPS_MAX)?;
+        Ok(Self(map.into_iter().map(|(k, list)| (k, json!(list.into_inner()))).collect()))
+    }
+}
+
+/// A due date: an RFC 3339 timestamp (kept to the millisecond, in UTC), or
+/// a full date (`YYYY-MM-DD`, meaning its first instant in UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueDate(pub DateTime<Utc>);
+
+impl DueDate {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
+            use chrono::SubsecRound;
+            return Ok(Self(at.with_timezone(&Utc).trunc_subsecs(3)));
+        }
+        NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .ok()
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|t| Self(t.and_utc()))
+            .ok_or_else(|| "must be an RFC 3339 date-time (2025-03-01T17:00:00Z) or date (2025-03-01)".to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for DueDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(&string(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+/// A field the platform sets (`id`, `created_at`, ...): naming it in a body,
+/// even as `null`, is refused. Declare it `#[serde(default)]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetByPlatform;
+
+impl<'de> Deserialize<'de> for SetByPlatform {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Err(D::Error::custom("is set by the platform and cannot be given"))
+    }
+}
+
+pub type TechnologyStack = TextList<TECHNOLOGY_STACK_MAX_ITEMS, TECHNOLOGY_MAX>;
+pub type RequirementsList = TextList<REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX>;
+pub type PerformanceTargets = FreeObject<PERFORMANCE_TARGETS_MAX_KEYS>;
+pub type Criteria = TextList<CRITERIA_MAX_ITEMS, CRITERION_MAX>;
 
 /// A validated partial update: attribute values to set and attributes to
 /// remove (the store applies both under a condition on `updated_at`).
@@ -118,531 +466,63 @@ impl Changes {
         new["updated_at"] = json!(super::rfc3339(now));
         new
     }
-}
 
-// ------------------------------------------------------------------ limits --
-
-const NAME_MAX: usize = 200;
-const PROJECT_DESCRIPTION_MAX: usize = 2_000;
-const TECHNOLOGY_STACK_MAX_ITEMS: usize = 30;
-const TECHNOLOGY_MAX: usize = 50;
-const REQUIREMENTS_MAX_ITEMS: usize = 20;
-const REQUIREMENT_MAX: usize = 100;
-const PERFORMANCE_TARGETS_MAX_KEYS: usize = 20;
-const OBJECT_KEY_MAX: usize = 64;
-/// Serialised size of one free-form value, so an item stays far below
-/// DynamoDB's 400 KB.
-const OBJECT_VALUE_MAX: usize = 500;
-const TITLE_MAX: usize = 200;
-const TASK_DESCRIPTION_MAX: usize = 5_000;
-const TASK_REQUIREMENT_GROUPS_MAX: usize = 10;
-const TASK_REQUIREMENT_ITEMS_MAX: usize = 20;
-const TASK_REQUIREMENT_MAX: usize = 200;
-const CRITERIA_MAX_ITEMS: usize = 20;
-const CRITERION_MAX: usize = 500;
-
-// ---------------------------------------------------------------- projects --
-
-const PROJECT_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "technology_stack",
-    "priority",
-    "status",
-    "compliance_requirements",
-    "performance_targets",
-    "security_requirements",
-];
-
-/// Fields the platform sets; naming one in a body is an error that says so.
-const PROJECT_READ_ONLY: &[&str] = &["id", "tenant_id", "created_by", "created_at", "updated_at", "task_count"];
-
-/// Validates a create body and builds the new project.
-pub fn project_from_create(body: &Map<String, Value>, tenant_id: Uuid, created_by: Uuid) -> Result<Project, AppError> {
-    let mut f = Fields::new(body);
-    read_only(&mut f, PROJECT_READ_ONLY);
-    f.reject_unknown(&[PROJECT_FIELDS, PROJECT_READ_ONLY].concat());
-    let name = required_text(&mut f, "name", Need::Required, NAME_MAX);
-    let description = f.text("description", Need::Optional, 0, PROJECT_DESCRIPTION_MAX);
-    let technology_stack = string_list(&mut f, "technology_stack", TECHNOLOGY_STACK_MAX_ITEMS, TECHNOLOGY_MAX);
-    let priority = f.one_of("priority", Need::Optional, PRIORITIES).unwrap_or(DEFAULT_PRIORITY);
-    let status = f.one_of("status", Need::Optional, PROJECT_STATUSES).unwrap_or("active");
-    let compliance = string_list(&mut f, "compliance_requirements", REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX);
-    let targets = free_object(&mut f, "performance_targets", PERFORMANCE_TARGETS_MAX_KEYS);
-    let security = string_list(&mut f, "security_requirements", REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX);
-    let now = super::now();
-    let project = name.map(|name| Project {
-        id: Uuid::now_v7(),
-        tenant_id,
-        name,
-        description,
-        technology_stack: technology_stack.unwrap_or_default(),
-        priority: priority.to_owned(),
-        status: status.to_owned(),
-        compliance_requirements: compliance.unwrap_or_default(),
-        performance_targets: targets.unwrap_or_else(empty_object),
-        security_requirements: security.unwrap_or_default(),
-        created_by,
-        created_at: now,
-        updated_at: now,
-        task_count: 0,
-    });
-    f.finish()?;
-    project.ok_or_else(|| required("name"))
-}
-
-/// Validates a partial update of a project.
-pub fn project_changes(body: &Map<String, Value>) -> Result<Changes, AppError> {
-    let mut f = Fields::new(body);
-    read_only(&mut f, PROJECT_READ_ONLY);
-    f.reject_unknown(&[PROJECT_FIELDS, PROJECT_READ_ONLY].concat());
-    not_null(&mut f, &["name", "priority", "status"]);
-    let mut changes = Changes::default();
-    let mut set = |name: &'static str, value: Option<Value>| {
-        if let Some(v) = value {
-            changes.set.push((name, v));
-        }
-    };
-    set("name", required_text(&mut f, "name", Need::Optional, NAME_MAX).map(Value::String));
-    set("description", f.text("description", Need::Optional, 0, PROJECT_DESCRIPTION_MAX).map(Value::String));
-    set("technology_stack", list_or_empty(&mut f, "technology_stack", TECHNOLOGY_STACK_MAX_ITEMS, TECHNOLOGY_MAX));
-    set("priority", f.one_of("priority", Need::Optional, PRIORITIES).map(Value::from));
-    set("status", f.one_of("status", Need::Optional, PROJECT_STATUSES).map(Value::from));
-    set(
-        "compliance_requirements",
-        list_or_empty(&mut f, "compliance_requirements", REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX),
-    );
-    set("performance_targets", object_or_empty(&mut f, "performance_targets", PERFORMANCE_TARGETS_MAX_KEYS));
-    set(
-        "security_requirements",
-        list_or_empty(&mut f, "security_requirements", REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX),
-    );
-    f.finish()?;
-    if body.get("description").is_some_and(Value::is_null) {
-        changes.remove.push("description");
+    /// Sets `field` to `value`.
+    pub fn set(&mut self, field: &'static str, value: Value) {
+        self.set.push((field, value));
     }
-    Ok(changes)
-}
 
-// ------------------------------------------------------------------- tasks --
-
-const TASK_FIELDS: &[&str] =
-    &["title", "description", "status", "priority", "assignee_id", "due_date", "requirements", "acceptance_criteria"];
-
-/// `project_id` may be repeated in a create body (seed 000 sends it) but must
-/// name the project of the path; it cannot change afterwards.
-const TASK_READ_ONLY: &[&str] = &["id", "tenant_id", "created_by", "created_at", "updated_at"];
-
-/// Validates a create body for a task of `project_id` and builds it.
-pub fn task_from_create(
-    body: &Map<String, Value>,
-    tenant_id: Uuid,
-    project_id: Uuid,
-    created_by: Uuid,
-) -> Result<Task, AppError> {
-    let mut f = Fields::new(body);
-    read_only(&mut f, TASK_READ_ONLY);
-    f.reject_unknown(&[TASK_FIELDS, TASK_READ_ONLY, &["project_id"]].concat());
-    if let Some(named) = f.uuid("project_id", Need::Optional)
-        && named != project_id
-    {
-        f.error("project_id", "must be the project of the path, or be left out");
-    }
-    let title = required_text(&mut f, "title", Need::Required, TITLE_MAX);
-    let description = f.text("description", Need::Optional, 0, TASK_DESCRIPTION_MAX);
-    let status = f.one_of("status", Need::Optional, TASK_STATUSES).unwrap_or("todo");
-    let priority = f.one_of("priority", Need::Optional, PRIORITIES).unwrap_or(DEFAULT_PRIORITY);
-    let assignee_id = f.uuid("assignee_id", Need::Optional);
-    let due_date = due_date(&mut f);
-    let requirements = task_requirements(&mut f);
-    let criteria = string_list(&mut f, "acceptance_criteria", CRITERIA_MAX_ITEMS, CRITERION_MAX);
-    let now = super::now();
-    let task = title.map(|title| Task {
-        id: Uuid::now_v7(),
-        project_id,
-        tenant_id,
-        title,
-        description,
-        status: status.to_owned(),
-        priority: priority.to_owned(),
-        assignee_id,
-        due_date,
-        requirements: requirements.unwrap_or_else(empty_object),
-        acceptance_criteria: criteria.unwrap_or_default(),
-        created_by,
-        created_at: now,
-        updated_at: now,
-    });
-    f.finish()?;
-    task.ok_or_else(|| required("title"))
-}
-
-/// Validates a partial update of a task.
-pub fn task_changes(body: &Map<String, Value>) -> Result<Changes, AppError> {
-    let mut f = Fields::new(body);
-    read_only(&mut f, &[TASK_READ_ONLY, &["project_id"]].concat());
-    f.reject_unknown(&[TASK_FIELDS, TASK_READ_ONLY, &["project_id"]].concat());
-    not_null(&mut f, &["title", "status", "priority"]);
-    let mut changes = Changes::default();
-    let mut set = |name: &'static str, value: Option<Value>| {
-        if let Some(v) = value {
-            changes.set.push((name, v));
-        }
-    };
-    set("title", required_text(&mut f, "title", Need::Optional, TITLE_MAX).map(Value::String));
-    set("description", f.text("description", Need::Optional, 0, TASK_DESCRIPTION_MAX).map(Value::String));
-    set("status", f.one_of("status", Need::Optional, TASK_STATUSES).map(Value::from));
-    set("priority", f.one_of("priority", Need::Optional, PRIORITIES).map(Value::from));
-    let assignee = f.uuid("assignee_id", Need::Optional);
-    set("assignee_id", assignee.map(|a| Value::String(a.to_string())));
-    set("due_date", due_date(&mut f).map(|d| Value::String(super::rfc3339(d))));
-    let requirements = if f.is_null("requirements") { Some(empty_object()) } else { task_requirements(&mut f) };
-    set("requirements", requirements);
-    set("acceptance_criteria", list_or_empty(&mut f, "acceptance_criteria", CRITERIA_MAX_ITEMS, CRITERION_MAX));
-    f.finish()?;
-    changes.new_assignee = assignee;
-    changes.remove = ["description", "assignee_id", "due_date"]
-        .into_iter()
-        .filter(|n| body.get(*n).is_some_and(Value::is_null))
-        .collect();
-    Ok(changes)
-}
-
-// ----------------------------------------------------------------- helpers --
-
-/// `Fields` names a required field it could not read, so a valid body has
-/// it; this is the same 400 in case one is ever read as `None`.
-fn required(field: &str) -> AppError {
-    AppError::invalid_field(field, "is required")
-}
-
-fn read_only(f: &mut Fields<'_>, fields: &[&str]) {
-    for field in fields {
-        if f.contains(field) {
-            f.error(field, "is set by the platform and cannot be given");
-        }
+    /// Removes the attribute `field` (a nullable field cleared).
+    pub fn remove(&mut self, field: &'static str) {
+        self.remove.push(field);
     }
 }
 
-fn not_null(f: &mut Fields<'_>, fields: &[&str]) {
-    for field in fields {
-        if f.is_null(field) {
-            f.error(field, "must not be null");
-        }
-    }
-}
-
-/// 1..=`max` characters, not only whitespace. `Need::Optional` on updates,
-/// where `not_null` refuses `null`.
-fn required_text(f: &mut Fields<'_>, field: &str, need: Need, max: usize) -> Option<String> {
-    let text = f.text(field, need, 1, max)?;
-    if text.trim().is_empty() {
-        f.error(field, "must not be blank");
-        return None;
-    }
-    Some(text)
-}
-
-/// An array of at most `max_items` non-blank strings of at most `max_len`
-/// characters; bad entries are named `field[i]`.
-fn string_list(f: &mut Fields<'_>, field: &str, max_items: usize, max_len: usize) -> Option<Vec<String>> {
-    let items = f.array(field, Need::Optional, max_items)?;
-    let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        match item.as_str() {
-            Some(s) if !s.trim().is_empty() && s.chars().count() <= max_len => out.push(s.to_owned()),
-            Some(_) => {
-                f.error(&format!("{field}[{i}]"), format!("must have 1 to {max_len} characters, not only spaces"));
-                ok = false;
-            }
-            None => {
-                f.error(&format!("{field}[{i}]"), "must be a string");
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
-}
-
-/// For updates: a valid list, or `[]` when the body says `null`.
-fn list_or_empty(f: &mut Fields<'_>, field: &str, max_items: usize, max_len: usize) -> Option<Value> {
-    if f.is_null(field) {
-        return Some(json!([]));
-    }
-    string_list(f, field, max_items, max_len).map(|l| json!(l))
-}
-
-/// A free-form object of at most `max_keys` keys (1..=64 characters), each
-/// value at most 500 characters of JSON.
-fn free_object(f: &mut Fields<'_>, field: &str, max_keys: usize) -> Option<Value> {
-    let obj = f.object(field, Need::Optional)?;
-    let mut ok = true;
-    if obj.len() > max_keys {
-        f.error(field, format!("must have at most {max_keys} keys"));
-        ok = false;
-    }
-    for (key, value) in obj {
-        let name = format!("{field}.{key}");
-        if key.is_empty() || key.chars().count() > OBJECT_KEY_MAX {
-            f.error(&name, format!("keys must have 1 to {OBJECT_KEY_MAX} characters"));
-            ok = false;
-        } else if value.to_string().len() > OBJECT_VALUE_MAX {
-            f.error(&name, format!("must be at most {OBJECT_VALUE_MAX} characters of JSON"));
-            ok = false;
-        }
-    }
-    ok.then(|| Value::Object(obj.clone()))
-}
-
-fn object_or_empty(f: &mut Fields<'_>, field: &str, max_keys: usize) -> Option<Value> {
-    if f.is_null(field) {
-        return Some(empty_object());
-    }
-    free_object(f, field, max_keys)
-}
-
-/// Seed 000's task `requirements`: at most 10 named lists of at most 20
-/// strings of at most 200 characters (a task item stays under ~60 KB, so a
-/// project delete's transaction stays under DynamoDB's 4 MB).
-fn task_requirements(f: &mut Fields<'_>) -> Option<Value> {
-    let obj = f.object("requirements", Need::Optional)?;
-    let mut inner = Fields::nested("requirements", obj);
-    if obj.len() > TASK_REQUIREMENT_GROUPS_MAX {
-        f.error("requirements", format!("must have at most {TASK_REQUIREMENT_GROUPS_MAX} keys"));
-    }
-    for key in obj.keys() {
-        if key.is_empty() || key.chars().count() > OBJECT_KEY_MAX {
-            inner.error(key, format!("keys must have 1 to {OBJECT_KEY_MAX} characters"));
-        } else {
-            string_list(&mut inner, key, TASK_REQUIREMENT_ITEMS_MAX, TASK_REQUIREMENT_MAX);
-        }
-    }
-    let ok = !inner.has_errors() && obj.len() <= TASK_REQUIREMENT_GROUPS_MAX;
-    f.absorb(inner);
-    ok.then(|| Value::Object(obj.clone()))
-}
-
-/// An RFC 3339 timestamp, or a full date (`YYYY-MM-DD`, meaning its first
-/// instant in UTC); stored in UTC with milliseconds.
-fn due_date(f: &mut Fields<'_>) -> Option<DateTime<Utc>> {
-    let raw = f.text("due_date", Need::Optional, 1, 64)?;
-    if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
-        use chrono::SubsecRound;
-        return Some(at.with_timezone(&Utc).trunc_subsecs(3));
-    }
-    match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
-        Ok(day) => day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
-        Err(_) => {
-            f.error("due_date", "must be an RFC 3339 date-time (2025-03-01T17:00:00Z) or date (2025-03-01)");
-            None
-        }
-    }
+/// An empty object: what a cleared free-form field becomes.
+pub fn empty_object() -> Value {
+    json!({})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().expect("object")
-    }
-
-    fn fields_of(err: AppError) -> Vec<String> {
-        let AppError::Api { details, .. } = err else { panic!("api error") };
-        details["fields"]
-            .as_array()
-            .expect("fields")
-            .iter()
-            .map(|f| f["field"].as_str().unwrap_or_default().to_owned())
-            .collect()
+    fn message<T: for<'de> Deserialize<'de> + std::fmt::Debug>(value: Value) -> String {
+        serde_json::from_value::<T>(value).expect_err("refused").to_string()
     }
 
     #[test]
-    fn seed_000s_enterprise_project_is_valid_with_defaults() {
-        let body = obj(json!({
-            "name": "Enterprise Payment Processing System",
-            "description": "Comprehensive payment processing system",
-            "technology_stack": ["Python", "FastAPI", "PostgreSQL", "Redis", "Stripe", "Docker"],
-            "compliance_requirements": ["PCI_DSS", "SOX", "GDPR", "SOC2"],
-            "performance_targets": {"response_time_p95": "< 200ms", "throughput": "10000 req/sec"},
-            "security_requirements": ["end_to_end_encryption", "audit_logging"]
-        }));
-        let (tenant, user) = (Uuid::now_v7(), Uuid::now_v7());
-        let p = project_from_create(&body, tenant, user).expect("valid");
-        assert_eq!(p.priority, "medium");
-        assert_eq!(p.status, "active");
-        assert_eq!(p.tenant_id, tenant);
-        assert_eq!(p.created_by, user);
-        assert_eq!(p.task_count, 0);
-        assert_eq!(p.technology_stack.len(), 6);
-        assert_eq!(p.to_body()["performance_targets"]["throughput"], "10000 req/sec");
-        assert_eq!(p.created_at, p.updated_at);
+    fn names_are_bounded_and_not_blank() {
+        assert_eq!(message::<Name<3>>(json!("   ")), "must not be blank");
+        assert_eq!(message::<Name<3>>(json!("abcd")), "must have at most 3 characters");
+        assert_eq!(message::<Name<3>>(json!(null)), "is required");
+        assert!(serde_json::from_value::<Name<3>>(json!("ab")).is_ok());
     }
 
     #[test]
-    fn project_problems_are_all_named() {
-        let body = obj(json!({
-            "description": "x".repeat(2001),
-            "technology_stack": ["Rust", "", 7, "y".repeat(51)],
-            "priority": "urgent",
-            "status": "deleted",
-            "compliance_requirements": vec!["a"; 21],
-            "performance_targets": ["not", "an", "object"],
-            "security_requirements": "tls",
-            "task_count": 3,
-            "owner": "me"
-        }));
-        let fields = fields_of(project_from_create(&body, Uuid::nil(), Uuid::nil()).expect_err("invalid"));
-        assert_eq!(
-            fields,
-            [
-                "task_count",
-                "owner",
-                "name",
-                "description",
-                "technology_stack[1]",
-                "technology_stack[2]",
-                "technology_stack[3]",
-                "priority",
-                "status",
-                "compliance_requirements",
-                "performance_targets",
-                "security_requirements"
-            ]
-        );
-    }
-
-    #[test]
-    fn names_and_enums_have_bounds_and_canonical_spelling() {
-        for bad in [json!(""), json!("   "), json!("n".repeat(201)), json!(1), Value::Null] {
-            let err = project_from_create(&obj(json!({"name": bad})), Uuid::nil(), Uuid::nil()).expect_err("bad");
-            assert_eq!(fields_of(err), ["name"]);
-        }
-        let p =
-            project_from_create(&obj(json!({"name": "n".repeat(200), "priority": "HIGH"})), Uuid::nil(), Uuid::nil())
-                .expect("valid");
-        assert_eq!(p.priority, "high");
-    }
-
-    #[test]
-    fn performance_targets_are_bounded() {
-        let many: Map<String, Value> = (0..21).map(|i| (format!("k{i}"), json!(i))).collect();
-        let err =
-            project_from_create(&obj(json!({"name": "n", "performance_targets": many})), Uuid::nil(), Uuid::nil())
-                .expect_err("too many");
-        assert_eq!(fields_of(err), ["performance_targets"]);
-        let big = json!({"name": "n", "performance_targets": {"p95": "x".repeat(600)}});
-        let err = project_from_create(&obj(big), Uuid::nil(), Uuid::nil()).expect_err("too big");
-        assert_eq!(fields_of(err), ["performance_targets.p95"]);
-    }
-
-    #[test]
-    fn a_project_update_sets_clears_and_refuses_nulls_on_required_fields() {
-        let changes = project_changes(&obj(json!({
-            "name": "Renamed", "description": null, "technology_stack": null, "performance_targets": null
-        })))
-        .expect("valid");
-        assert_eq!(
-            changes.set,
-            vec![("name", json!("Renamed")), ("technology_stack", json!([])), ("performance_targets", json!({}))]
-        );
-        assert_eq!(changes.remove, vec!["description"]);
-        let err =
-            project_changes(&obj(json!({"name": null, "status": null, "id": "x", "colour": 1}))).expect_err("invalid");
-        assert_eq!(fields_of(err), ["id", "colour", "name", "status"]);
-        assert!(project_changes(&Map::new()).expect("empty").is_empty());
-    }
-
-    #[test]
-    fn changes_apply_to_the_stored_json() {
-        let p = project_from_create(&obj(json!({"name": "A", "description": "d"})), Uuid::nil(), Uuid::nil())
-            .expect("valid");
-        let changes = project_changes(&obj(json!({"name": "B", "description": null}))).expect("valid");
-        let later = p.updated_at + chrono::Duration::seconds(1);
-        let new: Project = serde_json::from_value(changes.apply(&p.to_body(), later)).expect("project");
-        assert_eq!(new.name, "B");
-        assert_eq!(new.description, None);
-        assert_eq!(new.updated_at, later);
-        assert_eq!(new.created_at, p.created_at);
-    }
-
-    #[test]
-    fn seed_000s_task_is_valid_with_defaults() {
-        let project = Uuid::now_v7();
-        let body = obj(json!({
-            "title": "Multi-Currency Payment Processing with Fraud Detection",
-            "description": "Implement comprehensive payment processing",
-            "priority": "high",
-            "project_id": project.to_string(),
-            "requirements": {"functional": ["multi_currency_support"], "testing": ["unit_tests_90_coverage"]},
-            "acceptance_criteria": ["Process payments in 20+ currencies"]
-        }));
-        let t = task_from_create(&body, Uuid::nil(), project, Uuid::nil()).expect("valid");
-        assert_eq!(t.status, "todo");
-        assert_eq!(t.priority, "high");
-        assert_eq!(t.project_id, project);
-        assert_eq!(t.assignee_id, None);
-        assert_eq!(t.to_body()["requirements"]["functional"][0], "multi_currency_support");
-    }
-
-    #[test]
-    fn task_problems_are_all_named() {
-        let body = obj(json!({
-            "title": "t".repeat(201),
-            "description": "d".repeat(5001),
-            "status": "blocked",
-            "priority": "whenever",
-            "assignee_id": "bob",
-            "due_date": "next tuesday",
-            "project_id": Uuid::now_v7().to_string(),
-            "requirements": {"functional": "all of them"},
-            "acceptance_criteria": [""]
-        }));
-        let fields = fields_of(task_from_create(&body, Uuid::nil(), Uuid::now_v7(), Uuid::nil()).expect_err("bad"));
-        assert_eq!(
-            fields,
-            [
-                "project_id",
-                "title",
-                "description",
-                "status",
-                "priority",
-                "assignee_id",
-                "due_date",
-                "requirements.functional",
-                "acceptance_criteria[0]"
-            ]
-        );
-        let err = task_from_create(&Map::new(), Uuid::nil(), Uuid::nil(), Uuid::nil()).expect_err("no title");
-        assert_eq!(fields_of(err), ["title"]);
-    }
-
-    #[test]
-    fn due_dates_are_rfc_3339_date_times_or_dates_in_utc() {
-        let at = |raw: &str| {
-            task_from_create(&obj(json!({"title": "t", "due_date": raw})), Uuid::nil(), Uuid::nil(), Uuid::nil())
-                .map(|t| t.due_date.map(super::super::rfc3339))
-        };
-        assert_eq!(at("2025-03-01T18:30:00.123456+01:00").expect("ok").as_deref(), Some("2025-03-01T17:30:00.123Z"));
-        assert_eq!(at("2025-03-01").expect("ok").as_deref(), Some("2025-03-01T00:00:00Z"));
+    fn lists_objects_and_dates_are_bounded() {
+        assert!(serde_json::from_value::<TextList<2, 3>>(json!(["a", "b", "c"])).is_err());
+        assert!(serde_json::from_value::<TextList<2, 3>>(json!(["a", " "])).is_err());
+        assert!(serde_json::from_value::<FreeObject<1>>(json!({"a": 1, "b": 2})).is_err());
+        assert!(serde_json::from_value::<FreeObject<1>>(json!({"a": "x".repeat(600)})).is_err());
+        assert!(serde_json::from_value::<Requirements>(json!({"functional": "all"})).is_err());
+        assert_eq!(message::<TextList<2, 3>>(json!("Rust")), "must be an array");
+        assert_eq!(message::<FreeObject<2>>(json!(["fast"])), "must be an object");
+        let at = |raw: &str| DueDate::parse(raw).map(|d| super::super::rfc3339(d.0));
+        assert_eq!(at("2025-03-01T18:30:00.123456+01:00").as_deref(), Ok("2025-03-01T17:30:00.123Z"));
+        assert_eq!(at("2025-03-01").as_deref(), Ok("2025-03-01T00:00:00Z"));
         for bad in ["2025-02-30", "01/03/2025", "2025-03-01T25:00:00Z"] {
-            assert_eq!(fields_of(at(bad).expect_err(bad)), ["due_date"], "{bad}");
+            assert!(at(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn a_task_update_sets_clears_and_keeps_its_project() {
-        let assignee = Uuid::now_v7();
-        let changes = task_changes(&obj(json!({
-            "status": "in_progress", "assignee_id": assignee.to_string(), "due_date": null, "description": null
-        })))
-        .expect("valid");
-        assert_eq!(changes.set, vec![("status", json!("in_progress")), ("assignee_id", json!(assignee.to_string()))]);
-        assert_eq!(changes.remove, vec!["description", "due_date"]);
-        assert_eq!(changes.new_assignee, Some(assignee));
-        let err =
-            task_changes(&obj(json!({"project_id": Uuid::now_v7().to_string(), "title": null}))).expect_err("invalid");
-        assert_eq!(fields_of(err), ["project_id", "title"]);
+    fn platform_fields_and_nulls_on_required_fields_are_refused() {
+        assert_eq!(message::<SetByPlatform>(json!(null)), "is set by the platform and cannot be given");
+        assert_eq!(message::<crate::domain::values::Settable<Priority>>(json!(null)), "must not be null");
+        assert_eq!(
+            serde_json::from_value::<crate::domain::values::Settable<Priority>>(json!("HIGH")).expect("valid"),
+            crate::domain::values::Settable::Value(Priority::High)
+        );
     }
 }

@@ -21,23 +21,21 @@
 //! | `storage_quota_mb` | 1,000 |
 //! | `configuration`, `settings` | `{}` |
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::{
-    domain::validate::{Fields, Need, is_hostname, is_slug},
-    error::AppError,
+    domain::{
+        ids::TenantId,
+        validate::{is_hostname, is_slug},
+        values::{Clearable, Email, HttpUrl, Int, Settable, Text},
+    },
+    error::{AppError, FieldError},
 };
-
-pub const TENANT_TYPES: &[&str] = &["MAIN", "UNIVERSITY", "FACULTY", "DEPARTMENT", "INSTITUTION"];
-pub const LEGAL_STATUSES: &[&str] = &["PUBLIC", "PRIVATE_IPES"];
-pub const PLANS: &[&str] = &["free", "professional", "enterprise", "enterprise_custom"];
-pub const STATUSES: &[&str] = &["provisioning", "active", "inactive", "suspended"];
-/// Statuses a caller may set; `provisioning` belongs to the onboarding flow.
-pub const SETTABLE_STATUSES: &[&str] = &["active", "inactive", "suspended"];
-const DATA_CLASSIFICATIONS: &[&str] = &["public", "internal", "confidential", "restricted"];
 
 crate::string_enum!(
     /// Where a tenant is in its life (`provisioning` until the provisioner ran).
@@ -187,224 +185,98 @@ impl Tenant {
     }
 }
 
-const CREATE_FIELDS: &[&str] = &[
-    "name",
-    "organization_name",
-    "slug",
-    "type",
-    "description",
-    "logo_url",
-    "contact_email",
-    "contact_phone",
-    "legal_status",
-    "registration_number",
-    "parent_id",
-    "max_users",
-    "max_diplomas",
-    "storage_quota_mb",
-    "security_config",
-    "admin_email",
-    "plan",
-    "custom_limits",
-    "data_residency",
-    "configuration",
-    "domain",
-    "settings",
-];
+// ---------------------------------------------------------------------------
+// Request values: each valid by construction, refused with the message of
+// seed 002's table.
 
-/// Validates a create body against seed 002's table (plus the other seeds'
-/// fields) and builds the new tenant in `provisioning`.
-pub fn tenant_from_create(body: &Map<String, Value>, created_by: Uuid) -> Result<Tenant, AppError> {
-    let mut f = Fields::new(body);
-    f.reject_unknown(CREATE_FIELDS);
-    let name = name_field(&mut f, Need::Required);
-    let slug =
-        f.check_text("slug", Need::Optional, 63, is_slug, "must match pattern '^[a-z0-9-]+$' (at most 63 characters)");
-    let tenant_type = f.one_of("type", Need::Optional, TENANT_TYPES);
-    let description = f.text("description", Need::Optional, 0, 1000);
-    let logo_url = f.url("logo_url", Need::Optional);
-    let contact_email = f.email("contact_email", Need::Optional);
-    let contact_phone = f.text("contact_phone", Need::Optional, 5, 20);
-    let legal_status = f.one_of("legal_status", Need::Optional, LEGAL_STATUSES);
-    let registration_number = f.text("registration_number", Need::Optional, 0, 50);
-    let parent_id = f.uuid("parent_id", Need::Optional);
-    let max_users = f.integer("max_users", Need::Optional, 10, 10_000);
-    let max_diplomas = f.integer("max_diplomas", Need::Optional, MAX_DIPLOMAS.0, MAX_DIPLOMAS.1);
-    let storage_quota_mb = f.integer("storage_quota_mb", Need::Optional, 100, 100_000);
-    let security_config = security_config_field(&mut f);
-    let admin_email = f.email("admin_email", Need::Optional);
-    let plan = f.one_of("plan", Need::Optional, PLANS).unwrap_or("free");
-    let custom_limits = custom_limits_field(&mut f);
-    let data_residency = data_residency_field(&mut f);
-    let configuration = configuration_field(&mut f).unwrap_or_else(|| json!({}));
-    let domain = f.check_text("domain", Need::Optional, 253, is_hostname, "must be a valid hostname");
-    let settings = settings_field(&mut f).unwrap_or_else(|| json!({}));
-    let name = f.finish_with(name)?;
-    let (_, default_diplomas, default_storage_mb) = SELF_SERVICE_LIMITS;
-    let slug = slug.unwrap_or_else(|| slugify(&name));
-    let contact_email = contact_email.or_else(|| admin_email.clone());
-    let max_users = max_users.unwrap_or_else(|| default_max_users(plan));
-    let max_diplomas = max_diplomas.unwrap_or(default_diplomas);
-    let storage_quota_mb = storage_quota_mb.unwrap_or(default_storage_mb);
-    let now = super::now();
-    Ok(Tenant {
-        id: Uuid::now_v7(),
-        name,
-        slug,
-        tenant_type: tenant_type.map(str::to_owned),
-        description,
-        logo_url,
-        contact_email,
-        contact_phone,
-        legal_status: legal_status.map(str::to_owned),
-        registration_number,
-        parent_id,
-        max_users,
-        max_diplomas,
-        storage_quota_mb,
-        security_config,
-        status: "provisioning".into(),
-        plan: plan.into(),
-        custom_limits,
-        admin_email,
-        data_residency,
-        configuration,
-        domain,
-        settings,
-        onboarding: Onboarding { admin_invitation_sent: false, provisioned_at: None },
-        created_by: Some(created_by),
-        created_at: now,
-        updated_at: now,
-    })
+/// Reads a JSON value whole (so that a refusal never leaves input half
+/// read), then checks it.
+fn whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+    Value::deserialize(deserializer)
 }
 
-/// `name` (seed 002) or `organization_name` (seed 000): the same field.
-fn name_field(f: &mut Fields<'_>, need: Need) -> Option<String> {
-    let name = f.text("name", Need::Optional, 3, 255);
-    let org = f.text("organization_name", Need::Optional, 3, 255);
-    match (name, org) {
-        (Some(a), Some(b)) if a != b => {
-            f.error("organization_name", "must equal name when both are given");
-            None
-        }
-        (Some(a), _) | (None, Some(a)) => Some(a),
-        (None, None) => {
-            if need == Need::Required && !f.contains("name") && !f.contains("organization_name") {
-                f.error("name", "is required");
-            }
-            None
-        }
+fn text_of<E: serde::de::Error>(value: Value, max: usize) -> Result<String, E> {
+    match value {
+        Value::String(s) if s.is_empty() => Err(E::custom("must have at least 1 characters")),
+        Value::String(s) if s.chars().count() > max => Err(E::custom(format!("must have at most {max} characters"))),
+        Value::String(s) => Ok(s),
+        _ => Err(E::custom("must be a string")),
     }
 }
 
-fn security_config_field(f: &mut Fields<'_>) -> Option<Value> {
-    let obj = f.object("security_config", Need::Optional)?;
-    let mut inner = Fields::nested("security_config", obj);
-    inner.reject_unknown(&["tsa_enabled", "blockchain_enabled", "zero_trust_mode", "egov_link_active"]);
-    for flag in ["tsa_enabled", "blockchain_enabled", "zero_trust_mode", "egov_link_active"] {
-        inner.boolean(flag, Need::Optional);
-    }
-    let ok = !inner.has_errors();
-    f.absorb(inner);
-    ok.then(|| Value::Object(obj.clone()))
-}
+/// A string newtype checked by a rule (at most `$max` characters).
+macro_rules! checked_text {
+    ($(#[$doc:meta])* $name:ident, $max:expr, $rule:expr, $expectation:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-fn custom_limits_field(f: &mut Fields<'_>) -> Option<Value> {
-    const KEYS: &[&str] = &["projects", "storage_gb", "api_calls_monthly", "ai_requests_monthly"];
-    let obj = f.object("custom_limits", Need::Optional)?;
-    let mut inner = Fields::nested("custom_limits", obj);
-    let mut known = KEYS.to_vec();
-    known.push("requests_per_minute");
-    inner.reject_unknown(&known);
-    // A rate limit is always a number: "unlimited" would let one caller flood the table.
-    inner.integer("requests_per_minute", Need::Optional, 1, 1_000_000);
-    for key in KEYS {
-        match obj.get(*key) {
-            Some(Value::String(s)) if s == "unlimited" => {}
-            Some(_) => {
-                inner.integer(key, Need::Optional, 0, 1_000_000_000_000);
-            }
-            None => {}
-        }
-    }
-    let ok = !inner.has_errors();
-    f.absorb(inner);
-    ok.then(|| Value::Object(obj.clone()))
-}
-
-fn data_residency_field(f: &mut Fields<'_>) -> Option<String> {
-    f.check_text(
-        "data_residency",
-        Need::Optional,
-        32,
-        |s| s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') && s.len() >= 2,
-        "must be a region code such as 'us' or 'eu-west'",
-    )
-}
-
-fn settings_field(f: &mut Fields<'_>) -> Option<Value> {
-    let obj = f.object("settings", Need::Optional)?;
-    let mut inner = Fields::nested("settings", obj);
-    inner.text("timezone", Need::Optional, 1, 64);
-    inner.text("language", Need::Optional, 2, 16);
-    let ok = !inner.has_errors();
-    f.absorb(inner);
-    ok.then(|| Value::Object(obj.clone()))
-}
-
-/// Seed 000's `configuration` with its four sections, each checked by name.
-fn configuration_field(f: &mut Fields<'_>) -> Option<Value> {
-    let obj = f.object("configuration", Need::Optional)?;
-    let mut c = Fields::nested("configuration", obj);
-    c.reject_unknown(&["branding", "features", "security", "compliance"]);
-    if let Some(branding) = c.object("branding", Need::Optional) {
-        let mut b = Fields::nested("configuration.branding", branding);
-        b.reject_unknown(&["primary_color", "logo_url", "custom_domain"]);
-        b.check_text("primary_color", Need::Optional, 7, is_hex_color, "must be a hex colour like #1a365d");
-        b.url("logo_url", Need::Optional);
-        b.check_text("custom_domain", Need::Optional, 253, is_hostname, "must be a valid hostname");
-        c.absorb(b);
-    }
-    if let Some(features) = c.object("features", Need::Optional) {
-        let mut ft = Fields::nested("configuration.features", features);
-        let names: Vec<&String> = features.keys().collect();
-        for name in names {
-            ft.boolean(name, Need::Optional);
-        }
-        c.absorb(ft);
-    }
-    if let Some(security) = c.object("security", Need::Optional) {
-        let mut s = Fields::nested("configuration.security", security);
-        s.reject_unknown(&["sso_required", "mfa_required", "ip_whitelisting", "session_timeout_minutes"]);
-        s.boolean("sso_required", Need::Optional);
-        s.boolean("mfa_required", Need::Optional);
-        s.integer("session_timeout_minutes", Need::Optional, 5, 1440);
-        if let Some(ranges) = s.array("ip_whitelisting", Need::Optional, 100) {
-            for (i, range) in ranges.iter().enumerate() {
-                if !range.as_str().is_some_and(is_cidr) {
-                    s.error(&format!("ip_whitelisting[{i}]"), "must be an IP address or CIDR range");
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, String> {
+                let rule: fn(&str) -> bool = $rule;
+                if value.is_empty() {
+                    Err("must have at least 1 characters".to_owned())
+                } else if value.chars().count() > $max {
+                    Err(format!("must have at most {} characters", $max))
+                } else if !rule(value) {
+                    Err($expectation.to_owned())
+                } else {
+                    Ok(Self(value.to_owned()))
                 }
             }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-        c.absorb(s);
-    }
-    if let Some(compliance) = c.object("compliance", Need::Optional) {
-        let mut k = Fields::nested("configuration.compliance", compliance);
-        k.reject_unknown(&["data_classification", "audit_logging", "retention_policy_days", "gdpr_enabled"]);
-        k.one_of("data_classification", Need::Optional, DATA_CLASSIFICATIONS);
-        k.boolean("audit_logging", Need::Optional);
-        k.integer("retention_policy_days", Need::Optional, 1, 3650);
-        k.boolean("gdpr_enabled", Need::Optional);
-        c.absorb(k);
-    }
-    let ok = !c.has_errors();
-    f.absorb(c);
-    ok.then(|| Value::Object(obj.clone()))
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = text_of::<D::Error>(whole(deserializer)?, usize::MAX)?;
+                Self::parse(&text).map_err(D::Error::custom)
+            }
+        }
+
+        eserde::impl_edeserialize_compat!($name);
+    };
 }
 
-fn is_hex_color(s: &str) -> bool {
-    s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
-}
+checked_text!(
+    /// Seed 002's slug: `^[a-z0-9-]+$`, at most 63 characters (a DNS label).
+    Slug,
+    63,
+    is_slug,
+    "must match pattern '^[a-z0-9-]+$' (at most 63 characters)"
+);
+checked_text!(
+    /// A DNS name (seed 003's `domain`, a branding `custom_domain`).
+    Hostname,
+    253,
+    is_hostname,
+    "must be a valid hostname"
+);
+checked_text!(
+    /// Seed 000's `data_residency`: a region code.
+    DataResidency,
+    32,
+    |s| s.len() >= 2 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+    "must be a region code such as 'us' or 'eu-west'"
+);
+checked_text!(
+    /// A branding colour, `#1a365d`.
+    HexColor,
+    7,
+    |s| s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+    "must be a hex colour like #1a365d"
+);
+checked_text!(
+    /// An IP address or CIDR range (`203.0.113.0/24`).
+    IpRange,
+    64,
+    is_cidr,
+    "must be an IP address or CIDR range"
+);
 
 fn is_cidr(s: &str) -> bool {
     let (addr, bits) = match s.split_once('/') {
@@ -417,6 +289,374 @@ fn is_cidr(s: &str) -> bool {
     let max = if ip.is_ipv4() { 32 } else { 128 };
     bits.is_none_or(|b| b.parse::<u8>().is_ok_and(|n| n <= max))
 }
+
+/// A `custom_limits` allowance: a number or `"unlimited"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Unlimited,
+    Of(i64),
+}
+
+impl Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Unlimited => serializer.serialize_str("unlimited"),
+            Limit::Of(n) => serializer.serialize_i64(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match whole(deserializer)? {
+            Value::String(s) if s == "unlimited" => Ok(Limit::Unlimited),
+            value => Int::<0, 1_000_000_000_000>::parse(&value).map(|n| Limit::Of(n.get())).map_err(D::Error::custom),
+        }
+    }
+}
+
+eserde::impl_edeserialize_compat!(Limit);
+
+/// A field that may not be sent at all (an update's `slug`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unchangeable;
+
+impl<'de> Deserialize<'de> for Unchangeable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Err(D::Error::custom("cannot be changed"))
+    }
+}
+
+eserde::impl_edeserialize_compat!(Unchangeable);
+
+// ---------------------------------------------------------------------------
+// The nested objects of a tenant, as stored (absent keys stay absent).
+
+/// Seed 002's `security_config`: four switches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blockchain_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_trust_mode: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egov_link_active: Option<bool>,
+}
+
+/// Seed 000's enterprise `custom_limits`. A rate limit is always a number:
+/// "unlimited" would let one caller flood the table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_gb: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_calls_monthly: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_requests_monthly: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<Int<1, 1_000_000>>,
+}
+
+crate::string_enum!(
+    /// Seed 000's compliance classification.
+    DataClassification {
+        Public => "public",
+        Internal => "internal",
+        Confidential => "confidential",
+        Restricted => "restricted",
+    }
+);
+
+/// Seed 000's `configuration`, its four sections checked by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Configuration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<Branding>,
+    /// Feature switches by name (free names, each true or false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeMap<String, bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<ConfigSecurity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<Compliance>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[eserde(compat)]
+    pub primary_color: Option<HexColor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[eserde(compat)]
+    pub logo_url: Option<HttpUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[eserde(compat)]
+    pub custom_domain: Option<Hostname>,
+}
+
+/// At most this many `ip_whitelisting` ranges.
+pub const MAX_IP_RANGES: usize = 100;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSecurity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_required: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_required: Option<bool>,
+    /// At most [`MAX_IP_RANGES`] (checked after parsing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_whitelisting: Option<Vec<IpRange>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_timeout_minutes: Option<Int<5, 1440>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compliance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[eserde(compat)]
+    pub data_classification: Option<DataClassification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_logging: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy_days: Option<Int<1, 3650>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gdpr_enabled: Option<bool>,
+}
+
+impl Configuration {
+    fn check(&self, errors: &mut Vec<FieldError>) {
+        let ranges = self.security.as_ref().and_then(|s| s.ip_whitelisting.as_ref());
+        if ranges.is_some_and(|r| r.len() > MAX_IP_RANGES) {
+            errors.push(FieldError::new(
+                "configuration.security.ip_whitelisting",
+                format!("must have at most {MAX_IP_RANGES} items"),
+            ));
+        }
+    }
+}
+
+/// Seed 003's `settings`: `timezone` and `language` are checked, any other
+/// key is kept as sent (the object is the tenant's own).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Settings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<Text<1, 64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<Text<2, 16>>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for Settings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Value::Object(mut map) = whole(deserializer)? else {
+            return Err(D::Error::custom("must be an object"));
+        };
+        let mut take = |key: &str| map.remove(key).filter(|v| !v.is_null());
+        let (timezone, language) = (take("timezone"), take("language"));
+        let field = |key: &str, e: serde_json::Error| D::Error::custom(format!("{key} {e}"));
+        Ok(Settings {
+            timezone: timezone.map(serde_json::from_value).transpose().map_err(|e| field("timezone", e))?,
+            language: language.map(serde_json::from_value).transpose().map_err(|e| field("language", e))?,
+            other: map,
+        })
+    }
+}
+
+eserde::impl_edeserialize_compat!(Settings);
+
+fn json_of<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+// ---------------------------------------------------------------------------
+// Create.
+
+crate::string_enum!(
+    /// Seed 002's legal statuses.
+    LegalStatus {
+        Public => "PUBLIC",
+        PrivateIpes => "PRIVATE_IPES",
+    }
+);
+
+crate::string_enum!(
+    /// The plans a tenant may be on (`domain::plans`).
+    TenantPlan {
+        Free => "free",
+        Professional => "professional",
+        Enterprise => "enterprise",
+        EnterpriseCustom => "enterprise_custom",
+    }
+);
+
+crate::string_enum!(
+    /// Statuses a caller may set; `provisioning` belongs to the onboarding flow.
+    SettableStatus {
+        Active => "active",
+        Inactive => "inactive",
+        Suspended => "suspended",
+    }
+);
+
+pub type TenantName = Text<3, 255>;
+pub type Description = Text<0, 1000>;
+pub type ContactPhone = Text<5, 20>;
+pub type RegistrationNumber = Text<0, 50>;
+pub type MaxUsers = Int<10, 10_000>;
+pub type MaxDiplomas = Int<{ MAX_DIPLOMAS.0 }, { MAX_DIPLOMAS.1 }>;
+pub type StorageQuotaMb = Int<100, 100_000>;
+
+/// `POST /v1/tenants` in any of the three seeds' dialects (module doc):
+/// every field optional at parse time; the name (`name` or
+/// `organization_name`) is required by [`TenantCreate::into_tenant`].
+#[derive(Debug, Clone, Default, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantCreate {
+    #[serde(default)]
+    #[eserde(compat)]
+    pub name: Option<TenantName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub organization_name: Option<TenantName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub slug: Option<Slug>,
+    #[serde(default, rename = "type")]
+    #[eserde(compat)]
+    pub tenant_type: Option<TenantType>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub description: Option<Description>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub logo_url: Option<HttpUrl>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub contact_email: Option<Email>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub contact_phone: Option<ContactPhone>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub legal_status: Option<LegalStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub registration_number: Option<RegistrationNumber>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub parent_id: Option<TenantId>,
+    #[serde(default)]
+    pub max_users: Option<MaxUsers>,
+    #[serde(default)]
+    pub max_diplomas: Option<MaxDiplomas>,
+    #[serde(default)]
+    pub storage_quota_mb: Option<StorageQuotaMb>,
+    #[serde(default)]
+    pub security_config: Option<SecurityConfig>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub admin_email: Option<Email>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub plan: Option<TenantPlan>,
+    #[serde(default)]
+    pub custom_limits: Option<CustomLimits>,
+    #[serde(default)]
+    pub data_residency: Option<DataResidency>,
+    #[serde(default)]
+    pub configuration: Option<Configuration>,
+    #[serde(default)]
+    pub domain: Option<Hostname>,
+    #[serde(default)]
+    pub settings: Option<Settings>,
+}
+
+/// `name` (seed 002) or `organization_name` (seed 000): the same field.
+fn one_name(name: Option<TenantName>, org: Option<TenantName>, errors: &mut Vec<FieldError>) -> Option<TenantName> {
+    match (name, org) {
+        (Some(a), Some(b)) if a != b => {
+            errors.push(FieldError::new("organization_name", "must equal name when both are given"));
+            None
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    }
+}
+
+fn finish(errors: Vec<FieldError>) -> Result<(), AppError> {
+    if errors.is_empty() { Ok(()) } else { Err(AppError::validation(errors)) }
+}
+
+impl TenantCreate {
+    /// Whether the slug is left to be derived from the name (then a taken
+    /// slug is retried with [`suffixed_slug`] instead of answering 409).
+    pub fn derives_slug(&self) -> bool {
+        self.slug.is_none()
+    }
+
+    /// The new tenant in `provisioning`, with the module's defaults for what
+    /// the body left out; 400 without a name.
+    pub fn into_tenant(self, created_by: Uuid) -> Result<Tenant, AppError> {
+        let mut errors = Vec::new();
+        let name = one_name(self.name, self.organization_name, &mut errors);
+        if name.is_none() && errors.is_empty() {
+            errors.push(FieldError::new("name", "is required"));
+        }
+        if let Some(configuration) = &self.configuration {
+            configuration.check(&mut errors);
+        }
+        finish(errors)?;
+        let name = name.map(Text::into_inner).unwrap_or_default();
+        let plan = self.plan.unwrap_or(TenantPlan::Free);
+        let (_, default_diplomas, default_storage_mb) = SELF_SERVICE_LIMITS;
+        let admin_email = self.admin_email.map(Email::into_inner);
+        let now = super::now();
+        Ok(Tenant {
+            id: Uuid::now_v7(),
+            slug: self.slug.map_or_else(|| slugify(&name), |s| s.0),
+            name,
+            tenant_type: self.tenant_type.map(|t| t.as_str().to_owned()),
+            description: self.description.map(Text::into_inner),
+            logo_url: self.logo_url.map(HttpUrl::into_inner),
+            contact_email: self.contact_email.map(Email::into_inner).or_else(|| admin_email.clone()),
+            contact_phone: self.contact_phone.map(Text::into_inner),
+            legal_status: self.legal_status.map(|l| l.as_str().to_owned()),
+            registration_number: self.registration_number.map(Text::into_inner),
+            parent_id: self.parent_id.map(|p| p.0),
+            max_users: self.max_users.map_or_else(|| default_max_users(plan.as_str()), Int::get),
+            max_diplomas: self.max_diplomas.map_or(default_diplomas, Int::get),
+            storage_quota_mb: self.storage_quota_mb.map_or(default_storage_mb, Int::get),
+            security_config: self.security_config.as_ref().map(json_of),
+            status: TenantStatus::Provisioning.as_str().into(),
+            plan: plan.as_str().into(),
+            custom_limits: self.custom_limits.as_ref().map(json_of),
+            admin_email,
+            data_residency: self.data_residency.map(|d| d.0),
+            configuration: self.configuration.as_ref().map_or_else(|| json!({}), json_of),
+            domain: self.domain.map(|d| d.0),
+            settings: self.settings.as_ref().map_or_else(|| json!({}), json_of),
+            onboarding: Onboarding { admin_invitation_sent: false, provisioned_at: None },
+            created_by: Some(created_by),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Update.
 
 /// A validated partial update: attribute values to set and attributes to clear.
 #[derive(Debug, Default, PartialEq)]
@@ -451,7 +691,8 @@ pub const PLATFORM_ONLY_FIELDS: &[&str] = &[
     "admin_email",
 ];
 
-const NULLABLE: &[&str] = &[
+/// The fields `null` clears (every other field refuses `null`).
+pub const NULLABLE: &[&str] = &[
     "custom_limits",
     "description",
     "logo_url",
@@ -464,83 +705,147 @@ const NULLABLE: &[&str] = &[
     "domain",
 ];
 
-/// Validates a partial update (seed 002 PUT: every field optional; `null`
-/// clears an optional field) of tenant `id`.
-pub fn changes_from_update(body: &Map<String, Value>, id: Uuid) -> Result<TenantChanges, AppError> {
-    let mut f = Fields::new(body);
-    // Every create field (slug only to say it cannot change), and the status.
-    let known: Vec<&str> = CREATE_FIELDS.iter().copied().chain(["status"]).collect();
-    f.reject_unknown(&known);
-    if f.contains("slug") {
-        f.error("slug", "cannot be changed");
-    }
-    for required in [
-        "name",
-        "organization_name",
-        "type",
-        "contact_email",
-        "legal_status",
-        "max_users",
-        "max_diplomas",
-        "storage_quota_mb",
-        "plan",
-        "status",
-        "configuration",
-        "settings",
-    ] {
-        if f.is_null(required) {
-            f.error(required, "must not be null");
-        }
-    }
-    let mut changes = TenantChanges::default();
-    let mut set = |name: &'static str, value: Option<Value>| {
-        if let Some(v) = value {
-            changes.set.push((name, v));
-        }
-    };
-    set("name", name_field(&mut f, Need::Optional).map(Value::String));
-    set("type", f.one_of("type", Need::Optional, TENANT_TYPES).map(Value::from));
-    set("description", f.text("description", Need::Optional, 0, 1000).map(Value::String));
-    set("logo_url", f.url("logo_url", Need::Optional).map(Value::String));
-    set("contact_email", f.email("contact_email", Need::Optional).map(Value::String));
-    set("contact_phone", f.text("contact_phone", Need::Optional, 5, 20).map(Value::String));
-    set("legal_status", f.one_of("legal_status", Need::Optional, LEGAL_STATUSES).map(Value::from));
-    set("registration_number", f.text("registration_number", Need::Optional, 0, 50).map(Value::String));
-    let parent = f.uuid("parent_id", Need::Optional);
-    if parent == Some(id) {
-        f.error("parent_id", "a tenant cannot be its own parent");
-    }
-    set("parent_id", parent.map(|p| Value::String(p.to_string())));
-    set("max_users", f.integer("max_users", Need::Optional, 10, 10_000).map(Value::from));
-    set("max_diplomas", f.integer("max_diplomas", Need::Optional, MAX_DIPLOMAS.0, MAX_DIPLOMAS.1).map(Value::from));
-    set("storage_quota_mb", f.integer("storage_quota_mb", Need::Optional, 100, 100_000).map(Value::from));
-    set("security_config", security_config_field(&mut f));
-    set("admin_email", f.email("admin_email", Need::Optional).map(Value::String));
-    set("plan", f.one_of("plan", Need::Optional, PLANS).map(Value::from));
-    set("custom_limits", custom_limits_field(&mut f));
-    set("data_residency", data_residency_field(&mut f).map(Value::String));
-    set("configuration", configuration_field(&mut f));
-    set(
-        "domain",
-        f.check_text("domain", Need::Optional, 253, is_hostname, "must be a valid hostname").map(Value::String),
-    );
-    set("settings", settings_field(&mut f));
-    set("status", f.one_of("status", Need::Optional, SETTABLE_STATUSES).map(Value::from));
-    f.finish()?;
-    changes.new_parent = parent;
-    changes.remove = NULLABLE.iter().copied().filter(|n| body.get(*n).is_some_and(Value::is_null)).collect();
-    Ok(changes)
+/// `PUT`/`PATCH /v1/tenants/{id}` (seed 002 PUT, seed 003 update): every
+/// field optional; `null` clears the [`NULLABLE`] ones and is refused on the
+/// others; the slug cannot change.
+#[derive(Debug, Clone, Default, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantUpdate {
+    #[serde(default)]
+    #[eserde(compat)]
+    pub name: Settable<TenantName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub organization_name: Settable<TenantName>,
+    #[serde(default)]
+    pub slug: Unchangeable,
+    #[serde(default, rename = "type")]
+    #[eserde(compat)]
+    pub tenant_type: Settable<TenantType>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub description: Clearable<Description>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub logo_url: Clearable<HttpUrl>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub contact_email: Settable<Email>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub contact_phone: Clearable<ContactPhone>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub legal_status: Settable<LegalStatus>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub registration_number: Clearable<RegistrationNumber>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub parent_id: Clearable<TenantId>,
+    #[serde(default)]
+    pub max_users: Settable<MaxUsers>,
+    #[serde(default)]
+    pub max_diplomas: Settable<MaxDiplomas>,
+    #[serde(default)]
+    pub storage_quota_mb: Settable<StorageQuotaMb>,
+    #[serde(default)]
+    pub security_config: Clearable<SecurityConfig>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub admin_email: Clearable<Email>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub plan: Settable<TenantPlan>,
+    #[serde(default)]
+    pub custom_limits: Clearable<CustomLimits>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub data_residency: Clearable<DataResidency>,
+    #[serde(default)]
+    pub configuration: Settable<Configuration>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub domain: Clearable<Hostname>,
+    #[serde(default)]
+    pub settings: Settable<Settings>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub status: Settable<SettableStatus>,
 }
 
-/// Which of the fields in `body` need a platform admin.
-pub fn platform_only_fields_in(body: &Map<String, Value>) -> Vec<&'static str> {
-    PLATFORM_ONLY_FIELDS.iter().copied().filter(|f| body.contains_key(*f)).collect()
+impl TenantUpdate {
+    /// The changes to tenant `id`: the cross-field rules (one name, not its
+    /// own parent) and what to set and clear.
+    pub fn into_changes(self, id: Uuid) -> Result<TenantChanges, AppError> {
+        let mut errors = Vec::new();
+        let name = one_name(self.name.into_option(), self.organization_name.into_option(), &mut errors);
+        if let Clearable::Value(TenantId(parent)) = &self.parent_id
+            && *parent == id
+        {
+            errors.push(FieldError::new("parent_id", "a tenant cannot be its own parent"));
+        }
+        if let Settable::Value(configuration) = &self.configuration {
+            configuration.check(&mut errors);
+        }
+        finish(errors)?;
+        let mut changes = TenantChanges::default();
+        fn put<T>(changes: &mut TenantChanges, name: &'static str, value: Option<T>, to_json: impl Fn(T) -> Value) {
+            if let Some(v) = value {
+                changes.set.push((name, to_json(v)));
+            }
+        }
+        fn patch<T>(
+            changes: &mut TenantChanges,
+            name: &'static str,
+            value: Clearable<T>,
+            to_json: impl Fn(T) -> Value,
+        ) {
+            match value {
+                Clearable::Absent => {}
+                Clearable::Null => changes.remove.push(name),
+                Clearable::Value(v) => changes.set.push((name, to_json(v))),
+            }
+        }
+        let text = |s: String| Value::String(s);
+        let c = &mut changes;
+        put(c, "name", name, |n| text(n.into_inner()));
+        put(c, "type", self.tenant_type.into_option(), |t| text(t.as_str().into()));
+        patch(c, "description", self.description, |d| text(d.into_inner()));
+        patch(c, "logo_url", self.logo_url, |u| text(u.into_inner()));
+        put(c, "contact_email", self.contact_email.into_option(), |e| text(e.into_inner()));
+        patch(c, "contact_phone", self.contact_phone, |p| text(p.into_inner()));
+        put(c, "legal_status", self.legal_status.into_option(), |l| text(l.as_str().into()));
+        patch(c, "registration_number", self.registration_number, |r| text(r.into_inner()));
+        let new_parent = match self.parent_id {
+            Clearable::Value(TenantId(p)) => Some(p),
+            _ => None,
+        };
+        patch(c, "parent_id", self.parent_id, |p| text(p.to_string()));
+        put(c, "max_users", self.max_users.into_option(), |n| Value::from(n.get()));
+        put(c, "max_diplomas", self.max_diplomas.into_option(), |n| Value::from(n.get()));
+        put(c, "storage_quota_mb", self.storage_quota_mb.into_option(), |n| Value::from(n.get()));
+        patch(c, "security_config", self.security_config, |s| json_of(&s));
+        patch(c, "admin_email", self.admin_email, |e| text(e.into_inner()));
+        put(c, "plan", self.plan.into_option(), |p| text(p.as_str().into()));
+        patch(c, "custom_limits", self.custom_limits, |l| json_of(&l));
+        patch(c, "data_residency", self.data_residency, |d| text(d.0));
+        put(c, "configuration", self.configuration.into_option(), |k| json_of(&k));
+        patch(c, "domain", self.domain, |d| text(d.0));
+        put(c, "settings", self.settings.into_option(), |s| json_of(&s));
+        put(c, "status", self.status.into_option(), |s| text(s.as_str().into()));
+        changes.new_parent = new_parent;
+        Ok(changes)
+    }
 }
 
-/// Whether a create body leaves the slug to be derived from the name (then a
-/// taken slug is retried with [`suffixed_slug`] instead of answering 409).
-pub fn derives_slug(body: &Map<String, Value>) -> bool {
-    body.get("slug").is_none_or(Value::is_null)
+/// Which of the fields of a body (its top-level keys, whatever their
+/// values) need a platform admin, in [`PLATFORM_ONLY_FIELDS`] order. Read
+/// before the body is parsed: a tenant admin is refused (403) for sending
+/// them at all, before any value is checked.
+pub fn platform_only_fields_in(body: &[u8]) -> Vec<&'static str> {
+    let keys: BTreeMap<String, serde::de::IgnoredAny> = serde_json::from_slice(body).unwrap_or_default();
+    PLATFORM_ONLY_FIELDS.iter().copied().filter(|f| keys.contains_key(*f)).collect()
 }
 
 /// The next candidate when a slug derived from `name` is taken: the name's
@@ -567,30 +872,50 @@ pub fn slugify(name: &str) -> String {
 mod tests {
     use super::*;
 
-    fn valid() -> Map<String, Value> {
+    fn valid() -> Value {
         json!({
             "name": "Université de Buea", "slug": "ub", "type": "UNIVERSITY",
             "contact_email": "info@ub.cm", "legal_status": "PUBLIC",
             "max_users": 150, "max_diplomas": 5000, "storage_quota_mb": 3000
         })
-        .as_object()
-        .cloned()
-        .expect("object")
     }
 
-    fn fields_of(err: AppError) -> Vec<String> {
-        let AppError::Api { details, .. } = err else { panic!("api error") };
-        details["fields"]
-            .as_array()
-            .expect("fields")
-            .iter()
-            .map(|f| f["field"].as_str().unwrap_or_default().to_owned())
-            .collect()
+    /// The fields named by the parse (every one at once, as `Body` reports
+    /// them) or else by the rules after it.
+    fn problems<T: for<'de> eserde::EDeserialize<'de>, R>(
+        body: &Value,
+        then: impl FnOnce(T) -> Result<R, AppError>,
+    ) -> Result<R, Vec<String>> {
+        match eserde::json::from_str::<T>(&body.to_string()) {
+            Err(errors) => Err(errors.iter().map(|e| e.path().map(|p| p.to_string()).unwrap_or_default()).collect()),
+            Ok(parsed) => then(parsed).map_err(|err| {
+                let AppError::Api { details, .. } = err else { panic!("api error") };
+                details["fields"]
+                    .as_array()
+                    .expect("fields")
+                    .iter()
+                    .map(|f| f["field"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            }),
+        }
+    }
+
+    fn create(body: &Value) -> Result<Tenant, Vec<String>> {
+        problems::<TenantCreate, _>(body, |c| c.into_tenant(Uuid::nil()))
+    }
+
+    fn update(body: &Value) -> Result<TenantChanges, Vec<String>> {
+        problems::<TenantUpdate, _>(body, |u| u.into_changes(Uuid::nil()))
+    }
+
+    fn sorted(mut fields: Vec<String>) -> Vec<String> {
+        fields.sort();
+        fields
     }
 
     #[test]
     fn a_valid_body_becomes_a_provisioning_tenant() {
-        let t = tenant_from_create(&valid(), Uuid::nil()).expect("valid");
+        let t = create(&valid()).expect("valid");
         assert_eq!(t.status, "provisioning");
         assert_eq!(t.plan, "free");
         assert_eq!(t.tenant_type.as_deref(), Some("UNIVERSITY"));
@@ -601,9 +926,9 @@ mod tests {
     #[test]
     fn enums_are_matched_case_insensitively_and_stored_canonically() {
         let mut body = valid();
-        body.insert("type".into(), json!("faculty"));
-        body.insert("plan".into(), json!("Enterprise"));
-        let t = tenant_from_create(&body, Uuid::nil()).expect("valid");
+        body["type"] = json!("faculty");
+        body["plan"] = json!("Enterprise");
+        let t = create(&body).expect("valid");
         assert_eq!(t.tenant_type.as_deref(), Some("FACULTY"));
         assert_eq!(t.plan, "enterprise");
     }
@@ -611,48 +936,91 @@ mod tests {
     #[test]
     fn nested_configuration_errors_name_the_path() {
         let mut body = valid();
-        body.insert(
-            "configuration".into(),
-            json!({"security": {"session_timeout_minutes": 1, "ip_whitelisting": ["10.0.0.0/8", "nope"]},
-                   "compliance": {"retention_policy_days": 0}, "branding": {"primary_color": "blue"}}),
-        );
-        let fields = fields_of(tenant_from_create(&body, Uuid::nil()).expect_err("invalid"));
-        assert!(fields.contains(&"configuration.security.session_timeout_minutes".to_owned()));
-        assert!(fields.contains(&"configuration.security.ip_whitelisting[1]".to_owned()));
-        assert!(fields.contains(&"configuration.compliance.retention_policy_days".to_owned()));
-        assert!(fields.contains(&"configuration.branding.primary_color".to_owned()));
+        body["configuration"] = json!({
+            "security": {"session_timeout_minutes": 1, "ip_whitelisting": ["10.0.0.0/8", "nope"]},
+            "compliance": {"retention_policy_days": 0}, "branding": {"primary_color": "blue"}
+        });
+        let fields = create(&body).expect_err("invalid");
+        for f in [
+            "configuration.security.session_timeout_minutes",
+            "configuration.security.ip_whitelisting[1]",
+            "configuration.compliance.retention_policy_days",
+            "configuration.branding.primary_color",
+        ] {
+            assert!(fields.contains(&f.to_owned()), "{f} not in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn nested_objects_are_stored_as_sent() {
+        let mut body = valid();
+        body["configuration"] = json!({"features": {"white_label_ui": true},
+                                       "compliance": {"data_classification": "confidential", "audit_logging": true}});
+        body["security_config"] = json!({"tsa_enabled": true});
+        body["custom_limits"] = json!({"projects": "unlimited", "storage_gb": 500, "requests_per_minute": 600});
+        body["settings"] = json!({"timezone": "UTC", "theme": {"dark": true}});
+        let t = create(&body).expect("valid");
+        assert_eq!(t.configuration, body["configuration"]);
+        assert_eq!(t.security_config.as_ref(), Some(&body["security_config"]));
+        assert_eq!(t.custom_limits.as_ref(), Some(&body["custom_limits"]));
+        assert_eq!(t.settings, body["settings"], "unknown settings are kept");
+        let mut unknown = valid();
+        unknown["security_config"] = json!({"tsa": true});
+        // An unknown key ends its object's checks (eserde), and the parse
+        // of the object around it stops there too.
+        assert_eq!(create(&unknown).expect_err("invalid")[0], "security_config.tsa");
+        let mut bad_limit = valid();
+        bad_limit["custom_limits"] = json!({"requests_per_minute": "unlimited"});
+        assert_eq!(create(&bad_limit).expect_err("invalid"), ["custom_limits.requests_per_minute"]);
     }
 
     #[test]
     fn update_refuses_slug_changes_and_nulls_on_required_fields() {
-        let body = json!({"slug": "x", "name": null}).as_object().cloned().expect("object");
-        let fields = fields_of(changes_from_update(&body, Uuid::nil()).expect_err("invalid"));
-        assert_eq!(fields, ["slug", "name"]);
+        let fields = update(&json!({"slug": "x", "name": null, "settings": null, "type": null})).expect_err("invalid");
+        assert_eq!(sorted(fields), ["name", "settings", "slug", "type"]);
+        assert_eq!(update(&json!({"slug": null})).expect_err("invalid"), ["slug"]);
     }
 
     #[test]
     fn update_sets_and_clears() {
-        let body = json!({"description": null, "max_users": 250}).as_object().cloned().expect("object");
-        let changes = changes_from_update(&body, Uuid::nil()).expect("valid");
+        let changes = update(&json!({"description": null, "max_users": 250})).expect("valid");
         assert_eq!(changes.set, vec![("max_users", json!(250))]);
         assert_eq!(changes.remove, vec!["description"]);
+        let changes = update(&json!({"security_config": null, "parent_id": null, "status": "ACTIVE"})).expect("valid");
+        assert_eq!(changes.set, vec![("status", json!("active"))]);
+        assert_eq!(changes.remove, vec!["parent_id", "security_config"]);
+        assert_eq!(changes.new_parent, None);
     }
 
-    fn object(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().expect("object")
+    #[test]
+    fn update_refuses_provisioning_and_its_own_parent() {
+        assert_eq!(update(&json!({"status": "provisioning"})).expect_err("invalid"), ["status"]);
+        assert_eq!(update(&json!({"parent_id": Uuid::nil()})).expect_err("invalid"), ["parent_id"]);
+        let other = Uuid::now_v7();
+        assert_eq!(update(&json!({"parent_id": other})).expect("valid").new_parent, Some(other));
+    }
+
+    #[test]
+    fn platform_only_fields_are_found_whatever_their_values() {
+        let body = br#"{"max_users": "ten", "plan": null, "description": "x"}"#;
+        assert_eq!(platform_only_fields_in(body), ["plan", "max_users"]);
+        assert!(platform_only_fields_in(b"not json").is_empty());
     }
 
     #[test]
     fn only_the_name_is_required() {
-        let fields = fields_of(tenant_from_create(&Map::new(), Uuid::nil()).expect_err("invalid"));
-        assert_eq!(fields, ["name"]);
+        assert_eq!(create(&json!({})).expect_err("invalid"), ["name"]);
+        assert_eq!(
+            create(&json!({"name": "Acme", "organization_name": "Other"})).expect_err("invalid"),
+            ["organization_name"]
+        );
     }
 
     /// Seed 002's hierarchy examples: `name`, `slug`, `type` (and `parent_id`).
     #[test]
     fn seed_002_dialect_name_slug_type_gets_the_defaults() {
-        let body = json!({"name": "Ministry of Higher Education", "slug": "minesup", "type": "MAIN"});
-        let t = tenant_from_create(&object(body), Uuid::nil()).expect("valid");
+        let t =
+            create(&json!({"name": "Ministry of Higher Education", "slug": "minesup", "type": "MAIN"})).expect("valid");
         assert_eq!((t.name.as_str(), t.slug.as_str()), ("Ministry of Higher Education", "minesup"));
         assert_eq!(t.tenant_type.as_deref(), Some("MAIN"));
         assert_eq!((t.contact_email, t.legal_status), (None, None));
@@ -665,8 +1033,9 @@ mod tests {
     fn seed_003_dialect_name_domain_settings_derives_the_slug() {
         let body = json!({"name": "New Company", "domain": "newcompany.com",
                           "settings": {"timezone": "UTC", "language": "en"}});
-        assert!(derives_slug(&object(body.clone())));
-        let t = tenant_from_create(&object(body), Uuid::nil()).expect("valid");
+        let parsed: TenantCreate = eserde::json::from_str(&body.to_string()).expect("valid");
+        assert!(parsed.derives_slug());
+        let t = create(&body).expect("valid");
         assert_eq!(t.slug, "new-company");
         assert_eq!(t.domain.as_deref(), Some("newcompany.com"));
         assert_eq!(t.settings, json!({"timezone": "UTC", "language": "en"}));
@@ -683,8 +1052,9 @@ mod tests {
             "admin_email": "it-admin@fortune500.com", "plan": "enterprise", "data_residency": "us",
             "configuration": {"features": {"white_label_ui": true}, "security": {"mfa_required": true}}
         });
-        assert!(!derives_slug(&object(body.clone())));
-        let t = tenant_from_create(&object(body), Uuid::nil()).expect("valid");
+        let parsed: TenantCreate = eserde::json::from_str(&body.to_string()).expect("valid");
+        assert!(!parsed.derives_slug());
+        let t = create(&body).expect("valid");
         assert_eq!(
             (t.name.as_str(), t.slug.as_str(), t.plan.as_str()),
             ("Fortune 500 Corp", "fortune500-corp", "enterprise")
@@ -695,14 +1065,14 @@ mod tests {
         assert_eq!(t.configuration["security"]["mfa_required"], true);
         let professional = json!({"organization_name": "TechStart Inc", "slug": "techstart",
                                   "admin_email": "founder@techstart.io", "plan": "professional"});
-        assert_eq!(tenant_from_create(&object(professional), Uuid::nil()).expect("valid").max_users, 10);
+        assert_eq!(create(&professional).expect("valid").max_users, 10);
     }
 
     #[test]
     fn the_validation_table_still_applies_to_what_is_sent() {
         let body = json!({"name": "ab", "slug": "No Slug", "type": "SCHOOL", "max_users": 5, "contact_email": "x"});
-        let fields = fields_of(tenant_from_create(&object(body), Uuid::nil()).expect_err("invalid"));
-        assert_eq!(fields, ["name", "slug", "type", "contact_email", "max_users"]);
+        let fields = create(&body).expect_err("invalid");
+        assert_eq!(sorted(fields), ["contact_email", "max_users", "name", "slug", "type"]);
     }
 
     /// Seed 002's examples use 15,000-25,000 diplomas; its table said 10,000.
@@ -710,26 +1080,22 @@ mod tests {
     fn max_diplomas_accepts_ten_to_a_million() {
         for ok in [10, 15_000, 25_000, 1_000_000] {
             let mut body = valid();
-            body.insert("max_diplomas".into(), json!(ok));
-            assert_eq!(tenant_from_create(&body, Uuid::nil()).expect("valid").max_diplomas, ok);
-            let update = object(json!({"max_diplomas": ok}));
-            assert_eq!(
-                changes_from_update(&update, Uuid::nil()).expect("valid").set,
-                vec![("max_diplomas", json!(ok))]
-            );
+            body["max_diplomas"] = json!(ok);
+            assert_eq!(create(&body).expect("valid").max_diplomas, ok);
+            assert_eq!(update(&json!({"max_diplomas": ok})).expect("valid").set, vec![("max_diplomas", json!(ok))]);
         }
         for bad in [9, 1_000_001] {
             let mut body = valid();
-            body.insert("max_diplomas".into(), json!(bad));
-            assert_eq!(fields_of(tenant_from_create(&body, Uuid::nil()).expect_err("invalid")), ["max_diplomas"]);
-            let update = object(json!({"max_diplomas": bad}));
-            assert_eq!(fields_of(changes_from_update(&update, Uuid::nil()).expect_err("invalid")), ["max_diplomas"]);
+            body["max_diplomas"] = json!(bad);
+            assert_eq!(create(&body).expect_err("invalid"), ["max_diplomas"]);
+            assert_eq!(update(&json!({"max_diplomas": bad})).expect_err("invalid"), ["max_diplomas"]);
         }
     }
 
     #[test]
     fn a_derived_slug_that_is_taken_gets_a_suffix() {
-        assert!(derives_slug(&object(json!({"name": "x", "slug": null}))));
+        let parsed: TenantCreate = eserde::json::from_str(r#"{"name": "xyz", "slug": null}"#).expect("valid");
+        assert!(parsed.derives_slug());
         let next = suffixed_slug("New Company");
         assert!(next.starts_with("new-company-") && next.len() == "new-company-".len() + 6, "{next}");
         assert!(is_slug(&next));

@@ -10,42 +10,37 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::events::{Event, catalogue::TryonSessionFinished};
 
 pub const MIN_ITEMS: usize = 1;
 pub const MAX_ITEMS: usize = 20;
 /// Credits of one item before the multiplier.
 pub const BASE_CREDITS_PER_ITEM: i64 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Quality {
-    #[serde(rename = "sd")]
-    Sd,
-    #[serde(rename = "hd")]
-    Hd,
-    #[serde(rename = "4k")]
-    FourK,
-}
+crate::string_enum!(
+    /// A render's quality: its price multiplier and output size.
+    Quality {
+        Sd => "sd",
+        Hd => "hd",
+        FourK => "4k",
+    }
+);
+
+crate::string_enum!(
+    /// A session's status as a list filters it (`queued` until the worker
+    /// takes its first item; see the item states below).
+    SessionStatus {
+        Queued => "queued",
+        Processing => "processing",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
 
 impl Quality {
-    pub const NAMES: &'static [&'static str] = &["sd", "hd", "4k"];
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "sd" => Some(Quality::Sd),
-            "hd" => Some(Quality::Hd),
-            "4k" => Some(Quality::FourK),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Quality::Sd => "sd",
-            Quality::Hd => "hd",
-            Quality::FourK => "4k",
-        }
-    }
-
     pub fn multiplier(self) -> i64 {
         match self {
             Quality::Sd => 1,
@@ -126,26 +121,158 @@ impl Price {
     }
 }
 
-/// States of an item: `queued -> processing -> completed | failed`, or
-/// `queued -> cancelled`. A session is `processing` until every item reached
-/// one of the last three, then `completed` (at least one image), `failed` (none,
-/// and at least one failed) or `cancelled` (every item cancelled).
-pub const ITEM_QUEUED: &str = "queued";
-pub const ITEM_PROCESSING: &str = "processing";
-pub const ITEM_COMPLETED: &str = "completed";
-pub const ITEM_FAILED: &str = "failed";
-pub const ITEM_CANCELLED: &str = "cancelled";
-
-pub const SESSION_STATUSES: &[&str] = &["processing", "completed", "failed", "cancelled"];
+crate::string_enum!(
+    /// States of an item: `queued -> processing -> completed | failed`, or
+    /// `queued -> cancelled`. A session is `processing` until every item
+    /// reached one of the last three, then `completed` (at least one image),
+    /// `failed` (none, and at least one failed) or `cancelled` (every item
+    /// cancelled). Stored as these names (conditions compare them).
+    ItemStatus {
+        Queued => "queued",
+        Processing => "processing",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
 
 /// The session's final status once every item is done.
-pub fn final_status(completed: i64, failed: i64) -> &'static str {
+pub fn final_status(completed: i64, failed: i64) -> SessionStatus {
     if completed > 0 {
-        "completed"
+        SessionStatus::Completed
     } else if failed > 0 {
-        "failed"
+        SessionStatus::Failed
     } else {
-        "cancelled"
+        SessionStatus::Cancelled
+    }
+}
+
+/// A cart try-on (`store::tryons` keeps its keys and state changes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TryonSession {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub customer_id: Uuid,
+    pub photo_id: Uuid,
+    pub quality: Quality,
+    pub price: Price,
+    pub status: SessionStatus,
+    pub items_total: i64,
+    #[serde(default)]
+    pub completed_count: i64,
+    #[serde(default)]
+    pub failed_count: i64,
+    #[serde(default)]
+    pub cancelled_count: i64,
+    #[serde(default)]
+    pub refunded_credits: i64,
+    pub charge_entry_id: Option<Uuid>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+}
+
+impl TryonSession {
+    pub fn done_count(&self) -> i64 {
+        self.completed_count + self.failed_count + self.cancelled_count
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(self.status, SessionStatus::Completed | SessionStatus::Failed | SessionStatus::Cancelled)
+    }
+
+    /// `tryon.session.completed` / `.failed` / `.cancelled`: emitted in the
+    /// transaction that moves the session to its final status (that happens
+    /// once, see `Store::finish_tryon_if_done`).
+    pub fn finished_event(&self) -> Event {
+        let payload = TryonSessionFinished {
+            session_id: self.id,
+            customer_id: self.customer_id,
+            status: self.status.as_str().to_owned(),
+            items_total: self.items_total,
+            completed: self.completed_count,
+            failed: self.failed_count,
+            cancelled: self.cancelled_count,
+            credits_charged: self.price.total,
+            credits_refunded: self.refunded_credits,
+        };
+        match self.status {
+            SessionStatus::Completed => Event::TryonSessionCompleted(payload),
+            SessionStatus::Cancelled => Event::TryonSessionCancelled(payload),
+            _ => Event::TryonSessionFailed(payload),
+        }
+    }
+
+    pub fn to_body(&self) -> Value {
+        let progress = if self.items_total > 0 { self.done_count() as f64 / self.items_total as f64 } else { 1.0 };
+        json!({
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "customer_id": self.customer_id,
+            "photo_id": self.photo_id,
+            "quality": self.quality,
+            "status": self.status,
+            "pricing": self.price.to_body(),
+            "credits_charged": self.price.total,
+            "credits_refunded": self.refunded_credits,
+            "progress": {
+                "total": self.items_total,
+                "completed": self.completed_count,
+                "failed": self.failed_count,
+                "cancelled": self.cancelled_count,
+                "percent": (progress * 100.0).round(),
+            },
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "completed_at": self.completed_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TryonItem {
+    pub session_id: Uuid,
+    pub index: u32,
+    pub product_id: String,
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub garment_image_url: Option<String>,
+    #[serde(default)]
+    pub garment_photo_id: Option<Uuid>,
+    /// This item's share of the session's price.
+    pub credits: i64,
+    pub status: ItemStatus,
+    #[serde(default)]
+    pub result_key: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub lock: Option<String>,
+    #[serde(default)]
+    pub lease_until: Option<i64>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+}
+
+impl TryonItem {
+    /// The API view (the download URL is added by the handler).
+    pub fn to_body(&self) -> Value {
+        json!({
+            "index": self.index,
+            "product_id": self.product_id,
+            "size": self.size,
+            "garment_image_url": self.garment_image_url,
+            "garment_photo_id": self.garment_photo_id,
+            "credits": self.credits,
+            "status": self.status,
+            "error": self.error,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        })
     }
 }
 
@@ -198,8 +325,8 @@ mod tests {
 
     #[test]
     fn a_session_ends_completed_failed_or_cancelled() {
-        assert_eq!(final_status(1, 5), "completed");
-        assert_eq!(final_status(0, 1), "failed");
-        assert_eq!(final_status(0, 0), "cancelled");
+        assert_eq!(final_status(1, 5), SessionStatus::Completed);
+        assert_eq!(final_status(0, 1), SessionStatus::Failed);
+        assert_eq!(final_status(0, 0), SessionStatus::Cancelled);
     }
 }

@@ -1,6 +1,8 @@
 //! People inside a tenant (seed 003's user fields), the changes an admin
-//! makes to them, and invitations (seed 000). The password hash is kept
-//! beside the user in the store and never leaves it.
+//! makes to them, invitations (seed 000) and login sessions (refresh-token
+//! families). The password hash is kept beside the user in the store and
+//! never leaves it. The values a request gives for them are typed here:
+//! [`RoleName`], [`PersonName`], [`NewPassword`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,12 +10,81 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    domain::role::Role,
+    domain::{role::Role, values::Text},
     events::{
         Event,
         catalogue::{UserCreated, UserDeleted, UserInvited, UserUpdated},
     },
 };
+
+crate::string_enum!(
+    /// A tenant role as a request names it (`"role": "Developer"` is read
+    /// as `developer`); [`Role`] is what it grants.
+    RoleName {
+        Owner => "owner",
+        Admin => "admin",
+        Developer => "developer",
+        User => "user",
+    }
+);
+
+impl From<RoleName> for Role {
+    fn from(name: RoleName) -> Role {
+        match name {
+            RoleName::Owner => Role::Owner,
+            RoleName::Admin => Role::Admin,
+            RoleName::Developer => Role::Developer,
+            RoleName::User => Role::User,
+        }
+    }
+}
+
+/// A first or last name: 1 to 100 characters.
+pub type PersonName = Text<1, 100>;
+
+/// A password being set (sign-up, a user created by an admin, an accepted
+/// invitation): 10 to 128 characters. That it is not the account's email
+/// address is checked beside the email (`auth::password::password_problem`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub const MIN: usize = 10;
+    pub const MAX: usize = 128;
+
+    /// The error is the message a 400 gives for the field.
+    pub fn parse(value: impl Into<String>) -> Result<Self, String> {
+        let value = value.into();
+        let chars = value.chars().count();
+        if chars < Self::MIN {
+            Err(format!("must be at least {} characters", Self::MIN))
+        } else if chars > Self::MAX {
+            Err(format!("must be at most {} characters", Self::MAX))
+        } else {
+            Ok(Self(value))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Never printed, not even in a debug log.
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(..)")
+    }
+}
+
+impl<'de> Deserialize<'de> for NewPassword {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        // `Text` says "is required" for null and "must be a string" otherwise.
+        let text = Text::<0, { usize::MAX }>::deserialize(deserializer)?;
+        Self::parse(text.into_inner()).map_err(D::Error::custom)
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct User {
@@ -99,8 +170,8 @@ impl User {
 /// A validated partial update of a user (absent fields stay as they are).
 #[derive(Debug, Default, Clone)]
 pub struct UserChanges {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
     pub role: Option<Role>,
     pub is_active: Option<bool>,
 }
@@ -108,9 +179,10 @@ pub struct UserChanges {
 impl UserChanges {
     /// `user` with these changes applied, updated at `now`.
     pub fn apply(&self, user: &User, now: DateTime<Utc>) -> User {
+        let name = |new: &Option<PersonName>, old: &String| new.as_ref().map_or_else(|| old.clone(), |n| n.to_string());
         User {
-            first_name: self.first_name.clone().unwrap_or_else(|| user.first_name.clone()),
-            last_name: self.last_name.clone().unwrap_or_else(|| user.last_name.clone()),
+            first_name: name(&self.first_name, &user.first_name),
+            last_name: name(&self.last_name, &user.last_name),
             role: self.role.unwrap_or(user.role),
             is_active: self.is_active.unwrap_or(user.is_active),
             updated_at: now,
@@ -122,13 +194,13 @@ impl UserChanges {
 /// How long an invitation stays valid.
 pub const INVITATION_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
-/// Where an invitation stands. Only pending invitations are kept: accepting
-/// one turns it into a user, revoking one deletes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InvitationStatus {
-    Pending,
-}
+crate::string_enum!(
+    /// Where an invitation stands. Only pending invitations are kept:
+    /// accepting one turns it into a user, revoking one deletes it.
+    InvitationStatus {
+        Pending => "pending",
+    }
+);
 
 /// A seat held for an email until its invitee accepts (seed 000).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -179,6 +251,18 @@ impl Invitation {
             "expires_at": DateTime::from_timestamp(self.expires_at, 0).map(super::rfc3339),
         })
     }
+}
+
+/// A login: one refresh-token family (`store::sessions`). Only the SHA-256
+/// of the current token is kept.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Session {
+    pub user_id: Uuid,
+    pub token_hash: String,
+    #[serde(default)]
+    pub revoked: bool,
+    /// Unix seconds (also the item's TTL).
+    pub expires_at: i64,
 }
 
 /// What an actor may do to users of its tenant (the rules of issue 3, pure).
@@ -237,11 +321,28 @@ mod tests {
     fn changes_replace_only_the_fields_they_name() {
         let user = User::new(Uuid::nil(), "Ada@Example.com", "Ada", "Lovelace", Role::Developer);
         let later = user.updated_at + chrono::Duration::seconds(5);
-        let changes = UserChanges { last_name: Some("King".into()), is_active: Some(false), ..Default::default() };
+        let changes = UserChanges {
+            last_name: Some(PersonName::parse("King").expect("valid")),
+            is_active: Some(false),
+            ..Default::default()
+        };
         let changed = changes.apply(&user, later);
         assert_eq!((changed.first_name.as_str(), changed.last_name.as_str()), ("Ada", "King"));
         assert_eq!((changed.role, changed.is_active, changed.updated_at), (Role::Developer, false, later));
         assert_eq!((changed.id, &changed.email, changed.created_at), (user.id, &user.email, user.created_at));
+    }
+
+    #[test]
+    fn request_values_are_refused_with_the_old_messages() {
+        let refused = |value: serde_json::Value| serde_json::from_value::<NewPassword>(value).expect_err("refused");
+        assert_eq!(refused(json!("short")).to_string(), "must be at least 10 characters");
+        assert_eq!(refused(json!("x".repeat(129))).to_string(), "must be at most 128 characters");
+        assert_eq!(refused(json!(5)).to_string(), "must be a string");
+        assert!(serde_json::from_value::<NewPassword>(json!("long enough")).is_ok());
+        let role: RoleName = serde_json::from_value(json!("Developer")).expect("role");
+        assert_eq!(Role::from(role), Role::Developer);
+        let refused = serde_json::from_value::<RoleName>(json!("boss")).expect_err("refused");
+        assert_eq!(refused.to_string(), "must be one of owner, admin, developer, user");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{ReturnValue, builders::UpdateBuilder};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -32,6 +33,7 @@ use crate::{
         scopes::Scope,
     },
     domain::{
+        api_key::parse_time,
         audit::{AuditContext, Change},
         rate_limit::{RateStatus, Subject, TenantPolicy, cached_policy, remember_policy, window_start},
         rfc3339,
@@ -39,6 +41,8 @@ use crate::{
     error::{AppError, AppResult},
     events::{Event, catalogue::ApiKeyChanged},
 };
+
+pub use crate::domain::api_key::KeyState;
 
 pub const API_KEY_RESOURCE: &str = "api_key";
 const SK_PREFIX: &str = "APIKEY#";
@@ -63,38 +67,21 @@ pub struct ApiKey {
     pub prefix: String,
     pub last_four: String,
     pub scopes: Vec<Scope>,
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     pub created_by: String,
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
     // Absent rather than NULL when unset: conditions test `attribute_not_exists`.
+    // `expires_at` stays the stored text: authentication quotes it as stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotated_at: Option<String>,
+    pub rotated_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_used_at: Option<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub usage_count: i64,
-}
-
-/// Why a stored key cannot be used right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    Active,
-    Revoked,
-    Expired,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Active => "active",
-            KeyState::Revoked => "revoked",
-            KeyState::Expired => "expired",
-        }
-    }
 }
 
 impl ApiKey {
@@ -128,10 +115,6 @@ impl ApiKey {
             environment: self.environment.as_str().to_owned(),
         }
     }
-}
-
-fn parse_time(value: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(value).ok().map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// A key read for authentication: the key, its hashes, and the names of the
@@ -223,10 +206,11 @@ impl Store {
         if old.revoked_at.is_some() {
             return Ok(Some(old));
         }
-        let now = rfc3339(crate::domain::now());
+        let at = crate::domain::now();
+        let now = rfc3339(at);
         let mut new = old.clone();
-        new.revoked_at = Some(now.clone());
-        new.updated_at = now.clone();
+        new.revoked_at = Some(at);
+        new.updated_at = at;
         let update = UpdateBuilder::default()
             .set_key(Some(key_of(scope, key_id)))
             .update_expression("SET revoked_at = :now, updated_at = :now REMOVE previous_secret_hash")
@@ -286,8 +270,8 @@ impl Store {
         };
         let mut new = current.key.clone();
         new.last_four = secret.last_four.clone();
-        new.rotated_at = Some(now.clone());
-        new.updated_at = now;
+        new.rotated_at = Some(now_time);
+        new.updated_at = now_time;
         let change = Change::updated(
             API_KEY_RESOURCE,
             key_id,

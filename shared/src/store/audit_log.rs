@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     auth::TenantScope,
-    domain::audit::{AuditContext, Change, redact},
+    domain::{
+        audit::{AuditContext, Change, redact},
+        ids::UserId,
+    },
     error::AppResult,
     events::{DomainEvent, Event, catalogue::AuditEntryCreated},
     store::PageRequest,
@@ -85,7 +88,7 @@ pub(crate) fn entry_item(scope: &TenantScope, ctx: &AuditContext, change: Change
 pub struct AuditFilter {
     pub action: Option<String>,
     pub resource_type: Option<String>,
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
@@ -122,7 +125,7 @@ impl Store {
             &[
                 ("action", filter.action.clone().map(s)),
                 ("resource_type", filter.resource_type.clone().map(s)),
-                ("user_id", filter.user_id.clone().map(s)),
+                ("user_id", filter.user_id.map(|u| s(u.to_string()))),
             ],
             &[],
         );
@@ -131,7 +134,7 @@ impl Store {
             scope.pk(),
             filter.action.as_deref().unwrap_or(""),
             filter.resource_type.as_deref().unwrap_or(""),
-            filter.user_id.as_deref().unwrap_or("")
+            filter.user_id.map(|u| u.to_string()).unwrap_or_default()
         );
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         Ok((items.into_iter().map(entry_body).collect(), cursor))

@@ -32,7 +32,6 @@ use std::{collections::HashMap, time::Duration};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use http::StatusCode;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -44,13 +43,16 @@ use super::{
 };
 use crate::{
     auth::TenantScope,
-    domain::audit::{Actor, AuditContext, Change},
+    domain::{
+        audit::{AuditContext, Change},
+        ids::TenantId,
+    },
     error::{AppError, AppResult},
     events::{Event, catalogue::CreditsChanged},
 };
 
-/// The `kind` values of ledger entries.
-pub const CREDIT_KINDS: &[&str] = &["grant", "spend", "refund"];
+pub use crate::domain::credit::{CreditKind, LedgerEntry};
+
 /// Audit entries of credit changes carry this `resource_type`.
 pub const CREDITS_RESOURCE: &str = "credits";
 /// How often a change that lost a race re-reads the balance and tries again.
@@ -63,28 +65,6 @@ const ENTRY_PREFIX: &str = "CREDIT#";
 pub const BALANCE_CHANGED: Cond = Cond("credit_balance_changed");
 /// A change of this kind with this reference already happened.
 pub const REFERENCE_USED: Cond = Cond("credit_reference_used");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreditKind {
-    Grant,
-    Spend,
-    Refund,
-}
-
-impl CreditKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CreditKind::Grant => "grant",
-            CreditKind::Spend => "spend",
-            CreditKind::Refund => "refund",
-        }
-    }
-
-    /// The signed amount a change of this kind records.
-    fn signed(self, amount: i64) -> i64 {
-        if self == CreditKind::Spend { -amount } else { amount }
-    }
-}
 
 /// Why credits could not be changed.
 #[derive(Debug)]
@@ -126,37 +106,15 @@ impl From<CreditError> for AppError {
     }
 }
 
-/// One change of a tenant's balance, as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    /// Signed: grants and refunds positive, spends negative.
-    pub amount: i64,
-    pub kind: String,
-    pub reason: String,
-    #[serde(default)]
-    pub reference: Option<String>,
-    pub balance_after: i64,
-    pub actor: Actor,
-    pub created_at: String,
-}
-
-impl LedgerEntry {
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    /// The payload of `credits.added` / `credits.spent` for this entry.
-    fn event_payload(&self) -> CreditsChanged {
-        CreditsChanged {
-            entry_id: self.id,
-            amount: self.amount.abs(),
-            balance: self.balance_after,
-            reason: self.reason.clone(),
-            reference: self.reference.clone(),
-            actor: serde_json::to_value(&self.actor).unwrap_or(Value::Null),
-        }
+/// The payload of `credits.added` / `credits.spent` for an entry.
+fn event_payload(entry: &LedgerEntry) -> CreditsChanged {
+    CreditsChanged {
+        entry_id: entry.id,
+        amount: entry.amount.abs(),
+        balance: entry.balance_after,
+        reason: entry.reason.clone(),
+        reference: entry.reference.clone(),
+        actor: serde_json::to_value(&entry.actor).unwrap_or(Value::Null),
     }
 }
 
@@ -400,14 +358,14 @@ impl Store {
             };
             let entry = LedgerEntry {
                 id: Uuid::now_v7(),
-                tenant_id: scope.tenant_id(),
+                tenant_id: TenantId(scope.tenant_id()),
                 amount: kind.signed(amount),
-                kind: kind.as_str().to_owned(),
+                kind,
                 reason: reason.to_owned(),
                 reference: reference.map(str::to_owned),
                 balance_after: after,
                 actor: audit.actor.clone(),
-                created_at: crate::domain::now_rfc3339(),
+                created_at: crate::domain::now(),
             };
             // The caller's writes first: their failure is the answer.
             let mut tx = with.clone();
@@ -432,7 +390,7 @@ impl Store {
             };
             tx.audit(scope, audit, recorded, retention);
             if let Some(announce) = announce {
-                tx.emit(scope, announce(entry.event_payload()));
+                tx.emit(scope, announce(event_payload(&entry)));
             }
             let Err(err) = tx.commit(self).await else { return Ok(entry) };
             match lost(err) {
@@ -470,7 +428,7 @@ impl Store {
     pub async fn credit_ledger(
         &self,
         scope: &TenantScope,
-        kind: Option<&str>,
+        kind: Option<CreditKind>,
         page: &PageRequest,
     ) -> AppResult<(Vec<LedgerEntry>, Option<String>)> {
         let query = self
@@ -481,8 +439,8 @@ impl Store {
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s(ENTRY_PREFIX))
             .scan_index_forward(false);
-        let query = super::filter_equal(query, &[("kind", kind.map(s))], &[]);
-        let context = format!("credits|{}|{}", scope.pk(), kind.unwrap_or(""));
+        let query = super::filter_equal(query, &[("kind", kind.map(|k| s(k.as_str())))], &[]);
+        let context = format!("credits|{}|{}", scope.pk(), kind.map_or("", CreditKind::as_str));
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         let entries = items.into_iter().map(from_item).collect::<AppResult<Vec<LedgerEntry>>>()?;
         Ok((entries, cursor))
@@ -523,7 +481,6 @@ mod tests {
         assert_eq!(CreditKind::Spend.signed(3), -3);
         assert_eq!(CreditKind::Grant.signed(3), 3);
         assert_eq!(CreditKind::Refund.signed(3), 3);
-        assert_eq!(CREDIT_KINDS, [CreditKind::Grant, CreditKind::Spend, CreditKind::Refund].map(CreditKind::as_str));
     }
 
     #[test]
@@ -544,16 +501,16 @@ mod tests {
     fn credit_events_carry_the_positive_amount_and_the_balance_after() {
         let entry = LedgerEntry {
             id: Uuid::nil(),
-            tenant_id: Uuid::nil(),
+            tenant_id: TenantId(Uuid::nil()),
             amount: -3,
-            kind: "spend".into(),
+            kind: CreditKind::Spend,
             reason: "render".into(),
             reference: Some("job-1".into()),
             balance_after: 7,
             actor: AuditContext::system("test").actor,
-            created_at: "2026-01-01T00:00:00Z".into(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
         };
-        let payload = entry.event_payload();
+        let payload = event_payload(&entry);
         assert_eq!((payload.amount, payload.balance), (3, 7));
         assert_eq!(payload.reference.as_deref(), Some("job-1"));
         assert_eq!(payload.actor["type"], "system");

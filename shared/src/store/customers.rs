@@ -19,8 +19,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, UpdateBuilder};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
@@ -31,10 +30,12 @@ use crate::{
     auth::TenantScope,
     domain::{
         audit::{AuditContext, Change},
-        now_rfc3339, rfc3339,
+        now, rfc3339,
     },
     error::{AppError, AppResult},
 };
+
+pub use crate::domain::customer::{Customer, CustomerFields, Photo, PhotoStatus};
 
 pub const CUSTOMER_RESOURCE: &str = "customer";
 pub const PHOTO_RESOURCE: &str = "customer_photo";
@@ -80,68 +81,6 @@ fn customers_index_pk(scope: &TenantScope) -> String {
 /// Where a customer's photos live in the bucket.
 pub fn customer_blob_prefix(scope: &TenantScope, customer_id: Uuid) -> String {
     format!("{}customers/{customer_id}/", crate::blobs::tenant_prefix(scope))
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Customer {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub external_id: String,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub metadata: Map<String, Value>,
-    #[serde(default)]
-    pub photo_count: i64,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl Customer {
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-}
-
-/// The fields an upsert sets (absent ones stay as they are on an update).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CustomerFields {
-    pub email: Option<Option<String>>,
-    pub name: Option<Option<String>>,
-    pub metadata: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Photo {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub customer_id: Uuid,
-    /// `person` (the shopper) or `garment` (a product image for a cart item).
-    pub kind: String,
-    pub content_type: String,
-    pub declared_size: i64,
-    pub status: String,
-    #[serde(default)]
-    pub size_bytes: Option<i64>,
-    #[serde(default)]
-    pub rejection_reason: Option<String>,
-    pub object_key: String,
-    pub created_at: String,
-    #[serde(default)]
-    pub confirmed_at: Option<String>,
-}
-
-impl Photo {
-    /// The API view: the bucket key is ours, not the caller's business.
-    pub fn to_body(&self) -> Value {
-        let mut body = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Some(object) = body.as_object_mut() {
-            object.remove("object_key");
-        }
-        body
-    }
 }
 
 /// Why a photo could not be added.
@@ -193,7 +132,7 @@ impl Store {
                     None => continue,
                 }
             }
-            let now = now_rfc3339();
+            let now = now();
             let customer = Customer {
                 id: Uuid::now_v7(),
                 tenant_id: scope.tenant_id(),
@@ -202,7 +141,7 @@ impl Store {
                 name: fields.name.clone().flatten(),
                 metadata: fields.metadata.clone().unwrap_or_default(),
                 photo_count: 0,
-                created_at: now.clone(),
+                created_at: now,
                 updated_at: now,
             };
             let mut claim = claim_key(scope, external_id);
@@ -245,7 +184,7 @@ impl Store {
             if new == old {
                 return Ok(Some(old));
             }
-            new.updated_at = now_rfc3339();
+            new.updated_at = now();
             let update = UpdateBuilder::default()
                 .set_key(Some(customer_key(scope, id)))
                 .update_expression("SET email = :email, #name = :name, metadata = :metadata, updated_at = :now")
@@ -254,8 +193,8 @@ impl Store {
                 .expression_attribute_values(":email", to_attribute(&json!(new.email))?)
                 .expression_attribute_values(":name", to_attribute(&json!(new.name))?)
                 .expression_attribute_values(":metadata", to_attribute(&Value::Object(new.metadata.clone()))?)
-                .expression_attribute_values(":now", s(&new.updated_at))
-                .expression_attribute_values(":seen", s(&old.updated_at));
+                .expression_attribute_values(":now", s(rfc3339(new.updated_at)))
+                .expression_attribute_values(":seen", s(rfc3339(old.updated_at)));
             let mut tx = Tx::new();
             tx.update(update, Some(CUSTOMER_CHANGED));
             tx.audit(scope, audit, Change::updated(CUSTOMER_RESOURCE, id, old.to_body(), new.to_body()), retention);
@@ -349,30 +288,31 @@ impl Store {
         outcome: Result<i64, String>,
         audit: &AuditContext,
     ) -> AppResult<Photo> {
-        let now = rfc3339(crate::domain::now());
+        let at = now();
+        let now = rfc3339(at);
         let mut settled = photo.clone();
-        settled.confirmed_at = Some(now.clone());
+        settled.confirmed_at = Some(at);
         let update = UpdateBuilder::default()
             .set_key(Some(photo_key(scope, photo.customer_id, photo.id)))
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":pending", s(PhotoStatus::Pending.as_str()))
             .expression_attribute_values(":now", s(&now));
         let update = match &outcome {
             Ok(size) => {
-                settled.status = "ready".into();
+                settled.status = PhotoStatus::Ready;
                 settled.size_bytes = Some(*size);
                 update
                     .update_expression("SET #status = :ready, size_bytes = :size, confirmed_at = :now")
-                    .expression_attribute_values(":ready", s("ready"))
+                    .expression_attribute_values(":ready", s(PhotoStatus::Ready.as_str()))
                     .expression_attribute_values(":size", n(*size))
             }
             Err(reason) => {
-                settled.status = "rejected".into();
+                settled.status = PhotoStatus::Rejected;
                 settled.rejection_reason = Some(reason.clone());
                 update
                     .update_expression("SET #status = :rejected, rejection_reason = :reason, confirmed_at = :now")
-                    .expression_attribute_values(":rejected", s("rejected"))
+                    .expression_attribute_values(":rejected", s(PhotoStatus::Rejected.as_str()))
                     .expression_attribute_values(":reason", s(reason))
             }
         };
@@ -406,7 +346,7 @@ impl Store {
                 .condition_expression(
                     "updated_at = :seen AND (attribute_not_exists(photo_count) OR photo_count = :photos)",
                 )
-                .expression_attribute_values(":seen", s(&customer.updated_at))
+                .expression_attribute_values(":seen", s(rfc3339(customer.updated_at)))
                 .expression_attribute_values(":photos", n(customer.photo_count));
             let mut tx = Tx::new();
             tx.delete(delete_customer, Some(CUSTOMER_CHANGED));

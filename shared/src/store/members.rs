@@ -40,6 +40,7 @@ use crate::{
         plans::{Quota, effective_limits},
         tenant::Tenant,
         user::{INVITATION_TTL_SECONDS, Invitation, User, UserChanges},
+        values::Email,
     },
     error::{AppError, AppResult},
 };
@@ -291,7 +292,7 @@ impl Store {
         &self,
         scope: &TenantScope,
         tenant: &Tenant,
-        emails: &[String],
+        emails: &[Email],
         token_hashes: &[String],
         role: Role,
         audit: &AuditContext,
@@ -300,7 +301,8 @@ impl Store {
         let mut tx = Tx::new();
         let mut invitations = Vec::with_capacity(emails.len());
         for (email, hash) in emails.iter().zip(token_hashes) {
-            let invitation = Invitation::new(scope.tenant_id(), email, role, audit.user_id().map(str::to_owned), now);
+            let invitation =
+                Invitation::new(scope.tenant_id(), email.as_str(), role, audit.user_id().map(str::to_owned), now);
             let mut item = super::to_item(&invitation)?;
             item.extend(invitation_key(scope, &invitation.email));
             item.insert("token_hash".into(), s(hash));
@@ -334,12 +336,13 @@ impl Store {
     /// names the first failed condition, not its address, and no address
     /// before that one failed either, so the first of `emails` whose item
     /// that condition checked exists is the one.
-    async fn first_refused_email(&self, scope: &TenantScope, emails: &[String], cond: Cond) -> MemberError {
+    async fn first_refused_email(&self, scope: &TenantScope, emails: &[Email], cond: Cond) -> MemberError {
         for email in emails {
+            let email = email.as_str();
             let key = if cond == EMAIL_TAKEN { email_key(email) } else { invitation_key(scope, email) };
             match self.get_item(key).await {
-                Ok(Some(_)) if cond == EMAIL_TAKEN => return MemberError::EmailTaken(email.clone()),
-                Ok(Some(_)) => return MemberError::AlreadyInvited(email.clone()),
+                Ok(Some(_)) if cond == EMAIL_TAKEN => return MemberError::EmailTaken(email.to_owned()),
+                Ok(Some(_)) => return MemberError::AlreadyInvited(email.to_owned()),
                 Ok(None) => {}
                 Err(e) => return MemberError::Other(e),
             }
@@ -368,10 +371,11 @@ impl Store {
     pub async fn reissue_invitation(
         &self,
         scope: &TenantScope,
-        email: &str,
+        email: &Email,
         token_hash: &str,
         audit: &AuditContext,
     ) -> Result<Option<Invitation>, MemberError> {
+        let email = email.as_str();
         let Some(old) = self.get_invitation(scope, email).await? else { return Ok(None) };
         let new = Invitation { expires_at: Utc::now().timestamp() + INVITATION_TTL_SECONDS, ..old.clone() };
         let update = Update::builder()
@@ -395,9 +399,10 @@ impl Store {
     pub async fn revoke_invitation(
         &self,
         scope: &TenantScope,
-        email: &str,
+        email: &Email,
         audit: &AuditContext,
     ) -> Result<bool, MemberError> {
+        let email = email.as_str();
         let Some(old) = self.get_invitation(scope, email).await? else { return Ok(false) };
         let retention = self.audit_retention(scope).await?;
         let mut tx = Tx::new();

@@ -52,7 +52,7 @@ use crate::{
     domain::{
         audit::{AuditContext, Change, retention_days_of},
         plans::{Quota, effective_limits},
-        project::{Changes, Project, Task},
+        project::{Changes, Priority, Project, ProjectStatus, Task, TaskStatus},
     },
     error::{AppError, AppResult},
 };
@@ -118,15 +118,15 @@ fn stored<T: DeserializeOwned>(item: Item) -> AppResult<Stored<T>> {
 
 /// Filters of the project list.
 #[derive(Debug, Default, Clone)]
-pub struct ProjectFilter<'a> {
-    pub status: Option<&'a str>,
-    pub priority: Option<&'a str>,
+pub struct ProjectFilter {
+    pub status: Option<ProjectStatus>,
+    pub priority: Option<Priority>,
 }
 
 /// Filters of a project's task list.
 #[derive(Debug, Default, Clone)]
-pub struct TaskFilter<'a> {
-    pub status: Option<&'a str>,
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
     pub assignee_id: Option<Uuid>,
 }
 
@@ -175,7 +175,7 @@ impl Store {
     pub async fn list_projects(
         &self,
         scope: &TenantScope,
-        filter: &ProjectFilter<'_>,
+        filter: &ProjectFilter,
         page: &PageRequest,
     ) -> AppResult<(Vec<Project>, Option<String>)> {
         let pk = projects_index_pk(scope);
@@ -186,9 +186,16 @@ impl Store {
             .index_name("GSI1")
             .key_condition_expression("GSI1PK = :pk")
             .expression_attribute_values(":pk", s(&pk));
-        let query =
-            super::filter_equal(query, &[("status", filter.status.map(s)), ("priority", filter.priority.map(s))], &[]);
-        let context = format!("projects|{pk}|{}|{}", filter.status.unwrap_or(""), filter.priority.unwrap_or(""));
+        let query = super::filter_equal(
+            query,
+            &[("status", filter.status.map(|v| s(v.as_str()))), ("priority", filter.priority.map(|v| s(v.as_str())))],
+            &[],
+        );
+        let context = format!(
+            "projects|{pk}|{}|{}",
+            filter.status.map_or("", ProjectStatus::as_str),
+            filter.priority.map_or("", Priority::as_str)
+        );
         let (items, cursor) = self.query_page(query, page, &context, &["GSI1PK", "GSI1SK", "PK", "SK"]).await?;
         let projects = items.into_iter().map(from_item).collect::<AppResult<Vec<Project>>>()?;
         Ok((projects, cursor))
@@ -372,7 +379,7 @@ impl Store {
         &self,
         scope: &TenantScope,
         project_id: Uuid,
-        filter: &TaskFilter<'_>,
+        filter: &TaskFilter,
         page: &PageRequest,
     ) -> AppResult<Option<(Vec<Task>, Option<String>)>> {
         if self.get_project(scope, project_id).await?.is_none() {
@@ -390,13 +397,13 @@ impl Store {
         let assignee = filter.assignee_id.map(|a| a.to_string());
         let query = super::filter_equal(
             query,
-            &[("status", filter.status.map(s)), ("assignee_id", assignee.as_deref().map(s))],
+            &[("status", filter.status.map(|v| s(v.as_str()))), ("assignee_id", assignee.as_deref().map(s))],
             &[],
         );
         let context = format!(
             "tasks|{}|{project_id}|{}|{}",
             scope.pk(),
-            filter.status.unwrap_or(""),
+            filter.status.map_or("", TaskStatus::as_str),
             assignee.as_deref().unwrap_or("")
         );
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;

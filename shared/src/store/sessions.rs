@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Update};
-use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -30,20 +29,13 @@ use crate::{
     error::AppResult,
 };
 
+pub use crate::domain::user::Session;
+
 /// The presented token is no longer the family's current one, or the family
 /// was revoked.
 const TOKEN_NOT_CURRENT: Cond = Cond("token_not_current");
 /// The family is already revoked, or gone.
 const SESSION_NOT_ACTIVE: Cond = Cond("session_not_active");
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Session {
-    pub user_id: Uuid,
-    pub token_hash: String,
-    #[serde(default)]
-    pub revoked: bool,
-    pub expires_at: i64,
-}
 
 fn session_key(scope: &TenantScope, session_id: Uuid) -> Item {
     HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("SESSION#{session_id}")))])

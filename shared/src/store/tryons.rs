@@ -25,8 +25,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{ReturnValue, Update, builders::UpdateBuilder};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
@@ -40,21 +38,19 @@ use crate::{
     domain::audit::{AuditContext, Change},
     domain::{
         now_rfc3339,
-        tryon::{
-            self, ITEM_CANCELLED, ITEM_COMPLETED, ITEM_FAILED, ITEM_PROCESSING, ITEM_QUEUED, MAX_ITEMS, MIN_ITEMS,
-            Price, Quality,
-        },
+        tryon::{self, ItemStatus, MAX_ITEMS, MIN_ITEMS, SessionStatus},
     },
     error::{AppError, AppResult},
-    events::{
-        Event,
-        catalogue::{TryonItemRequested, TryonSessionFinished},
-    },
+    events::{Event, catalogue::TryonItemRequested},
     store::PageRequest,
     store::credits::LedgerEntry,
 };
 
 pub const TRYON_RESOURCE: &str = "tryon_session";
+
+/// The session and item entities live in the domain; re-exported here where
+/// their callers have always found them.
+pub use crate::domain::tryon::{TryonItem, TryonSession};
 
 /// The event that asks the worker to render one item (the worker's queue
 /// receives exactly these).
@@ -120,134 +116,6 @@ pub fn item_refund_reference(session_id: Uuid, index: u32) -> String {
 /// Where an item's rendered image goes.
 pub fn result_key(scope: &TenantScope, session_id: Uuid, index: u32) -> String {
     format!("{}tryons/{session_id}/{index:02}.png", crate::blobs::tenant_prefix(scope))
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TryonSession {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub customer_id: Uuid,
-    pub photo_id: Uuid,
-    pub quality: Quality,
-    pub price: Price,
-    pub status: String,
-    pub items_total: i64,
-    #[serde(default)]
-    pub completed_count: i64,
-    #[serde(default)]
-    pub failed_count: i64,
-    #[serde(default)]
-    pub cancelled_count: i64,
-    #[serde(default)]
-    pub refunded_credits: i64,
-    pub charge_entry_id: Option<Uuid>,
-    pub created_at: String,
-    pub updated_at: String,
-    #[serde(default)]
-    pub completed_at: Option<String>,
-}
-
-impl TryonSession {
-    pub fn done_count(&self) -> i64 {
-        self.completed_count + self.failed_count + self.cancelled_count
-    }
-
-    pub fn is_final(&self) -> bool {
-        matches!(self.status.as_str(), "completed" | "failed" | "cancelled")
-    }
-
-    /// `tryon.session.completed` / `.failed` / `.cancelled`: emitted in the
-    /// transaction that moves the session to its final status (that happens
-    /// once, see [`Store::finish_tryon_if_done`]).
-    pub fn finished_event(&self) -> Event {
-        let payload = TryonSessionFinished {
-            session_id: self.id,
-            customer_id: self.customer_id,
-            status: self.status.clone(),
-            items_total: self.items_total,
-            completed: self.completed_count,
-            failed: self.failed_count,
-            cancelled: self.cancelled_count,
-            credits_charged: self.price.total,
-            credits_refunded: self.refunded_credits,
-        };
-        match self.status.as_str() {
-            "completed" => Event::TryonSessionCompleted(payload),
-            "cancelled" => Event::TryonSessionCancelled(payload),
-            _ => Event::TryonSessionFailed(payload),
-        }
-    }
-
-    pub fn to_body(&self) -> Value {
-        let progress = if self.items_total > 0 { self.done_count() as f64 / self.items_total as f64 } else { 1.0 };
-        json!({
-            "id": self.id,
-            "tenant_id": self.tenant_id,
-            "customer_id": self.customer_id,
-            "photo_id": self.photo_id,
-            "quality": self.quality,
-            "status": self.status,
-            "pricing": self.price.to_body(),
-            "credits_charged": self.price.total,
-            "credits_refunded": self.refunded_credits,
-            "progress": {
-                "total": self.items_total,
-                "completed": self.completed_count,
-                "failed": self.failed_count,
-                "cancelled": self.cancelled_count,
-                "percent": (progress * 100.0).round(),
-            },
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "completed_at": self.completed_at,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TryonItem {
-    pub session_id: Uuid,
-    pub index: u32,
-    pub product_id: String,
-    #[serde(default)]
-    pub size: Option<String>,
-    #[serde(default)]
-    pub garment_image_url: Option<String>,
-    #[serde(default)]
-    pub garment_photo_id: Option<Uuid>,
-    /// This item's share of the session's price.
-    pub credits: i64,
-    pub status: String,
-    #[serde(default)]
-    pub result_key: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub lock: Option<String>,
-    #[serde(default)]
-    pub lease_until: Option<i64>,
-    #[serde(default)]
-    pub started_at: Option<String>,
-    #[serde(default)]
-    pub completed_at: Option<String>,
-}
-
-impl TryonItem {
-    /// The API view (the download URL is added by the handler).
-    pub fn to_body(&self) -> Value {
-        json!({
-            "index": self.index,
-            "product_id": self.product_id,
-            "size": self.size,
-            "garment_image_url": self.garment_image_url,
-            "garment_photo_id": self.garment_photo_id,
-            "credits": self.credits,
-            "status": self.status,
-            "error": self.error,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
-        })
-    }
 }
 
 /// What a worker's claim of an item found.
@@ -409,7 +277,7 @@ impl Store {
         &self,
         scope: &TenantScope,
         item: &TryonItem,
-        to: &str,
+        to: ItemStatus,
         lock: Option<&str>,
         error: Option<&str>,
         reason: &str,
@@ -419,15 +287,17 @@ impl Store {
         let mut update = Update::builder()
             .set_key(Some(item_key(scope, item.session_id, item.index)))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":now", s(&now));
         update = match lock {
             Some(lock) => update
                 .condition_expression("#status = :from AND #lock = :lock")
                 .expression_attribute_names("#lock", "lock")
-                .expression_attribute_values(":from", s(ITEM_PROCESSING))
+                .expression_attribute_values(":from", s(ItemStatus::Processing.as_str()))
                 .expression_attribute_values(":lock", s(lock)),
-            None => update.condition_expression("#status = :from").expression_attribute_values(":from", s(ITEM_QUEUED)),
+            None => update
+                .condition_expression("#status = :from")
+                .expression_attribute_values(":from", s(ItemStatus::Queued.as_str())),
         };
         update = match error {
             Some(error) => update
@@ -436,7 +306,7 @@ impl Store {
                 .expression_attribute_values(":error", s(error)),
             None => update.update_expression("SET #status = :to, completed_at = :now REMOVE lease_until"),
         };
-        let counter = if to == ITEM_CANCELLED { "cancelled_count" } else { "failed_count" };
+        let counter = if to == ItemStatus::Cancelled { "cancelled_count" } else { "failed_count" };
         let mut tx = Tx::new();
         tx.update(update, Some(ITEM_MOVED));
         tx.update(Self::session_count(scope, item.session_id, counter, item.credits), Some(SESSION_MISSING));
@@ -464,7 +334,7 @@ impl Store {
         audit: &AuditContext,
     ) -> AppResult<bool> {
         let reason = format!("try-on {} item {} cancelled", item.session_id, item.index);
-        self.end_item_with_refund(scope, item, ITEM_CANCELLED, None, None, &reason, audit).await
+        self.end_item_with_refund(scope, item, ItemStatus::Cancelled, None, None, &reason, audit).await
     }
 
     /// The worker gives up on an item it holds and refunds its share.
@@ -477,7 +347,7 @@ impl Store {
         audit: &AuditContext,
     ) -> AppResult<bool> {
         let reason = format!("try-on {} item {} failed", item.session_id, item.index);
-        self.end_item_with_refund(scope, item, ITEM_FAILED, Some(lock), Some(error), &reason, audit).await
+        self.end_item_with_refund(scope, item, ItemStatus::Failed, Some(lock), Some(error), &reason, audit).await
     }
 
     /// Takes an item for rendering (see the module docs).
@@ -501,8 +371,8 @@ impl Store {
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#lock", "lock")
-            .expression_attribute_values(":processing", s(ITEM_PROCESSING))
-            .expression_attribute_values(":queued", s(ITEM_QUEUED))
+            .expression_attribute_values(":processing", s(ItemStatus::Processing.as_str()))
+            .expression_attribute_values(":queued", s(ItemStatus::Queued.as_str()))
             .expression_attribute_values(":lock", s(lock))
             .expression_attribute_values(":lease", n(now + lease_seconds))
             .expression_attribute_values(":now", n(now))
@@ -524,8 +394,8 @@ impl Store {
                     .update_expression("SET #status = :processing, updated_at = :now")
                     .condition_expression("#status = :queued")
                     .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":processing", s("processing"))
-                    .expression_attribute_values(":queued", s("queued"))
+                    .expression_attribute_values(":processing", s(SessionStatus::Processing.as_str()))
+                    .expression_attribute_values(":queued", s(SessionStatus::Queued.as_str()))
                     .expression_attribute_values(":now", s(now_rfc3339()))
                     .send()
                     .await;
@@ -533,7 +403,7 @@ impl Store {
             }
             Err(err) if condition_failed(&err) => Ok(match self.get_tryon_item(scope, session_id, index).await? {
                 None => Claim::Missing,
-                Some(item) if item.status == ITEM_PROCESSING => Claim::Busy,
+                Some(item) if item.status == ItemStatus::Processing => Claim::Busy,
                 Some(_) => Claim::Finished,
             }),
             Err(err) => Err(err.into()),
@@ -554,8 +424,8 @@ impl Store {
             .condition_expression("#status = :processing AND #lock = :lock")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#lock", "lock")
-            .expression_attribute_values(":done", s(ITEM_COMPLETED))
-            .expression_attribute_values(":processing", s(ITEM_PROCESSING))
+            .expression_attribute_values(":done", s(ItemStatus::Completed.as_str()))
+            .expression_attribute_values(":processing", s(ItemStatus::Processing.as_str()))
             .expression_attribute_values(":lock", s(lock))
             .expression_attribute_values(":key", s(result_key))
             .expression_attribute_values(":now", s(now_rfc3339()));
@@ -578,7 +448,7 @@ impl Store {
             // Every item has ended, and an item ends once: the counters read
             // here are final, and so is the event's payload.
             let now = now_rfc3339();
-            session.status = tryon::final_status(session.completed_count, session.failed_count).into();
+            session.status = tryon::final_status(session.completed_count, session.failed_count);
             session.completed_at = Some(now.clone());
             session.updated_at = now.clone();
             let update = Update::builder()
@@ -586,9 +456,9 @@ impl Store {
                 .update_expression("SET #status = :final, completed_at = :now, updated_at = :now")
                 .condition_expression("#status IN (:queued, :processing)")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":final", s(&session.status))
-                .expression_attribute_values(":queued", s("queued"))
-                .expression_attribute_values(":processing", s("processing"))
+                .expression_attribute_values(":final", s(session.status.as_str()))
+                .expression_attribute_values(":queued", s(SessionStatus::Queued.as_str()))
+                .expression_attribute_values(":processing", s(SessionStatus::Processing.as_str()))
                 .expression_attribute_values(":now", s(&now));
             let mut tx = Tx::new();
             tx.update(update, Some(SESSION_FINISHED));

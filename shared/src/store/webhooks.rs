@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::{
     primitives::Blob,
     types::{AttributeValue, Delete, ReturnValue, Update},
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -69,85 +68,9 @@ fn delivery_key(scope: &TenantScope, endpoint_id: Uuid, delivery_id: Uuid) -> It
     key(scope, format!("{}{delivery_id}", deliveries_prefix(endpoint_id)))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Endpoint {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub url: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    pub event_types: Vec<String>,
-    pub status: String,
-    #[serde(default)]
-    pub disabled_reason: Option<String>,
-    pub retry_schedule_seconds: Vec<i64>,
-    #[serde(default)]
-    pub consecutive_failures: i64,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl Endpoint {
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    /// Whether this endpoint wants events of `event_type` (`*`, `tryon.*`,
-    /// or the exact type).
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.event_types.iter().any(|pattern| type_matches(pattern, event_type))
-    }
-}
-
-pub fn type_matches(pattern: &str, event_type: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some("") => true,
-        Some(prefix) => event_type.starts_with(prefix),
-        None => pattern == event_type,
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub id: Uuid,
-    pub endpoint_id: Uuid,
-    pub tenant_id: Uuid,
-    pub event_type: String,
-    pub payload: String,
-    pub status: String,
-    #[serde(default)]
-    pub attempts: Vec<Value>,
-    /// Attempts since the delivery was (re)queued; indexes the schedule.
-    #[serde(default)]
-    pub round_attempts: i64,
-    #[serde(default)]
-    pub next_attempt_at: Option<String>,
-    pub created_at: String,
-    #[serde(default)]
-    pub completed_at: Option<String>,
-}
-
-impl Delivery {
-    /// The webhook-id header: the same on every attempt and replay.
-    pub fn message_id(&self) -> String {
-        format!("msg_{}", self.id.simple())
-    }
-
-    pub fn to_body(&self) -> Value {
-        json!({
-            "id": self.id,
-            "webhook_id": self.message_id(),
-            "endpoint_id": self.endpoint_id,
-            "event_type": self.event_type,
-            "status": self.status,
-            "attempts": self.attempts,
-            "attempt_count": self.attempts.len(),
-            "next_attempt_at": self.next_attempt_at,
-            "created_at": self.created_at,
-            "completed_at": self.completed_at,
-        })
-    }
-}
+/// The endpoint and delivery entities live in the domain; re-exported here
+/// where their callers have always found them.
+pub use crate::domain::webhook::{Delivery, Endpoint, type_matches};
 
 /// How a delivery attempt ended, for the store.
 pub enum AttemptOutcome {

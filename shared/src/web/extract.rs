@@ -56,22 +56,85 @@ pub fn parse_body<T: for<'de> eserde::EDeserialize<'de>>(bytes: &[u8]) -> Result
     let text = std::str::from_utf8(bytes).map_err(|_| AppError::invalid_json("the body is not UTF-8"))?;
     // Malformed JSON is its own error; only well-formed bodies are checked
     // field by field.
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(_)) => {}
+    let mut body = match serde_json::from_str::<Value>(text) {
+        Ok(body @ Value::Object(_)) => body,
         Ok(_) => return Err(AppError::invalid_json("the request body must be a JSON object")),
         Err(e) => return Err(AppError::invalid_json(format!("the body is not valid JSON: {e}"))),
+    };
+    // eserde stops checking an object at its first unknown field, so the
+    // unknown fields are set aside (reported) and the rest checked again,
+    // until no new one turns up: one 400 names every problem.
+    let mut unknown: Vec<FieldError> = Vec::new();
+    for _ in 0..MAX_UNKNOWN_ROUNDS {
+        let errors = match eserde::json::from_str::<T>(&body.to_string()) {
+            Ok(value) if unknown.is_empty() => return Ok(value),
+            Ok(_) => return Err(AppError::validation(unknown)),
+            Err(errors) => errors,
+        };
+        let (new_unknown, others): (Vec<FieldError>, Vec<FieldError>) = errors
+            .iter()
+            .map(|e| {
+                let path = e.path().map(|p| p.to_string()).filter(|p| !p.is_empty() && p != ".");
+                FieldError::new(path.unwrap_or_else(|| field_named_in(e.message())), clean(e.message()))
+            })
+            .partition(|f| f.message.starts_with("unknown field"));
+        let removed = new_unknown.iter().filter(|f| remove_at(&mut body, &f.field)).count();
+        unknown.extend(new_unknown);
+        if removed == 0 {
+            unknown.extend(others);
+            break;
+        }
     }
-    eserde::json::from_str::<T>(text).map_err(|errors| {
-        AppError::validation(
-            errors
-                .iter()
-                .map(|e| {
-                    let path = e.path().map(|p| p.to_string()).filter(|p| !p.is_empty() && p != ".");
-                    FieldError::new(path.unwrap_or_else(|| field_named_in(e.message())), clean(e.message()))
-                })
-                .collect(),
-        )
-    })
+    // One order whatever the rounds found: by the field's path.
+    unknown.sort_by(|a, b| a.field.cmp(&b.field));
+    Err(AppError::validation(unknown))
+}
+
+/// How many rounds of unknown fields a body may take to report (each round
+/// finds at least one more; nesting adds rounds).
+const MAX_UNKNOWN_ROUNDS: usize = 8;
+
+/// Removes the value at an error's path (`a.b`, `items[2].c`); false when
+/// there is none.
+fn remove_at(body: &mut Value, path: &str) -> bool {
+    let mut segments: Vec<Segment<'_>> = Vec::new();
+    for part in path.split('.') {
+        let (name, indices) = match part.find('[') {
+            Some(at) => (&part[..at], &part[at..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            segments.push(Segment::Key(name));
+        }
+        for index in indices.split(']').filter_map(|i| i.strip_prefix('[')) {
+            match index.parse() {
+                Ok(i) => segments.push(Segment::Index(i)),
+                Err(_) => return false,
+            }
+        }
+    }
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut current = body;
+    for segment in parents {
+        let next = match (segment, current) {
+            (Segment::Key(k), Value::Object(map)) => map.get_mut(*k),
+            (Segment::Index(i), Value::Array(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(value) => current = value,
+            None => return false,
+        }
+    }
+    match (last, current) {
+        (Segment::Key(k), Value::Object(map)) => map.remove(*k).is_some(),
+        _ => false,
+    }
+}
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
 }
 
 /// serde names a missing or unknown field in backticks; such errors are
@@ -270,12 +333,12 @@ mod tests {
         let mut names = fields(err.expect("invalid"));
         names.sort();
         assert_eq!(names, ["name", "nested.flag", "size"]);
-        // An unknown field stops the object it is in (eserde), so a missing
-        // one beside it shows on the next try; the others are still named.
-        let err = parse_body::<Create>(br#"{"size": 300, "nested": {"flag": "yes"}, "extra": 1}"#).err();
+        // eserde stops at an unknown field; parse_body sets it aside and
+        // checks the rest again, so nothing hides behind it.
+        let err = parse_body::<Create>(br#"{"size": 300, "nested": {"flag": "yes", "odd": 1}, "extra": 1}"#).err();
         let mut names = fields(err.expect("invalid"));
         names.sort();
-        assert_eq!(names, ["extra", "nested.flag", "size"]);
+        assert_eq!(names, ["extra", "name", "nested.flag", "nested.odd", "size"]);
     }
 
     #[test]

@@ -1,21 +1,19 @@
-//! HTTP plumbing every route group shares: request ids, the JSON body extractor
-//! that answers in the API.md error shape, list parameters and pages, health.
+//! HTTP plumbing every route group shares: request ids, the query string,
+//! pages, health, and the layers around a group's routes (`finish_app`).
+//! Bodies, path ids and list queries are parsed by `super::extract`.
 
 use axum::{
     Json, Router,
-    extract::{FromRequest, FromRequestParts, Request},
+    extract::{FromRequestParts, Request},
     http::{HeaderValue, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
 };
-use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::json;
 
-use crate::{
-    error::{AppError, FieldError},
-    request_id::with_request_id,
-};
+use crate::{error::AppError, request_id::with_request_id};
 pub use crate::{request_id::current_request_id, store::PageRequest};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -66,66 +64,7 @@ fn incoming_request_id(request: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A JSON body. Malformed JSON is 400 `invalid_json`; a body of the wrong shape
-/// is 400 `validation_failed` naming the field serde stopped at.
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| AppError::invalid_json(format!("could not read the body: {e}")))?;
-        parse_json(&bytes).map(ApiJson)
-    }
-}
-
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let value: Value = if bytes.is_empty() {
-        return Err(AppError::invalid_json("the request body must be a JSON object"));
-    } else {
-        serde_json::from_slice(bytes).map_err(|e| AppError::invalid_json(format!("the body is not valid JSON: {e}")))?
-    };
-    serde_json::from_value(value).map_err(|e| {
-        let text = e.to_string();
-        let field = field_named_in(&text).unwrap_or_else(|| "body".to_owned());
-        AppError::validation(vec![FieldError::new(field, text)])
-    })
-}
-
-/// serde's messages name the offending field in backticks ("missing field `email`").
-fn field_named_in(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let end = start + message[start..].find('`')?;
-    Some(message[start..end].to_owned())
-}
-
-/// A UUID path segment, or 400 naming `field`.
-pub fn path_uuid(raw: &str, field: &str) -> Result<uuid::Uuid, AppError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| AppError::invalid_field(field, "must be a valid UUID"))
-}
-
-/// A JSON object body, for handlers that validate field by field.
-pub struct JsonObject(pub Map<String, Value>);
-
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
-    type Rejection = AppError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ApiJson(value) = ApiJson::<Value>::from_request(req, state).await?;
-        match value {
-            Value::Object(map) => Ok(JsonObject(map)),
-            _ => Err(AppError::invalid_json("the request body must be a JSON object")),
-        }
-    }
-}
-
-/// Query string as a flat map; handlers validate the parameters they accept.
+/// Query string as a flat map (`extract::ListQuery` reads it).
 pub struct QueryParams(pub std::collections::HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
@@ -149,46 +88,6 @@ fn serde_urlencoded_pairs(query: &str) -> Result<std::collections::HashMap<Strin
 
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
-
-impl QueryParams {
-    pub fn page(&self) -> Result<PageRequest, AppError> {
-        let limit = match self.0.get("limit") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(raw) => match raw.parse::<i32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-                _ => {
-                    return Err(AppError::invalid_field(
-                        "limit",
-                        format!("must be an integer between 1 and {MAX_PAGE_SIZE}"),
-                    ));
-                }
-            },
-        };
-        let cursor = self.0.get("cursor").filter(|c| !c.is_empty()).cloned();
-        Ok(PageRequest { limit, cursor })
-    }
-
-    /// The non-empty parameters as a JSON object, for `validate::Fields`.
-    pub fn as_object(&self) -> Map<String, Value> {
-        self.0.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
-    }
-
-    /// Refuses parameters a route does not know, so a typo is not silently ignored.
-    pub fn allow_only(&self, known: &[&str]) -> Result<(), AppError> {
-        let mut unknown: Vec<FieldError> = self
-            .0
-            .keys()
-            .filter(|k| !known.contains(&k.as_str()))
-            .map(|k| FieldError::new(k.clone(), "unknown query parameter"))
-            .collect();
-        unknown.sort_by(|a, b| a.field.cmp(&b.field));
-        if unknown.is_empty() { Ok(()) } else { Err(AppError::validation(unknown)) }
-    }
-}
 
 /// A list response: `{"data": [...], "next_cursor": ...}`.
 #[derive(Debug, Serialize)]
@@ -230,9 +129,4 @@ pub fn finish_app(routes: Router<super::AppState>, state: super::AppState) -> Ro
 pub fn in_current_request<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
     use tracing::Instrument;
     with_request_id(current_request_id(), crate::aws::call_log::carry(future.instrument(tracing::Span::current())))
-}
-
-/// Serialises a domain value for a response body.
-pub fn json_response<T: Serialize>(status: axum::http::StatusCode, value: &T) -> Response {
-    (status, Json(value)).into_response()
 }

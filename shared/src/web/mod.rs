@@ -3,7 +3,7 @@
 //! `auth`, `events`) knows it exists.
 //! - [`extract`]: the typed edge: `Body<T>`, `PathIds<T>`, `ListQuery<F>`,
 //!   `Patch<T>` (one 400 naming every bad field).
-//! - [`http`]: request ids, JSON bodies, paths, query lists and pages,
+//! - [`http`]: request ids, the query string, pages,
 //!   health, the shared layers around a group's routes (`finish_app`).
 //! - [`principal`]: the `Principal` extractor (tokens, API keys, the rate
 //!   count); [`audit`]: `AuditContext` and `ClientInfo` extractors.

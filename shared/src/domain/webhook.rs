@@ -1,0 +1,235 @@
+//! Outbound webhooks: what an endpoint may subscribe to and how it is
+//! retried, as values that are valid by construction. No I/O.
+//!
+//! - [`EventPattern`]: an event type (`user.created`), a family
+//!   (`tryon.*`) or `*`.
+//! - [`RetrySchedule`]: 1 to [`MAX_RETRIES`] delays of whole seconds, at
+//!   most a day in all.
+//! - [`EndpointStatus`], [`DeliveryStatus`]: the states a caller may set or
+//!   filter by (stored as the same strings).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Seed 004's schedule: retries 5 s, 15 s and 45 s after a failure.
+pub const DEFAULT_SCHEDULE: [i64; 3] = [5, 15, 45];
+pub const MAX_RETRIES: usize = 10;
+/// A schedule may spread a delivery over a day at most.
+pub const MAX_SCHEDULE_SECONDS: i64 = 86_400;
+pub const MAX_EVENT_TYPES: usize = 50;
+
+crate::string_enum!(
+    /// An endpoint's status: `disabled` by a user, after 10 failed
+    /// deliveries, or on a 410.
+    EndpointStatus {
+        Active => "active",
+        Disabled => "disabled",
+    }
+);
+
+crate::string_enum!(
+    /// A delivery's status.
+    DeliveryStatus {
+        Pending => "pending",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
+);
+
+/// Whether `pattern` (`*`, `tryon.*` or an exact type) covers `event_type`.
+pub fn type_matches(pattern: &str, event_type: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some("") => true,
+        Some(prefix) => event_type.starts_with(prefix),
+        None => pattern == event_type,
+    }
+}
+
+/// A tenant's webhook endpoint as stored (`store::webhooks` keeps its keys
+/// and conditions). `status` is an [`EndpointStatus`] name; timestamps are
+/// RFC 3339 strings as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub url: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub event_types: Vec<String>,
+    pub status: String,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    pub retry_schedule_seconds: Vec<i64>,
+    #[serde(default)]
+    pub consecutive_failures: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Endpoint {
+    pub fn to_body(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Whether this endpoint wants events of `event_type` (`*`, `tryon.*`,
+    /// or the exact type).
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.iter().any(|pattern| type_matches(pattern, event_type))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub tenant_id: Uuid,
+    pub event_type: String,
+    pub payload: String,
+    pub status: String,
+    #[serde(default)]
+    pub attempts: Vec<Value>,
+    /// Attempts since the delivery was (re)queued; indexes the schedule.
+    #[serde(default)]
+    pub round_attempts: i64,
+    #[serde(default)]
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+}
+
+impl Delivery {
+    /// The webhook-id header: the same on every attempt and replay.
+    pub fn message_id(&self) -> String {
+        format!("msg_{}", self.id.simple())
+    }
+
+    pub fn to_body(&self) -> Value {
+        json!({
+            "id": self.id,
+            "webhook_id": self.message_id(),
+            "endpoint_id": self.endpoint_id,
+            "event_type": self.event_type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "attempt_count": self.attempts.len(),
+            "next_attempt_at": self.next_attempt_at,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+        })
+    }
+}
+
+/// What an endpoint subscribes to: an event type (`user.created`: lowercase
+/// dotted words), a family (`tryon.*`) or every event (`*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventPattern(String);
+
+impl EventPattern {
+    pub const EXPECTATION: &'static str = "must be an event type (user.created), a family (tryon.*) or *";
+
+    pub fn parse(value: &str) -> Option<Self> {
+        let body = value.strip_suffix(".*").unwrap_or(value);
+        let valid = value == "*"
+            || (!body.is_empty()
+                && body
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        valid.then(|| Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for EventPattern {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(s) => Self::parse(&s).ok_or_else(|| D::Error::custom(Self::EXPECTATION)),
+            _ => Err(D::Error::custom(Self::EXPECTATION)),
+        }
+    }
+}
+
+eserde::impl_edeserialize_compat!(EventPattern);
+
+/// Delays before each retry, in whole seconds: at most [`MAX_RETRIES`],
+/// each 1..=[`MAX_SCHEDULE_SECONDS`], adding up to a day at most. Refused
+/// as a whole (the field is named, not the element).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<i64>);
+
+impl RetrySchedule {
+    pub fn parse(value: &Value) -> Result<Self, String> {
+        let Some(list) = value.as_array() else {
+            return Err("must be an array".to_owned());
+        };
+        if list.len() > MAX_RETRIES {
+            return Err(format!("must have at most {MAX_RETRIES} items"));
+        }
+        let delays: Option<Vec<i64>> =
+            list.iter().map(|v| v.as_i64().filter(|d| (1..=MAX_SCHEDULE_SECONDS).contains(d))).collect();
+        let Some(delays) = delays else {
+            return Err(format!("must be whole seconds from 1 to {MAX_SCHEDULE_SECONDS}"));
+        };
+        if delays.iter().sum::<i64>() > MAX_SCHEDULE_SECONDS {
+            return Err("must add up to a day at most".to_owned());
+        }
+        Ok(Self(delays))
+    }
+
+    pub fn into_inner(self) -> Vec<i64> {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RetrySchedule {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+eserde::impl_edeserialize_compat!(RetrySchedule);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn event_patterns() {
+        for ok in ["*", "user.created", "tryon.*", "webhook.delivery.replay_requested"] {
+            assert!(EventPattern::parse(ok).is_some(), "{ok}");
+        }
+        for bad in ["", "User.Created", "tryon.*.x", "a..b", ".*", "Bad Type"] {
+            assert!(EventPattern::parse(bad).is_none(), "{bad}");
+        }
+        assert!(type_matches("tryon.*", "tryon.session.completed"));
+        assert!(!type_matches("user.created", "user.deleted"));
+    }
+
+    #[test]
+    fn retry_schedules() {
+        assert_eq!(RetrySchedule::parse(&json!([5, 15, 45])).map(RetrySchedule::into_inner), Ok(vec![5, 15, 45]));
+        for bad in [json!([5, 0]), json!([86_400, 1]), json!(vec![1; 11]), json!(["5"]), json!(5)] {
+            assert!(RetrySchedule::parse(&bad).is_err(), "{bad}");
+        }
+    }
+}
