@@ -136,6 +136,18 @@ impl AppError {
         }
     }
 
+    /// The fields a `validation_failed` names (`details.fields[].field`), in
+    /// order; empty for any other error.
+    pub fn invalid_fields(&self) -> Vec<String> {
+        match self {
+            AppError::Api { details, .. } => details["fields"]
+                .as_array()
+                .map(|fields| fields.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            AppError::Internal(_) => Vec::new(),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Api { code, .. } => code,

@@ -307,10 +307,7 @@ mod tests {
     fn problems(body: Value) -> Vec<String> {
         match parse(body, now()) {
             Ok(_) => Vec::new(),
-            Err(AppError::Api { details, .. }) => details["fields"]
-                .as_array()
-                .map(|fs| fs.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default(),
+            Err(err @ AppError::Api { .. }) => err.invalid_fields(),
             Err(AppError::Internal(e)) => panic!("internal: {e}"),
         }
     }

@@ -322,13 +322,7 @@ mod tests {
     use super::*;
 
     fn fields(err: AppError) -> Vec<String> {
-        let AppError::Api { details, .. } = err else { panic!("an API error expected") };
-        details["fields"]
-            .as_array()
-            .expect("fields")
-            .iter()
-            .filter_map(|f| f["field"].as_str().map(str::to_owned))
-            .collect()
+        err.invalid_fields()
     }
 
     #[test]

@@ -312,10 +312,7 @@ mod tests {
         let result = parse_body::<NewTryon>(body.to_string().as_bytes()).and_then(|r| r.check(https_only));
         match result {
             Ok(()) => Vec::new(),
-            Err(AppError::Api { details, .. }) => details["fields"]
-                .as_array()
-                .map(|fs| fs.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default(),
+            Err(err @ AppError::Api { .. }) => err.invalid_fields(),
             Err(AppError::Internal(e)) => panic!("{e}"),
         }
     }

@@ -382,10 +382,7 @@ mod tests {
         };
         match result.and_then(|u| u.into_fields(local)) {
             Ok(_) => Vec::new(),
-            Err(AppError::Api { details, .. }) => details["fields"]
-                .as_array()
-                .map(|fs| fs.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default(),
+            Err(err @ AppError::Api { .. }) => err.invalid_fields(),
             Err(AppError::Internal(e)) => panic!("{e}"),
         }
     }

@@ -324,7 +324,7 @@ mod tests {
     }
 
     fn fields(err: AppError) -> Vec<String> {
-        field_errors(err).into_iter().map(|f| f.field).collect()
+        err.invalid_fields()
     }
 
     #[test]
