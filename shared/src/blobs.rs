@@ -40,7 +40,7 @@ pub fn tenant_prefix(scope: &TenantScope) -> String {
 }
 
 /// A presigned upload: PUT the bytes to `url` with exactly these headers.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PresignedUpload {
     pub method: &'static str,
     pub url: String,

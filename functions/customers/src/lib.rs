@@ -22,14 +22,15 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope},
-    blobs::sniff_image_type,
+    blobs::{PresignedUpload, sniff_image_type},
     domain::{
-        customer::{CustomerName, ExternalId, ImageType, Metadata, PhotoKind, PhotoSize},
+        customer::{CustomerName, CustomerView, PhotoView, ExternalId, ImageType, Metadata, PhotoKind, PhotoSize},
         ids::{CustomerId, PhotoId},
         now,
         values::Email,
@@ -110,7 +111,7 @@ async fn upsert_customer(
     let (external_id, fields) = upsert.into_parts();
     let (customer, created) = state.store.upsert_customer(&scope, external_id.as_str(), &fields, &audit).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(customer.to_body())).into_response())
+    Ok((status, Json(customer.view())).into_response())
 }
 
 /// `GET /v1/customers` filters.
@@ -127,12 +128,12 @@ async fn list_customers(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<CustomerFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<CustomerView>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
     let ListQuery { page, filters } = query?;
     let external_id = filters.external_id.as_ref().map(|e| e.as_str());
     let (customers, next_cursor) = state.store.list_customers(&scope, external_id, &page).await?;
-    Ok(Page { data: customers.iter().map(Customer::to_body).collect(), next_cursor })
+    Ok(Page { data: customers.iter().map(Customer::view).collect(), next_cursor })
 }
 
 async fn load_customer(state: &AppState, scope: &TenantScope, id: Uuid) -> AppResult<Customer> {
@@ -143,10 +144,10 @@ async fn get_customer(
     State(state): State<AppState>,
     principal: Principal,
     path: Result<PathIds<CustomerId>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<CustomerView>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
     let PathIds(CustomerId(id)) = path?;
-    Ok(Json(load_customer(&state, &scope, id).await?.to_body()))
+    Ok(Json(load_customer(&state, &scope, id).await?.view()))
 }
 
 /// Deletes the customer and their photos: the objects in S3 first, then the
@@ -183,6 +184,16 @@ struct NewPhoto {
     kind: Option<PhotoKind>,
 }
 
+/// A new photo and where to upload its bytes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PhotoWithUpload {
+    #[serde(flatten)]
+    pub photo: PhotoView,
+    pub upload: PresignedUpload,
+    /// The largest upload any photo may be.
+    pub max_size_bytes: i64,
+}
+
 /// Body [`NewPhoto`]. 201 with the photo (`pending`) and `upload`: PUT the
 /// bytes to `upload.url` with `upload.headers` before `upload.expires_at`,
 /// then confirm.
@@ -192,7 +203,7 @@ async fn create_photo(
     audit: AuditContext,
     path: Result<PathIds<CustomerId>, AppError>,
     body: Result<Body<NewPhoto>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<PhotoWithUpload>)> {
     let scope = principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
     let PathIds(CustomerId(customer_id)) = path?;
     let Body(NewPhoto { content_type, size_bytes, kind }) = body?;
@@ -221,10 +232,7 @@ async fn create_photo(
         Err(PhotoError::Other(e)) => return Err(e),
     }
     let upload = state.blobs.presign_upload(&photo.object_key, content_type.as_str(), UPLOAD_URL_TTL).await?;
-    let mut body = photo.to_body();
-    body["upload"] = serde_json::to_value(upload).map_err(AppError::internal)?;
-    body["max_size_bytes"] = json!(MAX_PHOTO_BYTES);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(PhotoWithUpload { photo: photo.view(), upload, max_size_bytes: MAX_PHOTO_BYTES })))
 }
 
 /// What the stored object must be for the photo to become `ready`.
@@ -258,7 +266,7 @@ async fn confirm_photo(
     principal: Principal,
     audit: AuditContext,
     path: Result<PathIds<(CustomerId, PhotoId)>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<Json<PhotoView>> {
     let scope = principal.require(Role::Developer, Scope::CustomersWrite, PHOTO_RESOURCE)?;
     let PathIds((CustomerId(customer_id), PhotoId(photo_id))) = path?;
     let photo = state
@@ -281,15 +289,15 @@ async fn confirm_photo(
     answer_for(state.store.settle_photo(&scope, &photo, verdict, &audit).await?)
 }
 
-fn answer_for(photo: Photo) -> AppResult<Response> {
+fn answer_for(photo: Photo) -> AppResult<Json<PhotoView>> {
     match photo.status {
         PhotoStatus::Rejected => Err(AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_upload",
             photo.rejection_reason.clone().unwrap_or_else(|| "the upload was refused".into()),
         )
-        .with_details(json!({"photo": photo.to_body()}))),
-        _ => Ok(Json(photo.to_body()).into_response()),
+        .with_details(json!({"photo": photo.view()}))),
+        _ => Ok(Json(photo.view())),
     }
 }
 
@@ -297,16 +305,18 @@ async fn list_photos(
     State(state): State<AppState>,
     principal: Principal,
     path: Result<PathIds<CustomerId>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Page<PhotoView>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, PHOTO_RESOURCE)?;
     let PathIds(CustomerId(id)) = path?;
     let customer = load_customer(&state, &scope, id).await?;
     let photos = state.store.list_photos(&scope, customer.id).await?;
-    Ok(Json(json!({"data": photos.iter().map(Photo::to_body).collect::<Vec<_>>(), "next_cursor": null})))
+    // At most MAX_PHOTOS_PER_CUSTOMER: always one page.
+    Ok(Page { data: photos.iter().map(Photo::view).collect(), next_cursor: None })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
     use shared::web::extract::parse_body;
 
     use super::*;

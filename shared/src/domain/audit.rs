@@ -90,18 +90,26 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn created(resource_type: &'static str, id: impl ToString, new: Value) -> Self {
-        Self { action: "create", resource_type, resource_id: id.to_string(), old_values: json!({}), new_values: new }
+    /// `new` is the resource as the API shows it (its view type), so an
+    /// entry records what a caller could see, never a stored-only field.
+    pub fn created(resource_type: &'static str, id: impl ToString, new: impl Serialize) -> Self {
+        Self { action: "create", resource_type, resource_id: id.to_string(), old_values: json!({}), new_values: snapshot(new) }
     }
 
-    pub fn updated(resource_type: &'static str, id: impl ToString, old: Value, new: Value) -> Self {
-        let (old_values, new_values) = changed_fields(&old, &new);
+    pub fn updated(resource_type: &'static str, id: impl ToString, old: impl Serialize, new: impl Serialize) -> Self {
+        let (old_values, new_values) = changed_fields(&snapshot(old), &snapshot(new));
         Self { action: "update", resource_type, resource_id: id.to_string(), old_values, new_values }
     }
 
-    pub fn deleted(resource_type: &'static str, id: impl ToString, old: Value) -> Self {
-        Self { action: "delete", resource_type, resource_id: id.to_string(), old_values: old, new_values: json!({}) }
+    pub fn deleted(resource_type: &'static str, id: impl ToString, old: impl Serialize) -> Self {
+        Self { action: "delete", resource_type, resource_id: id.to_string(), old_values: snapshot(old), new_values: json!({}) }
     }
+}
+
+/// A view as JSON. Views are plain structs of strings, numbers and maps, for
+/// which serialisation cannot fail; `{}` would only hide a bug in a view.
+fn snapshot(view: impl Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or_else(|_| json!({}))
 }
 
 /// Only the fields that differ, on both sides, so an entry shows what changed.

@@ -36,9 +36,34 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A customer as the API shows it (and as audit entries record it).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CustomerView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// The retailer's own id of the shopper.
+    pub external_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub photo_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 impl Customer {
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    pub fn view(&self) -> CustomerView {
+        CustomerView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            external_id: self.external_id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            metadata: self.metadata.clone(),
+            photo_count: self.photo_count,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
 }
 
@@ -116,14 +141,41 @@ pub struct Photo {
     pub confirmed_at: Option<DateTime<Utc>>,
 }
 
+/// A photo as the API shows it: the bucket key is ours, not the caller's
+/// business, so it has no field here.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PhotoView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub customer_id: Uuid,
+    pub kind: PhotoKind,
+    pub content_type: ImageType,
+    /// The size the create body declared; the upload must match it.
+    pub declared_size: i64,
+    pub status: PhotoStatus,
+    /// The uploaded object's size, once confirmed.
+    pub size_bytes: Option<i64>,
+    /// Why the upload was refused (`rejected` only).
+    pub rejection_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
 impl Photo {
-    /// The API view: the bucket key is ours, not the caller's business.
-    pub fn to_body(&self) -> Value {
-        let mut body = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Some(object) = body.as_object_mut() {
-            object.remove("object_key");
+    pub fn view(&self) -> PhotoView {
+        PhotoView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            customer_id: self.customer_id,
+            kind: self.kind,
+            content_type: self.content_type,
+            declared_size: self.declared_size,
+            status: self.status,
+            size_bytes: self.size_bytes,
+            rejection_reason: self.rejection_reason.clone(),
+            created_at: self.created_at,
+            confirmed_at: self.confirmed_at,
         }
-        body
     }
 }
 

@@ -152,7 +152,7 @@ impl Store {
             item.insert("GSI1SK".into(), s(customer.id.to_string()));
             let mut tx = Tx::new();
             tx.put_new(claim, EXTERNAL_ID_TAKEN).put_new(item, Cond::UNIQUE_ID);
-            tx.audit(scope, audit, Change::created(CUSTOMER_RESOURCE, customer.id, customer.to_body()), retention);
+            tx.audit(scope, audit, Change::created(CUSTOMER_RESOURCE, customer.id, customer.view()), retention);
             // Another request created it first: update that one.
             if committed(self, tx, EXTERNAL_ID_TAKEN).await? {
                 return Ok((customer, true));
@@ -197,7 +197,7 @@ impl Store {
                 .expression_attribute_values(":seen", s(rfc3339(old.updated_at)));
             let mut tx = Tx::new();
             tx.update(update, Some(CUSTOMER_CHANGED));
-            tx.audit(scope, audit, Change::updated(CUSTOMER_RESOURCE, id, old.to_body(), new.to_body()), retention);
+            tx.audit(scope, audit, Change::updated(CUSTOMER_RESOURCE, id, old.view(), new.view()), retention);
             if committed(self, tx, CUSTOMER_CHANGED).await? {
                 return Ok(Some(new));
             }
@@ -268,7 +268,7 @@ impl Store {
         item.extend(photo_key(scope, photo.customer_id, photo.id));
         let mut tx = Tx::new();
         tx.update(count, Some(NO_PHOTO_SLOT)).put_new(item, Cond::UNIQUE_ID);
-        tx.audit(scope, audit, Change::created(PHOTO_RESOURCE, photo.id, photo.to_body()), retention);
+        tx.audit(scope, audit, Change::created(PHOTO_RESOURCE, photo.id, photo.view()), retention);
         match tx.commit(self).await {
             Ok(()) => Ok(()),
             Err(TxError::Condition(NO_PHOTO_SLOT)) => match self.get_customer(scope, photo.customer_id).await? {
@@ -351,7 +351,7 @@ impl Store {
             let mut tx = Tx::new();
             tx.delete(delete_customer, Some(CUSTOMER_CHANGED));
             tx.delete(DeleteBuilder::default().set_key(Some(claim_key(scope, &customer.external_id))), None);
-            tx.audit(scope, audit, Change::deleted(CUSTOMER_RESOURCE, id, customer.to_body()), retention);
+            tx.audit(scope, audit, Change::deleted(CUSTOMER_RESOURCE, id, customer.view()), retention);
             for photo in &photos {
                 tx.delete(DeleteBuilder::default().set_key(Some(photo_key(scope, id, photo.id))), None);
             }

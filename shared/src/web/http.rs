@@ -89,10 +89,12 @@ fn serde_urlencoded_pairs(query: &str) -> Result<std::collections::HashMap<Strin
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
 pub const MAX_PAGE_SIZE: i32 = 100;
 
-/// A list response: `{"data": [...], "next_cursor": ...}`.
-#[derive(Debug, Serialize)]
+/// A list response: `{"data": [...], "next_cursor": ...}`; `next_cursor` is
+/// `null` on the last page and is sent back as `?cursor=` for the next one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
