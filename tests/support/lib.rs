@@ -149,6 +149,12 @@ impl Call {
         self
     }
 
+    /// A body of any content type (what a form post or a careless client sends).
+    pub fn typed_body(mut self, content_type: &str, body: &str) -> Self {
+        self.request = self.request.header("content-type", content_type).body(body.to_owned());
+        self
+    }
+
     pub async fn send(self) -> Reply {
         let response = self.request.send().await.expect("request failed");
         let status = response.status();

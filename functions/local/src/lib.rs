@@ -79,8 +79,23 @@ pub fn app(state: AppState) -> Router {
     routes
         .fallback(shared::http::route_not_found)
         .layer(axum::middleware::from_fn(shared::web::rate_limit_headers))
+        .layer(axum::middleware::from_fn(shared::http::api_error_bodies))
+        .layer(axum::middleware::from_fn(read_whole_body))
         .layer(axum::middleware::from_fn(shared::http::request_context))
         .with_state(state)
+}
+
+/// API Gateway reads a request's whole body (up to its payload limit) before
+/// a function sees it; so does the local server. A handler that refuses a
+/// request before reading its body then leaves nothing unread on the
+/// connection, and a kept-alive client's next request is not lost with it.
+async fn read_whole_body(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, shared::http::MAX_BODY_BYTES).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => shared::http::payload_too_large().into_response(),
+    }
 }
 
 /// The pollers and the relay of one process; dropping them stops nothing,

@@ -93,7 +93,13 @@ impl Change {
     /// `new` is the resource as the API shows it (its view type), so an
     /// entry records what a caller could see, never a stored-only field.
     pub fn created(resource_type: &'static str, id: impl ToString, new: impl Serialize) -> Self {
-        Self { action: "create", resource_type, resource_id: id.to_string(), old_values: json!({}), new_values: snapshot(new) }
+        Self {
+            action: "create",
+            resource_type,
+            resource_id: id.to_string(),
+            old_values: json!({}),
+            new_values: snapshot(new),
+        }
     }
 
     pub fn updated(resource_type: &'static str, id: impl ToString, old: impl Serialize, new: impl Serialize) -> Self {
@@ -102,7 +108,13 @@ impl Change {
     }
 
     pub fn deleted(resource_type: &'static str, id: impl ToString, old: impl Serialize) -> Self {
-        Self { action: "delete", resource_type, resource_id: id.to_string(), old_values: snapshot(old), new_values: json!({}) }
+        Self {
+            action: "delete",
+            resource_type,
+            resource_id: id.to_string(),
+            old_values: snapshot(old),
+            new_values: json!({}),
+        }
     }
 }
 

@@ -542,3 +542,116 @@ mod tests {
         assert!(found[2].0.contains("url") && found[2].1.starts_with("must be a valid HTTP(S) URL"));
     }
 }
+
+/// How deep a free-form object may nest (DynamoDB allows 32 levels; a
+/// caller's settings or metadata never needs more than a few).
+pub const MAX_JSON_DEPTH: usize = 8;
+
+/// A free-form JSON object (tenant `settings`, customer `metadata`, project
+/// `performance_targets`) that can always be stored and read back: at most
+/// `MAX_BYTES` serialised, at most [`MAX_JSON_DEPTH`] levels, no empty keys,
+/// and numbers DynamoDB can hold (a magnitude of 0 or 1e-130 to 1e126).
+/// Anything else is refused at the edge with the reason, naming the field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonObject<const MAX_BYTES: usize>(serde_json::Map<String, Value>);
+
+impl<const MAX_BYTES: usize> JsonObject<MAX_BYTES> {
+    pub fn parse(value: Value) -> Result<Self, String> {
+        let Value::Object(map) = value else {
+            return Err("must be an object".to_owned());
+        };
+        let size = serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len());
+        if size > MAX_BYTES {
+            return Err(format!("must serialise to at most {MAX_BYTES} bytes (this is {size})"));
+        }
+        for (key, nested) in &map {
+            storable(nested, 1).map_err(|why| format!("{why} (at {key})"))?;
+        }
+        if map.keys().any(String::is_empty) {
+            return Err("keys must not be empty".to_owned());
+        }
+        Ok(Self(map))
+    }
+
+    pub fn as_map(&self) -> &serde_json::Map<String, Value> {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> serde_json::Map<String, Value> {
+        self.0
+    }
+}
+
+/// Whether DynamoDB can store `value` at `depth` levels down.
+fn storable(value: &Value, depth: usize) -> Result<(), String> {
+    if depth > MAX_JSON_DEPTH {
+        return Err(format!("must nest at most {MAX_JSON_DEPTH} levels deep"));
+    }
+    match value {
+        Value::Number(number) => match number.as_f64() {
+            // Integers of any width serde_json keeps fit DynamoDB's 38 digits.
+            _ if number.is_i64() || number.is_u64() => Ok(()),
+            Some(float) if float == 0.0 || (1e-130..1e126).contains(&float.abs()) => Ok(()),
+            _ => Err("numbers must be 0 or of magnitude 1e-130 to 1e126".to_owned()),
+        },
+        Value::Array(items) => items.iter().try_for_each(|item| storable(item, depth + 1)),
+        Value::Object(map) => {
+            if map.keys().any(String::is_empty) {
+                return Err("keys must not be empty".to_owned());
+            }
+            map.values().try_for_each(|nested| storable(nested, depth + 1))
+        }
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+impl<'de, const MAX_BYTES: usize> Deserialize<'de> for JsonObject<MAX_BYTES> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+impl<'de, const MAX_BYTES: usize> eserde::EDeserialize<'de> for JsonObject<MAX_BYTES> {
+    fn deserialize_for_errors<D: Deserializer<'de>>(deserializer: D) -> Result<(), ()> {
+        Self::deserialize(deserializer).map(|_| ()).map_err(eserde::reporter::ErrorReporter::report)
+    }
+}
+
+impl<const MAX_BYTES: usize> Serialize for JsonObject<MAX_BYTES> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod json_object_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    type Small = JsonObject<256>;
+
+    #[test]
+    fn only_what_dynamodb_can_store_is_accepted() {
+        assert!(Small::parse(json!({"tier": "gold", "n": 1.5, "big": 12345678901234567890u64, "zero": 0.0})).is_ok());
+        assert!(Small::parse(json!({"a": {"b": [1, {"c": null}]}})).is_ok());
+        for (bad, why) in [
+            (json!(3), "must be an object"),
+            (json!({"": 1}), "keys must not be empty"),
+            (json!({"a": {"": 1}}), "keys must not be empty"),
+            (json!({"a": 1e300}), "magnitude"),
+            (json!({"a": [1e-200]}), "magnitude"),
+            (json!({"x": "y".repeat(300)}), "at most 256 bytes"),
+        ] {
+            let err = Small::parse(bad.clone()).expect_err("refused");
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let mut deep = json!(1);
+        // MAX_JSON_DEPTH + 1 objects, one inside the other.
+        for _ in 0..=MAX_JSON_DEPTH {
+            deep = json!({ "d": deep });
+        }
+        assert!(JsonObject::<4096>::parse(deep.clone()).expect_err("too deep").contains("levels"));
+        assert!(JsonObject::<4096>::parse(deep["d"].clone()).is_ok());
+    }
+}

@@ -44,11 +44,30 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| AppError::invalid_json(format!("could not read the body: {e}")))?;
+        // JSON in a form post or as text/plain is refused, not guessed at: a
+        // browser sends those cross-origin without a preflight.
+        if !is_json_content_type(req.headers()) {
+            return Err(super::http::unsupported_media_type());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                super::http::payload_too_large()
+            } else {
+                AppError::invalid_json(format!("could not read the body: {e}"))
+            }
+        })?;
         parse_body(&bytes).map(Body)
     }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`), or a
+/// `+json` type such as `application/merge-patch+json`.
+pub fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The parsing [`Body`] does, for callers that hold the bytes.

@@ -115,14 +115,91 @@ pub async fn route_not_found() -> AppError {
 }
 
 /// Wraps a group's routes with the layers every deployment needs, outermost
-/// first: request ids, rate-limit headers, the idempotency layer.
+/// first: request ids, error bodies, rate-limit headers, the idempotency layer.
 pub fn finish_app(routes: Router<super::AppState>, state: super::AppState) -> Router {
     routes
         .fallback(route_not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::idempotency))
         .layer(axum::middleware::from_fn(super::rate_limit_headers))
+        .layer(axum::middleware::from_fn(api_error_bodies))
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// Every error the platform emits has the API.md body, including the ones
+/// no handler wrote: the router's 405 (its `Allow` header kept), a body
+/// limit's 413, a path that does not decode. Our own errors are JSON already
+/// and pass untouched; so does every success.
+pub async fn api_error_bodies(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // The framework's text says what went wrong in its words; a short excerpt
+    // is kept for 400s, which have many causes.
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().chars().take(200).collect::<String>();
+    let error = framework_error(status, &method, text);
+    let mut rewritten = error.into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+fn framework_error(status: axum::http::StatusCode, method: &axum::http::Method, text: String) -> AppError {
+    use axum::http::StatusCode;
+    match status {
+        // The router adds `Allow` to this response after the layers of the
+        // route have run, so the body points at the header.
+        StatusCode::METHOD_NOT_ALLOWED => AppError::new(
+            status,
+            "method_not_allowed",
+            format!("this route does not answer {method}; the Allow header lists the methods it does"),
+        )
+        .with_details(json!({"method": method.as_str()})),
+        StatusCode::PAYLOAD_TOO_LARGE => payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(),
+        StatusCode::NOT_FOUND => AppError::new(status, "not_found", "no such route"),
+        StatusCode::BAD_REQUEST => AppError::new(
+            status,
+            "bad_request",
+            if text.is_empty() { "the request is malformed".to_owned() } else { text },
+        ),
+        other if other.is_server_error() => {
+            AppError::new(other, "internal", "an internal error occurred; quote the request_id when reporting it")
+        }
+        other => AppError::new(other, "request_refused", other.canonical_reason().unwrap_or("the request was refused")),
+    }
+}
+
+/// The largest body any route reads: API Gateway's own payload limit.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+pub fn payload_too_large() -> AppError {
+    AppError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than this route accepts (at most {MAX_BODY_BYTES} bytes anywhere)"),
+    )
+}
+
+pub fn unsupported_media_type() -> AppError {
+    AppError::new(
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
 }
 
 /// Runs `future` as part of the current request: its log lines and errors
