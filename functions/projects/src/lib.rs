@@ -22,8 +22,7 @@
 use axum::{
     Json, Router,
     extract::State,
-    http::{StatusCode, header::LOCATION},
-    response::{IntoResponse, Response},
+    http::{HeaderName, StatusCode, header::LOCATION},
     routing::get,
 };
 use serde_json::{Value, json};
@@ -35,8 +34,8 @@ use shared::{
         ids::{ProjectId, TaskId, UserId},
         project::{
             Changes, Criteria, DueDate, NAME_MAX, PROJECT_DESCRIPTION_MAX, PerformanceTargets, Priority, Project,
-            ProjectStatus, Requirements, RequirementsList, SetByPlatform, TASK_DESCRIPTION_MAX, TITLE_MAX, Task,
-            TaskStatus, TechnologyStack, empty_object,
+            ProjectStatus, ProjectView, Requirements, RequirementsList, SetByPlatform, TASK_DESCRIPTION_MAX, TITLE_MAX,
+            Task, TaskStatus, TaskView, TechnologyStack, empty_object,
         },
         values::{Settable, Text},
     },
@@ -67,8 +66,11 @@ type TaskTitle = shared::domain::project::Name<TITLE_MAX>;
 type ProjectDescription = Text<0, PROJECT_DESCRIPTION_MAX>;
 type TaskDescription = Text<0, TASK_DESCRIPTION_MAX>;
 
-fn created(location: String, body: Value) -> Response {
-    (StatusCode::CREATED, [(LOCATION, location)], Json(body)).into_response()
+/// A 201 answer: the new resource, and where to read it again.
+type Created<T> = (StatusCode, [(HeaderName, String); 1], Json<T>);
+
+fn created<T>(location: String, body: T) -> Created<T> {
+    (StatusCode::CREATED, [(LOCATION, location)], Json(body))
 }
 
 // ---------------------------------------------------------------- bodies --
@@ -408,12 +410,12 @@ async fn list_projects(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<ProjectFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<ProjectView>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
     let ListQuery { page, filters } = query?;
     let filter = ProjectFilter { status: filters.status, priority: filters.priority };
     let (projects, next_cursor) = state.store.list_projects(&scope, &filter, &page).await?;
-    Ok(Page { data: projects.iter().map(Project::to_body).collect(), next_cursor })
+    Ok(Page { data: projects.iter().map(Project::view).collect(), next_cursor })
 }
 
 async fn create_project(
@@ -421,23 +423,23 @@ async fn create_project(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<CreateProject>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<Created<ProjectView>> {
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
     let Body(request) = body?;
     let project = request.into_project(scope.tenant_id(), principal.user_id());
     state.store.create_project(&scope, &project, &audit).await?;
-    Ok(created(format!("/v1/projects/{}", project.id), project.to_body()))
+    Ok(created(format!("/v1/projects/{}", project.id), project.view()))
 }
 
 async fn get_project(
     State(state): State<AppState>,
     principal: Principal,
     path: Result<PathIds<ProjectId>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ProjectView>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
     let PathIds(ProjectId(id)) = path?;
     let project = state.store.get_project(&scope, id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
-    Ok(Json(project.to_body()))
+    Ok(Json(project.view()))
 }
 
 /// `PUT` and `PATCH` alike: absent fields stay, `null` clears optional ones.
@@ -447,7 +449,7 @@ async fn update_project(
     audit: AuditContext,
     PathIds(ProjectId(id)): PathIds<ProjectId>,
     body: Result<Body<UpdateProject>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ProjectView>> {
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
     let Body(request) = body?;
     let changes = request.changes();
@@ -456,7 +458,7 @@ async fn update_project(
     } else {
         state.store.update_project(&scope, id, &changes, &audit).await?
     };
-    Ok(Json(project.ok_or_else(|| AppError::not_found(PROJECT))?.to_body()))
+    Ok(Json(project.ok_or_else(|| AppError::not_found(PROJECT))?.view()))
 }
 
 /// Deletes the project, its tasks, and frees its quota slot.
@@ -490,7 +492,7 @@ async fn list_tasks(
     principal: Principal,
     path: Result<PathIds<ProjectId>, AppError>,
     query: Result<ListQuery<TaskFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<TaskView>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, TASK)?;
     let PathIds(ProjectId(project_id)) = path?;
     let ListQuery { page, filters } = query?;
@@ -500,7 +502,7 @@ async fn list_tasks(
         .list_tasks(&scope, project_id, &filter, &page)
         .await?
         .ok_or_else(|| AppError::not_found(PROJECT))?;
-    Ok(Page { data: tasks.iter().map(Task::to_body).collect(), next_cursor })
+    Ok(Page { data: tasks.iter().map(Task::view).collect(), next_cursor })
 }
 
 async fn create_task(
@@ -509,23 +511,23 @@ async fn create_task(
     audit: AuditContext,
     PathIds(ProjectId(project_id)): PathIds<ProjectId>,
     body: Result<Body<CreateTask>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<Created<TaskView>> {
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
     let Body(request) = body?;
     let task = request.into_task(scope.tenant_id(), project_id, principal.user_id())?;
     state.store.create_task(&scope, &task, &audit).await?;
-    Ok(created(format!("/v1/projects/{project_id}/tasks/{}", task.id), task.to_body()))
+    Ok(created(format!("/v1/projects/{project_id}/tasks/{}", task.id), task.view()))
 }
 
 async fn get_task(
     State(state): State<AppState>,
     principal: Principal,
     path: Result<PathIds<(ProjectId, TaskId)>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TaskView>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, TASK)?;
     let PathIds((ProjectId(project_id), TaskId(task_id))) = path?;
     let task = state.store.get_task(&scope, project_id, task_id).await?.ok_or_else(|| AppError::not_found(TASK))?;
-    Ok(Json(task.to_body()))
+    Ok(Json(task.view()))
 }
 
 /// `PUT` and `PATCH` alike: absent fields stay, `null` clears optional ones.
@@ -535,7 +537,7 @@ async fn update_task(
     audit: AuditContext,
     PathIds((ProjectId(project_id), TaskId(task_id))): PathIds<(ProjectId, TaskId)>,
     body: Result<Body<UpdateTask>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TaskView>> {
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
     let Body(request) = body?;
     let changes = request.changes();
@@ -544,7 +546,7 @@ async fn update_task(
     } else {
         state.store.update_task(&scope, project_id, task_id, &changes, &audit).await?
     };
-    Ok(Json(task.ok_or_else(|| AppError::not_found(TASK))?.to_body()))
+    Ok(Json(task.ok_or_else(|| AppError::not_found(TASK))?.view()))
 }
 
 async fn delete_task(
@@ -604,8 +606,11 @@ mod tests {
         assert_eq!(p.status, ProjectStatus::Active);
         assert_eq!((p.tenant_id, p.created_by, p.task_count), (tenant, user, 0));
         assert_eq!(p.technology_stack.len(), 6);
-        assert_eq!(p.to_body()["performance_targets"]["throughput"], "10000 req/sec");
-        assert_eq!(p.to_body()["priority"], "medium");
+        let view = serde_json::to_value(p.view()).expect("view");
+        assert_eq!(view["performance_targets"]["throughput"], "10000 req/sec");
+        assert_eq!(view["priority"], "medium");
+        // The body was the stored JSON before views: every field stays on the wire.
+        assert_eq!(view, serde_json::to_value(&p).expect("stored"));
         assert_eq!(p.created_at, p.updated_at);
     }
 
@@ -646,7 +651,7 @@ mod tests {
             assert_eq!(fields_of(project(json!({"name": bad})).expect_err("bad")), ["name"]);
         }
         let p = project(json!({"name": "n".repeat(200), "priority": "HIGH"})).expect("valid");
-        assert_eq!(p.to_body()["priority"], "high");
+        assert_eq!(serde_json::to_value(p.view()).expect("view")["priority"], "high");
     }
 
     #[test]
@@ -681,7 +686,8 @@ mod tests {
         let p = project(json!({"name": "A", "description": "d"})).expect("valid");
         let changes = parse::<UpdateProject>(json!({"name": "B", "description": null})).expect("valid").changes();
         let later = p.updated_at + std::time::Duration::from_secs(1);
-        let new: Project = serde_json::from_value(changes.apply(&p.to_body(), later)).expect("project");
+        let stored = serde_json::to_value(&p).expect("stored");
+        let new: Project = serde_json::from_value(changes.apply(&stored, later)).expect("project");
         assert_eq!(new.name, "B");
         assert_eq!(new.description, None);
         assert_eq!(new.updated_at, later);
@@ -703,7 +709,9 @@ mod tests {
         assert_eq!((t.status, t.priority), (TaskStatus::Todo, Priority::High));
         assert_eq!(t.project_id, project);
         assert_eq!(t.assignee_id, None);
-        assert_eq!(t.to_body()["requirements"]["functional"][0], "multi_currency_support");
+        let view = serde_json::to_value(t.view()).expect("view");
+        assert_eq!(view["requirements"]["functional"][0], "multi_currency_support");
+        assert_eq!(view, serde_json::to_value(&t).expect("stored"));
     }
 
     #[test]

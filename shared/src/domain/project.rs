@@ -94,16 +94,93 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A project as the API shows it (and as audit entries record it).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProjectView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub technology_stack: Vec<String>,
+    pub priority: Priority,
+    pub status: ProjectStatus,
+    /// Standards the project must meet (`PCI_DSS`, `GDPR`, ...).
+    pub compliance_requirements: Vec<String>,
+    /// Free-form targets by name (`response_time_p95`, ...); `{}` when none.
+    #[schema(value_type = Object)]
+    pub performance_targets: Value,
+    pub security_requirements: Vec<String>,
+    /// The user who created the project.
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// How many tasks the project has.
+    pub task_count: i64,
+}
+
 impl Project {
-    /// The API body (also what audit entries record).
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_else(|_| json!({}))
+    pub fn view(&self) -> ProjectView {
+        ProjectView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            technology_stack: self.technology_stack.clone(),
+            priority: self.priority,
+            status: self.status,
+            compliance_requirements: self.compliance_requirements.clone(),
+            performance_targets: self.performance_targets.clone(),
+            security_requirements: self.security_requirements.clone(),
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            task_count: self.task_count,
+        }
     }
 }
 
+/// A task as the API shows it (and as audit entries record it).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TaskView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub tenant_id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub status: TaskStatus,
+    pub priority: Priority,
+    /// A user of the tenant.
+    pub assignee_id: Option<Uuid>,
+    pub due_date: Option<DateTime<Utc>>,
+    /// Named lists of requirements (`functional`, `non_functional`, ...);
+    /// `{}` when none.
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
+    pub requirements: Value,
+    pub acceptance_criteria: Vec<String>,
+    /// The user who created the task.
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 impl Task {
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_else(|_| json!({}))
+    pub fn view(&self) -> TaskView {
+        TaskView {
+            id: self.id,
+            project_id: self.project_id,
+            tenant_id: self.tenant_id,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            status: self.status,
+            priority: self.priority,
+            assignee_id: self.assignee_id,
+            due_date: self.due_date,
+            requirements: self.requirements.clone(),
+            acceptance_criteria: self.acceptance_criteria.clone(),
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
 }
 

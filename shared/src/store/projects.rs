@@ -52,7 +52,7 @@ use crate::{
     domain::{
         audit::{AuditContext, Change, retention_days_of},
         plans::{Quota, effective_limits},
-        project::{Changes, Priority, Project, ProjectStatus, Task, TaskStatus},
+        project::{Changes, Priority, Project, ProjectStatus, ProjectView, Task, TaskStatus, TaskView},
     },
     error::{AppError, AppResult},
 };
@@ -130,6 +130,30 @@ pub struct TaskFilter {
     pub assignee_id: Option<Uuid>,
 }
 
+/// A project or a task, as [`Store::update_stored`] changes it: the changes
+/// apply to its stored JSON, while its audit entry records its view.
+trait Updatable: Serialize + DeserializeOwned {
+    type View: Serialize;
+
+    fn audit_view(&self) -> Self::View;
+}
+
+impl Updatable for Project {
+    type View = ProjectView;
+
+    fn audit_view(&self) -> ProjectView {
+        self.view()
+    }
+}
+
+impl Updatable for Task {
+    type View = TaskView;
+
+    fn audit_view(&self) -> TaskView {
+        self.view()
+    }
+}
+
 /// The item of a project or task an update targets.
 struct Target {
     key: Item,
@@ -159,7 +183,7 @@ impl Store {
         tx.put_new(item, Cond::UNIQUE_ID);
         quota_change(&mut tx, scope, Quota::Projects, 1, limit, &[]);
         let retention = retention_days_of(&tenant.configuration);
-        tx.audit(scope, audit, Change::created(PROJECT, project.id, project.to_body()), retention);
+        tx.audit(scope, audit, Change::created(PROJECT, project.id, project.view()), retention);
         match tx.commit(self).await {
             Ok(()) => Ok(()),
             Err(TxError::Condition(QUOTA_FULL)) => Err(self.quota_refusal(scope, Quota::Projects, 1).await),
@@ -231,7 +255,7 @@ impl Store {
     /// Reads the project or task, writes its changes under a condition on the
     /// `updated_at` read (with a new assignee's check and the audit entry)
     /// and reads again when another change got there first.
-    async fn update_stored<T: Serialize + DeserializeOwned>(
+    async fn update_stored<T: Updatable>(
         &self,
         scope: &TenantScope,
         target: Target,
@@ -244,15 +268,15 @@ impl Store {
                 return Ok(None);
             };
             let now = crate::domain::now();
-            let old_body = serde_json::to_value(&old.value).map_err(AppError::internal)?;
-            let new_body = changes.apply(&old_body, now);
-            let new: T = serde_json::from_value(new_body.clone()).map_err(AppError::internal)?;
+            let old_stored = serde_json::to_value(&old.value).map_err(AppError::internal)?;
+            let new: T = serde_json::from_value(changes.apply(&old_stored, now)).map_err(AppError::internal)?;
             let mut tx = Tx::new();
             tx.update(conditional_update(target.key.clone(), changes, now, &old.updated_at)?, Some(target.changed));
             if let Some(assignee) = changes.new_assignee {
                 tx.check(assignee_check(scope, assignee), ASSIGNEE_UNKNOWN);
             }
-            tx.audit(scope, audit, Change::updated(target.resource, target.id, old_body, new_body), retention);
+            let change = Change::updated(target.resource, target.id, old.value.audit_view(), new.audit_view());
+            tx.audit(scope, audit, change, retention);
             match tx.commit(self).await {
                 Ok(()) => return Ok(Some(new)),
                 Err(TxError::Conflict) => continue,
@@ -292,10 +316,10 @@ impl Store {
             let mut tx = Tx::new();
             tx.delete(delete_project, Some(PROJECT_CHANGED));
             quota_change(&mut tx, scope, Quota::Projects, -1, None, &[]);
-            tx.audit(scope, audit, Change::deleted(PROJECT, project_id, project.value.to_body()), retention);
+            tx.audit(scope, audit, Change::deleted(PROJECT, project_id, project.value.view()), retention);
             for task in &tasks {
                 tx.delete(unchanged(task_key(scope, project_id, task.value.id), &task.updated_at), Some(TASK_CHANGED));
-                tx.audit(scope, audit, Change::deleted(TASK, task.value.id, task.value.to_body()), retention);
+                tx.audit(scope, audit, Change::deleted(TASK, task.value.id, task.value.view()), retention);
             }
             match tx.commit(self).await {
                 Ok(()) => return Ok(true),
@@ -360,7 +384,7 @@ impl Store {
         if let Some(assignee) = task.assignee_id {
             tx.check(assignee_check(scope, assignee), ASSIGNEE_UNKNOWN);
         }
-        tx.audit(scope, audit, Change::created(TASK, task.id, task.to_body()), retention);
+        tx.audit(scope, audit, Change::created(TASK, task.id, task.view()), retention);
         match tx.commit(self).await {
             Ok(()) => Ok(()),
             Err(TxError::Condition(PROJECT_MISSING)) => Err(AppError::not_found(PROJECT)),
@@ -428,7 +452,7 @@ impl Store {
             let mut tx = Tx::new();
             tx.delete(unchanged(task_key(scope, project_id, task_id), &old.updated_at), Some(TASK_CHANGED));
             tx.update(task_count(scope, project_id, -1), Some(PROJECT_MISSING));
-            tx.audit(scope, audit, Change::deleted(TASK, task_id, old.value.to_body()), retention);
+            tx.audit(scope, audit, Change::deleted(TASK, task_id, old.value.view()), retention);
             match tx.commit(self).await {
                 Ok(()) => return Ok(true),
                 // Changed since we read it, or deleted with its project: read again.
