@@ -15,12 +15,10 @@ use axum::{
     Json, Router,
     extract::State,
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, de::Error as _};
-use serde_json::{Value, json};
+use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
@@ -35,7 +33,7 @@ use shared::{
     },
     error::FieldError,
     http::Page,
-    store::api_keys::{API_KEY_RESOURCE, ApiKey},
+    store::api_keys::{API_KEY_RESOURCE, ApiKey, ApiKeyView},
     web::extract::{Body, ListQuery, PathIds, parse_body},
 };
 use uuid::Uuid;
@@ -170,12 +168,37 @@ impl CreateKey {
     }
 }
 
-/// The key with its secret: the one response that ever shows it.
-fn with_secret(key: &ApiKey, secret: &str) -> Value {
-    let mut body = key.to_body();
-    body["secret"] = json!(secret);
-    body["secret_notice"] = json!("store this secret now: it is shown only once");
-    body
+/// The key with its secret: the one response that ever shows it (on
+/// creation, and in [`RotatedKey`]).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyWithSecret {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// The whole key (`sk_live_...`), to send as the bearer token.
+    pub secret: String,
+    /// A reminder that `secret` is not shown again.
+    pub secret_notice: String,
+}
+
+impl KeyWithSecret {
+    fn new(key: &ApiKey, secret: &str) -> Self {
+        Self {
+            key: key.view(),
+            secret: secret.to_owned(),
+            secret_notice: "store this secret now: it is shown only once".to_owned(),
+        }
+    }
+}
+
+/// A rotated key with its new secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RotatedKey {
+    #[serde(flatten)]
+    pub key: KeyWithSecret,
+    /// Until when the previous secret still works; `null` when it stopped
+    /// at once (no grace period).
+    #[schema(format = DateTime)]
+    pub old_secret_valid_until: Option<String>,
 }
 
 async fn create_key(
@@ -183,7 +206,7 @@ async fn create_key(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<CreateKey>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<KeyWithSecret>)> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let at = now();
     let Body(request) = body?;
@@ -208,7 +231,7 @@ async fn create_key(
         usage_count: 0,
     };
     state.store.create_api_key(&scope, &key, &secret, &audit).await?;
-    Ok((StatusCode::CREATED, Json(with_secret(&key, &secret.secret))).into_response())
+    Ok((StatusCode::CREATED, Json(KeyWithSecret::new(&key, &secret.secret))))
 }
 
 /// A list without filters: only `limit` and `cursor`.
@@ -221,22 +244,22 @@ async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<NoFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<ApiKeyView>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let ListQuery { page, .. } = query?;
     let (keys, next_cursor) = state.store.list_api_keys(&scope, &page).await?;
-    Ok(Page { data: keys.iter().map(ApiKey::to_body).collect(), next_cursor })
+    Ok(Page { data: keys.iter().map(ApiKey::view).collect(), next_cursor })
 }
 
 async fn get_key(
     State(state): State<AppState>,
     principal: Principal,
     path: Result<PathIds<ApiKeyId>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ApiKeyView>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let PathIds(ApiKeyId(id)) = path?;
     let key = state.store.get_api_key(&scope, id).await?;
-    Ok(Json(key.ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?.to_body()))
+    Ok(Json(key.ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?.view()))
 }
 
 /// Revokes at once and answers the key (`status: revoked`); the key stays
@@ -246,12 +269,12 @@ async fn revoke_key(
     principal: Principal,
     audit: AuditContext,
     path: Result<PathIds<ApiKeyId>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ApiKeyView>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let PathIds(ApiKeyId(id)) = path?;
     let key =
         state.store.revoke_api_key(&scope, id, &audit).await?.ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
-    Ok(Json(key.to_body()))
+    Ok(Json(key.view()))
 }
 
 /// A rotation's body (optional): how long the old secret keeps working.
@@ -272,7 +295,7 @@ async fn rotate_key(
     audit: AuditContext,
     path: Result<PathIds<ApiKeyId>, AppError>,
     body: axum::body::Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RotatedKey>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let PathIds(ApiKeyId(id)) = path?;
     let grace = grace_from(&body)?;
@@ -282,9 +305,10 @@ async fn rotate_key(
         .rotate_api_key(&scope, id, old_valid_until, &audit)
         .await?
         .ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
-    let mut body = with_secret(&key, &secret.secret);
-    body["old_secret_valid_until"] = json!(old_valid_until.map(rfc3339));
-    Ok(Json(body))
+    Ok(Json(RotatedKey {
+        key: KeyWithSecret::new(&key, &secret.secret),
+        old_secret_valid_until: old_valid_until.map(rfc3339),
+    }))
 }
 
 /// An empty body is allowed (no grace).
@@ -298,6 +322,8 @@ fn grace_from(body: &[u8]) -> AppResult<i64> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn parse(body: Value, at: DateTime<Utc>) -> AppResult<NewKey> {

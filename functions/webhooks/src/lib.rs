@@ -19,10 +19,9 @@ use axum::{
     Json, Router,
     extract::State,
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json};
+use serde::Serialize;
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
@@ -31,13 +30,16 @@ use shared::{
         ids::{DeliveryId, EndpointId},
         now_rfc3339,
         values::{HttpUrl, Settable, Text},
-        webhook::{DEFAULT_SCHEDULE, DeliveryStatus, EndpointStatus, EventPattern, MAX_EVENT_TYPES, RetrySchedule},
+        webhook::{
+            DEFAULT_SCHEDULE, DeliveryStatus, DeliveryView, EndpointStatus, EndpointView, EventPattern,
+            MAX_EVENT_TYPES, RetrySchedule,
+        },
     },
     error::FieldError,
     http::Page,
     outbound::check_url,
     sealing,
-    store::webhooks::{ENDPOINT_RESOURCE, Endpoint, endpoint_secret_key},
+    store::webhooks::{Delivery, ENDPOINT_RESOURCE, Endpoint, endpoint_secret_key},
     web::extract::{Body, ListQuery, Patch, PathIds},
     webhook_signing,
 };
@@ -198,6 +200,16 @@ async fn load(state: &AppState, scope: &TenantScope, EndpointId(id): EndpointId)
     state.store.get_endpoint(scope, id).await?.ok_or_else(|| AppError::not_found(ENDPOINT_RESOURCE))
 }
 
+/// A new endpoint with its signing secret: one of the two answers that
+/// ever show the secret (rotation is the other).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointWithSecret {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    /// The signing secret (`whsec_...`); store it now, it is not shown again.
+    pub secret: String,
+}
+
 /// 201 with the endpoint and its signing `secret` (shown here and on
 /// rotation only).
 async fn create_endpoint(
@@ -205,7 +217,7 @@ async fn create_endpoint(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<NewEndpoint>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<EndpointWithSecret>)> {
     let scope = require(&principal)?;
     let Body(body) = body?;
     let fields = EndpointUpdate::from(body).into_fields(state.config.local_mode)?;
@@ -227,24 +239,23 @@ async fn create_endpoint(
     fields.apply_to(&mut endpoint);
     let (secret, nonce, sealed) = sealed_secret(&state, &scope, endpoint.id)?;
     state.store.create_endpoint(&scope, &endpoint, (&nonce, &sealed), &audit).await?;
-    let mut body = endpoint.to_body();
-    body["secret"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(EndpointWithSecret { endpoint: endpoint.view(), secret })))
 }
 
-async fn list_endpoints(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+async fn list_endpoints(State(state): State<AppState>, principal: Principal) -> AppResult<Page<EndpointView>> {
     let scope = require(&principal)?;
     let endpoints = state.store.list_endpoints(&scope).await?;
-    Ok(Json(json!({"data": endpoints.iter().map(Endpoint::to_body).collect::<Vec<_>>(), "next_cursor": null})))
+    // A tenant has few endpoints, read in one Query: always one page.
+    Ok(Page { data: endpoints.iter().map(Endpoint::view).collect(), next_cursor: None })
 }
 
 async fn get_endpoint(
     State(state): State<AppState>,
     principal: Principal,
     PathIds(id): PathIds<EndpointId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EndpointView>> {
     let scope = require(&principal)?;
-    Ok(Json(load(&state, &scope, id).await?.to_body()))
+    Ok(Json(load(&state, &scope, id).await?.view()))
 }
 
 /// Partial update; `status: active` re-enables a disabled endpoint and
@@ -255,7 +266,7 @@ async fn update_endpoint(
     audit: AuditContext,
     PathIds(id): PathIds<EndpointId>,
     body: Result<Body<EndpointUpdate>, AppError>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EndpointView>> {
     let scope = require(&principal)?;
     let Body(body) = body?;
     let fields = body.into_fields(state.config.local_mode)?;
@@ -266,7 +277,7 @@ async fn update_endpoint(
     if !state.store.update_endpoint(&scope, &old, &new, &audit).await? {
         return Err(AppError::conflict("the endpoint was changed meanwhile; read it again and retry"));
     }
-    Ok(Json(new.to_body()))
+    Ok(Json(new.view()))
 }
 
 async fn delete_endpoint(
@@ -281,20 +292,36 @@ async fn delete_endpoint(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An endpoint's new signing secret, shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RotatedSecret {
+    /// The endpoint's id.
+    pub id: Uuid,
+    pub secret: String,
+}
+
 /// A new signing secret; the old one stops signing at once.
 async fn rotate_secret(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
     PathIds(id): PathIds<EndpointId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RotatedSecret>> {
     let scope = require(&principal)?;
     let endpoint = load(&state, &scope, id).await?;
     let (secret, nonce, sealed) = sealed_secret(&state, &scope, endpoint.id)?;
     if !state.store.rotate_endpoint_secret(&scope, endpoint.id, (&nonce, &sealed), &audit).await? {
         return Err(AppError::not_found(ENDPOINT_RESOURCE));
     }
-    Ok(Json(json!({"id": endpoint.id, "secret": secret})))
+    Ok(Json(RotatedSecret { id: endpoint.id, secret }))
+}
+
+/// A test send accepted: the event will be delivered like any other.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestSent {
+    pub event_id: Uuid,
+    /// The delivery to look for in the endpoint's log: the event's id.
+    pub delivery_id: Uuid,
 }
 
 /// Emits `webhook.test` for this endpoint only (through the outbox); it is
@@ -304,11 +331,11 @@ async fn send_test(
     State(state): State<AppState>,
     principal: Principal,
     PathIds(id): PathIds<EndpointId>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<TestSent>)> {
     let scope = require(&principal)?;
     let endpoint = load(&state, &scope, id).await?;
     let event = state.store.send_test_event(&scope, endpoint.id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"event_id": event.id, "delivery_id": event.id}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(TestSent { event_id: event.id, delivery_id: event.id })))
 }
 
 /// `GET /v1/webhooks/{id}/deliveries` filters.
@@ -326,13 +353,22 @@ async fn list_deliveries(
     principal: Principal,
     PathIds(id): PathIds<EndpointId>,
     query: Result<ListQuery<DeliveryFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<DeliveryView>> {
     let scope = require(&principal)?;
     let ListQuery { page, filters } = query?;
     let status = filters.status.map(DeliveryStatus::as_str);
     let endpoint = load(&state, &scope, id).await?;
     let (deliveries, next_cursor) = state.store.list_deliveries(&scope, endpoint.id, status, &page).await?;
-    Ok(Page { data: deliveries.iter().map(|d| d.to_body()).collect(), next_cursor })
+    Ok(Page { data: deliveries.iter().map(Delivery::view).collect(), next_cursor })
+}
+
+/// A replay accepted: the delivery is `pending` again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReplayQueued {
+    pub delivery_id: Uuid,
+    /// The `webhook-id` the replay is sent with: the original's.
+    pub webhook_id: String,
+    pub status: DeliveryStatus,
 }
 
 /// Sends a failed delivery again (same webhook-id, a fresh round of the
@@ -343,7 +379,7 @@ async fn replay_delivery(
     State(state): State<AppState>,
     principal: Principal,
     PathIds((id, DeliveryId(delivery_id))): PathIds<(EndpointId, DeliveryId)>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<ReplayQueued>)> {
     let scope = require(&principal)?;
     let endpoint = load(&state, &scope, id).await?;
     let delivery = state
@@ -360,15 +396,14 @@ async fn replay_delivery(
             delivery.status
         )));
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"delivery_id": delivery.id, "webhook_id": delivery.message_id(), "status": "pending"})),
-    )
-        .into_response())
+    let queued =
+        ReplayQueued { delivery_id: delivery.id, webhook_id: delivery.message_id(), status: DeliveryStatus::Pending };
+    Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
     use shared::web::extract::parse_body;
 
     use super::*;

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// Seed 004's schedule: retries 5 s, 15 s and 45 s after a failure.
@@ -69,9 +69,49 @@ pub struct Endpoint {
     pub updated_at: String,
 }
 
+/// A webhook endpoint as the API shows it (and as audit entries record it).
+/// The signing secret is sealed beside the item, never a field here: only
+/// the create and rotate-secret answers carry it, once.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EndpointView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    pub description: Option<String>,
+    /// What the endpoint subscribes to: event types (`user.created`),
+    /// families (`tryon.*`) or `*`.
+    pub event_types: Vec<String>,
+    #[schema(value_type = EndpointStatus)]
+    pub status: String,
+    /// Why the endpoint is `disabled` (by a user, after failed deliveries,
+    /// or on a 410).
+    pub disabled_reason: Option<String>,
+    /// Delays before each retry of a failed delivery, in seconds.
+    pub retry_schedule_seconds: Vec<i64>,
+    /// Deliveries failed in a row; the endpoint is disabled at 10.
+    pub consecutive_failures: i64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
 impl Endpoint {
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    pub fn view(&self) -> EndpointView {
+        EndpointView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            url: self.url.clone(),
+            description: self.description.clone(),
+            event_types: self.event_types.clone(),
+            status: self.status.clone(),
+            disabled_reason: self.disabled_reason.clone(),
+            retry_schedule_seconds: self.retry_schedule_seconds.clone(),
+            consecutive_failures: self.consecutive_failures,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+        }
     }
 
     /// Whether this endpoint wants events of `event_type` (`*`, `tryon.*`,
@@ -107,20 +147,50 @@ impl Delivery {
         format!("msg_{}", self.id.simple())
     }
 
-    pub fn to_body(&self) -> Value {
-        json!({
-            "id": self.id,
-            "webhook_id": self.message_id(),
-            "endpoint_id": self.endpoint_id,
-            "event_type": self.event_type,
-            "status": self.status,
-            "attempts": self.attempts,
-            "attempt_count": self.attempts.len(),
-            "next_attempt_at": self.next_attempt_at,
-            "created_at": self.created_at,
-            "completed_at": self.completed_at,
-        })
+    pub fn view(&self) -> DeliveryView {
+        DeliveryView {
+            id: self.id,
+            webhook_id: self.message_id(),
+            endpoint_id: self.endpoint_id,
+            event_type: self.event_type.clone(),
+            status: self.status.clone(),
+            attempts: self.attempts.clone(),
+            attempt_count: self.attempts.len(),
+            next_attempt_at: self.next_attempt_at.clone(),
+            created_at: self.created_at.clone(),
+            completed_at: self.completed_at.clone(),
+        }
     }
+}
+
+/// A delivery as the API shows it: the payload sent and the schedule's
+/// bookkeeping (`round_attempts`) stay stored only.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    /// The id of the event delivered.
+    pub id: Uuid,
+    /// The `webhook-id` header the receiver saw: the same on every attempt
+    /// and replay.
+    pub webhook_id: String,
+    pub endpoint_id: Uuid,
+    pub event_type: String,
+    #[schema(value_type = DeliveryStatus)]
+    pub status: String,
+    /// Every attempt, oldest first: `number`, `at`, `status_code`,
+    /// `latency_ms`, `error`, `response_body` (its first KiB). Shown as
+    /// recorded: a delivery ended without a request (its endpoint deleted or
+    /// disabled) has an attempt with no `number`.
+    pub attempts: Vec<Value>,
+    /// How many attempts `attempts` holds.
+    pub attempt_count: usize,
+    /// When a `pending` delivery is tried again.
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When the delivery `succeeded` or `failed`.
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
 }
 
 /// What an endpoint subscribes to: an event type (`user.created`: lowercase
@@ -223,6 +293,60 @@ mod tests {
         }
         assert!(type_matches("tryon.*", "tryon.session.completed"));
         assert!(!type_matches("user.created", "user.deleted"));
+    }
+
+    #[test]
+    fn a_delivery_shows_its_webhook_id_and_attempt_count_but_not_its_payload() {
+        let id = Uuid::now_v7();
+        let endpoint_id = Uuid::now_v7();
+        let delivery = Delivery {
+            id,
+            endpoint_id,
+            tenant_id: Uuid::now_v7(),
+            event_type: "user.created".into(),
+            payload: "{}".into(),
+            status: "pending".into(),
+            attempts: vec![json!({"number": 1, "status_code": 500})],
+            round_attempts: 1,
+            next_attempt_at: Some("2027-01-01T00:00:05Z".into()),
+            created_at: "2027-01-01T00:00:00Z".into(),
+            completed_at: None,
+        };
+        let body = serde_json::to_value(delivery.view()).expect("view");
+        assert_eq!(
+            body,
+            json!({
+                "id": id,
+                "webhook_id": format!("msg_{}", id.simple()),
+                "endpoint_id": endpoint_id,
+                "event_type": "user.created",
+                "status": "pending",
+                "attempts": [{"number": 1, "status_code": 500}],
+                "attempt_count": 1,
+                "next_attempt_at": "2027-01-01T00:00:05Z",
+                "created_at": "2027-01-01T00:00:00Z",
+                "completed_at": null,
+            })
+        );
+    }
+
+    #[test]
+    fn an_endpoint_view_is_every_stored_field_nulls_included() {
+        let endpoint = Endpoint {
+            id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            url: "https://hooks.example.com/x".into(),
+            description: None,
+            event_types: vec!["*".into()],
+            status: "active".into(),
+            disabled_reason: None,
+            retry_schedule_seconds: DEFAULT_SCHEDULE.to_vec(),
+            consecutive_failures: 0,
+            created_at: "2027-01-01T00:00:00Z".into(),
+            updated_at: "2027-01-01T00:00:00Z".into(),
+        };
+        let stored = serde_json::to_value(&endpoint).expect("endpoint");
+        assert_eq!(serde_json::to_value(endpoint.view()).expect("view"), stored);
     }
 
     #[test]

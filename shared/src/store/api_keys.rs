@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{ReturnValue, builders::UpdateBuilder};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{
@@ -95,15 +95,26 @@ impl ApiKey {
         }
     }
 
-    pub fn to_body(&self) -> Value {
-        let mut body = serde_json::to_value(self).unwrap_or(Value::Null);
-        for field in ["expires_at", "revoked_at", "rotated_at", "last_used_at"] {
-            if body.get(field).is_none() {
-                body[field] = Value::Null;
-            }
+    /// The key as shown now: its `status` is read off the clock.
+    pub fn view(&self) -> ApiKeyView {
+        ApiKeyView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            name: self.name.clone(),
+            environment: self.environment.as_str().to_owned(),
+            prefix: self.prefix.clone(),
+            last_four: self.last_four.clone(),
+            scopes: self.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            created_at: self.created_at,
+            created_by: self.created_by.clone(),
+            updated_at: self.updated_at,
+            expires_at: self.expires_at.clone(),
+            revoked_at: self.revoked_at,
+            rotated_at: self.rotated_at,
+            last_used_at: self.last_used_at,
+            usage_count: self.usage_count,
+            status: self.state(crate::domain::now()),
         }
-        body["status"] = json!(self.state(crate::domain::now()).as_str());
-        body
     }
 
     /// The payload of `api_key.created` / `.revoked` / `.rotated`.
@@ -115,6 +126,39 @@ impl ApiKey {
             environment: self.environment.as_str().to_owned(),
         }
     }
+}
+
+/// A key as the API shows it (and as audit entries record it): never its
+/// secret or hash. Unlike the stored item, an unset time is `null`, not
+/// absent.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    /// `live` or `test`.
+    pub environment: String,
+    /// `sk_live_` or `sk_test_`: with `last_four`, how people recognise a key.
+    pub prefix: String,
+    /// The secret's last four characters.
+    pub last_four: String,
+    /// What the key may do (`tryons:write`, ...).
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// The id of the admin who created it.
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    /// When the key stops working, if ever.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The last time the key was given a new secret.
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Requests made with the key.
+    pub usage_count: i64,
+    /// Whether the key can be used right now.
+    pub status: KeyState,
 }
 
 /// A key read for authentication: the key, its hashes, and the names of the
@@ -156,7 +200,7 @@ impl Store {
         item.insert("secret_hash".into(), s(&secret.hash));
         let mut tx = Tx::new();
         tx.put_new(item, Cond::UNIQUE_ID);
-        tx.audit(scope, audit, Change::created(API_KEY_RESOURCE, key.id, key.to_body()), retention);
+        tx.audit(scope, audit, Change::created(API_KEY_RESOURCE, key.id, key.view()), retention);
         tx.emit(scope, Event::ApiKeyCreated(key.event_payload()));
         tx.commit(self).await.map_err(|e| e.into_app_error(API_KEY_RESOURCE))
     }
@@ -407,5 +451,40 @@ impl Store {
         let policy = TenantPolicy::of(&tenant);
         remember_policy(tenant.id, policy);
         Ok(policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_view_has_every_time_even_unset_and_a_status() {
+        let at = crate::domain::now();
+        let key = ApiKey {
+            id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            name: "CI".into(),
+            environment: KeyEnvironment::Test,
+            prefix: "sk_test_".into(),
+            last_four: "abcd".into(),
+            scopes: vec![Scope::TryonsWrite],
+            created_at: at,
+            created_by: "someone".into(),
+            updated_at: at,
+            expires_at: None,
+            revoked_at: Some(at),
+            rotated_at: None,
+            last_used_at: None,
+            usage_count: 3,
+        };
+        let mut expected = serde_json::to_value(&key).expect("key");
+        for field in ["expires_at", "rotated_at", "last_used_at"] {
+            expected[field] = serde_json::Value::Null;
+        }
+        expected["status"] = json!("revoked");
+        assert_eq!(serde_json::to_value(key.view()).expect("view"), expected);
+        assert_eq!(expected["environment"], "test");
+        assert_eq!(expected["scopes"], json!(["tryons:write"]));
     }
 }

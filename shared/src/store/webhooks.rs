@@ -70,7 +70,7 @@ fn delivery_key(scope: &TenantScope, endpoint_id: Uuid, delivery_id: Uuid) -> It
 
 /// The endpoint and delivery entities live in the domain; re-exported here
 /// where their callers have always found them.
-pub use crate::domain::webhook::{Delivery, Endpoint, type_matches};
+pub use crate::domain::webhook::{Delivery, DeliveryView, Endpoint, EndpointView, type_matches};
 
 /// How a delivery attempt ended, for the store.
 pub enum AttemptOutcome {
@@ -94,7 +94,7 @@ impl Store {
         item.insert("secret_sealed".into(), AttributeValue::B(Blob::new(sealed_secret.1)));
         let mut tx = Tx::new();
         tx.put_new(item, Cond::UNIQUE_ID);
-        let change = Change::created(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body());
+        let change = Change::created(ENDPOINT_RESOURCE, endpoint.id, endpoint.view());
         self.commit_endpoint_change(scope, tx, change, audit).await.map_err(|e| e.into_app_error("webhook endpoint"))
     }
 
@@ -172,7 +172,7 @@ impl Store {
             .expression_attribute_values(":seen", s(&old.updated_at));
         let mut tx = Tx::new();
         tx.update(update, Some(ENDPOINT_CHANGED));
-        let change = Change::updated(ENDPOINT_RESOURCE, old.id, old.to_body(), new.to_body());
+        let change = Change::updated(ENDPOINT_RESOURCE, old.id, old.view(), new.view());
         applied(self.commit_endpoint_change(scope, tx, change, audit).await, ENDPOINT_CHANGED, "webhook endpoint")
     }
 
@@ -205,7 +205,7 @@ impl Store {
     ) -> AppResult<()> {
         let mut tx = Tx::new();
         tx.delete(Delete::builder().set_key(Some(endpoint_key(scope, endpoint.id))), None);
-        let change = Change::deleted(ENDPOINT_RESOURCE, endpoint.id, endpoint.to_body());
+        let change = Change::deleted(ENDPOINT_RESOURCE, endpoint.id, endpoint.view());
         self.commit_endpoint_change(scope, tx, change, audit).await.map_err(|e| e.into_app_error("webhook endpoint"))
     }
 
