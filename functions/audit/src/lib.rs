@@ -9,11 +9,10 @@
 use axum::{Router, extract::State, routing::get};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, de::Error as _};
-use serde_json::Value;
 use shared::{
     AppError, AppResult, AppState,
     auth::{Principal, Role, Scope},
-    domain::{ids::UserId, values::Text},
+    domain::{audit::AuditEntryView, ids::UserId, values::Text},
     error::FieldError,
     http::Page,
     store::audit_log::AuditFilter,
@@ -89,7 +88,7 @@ async fn list_audit_logs(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<AuditFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<AuditEntryView>> {
     let scope = principal.require(Role::Admin, Scope::AuditRead, "audit_logs")?;
     let ListQuery { page, filters } = query?;
     let from = filters.date_from.and_then(DateBound::first_instant);

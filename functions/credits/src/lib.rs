@@ -18,16 +18,15 @@ use axum::{
     Json, Router,
     extract::State,
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json};
+use serde::Serialize;
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope},
     domain::{
-        credit::{ChargeReference, CreditAmount, CreditKind, Reason},
+        credit::{ChargeReference, CreditAmount, CreditKind, LedgerEntryView, Reason},
         ids::TenantId,
     },
     http::Page,
@@ -45,14 +44,33 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tenants/{id}/credits", post(grant_credits))
 }
 
-fn balance_body(tenant_id: Uuid, balance: i64) -> Value {
-    json!({ "tenant_id": tenant_id, "balance": balance, "currency": "credits" })
+/// A tenant's credit balance.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Balance {
+    pub tenant_id: Uuid,
+    pub balance: i64,
+    /// Always `credits`: balances are counted in credits, not money.
+    pub currency: &'static str,
 }
 
-async fn balance(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+impl Balance {
+    fn of(tenant_id: Uuid, balance: i64) -> Self {
+        Self { tenant_id, balance, currency: "credits" }
+    }
+}
+
+/// The balance after a grant or a charge, with the ledger entry that made it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BalanceWithEntry {
+    #[serde(flatten)]
+    pub balance: Balance,
+    pub entry: LedgerEntryView,
+}
+
+async fn balance(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Balance>> {
     let scope = principal.require(Role::User, Scope::CreditsRead, CREDITS_RESOURCE)?;
     let balance = state.store.credit_balance(&scope).await?;
-    Ok(Json(balance_body(scope.tenant_id(), balance)))
+    Ok(Json(Balance::of(scope.tenant_id(), balance)))
 }
 
 /// `GET /v1/credits/ledger` filters.
@@ -69,18 +87,17 @@ async fn ledger(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<LedgerFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<LedgerEntryView>> {
     let scope = principal.require(Role::Admin, Scope::CreditsRead, CREDITS_RESOURCE)?;
     let ListQuery { page, filters } = query?;
     let (entries, next_cursor) = state.store.credit_ledger(&scope, filters.kind, &page).await?;
-    Ok(Page { data: entries.iter().map(LedgerEntry::to_body).collect(), next_cursor })
+    Ok(Page { data: entries.iter().map(LedgerEntry::view).collect(), next_cursor })
 }
 
 /// The balance after a change, with its ledger entry: 201.
-fn created(tenant_id: Uuid, entry: &LedgerEntry) -> Response {
-    let mut body = balance_body(tenant_id, entry.balance_after);
-    body["entry"] = entry.to_body();
-    (StatusCode::CREATED, Json(body)).into_response()
+fn created(tenant_id: Uuid, entry: &LedgerEntry) -> (StatusCode, Json<BalanceWithEntry>) {
+    let answer = BalanceWithEntry { balance: Balance::of(tenant_id, entry.balance_after), entry: entry.view() };
+    (StatusCode::CREATED, Json(answer))
 }
 
 /// A grant's body: `amount` (1 to 1,000,000,000) and a non-blank `reason`
@@ -102,7 +119,7 @@ async fn grant_credits(
     audit: AuditContext,
     path: Result<PathIds<TenantId>, AppError>,
     body: Result<Body<Grant>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<BalanceWithEntry>)> {
     // Platform-admin-only: 403 whatever the id or body, so ids reveal nothing.
     let admin = principal.require_platform_admin(CREDITS_RESOURCE)?;
     let PathIds(TenantId(tenant_id)) = path?;
@@ -136,7 +153,7 @@ async fn charge_credits(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<Charge>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<BalanceWithEntry>)> {
     let scope = principal.require(Role::Admin, Scope::UsageWrite, CREDITS_RESOURCE)?;
     let Body(Charge { amount, reason, reference }) = body?;
     let reference = reference.as_ref().map(ChargeReference::as_str);
@@ -146,9 +163,32 @@ async fn charge_credits(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
     use shared::web::extract::parse_body;
 
     use super::*;
+
+    #[test]
+    fn a_change_answers_the_balance_with_its_entry() {
+        let tenant = Uuid::now_v7();
+        let entry = LedgerEntry {
+            id: Uuid::now_v7(),
+            tenant_id: TenantId(tenant),
+            amount: -3,
+            kind: CreditKind::Spend,
+            reason: "render".into(),
+            reference: None,
+            balance_after: 7,
+            actor: AuditContext::system("test").actor,
+            created_at: shared::domain::now(),
+        };
+        let (status, Json(answer)) = created(tenant, &entry);
+        assert_eq!(status, StatusCode::CREATED);
+        let body = serde_json::to_value(answer).expect("json");
+        // The entry is shown as it is stored, the `reference` null included.
+        let stored = serde_json::to_value(&entry).expect("json");
+        assert_eq!(body, json!({"tenant_id": tenant, "balance": 7, "currency": "credits", "entry": stored}));
+    }
 
     fn fields_of<T: for<'de> eserde::EDeserialize<'de>>(body: Value) -> Vec<String> {
         match parse_body::<T>(body.to_string().as_bytes()) {

@@ -18,10 +18,9 @@ use axum::{
     Json, Router,
     extract::State,
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json};
+use serde::Serialize;
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
@@ -29,7 +28,7 @@ use shared::{
     domain::{
         ids::{CustomerId, PhotoId, TryonId},
         now_rfc3339,
-        tryon::{self, ItemStatus, MAX_ITEMS, MIN_ITEMS, Quality, SessionStatus},
+        tryon::{self, ItemStatus, MAX_ITEMS, MIN_ITEMS, Quality, SessionStatus, TryonItemView, TryonSessionView},
         values::{HttpUrl, Text},
     },
     error::FieldError,
@@ -182,6 +181,53 @@ async fn usable_photo(
     }
 }
 
+/// A session with its items, as every try-on route shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TryonWithItems {
+    #[serde(flatten)]
+    pub session: TryonSessionView,
+    pub items: Vec<ItemWithResult>,
+}
+
+/// A cart item; a completed one carries where to download its image.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemWithResult {
+    #[serde(flatten)]
+    pub item: TryonItemView,
+    /// A presigned GET of the rendered PNG, valid for 15 minutes; only on
+    /// `completed` items (the key is absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_url: Option<String>,
+}
+
+/// A new session and the credit spend that paid for it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedTryon {
+    #[serde(flatten)]
+    pub tryon: TryonWithItems,
+    pub charge: TryonCharge,
+}
+
+/// The ledger entry of a session's price.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TryonCharge {
+    pub entry_id: Uuid,
+    /// The tenant's balance once the price was taken.
+    pub balance_after: i64,
+}
+
+/// A session after a cancel, with what this call cancelled.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CancelledTryon {
+    #[serde(flatten)]
+    pub tryon: TryonWithItems,
+    /// Indexes of the items this call cancelled (empty when none was still
+    /// queued).
+    pub cancelled_items: Vec<u32>,
+    /// Credits this call gave back: the cancelled items' shares.
+    pub refunded_credits: i64,
+}
+
 /// 201 with the session: pricing breakdown (base, multiplier, discount,
 /// total), status `queued` and its items. 402 `insufficient_credits` (balance
 /// and cost in details) creates nothing. One `tryon.item.requested` per item
@@ -191,7 +237,7 @@ async fn create_tryon(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<NewTryon>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<CreatedTryon>)> {
     let scope = principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
     let Body(request) = body?;
     request.check(!state.config.local_mode)?;
@@ -212,37 +258,35 @@ async fn create_tryon(
     let (mut session, items) = plan(scope.tenant_id(), &request);
     let charge = state.store.create_tryon(&scope, &session, &items, &audit).await?;
     session.charge_entry_id = Some(charge.id);
-    let mut body = session_body(&state, &session, &items).await?;
-    body["charge"] = json!({"entry_id": charge.id, "balance_after": charge.balance_after});
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let tryon = with_items(&state, &session, &items).await?;
+    let charge = TryonCharge { entry_id: charge.id, balance_after: charge.balance_after };
+    Ok((StatusCode::CREATED, Json(CreatedTryon { tryon, charge })))
 }
 
 /// The session with its items; a completed item carries a download URL.
-async fn session_body(state: &AppState, session: &TryonSession, items: &[TryonItem]) -> AppResult<Value> {
-    let mut body = session.to_body();
+async fn with_items(state: &AppState, session: &TryonSession, items: &[TryonItem]) -> AppResult<TryonWithItems> {
     let mut shown = Vec::with_capacity(items.len());
     for item in items {
-        let mut value = item.to_body();
-        if item.status == ItemStatus::Completed
-            && let Some(key) = &item.result_key
-        {
-            value["result_url"] = json!(state.blobs.presign_download(key, RESULT_URL_TTL).await?);
-        }
-        shown.push(value);
+        let result_url = match &item.result_key {
+            Some(key) if item.status == ItemStatus::Completed => {
+                Some(state.blobs.presign_download(key, RESULT_URL_TTL).await?)
+            }
+            _ => None,
+        };
+        shown.push(ItemWithResult { item: item.view(), result_url });
     }
-    body["items"] = Value::Array(shown);
-    Ok(body)
+    Ok(TryonWithItems { session: session.view(), items: shown })
 }
 
 async fn get_tryon(
     State(state): State<AppState>,
     principal: Principal,
     PathIds(TryonId(id)): PathIds<TryonId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TryonWithItems>> {
     let scope = principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
     let (session, items) =
         state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
-    Ok(Json(session_body(&state, &session, &items).await?))
+    Ok(Json(with_items(&state, &session, &items).await?))
 }
 
 /// `GET /v1/tryons` filters: all optional, unknown ones refused.
@@ -262,13 +306,13 @@ async fn list_tryons(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<TryonFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<TryonSessionView>> {
     let scope = principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
     let ListQuery { page, filters } = query?;
     let status = filters.status.map(SessionStatus::as_str);
     let customer_id = filters.customer_id.map(|c| c.0);
     let (sessions, next_cursor) = state.store.list_tryons(&scope, status, customer_id, &page).await?;
-    Ok(Page { data: sessions.iter().map(TryonSession::to_body).collect(), next_cursor })
+    Ok(Page { data: sessions.iter().map(TryonSession::view).collect(), next_cursor })
 }
 
 /// Cancels every item not yet taken by the worker and refunds each one's
@@ -281,7 +325,7 @@ async fn cancel_tryon(
     principal: Principal,
     audit: AuditContext,
     PathIds(TryonId(id)): PathIds<TryonId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<CancelledTryon>> {
     let scope = principal.require(Role::Developer, Scope::TryonsWrite, TRYON_RESOURCE)?;
     let (_, items) = state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     let mut cancelled = Vec::new();
@@ -296,14 +340,13 @@ async fn cancel_tryon(
     state.store.finish_tryon_if_done(&scope, id).await?;
     let (session, items) =
         state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
-    let mut body = session_body(&state, &session, &items).await?;
-    body["cancelled_items"] = json!(cancelled);
-    body["refunded_credits"] = json!(refunded);
-    Ok(Json(body))
+    let tryon = with_items(&state, &session, &items).await?;
+    Ok(Json(CancelledTryon { tryon, cancelled_items: cancelled, refunded_credits: refunded }))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
     use shared::web::extract::parse_body;
 
     use super::*;

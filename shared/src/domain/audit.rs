@@ -27,12 +27,15 @@ pub struct AuditContext {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// Who made a change: audit entries and ledger entries show it as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Actor {
     /// `user`, `api_key` or `system`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The user's or the API key's id, or the platform component's name.
     pub id: String,
+    /// The user's email (users only).
     pub email: Option<String>,
 }
 
@@ -116,6 +119,41 @@ impl Change {
             new_values: json!({}),
         }
     }
+}
+
+/// An entry of the trail as `GET /v1/audit/logs` shows it (seed 003's shape
+/// plus actor, user agent and request id); `store::audit_log` reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AuditEntryView {
+    pub id: Uuid,
+    /// The acting user, when the actor is one (seed 003's field; `actor`
+    /// tells every kind).
+    pub user: Option<AuditUser>,
+    pub actor: Actor,
+    /// `create`, `update`, `delete`, or what the resource names its changes
+    /// (a credit `grant`, say).
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    /// The fields before the change (only the changed ones for an update),
+    /// secrets redacted.
+    pub old_values: Value,
+    /// The fields after the change (only the changed ones for an update),
+    /// secrets redacted.
+    pub new_values: Value,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub timestamp: String,
+    /// When the entry leaves the trail (the tenant's retention policy).
+    pub expires_at: Option<String>,
+}
+
+/// The user who made a change.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AuditUser {
+    pub id: String,
+    pub email: Option<String>,
 }
 
 /// A view as JSON. Views are plain structs of strings, numbers and maps, for

@@ -26,7 +26,7 @@ impl CreditKind {
     }
 }
 
-/// One change of a tenant's balance, as stored and as the API shows it.
+/// One change of a tenant's balance, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     pub id: Uuid,
@@ -42,9 +42,38 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// One change of a tenant's balance, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LedgerEntryView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// Signed: grants and refunds positive, spends negative.
+    pub amount: i64,
+    pub kind: CreditKind,
+    pub reason: String,
+    /// The caller's charge reference, or `tryon:<session>[:<item>]` for a
+    /// try-on's spend and refunds.
+    pub reference: Option<String>,
+    /// The tenant's balance right after this change.
+    pub balance_after: i64,
+    /// Who made the change.
+    pub actor: Actor,
+    pub created_at: DateTime<Utc>,
+}
+
 impl LedgerEntry {
-    pub fn to_body(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    pub fn view(&self) -> LedgerEntryView {
+        LedgerEntryView {
+            id: self.id,
+            tenant_id: self.tenant_id.0,
+            amount: self.amount,
+            kind: self.kind,
+            reason: self.reason.clone(),
+            reference: self.reference.clone(),
+            balance_after: self.balance_after,
+            actor: self.actor.clone(),
+            created_at: self.created_at,
+        }
     }
 }
 

@@ -9,7 +9,6 @@
 //! exactly its share and refunding every item gives back exactly the total.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::events::{Event, catalogue::TryonSessionFinished};
@@ -105,19 +104,38 @@ pub fn price(items: usize, quality: Quality) -> Price {
     }
 }
 
+/// How a cart's price is made up, as the API shows it (the per-item shares
+/// stay internal: refunds use them, callers see each item's `credits`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PriceView {
+    /// Number of cart items priced.
+    pub items: i64,
+    pub base_credits_per_item: i64,
+    pub quality: Quality,
+    /// The quality's price multiplier (sd 1, hd 2, 4k 4).
+    pub multiplier: i64,
+    /// Credits before the volume discount.
+    pub subtotal: i64,
+    /// The volume discount of this cart size, in percent.
+    pub discount_percent: i64,
+    /// Credits taken off the subtotal (after rounding the total up).
+    pub discount: i64,
+    /// Credits charged for the whole cart.
+    pub total: i64,
+}
+
 impl Price {
-    /// The breakdown as the API shows it.
-    pub fn to_body(&self) -> Value {
-        json!({
-            "items": self.items,
-            "base_credits_per_item": self.base_credits_per_item,
-            "quality": self.quality,
-            "multiplier": self.multiplier,
-            "subtotal": self.subtotal,
-            "discount_percent": self.discount_percent,
-            "discount": self.discount,
-            "total": self.total,
-        })
+    pub fn view(&self) -> PriceView {
+        PriceView {
+            items: self.items as i64,
+            base_credits_per_item: self.base_credits_per_item,
+            quality: self.quality,
+            multiplier: self.multiplier,
+            subtotal: self.subtotal,
+            discount_percent: self.discount_percent,
+            discount: self.discount,
+            total: self.total,
+        }
     }
 }
 
@@ -204,30 +222,66 @@ impl TryonSession {
         }
     }
 
-    pub fn to_body(&self) -> Value {
+    pub fn view(&self) -> TryonSessionView {
         let progress = if self.items_total > 0 { self.done_count() as f64 / self.items_total as f64 } else { 1.0 };
-        json!({
-            "id": self.id,
-            "tenant_id": self.tenant_id,
-            "customer_id": self.customer_id,
-            "photo_id": self.photo_id,
-            "quality": self.quality,
-            "status": self.status,
-            "pricing": self.price.to_body(),
-            "credits_charged": self.price.total,
-            "credits_refunded": self.refunded_credits,
-            "progress": {
-                "total": self.items_total,
-                "completed": self.completed_count,
-                "failed": self.failed_count,
-                "cancelled": self.cancelled_count,
-                "percent": (progress * 100.0).round(),
+        TryonSessionView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            customer_id: self.customer_id,
+            photo_id: self.photo_id,
+            quality: self.quality,
+            status: self.status,
+            pricing: self.price.view(),
+            credits_charged: self.price.total,
+            credits_refunded: self.refunded_credits,
+            progress: TryonProgress {
+                total: self.items_total,
+                completed: self.completed_count,
+                failed: self.failed_count,
+                cancelled: self.cancelled_count,
+                percent: (progress * 100.0).round(),
             },
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "completed_at": self.completed_at,
-        })
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            completed_at: self.completed_at.clone(),
+        }
     }
+}
+
+/// A try-on session as the API shows it (and as its audit entry records it):
+/// the worker's lock and the charge's ledger id are not part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TryonSessionView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub customer_id: Uuid,
+    /// The customer's person photo the garments are rendered on.
+    pub photo_id: Uuid,
+    pub quality: Quality,
+    pub status: SessionStatus,
+    pub pricing: PriceView,
+    /// Credits taken when the session was created (`pricing.total`).
+    pub credits_charged: i64,
+    /// Credits given back for failed and cancelled items so far.
+    pub credits_refunded: i64,
+    pub progress: TryonProgress,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When the session reached its final status.
+    pub completed_at: Option<String>,
+}
+
+/// How many of a session's items have ended, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TryonProgress {
+    /// Items in the cart.
+    pub total: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    /// Share of the items that ended (completed, failed or cancelled), 0 to
+    /// 100, rounded to a whole number.
+    pub percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -258,21 +312,42 @@ pub struct TryonItem {
     pub completed_at: Option<String>,
 }
 
+/// A cart item as the API shows it; the worker's `lock`, its lease and the
+/// result's bucket key stay internal (the handler adds a download URL).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TryonItemView {
+    /// The item's position in the cart, from 0.
+    pub index: u32,
+    pub product_id: String,
+    pub size: Option<String>,
+    /// The garment as an image URL, when the cart gave one.
+    pub garment_image_url: Option<String>,
+    /// The garment as one of the customer's photos, when the cart gave one.
+    pub garment_photo_id: Option<Uuid>,
+    /// This item's share of the session's price (refunded if it fails or is
+    /// cancelled).
+    pub credits: i64,
+    pub status: ItemStatus,
+    /// Why rendering failed (`failed` only).
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
 impl TryonItem {
-    /// The API view (the download URL is added by the handler).
-    pub fn to_body(&self) -> Value {
-        json!({
-            "index": self.index,
-            "product_id": self.product_id,
-            "size": self.size,
-            "garment_image_url": self.garment_image_url,
-            "garment_photo_id": self.garment_photo_id,
-            "credits": self.credits,
-            "status": self.status,
-            "error": self.error,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
-        })
+    pub fn view(&self) -> TryonItemView {
+        TryonItemView {
+            index: self.index,
+            product_id: self.product_id.clone(),
+            size: self.size.clone(),
+            garment_image_url: self.garment_image_url.clone(),
+            garment_photo_id: self.garment_photo_id,
+            credits: self.credits,
+            status: self.status,
+            error: self.error.clone(),
+            started_at: self.started_at.clone(),
+            completed_at: self.completed_at.clone(),
+        }
     }
 }
 
@@ -321,6 +396,67 @@ mod tests {
         assert_eq!(price(20, Quality::FourK).total, 48);
         // 15 hd: 30 * 0.7 = 21.
         assert_eq!(price(15, Quality::Hd).total, 21);
+    }
+
+    #[test]
+    fn a_session_shows_its_pricing_and_progress_but_not_its_shares() {
+        let (id, tenant, customer, photo) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let session = TryonSession {
+            id,
+            tenant_id: tenant,
+            customer_id: customer,
+            photo_id: photo,
+            quality: Quality::Hd,
+            price: price(3, Quality::Hd),
+            status: SessionStatus::Processing,
+            items_total: 3,
+            completed_count: 1,
+            failed_count: 1,
+            cancelled_count: 0,
+            refunded_credits: 2,
+            charge_entry_id: Some(Uuid::now_v7()),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:01Z".into(),
+            completed_at: None,
+        };
+        let body = serde_json::to_value(session.view()).expect("json");
+        let expected = serde_json::json!({
+            "id": id, "tenant_id": tenant, "customer_id": customer, "photo_id": photo,
+            "quality": "hd", "status": "processing",
+            "pricing": {"items": 3, "base_credits_per_item": 1, "quality": "hd", "multiplier": 2, "subtotal": 6,
+                        "discount_percent": 0, "discount": 0, "total": 6},
+            "credits_charged": 6, "credits_refunded": 2,
+            "progress": {"total": 3, "completed": 1, "failed": 1, "cancelled": 0, "percent": 67.0},
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:01Z", "completed_at": null,
+        });
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn an_item_hides_its_lock_and_result_key() {
+        let item = TryonItem {
+            session_id: Uuid::now_v7(),
+            index: 2,
+            product_id: "p".into(),
+            size: None,
+            garment_image_url: Some("https://x/a.png".into()),
+            garment_photo_id: None,
+            credits: 1,
+            status: ItemStatus::Processing,
+            result_key: Some("t/tryons/a.png".into()),
+            error: None,
+            lock: Some("lock".into()),
+            lease_until: Some(1),
+            started_at: Some("2026-01-01T00:00:00Z".into()),
+            completed_at: None,
+        };
+        let body = serde_json::to_value(item.view()).expect("json");
+        let expected = serde_json::json!({
+            "index": 2, "product_id": "p", "size": null, "garment_image_url": "https://x/a.png",
+            "garment_photo_id": null, "credits": 1, "status": "processing", "error": null,
+            "started_at": "2026-01-01T00:00:00Z", "completed_at": null,
+        });
+        assert_eq!(body, expected);
     }
 
     #[test]

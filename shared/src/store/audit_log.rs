@@ -5,17 +5,18 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, n, s,
+    Item, Store, from_item, n, s,
     tx::{EVENT_DETAIL_ATTR, EVENT_TYPE_ATTR},
 };
 use crate::{
     auth::TenantScope,
     domain::{
-        audit::{AuditContext, Change, redact},
+        audit::{Actor, AuditContext, AuditEntryView, AuditUser, Change, redact},
         ids::UserId,
     },
     error::AppResult,
@@ -107,7 +108,7 @@ impl Store {
         scope: &TenantScope,
         filter: &AuditFilter,
         page: &PageRequest,
-    ) -> AppResult<(Vec<Value>, Option<String>)> {
+    ) -> AppResult<(Vec<AuditEntryView>, Option<String>)> {
         let lower = filter.from.map(audit_key_at).unwrap_or_else(|| "AUDIT#".to_owned());
         // `~` sorts after every hex digit: the whole last millisecond is in.
         let upper = filter.to.map(|t| format!("{}~", audit_key_at(t))).unwrap_or_else(|| "AUDIT#~".to_owned());
@@ -137,43 +138,87 @@ impl Store {
             filter.user_id.map(|u| u.to_string()).unwrap_or_default()
         );
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((items.into_iter().map(entry_body).collect(), cursor))
+        let entries = items.into_iter().map(from_item::<StoredEntry>).collect::<AppResult<Vec<_>>>()?;
+        Ok((entries.into_iter().map(StoredEntry::view).collect(), cursor))
     }
 }
 
-/// The API body of an entry (seed 003's shape plus actor, user agent, request id).
-fn entry_body(item: Item) -> Value {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let json_of = |name: &str| {
-        item.get(name).and_then(|v| serde_dynamo::from_attribute_value::<_, Value>(v.clone()).ok()).unwrap_or(json!({}))
-    };
-    let actor = json_of("actor");
-    json!({
-        "id": text("id"),
-        "user": if actor["type"] == "user" { json!({"id": actor["id"], "email": actor["email"]}) } else { Value::Null },
-        "actor": actor,
-        "action": text("action"),
-        "resource_type": text("resource_type"),
-        "resource_id": text("resource_id"),
-        "old_values": json_of("old_values"),
-        "new_values": json_of("new_values"),
-        "ip_address": text("ip_address"),
-        "user_agent": text("user_agent"),
-        "request_id": text("request_id"),
-        "timestamp": text("timestamp"),
-        // When the entry leaves the trail (the tenant's retention policy).
-        "expires_at": item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .and_then(|t| DateTime::from_timestamp(t, 0))
-            .map(crate::domain::rfc3339),
-    })
+/// An entry as [`entry_item`] stores it (the keys, `user_id` and the outbox
+/// attributes are not read back).
+#[derive(Debug, Deserialize)]
+struct StoredEntry {
+    id: Uuid,
+    actor: Actor,
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    #[serde(default = "empty_object")]
+    old_values: Value,
+    #[serde(default = "empty_object")]
+    new_values: Value,
+    #[serde(default)]
+    ip_address: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+    timestamp: String,
+    /// Epoch seconds (DynamoDB's TTL attribute).
+    #[serde(default)]
+    expires_at: Option<i64>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+impl StoredEntry {
+    fn view(self) -> AuditEntryView {
+        let user = (self.actor.kind == "user")
+            .then(|| AuditUser { id: self.actor.id.clone(), email: self.actor.email.clone() });
+        AuditEntryView {
+            id: self.id,
+            user,
+            actor: self.actor,
+            action: self.action,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            old_values: self.old_values,
+            new_values: self.new_values,
+            ip_address: self.ip_address,
+            user_agent: self.user_agent,
+            request_id: self.request_id,
+            timestamp: self.timestamp,
+            expires_at: self.expires_at.and_then(|t| DateTime::from_timestamp(t, 0)).map(crate::domain::rfc3339),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_reads_back_as_the_api_shows_it() {
+        let scope = crate::auth::proofs::NewTenant::scope(Uuid::nil());
+        let ctx = AuditContext::user(Uuid::nil(), Some("a@b.co".into()), &Default::default());
+        let change = Change::updated("tenant", "t1", json!({"name": "A"}), json!({"name": "B", "token": "x"}));
+        let item = entry_item(&scope, &ctx, change, 30);
+        let view = from_item::<StoredEntry>(item).map(StoredEntry::view).expect("entry");
+        let body = serde_json::to_value(&view).expect("json");
+        let keys: Vec<&str> = body.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        let expected = "action actor expires_at id ip_address new_values old_values request_id resource_id \
+                        resource_type timestamp user user_agent";
+        assert_eq!(keys, expected.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(body["user"], json!({"id": Uuid::nil(), "email": "a@b.co"}));
+        assert_eq!(body["actor"], json!({"type": "user", "id": Uuid::nil(), "email": "a@b.co"}));
+        assert_eq!(body["old_values"], json!({"name": "A", "token": null}));
+        assert_eq!(body["new_values"], json!({"name": "B", "token": crate::domain::audit::REDACTED}));
+        assert!(body["ip_address"].is_null() && body["expires_at"].is_string());
+        let system = entry_item(&scope, &AuditContext::system("worker"), Change::deleted("x", "1", json!({})), 30);
+        let view = from_item::<StoredEntry>(system).map(StoredEntry::view).expect("entry");
+        assert_eq!(view.user, None);
+    }
 
     #[test]
     fn a_uuid_v7_of_a_millisecond_starts_with_that_milliseconds_key() {

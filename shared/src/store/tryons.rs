@@ -183,7 +183,7 @@ impl Store {
                 tx.emit(scope, item_requested_event(session.id, tryon_item.index));
             }
         }
-        tx.audit(scope, audit, Change::created(TRYON_RESOURCE, session.id, session.to_body()), retention);
+        tx.audit(scope, audit, Change::created(TRYON_RESOURCE, session.id, session.view()), retention);
         let reason = format!("try-on {} ({} x {})", session.id, items.len(), session.quality.as_str());
         self.spend_credits_with(scope, session.price.total, &reason, &format!("tryon:{}", session.id), audit, tx).await
     }
