@@ -20,8 +20,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use shared::{
     AppError, AppResult, AppState,
     audit::{AuditContext, ClientInfo},
@@ -33,8 +33,8 @@ use shared::{
     },
     domain::{
         ids::TenantId,
-        tenant::{Tenant, slugify, suffixed_slug},
-        user::{NewPassword, PersonName, User},
+        tenant::{Tenant, TenantView, slugify, suffixed_slug},
+        user::{NewPassword, PersonName, User, UserView},
         values::{Email, Hostname, Slug, Text},
     },
     error::FieldError,
@@ -44,7 +44,7 @@ use shared::{
 };
 use uuid::Uuid;
 
-pub use tokens::RefreshToken;
+pub use tokens::{RefreshToken, TokenResponse, TokenType};
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
@@ -96,13 +96,22 @@ impl Registration {
     }
 }
 
+/// A sign-up's answer: the owner signed in, and their new tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Registered {
+    #[serde(flatten)]
+    pub session: TokenResponse,
+    /// `provisioning` until the provisioner has run.
+    pub tenant: TenantView,
+}
+
 /// Seed 003 sign-up: a new tenant and its owner, in one transaction (which
 /// also emits `tenant.created` and the owner's `user.created`).
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
     Body(new): Body<Registration>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<Registered>)> {
     new.check()?;
     let password_hash = password::hash_password(new.password.as_str())?;
     let explicit_slug = new.tenant_slug.is_some();
@@ -121,9 +130,8 @@ async fn register(
         match state.store.create_tenant_with_owner(&tenant, &owner, &password_hash, &audit).await {
             Ok(()) => {
                 let scope = NewTenant::scope(tenant.id);
-                let mut body = tokens::start_session(&state, &scope, &owner, &client).await?;
-                body["tenant"] = tenant.to_body();
-                return Ok((StatusCode::CREATED, Json(body)).into_response());
+                let session = tokens::start_session(&state, &scope, &owner, &client).await?;
+                return Ok((StatusCode::CREATED, Json(Registered { session, tenant: tenant.view() })));
             }
             Err(CreateTenantError::EmailTaken) => {
                 return Err(AppError::conflict("an account with this email already exists")
@@ -164,7 +172,7 @@ async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     Body(Login { email, password, tenant_hint }): Body<Login>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TokenResponse>> {
     let (email, password) = (email.as_str(), password.as_str());
     let refused = || AppError::unauthorized("invalid email or password");
     let Some(claim) = state.store.find_email_owner(email).await? else {
@@ -207,7 +215,7 @@ struct Logout {
     refresh_token: Option<Text<1, 512>>,
 }
 
-async fn refresh(State(state): State<AppState>, Body(body): Body<Refresh>) -> AppResult<Json<Value>> {
+async fn refresh(State(state): State<AppState>, Body(body): Body<Refresh>) -> AppResult<Json<TokenResponse>> {
     Ok(Json(tokens::rotate(&state, body.refresh_token.as_str()).await?))
 }
 
@@ -235,8 +243,36 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /v1/auth/me`: the caller as a user, with their home tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// The tenant the user belongs to; `null` if it is gone.
+    pub tenant: Option<TenantSummary>,
+    /// The tenant this request acts in: the user's own, or the one a
+    /// platform admin named with `X-Tenant-ID`.
+    pub acting_tenant_id: Uuid,
+}
+
+/// The few fields of a tenant a profile shows.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub status: String,
+    pub plan: String,
+}
+
+impl From<Tenant> for TenantSummary {
+    fn from(tenant: Tenant) -> Self {
+        Self { id: tenant.id, name: tenant.name, slug: tenant.slug, status: tenant.status, plan: tenant.plan }
+    }
+}
+
 /// The caller's profile and tenant.
-async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Me>> {
     let SignedIn { scope: home, .. } = principal.require_session("user")?;
     let user = state
         .store
@@ -244,15 +280,8 @@ async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Js
         .await?
         .filter(|u| u.is_active)
         .ok_or_else(|| AppError::invalid_token("the account no longer exists or is disabled"))?;
-    let tenant = state
-        .store
-        .get_tenant(&home)
-        .await?
-        .map(|(t, _)| json!({"id": t.id, "name": t.name, "slug": t.slug, "status": t.status, "plan": t.plan}));
-    let mut body = user.to_body();
-    body["tenant"] = tenant.unwrap_or(Value::Null);
-    body["acting_tenant_id"] = json!(principal.tenant_id());
-    Ok(Json(body))
+    let tenant = state.store.get_tenant(&home).await?.map(|(t, _)| TenantSummary::from(t));
+    Ok(Json(Me { user: user.view(), tenant, acting_tenant_id: principal.tenant_id() }))
 }
 
 /// An invitation's one-time token as a request field: refused at the edge
@@ -286,7 +315,7 @@ async fn accept_invitation(
     State(state): State<AppState>,
     client: ClientInfo,
     Body(acceptance): Body<Acceptance>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<TokenResponse>)> {
     let Acceptance { token: InvitationTokenField(token), password: password_text, first_name, last_name } = acceptance;
     if let Some(problem) = password::password_problem(password_text.as_str(), &token.email) {
         return Err(AppError::invalid_field("password", problem));
@@ -308,8 +337,8 @@ async fn accept_invitation(
         Err(MemberError::Other(e)) => return Err(e),
         Err(_) => return Err(invalid_invitation()),
     };
-    let body = tokens::start_session(&state, &scope, &user, &client).await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let session = tokens::start_session(&state, &scope, &user, &client).await?;
+    Ok((StatusCode::CREATED, Json(session)))
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

@@ -6,14 +6,15 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
-use serde_json::{Value, json};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use shared::{
     AppError, AppResult, AppState,
     audit::{AuditContext, ClientInfo},
     auth::{TenantScope, jwt::AccessGrant, proofs::CredentialLookup},
-    domain::user::User,
+    domain::user::{User, UserView},
     store::sessions::Rotation,
+    string_enum,
 };
 use uuid::Uuid;
 
@@ -56,13 +57,35 @@ impl RefreshToken {
     }
 }
 
+string_enum!(
+    /// How to present the access token: `Authorization: Bearer <token>`.
+    TokenType {
+        Bearer => "bearer",
+    }
+);
+
+/// A signed-in answer (login, refresh, accepted invitation): a token pair and
+/// whom it is for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    /// A JWT (ES256) for `Authorization: Bearer`, verifiable with
+    /// `/.well-known/jwks.json`.
+    pub access_token: String,
+    /// Single use: `POST /v1/auth/refresh` answers a new pair and retires it.
+    pub refresh_token: String,
+    pub token_type: TokenType,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub user: UserView,
+}
+
 /// A new login: a new refresh-token family and its first token pair.
 pub async fn start_session(
     state: &AppState,
     scope: &TenantScope,
     user: &User,
     client: &ClientInfo,
-) -> AppResult<Value> {
+) -> AppResult<TokenResponse> {
     let session_id = Uuid::now_v7();
     let refresh = RefreshToken::generate(scope.tenant_id(), session_id);
     let expires_at = chrono::Utc::now().timestamp() + SESSION_TTL_SECONDS;
@@ -71,7 +94,12 @@ pub async fn start_session(
     token_response(state, user, session_id, &refresh)
 }
 
-fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &RefreshToken) -> AppResult<Value> {
+fn token_response(
+    state: &AppState,
+    user: &User,
+    session_id: Uuid,
+    refresh: &RefreshToken,
+) -> AppResult<TokenResponse> {
     let access = state.signer()?.issue(&AccessGrant {
         user_id: user.id,
         email: Some(user.email.clone()),
@@ -80,18 +108,18 @@ fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &Ref
         platform_admin: user.platform_admin,
         session_id,
     })?;
-    Ok(json!({
-        "access_token": access.token,
-        "refresh_token": refresh.encode(),
-        "token_type": "bearer",
-        "expires_in": access.expires_in,
-        "user": user.to_body(),
-    }))
+    Ok(TokenResponse {
+        access_token: access.token,
+        refresh_token: refresh.encode(),
+        token_type: TokenType::Bearer,
+        expires_in: access.expires_in,
+        user: user.view(),
+    })
 }
 
 /// Rotates a refresh token. Presenting a token that was already rotated out
 /// revokes its whole family: one of the two holders is not the user.
-pub async fn rotate(state: &AppState, raw: &str) -> AppResult<Value> {
+pub async fn rotate(state: &AppState, raw: &str) -> AppResult<TokenResponse> {
     let invalid = || AppError::invalid_token("the refresh token is invalid or revoked");
     let presented = RefreshToken::parse(raw).ok_or_else(invalid)?;
     // The token names its tenant and session; they are trusted once the

@@ -11,15 +11,18 @@
 //! | `DELETE /v1/tenants/{id}` | [`delete_tenant`] | platform admin (soft delete) |
 //! | `GET /v1/tenants/{id}/stats` | [`tenant_stats`] | its admins, platform admin |
 
+use std::collections::BTreeMap;
+
 use axum::{
     Json, Router,
     body::Bytes,
     extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
+    http::{HeaderName, StatusCode, header::LOCATION},
     routing::get,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
+use uuid::Uuid;
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
@@ -28,7 +31,8 @@ use shared::{
         ids::TenantId,
         plans::{effective_limits, quota_status},
         tenant::{
-            Tenant, TenantCreate, TenantStatus, TenantType, TenantUpdate, platform_only_fields_in, suffixed_slug,
+            Limit, OnboardingStatus, Tenant, TenantCreate, TenantStatus, TenantType, TenantUpdate, TenantView,
+            platform_only_fields_in, suffixed_slug,
         },
     },
     http::Page,
@@ -60,7 +64,7 @@ async fn create_tenant(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<TenantCreate>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, [(HeaderName, String); 1], Json<TenantView>)> {
     let admin = principal.require_platform_admin("tenants")?;
     let Body(body) = body?;
     // A slug derived from the name (seed 003 sends none) that is taken gets a
@@ -91,10 +95,10 @@ async fn create_tenant(
             Err(CreateTenantError::Other(e)) => return Err(e),
         }
     }
-    let mut body = tenant.to_body();
-    body["onboarding"]["status"] = json!("pending");
-    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/v1/tenants/{}", tenant.id))], Json(body))
-        .into_response())
+    let mut view = tenant.view();
+    // Only this answer says so: provisioning has not run yet.
+    view.onboarding.status = Some(OnboardingStatus::Pending);
+    Ok((StatusCode::CREATED, [(LOCATION, format!("/v1/tenants/{}", tenant.id))], Json(view)))
 }
 
 /// `GET /v1/tenants` filters (seed 002): all optional, unknown ones refused.
@@ -116,7 +120,7 @@ async fn list_tenants(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<TenantFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<TenantView>> {
     // Authorization first: a caller who may not list learns nothing from a
     // bad parameter.
     let proof = principal.require_platform_admin("tenants")?;
@@ -125,23 +129,23 @@ async fn list_tenants(
     let tenant_type = filters.tenant_type.map(TenantType::as_str);
     let parent_id = filters.parent_id.map(|p| p.0);
     let (tenants, next_cursor) = state.store.list_tenants(&proof, status, tenant_type, parent_id, &page).await?;
-    Ok(Page { data: tenants.iter().map(Tenant::to_body).collect(), next_cursor })
+    Ok(Page { data: tenants.iter().map(Tenant::view).collect(), next_cursor })
 }
 
-async fn my_tenant(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+async fn my_tenant(State(state): State<AppState>, principal: Principal) -> AppResult<Json<TenantView>> {
     let scope = principal.require(Role::User, Scope::TenantRead, RESOURCE)?;
     let (tenant, _) = load(&state, &scope).await?;
-    Ok(Json(tenant.to_body()))
+    Ok(Json(tenant.view()))
 }
 
 async fn get_tenant(
     State(state): State<AppState>,
     principal: Principal,
     PathIds(TenantId(id)): PathIds<TenantId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TenantView>> {
     let scope = principal.require_in(id, Role::User, Scope::TenantRead, RESOURCE)?;
     let (tenant, _) = load(&state, &scope).await?;
-    Ok(Json(tenant.to_body()))
+    Ok(Json(tenant.view()))
 }
 
 async fn update_tenant(
@@ -150,7 +154,7 @@ async fn update_tenant(
     audit: AuditContext,
     PathIds(TenantId(id)): PathIds<TenantId>,
     body: Bytes,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TenantView>> {
     let scope = principal.require_in(id, Role::Admin, Scope::TenantWrite, RESOURCE)?;
     // Who may send which fields comes before what the values are: a tenant
     // admin who sends a platform field is refused (403) whatever its value,
@@ -182,7 +186,7 @@ async fn update_tenant(
             .await?
             .ok_or_else(|| AppError::not_found(RESOURCE))?
     };
-    Ok(Json(tenant.to_body()))
+    Ok(Json(tenant.view()))
 }
 
 /// Soft delete: the tenant turns `inactive` (`tenant.deleted`); its data and
@@ -201,38 +205,108 @@ async fn delete_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /v1/tenants/me/usage`: what the tenant uses against its plan's limits.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantUsageReport {
+    pub tenant_id: Uuid,
+    pub plan: String,
+    pub current_usage: CurrentUsage,
+    pub plan_limits: PlanLimits,
+    pub quota_status: QuotaStatuses,
+}
+
+/// What the tenant uses now. Only seats and projects are counted yet; the
+/// other meters read 0.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CurrentUsage {
+    /// Seats: users plus pending invitations.
+    pub users: i64,
+    pub pending_invitations: i64,
+    pub projects: i64,
+    pub ai_requests_monthly: i64,
+    pub storage_gb: i64,
+    pub api_calls_monthly: i64,
+}
+
+/// The plan's limits (the tenant's own for `enterprise_custom`; `users` is
+/// its `max_users`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlanLimits {
+    pub users: Limit,
+    pub projects: Limit,
+    pub ai_requests_monthly: Limit,
+    pub storage_gb: Limit,
+    pub api_calls_monthly: Limit,
+}
+
+/// Each quota's standing: `{usage_percentage, status (healthy, warning,
+/// critical), available, limit}`, the last two a number or `"unlimited"`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuotaStatuses {
+    pub users: Value,
+    pub projects: Value,
+    pub ai_requests: Value,
+    pub storage: Value,
+    pub api_calls: Value,
+}
+
 /// Seed 000's usage: what the tenant uses against its plan's limits.
-async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppResult<Json<TenantUsageReport>> {
     let scope = principal.require(Role::User, Scope::TenantRead, "tenant_usage")?;
     let (tenant, usage) = load(&state, &scope).await?;
     let limits = effective_limits(&tenant);
-    let limit = |l: Option<i64>| l.map_or(json!("unlimited"), |v| json!(v));
-    Ok(Json(json!({
-        "tenant_id": tenant.id,
-        "plan": tenant.plan,
-        "current_usage": {
-            "users": usage.user_count,
-            "pending_invitations": usage.pending_invitations,
-            "projects": usage.project_count,
-            "ai_requests_monthly": 0,
-            "storage_gb": 0,
-            "api_calls_monthly": 0,
+    Ok(Json(TenantUsageReport {
+        tenant_id: tenant.id,
+        plan: tenant.plan,
+        current_usage: CurrentUsage {
+            users: usage.user_count,
+            pending_invitations: usage.pending_invitations,
+            projects: usage.project_count,
+            ai_requests_monthly: 0,
+            storage_gb: 0,
+            api_calls_monthly: 0,
         },
-        "plan_limits": {
-            "users": limit(limits.users),
-            "projects": limit(limits.projects),
-            "ai_requests_monthly": limit(limits.ai_requests_monthly),
-            "storage_gb": limit(limits.storage_gb),
-            "api_calls_monthly": limit(limits.api_calls_monthly),
+        plan_limits: PlanLimits {
+            users: limits.users.into(),
+            projects: limits.projects.into(),
+            ai_requests_monthly: limits.ai_requests_monthly.into(),
+            storage_gb: limits.storage_gb.into(),
+            api_calls_monthly: limits.api_calls_monthly.into(),
         },
-        "quota_status": {
-            "users": quota_status(usage.user_count, limits.users),
-            "projects": quota_status(usage.project_count, limits.projects),
-            "ai_requests": quota_status(0, limits.ai_requests_monthly),
-            "storage": quota_status(0, limits.storage_gb),
-            "api_calls": quota_status(0, limits.api_calls_monthly),
+        quota_status: QuotaStatuses {
+            users: quota_status(usage.user_count, limits.users),
+            projects: quota_status(usage.project_count, limits.projects),
+            ai_requests: quota_status(0, limits.ai_requests_monthly),
+            storage: quota_status(0, limits.storage_gb),
+            api_calls: quota_status(0, limits.api_calls_monthly),
         },
-    })))
+    }))
+}
+
+/// `GET /v1/tenants/{id}/stats` (seed 002). Diplomas and storage are not
+/// metered yet: they read 0.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantStats {
+    pub tenant_id: Uuid,
+    /// Members (pending invitations not included).
+    pub total_users: i64,
+    pub pending_invitations: i64,
+    pub max_users: i64,
+    /// Seats taken (members and pending invitations) as a percentage of
+    /// `max_users`, two decimals.
+    pub users_percentage: f64,
+    pub total_diplomas: i64,
+    pub max_diplomas: i64,
+    pub diplomas_percentage: f64,
+    pub storage_used_mb: i64,
+    pub storage_quota_mb: i64,
+    pub storage_percentage: f64,
+    /// Members by role name.
+    pub user_count_by_role: BTreeMap<String, i64>,
+    pub diploma_count_by_status: BTreeMap<String, i64>,
+    pub last_diploma_created: Option<String>,
+    /// When the last member joined (RFC 3339).
+    pub last_user_added: Option<String>,
 }
 
 /// Seed 002 stats: usage against the tenant's limits and users by role.
@@ -240,7 +314,7 @@ async fn tenant_stats(
     State(state): State<AppState>,
     principal: Principal,
     PathIds(TenantId(id)): PathIds<TenantId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TenantStats>> {
     // Another tenant is 404 like a missing one; then the admin role.
     let scope = principal.require_in(id, Role::User, Scope::TenantRead, RESOURCE)?;
     principal.require(Role::Admin, Scope::TenantRead, "tenant_stats")?;
@@ -248,24 +322,21 @@ async fn tenant_stats(
     let percentage = |used: i64, max: i64| {
         if max > 0 { (used as f64 * 10_000.0 / max as f64).round() / 100.0 } else { 0.0 }
     };
-    let members = usage.user_count - usage.pending_invitations;
-    let by_role: serde_json::Map<String, Value> =
-        usage.users_by_role.iter().map(|(role, count)| (role.as_str().to_owned(), json!(count))).collect();
-    Ok(Json(json!({
-        "tenant_id": tenant.id,
-        "total_users": members,
-        "pending_invitations": usage.pending_invitations,
-        "max_users": tenant.max_users,
-        "users_percentage": percentage(usage.user_count, tenant.max_users),
-        "total_diplomas": 0,
-        "max_diplomas": tenant.max_diplomas,
-        "diplomas_percentage": 0.0,
-        "storage_used_mb": 0,
-        "storage_quota_mb": tenant.storage_quota_mb,
-        "storage_percentage": 0.0,
-        "user_count_by_role": by_role,
-        "diploma_count_by_status": {},
-        "last_diploma_created": null,
-        "last_user_added": usage.last_user_added,
-    })))
+    Ok(Json(TenantStats {
+        tenant_id: tenant.id,
+        total_users: usage.user_count - usage.pending_invitations,
+        pending_invitations: usage.pending_invitations,
+        max_users: tenant.max_users,
+        users_percentage: percentage(usage.user_count, tenant.max_users),
+        total_diplomas: 0,
+        max_diplomas: tenant.max_diplomas,
+        diplomas_percentage: 0.0,
+        storage_used_mb: 0,
+        storage_quota_mb: tenant.storage_quota_mb,
+        storage_percentage: 0.0,
+        user_count_by_role: usage.users_by_role.iter().map(|(role, count)| (role.as_str().to_owned(), *count)).collect(),
+        diploma_count_by_status: BTreeMap::new(),
+        last_diploma_created: None,
+        last_user_added: usage.last_user_added,
+    }))
 }

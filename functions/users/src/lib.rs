@@ -23,10 +23,10 @@
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::StatusCode,
-    response::{IntoResponse, Response},
+    http::{HeaderName, StatusCode, header::LOCATION},
     routing::{get, post},
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
@@ -35,7 +35,7 @@ use shared::{
     domain::{
         ids::UserId,
         plans::Quota,
-        user::{NewPassword, PersonName, RoleName, User, UserChanges, rules},
+        user::{InvitationView, NewPassword, PersonName, RoleName, User, UserChanges, UserView, rules},
         values::{Email, Text},
     },
     error::FieldError,
@@ -233,7 +233,7 @@ async fn list_users(
     State(state): State<AppState>,
     principal: Principal,
     query: Result<ListQuery<UserFilters>, AppError>,
-) -> AppResult<Page<Value>> {
+) -> AppResult<Page<UserView>> {
     let scope = principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
     // After authorization: a caller who may not list learns nothing from a
     // bad parameter.
@@ -242,7 +242,7 @@ async fn list_users(
     let is_active = filters.is_active.map(|flag| flag == Flag::True);
     let search = filters.search.as_ref().map(Text::as_str);
     let (users, next_cursor) = state.store.list_users(&scope, role, is_active, search, &page).await?;
-    Ok(Page { data: users.iter().map(User::to_body).collect(), next_cursor })
+    Ok(Page { data: users.iter().map(User::view).collect(), next_cursor })
 }
 
 async fn create_user(
@@ -250,7 +250,7 @@ async fn create_user(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<NewUser>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, [(HeaderName, String); 1], Json<UserView>)> {
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let Body(new) = body?;
     check_password(&new.password, new.email.as_str())?;
@@ -263,8 +263,24 @@ async fn create_user(
     if let Err(err) = state.store.create_user(&scope, &tenant, &user, &hash, &audit).await {
         return Err(refusal(&state, &scope, err, 1).await);
     }
-    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, format!("/v1/users/{}", user.id))], Json(user.to_body()))
-        .into_response())
+    Ok((StatusCode::CREATED, [(LOCATION, format!("/v1/users/{}", user.id))], Json(user.view())))
+}
+
+/// A pending invitation with its one-time token, shown once to the inviting
+/// admin: there is no mail sender yet, so the admin passes it on.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvitationWithToken {
+    #[serde(flatten)]
+    pub invitation: InvitationView,
+    /// What the invitee sends to `POST /v1/auth/invitations/accept`. Only
+    /// its hash is stored: it cannot be shown again, only replaced (resend).
+    pub token: String,
+}
+
+/// `POST /v1/users/invite`: every invitation made, in the order of `emails`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Invited {
+    pub invitations: Vec<InvitationWithToken>,
 }
 
 /// Seed 000's invite: several emails, one role; all are invited or none.
@@ -273,7 +289,7 @@ async fn invite_users(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<Invites>, AppError>,
-) -> AppResult<Response> {
+) -> AppResult<(StatusCode, Json<Invited>)> {
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let Body(invites) = body?;
     let (emails, role) = invites.checked()?;
@@ -287,24 +303,19 @@ async fn invite_users(
         Ok(list) => list,
         Err(err) => return Err(refusal(&state, &scope, err, emails.len() as i64).await),
     };
-    // No mail sender yet: the one-time tokens are shown to the inviting admin,
-    // once, to pass on; only their hashes are stored.
-    let data: Vec<Value> = invitations
+    let invitations = invitations
         .iter()
         .zip(&tokens)
-        .map(|(invitation, token)| {
-            let mut body = invitation.to_body();
-            body["token"] = json!(token.encode());
-            body
-        })
+        .map(|(invitation, token)| InvitationWithToken { invitation: invitation.view(), token: token.encode() })
         .collect();
-    Ok((StatusCode::CREATED, Json(json!({"invitations": data}))).into_response())
+    Ok((StatusCode::CREATED, Json(Invited { invitations })))
 }
 
-async fn list_invitations(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Value>> {
+async fn list_invitations(State(state): State<AppState>, principal: Principal) -> AppResult<Page<InvitationView>> {
     let scope = principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
     let invitations = state.store.list_invitations(&scope).await?;
-    Ok(Json(json!({"data": invitations.iter().map(|i| i.to_body()).collect::<Vec<_>>(), "next_cursor": null})))
+    // The store reads them in one query of at most 100; no cursor is offered yet.
+    Ok(Page { data: invitations.iter().map(|i| i.view()).collect(), next_cursor: None })
 }
 
 /// A new one-time token for a pending invitation (the previous one stops
@@ -314,7 +325,7 @@ async fn resend_invitation(
     principal: Principal,
     audit: AuditContext,
     Path(email): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<InvitationWithToken>> {
     let scope = principal.require(Role::Admin, Scope::UsersWrite, RESOURCE)?;
     let email = invitation_email(&email)?;
     let token = InvitationToken::generate(scope.tenant_id(), email.as_str());
@@ -323,9 +334,7 @@ async fn resend_invitation(
         Ok(None) => return Err(AppError::not_found("invitation")),
         Err(err) => return Err(refusal(&state, &scope, err, 0).await),
     };
-    let mut body = invitation.to_body();
-    body["token"] = json!(token.encode());
-    Ok(Json(body))
+    Ok(Json(InvitationWithToken { invitation: invitation.view(), token: token.encode() }))
 }
 
 async fn revoke_invitation(
@@ -347,14 +356,14 @@ async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
     PathIds(UserId(id)): PathIds<UserId>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<UserView>> {
     // Everyone may read themself (every member holds `user`); a key's
     // creator is not the key.
     let reads_self = id == principal.user_id() && principal.api_key_id().is_none();
     let needed = if reads_self { Role::User } else { Role::Admin };
     let scope = principal.require(needed, Scope::UsersRead, RESOURCE)?;
     let user = state.store.get_user(&scope, id).await?.ok_or_else(|| AppError::not_found("user"))?;
-    Ok(Json(user.to_body()))
+    Ok(Json(user.view()))
 }
 
 async fn update_user(
@@ -363,7 +372,7 @@ async fn update_user(
     audit: AuditContext,
     PathIds(UserId(id)): PathIds<UserId>,
     Body(update): Body<UserUpdate>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<UserView>> {
     let changes = update.into_changes()?;
     // A person may change their own names; anything else is managing users.
     let manages_others = changes.role.is_some()
@@ -381,7 +390,7 @@ async fn update_user(
     }
     // Emits `user.updated` in the same transaction.
     match state.store.update_user(&scope, id, &changes, &audit).await {
-        Ok(Some(user)) => Ok(Json(user.to_body())),
+        Ok(Some(user)) => Ok(Json(user.view())),
         Ok(None) => Err(AppError::not_found("user")),
         Err(err) => Err(refusal(&state, &scope, err, 0).await),
     }

@@ -117,20 +117,121 @@ impl Tenant {
         })
     }
 
-    /// The stored fields as JSON (no derived ones).
+    /// The stored fields as JSON (no derived ones): what an update is
+    /// applied to before it is read back as a tenant.
     pub fn to_stored_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or_else(|_| json!({}))
     }
 
-    /// The API body: the stored fields plus the seeds' derived ones.
-    pub fn to_body(&self) -> Value {
-        let mut body = self.to_stored_json();
-        if let Value::Object(map) = &mut body {
-            map.insert("is_active".into(), Value::Bool(self.is_active()));
-            map.insert("organization_name".into(), Value::String(self.name.clone()));
+    pub fn view(&self) -> TenantView {
+        TenantView {
+            id: self.id,
+            name: self.name.clone(),
+            organization_name: self.name.clone(),
+            slug: self.slug.clone(),
+            tenant_type: self.tenant_type.clone(),
+            description: self.description.clone(),
+            logo_url: self.logo_url.clone(),
+            contact_email: self.contact_email.clone(),
+            contact_phone: self.contact_phone.clone(),
+            legal_status: self.legal_status.clone(),
+            registration_number: self.registration_number.clone(),
+            parent_id: self.parent_id,
+            max_users: self.max_users,
+            max_diplomas: self.max_diplomas,
+            storage_quota_mb: self.storage_quota_mb,
+            security_config: self.security_config.clone(),
+            status: self.status.clone(),
+            is_active: self.is_active(),
+            plan: self.plan.clone(),
+            custom_limits: self.custom_limits.clone(),
+            admin_email: self.admin_email.clone(),
+            data_residency: self.data_residency.clone(),
+            configuration: self.configuration.clone(),
+            domain: self.domain.clone(),
+            settings: self.settings.clone(),
+            onboarding: OnboardingView {
+                admin_invitation_sent: self.onboarding.admin_invitation_sent,
+                provisioned_at: self.onboarding.provisioned_at,
+                status: None,
+            },
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         }
-        body
     }
+}
+
+/// A tenant as the API shows it (and as audit entries record it): every
+/// stored field, plus the seeds' derived `is_active` and `organization_name`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub name: String,
+    /// Seed 000's name for `name` (always the same value).
+    pub organization_name: String,
+    pub slug: String,
+    /// Seed 002's classification (`MAIN`, `UNIVERSITY`, `FACULTY`,
+    /// `DEPARTMENT`, `INSTITUTION`); `null` when unclassified.
+    #[serde(rename = "type")]
+    pub tenant_type: Option<String>,
+    pub description: Option<String>,
+    pub logo_url: Option<String>,
+    pub contact_email: Option<String>,
+    pub contact_phone: Option<String>,
+    pub legal_status: Option<String>,
+    pub registration_number: Option<String>,
+    /// The tenant above this one in seed 002's hierarchy.
+    pub parent_id: Option<Uuid>,
+    pub max_users: i64,
+    pub max_diplomas: i64,
+    pub storage_quota_mb: i64,
+    /// Seed 002's switches (`tsa_enabled`, `blockchain_enabled`,
+    /// `zero_trust_mode`, `egov_link_active`), as set.
+    pub security_config: Option<Value>,
+    /// `provisioning` until the provisioner ran, then `active`; `inactive`
+    /// once deleted, or `suspended`.
+    pub status: String,
+    /// `status` is `active`.
+    pub is_active: bool,
+    pub plan: String,
+    /// Seed 000's enterprise limits (projects, storage_gb, api_calls_monthly,
+    /// ai_requests_monthly: a number or `"unlimited"`; requests_per_minute).
+    pub custom_limits: Option<Value>,
+    /// Who the provisioner invites as the tenant's first owner.
+    pub admin_email: Option<String>,
+    /// The region the tenant's data is kept in.
+    pub data_residency: Option<String>,
+    /// Seed 000's `branding`, `features`, `security` and `compliance` sections.
+    pub configuration: Value,
+    /// Seed 003's custom domain.
+    pub domain: Option<String>,
+    /// Seed 003's free-form settings.
+    pub settings: Value,
+    pub onboarding: OnboardingView,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+crate::string_enum!(
+    /// Where a new tenant's onboarding stands, as its creation answers it.
+    OnboardingStatus {
+        Pending => "pending",
+    }
+);
+
+/// What provisioning did for a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OnboardingView {
+    /// The provisioner invited `admin_email`.
+    pub admin_invitation_sent: bool,
+    /// When the provisioner made the tenant `active`.
+    pub provisioned_at: Option<DateTime<Utc>>,
+    /// Only in the answer to `POST /v1/tenants` (`pending`): provisioning
+    /// runs after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<OnboardingStatus>,
 }
 
 /// Defaults for tenants that sign themselves up (seed 003 register): the
@@ -316,6 +417,25 @@ impl<'de> Deserialize<'de> for Limit {
 }
 
 eserde::impl_edeserialize_compat!(Limit);
+
+impl utoipa::PartialSchema for Limit {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["unlimited"])))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Limit {}
+
+impl From<Option<i64>> for Limit {
+    /// A plan's limit: none is unlimited.
+    fn from(limit: Option<i64>) -> Self {
+        limit.map_or(Limit::Unlimited, Limit::Of)
+    }
+}
 
 /// A field that may not be sent at all (an update's `slug`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -919,8 +1039,26 @@ mod tests {
         assert_eq!(t.status, "provisioning");
         assert_eq!(t.plan, "free");
         assert_eq!(t.tenant_type.as_deref(), Some("UNIVERSITY"));
-        assert_eq!(t.to_body()["is_active"], false);
-        assert_eq!(t.to_body()["organization_name"], "Université de Buea");
+        let view = t.view();
+        assert!(!view.is_active);
+        assert_eq!(view.organization_name, "Université de Buea");
+    }
+
+    /// The view is the stored tenant plus the two derived fields, nothing
+    /// more or less (the body the API gave before views existed).
+    #[test]
+    fn the_view_is_the_stored_fields_plus_the_derived_ones() {
+        let mut t = create(&valid()).expect("valid");
+        t.onboarding.provisioned_at = Some(t.created_at);
+        let mut expected = t.to_stored_json();
+        expected["is_active"] = json!(false);
+        expected["organization_name"] = json!(t.name);
+        assert_eq!(serde_json::to_value(t.view()).expect("json"), expected);
+        let minimal = Tenant::minimal("Acme", "acme", "A@x.example", Uuid::nil());
+        let mut expected = minimal.to_stored_json();
+        expected["is_active"] = json!(false);
+        expected["organization_name"] = json!("Acme");
+        assert_eq!(serde_json::to_value(minimal.view()).expect("json"), expected);
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
@@ -27,6 +26,17 @@ crate::string_enum!(
         User => "user",
     }
 );
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> RoleName {
+        match role {
+            Role::Owner => RoleName::Owner,
+            Role::Admin => RoleName::Admin,
+            Role::Developer => RoleName::Developer,
+            Role::User => RoleName::User,
+        }
+    }
+}
 
 impl From<RoleName> for Role {
     fn from(name: RoleName) -> Role {
@@ -148,23 +158,52 @@ impl User {
         format!("{} {}", self.first_name, self.last_name).trim().to_owned()
     }
 
-    /// The API body (seed 002's `fullName`/`tenantId` appear as snake_case).
-    pub fn to_body(&self) -> Value {
-        json!({
-            "id": self.id,
-            "tenant_id": self.tenant_id,
-            "email": self.email,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "full_name": self.full_name(),
-            "role": self.role,
-            "platform_role": if self.platform_admin { Some("platform_admin") } else { None },
-            "is_active": self.is_active,
-            "last_login": self.last_login,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
+    pub fn view(&self) -> UserView {
+        UserView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            email: self.email.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            full_name: self.full_name(),
+            role: self.role.into(),
+            platform_role: self.platform_admin.then_some(PlatformRole::PlatformAdmin),
+            is_active: self.is_active,
+            last_login: self.last_login,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
+}
+
+crate::string_enum!(
+    /// A role above every tenant's (seed 002's platform administrators).
+    PlatformRole {
+        PlatformAdmin => "platform_admin",
+    }
+);
+
+/// A user as the API shows it (and as audit entries record it); seed 002's
+/// `fullName`/`tenantId` appear as snake_case. The password hash is not part
+/// of a user.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// `first_name last_name`.
+    pub full_name: String,
+    /// The user's role in their tenant.
+    pub role: RoleName,
+    /// `platform_admin` for the platform's administrators, else `null`.
+    pub platform_role: Option<PlatformRole>,
+    /// An inactive user cannot sign in.
+    pub is_active: bool,
+    pub last_login: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A validated partial update of a user (absent fields stay as they are).
@@ -244,13 +283,35 @@ impl Invitation {
         })
     }
 
-    pub fn to_body(&self) -> Value {
-        json!({
-            "id": self.id, "email": self.email, "role": self.role, "status": self.status,
-            "invited_by": self.invited_by, "created_at": self.created_at,
-            "expires_at": DateTime::from_timestamp(self.expires_at, 0).map(super::rfc3339),
-        })
+    pub fn view(&self) -> InvitationView {
+        InvitationView {
+            id: self.id,
+            email: self.email.clone(),
+            role: self.role.into(),
+            status: self.status,
+            invited_by: self.invited_by.clone(),
+            created_at: self.created_at,
+            expires_at: DateTime::from_timestamp(self.expires_at, 0).map(super::rfc3339),
+        }
     }
+}
+
+/// A pending invitation as the API shows it (and as audit entries record
+/// it); its token's hash is the store's, not part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct InvitationView {
+    pub id: Uuid,
+    /// The invitee's address (lowercased).
+    pub email: String,
+    /// The role the invitee gets on accepting.
+    pub role: RoleName,
+    pub status: InvitationStatus,
+    /// The id of the user who sent the invitation (for a new tenant's admin,
+    /// the tenant's creator), when one did.
+    pub invited_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When the invitation stops being acceptable (RFC 3339).
+    pub expires_at: Option<String>,
 }
 
 /// A login: one refresh-token family (`store::sessions`). Only the SHA-256
@@ -315,6 +376,8 @@ pub mod rules {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]
@@ -345,15 +408,38 @@ mod tests {
         assert_eq!(refused.to_string(), "must be one of owner, admin, developer, user");
     }
 
+    /// The body the API gave before views existed, key for key.
+    #[test]
+    fn a_user_body_derives_its_full_name_and_platform_role() {
+        let mut user = User::new(Uuid::nil(), "Ada@Example.com", "Ada", "Lovelace", Role::Developer);
+        let expected = |user: &User, platform_role: Value| {
+            json!({
+                "id": user.id, "tenant_id": user.tenant_id, "email": "ada@example.com",
+                "first_name": "Ada", "last_name": "Lovelace", "full_name": "Ada Lovelace",
+                "role": "developer", "platform_role": platform_role, "is_active": true,
+                "last_login": null, "created_at": user.created_at, "updated_at": user.updated_at,
+            })
+        };
+        assert_eq!(serde_json::to_value(user.view()).expect("json"), expected(&user, Value::Null));
+        user.platform_admin = true;
+        user.last_login = Some(user.created_at);
+        let mut admin = expected(&user, json!("platform_admin"));
+        admin["last_login"] = json!(user.created_at);
+        assert_eq!(serde_json::to_value(user.view()).expect("json"), admin);
+    }
+
     #[test]
     fn an_invitation_body_shows_its_status_and_expiry_and_closes_after_a_week() {
         let now = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
         let invitation = Invitation::new(Uuid::nil(), "New@Example.com", Role::Developer, None, now);
-        let body = invitation.to_body();
+        let body = serde_json::to_value(invitation.view()).expect("json");
         assert_eq!(body["email"], "new@example.com");
         assert_eq!(body["status"], "pending");
         assert_eq!(body["role"], "developer");
         assert_eq!(body["expires_at"], "2023-11-21T22:13:20Z");
+        let mut keys: Vec<&str> = body.as_object().expect("object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["created_at", "email", "expires_at", "id", "invited_by", "role", "status"]);
         assert!(invitation.is_open(now));
         assert!(!invitation.is_open(now + chrono::Duration::seconds(INVITATION_TTL_SECONDS)));
     }

@@ -154,7 +154,7 @@ impl Store {
         tx.put_new(claim, EMAIL_TAKEN).put_new(item, Cond::UNIQUE_ID);
         quota_change(&mut tx, scope, Quota::Users, 1, limit, &[(&role_counter(user.role), 1)]);
         let retention = retention_days_of(&tenant.configuration);
-        tx.audit(scope, audit, Change::created("user", user.id, user.to_body()), retention);
+        tx.audit(scope, audit, Change::created("user", user.id, user.view()), retention);
         tx.emit(scope, user.created_event("api"));
         match tx.commit(self).await {
             Ok(()) => Ok(()),
@@ -244,7 +244,7 @@ impl Store {
                 // Deactivating an owner keeps the role but must not strand the tenant.
                 role_counters(&mut tx, scope, &[(Role::Owner, 0)], &[], Keep::AnOwner);
             }
-            tx.audit(scope, audit, Change::updated("user", user_id, old.to_body(), new.to_body()), retention);
+            tx.audit(scope, audit, Change::updated("user", user_id, old.view(), new.view()), retention);
             tx.emit(scope, new.updated_event());
             match tx.commit(self).await {
                 Ok(()) => return Ok(Some(new)),
@@ -273,7 +273,7 @@ impl Store {
         let keep = if old.role == Role::Owner { Keep::AnOwner } else { Keep::Tenant };
         role_counters(&mut tx, scope, &[(old.role, -1)], &[("user_count", -1)], keep);
         tx.delete(Delete::builder().set_key(Some(email_key(&old.email))), None);
-        tx.audit(scope, audit, Change::deleted("user", user_id, old.to_body()), retention);
+        tx.audit(scope, audit, Change::deleted("user", user_id, old.view()), retention);
         tx.emit(scope, old.deleted_event());
         match tx.commit(self).await {
             Ok(()) => Ok(true),
@@ -320,7 +320,7 @@ impl Store {
         quota_change(&mut tx, scope, Quota::Users, count, limit, &[("pending_invitations", count)]);
         let retention = retention_days_of(&tenant.configuration);
         for invitation in &invitations {
-            tx.audit(scope, audit, Change::created("invitation", invitation.id, invitation.to_body()), retention);
+            tx.audit(scope, audit, Change::created("invitation", invitation.id, invitation.view()), retention);
             tx.emit(scope, invitation.invited_event());
         }
         match tx.commit(self).await {
@@ -387,7 +387,7 @@ impl Store {
         let retention = self.audit_retention(scope).await?;
         let mut tx = Tx::new();
         tx.update(update, Some(INVITATION_MISSING));
-        tx.audit(scope, audit, Change::updated("invitation", old.id, old.to_body(), new.to_body()), retention);
+        tx.audit(scope, audit, Change::updated("invitation", old.id, old.view(), new.view()), retention);
         match tx.commit(self).await {
             Ok(()) => Ok(Some(new)),
             Err(TxError::Condition(INVITATION_MISSING)) => Ok(None),
@@ -411,7 +411,7 @@ impl Store {
             Some(INVITATION_MISSING),
         );
         role_counters(&mut tx, scope, &[], &[("user_count", -1), ("pending_invitations", -1)], Keep::Tenant);
-        tx.audit(scope, audit, Change::deleted("invitation", old.id, old.to_body()), retention);
+        tx.audit(scope, audit, Change::deleted("invitation", old.id, old.view()), retention);
         match tx.commit(self).await {
             Ok(()) => Ok(true),
             Err(TxError::Condition(INVITATION_MISSING)) => Ok(false),
@@ -462,7 +462,7 @@ impl Store {
         );
         tx.put_new(claim, EMAIL_TAKEN).put_new(user_item, Cond::UNIQUE_ID);
         role_counters(&mut tx, &scope, &[(user.role, 1)], &[("pending_invitations", -1)], Keep::UsableTenant);
-        tx.audit(&scope, &audit, Change::created("user", user.id, user.to_body()), retention);
+        tx.audit(&scope, &audit, Change::created("user", user.id, user.view()), retention);
         tx.emit(&scope, user.created_event("invitation"));
         match tx.commit(self).await {
             Ok(()) => Ok(scope),

@@ -137,11 +137,11 @@ impl Store {
             );
         }
         let retention = retention_days_of(&tenant.configuration);
-        tx.audit(scope, audit, Change::created("tenant", tenant.id, tenant.to_body()), retention);
+        tx.audit(scope, audit, Change::created("tenant", tenant.id, tenant.view()), retention);
         if let Some(m) = &member {
             let (claim, user_item) = self.user_items(scope, m.user, m.password_hash)?;
             tx.put_new(claim, EMAIL_TAKEN).put_new(user_item, Cond::UNIQUE_ID);
-            tx.audit(scope, audit, Change::created("user", m.user.id, m.user.to_body()), retention);
+            tx.audit(scope, audit, Change::created("user", m.user.id, m.user.view()), retention);
             tx.emit(scope, m.user.created_event(if tenant.status == "active" { "seed" } else { "registration" }));
         }
         tx.emit(scope, tenant.created_event());
@@ -265,7 +265,7 @@ impl Store {
             let mut tx = Tx::new();
             tx.update(update.update_expression(expression), Some(TENANT_CHANGED));
             let retention = retention_days_of(&new.configuration);
-            tx.audit(scope, audit, Change::updated("tenant", old.id, old.to_body(), new.to_body()), retention);
+            tx.audit(scope, audit, Change::updated("tenant", old.id, old.view(), new.view()), retention);
             let changed = changes.set.iter().map(|(f, _)| *f).chain(changes.remove.iter().copied());
             tx.emit(
                 scope,
