@@ -46,6 +46,33 @@ impl Problems {
     }
 }
 
+// ----------------------------------------------------------- typed answers --
+
+/// Every success body is a type (a view, `Page<view>` or a response struct)
+/// that the OpenAPI document can describe: no handler answers a
+/// `serde_json::Value` it assembled. Error details (`with_details(json!)`)
+/// are the one free-form part, and they are not answers.
+#[test]
+fn every_handler_answers_a_typed_body() {
+    let mut problems = Problems::default();
+    let untyped = ["Json<Value>", "Page<Value>", "Json(json!", "Json(serde_json::json!", ".to_body("];
+    for entry in std::fs::read_dir(format!("{REPO}/functions")).expect("functions/").flatten() {
+        let src = entry.path().join("src");
+        for file in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            let path = file.path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // Unit tests build bodies freely.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (number, line) in code.lines().enumerate() {
+                if let Some(found) = untyped.iter().find(|u| line.contains(*u)) {
+                    problems.add(format!("{}:{}: {found}", path.display(), number + 1));
+                }
+            }
+        }
+    }
+    problems.check("handlers answering untyped JSON");
+}
+
 // ---------------------------------------------------------------- template --
 
 fn template() -> Yaml {

@@ -16,23 +16,48 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_FETCH_BYTES: usize = 10 * 1024 * 1024;
+/// What a caller learns of any fetch that passed the URL check and failed.
+pub const FETCH_FAILED: &str = "no image of at most 10 MiB could be read from it";
 
 /// True for addresses any internet host may have.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
+            if v6.is_loopback() || v6.is_unspecified() {
+                return false;
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
+            if let Some(embedded) = embedded_ipv4(v6) {
+                return embedded.iter().all(|v4| is_public_v4(*v4));
+            }
+            let [first, second, ..] = v6.segments();
+            !(v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local, incl. AWS's fd00:ec2::254
                 || (first & 0xffc0) == 0xfe80 // link-local
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0)) // NAT64 prefix itself
+                || (first == 0x64 && second == 0xff9b)) // NAT64 for local use (64:ff9b:1::/48), never public
         }
+    }
+}
+
+/// The IPv4 addresses an IPv6 address stands for, for the forms a gateway
+/// translates into IPv4 traffic: mapped `::ffff:a.b.c.d`, IPv4-compatible
+/// `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:AABB:CCDD::` and Teredo
+/// `2001:0:SSSS:SSSS::~CCCC:~CCCC` (its server and, bit-inverted, its
+/// client). `[64:ff9b::a9fe:a9fe]` is the metadata service by another name.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Vec<Ipv4Addr>> {
+    let s = v6.segments();
+    let v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    if let Some(mapped) = v6.to_ipv4_mapped() {
+        return Some(vec![mapped]);
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0, high, low] => Some(vec![v4(high, low)]),
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(vec![v4(high, low)]),
+        [0x2002, high, low, ..] => Some(vec![v4(high, low)]),
+        [0x2001, 0, server_high, server_low, _, _, client_high, client_low] => {
+            Some(vec![v4(server_high, server_low), v4(!client_high, !client_low)])
+        }
+        _ => None,
     }
 }
 
@@ -164,9 +189,19 @@ impl Fetcher {
         Ok(Posted { status, retry_after, body: String::from_utf8_lossy(&kept).into_owned() })
     }
 
-    /// The body of `url`, refused when the rules above say so.
+    /// The body of `url`, refused when the rules above say so. Past the URL
+    /// check every failure reads the same ([`FETCH_FAILED`]): telling a
+    /// refused connection from a 404 or a 403 would make a try-on a probe of
+    /// what answers at an address. The cause goes to the log only.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
         let parsed = self.check_url(url)?;
+        self.fetch_checked(parsed).await.map_err(|cause| {
+            tracing::warn!(%cause, "fetching a caller-supplied URL failed");
+            FETCH_FAILED.to_owned()
+        })
+    }
+
+    async fn fetch_checked(&self, parsed: reqwest::Url) -> Result<Vec<u8>, String> {
         let mut response = self.client.get(parsed).send().await.map_err(|e| describe(&e))?;
         if !response.status().is_success() {
             return Err(format!("it answered {}", response.status()));
@@ -206,10 +241,28 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            // IPv4 inside IPv6, by the embedded address.
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::1",
+            "::7f00:1",
+            "::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:7f00:1::1",
+            "2001:0:0808:0808::80ff:fffe", // a public server, client 127.0.0.1 (inverted)
         ] {
             assert!(!is_public(blocked.parse().expect("ip")), "{blocked} must be refused");
         }
-        for allowed in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for allowed in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:0:808:808::f7f7:f7f7", // server and client 8.8.8.8
+        ] {
             assert!(is_public(allowed.parse().expect("ip")), "{allowed} must pass");
         }
     }

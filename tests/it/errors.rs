@@ -71,7 +71,8 @@ async fn a_wrong_method_is_405_in_the_error_shape_with_allow() {
     assert!(allow.contains("PATCH") && allow.contains("DELETE"), "allow: {allow}");
     assert_eq!(reply.body["details"]["method"], "PUT");
     assert!(reply.body["request_id"].is_string());
-    let reply = Call::new(reqwest::Method::OPTIONS, "/v1/projects").send().await.expect_error(405, "method_not_allowed");
+    let reply =
+        Call::new(reqwest::Method::OPTIONS, "/v1/projects").send().await.expect_error(405, "method_not_allowed");
     assert_eq!(reply.body["details"]["method"], "OPTIONS");
 }
 
@@ -82,7 +83,12 @@ async fn a_body_that_is_not_declared_json_is_415() {
     let token = platform_admin_token().await;
     let body = valid_tenant_body().to_string();
     for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
-        post("/v1/tenants").token(&token).typed_body(content_type, &body).send().await.expect_error(415, "unsupported_media_type");
+        post("/v1/tenants")
+            .token(&token)
+            .typed_body(content_type, &body)
+            .send()
+            .await
+            .expect_error(415, "unsupported_media_type");
     }
     // With parameters, and a +json type, it is JSON.
     let mut other = valid_tenant_body();

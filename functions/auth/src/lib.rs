@@ -17,7 +17,6 @@ use axum::{
     Json, Router,
     extract::State,
     http::StatusCode,
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -341,9 +340,11 @@ async fn accept_invitation(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
+async fn jwks(
+    State(state): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], Json<shared::auth::jwt::KeySet>) {
     // Verifiers cache the key set; an hour keeps rotation responsive.
-    ([(axum::http::header::CACHE_CONTROL, "public, max-age=3600")], Json(state.verifier.jwks().clone())).into_response()
+    ([(axum::http::header::CACHE_CONTROL, "public, max-age=3600")], Json(state.verifier.jwks().clone()))
 }
 
 #[cfg(test)]

@@ -94,12 +94,7 @@ pub async fn start_session(
     token_response(state, user, session_id, &refresh)
 }
 
-fn token_response(
-    state: &AppState,
-    user: &User,
-    session_id: Uuid,
-    refresh: &RefreshToken,
-) -> AppResult<TokenResponse> {
+fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &RefreshToken) -> AppResult<TokenResponse> {
     let access = state.signer()?.issue(&AccessGrant {
         user_id: user.id,
         email: Some(user.email.clone()),

@@ -30,7 +30,7 @@ use shared::{
     auth::{Principal, Role, Scope, TenantScope},
     blobs::{PresignedUpload, sniff_image_type},
     domain::{
-        customer::{CustomerName, CustomerView, PhotoView, ExternalId, ImageType, Metadata, PhotoKind, PhotoSize},
+        customer::{CustomerName, CustomerView, ExternalId, ImageType, Metadata, PhotoKind, PhotoSize, PhotoView},
         ids::{CustomerId, PhotoId},
         now,
         values::Email,

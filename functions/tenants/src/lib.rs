@@ -21,15 +21,14 @@ use axum::{
     routing::get,
 };
 use serde::Serialize;
-use serde_json::{Value, json};
-use uuid::Uuid;
+use serde_json::json;
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope, proofs::NewTenant},
     domain::{
         ids::TenantId,
-        plans::{effective_limits, quota_status},
+        plans::{QuotaStatus, effective_limits, quota_status},
         tenant::{
             Limit, OnboardingStatus, Tenant, TenantCreate, TenantStatus, TenantType, TenantUpdate, TenantView,
             platform_only_fields_in, suffixed_slug,
@@ -39,6 +38,7 @@ use shared::{
     store::tenants::{CreateTenantError, TenantUsage},
     web::extract::{Body, ListQuery, PathIds, parse_body},
 };
+use uuid::Uuid;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
@@ -243,11 +243,11 @@ pub struct PlanLimits {
 /// critical), available, limit}`, the last two a number or `"unlimited"`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QuotaStatuses {
-    pub users: Value,
-    pub projects: Value,
-    pub ai_requests: Value,
-    pub storage: Value,
-    pub api_calls: Value,
+    pub users: QuotaStatus,
+    pub projects: QuotaStatus,
+    pub ai_requests: QuotaStatus,
+    pub storage: QuotaStatus,
+    pub api_calls: QuotaStatus,
 }
 
 /// Seed 000's usage: what the tenant uses against its plan's limits.
@@ -334,7 +334,11 @@ async fn tenant_stats(
         storage_used_mb: 0,
         storage_quota_mb: tenant.storage_quota_mb,
         storage_percentage: 0.0,
-        user_count_by_role: usage.users_by_role.iter().map(|(role, count)| (role.as_str().to_owned(), *count)).collect(),
+        user_count_by_role: usage
+            .users_by_role
+            .iter()
+            .map(|(role, count)| (role.as_str().to_owned(), *count))
+            .collect(),
         diploma_count_by_status: BTreeMap::new(),
         last_diploma_created: None,
         last_user_added: usage.last_user_added,

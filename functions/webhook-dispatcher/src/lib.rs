@@ -45,8 +45,9 @@ use shared::{
 };
 use uuid::Uuid;
 
-/// Response body kept per attempt, in bytes.
-pub const KEPT_RESPONSE_BYTES: usize = 1024;
+/// Response body kept per attempt, in bytes: enough to see a receiver's
+/// error message, too little to read a page back through the delivery log.
+pub const KEPT_RESPONSE_BYTES: usize = 256;
 /// SQS's longest message delay.
 const MAX_SQS_DELAY: i64 = 900;
 
@@ -283,6 +284,9 @@ impl Dispatcher {
         let latency_ms = started.elapsed().as_millis() as u64;
         let number = delivery.attempts.len() + 1;
         let (status_code, error, response_body, retry_after) = match &result {
+            // A redirect is not followed, and what it carries is not ours
+            // to keep (it would show what sits at the address it names).
+            Ok(posted) if (300..400).contains(&posted.status) => (Some(posted.status), None, None, posted.retry_after),
             Ok(posted) => (Some(posted.status), None, Some(posted.body.clone()), posted.retry_after),
             Err(err) => (None, Some(err.clone()), None, None),
         };

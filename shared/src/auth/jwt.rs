@@ -9,10 +9,9 @@ use anyhow::{Context, Result, anyhow};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
     errors::ErrorKind,
-    jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse},
+    jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -50,9 +49,11 @@ pub struct AccessClaims {
 
 /// Verifies access tokens against every published key (more than one during a
 /// key rotation).
+pub use jsonwebtoken::jwk::JwkSet as KeySet;
+
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
-    jwks: Value,
+    jwks: JwkSet,
     validation: Validation,
 }
 
@@ -67,7 +68,7 @@ impl TokenVerifier {
             jwk.common.key_id = Some(kid.clone());
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
             jwk.common.key_algorithm = Some(KeyAlgorithm::ES256);
-            published.push(serde_json::to_value(&jwk)?);
+            published.push(jwk);
             keys.insert(kid, key);
         }
         let mut validation = Validation::new(Algorithm::ES256);
@@ -77,10 +78,12 @@ impl TokenVerifier {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        Ok(Self { keys, jwks: json!({ "keys": published }), validation })
+        Ok(Self { keys, jwks: JwkSet { keys: published }, validation })
     }
 
-    pub fn jwks(&self) -> &Value {
+    /// The RFC 7517 key set (`{"keys": [...]}`) API Gateway and other
+    /// verifiers fetch.
+    pub fn jwks(&self) -> &JwkSet {
         &self.jwks
     }
 

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::tenant::Tenant;
+use super::tenant::{Limit, Tenant};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -174,20 +174,50 @@ pub fn quota_exceeded(
     }))
 }
 
+crate::string_enum!(
+    /// How close a figure is to its limit: `warning` from 80 %, `critical`
+    /// from 95 %.
+    QuotaLevel {
+        Healthy => "healthy",
+        Warning => "warning",
+        Critical => "critical",
+    }
+);
+
 /// Seed 000's quota status for one figure.
-pub fn quota_status(used: i64, limit: Option<i64>) -> Value {
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct QuotaStatus {
+    /// `used / limit` in percent, two decimals; 0 when unlimited.
+    pub usage_percentage: f64,
+    pub status: QuotaLevel,
+    /// What is left before the limit (never below 0), or `unlimited`.
+    pub available: Limit,
+    pub limit: Limit,
+}
+
+pub fn quota_status(used: i64, limit: Option<i64>) -> QuotaStatus {
     match limit {
-        None => json!({"usage_percentage": 0.0, "status": "healthy", "available": "unlimited", "limit": "unlimited"}),
+        None => QuotaStatus {
+            usage_percentage: 0.0,
+            status: QuotaLevel::Healthy,
+            available: Limit::Unlimited,
+            limit: Limit::Unlimited,
+        },
         Some(limit) => {
             let percentage = if limit > 0 { (used as f64 * 10_000.0 / limit as f64).round() / 100.0 } else { 100.0 };
             let status = if percentage >= 95.0 {
-                "critical"
+                QuotaLevel::Critical
             } else if percentage >= 80.0 {
-                "warning"
+                QuotaLevel::Warning
             } else {
-                "healthy"
+                QuotaLevel::Healthy
             };
-            json!({"usage_percentage": percentage, "status": status, "available": (limit - used).max(0), "limit": limit})
+            QuotaStatus {
+                usage_percentage: percentage,
+                status,
+                available: Limit::Of((limit - used).max(0)),
+                limit: Limit::Of(limit),
+            }
         }
     }
 }
@@ -198,12 +228,13 @@ mod tests {
 
     #[test]
     fn status_thresholds() {
-        assert_eq!(quota_status(8, Some(10))["status"], "warning");
-        assert_eq!(quota_status(8, Some(10))["usage_percentage"], 80.0);
-        assert_eq!(quota_status(8, Some(10))["available"], 2);
-        assert_eq!(quota_status(45_000, Some(100_000))["status"], "healthy");
-        assert_eq!(quota_status(10, Some(10))["status"], "critical");
-        assert_eq!(quota_status(10, None)["available"], "unlimited");
+        let json = |used, limit| serde_json::to_value(quota_status(used, limit)).expect("json");
+        assert_eq!(json(8, Some(10))["status"], "warning");
+        assert_eq!(json(8, Some(10))["usage_percentage"], 80.0);
+        assert_eq!(json(8, Some(10))["available"], 2);
+        assert_eq!(json(45_000, Some(100_000))["status"], "healthy");
+        assert_eq!(json(10, Some(10))["status"], "critical");
+        assert_eq!(json(10, None)["available"], "unlimited");
     }
 
     #[test]

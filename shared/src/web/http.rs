@@ -104,9 +104,16 @@ impl<T: Serialize> IntoResponse for Page<T> {
     }
 }
 
+/// `GET /health`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process is up and routing.
+    pub status: &'static str,
+}
+
 /// `GET /health`: the process is up (dependency checks live in the admin group).
 pub fn health_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+    Router::new().route("/health", get(|| async { Json(Health { status: "ok" }) }))
 }
 
 /// Unknown routes answer in the error shape too.
