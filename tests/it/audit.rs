@@ -141,6 +141,11 @@ async fn dates_and_filters_narrow_the_trail() {
 #[tokio::test]
 async fn logins_logouts_and_a_detected_token_theft_are_in_the_trail() {
     let owner = register_owner().await;
+    // A login of its own to read the trail with: the sign-up's is revoked
+    // below, and a revoked login's access tokens stop working.
+    let reader =
+        post("/v1/auth/login").json(&json!({"email": owner.email, "password": PASSWORD})).send().await.expect(200);
+    let reader = reader.body["access_token"].as_str().expect("token").to_owned();
     let login = post("/v1/auth/login")
         .header("x-forwarded-for", "198.51.100.4")
         .json(&json!({"email": owner.email, "password": PASSWORD}))
@@ -152,10 +157,11 @@ async fn logins_logouts_and_a_detected_token_theft_are_in_the_trail() {
     // The sign-up's own login: rotate once, then replay the old token.
     post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token})).send().await.expect(200);
     post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token})).send().await.expect(401);
-    let reply = get("/v1/audit/logs?resource_type=session").token(&owner.access_token).send().await.expect(200);
+    get("/v1/audit/logs").token(&owner.access_token).send().await.expect_error(401, "invalid_token");
+    let reply = get("/v1/audit/logs?resource_type=session").token(&reader).send().await.expect(200);
     let list = entries(&reply);
     let actions: Vec<&str> = list.iter().filter_map(|e| e["action"].as_str()).collect();
-    assert_eq!(actions, ["revoke", "logout", "login", "login"], "{list:#?}");
+    assert_eq!(actions, ["revoke", "logout", "login", "login", "login"], "{list:#?}");
     assert_eq!(list[0]["actor"]["type"], "system");
     assert_eq!(list[0]["new_values"]["reason"], "reuse_detected");
     assert_eq!(list[1]["user"]["id"], owner.user_id.as_str());

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use shared::{
     AppError, AppState,
     audit::AuditContext,
-    auth::{Role, TenantScope, jwt::AccessGrant},
+    auth::{Role, TenantScope},
     store::{
         credits::CreditError,
         tx::{Cond, Tx},
@@ -76,20 +76,7 @@ async fn funded(credits: i64) -> (Member, AppState) {
 
 /// An access token for another member of `member`'s tenant with `role`.
 async fn token_with_role(member: &Member, role: Role) -> String {
-    let (state, _) = test_state().await;
-    state
-        .signer()
-        .expect("signer")
-        .issue(&AccessGrant {
-            user_id: Uuid::now_v7(),
-            email: Some(format!("{}@{}.example", role.as_str(), unique())),
-            tenant_id: member.tenant_id.parse().expect("tenant id"),
-            role,
-            platform_admin: false,
-            session_id: Uuid::now_v7(),
-        })
-        .expect("token")
-        .token
+    member_with_role(member, role.as_str()).await.access_token
 }
 
 /// The issue's acceptance test.

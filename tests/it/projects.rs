@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 use platform_tests::*;
 use serde_json::{Value, json};
-use shared::auth::{Role, jwt::AccessGrant};
+use shared::auth::Role;
 use uuid::Uuid;
 
 /// Seed 000 scenario 5's project.
@@ -43,24 +43,11 @@ fn ids(reply: &Reply) -> Vec<String> {
     data(reply).iter().map(id_of).collect()
 }
 
-/// An access token for another member of `member`'s tenant with `role`
-/// (signed like the auth function's; verification is stateless).
+/// An access token of another member of `member`'s tenant with `role`, and
+/// their user id.
 async fn token_with_role(member: &Member, role: Role) -> (String, String) {
-    let (state, _) = test_state().await;
-    let user_id = Uuid::now_v7();
-    let issued = state
-        .signer()
-        .expect("signer")
-        .issue(&AccessGrant {
-            user_id,
-            email: Some(format!("{}@{}.example", role.as_str(), unique())),
-            tenant_id: member.tenant_id.parse().expect("tenant id"),
-            role,
-            platform_admin: false,
-            session_id: Uuid::now_v7(),
-        })
-        .expect("token");
-    (issued.token, user_id.to_string())
+    let other = member_with_role(member, role.as_str()).await;
+    (other.access_token, other.user_id)
 }
 
 #[tokio::test]

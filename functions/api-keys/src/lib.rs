@@ -35,6 +35,7 @@ use shared::{
     http::Page,
     store::api_keys::{API_KEY_RESOURCE, ApiKey, ApiKeyView},
     web::extract::{Body, ListQuery, PathIds, parse_body},
+    web::principal::Fresh,
 };
 use uuid::Uuid;
 
@@ -44,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/api-keys", get(list_keys).post(create_key))
         .route("/v1/api-keys/{id}", get(get_key).delete(revoke_key))
         .route("/v1/api-keys/{id}/rotate", post(rotate_key))
+        .route("/v1/api-keys/{id}/transfer", post(transfer_key))
 }
 
 /// The scopes a key is given: at least one, each known (`scopes[i]` names a
@@ -203,14 +205,23 @@ pub struct RotatedKey {
 
 async fn create_key(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     body: Result<Body<CreateKey>, AppError>,
 ) -> AppResult<(StatusCode, Json<KeyWithSecret>)> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
+    if !principal.acts_in_home_tenant() {
+        // A key acts with its owner's standing in the key's tenant; a
+        // platform admin has none there.
+        return Err(AppError::forbidden(
+            "insufficient_permissions",
+            "an API key belongs to a member of its tenant; create it as one of them",
+        ));
+    }
     let at = now();
     let Body(request) = body?;
     let request = request.at(at)?;
+    required_expiry(&state, &scope, request.expires_at, at).await?;
     let id = Uuid::now_v7();
     let secret = api_key::generate(scope.tenant_id(), id, request.environment);
     let key = ApiKey {
@@ -232,6 +243,66 @@ async fn create_key(
     };
     state.store.create_api_key(&scope, &key, &secret, &audit).await?;
     Ok((StatusCode::CREATED, Json(KeyWithSecret::new(&key, &secret.secret))))
+}
+
+/// A tenant may require every new key to expire: `settings.api_keys.max_lifetime_days`
+/// (set with `PATCH /v1/tenants/{id}`) caps how far away `expires_at` may be,
+/// and makes it required.
+async fn required_expiry(
+    state: &AppState,
+    scope: &shared::auth::TenantScope,
+    expires_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    let Some((tenant, _)) = state.store.get_tenant(scope).await? else { return Ok(()) };
+    let Some(days) = tenant.settings.pointer("/api_keys/max_lifetime_days").and_then(serde_json::Value::as_i64) else {
+        return Ok(());
+    };
+    match expires_at {
+        None => Err(AppError::invalid_field(
+            "expires_at",
+            format!("is required: this tenant requires keys to expire within {days} days"),
+        )),
+        Some(t) if t > at + chrono::Duration::days(days) => Err(AppError::invalid_field(
+            "expires_at",
+            format!("must be at most {days} days away (this tenant's policy)"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `POST /v1/api-keys/{id}/transfer`: `{"owner_id": "<user id>"}`, an active
+/// member of the tenant.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Transfer {
+    #[eserde(compat)]
+    owner_id: shared::domain::ids::UserId,
+}
+
+/// Hands the key to another member; from then on it acts with their
+/// standing (at most admin). Admins only, checked against their current
+/// standing.
+async fn transfer_key(
+    State(state): State<AppState>,
+    Fresh(principal): Fresh,
+    audit: AuditContext,
+    path: Result<PathIds<ApiKeyId>, AppError>,
+    body: Result<Body<Transfer>, AppError>,
+) -> AppResult<Json<ApiKeyView>> {
+    let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
+    let PathIds(ApiKeyId(key_id)) = path?;
+    let Body(Transfer { owner_id: shared::domain::ids::UserId(owner_id) }) = body?;
+    match state.store.get_user(&scope, owner_id).await? {
+        Some(user) if user.is_active => {}
+        _ => return Err(AppError::invalid_field("owner_id", "must be an active member of this tenant")),
+    }
+    let key = state
+        .store
+        .transfer_api_key(&scope, key_id, owner_id, &audit)
+        .await?
+        .ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?;
+    Ok(Json(key.view()))
 }
 
 /// A list without filters: only `limit` and `cursor`.
@@ -266,7 +337,7 @@ async fn get_key(
 /// listed for the record. Revoking twice answers the same.
 async fn revoke_key(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     path: Result<PathIds<ApiKeyId>, AppError>,
 ) -> AppResult<Json<ApiKeyView>> {
@@ -291,7 +362,7 @@ pub struct Rotate {
 /// long so deployments can switch over; default 0 (the old one dies now).
 async fn rotate_key(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     path: Result<PathIds<ApiKeyId>, AppError>,
     body: axum::body::Bytes,

@@ -11,7 +11,10 @@
 //! | `POST /v1/auth/invitations/accept` | [`accept_invitation`] |
 //! | `GET /.well-known/jwks.json` | [`jwks`] |
 
+mod throttle;
 mod tokens;
+
+use throttle::Gate;
 
 use axum::{
     Json, Router,
@@ -112,7 +115,12 @@ async fn register(
     Body(new): Body<Registration>,
 ) -> AppResult<(StatusCode, Json<Registered>)> {
     new.check()?;
-    let password_hash = password::hash_password(new.password.as_str())?;
+    // Every sign-up from an address counts: each hashes a password and may
+    // create a tenant.
+    if let Some(address) = throttle::address(&client) {
+        Gate::sign_up(&state, address, &client).await?;
+    }
+    let password_hash = password::hash(new.password.as_str()).await?;
     let explicit_slug = new.tenant_slug.is_some();
     let mut slug = new.tenant_slug.clone().map_or_else(|| slugify(new.tenant_name.as_str()), Slug::into_inner);
     // A derived slug that is taken gets a random suffix, a few times; a slug
@@ -174,23 +182,30 @@ async fn login(
 ) -> AppResult<Json<TokenResponse>> {
     let (email, password) = (email.as_str(), password.as_str());
     let refused = || AppError::unauthorized("invalid email or password");
+    // Throttled per account and per address before anything is looked up,
+    // so a locked-out guess costs one read and no hash.
+    let gate = Gate::open(&state, Some(email), throttle::address(&client), &client).await?;
     let Some(claim) = state.store.find_email_owner(email).await? else {
-        password::verify_against_dummy(password);
+        password::verify_dummy(password).await?;
+        gate.failed(&state, &client).await?;
         return Err(refused());
     };
     // Where our own email index says the account lives; nothing is answered
     // from it before the password matched.
     let scope = claim.scope();
     let Some((user, hash)) = state.store.get_user_with_secret(&scope, claim.user_id).await? else {
-        password::verify_against_dummy(password);
+        password::verify_dummy(password).await?;
+        gate.failed(&state, &client).await?;
         return Err(refused());
     };
-    if !password::verify_password(password, &hash) || !user.is_active {
+    if !password::verify(password, &hash).await?
+        || !user.is_active
+        || tenant_hint.is_some_and(|TenantId(t)| t != user.tenant_id)
+    {
+        gate.failed(&state, &client).await?;
         return Err(refused());
     }
-    if tenant_hint.is_some_and(|TenantId(t)| t != user.tenant_id) {
-        return Err(refused());
-    }
+    gate.succeeded(&state).await?;
     tokens::ensure_tenant_usable(&state, &scope).await?;
     state.store.record_login(&scope, user.id).await?;
     Ok(Json(tokens::start_session(&state, &scope, &user, &client).await?))
@@ -316,6 +331,11 @@ async fn accept_invitation(
     Body(acceptance): Body<Acceptance>,
 ) -> AppResult<(StatusCode, Json<TokenResponse>)> {
     let Acceptance { token: InvitationTokenField(token), password: password_text, first_name, last_name } = acceptance;
+    // Acceptances from an address count like sign-ups (each hashes a
+    // password; a guessed token would be a way in).
+    if let Some(address) = throttle::address(&client) {
+        Gate::sign_up(&state, address, &client).await?;
+    }
     if let Some(problem) = password::password_problem(password_text.as_str(), &token.email) {
         return Err(AppError::invalid_field("password", problem));
     }
@@ -324,7 +344,7 @@ async fn accept_invitation(
     // members, in the transaction that creates the user).
     let lookup = CredentialLookup::named_by_credential(token.tenant_id);
     let mut user = User::new(token.tenant_id, &token.email, first_name.as_str(), last_name.as_str(), Role::User);
-    let hash = password::hash_password(password_text.as_str())?;
+    let hash = password::hash(password_text.as_str()).await?;
     // Emits `user.created` (`via: "invitation"`) in the same transaction.
     let scope = match state.store.accept_invitation(&lookup, &token.email, &token.hash(), &mut user, &hash).await {
         Ok(scope) => scope,

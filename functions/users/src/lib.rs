@@ -43,6 +43,7 @@ use shared::{
     store::members::MemberError,
     string_enum,
     web::extract::{Body, ListQuery, Patch, PathIds},
+    web::principal::Fresh,
 };
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -247,7 +248,7 @@ async fn list_users(
 
 async fn create_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     body: Result<Body<NewUser>, AppError>,
 ) -> AppResult<(StatusCode, [(HeaderName, String); 1], Json<UserView>)> {
@@ -258,7 +259,7 @@ async fn create_user(
     check_grant(&principal, role)?;
     let tenant = state.store.tenant_for_change(&scope).await?;
     let user = User::new(scope.tenant_id(), new.email.as_str(), new.first_name.as_str(), new.last_name.as_str(), role);
-    let hash = password::hash_password(new.password.as_str())?;
+    let hash = password::hash(new.password.as_str()).await?;
     // Emits `user.created` (`via: "api"`) in the same transaction.
     if let Err(err) = state.store.create_user(&scope, &tenant, &user, &hash, &audit).await {
         return Err(refusal(&state, &scope, err, 1).await);
@@ -286,7 +287,7 @@ pub struct Invited {
 /// Seed 000's invite: several emails, one role; all are invited or none.
 async fn invite_users(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     body: Result<Body<Invites>, AppError>,
 ) -> AppResult<(StatusCode, Json<Invited>)> {
@@ -322,7 +323,7 @@ async fn list_invitations(State(state): State<AppState>, principal: Principal) -
 /// working), valid for another week.
 async fn resend_invitation(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     Path(email): Path<String>,
 ) -> AppResult<Json<InvitationWithToken>> {
@@ -339,7 +340,7 @@ async fn resend_invitation(
 
 async fn revoke_invitation(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     Path(email): Path<String>,
 ) -> AppResult<StatusCode> {
@@ -368,7 +369,7 @@ async fn get_user(
 
 async fn update_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     PathIds(UserId(id)): PathIds<UserId>,
     Body(update): Body<UserUpdate>,
@@ -398,7 +399,7 @@ async fn update_user(
 
 async fn delete_user(
     State(state): State<AppState>,
-    principal: Principal,
+    Fresh(principal): Fresh,
     audit: AuditContext,
     PathIds(UserId(id)): PathIds<UserId>,
 ) -> AppResult<StatusCode> {

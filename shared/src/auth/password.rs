@@ -30,6 +30,55 @@ pub fn verify_against_dummy(password: &str) {
     let _ = verify_password(password, hash);
 }
 
+/// Hashes in flight per process. Each argon2id run holds 19 MiB and a core
+/// for a few tens of milliseconds; a flood of sign-ins must queue, not
+/// multiply memory until the function dies.
+pub const MAX_CONCURRENT_HASHES: usize = 2;
+/// How long a sign-in waits for a hashing slot before it is told to retry.
+pub const HASH_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_HASHES);
+    &SLOTS
+}
+
+/// Runs one hashing job on the blocking pool, at most
+/// [`MAX_CONCURRENT_HASHES`] at once; 503 `busy` (retry in a second) when no
+/// slot frees up within [`HASH_QUEUE_WAIT`].
+async fn capped<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T, crate::error::AppError> {
+    let busy = || {
+        crate::error::AppError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many sign-ins at once; retry in a second",
+        )
+        .with_header(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))
+    };
+    let _slot = tokio::time::timeout(HASH_QUEUE_WAIT, hashing_slots().acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    tokio::task::spawn_blocking(job).await.map_err(crate::error::AppError::internal)
+}
+
+/// [`hash_password`] within the per-process cap.
+pub async fn hash(password: &str) -> Result<String, crate::error::AppError> {
+    let password = password.to_owned();
+    capped(move || hash_password(&password)).await?.map_err(crate::error::AppError::internal)
+}
+
+/// [`verify_password`] within the per-process cap.
+pub async fn verify(password: &str, stored_hash: &str) -> Result<bool, crate::error::AppError> {
+    let (password, stored_hash) = (password.to_owned(), stored_hash.to_owned());
+    capped(move || verify_password(&password, &stored_hash)).await
+}
+
+/// [`verify_against_dummy`] within the per-process cap.
+pub async fn verify_dummy(password: &str) -> Result<(), crate::error::AppError> {
+    let password = password.to_owned();
+    capped(move || verify_against_dummy(&password)).await
+}
+
 /// Password policy (NIST 800-63B: length over composition rules).
 pub fn password_problem(password: &str, email: &str) -> Option<&'static str> {
     let chars = password.chars().count();

@@ -64,6 +64,7 @@ impl Principal {
         key_id: Uuid,
         tenant_id: Uuid,
         created_by: Uuid,
+        role: Role,
         scopes: Vec<Scope>,
         environment: KeyEnvironment,
     ) -> Self {
@@ -71,7 +72,7 @@ impl Principal {
             user_id: created_by,
             tenant_id,
             home_tenant_id: tenant_id,
-            role: API_KEY_ROLE,
+            role,
             platform_admin: false,
             credential: Credential::ApiKey { key_id, scopes, environment },
             email: None,
@@ -123,6 +124,11 @@ impl Principal {
 
     pub fn credential(&self) -> &Credential {
         &self.credential
+    }
+
+    /// False for a platform admin acting in another tenant (`X-Tenant-ID`).
+    pub fn acts_in_home_tenant(&self) -> bool {
+        self.tenant_id == self.home_tenant_id
     }
 
     pub fn current_role_name(&self) -> &'static str {

@@ -67,6 +67,17 @@ impl AuditContext {
         }
     }
 
+    /// The platform acting on an unauthenticated request (a sign-in
+    /// lockout): the caller's address and agent are kept, no person is named.
+    pub fn system_for_client(component: &str, client: &ClientInfo) -> Self {
+        Self {
+            actor: Actor { kind: "system".into(), id: component.to_owned(), email: None },
+            ip_address: client.ip_address.clone(),
+            user_agent: client.user_agent.clone(),
+            request_id: Some(current_request_id()),
+        }
+    }
+
     /// A platform process acting on its own (a worker, a scheduled job).
     pub fn system(component: &str) -> Self {
         Self {

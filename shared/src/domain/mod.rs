@@ -11,6 +11,7 @@ pub mod project;
 pub mod rate_limit;
 pub mod role;
 pub mod tenant;
+pub mod throttle;
 pub mod tryon;
 pub mod user;
 pub mod validate;

@@ -138,7 +138,11 @@ impl TenantPolicy {
     }
 }
 
-pub const POLICY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Also the worst-case delay before a tenant's deactivation stops its
+/// tokens and keys in another process: a few seconds, like a user's
+/// standing (`store::standing::STANDING_TTL`), for one GetItem per tenant
+/// per process per interval.
+pub const POLICY_CACHE_TTL: Duration = Duration::from_secs(5);
 
 pub(crate) fn cached_policy(tenant_id: Uuid) -> Option<TenantPolicy> {
     let cache = policy_cache().lock().ok()?;

@@ -270,6 +270,44 @@ impl Store {
         }
     }
 
+    /// Hands a live key to another member (`created_by` names its owner
+    /// from then on): a key acts with its owner's standing, so a key whose
+    /// owner is leaving keeps working only once an admin transferred it.
+    /// `Ok(None)`: no such key, or it is revoked.
+    pub async fn transfer_api_key(
+        &self,
+        scope: &TenantScope,
+        key_id: Uuid,
+        new_owner: Uuid,
+        audit: &AuditContext,
+    ) -> AppResult<Option<ApiKey>> {
+        let Some(old) = self.get_api_key(scope, key_id).await? else {
+            return Ok(None);
+        };
+        if old.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let at = crate::domain::now();
+        let mut new = old.clone();
+        new.created_by = new_owner.to_string();
+        new.updated_at = at;
+        let update = UpdateBuilder::default()
+            .set_key(Some(key_of(scope, key_id)))
+            .update_expression("SET created_by = :owner, updated_at = :now")
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":owner", s(new_owner.to_string()))
+            .expression_attribute_values(":now", s(rfc3339(at)));
+        let mut tx = Tx::new();
+        tx.update(update, Some(KEY_CHANGED));
+        let change = Change::updated(API_KEY_RESOURCE, key_id, old.view(), new.view());
+        tx.audit(scope, audit, Change { action: "transfer", ..change }, self.audit_retention(scope).await?);
+        match tx.commit(self).await {
+            Ok(()) => Ok(Some(new)),
+            Err(TxError::Condition(KEY_CHANGED)) => Ok(None),
+            Err(other) => Err(other.into_app_error(API_KEY_RESOURCE)),
+        }
+    }
+
     /// Gives the key a new secret (answered with it), with `api_key.rotated`;
     /// the old one stops working at once, or at `old_valid_until` when a
     /// grace period was asked for. Conditioned on the hash it replaces, so of

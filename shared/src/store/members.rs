@@ -246,7 +246,9 @@ impl Store {
             }
             tx.audit(scope, audit, Change::updated("user", user_id, old.view(), new.view()), retention);
             tx.emit(scope, new.updated_event());
-            match tx.commit(self).await {
+            let outcome = tx.commit(self).await;
+            super::standing::forget_standing(user_id);
+            match outcome {
                 Ok(()) => return Ok(Some(new)),
                 Err(TxError::Condition(USER_CHANGED) | TxError::Conflict) => continue,
                 Err(err) => return Err(err.into()),
@@ -275,7 +277,9 @@ impl Store {
         tx.delete(Delete::builder().set_key(Some(email_key(&old.email))), None);
         tx.audit(scope, audit, Change::deleted("user", user_id, old.view()), retention);
         tx.emit(scope, old.deleted_event());
-        match tx.commit(self).await {
+        let outcome = tx.commit(self).await;
+        super::standing::forget_standing(user_id);
+        match outcome {
             Ok(()) => Ok(true),
             Err(TxError::Condition(USER_MISSING)) => Ok(false),
             Err(err) => Err(err.into()),

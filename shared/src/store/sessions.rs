@@ -169,9 +169,11 @@ impl Store {
         let retention = self.audit_retention(scope).await?;
         let mut tx = Tx::new();
         tx.update(update, Some(SESSION_NOT_ACTIVE)).audit(scope, audit, change, retention);
-        match tx.commit(self).await {
+        let result = match tx.commit(self).await {
             Ok(()) | Err(TxError::Condition(SESSION_NOT_ACTIVE)) => Ok(()),
             Err(err) => Err(err.into_app_error("session")),
-        }
+        };
+        super::standing::forget_session(session_id);
+        result
     }
 }

@@ -10,7 +10,7 @@ use super::{AppState, rate_limit::RateSlot};
 use crate::{
     auth::{
         Principal, api_key,
-        principal::{API_KEY_HEADER, TENANT_HEADER},
+        principal::{API_KEY_HEADER, API_KEY_ROLE, TENANT_HEADER},
         proofs::CredentialLookup,
     },
     error::AppError,
@@ -26,10 +26,14 @@ impl FromRequestParts<AppState> for Principal {
         }
         let (mut principal, stored_key) = match presented_credential(parts)? {
             Presented::ApiKey(secret) => {
-                let (principal, stored) = authenticate_api_key(state, secret).await?;
+                let (principal, stored) = authenticate_api_key(state, secret, false).await?;
                 (principal, Some(stored))
             }
-            Presented::AccessToken(token) => (Principal::from_access_claims(&state.verifier.verify(token)?), None),
+            Presented::AccessToken(token) => {
+                let principal = Principal::from_access_claims(&state.verifier.verify(token)?);
+                confirm_session_standing(state, &principal, false).await?;
+                (principal, None)
+            }
         };
         if let Some(raw) = parts.headers.get(TENANT_HEADER) {
             let requested = raw
@@ -60,10 +64,87 @@ fn presented_credential(parts: &Parts) -> Result<Presented<'_>, AppError> {
     Ok(if api_key::looks_like_key(token) { Presented::ApiKey(token) } else { Presented::AccessToken(token) })
 }
 
+/// A principal whose standing was read from the table just now (strongly
+/// consistent, no cache), for the sensitive actions: API keys, users and
+/// roles, and later SSO and billing settings. A removed or demoted admin
+/// cannot do these even within the few seconds the cache allows elsewhere.
+pub struct Fresh(pub Principal);
+
+impl FromRequestParts<AppState> for Fresh {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        match principal.credential() {
+            crate::auth::Credential::Session { .. } => confirm_session_standing(state, &principal, true).await?,
+            crate::auth::Credential::ApiKey { .. } => {
+                let stored = state
+                    .store
+                    .api_key_for_auth(
+                        &CredentialLookup::named_by_credential(principal.home_scope().tenant_id()),
+                        principal.api_key_id().unwrap_or_default(),
+                    )
+                    .await?
+                    .ok_or_else(|| AppError::invalid_token("the API key is not valid"))?;
+                if stored.key.state(crate::domain::now()) != KeyState::Active
+                    || key_role(state, &principal.home_scope(), &stored, true).await? != principal.role()
+                {
+                    return Err(standing_lost());
+                }
+            }
+        }
+        Ok(Fresh(principal))
+    }
+}
+
+/// 401 for a credential whose holder lost the access it was issued with.
+fn standing_lost() -> AppError {
+    AppError::invalid_token(
+        "this credential no longer carries its holder's access (signed out, removed, deactivated or role changed); sign in again",
+    )
+}
+
+/// An access token is good while its session is live and its user still
+/// exists, is active and holds the role and platform standing the token
+/// names; a changed role needs a new token (refresh gives one). Cached for
+/// [`crate::store::standing::STANDING_TTL`] unless `fresh`.
+async fn confirm_session_standing(state: &AppState, principal: &Principal, fresh: bool) -> Result<(), AppError> {
+    let crate::auth::Credential::Session { session_id } = principal.credential() else {
+        return Ok(());
+    };
+    let home = principal.home_scope();
+    let standing = state.store.current_standing(&home, principal.user_id(), Some(*session_id), fresh).await?;
+    let holds = standing.session_live == Some(true)
+        && standing.user.is_some_and(|user| {
+            user.is_active && user.role == principal.role() && user.platform_admin == principal.is_platform_admin()
+        });
+    if holds { Ok(()) } else { Err(standing_lost()) }
+}
+
+/// The role a key acts with: [`API_KEY_ROLE`] at most, and never more than
+/// its owner holds now. An owner who is gone or deactivated leaves the key
+/// powerless until an admin transfers it.
+async fn key_role(
+    state: &AppState,
+    scope: &crate::auth::TenantScope,
+    stored: &StoredKey,
+    fresh: bool,
+) -> Result<crate::auth::Role, AppError> {
+    let owner = Uuid::parse_str(&stored.key.created_by).map_err(|_| standing_lost())?;
+    let standing = state.store.current_standing(scope, owner, None, fresh).await?;
+    match standing.user {
+        Some(user) if user.is_active => Ok(if user.role.at_least(API_KEY_ROLE) { API_KEY_ROLE } else { user.role }),
+        _ => Err(AppError::invalid_token(
+            "the API key's owner no longer has access to this tenant; an admin can transfer the key to a member",
+        )),
+    }
+}
+
 /// One GetItem: the key the secret names, if its hash matches and it is
 /// neither revoked nor expired. Which of those failed is only told once the
-/// hash matched, so a guess learns nothing.
-async fn authenticate_api_key(state: &AppState, secret: &str) -> Result<(Principal, StoredKey), AppError> {
+/// hash matched, so a guess learns nothing. Then its owner's standing
+/// (cached, [`key_role`]).
+async fn authenticate_api_key(state: &AppState, secret: &str, fresh: bool) -> Result<(Principal, StoredKey), AppError> {
     let invalid = || AppError::invalid_token("the API key is not valid");
     let presented = api_key::parse(secret).ok_or_else(invalid)?;
     // Trusted only after the hash below matches: the ids come from the caller.
@@ -71,12 +152,18 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> Result<(Princip
     let stored = state.store.api_key_for_auth(&lookup, presented.key_id).await?.ok_or_else(invalid)?;
     let now = crate::domain::now();
     let hash = api_key::hash(secret);
-    let matches = api_key::hashes_match(&hash, &stored.secret_hash)
-        || stored
+    // The current secret, or the one it replaced during its grace period.
+    let matched = if api_key::hashes_match(&hash, &stored.secret_hash) {
+        Some(stored.secret_hash.as_str())
+    } else {
+        stored
             .previous_secret
             .as_ref()
-            .is_some_and(|(old, until)| *until > now && api_key::hashes_match(&hash, old));
-    if !matches || stored.key.environment != presented.environment || stored.key.tenant_id != presented.tenant_id {
+            .filter(|(old, until)| *until > now && api_key::hashes_match(&hash, old))
+            .map(|(old, _)| old.as_str())
+    };
+    let scope = matched.and_then(|stored_hash| lookup.verified(&hash, stored_hash)).ok_or_else(invalid)?;
+    if stored.key.environment != presented.environment || stored.key.tenant_id != presented.tenant_id {
         return Err(invalid());
     }
     match stored.key.state(now) {
@@ -90,9 +177,11 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> Result<(Princip
             ));
         }
     }
+    let role = key_role(state, &scope, &stored, fresh).await?;
     let key = &stored.key;
     let created_by = Uuid::parse_str(&key.created_by).unwrap_or(Uuid::nil());
-    let principal = Principal::from_api_key(key.id, key.tenant_id, created_by, key.scopes.clone(), key.environment);
+    let principal =
+        Principal::from_api_key(key.id, key.tenant_id, created_by, role, key.scopes.clone(), key.environment);
     Ok((principal, stored))
 }
 
@@ -108,12 +197,12 @@ async fn count_request(
     let policy = state.store.tenant_policy(&home).await?;
     let limit = policy.requests_per_minute;
     let now = crate::domain::now();
+    // Neither a key nor a token outlives its tenant's deactivation by more
+    // than the policy cache's few seconds.
+    if !policy.usable && !principal.is_platform_admin() {
+        return Err(AppError::forbidden("tenant_inactive", "the tenant of these credentials is not active"));
+    }
     let status = match stored_key {
-        // A key has no expiry of its own to end it when its tenant is
-        // deactivated (an access token lives 15 minutes and login refuses).
-        Some(_) if !policy.usable => {
-            return Err(AppError::forbidden("tenant_inactive", "the tenant of this API key is not active"));
-        }
         Some(stored) => state.store.record_api_key_use(&home, stored, limit, now).await?,
         None => state.store.record_user_request(&home, principal.user_id(), limit, now).await?,
     };
