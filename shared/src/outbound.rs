@@ -144,6 +144,12 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(local_mode: bool) -> anyhow::Result<Self> {
+        if local_mode {
+            // Said once per process: a deployment must never run like this.
+            tracing::warn!(
+                "LOCAL_MODE: outbound calls (webhooks, garment images) may use plain http and reach loopback and private addresses"
+            );
+        }
         let mut builder = reqwest::Client::builder().timeout(FETCH_TIMEOUT).redirect(reqwest::redirect::Policy::none());
         if !local_mode {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
@@ -275,5 +281,15 @@ mod tests {
         assert!(err.contains("not a public address"), "{err}");
         assert!(fetcher.fetch("https://[::1]/a.png").await.is_err());
         assert!(fetcher.fetch("file:///etc/passwd").await.is_err());
+        // IPv4 inside IPv6, as issue 11 found them accepted for webhooks.
+        for url in [
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[::7f00:1]/",
+            "https://[2002:7f00:1::]/",
+            "https://[2001:0:7f00:1::1]/",
+        ] {
+            let err = check_url(url, false).expect_err(url);
+            assert!(err.contains("not a public address"), "{url}: {err}");
+        }
     }
 }

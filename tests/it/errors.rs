@@ -163,3 +163,24 @@ async fn a_refused_post_keeps_the_connection_alive() {
         status
     }
 }
+
+/// An optional body (logout's) is still read as JSON only, and a refused
+/// one changes nothing: the login stays.
+#[tokio::test]
+async fn a_refused_optional_body_changes_nothing() {
+    let owner = register_owner().await;
+    post("/v1/auth/logout")
+        .token(&owner.access_token)
+        .typed_body("text/plain", "{\"refresh_token\": \"x\"}")
+        .send()
+        .await
+        .expect_error(415, "unsupported_media_type");
+    post("/v1/auth/logout")
+        .token(&owner.access_token)
+        .raw_body("{\"nope\": 1}")
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+    get("/v1/auth/me").token(&owner.access_token).send().await.expect(200);
+    post("/v1/auth/logout").token(&owner.access_token).send().await.expect(204);
+}

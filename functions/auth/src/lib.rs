@@ -42,7 +42,7 @@ use shared::{
     error::FieldError,
     http::health_router,
     store::{members::MemberError, tenants::CreateTenantError},
-    web::extract::{Body, parse_body},
+    web::extract::{Body, OptionalBody, parse_body},
 };
 use uuid::Uuid;
 
@@ -240,12 +240,12 @@ async fn logout(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    raw_body: axum::body::Bytes,
+    body: Result<OptionalBody<Logout>, AppError>,
 ) -> AppResult<StatusCode> {
     let SignedIn { session_id, scope } = principal.require_session("session")?;
+    let OptionalBody(body) = body?;
     state.store.revoke_session(&scope, session_id, "logout", &audit).await?;
-    if !raw_body.iter().all(u8::is_ascii_whitespace) {
-        let body: Logout = parse_body(&raw_body)?;
+    if let Some(body) = body {
         if let Some(token) = body.refresh_token.as_ref().and_then(|raw| RefreshToken::parse(raw.as_str()))
             && token.tenant_id == scope.tenant_id()
             && let Some(session) = state.store.get_session(&scope, token.session_id).await?

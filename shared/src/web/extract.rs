@@ -60,6 +60,38 @@ where
     }
 }
 
+/// A body that may be left out (logout, key rotation): empty or whitespace
+/// is `None`; anything else must be declared JSON (415) and parse into `T`
+/// like [`Body`] does. Parsed before the handler runs, so a bad body changes
+/// nothing.
+pub struct OptionalBody<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalBody<T>
+where
+    S: Send + Sync,
+    T: for<'de> eserde::EDeserialize<'de>,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = is_json_content_type(req.headers());
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                super::http::payload_too_large()
+            } else {
+                AppError::invalid_json(format!("could not read the body: {e}"))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(None));
+        }
+        if !declared_json {
+            return Err(super::http::unsupported_media_type());
+        }
+        parse_body(&bytes).map(|body| OptionalBody(Some(body)))
+    }
+}
+
 /// `application/json`, with or without parameters (`; charset=utf-8`), or a
 /// `+json` type such as `application/merge-patch+json`.
 pub fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
