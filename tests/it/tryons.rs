@@ -278,6 +278,43 @@ async fn cancel_racing_the_worker_refunds_each_cancelled_item_once_and_no_comple
     assert!(["completed", "cancelled"].contains(&again.body["status"].as_str().expect("status")));
 }
 
+/// Concurrent cancels of one session: each answer names only the items that
+/// call cancelled, so together they name every item once and their refunds
+/// add up to the price, as the ledger does.
+#[tokio::test]
+async fn concurrent_cancels_each_report_only_what_they_cancelled() {
+    let shop = shop(40).await;
+    let (_, session) = quiet_session(&shop, 12, Quality::Hd).await;
+    assert_eq!(session.price.total, 20);
+    let cancel = || {
+        let key = shop.key.clone();
+        async move { post(&format!("/v1/tryons/{}/cancel", session.id)).api_key(&key).send().await }
+    };
+    let answers = join_all((0..6).map(|_| cancel())).await;
+    let mut reported: Vec<u64> = Vec::new();
+    let mut refunded = 0;
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        assert_eq!(answer.body["status"], "cancelled", "{:?}", answer.body);
+        let items = answer.body["cancelled_items"].as_array().expect("cancelled_items");
+        reported.extend(items.iter().map(|i| i.as_u64().expect("index")));
+        refunded += answer.body["refunded_credits"].as_i64().expect("refunded_credits");
+    }
+    let shown = get(&format!("/v1/tryons/{}", session.id)).api_key(&shop.key).send().await.expect(200).body;
+    let cancelled = shown["items"].as_array().expect("items").iter().filter(|i| i["status"] == "cancelled").count();
+    assert_eq!(cancelled, 12);
+    assert_eq!(reported.len(), cancelled, "the answers name {reported:?}");
+    reported.sort_unstable();
+    assert_eq!(reported, (0..12).collect::<Vec<u64>>(), "no item in two answers");
+    assert_eq!(refunded, 20, "the answers' refunds add up to the price");
+    assert_eq!(shown["credits_refunded"], 20);
+    let with_share =
+        shown["items"].as_array().expect("items").iter().filter(|i| i["credits"].as_i64() > Some(0)).count();
+    let refunds = ledger(&shop.owner.access_token).await.into_iter().filter(|e| e["kind"] == "refund").count();
+    assert_eq!(refunds, with_share, "one refund per item with a share");
+    assert_eq!(balance(&shop.key).await, 40);
+}
+
 #[tokio::test]
 async fn cancelling_before_the_worker_refunds_everything_once() {
     let shop = shop(20).await;

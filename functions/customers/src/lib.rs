@@ -301,17 +301,24 @@ fn answer_for(photo: Photo) -> AppResult<Json<PhotoView>> {
     }
 }
 
+/// `GET /v1/customers/{id}/photos` has no filters: only `limit` and `cursor`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhotoFilters {}
+
+/// Oldest first; `?limit=`, `?cursor=`.
 async fn list_photos(
     State(state): State<AppState>,
     principal: Principal,
     path: Result<PathIds<CustomerId>, AppError>,
+    query: Result<ListQuery<PhotoFilters>, AppError>,
 ) -> AppResult<Page<PhotoView>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, PHOTO_RESOURCE)?;
     let PathIds(CustomerId(id)) = path?;
+    let ListQuery { page, .. } = query?;
     let customer = load_customer(&state, &scope, id).await?;
-    let photos = state.store.list_photos(&scope, customer.id).await?;
-    // At most MAX_PHOTOS_PER_CUSTOMER: always one page.
-    Ok(Page { data: photos.iter().map(Photo::view).collect(), next_cursor: None })
+    let (photos, next_cursor) = state.store.list_photos(&scope, customer.id, &page).await?;
+    Ok(Page { data: photos.iter().map(Photo::view).collect(), next_cursor })
 }
 
 #[cfg(test)]

@@ -312,11 +312,21 @@ async fn invite_users(
     Ok((StatusCode::CREATED, Json(Invited { invitations })))
 }
 
-async fn list_invitations(State(state): State<AppState>, principal: Principal) -> AppResult<Page<InvitationView>> {
+/// `GET /v1/users/invitations` has no filters: only `limit` and `cursor`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvitationFilters {}
+
+/// Pending invitations by address; `?limit=`, `?cursor=`.
+async fn list_invitations(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<ListQuery<InvitationFilters>, AppError>,
+) -> AppResult<Page<InvitationView>> {
     let scope = principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
-    let invitations = state.store.list_invitations(&scope).await?;
-    // The store reads them in one query of at most 100; no cursor is offered yet.
-    Ok(Page { data: invitations.iter().map(|i| i.view()).collect(), next_cursor: None })
+    let ListQuery { page, .. } = query?;
+    let (invitations, next_cursor) = state.store.list_invitations(&scope, &page).await?;
+    Ok(Page { data: invitations.iter().map(|i| i.view()).collect(), next_cursor })
 }
 
 /// A new one-time token for a pending invitation (the previous one stops

@@ -242,11 +242,21 @@ async fn create_endpoint(
     Ok((StatusCode::CREATED, Json(EndpointWithSecret { endpoint: endpoint.view(), secret })))
 }
 
-async fn list_endpoints(State(state): State<AppState>, principal: Principal) -> AppResult<Page<EndpointView>> {
+/// `GET /v1/webhooks` has no filters: only `limit` and `cursor`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFilters {}
+
+/// Creation order; `?limit=`, `?cursor=`.
+async fn list_endpoints(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<ListQuery<EndpointFilters>, AppError>,
+) -> AppResult<Page<EndpointView>> {
     let scope = require(&principal)?;
-    let endpoints = state.store.list_endpoints(&scope).await?;
-    // A tenant has few endpoints, read in one Query: always one page.
-    Ok(Page { data: endpoints.iter().map(Endpoint::view).collect(), next_cursor: None })
+    let ListQuery { page, .. } = query?;
+    let (endpoints, next_cursor) = state.store.list_endpoints_page(&scope, &page).await?;
+    Ok(Page { data: endpoints.iter().map(Endpoint::view).collect(), next_cursor })
 }
 
 async fn get_endpoint(

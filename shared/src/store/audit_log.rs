@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, from_item, n, s,
+    Item, Store, n, s,
     tx::{EVENT_DETAIL_ATTR, EVENT_TYPE_ATTR},
 };
 use crate::{
@@ -138,7 +138,7 @@ impl Store {
             filter.user_id.map(|u| u.to_string()).unwrap_or_default()
         );
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        let entries = items.into_iter().map(from_item::<StoredEntry>).collect::<AppResult<Vec<_>>>()?;
+        let entries: Vec<StoredEntry> = super::decode_listed(items);
         Ok((entries.into_iter().map(StoredEntry::view).collect(), cursor))
     }
 }
@@ -197,6 +197,7 @@ impl StoredEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::from_item;
 
     #[test]
     fn an_entry_reads_back_as_the_api_shows_it() {

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, from_item, n, number_attr, s,
+    Item, PageRequest, Store, n, number_attr, s,
     tenants::tenant_key,
     to_item,
     tx::{Cond, Tx, TxError},
@@ -103,6 +103,21 @@ impl From<CreditError> for AppError {
             }
             CreditError::Other(e) => e,
         }
+    }
+}
+
+/// A change made at most once per reference: its ledger entry, and whether
+/// this call made it or found it made by an earlier (or concurrent) one, in
+/// which case this call changed nothing, its `with` writes included.
+#[derive(Debug)]
+pub struct Referenced {
+    pub entry: LedgerEntry,
+    pub made_by_this_call: bool,
+}
+
+impl Referenced {
+    fn earlier(entry: LedgerEntry) -> Self {
+        Self { entry, made_by_this_call: false }
     }
 }
 
@@ -294,7 +309,9 @@ impl Store {
 
     /// A refund made in one transaction with `with` (an item leaving its
     /// state, say), once per `reference`; failures as for
-    /// [`Self::spend_credits_with`].
+    /// [`Self::spend_credits_with`]. The answer tells whether this call made
+    /// it: concurrent callers all get the entry, only one made the change
+    /// (and committed `with`).
     pub async fn refund_credits_with(
         &self,
         scope: &TenantScope,
@@ -303,10 +320,10 @@ impl Store {
         reference: &str,
         audit: &AuditContext,
         with: Tx,
-    ) -> Result<LedgerEntry, CreditError> {
+    ) -> Result<Referenced, CreditError> {
         let reference = Some(reference);
         let change = CreditChange { kind: CreditKind::Refund, amount, reason, reference, with, announce: None };
-        self.change_credits(scope, change, audit).await
+        self.make_credit_change(scope, change, audit).await
     }
 
     /// Gives `amount` credits back, once per `reference` (a repeat, even a
@@ -319,7 +336,7 @@ impl Store {
         reference: &str,
         audit: &AuditContext,
     ) -> AppResult<LedgerEntry> {
-        Ok(self.refund_credits_with(scope, amount, reason, reference, audit, Tx::new()).await?)
+        Ok(self.refund_credits_with(scope, amount, reason, reference, audit, Tx::new()).await?.entry)
     }
 
     async fn change_credits(
@@ -328,6 +345,15 @@ impl Store {
         change: CreditChange<'_>,
         audit: &AuditContext,
     ) -> Result<LedgerEntry, CreditError> {
+        Ok(self.make_credit_change(scope, change, audit).await?.entry)
+    }
+
+    async fn make_credit_change(
+        &self,
+        scope: &TenantScope,
+        change: CreditChange<'_>,
+        audit: &AuditContext,
+    ) -> Result<Referenced, CreditError> {
         let CreditChange { kind, amount, reason, reference, with, announce } = change;
         check_amount(amount)?;
         if reference.is_some_and(|r| r.is_empty() || r.len() > 512) {
@@ -338,7 +364,7 @@ impl Store {
         if let Some(reference) = reference
             && let Some(earlier) = self.entry_for_reference(scope, kind, reference).await?
         {
-            return Ok(earlier);
+            return Ok(Referenced::earlier(earlier));
         }
         for attempt in 0..MAX_ATTEMPTS {
             let seen = self.read_balance(scope).await?.ok_or_else(|| AppError::not_found("tenant"))?;
@@ -350,7 +376,7 @@ impl Store {
                     if let Some(reference) = reference
                         && let Some(earlier) = self.entry_for_reference(scope, kind, reference).await?
                     {
-                        return Ok(earlier);
+                        return Ok(Referenced::earlier(earlier));
                     }
                     return Err(refused);
                 }
@@ -392,13 +418,17 @@ impl Store {
             if let Some(announce) = announce {
                 tx.emit(scope, announce(event_payload(&entry)));
             }
-            let Err(err) = tx.commit(self).await else { return Ok(entry) };
+            let Err(err) = tx.commit(self).await else { return Ok(Referenced { entry, made_by_this_call: true }) };
             match lost(err) {
                 Lost::ReferenceUsed => {
                     let reference = reference.unwrap_or_default();
-                    return self.entry_for_reference(scope, kind, reference).await?.ok_or_else(|| {
-                        AppError::internal(anyhow::anyhow!("credit reference marker without its entry")).into()
-                    });
+                    return self
+                        .entry_for_reference(scope, kind, reference)
+                        .await?
+                        .map(Referenced::earlier)
+                        .ok_or_else(|| {
+                            AppError::internal(anyhow::anyhow!("credit reference marker without its entry")).into()
+                        });
                 }
                 Lost::Race => back_off(attempt).await,
                 Lost::Failed(err) => return Err(err),
@@ -442,7 +472,7 @@ impl Store {
         let query = super::filter_equal(query, &[("kind", kind.map(|k| s(k.as_str())))], &[]);
         let context = format!("credits|{}|{}", scope.pk(), kind.map_or("", CreditKind::as_str));
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        let entries = items.into_iter().map(from_item).collect::<AppResult<Vec<LedgerEntry>>>()?;
+        let entries: Vec<LedgerEntry> = super::decode_listed(items);
         Ok((entries, cursor))
     }
 }

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, from_item, n, s, to_attribute, to_item,
+    Item, PageRequest, Store, n, s, to_attribute, to_item,
     tx::{Cond, Tx, TxError},
 };
 use crate::{
@@ -228,22 +228,54 @@ impl Store {
         let query = super::filter_equal(query, &[("external_id", external_id.map(s))], &[]);
         let context = format!("customers|{pk}|{}", external_id.unwrap_or(""));
         let (items, cursor) = self.query_page(query, page, &context, &["GSI1PK", "GSI1SK", "PK", "SK"]).await?;
-        Ok((items.into_iter().map(from_item).collect::<AppResult<Vec<Customer>>>()?, cursor))
+        Ok((super::decode_listed(items), cursor))
     }
 
-    /// The customer's photos, oldest first.
-    pub async fn list_photos(&self, scope: &TenantScope, customer_id: Uuid) -> AppResult<Vec<Photo>> {
-        let output = self
-            .client
+    /// The customer's photos, oldest first (ids are UUIDv7), one page.
+    pub async fn list_photos(
+        &self,
+        scope: &TenantScope,
+        customer_id: Uuid,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<Photo>, Option<String>)> {
+        let context = format!("photos|{}|{customer_id}", scope.pk());
+        let query = self.photos_query(scope, customer_id);
+        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
+        Ok((super::decode_listed(items), cursor))
+    }
+
+    /// The keys of every photo item of the customer, decodable or not: what
+    /// a delete must remove so that no photo outlives its customer.
+    async fn photo_keys(&self, scope: &TenantScope, customer_id: Uuid) -> AppResult<Vec<Item>> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .photos_query(scope, customer_id)
+                .projection_expression("PK, SK")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await?;
+            keys.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    fn photos_query(
+        &self,
+        scope: &TenantScope,
+        customer_id: Uuid,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s(photo_prefix(customer_id)))
             .consistent_read(true)
-            .send()
-            .await?;
-        output.items().iter().cloned().map(from_item).collect()
     }
 
     pub async fn get_photo(&self, scope: &TenantScope, customer_id: Uuid, photo_id: Uuid) -> AppResult<Option<Photo>> {
@@ -338,7 +370,7 @@ impl Store {
         let retention = self.audit_retention(scope).await?;
         for _ in 0..OPTIMISTIC_RETRIES {
             let Some(customer) = self.get_customer(scope, id).await? else { return Ok(false) };
-            let photos = self.list_photos(scope, id).await?;
+            let photos = self.photo_keys(scope, id).await?;
             // Unchanged since read, photo count included: a photo added
             // meanwhile would otherwise outlive its customer.
             let delete_customer = DeleteBuilder::default()
@@ -352,8 +384,8 @@ impl Store {
             tx.delete(delete_customer, Some(CUSTOMER_CHANGED));
             tx.delete(DeleteBuilder::default().set_key(Some(claim_key(scope, &customer.external_id))), None);
             tx.audit(scope, audit, Change::deleted(CUSTOMER_RESOURCE, id, customer.view()), retention);
-            for photo in &photos {
-                tx.delete(DeleteBuilder::default().set_key(Some(photo_key(scope, id, photo.id))), None);
+            for photo in photos {
+                tx.delete(DeleteBuilder::default().set_key(Some(photo)), None);
             }
             if committed(self, tx, CUSTOMER_CHANGED).await? {
                 return Ok(true);

@@ -199,7 +199,7 @@ impl Store {
             needle.unwrap_or_default()
         );
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((items.into_iter().map(from_item).collect::<AppResult<Vec<User>>>()?, cursor))
+        Ok((super::decode_listed(items), cursor))
     }
 
     /// Applies `changes` to a user; `Ok(None)` when there is no such user.
@@ -355,18 +355,23 @@ impl Store {
         MemberError::Other(AppError::conflict("the invited addresses changed meanwhile; try again"))
     }
 
-    pub async fn list_invitations(&self, scope: &TenantScope) -> AppResult<Vec<Invitation>> {
-        let output = self
+    /// The tenant's pending invitations by address, one page.
+    pub async fn list_invitations(
+        &self,
+        scope: &TenantScope,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<Invitation>, Option<String>)> {
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s("INVITATION#"))
-            .limit(100)
-            .send()
-            .await?;
-        output.items.unwrap_or_default().into_iter().map(from_item).collect()
+            .consistent_read(true);
+        let context = format!("invitations|{}", scope.pk());
+        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
+        Ok((super::decode_listed(items), cursor))
     }
 
     /// A fresh one-time token (and validity) for a pending invitation: how an

@@ -169,6 +169,28 @@ pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> 
     serde_dynamo::from_item(item).map_err(|e| AppError::internal(anyhow::anyhow!("corrupt item: {e}")))
 }
 
+/// Decodes the items a list read found, skipping any that does not decode:
+/// one bad item (written by an older version, or by hand) must not turn
+/// every page it lands on into a 500 for good. Each skipped item is logged
+/// with its key so it can be found and repaired. Single-item reads stay
+/// strict ([`from_item`]): there the caller asked for that very item.
+pub(crate) fn decode_listed<T: DeserializeOwned>(items: impl IntoIterator<Item = Item>) -> Vec<T> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let key = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let (pk, sk) = (key("PK"), key("SK"));
+            match serde_dynamo::from_item(item) {
+                Ok(value) => Some(value),
+                Err(error) => {
+                    tracing::warn!(pk, sk, %error, "skipped a listed item that does not decode");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, AppError> {
     serde_dynamo::to_item(value).map_err(|e| AppError::internal(anyhow::anyhow!("serialising item: {e}")))
 }
@@ -189,4 +211,30 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct Thing {
+        name: String,
+        size: i64,
+    }
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    #[test]
+    fn a_listed_item_that_does_not_decode_is_skipped_and_the_rest_kept() {
+        let items = vec![
+            item(&[("PK", s("T#1#")), ("SK", s("THING#1")), ("name", s("a")), ("size", n(1))]),
+            item(&[("PK", s("T#1#")), ("SK", s("THING#2")), ("name", n(7))]),
+            item(&[("PK", s("T#1#")), ("SK", s("THING#3")), ("name", s("c")), ("size", n(3))]),
+        ];
+        let things: Vec<Thing> = decode_listed(items);
+        assert_eq!(things, [Thing { name: "a".into(), size: 1 }, Thing { name: "c".into(), size: 3 }]);
+    }
 }

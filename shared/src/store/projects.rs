@@ -221,7 +221,7 @@ impl Store {
             filter.priority.map_or("", Priority::as_str)
         );
         let (items, cursor) = self.query_page(query, page, &context, &["GSI1PK", "GSI1SK", "PK", "SK"]).await?;
-        let projects = items.into_iter().map(from_item).collect::<AppResult<Vec<Project>>>()?;
+        let projects: Vec<Project> = super::decode_listed(items);
         Ok((projects, cursor))
     }
 
@@ -431,7 +431,7 @@ impl Store {
             assignee.as_deref().unwrap_or("")
         );
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        let tasks = items.into_iter().map(from_item).collect::<AppResult<Vec<Task>>>()?;
+        let tasks: Vec<Task> = super::decode_listed(items);
         Ok(Some((tasks, cursor)))
     }
 

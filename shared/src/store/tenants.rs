@@ -189,7 +189,7 @@ impl Store {
         let query = super::filter_equal(query, &[("status", status.map(s)), ("type", tenant_type.map(s))], &[]);
         let context = format!("tenants|{pk}|{}|{}", status.unwrap_or(""), tenant_type.unwrap_or(""));
         let (items, cursor) = self.query_page(query, page, &context, &[pk_name, sk_name, "PK", "SK"]).await?;
-        let tenants = items.into_iter().map(from_item).collect::<AppResult<Vec<Tenant>>>()?;
+        let tenants: Vec<Tenant> = super::decode_listed(items);
         Ok((tenants, cursor))
     }
 

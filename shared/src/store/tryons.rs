@@ -239,7 +239,7 @@ impl Store {
         let context =
             format!("tryons|{pk}|{}|{}", status.unwrap_or(""), customer_id.map(|c| c.to_string()).unwrap_or_default());
         let (items, cursor) = self.query_page(query, page, &context, &["GSI1PK", "GSI1SK", "PK", "SK"]).await?;
-        Ok((items.into_iter().map(from_item).collect::<AppResult<Vec<TryonSession>>>()?, cursor))
+        Ok((super::decode_listed(items), cursor))
     }
 
     /// A session counter moved by one item's end, in the same transaction.
@@ -315,9 +315,10 @@ impl Store {
         }
         let reference = item_refund_reference(item.session_id, item.index);
         match self.refund_credits_with(scope, item.credits, reason, &reference, audit, tx).await {
-            // The reference was already used: this item was refunded by an
-            // earlier change; the item's state tells whether it was this one.
-            Ok(_) => Ok(self.get_tryon_item(scope, item.session_id, item.index).await?.is_some_and(|i| i.status == to)),
+            // The item's change commits with the refund or not at all: when
+            // the refund was an earlier (or concurrent) call's, so was the
+            // item's end, and this call must not count it as its own.
+            Ok(refund) => Ok(refund.made_by_this_call),
             Err(CreditError::PreconditionFailed(ITEM_MOVED)) => Ok(false),
             Err(CreditError::PreconditionFailed(cond)) => Err(TxError::Condition(cond).into_app_error("try-on item")),
             Err(CreditError::Insufficient { .. }) => Err(AppError::internal(anyhow::anyhow!("a refund was refused"))),

@@ -127,19 +127,40 @@ impl Store {
         Ok(Some((from_item(item)?, nonce, sealed)))
     }
 
-    /// Every endpoint of the tenant (a tenant has few; one Query).
+    /// Every endpoint of the tenant, for fanning an event out (all pages;
+    /// an endpoint that does not decode is skipped and logged).
     pub async fn list_endpoints(&self, scope: &TenantScope) -> AppResult<Vec<Endpoint>> {
-        let output = self
-            .client
+        let mut endpoints = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self.endpoints_query(scope).set_exclusive_start_key(start.take()).send().await?;
+            endpoints.extend(super::decode_listed(output.items.unwrap_or_default()));
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(endpoints),
+            }
+        }
+    }
+
+    /// The tenant's endpoints in creation order (ids are UUIDv7), one page.
+    pub async fn list_endpoints_page(
+        &self,
+        scope: &TenantScope,
+        page: &PageRequest,
+    ) -> AppResult<(Vec<Endpoint>, Option<String>)> {
+        let context = format!("webhooks|{}", scope.pk());
+        let (items, cursor) = self.query_page(self.endpoints_query(scope), page, &context, &["PK", "SK"]).await?;
+        Ok((super::decode_listed(items), cursor))
+    }
+
+    fn endpoints_query(&self, scope: &TenantScope) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
             .expression_attribute_values(":pk", s(scope.pk()))
             .expression_attribute_values(":prefix", s("WEBHOOK#"))
             .consistent_read(true)
-            .send()
-            .await?;
-        output.items().iter().cloned().map(from_item).collect()
     }
 
     /// Replaces the endpoint's settable fields (the caller merged the
@@ -261,7 +282,7 @@ impl Store {
         let query = super::filter_equal(query, &[("status", status.map(s))], &[]);
         let context = format!("deliveries|{}|{endpoint_id}|{}", scope.pk(), status.unwrap_or(""));
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((items.into_iter().map(from_item).collect::<AppResult<Vec<Delivery>>>()?, cursor))
+        Ok((super::decode_listed(items), cursor))
     }
 
     /// Appends an attempt and moves the delivery on; only a `pending`
