@@ -34,7 +34,7 @@ use shared::{
     error::FieldError,
     http::Page,
     store::api_keys::{API_KEY_RESOURCE, ApiKey, ApiKeyView},
-    web::extract::{Body, ListQuery, OptionalBody, PathIds, parse_body},
+    web::extract::{Body, ListQuery, OptionalBody, PathIds},
     web::principal::Fresh,
 };
 use uuid::Uuid;
@@ -305,16 +305,11 @@ async fn transfer_key(
     Ok(Json(key.view()))
 }
 
-/// A list without filters: only `limit` and `cursor`.
-#[derive(Debug, eserde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoFilters {}
-
 /// Newest first; `?limit=`, `?cursor=`.
 async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
-    query: Result<ListQuery<NoFilters>, AppError>,
+    query: Result<ListQuery<shared::web::extract::NoFilters>, AppError>,
 ) -> AppResult<Page<ApiKeyView>> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     let ListQuery { page, .. } = query?;
@@ -387,6 +382,7 @@ async fn rotate_key(
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+    use shared::web::extract::parse_body;
 
     use super::*;
 

@@ -42,7 +42,7 @@ use shared::{
     error::FieldError,
     http::health_router,
     store::{members::MemberError, tenants::CreateTenantError},
-    web::extract::{Body, OptionalBody, parse_body},
+    web::extract::{Body, OptionalBody},
 };
 use uuid::Uuid;
 
@@ -245,14 +245,13 @@ async fn logout(
     let SignedIn { session_id, scope } = principal.require_session("session")?;
     let OptionalBody(body) = body?;
     state.store.revoke_session(&scope, session_id, "logout", &audit).await?;
-    if let Some(body) = body {
-        if let Some(token) = body.refresh_token.as_ref().and_then(|raw| RefreshToken::parse(raw.as_str()))
-            && token.tenant_id == scope.tenant_id()
-            && let Some(session) = state.store.get_session(&scope, token.session_id).await?
-            && session.user_id == principal.user_id()
-        {
-            state.store.revoke_session(&scope, token.session_id, "logout", &audit).await?;
-        }
+    if let Some(body) = body
+        && let Some(token) = body.refresh_token.as_ref().and_then(|raw| RefreshToken::parse(raw.as_str()))
+        && token.tenant_id == scope.tenant_id()
+        && let Some(session) = state.store.get_session(&scope, token.session_id).await?
+        && session.user_id == principal.user_id()
+    {
+        state.store.revoke_session(&scope, token.session_id, "logout", &audit).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -370,6 +369,7 @@ async fn jwks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::web::extract::parse_body;
 
     fn fields(err: AppError) -> Vec<String> {
         err.invalid_fields()

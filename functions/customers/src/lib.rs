@@ -301,17 +301,12 @@ fn answer_for(photo: Photo) -> AppResult<Json<PhotoView>> {
     }
 }
 
-/// `GET /v1/customers/{id}/photos` has no filters: only `limit` and `cursor`.
-#[derive(Debug, eserde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PhotoFilters {}
-
 /// Oldest first; `?limit=`, `?cursor=`.
 async fn list_photos(
     State(state): State<AppState>,
     principal: Principal,
     path: Result<PathIds<CustomerId>, AppError>,
-    query: Result<ListQuery<PhotoFilters>, AppError>,
+    query: Result<ListQuery<shared::web::extract::NoFilters>, AppError>,
 ) -> AppResult<Page<PhotoView>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, PHOTO_RESOURCE)?;
     let PathIds(CustomerId(id)) = path?;

@@ -312,16 +312,11 @@ async fn invite_users(
     Ok((StatusCode::CREATED, Json(Invited { invitations })))
 }
 
-/// `GET /v1/users/invitations` has no filters: only `limit` and `cursor`.
-#[derive(Debug, eserde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InvitationFilters {}
-
 /// Pending invitations by address; `?limit=`, `?cursor=`.
 async fn list_invitations(
     State(state): State<AppState>,
     principal: Principal,
-    query: Result<ListQuery<InvitationFilters>, AppError>,
+    query: Result<ListQuery<shared::web::extract::NoFilters>, AppError>,
 ) -> AppResult<Page<InvitationView>> {
     let scope = principal.require(Role::Admin, Scope::UsersRead, RESOURCE)?;
     let ListQuery { page, .. } = query?;

@@ -242,16 +242,11 @@ async fn create_endpoint(
     Ok((StatusCode::CREATED, Json(EndpointWithSecret { endpoint: endpoint.view(), secret })))
 }
 
-/// `GET /v1/webhooks` has no filters: only `limit` and `cursor`.
-#[derive(Debug, eserde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EndpointFilters {}
-
 /// Creation order; `?limit=`, `?cursor=`.
 async fn list_endpoints(
     State(state): State<AppState>,
     principal: Principal,
-    query: Result<ListQuery<EndpointFilters>, AppError>,
+    query: Result<ListQuery<shared::web::extract::NoFilters>, AppError>,
 ) -> AppResult<Page<EndpointView>> {
     let scope = require(&principal)?;
     let ListQuery { page, .. } = query?;

@@ -231,7 +231,7 @@ impl Store {
             .consistent_read(true);
         let context = format!("api_keys|{}", scope.pk());
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        let keys = items.into_iter().map(from_item).collect::<AppResult<Vec<ApiKey>>>()?;
+        let keys: Vec<ApiKey> = super::decode_listed(items);
         Ok((keys, cursor))
     }
 

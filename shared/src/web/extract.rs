@@ -263,6 +263,12 @@ impl<S: Send + Sync, T: FromPathIds> FromRequestParts<S> for PathIds<T> {
     }
 }
 
+/// The filters of a list that has none: only `limit` and `cursor` are
+/// accepted (`ListQuery<NoFilters>`), anything else is refused by name.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFilters {}
+
 /// A list's query: the page, and the filters `F` (a struct of optional typed
 /// fields, `#[derive(eserde::Deserialize)]` with `deny_unknown_fields`).
 /// Empty parameters count as absent.
