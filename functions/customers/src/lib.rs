@@ -371,6 +371,16 @@ mod tests {
         assert_eq!(upsert(json!({"external_id": "x", "email": "nope", "metadata": 3})), ["email", "metadata"]);
         assert_eq!(upsert(json!({"external_id": "x", "vip": true})), ["vip"]);
         assert_eq!(upsert(json!({"external_id": "x", "metadata": {"blob": "x".repeat(5000)}})), ["metadata"]);
+        // Null where the id belongs, and metadata DynamoDB cannot store
+        // (issue 11: stored, it broke every list of customers).
+        assert_eq!(upsert(json!({"external_id": null})), ["external_id"]);
+        let mut deep = json!(1);
+        for _ in 0..100 {
+            deep = json!({ "d": deep });
+        }
+        for bad in [json!({"n": 1e300}), json!({"n": 1e-200}), json!({"": 1}), json!({"a": {"": 1}}), deep] {
+            assert_eq!(upsert(json!({"external_id": "x", "metadata": bad})), ["metadata"], "{bad}");
+        }
     }
 
     #[test]

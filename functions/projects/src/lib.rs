@@ -661,6 +661,36 @@ mod tests {
         assert_eq!(fields_of(err), ["performance_targets"]);
         let err = project(json!({"name": "n", "performance_targets": {"p95": "x".repeat(600)}})).expect_err("too big");
         assert_eq!(fields_of(err), ["performance_targets.p95"]);
+        // What DynamoDB cannot store (issue 11) is refused on create and
+        // update alike, at the key that holds it.
+        let mut deep = json!("200ms");
+        for _ in 0..100 {
+            deep = json!({ "d": deep });
+        }
+        for (targets, field) in [
+            (json!({"p95": 1e300}), "performance_targets.p95"),
+            (json!({"p95": {"ms": 1e-200}}), "performance_targets.p95"),
+            (json!({"p95": {"": 200}}), "performance_targets.p95"),
+            (json!({"p95": deep}), "performance_targets.p95"),
+            (json!({"": 200}), "performance_targets"),
+        ] {
+            let err = project(json!({"name": "n", "performance_targets": targets})).expect_err("unstorable");
+            assert_eq!(fields_of(err), [field], "{targets}");
+            let err = parse::<UpdateProject>(json!({ "performance_targets": targets })).expect_err("unstorable");
+            assert_eq!(fields_of(err), [field], "{targets}");
+        }
+        let fits = json!({"p95_ms": 199.5, "tiny": 1e-100, "nested": {"a": [1, {"b": null}]}});
+        let p = project(json!({"name": "n", "performance_targets": fits})).expect("valid");
+        assert_eq!(p.performance_targets, fits);
+    }
+
+    /// `null` where a required string belongs is a 400 naming it, not a 500.
+    #[test]
+    fn null_on_a_required_string_is_named() {
+        assert_eq!(fields_of(project(json!({"name": null})).expect_err("null")), ["name"]);
+        assert_eq!(fields_of(task(json!({"title": null}), Uuid::nil()).expect_err("null")), ["title"]);
+        let err = parse::<UpdateTask>(json!({"title": null, "status": null, "priority": null})).expect_err("null");
+        assert_eq!(fields_of(err), ["priority", "status", "title"]);
     }
 
     #[test]

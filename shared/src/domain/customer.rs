@@ -215,30 +215,10 @@ impl<'de> Deserialize<'de> for ExternalId {
 }
 
 /// A customer's free-form `metadata`: an object of at most
-/// [`MAX_METADATA_BYTES`] serialised.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Metadata(Map<String, Value>);
-
-impl Metadata {
-    pub fn into_inner(self) -> Map<String, Value> {
-        self.0
-    }
-}
-
-impl<'de> Deserialize<'de> for Metadata {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match Value::deserialize(deserializer)? {
-            Value::Object(map) => {
-                if serde_json::to_vec(&map).map_or(usize::MAX, |b| b.len()) > MAX_METADATA_BYTES {
-                    Err(D::Error::custom(format!("must serialise to at most {MAX_METADATA_BYTES} bytes")))
-                } else {
-                    Ok(Self(map))
-                }
-            }
-            _ => Err(D::Error::custom("must be an object")),
-        }
-    }
-}
+/// [`MAX_METADATA_BYTES`] serialised that DynamoDB can store (at most 8
+/// levels deep, no empty keys, numbers within its range), so a customer
+/// item stays a few KiB and every list that meets it can read it back.
+pub type Metadata = super::values::JsonObject<MAX_METADATA_BYTES>;
 
 #[cfg(test)]
 mod tests {
@@ -254,6 +234,9 @@ mod tests {
         assert!(serde_json::from_value::<Metadata>(json!({"tier": "gold"})).is_ok());
         assert!(serde_json::from_value::<Metadata>(json!(3)).is_err());
         assert!(serde_json::from_value::<Metadata>(json!({"blob": "x".repeat(5000)})).is_err());
+        for unstorable in [json!({"": 1}), json!({"n": 1e300}), json!({"n": 1e-200})] {
+            assert!(serde_json::from_value::<Metadata>(unstorable.clone()).is_err(), "{unstorable}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::values::Text;
+use super::values::{Text, check_storable};
 
 crate::string_enum!(
     /// How urgent a project or task is.
@@ -409,7 +409,9 @@ impl<'de, const ITEMS: usize, const LEN: usize> Deserialize<'de> for TextList<IT
     }
 }
 
-/// A value of a free-form object: at most 500 characters of JSON.
+/// A value of a free-form object: at most 500 characters of JSON that
+/// DynamoDB can store (`values::check_storable`: nesting, empty keys,
+/// numbers out of its range).
 struct SmallJson(Value);
 
 impl<'de> Deserialize<'de> for SmallJson {
@@ -418,6 +420,7 @@ impl<'de> Deserialize<'de> for SmallJson {
         if value.to_string().len() > OBJECT_VALUE_MAX {
             return Err(D::Error::custom(format!("must be at most {OBJECT_VALUE_MAX} characters of JSON")));
         }
+        check_storable(&value).map_err(D::Error::custom)?;
         Ok(Self(value))
     }
 }
@@ -433,8 +436,10 @@ fn check_keys<E: serde::de::Error, V>(map: &std::collections::BTreeMap<String, V
 }
 
 /// A free-form object (`performance_targets`): at most `KEYS` keys of 1 to
-/// 64 characters, each value at most 500 characters of JSON (named
-/// `performance_targets.<key>` when it is not).
+/// 64 characters, each value at most 500 characters of JSON that DynamoDB
+/// can store (named `performance_targets.<key>` when it is not). With 20
+/// keys that is at most about 11.4 KB, so a project item stays far below
+/// DynamoDB's 400 KB.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FreeObject<const KEYS: usize>(Map<String, Value>);
 
@@ -582,6 +587,20 @@ mod tests {
         assert!(serde_json::from_value::<TextList<2, 3>>(json!(["a", " "])).is_err());
         assert!(serde_json::from_value::<FreeObject<1>>(json!({"a": 1, "b": 2})).is_err());
         assert!(serde_json::from_value::<FreeObject<1>>(json!({"a": "x".repeat(600)})).is_err());
+        let mut deep = json!(1);
+        for _ in 0..=super::super::values::MAX_JSON_DEPTH {
+            deep = json!([deep]);
+        }
+        for (unstorable, why) in [
+            (json!({"p95": 1e300}), "magnitude"),
+            (json!({"p95": [1e-200]}), "magnitude"),
+            (json!({"p95": {"": "200ms"}}), "keys must not be empty"),
+            (json!({"": "200ms"}), "keys must have 1 to 64 characters"),
+            (json!({"p95": deep}), "levels deep"),
+        ] {
+            let err = message::<FreeObject<2>>(unstorable.clone());
+            assert!(err.contains(why), "{unstorable}: {err}");
+        }
         assert!(serde_json::from_value::<Requirements>(json!({"functional": "all"})).is_err());
         assert_eq!(message::<TextList<2, 3>>(json!("Rust")), "must be an array");
         assert_eq!(message::<FreeObject<2>>(json!(["fast"])), "must be an object");

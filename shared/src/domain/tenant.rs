@@ -20,6 +20,13 @@
 //! | `max_diplomas` | 100 |
 //! | `storage_quota_mb` | 1,000 |
 //! | `configuration`, `settings` | `{}` |
+//!
+//! The free-form parts are bounded so that every tenant can be stored and
+//! read back: `settings` is a [`JsonObject`] of at most
+//! [`SETTINGS_MAX_BYTES`] (8 KiB: at most 8 levels deep, no empty keys, numbers
+//! DynamoDB can hold), and `configuration.features` takes at most
+//! [`MAX_FEATURES`] switches with names of 1 to [`MAX_FEATURE_NAME`]
+//! characters; every other field is typed.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +39,7 @@ use crate::{
     domain::{
         ids::TenantId,
         validate::{is_hostname, is_slug},
-        values::{Clearable, Email, HttpUrl, Int, Settable, Text},
+        values::{Clearable, Email, HttpUrl, Int, JsonObject, Settable, Text},
     },
     error::{AppError, FieldError},
 };
@@ -494,15 +501,48 @@ crate::string_enum!(
     }
 );
 
+/// At most this many `configuration.features` switches.
+pub const MAX_FEATURES: usize = 100;
+/// A feature switch's name: 1 to this many characters.
+pub const MAX_FEATURE_NAME: usize = 64;
+
+/// Seed 000's `configuration.features`: switches by free name, each true or
+/// false. The names are the caller's, so they are bounded like any
+/// free-form key: at most [`MAX_FEATURES`] of 1 to [`MAX_FEATURE_NAME`]
+/// characters (an empty map key cannot be stored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Features(BTreeMap<String, bool>);
+
+impl Features {
+    pub fn as_map(&self) -> &BTreeMap<String, bool> {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Features {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = super::project::object_of::<D, bool>(deserializer)?;
+        if map.len() > MAX_FEATURES {
+            return Err(D::Error::custom(format!("must have at most {MAX_FEATURES} keys")));
+        }
+        if map.keys().any(|k| k.is_empty() || k.chars().count() > MAX_FEATURE_NAME) {
+            return Err(D::Error::custom(format!("keys must have 1 to {MAX_FEATURE_NAME} characters")));
+        }
+        Ok(Self(map))
+    }
+}
+
+eserde::impl_edeserialize_compat!(Features);
+
 /// Seed 000's `configuration`, its four sections checked by name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Configuration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branding: Option<Branding>,
-    /// Feature switches by name (free names, each true or false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub features: Option<BTreeMap<String, bool>>,
+    pub features: Option<Features>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<ConfigSecurity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -566,8 +606,18 @@ impl Configuration {
     }
 }
 
+/// The most a tenant's `settings` may serialise to. Seed 003's settings are
+/// a timezone and a language; 8 KiB leaves room for a tenant's own keys
+/// while a tenant item stays far below DynamoDB's 400 KB: every other
+/// field is bounded too (at worst about 5 KB of name and description,
+/// 100 IP ranges of 64 characters, 100 feature switches of 64
+/// characters), under 50 KB in all, and an audit entry holding a tenant
+/// before and after a change under 100 KB.
+pub const SETTINGS_MAX_BYTES: usize = 8 * 1024;
+
 /// Seed 003's `settings`: `timezone` and `language` are checked, any other
-/// key is kept as sent (the object is the tenant's own).
+/// key is kept as sent (the object is the tenant's own) as long as it can
+/// be stored: a [`JsonObject`] of at most [`SETTINGS_MAX_BYTES`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -580,9 +630,7 @@ pub struct Settings {
 
 impl<'de> Deserialize<'de> for Settings {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let Value::Object(mut map) = whole(deserializer)? else {
-            return Err(D::Error::custom("must be an object"));
-        };
+        let mut map = JsonObject::<SETTINGS_MAX_BYTES>::deserialize(deserializer)?.into_inner();
         let mut take = |key: &str| map.remove(key).filter(|v| !v.is_null());
         let (timezone, language) = (take("timezone"), take("language"));
         let field = |key: &str, e: serde_json::Error| D::Error::custom(format!("{key} {e}"));
@@ -1143,6 +1191,59 @@ mod tests {
         let body = br#"{"max_users": "ten", "plan": null, "description": "x"}"#;
         assert_eq!(platform_only_fields_in(body), ["plan", "max_users"]);
         assert!(platform_only_fields_in(b"not json").is_empty());
+    }
+
+    /// What DynamoDB cannot store, or what would bloat the item, is refused
+    /// at the edge and named (issue 11: stored, such a tenant broke every
+    /// read of it).
+    #[test]
+    fn settings_and_feature_names_must_be_storable() {
+        let mut deep = json!(1);
+        for _ in 0..100 {
+            deep = json!({ "d": deep });
+        }
+        for bad in [
+            json!({"n": 1e300}),
+            json!({"n": [1e-200]}),
+            json!({"": 1}),
+            json!({"theme": {"": "dark"}}),
+            deep,
+            json!({"blob": "x".repeat(SETTINGS_MAX_BYTES)}),
+            json!("UTC"),
+        ] {
+            let mut body = valid();
+            body["settings"] = bad.clone();
+            assert_eq!(create(&body).expect_err("invalid"), ["settings"], "{bad}");
+            assert_eq!(update(&json!({ "settings": bad })).expect_err("invalid"), ["settings"]);
+        }
+        let many: Map<String, Value> = (0..=MAX_FEATURES).map(|i| (format!("f{i}"), json!(true))).collect();
+        for bad in [json!({"": true}), json!({"x".repeat(MAX_FEATURE_NAME + 1): true}), Value::Object(many)] {
+            let mut body = valid();
+            body["configuration"] = json!({ "features": bad });
+            assert_eq!(create(&body).expect_err("invalid"), ["configuration.features"]);
+        }
+        let mut body = valid();
+        body["configuration"] = json!({"features": {"sso": "yes"}});
+        assert_eq!(create(&body).expect_err("invalid"), ["configuration.features.sso"]);
+        // What fits is kept as sent.
+        let mut body = valid();
+        body["settings"] = json!({"timezone": "UTC", "limits": {"n": 1.5e100, "small": 2e-100, "big": u64::MAX}});
+        body["configuration"] = json!({"features": {"sso": true}});
+        let t = create(&body).expect("valid");
+        assert_eq!((&t.settings, &t.configuration), (&body["settings"], &body["configuration"]));
+    }
+
+    /// `null` where the name belongs is the missing name, not a 500.
+    #[test]
+    fn a_null_name_is_a_missing_name() {
+        assert_eq!(create(&json!({"name": null})).expect_err("invalid"), ["name"]);
+        let mut body = valid();
+        body["name"] = Value::Null;
+        assert_eq!(create(&body).expect_err("invalid"), ["name"]);
+        assert_eq!(create(&json!({"organization_name": null, "name": null})).expect_err("invalid"), ["name"]);
+        let t = create(&json!({"name": null, "organization_name": "Acme Corp"})).expect("valid");
+        assert_eq!(t.name, "Acme Corp");
+        assert_eq!(update(&json!({"organization_name": null})).expect_err("invalid"), ["organization_name"]);
     }
 
     #[test]

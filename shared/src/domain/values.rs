@@ -582,6 +582,13 @@ impl<const MAX_BYTES: usize> JsonObject<MAX_BYTES> {
     }
 }
 
+/// Whether a value of a free-form object can be stored: [`JsonObject`]'s
+/// rules but its size, for typed objects that keep free-form values under
+/// checked keys (`performance_targets`) and name the key that is refused.
+pub fn check_storable(value: &Value) -> Result<(), String> {
+    storable(value, 1)
+}
+
 /// Whether DynamoDB can store `value` at `depth` levels down.
 fn storable(value: &Value, depth: usize) -> Result<(), String> {
     if depth > MAX_JSON_DEPTH {
