@@ -75,6 +75,37 @@ impl Store {
         Ok(self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await?.item)
     }
 
+    /// The items at `keys` (absent ones are left out) in one BatchGetItem,
+    /// retrying what DynamoDB leaves unprocessed under throttling a few
+    /// times; `projection` names the attributes wanted (`#role` style names
+    /// in `names`).
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        projection: Option<(&str, &[(&str, &str)])>,
+        consistent: bool,
+    ) -> AppResult<Vec<Item>> {
+        let mut request =
+            aws_sdk_dynamodb::types::KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(consistent);
+        if let Some((expression, names)) = projection {
+            request = request.projection_expression(expression);
+            for (name, attribute) in names {
+                request = request.expression_attribute_names(*name, *attribute);
+            }
+        }
+        let mut pending = HashMap::from([(self.table.clone(), request.build().map_err(AppError::internal)?)]);
+        let mut found = Vec::new();
+        for _ in 0..5 {
+            let output = self.client.batch_get_item().set_request_items(Some(pending)).send().await?;
+            found.extend(output.responses.unwrap_or_default().into_values().flatten());
+            pending = output.unprocessed_keys.unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(found);
+            }
+        }
+        Err(AppError::internal(anyhow::anyhow!("BatchGetItem left keys unprocessed after 5 rounds")))
+    }
+
     /// One consistent GetItem, deserialised.
     pub(crate) async fn get_as<T: DeserializeOwned>(&self, key: Item) -> AppResult<Option<T>> {
         self.get_item(key).await?.map(from_item).transpose()

@@ -7,15 +7,11 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
 use super::{Item, Store, s};
-use crate::{
-    auth::TenantScope,
-    domain::role::Role,
-    error::{AppError, AppResult},
-};
+use crate::{auth::TenantScope, domain::role::Role, error::AppResult};
 
 /// The stored facts a credential is judged against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,28 +45,9 @@ impl Store {
         let session_sk = session_id.map(|id| format!("SESSION#{id}"));
         let mut keys = vec![key(user_sk.clone())];
         keys.extend(session_sk.clone().map(key));
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .projection_expression("SK, #role, is_active, platform_admin, revoked")
-            .expression_attribute_names("#role", "role")
-            .consistent_read(consistent)
-            .build()
-            .map_err(AppError::internal)?;
-        let mut found: Vec<Item> = Vec::new();
-        let mut pending = HashMap::from([(self.table.clone(), request)]);
-        // Unprocessed keys come back under throttling; two items fit in a few
-        // rounds at worst.
-        for _ in 0..5 {
-            let output = self.client.batch_get_item().set_request_items(Some(pending)).send().await?;
-            found.extend(output.responses.unwrap_or_default().into_values().flatten());
-            pending = output.unprocessed_keys.unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-        }
-        if !pending.is_empty() {
-            return Err(AppError::internal(anyhow::anyhow!("standing: keys left unprocessed")));
-        }
+        let found = self
+            .batch_get(keys, Some(("SK, #role, is_active, platform_admin, revoked", &[("#role", "role")])), consistent)
+            .await?;
         let sk_of = |item: &Item| item.get("SK").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         let user = found.iter().find(|item| sk_of(item) == user_sk).map(|item| UserStanding {
             role: item.get("role").and_then(|v| v.as_s().ok()).and_then(|r| Role::parse(r)).unwrap_or(Role::User),

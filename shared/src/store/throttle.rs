@@ -12,13 +12,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 use sha2::{Digest, Sha256};
 
 use super::{Item, Store, n, s};
 use crate::{
     domain::throttle::{ACCOUNT, ADDRESS, SIGN_UP, ThrottlePolicy},
-    error::{AppError, AppResult},
+    error::AppResult,
 };
 
 /// Who is being counted.
@@ -68,21 +67,7 @@ impl Store {
     /// The subjects' counts in one BatchGetItem (absent: no strikes).
     pub async fn throttle_counts(&self, subjects: Vec<Subject>) -> AppResult<Vec<Count>> {
         let keys: Vec<Item> = subjects.iter().map(Subject::key).collect();
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(AppError::internal)?;
-        let mut found: Vec<Item> = Vec::new();
-        let mut pending = HashMap::from([(self.table.clone(), request)]);
-        for _ in 0..5 {
-            let output = self.client.batch_get_item().set_request_items(Some(pending)).send().await?;
-            found.extend(output.responses.unwrap_or_default().into_values().flatten());
-            pending = output.unprocessed_keys.unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-        }
+        let found = self.batch_get(keys, None, true).await?;
         let number = |item: &Item, name: &str| -> i64 {
             item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
         };
