@@ -7,24 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-const PASSWORD: &str = "correct horse battery staple";
 /// `shared::store::standing::STANDING_TTL` plus time for the request itself.
 const REVOCATION_DEADLINE: Duration = Duration::from_secs(8);
-
-/// A member of `role` in the owner's tenant, signed in.
-async fn add_member(owner: &Member, role: &str) -> Member {
-    let email = format!("{role}-{}@standing.example", unique());
-    post("/v1/users")
-        .token(&owner.access_token)
-        .json(&json!({"email": email, "password": PASSWORD, "first_name": "Ada", "last_name": role, "role": role}))
-        .send()
-        .await
-        .expect(201);
-    let login = post("/v1/auth/login").json(&json!({"email": email, "password": PASSWORD})).send().await.expect(200);
-    let mut member = member_from(&login.body, &email);
-    member.password = PASSWORD.to_owned();
-    member
-}
 
 /// Polls `call` until it answers `status`, and says how long that took.
 async fn refused_within(what: &str, status: u16, call: impl Fn() -> Call) -> Duration {
@@ -45,7 +29,7 @@ async fn refused_within(what: &str, status: u16, call: impl Fn() -> Call) -> Dur
 #[tokio::test]
 async fn a_deleted_admins_token_and_keys_stop_working() {
     let owner = register_owner().await;
-    let admin = add_member(&owner, "admin").await;
+    let admin = member_with_role(&owner, "admin").await;
     let key = create_api_key(&admin.access_token, &["customers:read"]).await;
     let other_instance = ServerProcess::start("warn").await;
     // Both credentials work, and the other instance has cached the standing.
@@ -98,7 +82,7 @@ async fn a_token_stops_with_its_session() {
 #[tokio::test]
 async fn a_changed_role_or_deactivation_takes_effect() {
     let owner = register_owner().await;
-    let admin = add_member(&owner, "admin").await;
+    let admin = member_with_role(&owner, "admin").await;
     let key = create_api_key(&admin.access_token, &["customers:read", "audit:read"]).await;
     get("/v1/audit/logs").api_key(&key.secret).send().await.expect(200);
     patch(&format!("/v1/users/{}", admin.user_id))
@@ -117,7 +101,7 @@ async fn a_changed_role_or_deactivation_takes_effect() {
     get("/v1/audit/logs").api_key(&key.secret).send().await.expect_error(403, "insufficient_permissions");
     get("/v1/customers").api_key(&key.secret).send().await.expect(200);
 
-    let user = add_member(&owner, "user").await;
+    let user = member_with_role(&owner, "user").await;
     patch(&format!("/v1/users/{}", user.user_id))
         .token(&owner.access_token)
         .json(&json!({"is_active": false}))
@@ -144,7 +128,7 @@ async fn a_deactivated_tenants_credentials_stop() {
 #[tokio::test]
 async fn a_transferred_key_outlives_its_creator() {
     let owner = register_owner().await;
-    let admin = add_member(&owner, "admin").await;
+    let admin = member_with_role(&owner, "admin").await;
     let key = create_api_key(&admin.access_token, &["customers:read"]).await;
     let transferred = post(&format!("/v1/api-keys/{}/transfer", key.id))
         .token(&owner.access_token)

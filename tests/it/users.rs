@@ -4,19 +4,6 @@
 use platform_tests::*;
 use serde_json::{Value, json};
 
-/// Creates a user of `role` in the owner's tenant and signs them in.
-async fn add_user(owner: &Member, role: &str) -> Member {
-    let email = format!("{role}-{}@members.example", unique());
-    post("/v1/users")
-        .token(&owner.access_token)
-        .json(&json!({"email": email, "password": PASSWORD, "first_name": "Ada", "last_name": role, "role": role}))
-        .send()
-        .await
-        .expect(201);
-    let login = post("/v1/auth/login").json(&json!({"email": email, "password": PASSWORD})).send().await.expect(200);
-    member_from(&login.body, &email)
-}
-
 async fn invite(token: &str, emails: &[String], role: &str) -> Reply {
     post("/v1/users/invite").token(token).json(&json!({"emails": emails, "role": role})).send().await
 }
@@ -32,8 +19,8 @@ async fn usage(member: &Member) -> Value {
 #[tokio::test]
 async fn an_admin_creates_lists_filters_and_reads_users() {
     let owner = register_owner().await;
-    let dev = add_user(&owner, "developer").await;
-    let plain = add_user(&owner, "user").await;
+    let dev = member_with_role(&owner, "developer").await;
+    let plain = member_with_role(&owner, "user").await;
     let all = get("/v1/users").token(&owner.access_token).send().await.expect(200);
     assert_eq!(all.body["data"].as_array().expect("data").len(), 3);
     let devs = get("/v1/users?role=developer").token(&owner.access_token).send().await.expect(200);
@@ -63,7 +50,7 @@ async fn an_admin_creates_lists_filters_and_reads_users() {
 #[tokio::test]
 async fn only_admins_manage_users_and_the_refusal_is_seed_000s_rbac_body() {
     let owner = register_owner().await;
-    let dev = add_user(&owner, "developer").await;
+    let dev = member_with_role(&owner, "developer").await;
     for reply in [
         get("/v1/users").token(&dev.access_token).send().await,
         post("/v1/users")
@@ -85,8 +72,8 @@ async fn only_admins_manage_users_and_the_refusal_is_seed_000s_rbac_body() {
 #[tokio::test]
 async fn nobody_grants_or_touches_a_role_above_their_own() {
     let owner = register_owner().await;
-    let admin = add_user(&owner, "admin").await;
-    let dev = add_user(&owner, "developer").await;
+    let admin = member_with_role(&owner, "admin").await;
+    let dev = member_with_role(&owner, "developer").await;
     let reply = post("/v1/users")
         .token(&admin.access_token)
         .json(&json!({"email": format!("o-{}@x.example", unique()), "password": PASSWORD, "first_name": "a", "last_name": "b", "role": "owner"}))
@@ -122,7 +109,7 @@ async fn nobody_grants_or_touches_a_role_above_their_own() {
         .expect(200);
     assert_eq!(promoted.body["role"], "admin");
     // A user may rename themself, not promote themself.
-    let plain = add_user(&owner, "user").await;
+    let plain = member_with_role(&owner, "user").await;
     let renamed = patch(&format!("/v1/users/{}", plain.user_id))
         .token(&plain.access_token)
         .json(&json!({"first_name": "Grace"}))
@@ -155,7 +142,7 @@ async fn the_last_owner_stays_and_nobody_deletes_themself() {
     assert_eq!(still.body["role"], "owner");
     assert_eq!(still.body["is_active"], true);
     // With a second owner, the first may step down, and may then be removed.
-    let second = add_user(&owner, "owner").await;
+    let second = member_with_role(&owner, "owner").await;
     put(&path).token(&owner.access_token).json(&json!({"role": "admin"})).send().await.expect(200);
     delete(&path).token(&second.access_token).send().await.expect(204);
     get(&path).token(&second.access_token).send().await.expect_error(404, "not_found");
@@ -253,8 +240,8 @@ async fn a_concurrent_burst_of_invites_never_passes_the_limit() {
 #[tokio::test]
 async fn usage_matches_what_was_created() {
     let owner = register_owner().await;
-    add_user(&owner, "developer").await;
-    add_user(&owner, "admin").await;
+    member_with_role(&owner, "developer").await;
+    member_with_role(&owner, "admin").await;
     invite(&owner.access_token, &emails(1), "user").await.expect(201);
     let u = usage(&owner).await;
     assert_eq!(u["plan"], "free");
@@ -289,7 +276,7 @@ async fn another_tenants_users_answer_404() {
 #[tokio::test]
 async fn user_changes_leave_audit_entries_with_old_and_new_values() {
     let owner = register_owner().await;
-    let dev = add_user(&owner, "developer").await;
+    let dev = member_with_role(&owner, "developer").await;
     put(&format!("/v1/users/{}", dev.user_id))
         .token(&owner.access_token)
         .json(&json!({"role": "admin", "last_name": "Lovelace"}))
@@ -351,7 +338,7 @@ async fn user_bodies_are_validated_field_by_field() {
         .expect_error(400, "validation_failed");
     assert_eq!(reply.invalid_fields(), ["emails[1]"]);
     invite(&owner.access_token, &[], "user").await.expect_error(400, "validation_failed");
-    let dev = add_user(&owner, "developer").await;
+    let dev = member_with_role(&owner, "developer").await;
     let reply = put(&format!("/v1/users/{}", dev.user_id))
         .token(&owner.access_token)
         .json(&json!({"email": "new@x.example"}))
@@ -434,7 +421,7 @@ async fn outbox(tenant_id: &str) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn every_change_to_users_writes_its_event_with_the_change() {
     let owner = register_owner().await;
-    let dev = add_user(&owner, "developer").await;
+    let dev = member_with_role(&owner, "developer").await;
     let address = emails(1);
     let invited = invite(&owner.access_token, &address, "user").await.expect(201);
     let invitation_id = invited.body["invitations"][0]["id"].as_str().expect("id").to_owned();

@@ -225,12 +225,10 @@ pub fn member_from(body: &Value, email: &str) -> Member {
     }
 }
 
-/// The seeded platform admin's access token.
-/// A real member of `owner`'s tenant with `role`, signed in. (A token
-/// minted for someone who does not exist is refused: every request checks
-/// its holder's standing.)
+/// A real member of `owner`'s tenant with `role`, signed in with
+/// [`PASSWORD`]. (A token minted for someone who does not exist is refused:
+/// every request checks its holder's standing.)
 pub async fn member_with_role(owner: &Member, role: &str) -> Member {
-    const PASSWORD: &str = "member password 123";
     let email = format!("{role}-{}@members.example", unique());
     post("/v1/users")
         .token(&owner.access_token)
@@ -239,11 +237,10 @@ pub async fn member_with_role(owner: &Member, role: &str) -> Member {
         .await
         .expect(201);
     let login = post("/v1/auth/login").json(&json!({"email": email, "password": PASSWORD})).send().await.expect(200);
-    let mut member = member_from(&login.body, &email);
-    member.password = PASSWORD.to_owned();
-    member
+    member_from(&login.body, &email)
 }
 
+/// The seeded platform admin's access token.
 pub async fn platform_admin_token() -> String {
     let app = app();
     let reply = post("/v1/auth/login")

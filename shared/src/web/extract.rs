@@ -49,15 +49,21 @@ where
         if !is_json_content_type(req.headers()) {
             return Err(super::http::unsupported_media_type());
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                super::http::payload_too_large()
-            } else {
-                AppError::invalid_json(format!("could not read the body: {e}"))
-            }
-        })?;
+        let bytes = read_bytes(req, state).await?;
         parse_body(&bytes).map(Body)
     }
+}
+
+/// The raw body: past the size limit 413 `payload_too_large`, unreadable
+/// 400 `invalid_json`.
+async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, AppError> {
+    axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            super::http::payload_too_large()
+        } else {
+            AppError::invalid_json(format!("could not read the body: {e}"))
+        }
+    })
 }
 
 /// A body that may be left out (logout, key rotation): empty or whitespace
@@ -75,13 +81,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let declared_json = is_json_content_type(req.headers());
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                super::http::payload_too_large()
-            } else {
-                AppError::invalid_json(format!("could not read the body: {e}"))
-            }
-        })?;
+        let bytes = read_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(None));
         }
