@@ -19,6 +19,11 @@ use shared::{
     web::extract::ListQuery,
 };
 
+/// This group's part of the OpenAPI document (`shared::web::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct ApiDoc;
+
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/audit/logs", get(list_audit_logs))

@@ -48,6 +48,11 @@ use uuid::Uuid;
 
 pub use tokens::{RefreshToken, TokenResponse, TokenType};
 
+/// This group's part of the OpenAPI document (`shared::web::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct ApiDoc;
+
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -46,6 +46,14 @@ use uuid::Uuid;
 
 pub use shared::domain::customer::{MAX_EXTERNAL_ID_CHARS, MAX_METADATA_BYTES, MAX_PHOTO_BYTES};
 
+/// This group's part of the OpenAPI document (`shared::web::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(upsert_customer, list_customers, get_customer, delete_customer, create_photo, confirm_photo, list_photos),
+    tags((name = "customers", description = "A retailer's shoppers (seed 004), upserted by `external_id`, and their photos, uploaded straight to S3"))
+)]
+pub struct ApiDoc;
+
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,7 +68,7 @@ pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// An upsert's body: `{external_id, email?, name?, metadata?}`; `null`
 /// clears an optional field (`metadata` becomes `{}`).
-#[derive(Debug, eserde::Deserialize)]
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upsert {
     #[eserde(compat)]
@@ -100,6 +108,12 @@ impl Upsert {
 }
 
 /// Upsert: 201 with the new customer, or 200 with the updated one.
+#[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = ["developer"]), ("api_key" = ["customers:write"])),
+    request_body(content = Upsert, example = json!({"external_id": "shopper-42", "email": "ada@example.com", "name": "Ada", "metadata": {"tier": "gold"}})),
+    responses(
+        (status = 201, description = "Created", body = CustomerView),
+        (status = 200, description = "Updated (the external id was known)", body = CustomerView),
+    ))]
 async fn upsert_customer(
     State(state): State<AppState>,
     principal: Principal,
@@ -124,6 +138,9 @@ struct CustomerFilters {
 }
 
 /// Creation order; `?external_id=`, `?limit=`, `?cursor=`.
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = ["user"]), ("api_key" = ["customers:read"])),
+    params(("external_id" = Option<String>, Query, description = "Only the customer with this external id", max_length = 255)),
+    responses((status = 200, description = "A page of customers", body = Page<CustomerView>)))]
 async fn list_customers(
     State(state): State<AppState>,
     principal: Principal,
@@ -140,6 +157,8 @@ async fn load_customer(state: &AppState, scope: &TenantScope, id: Uuid) -> AppRe
     state.store.get_customer(scope, id).await?.ok_or_else(|| AppError::not_found(CUSTOMER_RESOURCE))
 }
 
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = ["user"]), ("api_key" = ["customers:read"])),
+    responses((status = 200, description = "The customer", body = CustomerView)))]
 async fn get_customer(
     State(state): State<AppState>,
     principal: Principal,
@@ -153,6 +172,8 @@ async fn get_customer(
 /// Deletes the customer and their photos: the objects in S3 first, then the
 /// items in one transaction, so a failure part-way leaves a customer that a
 /// retried DELETE finishes, never orphaned photos. 204.
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = ["developer"]), ("api_key" = ["customers:write"])),
+    responses((status = 204, description = "Deleted, with its photos")))]
 async fn delete_customer(
     State(state): State<AppState>,
     principal: Principal,
@@ -172,7 +193,7 @@ async fn delete_customer(
 
 /// A photo's create body: `{content_type: image/jpeg|image/png|image/webp,
 /// size_bytes, kind?: person|garment}`.
-#[derive(Debug, eserde::Deserialize)]
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPhoto {
     #[eserde(compat)]
@@ -197,6 +218,12 @@ pub struct PhotoWithUpload {
 /// Body [`NewPhoto`]. 201 with the photo (`pending`) and `upload`: PUT the
 /// bytes to `upload.url` with `upload.headers` before `upload.expires_at`,
 /// then confirm.
+#[utoipa::path(post, path = "/v1/customers/{id}/photos", tag = "customers", security(("bearer" = ["developer"]), ("api_key" = ["customers:write"])),
+    request_body(content = NewPhoto, example = json!({"content_type": "image/jpeg", "size_bytes": 524288, "kind": "person"})),
+    responses(
+        (status = 201, description = "The photo (`pending`) and where to upload it", body = PhotoWithUpload),
+        (status = 409, description = "Conflict\n\n- `conflict`: the customer has the most photos allowed (`details.reason`: `too_many_photos`)\n- `idempotency_key_in_use`", body = shared::web::openapi::ApiError),
+    ))]
 async fn create_photo(
     State(state): State<AppState>,
     principal: Principal,
@@ -261,6 +288,12 @@ pub fn judge_upload(photo: &Photo, size: i64, stored_type: Option<&str>, first_b
 /// with the photo `ready`; otherwise the object is deleted, the photo marked
 /// `rejected` and the answer is 422 `invalid_upload` with the reason. An
 /// upload that has not arrived yet is 409 (confirm again after uploading).
+#[utoipa::path(post, path = "/v1/customers/{id}/photos/{photo_id}/confirm", tag = "customers", security(("bearer" = ["developer"]), ("api_key" = ["customers:write"])),
+    responses(
+        (status = 200, description = "The photo, `ready`", body = PhotoView),
+        (status = 409, description = "Conflict\n\n- `conflict`: nothing uploaded yet (`details.reason`: `not_uploaded`)\n- `idempotency_key_in_use`", body = shared::web::openapi::ApiError),
+        (status = 422, description = "Unprocessable\n\n- `invalid_upload`: the upload is not what was declared; the photo is `rejected` (`details.photo`)\n- `idempotency_key_reused`", body = shared::web::openapi::ApiError),
+    ))]
 async fn confirm_photo(
     State(state): State<AppState>,
     principal: Principal,
@@ -302,6 +335,8 @@ fn answer_for(photo: Photo) -> AppResult<Json<PhotoView>> {
 }
 
 /// Oldest first; `?limit=`, `?cursor=`.
+#[utoipa::path(get, path = "/v1/customers/{id}/photos", tag = "customers", security(("bearer" = ["user"]), ("api_key" = ["customers:read"])),
+    responses((status = 200, description = "A page of the customer's photos", body = Page<PhotoView>)))]
 async fn list_photos(
     State(state): State<AppState>,
     principal: Principal,

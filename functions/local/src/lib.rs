@@ -11,7 +11,9 @@
 //! - [`Pollers`]: one task per worker queue, and the relay.
 //! - [`seed_platform_admin`]: the first platform administrator.
 
+pub mod openapi;
 pub mod relay;
+pub mod webhooks_doc;
 
 use std::{sync::Arc, time::Duration};
 
@@ -48,6 +50,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("CustomersFunction", customers::routes()),
         ("TryonsFunction", tryons::routes()),
         ("WebhooksFunction", webhooks::routes()),
+        ("DocsFunction", docs::routes()),
     ]
 }
 

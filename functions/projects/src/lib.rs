@@ -46,6 +46,11 @@ use shared::{
 };
 use uuid::Uuid;
 
+/// This group's part of the OpenAPI document (`shared::web::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi()]
+pub struct ApiDoc;
+
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -214,6 +214,14 @@ impl<'de> Deserialize<'de> for ExternalId {
     }
 }
 
+crate::inline_schema!(
+    ExternalId,
+    "ExternalId",
+    string(1, MAX_EXTERNAL_ID_CHARS)
+        .pattern(Some("^[!-~]+$"))
+        .description(Some("The retailer's own id: visible ASCII, no spaces"))
+);
+
 /// A customer's free-form `metadata`: an object of at most
 /// [`MAX_METADATA_BYTES`] serialised that DynamoDB can store (at most 8
 /// levels deep, no empty keys, numbers within its range), so a customer

@@ -10,6 +10,7 @@ pub mod plans;
 pub mod project;
 pub mod rate_limit;
 pub mod role;
+pub mod schema;
 pub mod tenant;
 pub mod throttle;
 pub mod tryon;

@@ -80,6 +80,12 @@ impl NewPassword {
     }
 }
 
+crate::inline_schema!(
+    NewPassword,
+    "NewPassword",
+    string(NewPassword::MIN, NewPassword::MAX).format(Some(utoipa::openapi::SchemaFormat::Custom("password".into())))
+);
+
 /// Never printed, not even in a debug log.
 impl std::fmt::Debug for NewPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

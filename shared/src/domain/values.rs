@@ -193,6 +193,90 @@ string_value!(Hostname);
 
 eserde::impl_edeserialize_compat!(Email, HttpUrl, Slug, Hostname);
 
+crate::inline_schema!(Email, "Email", formatted(1, Email::MAX, "email"));
+crate::inline_schema!(HttpUrl, "HttpUrl", formatted(1, HttpUrl::MAX, "uri"));
+crate::inline_schema!(Slug, "Slug", string(1, Slug::MAX).pattern(Some("^[a-z0-9-]+$")));
+crate::inline_schema!(Hostname, "Hostname", formatted(1, Hostname::MAX, "hostname"));
+
+impl<const MIN: usize, const MAX: usize> utoipa::PartialSchema for Text<MIN, MAX> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::schema::string(MIN, MAX).into()
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> utoipa::ToSchema for Text<MIN, MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("Text_{MIN}_{MAX}"))
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> utoipa::PartialSchema for Int<MIN, MAX> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::schema::integer(MIN, MAX).into()
+    }
+}
+
+impl<const MIN: i64, const MAX: i64> utoipa::ToSchema for Int<MIN, MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("Int_{MIN}_{MAX}"))
+    }
+}
+
+impl<const MAX_BYTES: usize> utoipa::PartialSchema for JsonObject<MAX_BYTES> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::schema::free_object()
+            .description(Some(format!(
+                "Any JSON object of at most {MAX_BYTES} bytes, nested at most {MAX_JSON_DEPTH} levels"
+            )))
+            .into()
+    }
+}
+
+impl<const MAX_BYTES: usize> utoipa::ToSchema for JsonObject<MAX_BYTES> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("JsonObject_{MAX_BYTES}"))
+    }
+}
+
+/// A settable field is its value's schema (`null` is refused).
+impl<T: utoipa::ToSchema> utoipa::__dev::ComposeSchema for Settable<T> {
+    fn compose(
+        generics: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        generics.into_iter().next().unwrap_or_else(T::schema)
+    }
+}
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for Settable<T> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("Settable_{}", T::name()))
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        T::schemas(schemas);
+    }
+}
+
+/// A clearable field is its value's schema or `null`.
+impl<T: utoipa::ToSchema> utoipa::__dev::ComposeSchema for Clearable<T> {
+    fn compose(
+        generics: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let generic = generics.into_iter().next().unwrap_or_else(T::schema);
+        super::schema::nullable(generic)
+    }
+}
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for Clearable<T> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("Clearable_{}", T::name()))
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        T::schemas(schemas);
+    }
+}
+
 impl<'de, const MIN: usize, const MAX: usize> eserde::EDeserialize<'de> for Text<MIN, MAX> {
     fn deserialize_for_errors<D: Deserializer<'de>>(deserializer: D) -> Result<(), ()> {
         Self::deserialize(deserializer).map(|_| ()).map_err(eserde::reporter::ErrorReporter::report)

@@ -354,6 +354,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
     }
 }
 
+/// A patch field is its value's schema or `null`.
+impl<T: utoipa::ToSchema> utoipa::__dev::ComposeSchema for Patch<T> {
+    fn compose(
+        generics: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::domain::schema::nullable(generics.into_iter().next().unwrap_or_else(T::schema))
+    }
+}
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for Patch<T> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        crate::domain::schema::inline_name(format_args!("Patch_{}", T::name()))
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        T::schemas(schemas);
+    }
+}
+
 /// For typed filters and bodies that hold plain serde types.
 pub fn from_json_value<T: DeserializeOwned>(value: Value) -> Result<T, AppError> {
     serde_json::from_value(value).map_err(|e| AppError::invalid_field("body", clean(&e.to_string())))

@@ -113,7 +113,14 @@ pub struct Health {
 
 /// `GET /health`: the process is up (dependency checks live in the admin group).
 pub fn health_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/health", get(|| async { Json(Health { status: "ok" }) }))
+    Router::new().route("/health", get(health))
+}
+
+/// The process is up and routing (no dependency is checked).
+#[utoipa::path(get, path = "/health", tag = "platform",
+    responses((status = 200, description = "Up", body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Unknown routes answer in the error shape too.

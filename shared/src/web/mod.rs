@@ -17,6 +17,7 @@ pub mod extract;
 pub mod http;
 pub mod idempotency;
 pub mod lambda;
+pub mod openapi;
 pub mod principal;
 pub mod rate_limit;
 pub mod state;

@@ -1,0 +1,54 @@
+//! The whole OpenAPI document: every route group's part (its `ApiDoc`),
+//! completed by `shared::web::openapi`, with the event catalogue as
+//! `webhooks`. `cargo run -p local --bin openapi -- --write` writes it to
+//! docs/openapi.json; the registry test fails when that file is stale.
+
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+/// The platform-wide routes that belong to no group's document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(shared::http::health),
+    tags((name = "platform", description = "Liveness"))
+)]
+struct PlatformDoc;
+
+/// Every group's part, in the README's order.
+pub fn parts() -> Vec<shared::web::openapi::Part> {
+    vec![
+        PlatformDoc::openapi(),
+        auth::ApiDoc::openapi(),
+        tenants::ApiDoc::openapi(),
+        users::ApiDoc::openapi(),
+        api_keys::ApiDoc::openapi(),
+        credits::ApiDoc::openapi(),
+        customers::ApiDoc::openapi(),
+        tryons::ApiDoc::openapi(),
+        webhooks::ApiDoc::openapi(),
+        projects::ApiDoc::openapi(),
+        audit::ApiDoc::openapi(),
+        docs::ApiDoc::openapi(),
+    ]
+}
+
+fn info() -> Value {
+    json!({
+        "title": "SaaS platform API",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": include_str!("../../../docs/api-overview.md"),
+        "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
+    })
+}
+
+/// The document as served.
+pub fn document() -> Value {
+    let mut doc = shared::web::openapi::document(
+        parts(),
+        info(),
+        crate::webhooks_doc::webhooks(),
+        crate::webhooks_doc::components(),
+    );
+    doc["servers"] = json!([{"url": "http://127.0.0.1:3000", "description": "`make run`"}]);
+    doc
+}
