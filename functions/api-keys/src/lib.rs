@@ -41,8 +41,31 @@ use uuid::Uuid;
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(create_key, list_keys, get_key, revoke_key, rotate_key, transfer_key),
+    modifiers(&OptionalRotateBody),
+    tags((name = "api-keys", description = "Keys for machines (seed 004), managed by the tenant's admins while signed in: no API key manages keys. A key's secret is shown once, on creation and on rotation; afterwards only its `prefix` and `last_four` are. A key acts with its owner's current role (at most `admin`) and only within its scopes"))
+)]
 pub struct ApiDoc;
+
+/// The rotation's body may be left out (`OptionalBody`): utoipa marks a body
+/// of `content = Rotate` required, and `content = Option<Rotate>` would admit
+/// a `null` body, which is refused (400 `invalid_json`).
+struct OptionalRotateBody;
+
+impl utoipa::Modify for OptionalRotateBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/v1/api-keys/{id}/rotate")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
@@ -79,6 +102,20 @@ impl KeyScopes {
     }
 }
 
+shared::inline_schema!(
+    KeyScopes,
+    "KeyScopes",
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .enum_values(Some(Scope::names())),
+        )
+        .min_items(Some(1))
+        .max_items(Some(KeyScopes::MAX_ITEMS))
+        .description(Some("What the key may do: at least one scope; a repeated one counts once"))
+);
+
 impl<'de> Deserialize<'de> for KeyScopes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let names = shared::domain::project::array_of::<D, ScopeName>(deserializer)?;
@@ -108,21 +145,28 @@ shared::string_enum!(
     }
 );
 
-/// A create body: `{name, scopes: [...], environment?: live|test,
-/// expires_at? | expires_in_days?}`.
-#[derive(Debug, eserde::Deserialize)]
+/// A key to create: its name, its scopes, its environment, and when it
+/// expires (`expires_at` or `expires_in_days`, not both; neither: never,
+/// unless the tenant requires an expiry).
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    /// How people recognise the key.
     #[eserde(compat)]
     name: KeyName,
     #[eserde(compat)]
     scopes: KeyScopes,
+    /// `live` (default) or `test` (any case): the secret starts `sk_live_`
+    /// or `sk_test_`.
     #[serde(default)]
     #[eserde(compat)]
     environment: Option<Environment>,
+    /// When the key stops working: in the future, at most 730 days away
+    /// (or the tenant's `settings.api_keys.max_lifetime_days`).
     #[serde(default)]
     #[eserde(compat)]
     expires_at: Option<Timestamp>,
+    /// The key's lifetime in days from now, instead of `expires_at`.
     #[serde(default)]
     #[eserde(compat)]
     expires_in_days: Option<LifetimeDays>,
@@ -208,6 +252,22 @@ pub struct RotatedKey {
     pub old_secret_valid_until: Option<String>,
 }
 
+/// Creates an API key; its secret is shown only in this answer.
+///
+/// The key acts with its creator's role (at most `admin`) and only within
+/// its `scopes`. It never expires unless given `expires_at` (in the future,
+/// at most 730 days away) or `expires_in_days` (1 to 730), not both; a
+/// tenant whose `settings.api_keys.max_lifetime_days` is set requires one,
+/// at most that many days away (400 otherwise). A platform admin acting in
+/// another tenant cannot create keys there (403): a key belongs to a member.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["admin"])),
+    request_body(content = CreateKey, example = json!({
+        "name": "Storefront backend",
+        "scopes": ["customers:write", "tryons:write", "tryons:read"],
+        "environment": "live",
+        "expires_in_days": 365
+    })),
+    responses((status = 201, description = "The key with its secret (shown once)", body = KeyWithSecret)))]
 async fn create_key(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -276,18 +336,27 @@ async fn required_expiry(
     }
 }
 
-/// `POST /v1/api-keys/{id}/transfer`: `{"owner_id": "<user id>"}`, an active
-/// member of the tenant.
-#[derive(Debug, eserde::Deserialize)]
+/// The member a key is handed to.
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Transfer {
+    /// The new owner's user id: an active member of the tenant.
     #[eserde(compat)]
     owner_id: shared::domain::ids::UserId,
 }
 
-/// Hands the key to another member; from then on it acts with their
-/// standing (at most admin). Admins only, checked against their current
-/// standing.
+/// Hands an API key to another member.
+///
+/// From then on the key acts with the new owner's role (at most `admin`),
+/// and `created_by` names them: transfer the keys of a member who is leaving
+/// so that they keep working. The new owner must be an active member of the
+/// tenant (400 otherwise).
+#[utoipa::path(post, path = "/v1/api-keys/{id}/transfer", tag = "api-keys", security(("bearer" = ["admin"])),
+    request_body(content = Transfer, example = json!({"owner_id": "0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f"})),
+    responses(
+        (status = 200, description = "The key, now the new owner's", body = ApiKeyView),
+        (status = 404, description = "Not found\n\n- `not_found`: no such key in the caller's tenant (another tenant's id answers this too), or it is revoked", body = shared::web::openapi::ApiError),
+    ))]
 async fn transfer_key(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -310,7 +379,13 @@ async fn transfer_key(
     Ok(Json(key.view()))
 }
 
-/// Newest first; `?limit=`, `?cursor=`.
+/// Lists the tenant's API keys.
+///
+/// Newest first, revoked and expired ones included (see `status`);
+/// paginated with `limit` and `cursor`. Secrets are never shown again: a
+/// key is recognised by its `prefix` and `last_four`.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = ["admin"])),
+    responses((status = 200, description = "A page of keys", body = Page<ApiKeyView>)))]
 async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
@@ -322,6 +397,9 @@ async fn list_keys(
     Ok(Page { data: keys.iter().map(ApiKey::view).collect(), next_cursor })
 }
 
+/// Gets an API key (never its secret).
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The key", body = ApiKeyView)))]
 async fn get_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -333,8 +411,12 @@ async fn get_key(
     Ok(Json(key.ok_or_else(|| AppError::not_found(API_KEY_RESOURCE))?.view()))
 }
 
-/// Revokes at once and answers the key (`status: revoked`); the key stays
-/// listed for the record. Revoking twice answers the same.
+/// Revokes an API key at once.
+///
+/// Every later request with it is 401. Answers the key (`status: revoked`),
+/// which stays listed for the record; revoking it again answers the same.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The key, revoked", body = ApiKeyView)))]
 async fn revoke_key(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -349,17 +431,28 @@ async fn revoke_key(
 }
 
 /// A rotation's body (optional): how long the old secret keeps working.
-#[derive(Debug, Default, eserde::Deserialize)]
+#[derive(Debug, Default, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
+    /// Seconds the old secret keeps working (at most a week); default 0:
+    /// it stops at once.
     #[serde(default)]
     #[eserde(compat)]
     grace_period_seconds: Option<GraceSeconds>,
 }
 
-/// A new secret for the same key (id, name, scopes stay). Body optional:
-/// `{grace_period_seconds: 0..=604800}` keeps the old secret working that
-/// long so deployments can switch over; default 0 (the old one dies now).
+/// Gives an API key a new secret, shown only in this answer.
+///
+/// The id, name, scopes and environment stay. The body is optional:
+/// `{"grace_period_seconds": 0..604800}` keeps the old secret working that
+/// long so deployments can switch over; without it (or with 0) the old
+/// secret stops at once. Only an active key can be rotated.
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", security(("bearer" = ["admin"])),
+    request_body(content = Rotate, description = "Optional: sending no body is the same as `{}`", example = json!({"grace_period_seconds": 3600})),
+    responses(
+        (status = 200, description = "The key with its new secret (shown once)", body = RotatedKey),
+        (status = 409, description = "Conflict\n\n- `conflict`: the key is revoked or expired (`details.status`), or another request rotated or revoked it meanwhile\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = shared::web::openapi::ApiError),
+    ))]
 async fn rotate_key(
     State(state): State<AppState>,
     Fresh(principal): Fresh,

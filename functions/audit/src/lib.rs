@@ -21,7 +21,10 @@ use shared::{
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(list_audit_logs),
+    tags((name = "audit", description = "The tenant's trail of who changed what (seed 003): one entry per changed resource, written in the transaction of the change, with secrets redacted. Entries leave the trail after the tenant's retention period"))
+)]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -51,6 +54,25 @@ impl DateBound {
             DateBound::At(at) => Some(at),
             DateBound::Day(day) => day.and_hms_milli_opt(23, 59, 59, 999).map(|t| t.and_utc()),
         }
+    }
+}
+
+/// A date-time (RFC 3339) or a full date (`YYYY-MM-DD`).
+impl utoipa::PartialSchema for DateBound {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{
+            KnownFormat, SchemaFormat,
+            schema::{AnyOfBuilder, ObjectBuilder, Type},
+        };
+        let string =
+            |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
+        AnyOfBuilder::new().item(string(KnownFormat::DateTime)).item(string(KnownFormat::Date)).into()
+    }
+}
+
+impl utoipa::ToSchema for DateBound {
+    fn name() -> std::borrow::Cow<'static, str> {
+        shared::domain::schema::inline_name("DateBound")
     }
 }
 
@@ -87,8 +109,20 @@ struct AuditFilters {
     date_to: Option<DateBound>,
 }
 
+/// Lists the tenant's audit trail.
+///
 /// Newest first, filtered by `action`, `resource_type`, `user_id`,
-/// `date_from`, `date_to` (RFC 3339 or `YYYY-MM-DD`, inclusive), paginated.
+/// `date_from` and `date_to` (RFC 3339 or `YYYY-MM-DD`, inclusive: a day
+/// bound covers the whole day, UTC); paginated with `limit` and `cursor`.
+#[utoipa::path(get, path = "/v1/audit/logs", tag = "audit", security(("bearer" = ["admin"]), ("api_key" = ["audit:read"])),
+    params(
+        ("action" = Option<String>, Query, description = "Only entries of this action: `create`, `update`, `delete`, or one a resource names (`transfer`, `grant`...)", max_length = 100),
+        ("resource_type" = Option<String>, Query, description = "Only entries about this kind of resource (`user`, `invitation`, `api_key`, `tenant`, `project`...)", max_length = 100),
+        ("user_id" = Option<String>, Query, description = "Only changes made by this user", format = Uuid),
+        ("date_from" = inline(Option<DateBound>), Query, description = "Only entries at or after this instant, or from the start of this day (UTC)"),
+        ("date_to" = inline(Option<DateBound>), Query, description = "Only entries at or before this instant, or up to the end of this day (UTC); not before `date_from`"),
+    ),
+    responses((status = 200, description = "A page of entries, newest first", body = Page<AuditEntryView>)))]
 async fn list_audit_logs(
     State(state): State<AppState>,
     principal: Principal,

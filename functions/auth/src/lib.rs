@@ -35,6 +35,7 @@ use shared::{
     },
     domain::{
         ids::TenantId,
+        schema,
         tenant::{Tenant, TenantView, slugify, suffixed_slug},
         user::{NewPassword, PersonName, User, UserView},
         values::{Email, Hostname, Slug, Text},
@@ -44,14 +45,38 @@ use shared::{
     store::{members::MemberError, tenants::CreateTenantError},
     web::extract::{Body, OptionalBody},
 };
+use utoipa::openapi::{
+    RefOr,
+    schema::{
+        AdditionalProperties, AllOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    },
+};
 use uuid::Uuid;
 
 pub use tokens::{RefreshToken, TokenResponse, TokenType};
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(register, login, refresh, logout, me, accept_invitation, jwks),
+    modifiers(&OptionalBodies),
+    tags((name = "auth", description = "Sign-up, sign-in with rotating refresh tokens, sign-out, the caller's profile, accepting an invitation, and the public keys that verify access tokens"))
+)]
 pub struct ApiDoc;
+
+/// Marks logout's body as optional: utoipa's way (`Option<Logout>`) would
+/// also offer a JSON `null`, which is refused like any body that is not an
+/// object.
+struct OptionalBodies;
+
+impl utoipa::Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let logout = openapi.paths.paths.get_mut("/v1/auth/logout").and_then(|item| item.post.as_mut());
+        if let Some(body) = logout.and_then(|operation| operation.request_body.as_mut()) {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
@@ -73,18 +98,25 @@ fn invalid_invitation() -> AppError {
 
 /// `POST /v1/auth/register` (seed 003): every bad field is named in one
 /// 400; the rules between fields follow once each field is valid.
-#[derive(Debug, eserde::Deserialize)]
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(description = "A sign-up: the owner's account and their new tenant. The password must not be the \
+email address, and `password_confirm` must repeat it.")]
 #[serde(deny_unknown_fields)]
 struct Registration {
+    /// The owner's email address; it signs them in.
     email: Email,
     #[eserde(compat)]
     password: NewPassword,
     password_confirm: Text<1, 1024>,
     first_name: PersonName,
     last_name: PersonName,
+    /// The new tenant's name.
     tenant_name: Text<3, 255>,
+    /// The tenant's own domain (seed 003).
     #[serde(default)]
     tenant_domain: Option<Hostname>,
+    /// Derived from the name when left out (with a random suffix when that
+    /// slug is taken); a slug that is sent and taken is a 409.
     #[serde(default)]
     tenant_slug: Option<Slug>,
 }
@@ -112,8 +144,29 @@ pub struct Registered {
     pub tenant: TenantView,
 }
 
-/// Seed 003 sign-up: a new tenant and its owner, in one transaction (which
-/// also emits `tenant.created` and the owner's `user.created`).
+/// Signs up: creates a tenant and its owner, signed in.
+///
+/// Seed 003's sign-up: the tenant (`provisioning` until the provisioner
+/// made it `active`) and its owner are created in one transaction, which
+/// also emits `tenant.created` and the owner's `user.created`. Sign-ups are
+/// throttled per address.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth",
+    request_body(content = Registration, example = json!({
+        "email": "user@example.com",
+        "password": "secure_password",
+        "password_confirm": "secure_password",
+        "first_name": "John",
+        "last_name": "Doe",
+        "tenant_name": "My Company",
+        "tenant_domain": "mycompany.com"
+    })),
+    responses(
+        (status = 201, description = "The owner, signed in, and the new tenant", body = Registered),
+        (status = 409, description = "Conflict\n\n- `conflict`: an account with this email exists (`details.field`: `email`), or the `tenant_slug` sent is taken (`details.field`: `tenant_slug`)", body = shared::web::openapi::ApiError),
+        (status = 429, description = "Too many requests\n\n- `rate_limited`: too many sign-ups from this address (`details.reason`: `too_many_attempts`, `details.retry_after_seconds`): wait `Retry-After` seconds", body = shared::web::openapi::ApiError),
+        (status = 503, description = "Unavailable\n\n- `busy`: too many sign-ins at once: retry after `Retry-After` seconds", body = shared::web::openapi::ApiError,
+            headers(("Retry-After" = i64, description = "Seconds to wait before retrying"))),
+    ))]
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -165,7 +218,7 @@ async fn register(
     Err(AppError::internal(anyhow::anyhow!("could not find a free slug")))
 }
 
-/// `POST /v1/auth/login`. Seed 002 sends `username` for the email. The
+/// `POST /v1/auth/login`. Seed 003 sends `username` for the email. The
 /// address is only looked up, so any text of an address's length will do:
 /// a malformed one is refused like a wrong password.
 #[derive(Debug, eserde::Deserialize)]
@@ -179,7 +232,75 @@ struct Login {
     tenant_hint: Option<TenantId>,
 }
 
-/// Seeds 002/003 login: access and refresh tokens plus the user.
+/// Written by hand: `username` is an alias of `email` (serde's `alias`,
+/// which utoipa does not see), and exactly one of the two is required.
+impl utoipa::PartialSchema for Login {
+    fn schema() -> RefOr<Schema> {
+        let address = |what: &str| schema::string(1, 254).description(Some(what));
+        let object = ObjectBuilder::new()
+            .property(
+                "email",
+                address("The account's email address (any text of an address's length: it is only looked up)"),
+            )
+            .property("username", address("Seed 003's name for `email`: send one of the two"))
+            .property("password", schema::string(1, 1024).format(Some(SchemaFormat::Custom("password".into()))))
+            .property(
+                "tenant_id",
+                schema::nullable(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                        .description(Some("The account's tenant: another one is refused like a wrong password"))
+                        .into(),
+                ),
+            )
+            .required("password")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some("An email address (or seed 003's `username`) and password"));
+        one_of_required(object, "email", "username")
+    }
+}
+
+impl utoipa::ToSchema for Login {}
+
+/// `object`, with exactly one of `a` and `b` (a field and its alias: both
+/// is serde's "duplicate field").
+fn one_of_required(object: ObjectBuilder, a: &str, b: &str) -> RefOr<Schema> {
+    AllOfBuilder::new()
+        .item(object)
+        .item(OneOfBuilder::new().item(ObjectBuilder::new().required(a)).item(ObjectBuilder::new().required(b)))
+        .into()
+}
+
+/// Signs in with an email address and password.
+///
+/// Seeds 002 and 003's login: an access token (15 minutes), a refresh token
+/// and the user. Attempts are throttled per account and per address; a
+/// wrong address, a wrong password and a disabled account get the same
+/// answer.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
+    request_body(content = Login, examples(
+        ("seed_002" = (summary = "Seed 002", value = json!({
+            "email": "admin.rectorat@minesup.cm",
+            "password": "minesup2024"
+        }))),
+        ("seed_003" = (summary = "Seed 003", value = json!({
+            "email": "user@example.com",
+            "password": "secure_password"
+        }))),
+        ("seed_003_username" = (summary = "Seed 003, with `username`", value = json!({
+            "username": "user@example.com",
+            "password": "your_password"
+        }))),
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Not authenticated\n\n- `unauthorized`: invalid email or password (also for a disabled account, or a `tenant_id` that is not the account's)", body = shared::web::openapi::ApiError),
+        (status = 403, description = "Forbidden\n\n- `tenant_inactive`: the account's tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 429, description = "Too many requests\n\n- `rate_limited`: too many failed attempts for this account or from this address (`details.reason`: `too_many_attempts`, `details.retry_after_seconds`): wait `Retry-After` seconds", body = shared::web::openapi::ApiError),
+        (status = 503, description = "Unavailable\n\n- `busy`: too many sign-ins at once: retry after `Retry-After` seconds", body = shared::web::openapi::ApiError,
+            headers(("Retry-After" = i64, description = "Seconds to wait before retrying"))),
+    ))]
 async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -217,13 +338,30 @@ async fn login(
 }
 
 /// `POST /v1/auth/refresh`: the refresh token (`refresh_token`, or seed
-/// 002's `refresh`).
+/// 003's `refresh`).
 #[derive(Debug, eserde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Refresh {
     #[serde(alias = "refresh")]
     refresh_token: Text<1, 512>,
 }
+
+/// Written by hand: `refresh` is an alias of `refresh_token`.
+impl utoipa::PartialSchema for Refresh {
+    fn schema() -> RefOr<Schema> {
+        let object = ObjectBuilder::new()
+            .property("refresh_token", schema::string(1, 512).description(Some("The refresh token of the last answer")))
+            .property(
+                "refresh",
+                schema::string(1, 512).description(Some("Seed 003's name for `refresh_token`: send one of the two")),
+            )
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some("The refresh token (`refresh_token`, or seed 003's `refresh`)"));
+        one_of_required(object, "refresh_token", "refresh")
+    }
+}
+
+impl utoipa::ToSchema for Refresh {}
 
 /// `POST /v1/auth/logout`'s optional body: another refresh token of the
 /// caller's to revoke.
@@ -234,13 +372,48 @@ struct Logout {
     refresh_token: Option<Text<1, 512>>,
 }
 
+/// Written by hand: `refresh` is an alias of `refresh_token`; at most one
+/// of them.
+impl utoipa::PartialSchema for Logout {
+    fn schema() -> RefOr<Schema> {
+        let token = |what: &str| schema::nullable(schema::string(1, 512).description(Some(what)).into());
+        ObjectBuilder::new()
+            .property("refresh_token", token("Another refresh token of the caller's to revoke"))
+            .property("refresh", token("Seed 003's name for `refresh_token`: send at most one of the two"))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .max_properties(Some(1))
+            .description(Some("Optional: another of the caller's refresh tokens, whose sign-in is revoked too"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Logout {}
+
+/// Trades a refresh token for a new token pair.
+///
+/// The refresh token is single use: the answer carries its successor.
+/// Presenting a token that was already used revokes the whole sign-in (one
+/// of its two holders is not the user).
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth",
+    request_body(content = Refresh, example = json!({"refresh": "your_refresh_token"})),
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 401, description = "Not authenticated\n\n- `invalid_token`: the refresh token is invalid, used or revoked, or its user is disabled\n- `token_expired`: the sign-in is older than 30 days: sign in again\n- `unauthorized`: the tenant no longer exists", body = shared::web::openapi::ApiError),
+        (status = 403, description = "Forbidden\n\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+    ))]
 async fn refresh(State(state): State<AppState>, Body(body): Body<Refresh>) -> AppResult<Json<TokenResponse>> {
     Ok(Json(tokens::rotate(&state, body.refresh_token.as_str()).await?))
 }
 
+/// Signs out: revokes the caller's sign-in.
+///
 /// Revokes the caller's refresh-token family (and, if sent, the family of the
 /// given refresh token, when it is the caller's own). Access tokens already
-/// issued stay valid until they expire (at most 15 minutes).
+/// issued stay valid until they expire (at most 15 minutes). The body may be
+/// left out. People only: API keys are refused.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = ["user"])),
+    request_body(content = Logout, example = json!({"refresh_token": "rt.0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f.0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e60.c2VjcmV0"})),
+    responses((status = 204, description = "Signed out")))]
 async fn logout(
     State(state): State<AppState>,
     principal: Principal,
@@ -290,6 +463,11 @@ impl From<Tenant> for TenantSummary {
 }
 
 /// The caller's profile and tenant.
+///
+/// People only: API keys are refused. `acting_tenant_id` is the tenant a
+/// platform admin acts in with `X-Tenant-ID`.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("bearer" = ["user"])),
+    responses((status = 200, description = "The caller", body = Me)))]
 async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Me>> {
     let SignedIn { scope: home, .. } = principal.require_session("user")?;
     let user = state
@@ -306,6 +484,14 @@ async fn me(State(state): State<AppState>, principal: Principal) -> AppResult<Js
 /// when it is not one (whether it is still valid is the store's to say).
 struct InvitationTokenField(InvitationToken);
 
+shared::inline_schema!(
+    InvitationTokenField,
+    "InvitationToken",
+    string(1, 1024)
+        .pattern(Some("^inv\\.[^.]+\\.[A-Za-z0-9_-]*\\.[^.]*$"))
+        .description(Some("The one-time token of the invitation email (`inv.<tenant>.<email>.<secret>`)"))
+);
+
 impl<'de> Deserialize<'de> for InvitationTokenField {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Text::<1, 1024>::deserialize(deserializer)?;
@@ -316,7 +502,10 @@ impl<'de> Deserialize<'de> for InvitationTokenField {
 }
 
 /// `POST /v1/auth/invitations/accept`.
-#[derive(eserde::Deserialize)]
+#[derive(eserde::Deserialize, utoipa::ToSchema)]
+#[schema(
+    description = "An accepted invitation: its token, and the invitee's password (not their email address) and names."
+)]
 #[serde(deny_unknown_fields)]
 struct Acceptance {
     #[eserde(compat)]
@@ -327,8 +516,26 @@ struct Acceptance {
     last_name: PersonName,
 }
 
-/// Seed 000 invitations: the invitee sets a password and becomes an active
-/// member with the invited role, signed in at once.
+/// Accepts an invitation: the invitee becomes a member, signed in.
+///
+/// Seed 000's invitations: the invitee sets a password and becomes an
+/// active member with the invited role, signed in at once. Acceptances are
+/// throttled per address like sign-ups.
+#[utoipa::path(post, path = "/v1/auth/invitations/accept", tag = "auth",
+    request_body(content = Acceptance, example = json!({
+        "token": "inv.0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f.bmV3LXVzZXIxQHRlY2hzdGFydC5pbw.c2VjcmV0",
+        "password": "a long passphrase",
+        "first_name": "Ada",
+        "last_name": "Lovelace"
+    })),
+    responses(
+        (status = 201, description = "The new member, signed in", body = TokenResponse),
+        (status = 401, description = "Not authenticated\n\n- `invalid_token`: the invitation is invalid, used, revoked or expired, or its tenant takes no members", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: an account with this email exists (`details.field`: `email`)", body = shared::web::openapi::ApiError),
+        (status = 429, description = "Too many requests\n\n- `rate_limited`: too many sign-ups from this address (`details.reason`: `too_many_attempts`, `details.retry_after_seconds`): wait `Retry-After` seconds", body = shared::web::openapi::ApiError),
+        (status = 503, description = "Unavailable\n\n- `busy`: too many sign-ins at once: retry after `Retry-After` seconds", body = shared::web::openapi::ApiError,
+            headers(("Retry-After" = i64, description = "Seconds to wait before retrying"))),
+    ))]
 async fn accept_invitation(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -364,6 +571,64 @@ async fn accept_invitation(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
+/// `GET /.well-known/jwks.json`'s answer, as `jsonwebtoken` writes it: an
+/// RFC 7517 key set (the schema only).
+#[derive(utoipa::ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// One public key: P-256, for ES256 signatures.
+#[derive(utoipa::ToSchema)]
+pub struct Jwk {
+    /// `EC`.
+    #[schema(schema_with = key_type)]
+    pub kty: String,
+    /// `P-256`.
+    #[schema(schema_with = curve)]
+    pub crv: String,
+    /// The point's x coordinate, base64url.
+    pub x: String,
+    /// The point's y coordinate, base64url.
+    pub y: String,
+    /// The key's id: an access token's header names it.
+    pub kid: String,
+    /// `sig`: the key verifies signatures.
+    #[schema(rename = "use", schema_with = key_use)]
+    pub public_key_use: String,
+    /// `ES256`.
+    #[schema(schema_with = algorithm)]
+    pub alg: String,
+}
+
+fn constant(value: &str) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some([value]))
+}
+
+fn key_type() -> ObjectBuilder {
+    constant("EC")
+}
+
+fn curve() -> ObjectBuilder {
+    constant("P-256")
+}
+
+fn key_use() -> ObjectBuilder {
+    constant("sig")
+}
+
+fn algorithm() -> ObjectBuilder {
+    constant("ES256")
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+///
+/// Any service (or API Gateway's JWT authorizer) verifies our ES256 access
+/// tokens with these keys, picking one by the token's `kid`. More than one
+/// key is listed during a key rotation. Cached for an hour.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "The key set", body = Jwks,
+        headers(("Cache-Control" = String, description = "`public, max-age=3600`")))))]
 async fn jwks(
     State(state): State<AppState>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], Json<shared::auth::jwt::KeySet>) {
@@ -401,6 +666,33 @@ mod tests {
         assert_eq!(fields(err), ["refresh_token"]);
         let body: Logout = parse_body(b"{}").expect("valid");
         assert!(body.refresh_token.is_none());
+    }
+
+    /// The bodies the OpenAPI document shows (seed 003's sign-up, an
+    /// acceptance) are accepted as they stand.
+    #[test]
+    fn the_documented_bodies_are_accepted() {
+        let seed: Registration = parse_body(
+            br#"{"email": "user@example.com", "password": "secure_password", "password_confirm": "secure_password",
+                 "first_name": "John", "last_name": "Doe", "tenant_name": "My Company", "tenant_domain": "mycompany.com"}"#,
+        )
+        .expect("seed 003's sign-up");
+        seed.check().expect("its rules hold");
+        let acceptance: Acceptance = parse_body(
+            br#"{"token": "inv.0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f.bmV3LXVzZXIxQHRlY2hzdGFydC5pbw.c2VjcmV0",
+                 "password": "a long passphrase", "first_name": "Ada", "last_name": "Lovelace"}"#,
+        )
+        .expect("the documented acceptance");
+        assert_eq!(acceptance.token.0.email, "new-user1@techstart.io");
+        let body: Logout = parse_body(
+            br#"{"refresh_token": "rt.0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f.0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e60.c2VjcmV0"}"#,
+        )
+        .expect("the documented logout");
+        assert!(body.refresh_token.as_ref().and_then(|t| RefreshToken::parse(t.as_str())).is_some());
+        // Both names of one field are a duplicate, as the schemas say.
+        assert!(parse_body::<Refresh>(br#"{"refresh": "a", "refresh_token": "b"}"#).is_err());
+        assert!(parse_body::<Login>(br#"{"email": "a@b.co", "username": "a@b.co", "password": "x"}"#).is_err());
+        assert!(parse_body::<Logout>(br#"{"refresh": null, "refresh_token": null}"#).is_err());
     }
 
     #[test]

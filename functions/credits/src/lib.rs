@@ -26,7 +26,7 @@ use shared::{
     audit::AuditContext,
     auth::{Principal, Role, Scope},
     domain::{
-        credit::{ChargeReference, CreditAmount, CreditKind, LedgerEntryView, Reason},
+        credit::{ChargeReference, CreditAmount, CreditKind, CreditKindFilter, LedgerEntryView, Reason},
         ids::TenantId,
     },
     http::Page,
@@ -37,7 +37,12 @@ use uuid::Uuid;
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(balance, ledger, grant_credits, charge_credits),
+    // Query parameter types: utoipa does not collect them from `params`.
+    components(schemas(CreditKindFilter)),
+    tags((name = "credits", description = "A tenant's prepaid credit balance (seed 004), its ledger, grants by a platform admin and metered charges"))
+)]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -72,6 +77,16 @@ pub struct BalanceWithEntry {
     pub entry: LedgerEntryView,
 }
 
+/// The tenant's credit balance.
+///
+/// Credits are prepaid: a platform admin grants them, try-ons and metered
+/// charges spend them. A platform admin reads another tenant's balance with
+/// `X-Tenant-ID`.
+#[utoipa::path(get, path = "/v1/credits", tag = "credits", security(("bearer" = ["user"]), ("api_key" = ["credits:read"])),
+    responses(
+        (status = 200, description = "The balance", body = Balance),
+        (status = 404, description = "Not found\n\n- `not_found`: no such tenant (a platform admin's `X-Tenant-ID` names none)", body = shared::web::openapi::ApiError),
+    ))]
 async fn balance(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Balance>> {
     let scope = principal.require(Role::User, Scope::CreditsRead, CREDITS_RESOURCE)?;
     let balance = state.store.credit_balance(&scope).await?;
@@ -87,7 +102,12 @@ struct LedgerFilters {
     kind: Option<CreditKind>,
 }
 
-/// Newest first; `?kind=grant|spend|refund`, `?limit=`, `?cursor=`.
+/// The tenant's ledger: every change of its balance, newest first.
+///
+/// `?kind=grant|spend|refund` keeps one kind; `?limit=`, `?cursor=` page.
+#[utoipa::path(get, path = "/v1/credits/ledger", tag = "credits", security(("bearer" = ["admin"]), ("api_key" = ["credits:read"])),
+    params(("kind" = Option<CreditKindFilter>, Query, description = "Only entries of this kind: `grant`, `spend` or `refund`")),
+    responses((status = 200, description = "A page of ledger entries, newest first", body = Page<LedgerEntryView>)))]
 async fn ledger(
     State(state): State<AppState>,
     principal: Principal,
@@ -107,7 +127,7 @@ fn created(tenant_id: Uuid, entry: &LedgerEntry) -> (StatusCode, Json<BalanceWit
 
 /// A grant's body: `amount` (1 to 1,000,000,000) and a non-blank `reason`
 /// (at most 200 characters, trimmed).
-#[derive(Debug, eserde::Deserialize)]
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Grant {
     #[eserde(compat)]
@@ -116,8 +136,16 @@ struct Grant {
     reason: Reason,
 }
 
+/// Grants credits to a tenant (platform admin).
+///
 /// Body [`Grant`]; 201 with the ledger entry and the new balance.
 /// `credits.added` is emitted with the change.
+#[utoipa::path(post, path = "/v1/tenants/{id}/credits", tag = "credits", security(("bearer" = ["platform_admin"])),
+    request_body(content = Grant, example = json!({"amount": 1000, "reason": "onboarding"})),
+    responses(
+        (status = 201, description = "The ledger entry and the new balance", body = BalanceWithEntry),
+        (status = 409, description = "Conflict\n\n- `conflict`: the balance is being changed by many requests at once: retry\n- `idempotency_key_in_use`", body = shared::web::openapi::ApiError),
+    ))]
 async fn grant_credits(
     State(state): State<AppState>,
     principal: Principal,
@@ -135,7 +163,7 @@ async fn grant_credits(
 }
 
 /// A metered charge's body: a grant's fields and an optional `reference`.
-#[derive(Debug, eserde::Deserialize)]
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Charge {
     #[eserde(compat)]
@@ -147,12 +175,23 @@ struct Charge {
     reference: Option<ChargeReference>,
 }
 
-/// A metered charge the integrator reports (seed 004's `usage:write`):
-/// body [`Charge`]. 201 with the ledger entry and the new balance; 402
-/// `insufficient_credits` (balance and cost in details) when the balance is
-/// short, with nothing taken. A `reference` makes the charge happen once per
-/// reference; an `Idempotency-Key` makes the whole request replayable.
-/// `credits.spent` is emitted with the change.
+/// Charges credits for usage the integrator metered.
+///
+/// Seed 004's `usage:write`: body [`Charge`]. 201 with the ledger entry and
+/// the new balance; 402 `insufficient_credits` (balance and cost in
+/// details) when the balance is short, with nothing taken. A `reference`
+/// makes the charge happen once per reference: a repeat takes nothing and
+/// answers the first charge's entry (with the balance right after it). An
+/// `Idempotency-Key` makes the whole request replayable. `credits.spent` is
+/// emitted with the change.
+#[utoipa::path(post, path = "/v1/credits/charges", tag = "credits", security(("bearer" = ["admin"]), ("api_key" = ["usage:write"])),
+    request_body(content = Charge, example = json!({"amount": 3, "reason": "render", "reference": "job-1"})),
+    responses(
+        (status = 201, description = "The ledger entry and the new balance (for a known `reference`, the first charge's)", body = BalanceWithEntry),
+        (status = 402, description = "Payment required\n\n- `insufficient_credits`: the balance is below `amount`; nothing was taken (`details.balance`, `details.cost`)", body = shared::web::openapi::ApiError),
+        (status = 404, description = "Not found\n\n- `not_found`: no such tenant (a platform admin's `X-Tenant-ID` names none)", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the balance is being changed by many requests at once: retry\n- `idempotency_key_in_use`", body = shared::web::openapi::ApiError),
+    ))]
 async fn charge_credits(
     State(state): State<AppState>,
     principal: Principal,

@@ -107,7 +107,10 @@ impl Upsert {
     }
 }
 
-/// Upsert: 201 with the new customer, or 200 with the updated one.
+/// Upsert a customer by `external_id`.
+///
+/// 201 with the new customer, or 200 with the updated one; `null` clears an
+/// optional field.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = ["developer"]), ("api_key" = ["customers:write"])),
     request_body(content = Upsert, example = json!({"external_id": "shopper-42", "email": "ada@example.com", "name": "Ada", "metadata": {"tier": "gold"}})),
     responses(
@@ -137,7 +140,9 @@ struct CustomerFilters {
     external_id: Option<shared::domain::values::Text<1, MAX_EXTERNAL_ID_CHARS>>,
 }
 
-/// Creation order; `?external_id=`, `?limit=`, `?cursor=`.
+/// List customers, oldest first.
+///
+/// `?external_id=` finds the one customer with that id.
 #[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = ["user"]), ("api_key" = ["customers:read"])),
     params(("external_id" = Option<String>, Query, description = "Only the customer with this external id", max_length = 255)),
     responses((status = 200, description = "A page of customers", body = Page<CustomerView>)))]
@@ -157,6 +162,7 @@ async fn load_customer(state: &AppState, scope: &TenantScope, id: Uuid) -> AppRe
     state.store.get_customer(scope, id).await?.ok_or_else(|| AppError::not_found(CUSTOMER_RESOURCE))
 }
 
+/// Get a customer.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = ["user"]), ("api_key" = ["customers:read"])),
     responses((status = 200, description = "The customer", body = CustomerView)))]
 async fn get_customer(
@@ -169,7 +175,9 @@ async fn get_customer(
     Ok(Json(load_customer(&state, &scope, id).await?.view()))
 }
 
-/// Deletes the customer and their photos: the objects in S3 first, then the
+/// Delete a customer and their photos.
+///
+/// Deletes the objects in S3 first, then the
 /// items in one transaction, so a failure part-way leaves a customer that a
 /// retried DELETE finishes, never orphaned photos. 204.
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = ["developer"]), ("api_key" = ["customers:write"])),
@@ -215,7 +223,9 @@ pub struct PhotoWithUpload {
     pub max_size_bytes: i64,
 }
 
-/// Body [`NewPhoto`]. 201 with the photo (`pending`) and `upload`: PUT the
+/// Create a photo and get its upload URL.
+///
+/// 201 with the photo (`pending`) and `upload`: PUT the
 /// bytes to `upload.url` with `upload.headers` before `upload.expires_at`,
 /// then confirm.
 #[utoipa::path(post, path = "/v1/customers/{id}/photos", tag = "customers", security(("bearer" = ["developer"]), ("api_key" = ["customers:write"])),
@@ -284,6 +294,8 @@ pub fn judge_upload(photo: &Photo, size: i64, stored_type: Option<&str>, first_b
     }
 }
 
+/// Confirm a photo's upload.
+///
 /// Checks the uploaded object really exists and is what was declared: 200
 /// with the photo `ready`; otherwise the object is deleted, the photo marked
 /// `rejected` and the answer is 422 `invalid_upload` with the reason. An
@@ -334,7 +346,7 @@ fn answer_for(photo: Photo) -> AppResult<Json<PhotoView>> {
     }
 }
 
-/// Oldest first; `?limit=`, `?cursor=`.
+/// List a customer's photos, oldest first.
 #[utoipa::path(get, path = "/v1/customers/{id}/photos", tag = "customers", security(("bearer" = ["user"]), ("api_key" = ["customers:read"])),
     responses((status = 200, description = "A page of the customer's photos", body = Page<PhotoView>)))]
 async fn list_photos(

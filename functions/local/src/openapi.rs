@@ -10,7 +10,10 @@ use utoipa::OpenApi;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(shared::http::health),
-    tags((name = "platform", description = "Liveness"))
+    tags(
+        (name = "platform", description = "Liveness"),
+        (name = "webhook events", description = "What your webhook endpoints receive: one signed POST per event (Standard Webhooks), retried until it answers 2xx")
+    )
 )]
 struct PlatformDoc;
 
@@ -49,6 +52,6 @@ pub fn document() -> Value {
         crate::webhooks_doc::webhooks(),
         crate::webhooks_doc::components(),
     );
-    doc["servers"] = json!([{"url": "http://127.0.0.1:3000", "description": "`make run`"}]);
+    doc["servers"] = json!([{"url": "http://127.0.0.1:3000", "description": "local server (make run)"}]);
     doc
 }

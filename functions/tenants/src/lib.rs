@@ -30,8 +30,8 @@ use shared::{
         ids::TenantId,
         plans::{QuotaStatus, effective_limits, quota_status},
         tenant::{
-            Limit, OnboardingStatus, Tenant, TenantCreate, TenantStatus, TenantType, TenantUpdate, TenantView,
-            platform_only_fields_in, suffixed_slug,
+            Limit, OnboardingStatus, Tenant, TenantCreate, TenantIdFilter, TenantStatus, TenantStatusFilter,
+            TenantType, TenantTypeFilter, TenantUpdate, TenantView, platform_only_fields_in, suffixed_slug,
         },
     },
     http::Page,
@@ -42,7 +42,12 @@ use uuid::Uuid;
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(create_tenant, list_tenants, my_tenant, my_usage, get_tenant, update_tenant, delete_tenant, tenant_stats),
+    // Query parameter types: utoipa does not collect them from `params`.
+    components(schemas(TenantStatusFilter, TenantTypeFilter, TenantIdFilter)),
+    tags((name = "tenants", description = "Tenants (organizations): the platform admin's tenant management (seeds 002, 003, 000), a member's own tenant and its usage against the plan"))
+)]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -61,9 +66,114 @@ async fn load(state: &AppState, scope: &TenantScope) -> AppResult<(Tenant, Tenan
     state.store.get_tenant(scope).await?.ok_or_else(|| AppError::not_found(RESOURCE))
 }
 
-/// Creates a tenant in `provisioning`, with `tenant.created` in the same
+/// Creates a tenant (platform admin).
+///
+/// The tenant starts in `provisioning`, with `tenant.created` in the same
 /// transaction; the tenant-provisioner makes it `active` and invites
-/// `admin_email`.
+/// `admin_email`. The answer's `onboarding.status` is `pending`, and
+/// `Location` names the new tenant.
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = ["platform_admin"])),
+    request_body(content = TenantCreate, examples(
+        ("seed_002" = (summary = "Seed 002: a full tenant", value = json!({
+            "name": "Université de Buea",
+            "slug": "ub",
+            "type": "UNIVERSITY",
+            "description": "University located in Buea, capital of South West Region",
+            "logo_url": "https://ub.cm/logo.png",
+            "contact_email": "info@ub.cm",
+            "contact_phone": "+237 987 654 321",
+            "legal_status": "PUBLIC",
+            "registration_number": "REG-2024-002",
+            "parent_id": "123e4567-e89b-12d3-a456-426614174001",
+            "max_users": 150,
+            "max_diplomas": 15000,
+            "storage_quota_mb": 3000,
+            "security_config": {
+                "tsa_enabled": true,
+                "blockchain_enabled": true,
+                "zero_trust_mode": true,
+                "egov_link_active": true
+            }
+        }))),
+        ("seed_002_hierarchy" = (summary = "Seed 002: the top of a hierarchy", value = json!({
+            "name": "Ministry of Higher Education",
+            "slug": "minesup",
+            "type": "MAIN"
+        }))),
+        ("seed_003" = (summary = "Seed 003: name, domain and settings", value = json!({
+            "name": "New Company",
+            "domain": "newcompany.com",
+            "settings": {
+                "timezone": "UTC",
+                "language": "en"
+            }
+        }))),
+        ("seed_000_enterprise" = (summary = "Seed 000: an enterprise customer", value = json!({
+            "organization_name": "Fortune 500 Corp",
+            "slug": "fortune500-corp",
+            "admin_email": "it-admin@fortune500.com",
+            "plan": "enterprise",
+            "data_residency": "us",
+            "configuration": {
+                "branding": {
+                    "primary_color": "#1a365d",
+                    "logo_url": "https://cdn.fortune500.com/logo.png",
+                    "custom_domain": "leanvibe.fortune500.com"
+                },
+                "features": {
+                    "advanced_ai_features": true,
+                    "custom_workflows": true,
+                    "white_label_ui": true,
+                    "dedicated_support": true
+                },
+                "security": {
+                    "sso_required": true,
+                    "mfa_required": true,
+                    "ip_whitelisting": ["203.0.113.0/24", "198.51.100.0/24"],
+                    "session_timeout_minutes": 480
+                },
+                "compliance": {
+                    "data_classification": "confidential",
+                    "audit_logging": true,
+                    "retention_policy_days": 2555,
+                    "gdpr_enabled": true
+                }
+            }
+        }))),
+        ("seed_000_startup" = (summary = "Seed 000: a startup", value = json!({
+            "organization_name": "TechStart Inc",
+            "slug": "techstart",
+            "admin_email": "founder@techstart.io",
+            "plan": "professional",
+            "configuration": {
+                "features": {
+                    "ai_features": true,
+                    "team_collaboration": true,
+                    "advanced_analytics": false
+                }
+            }
+        }))),
+        ("seed_000_mid_market" = (summary = "Seed 000: a mid-market customer", value = json!({
+            "organization_name": "GrowthCorp",
+            "slug": "growthcorp",
+            "admin_email": "it@growthcorp.com",
+            "plan": "enterprise",
+            "configuration": {
+                "features": {
+                    "ai_features": true,
+                    "custom_workflows": true,
+                    "advanced_analytics": true,
+                    "white_label_ui": false
+                }
+            }
+        }))),
+    )),
+    responses(
+        (status = 201, description = "Created, `provisioning`", body = TenantView,
+            headers(("Location" = String, description = "The new tenant: `/v1/tenants/{id}`"))),
+        (status = 404, description = "Not found\n\n- `not_found`: the `parent_id` tenant does not exist (`details.field`: `parent_id`)", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the slug that was sent is taken (`details.field`: `slug`)\n- `idempotency_key_in_use`", body = shared::web::openapi::ApiError),
+    ))]
 async fn create_tenant(
     State(state): State<AppState>,
     principal: Principal,
@@ -121,6 +231,17 @@ struct TenantFilters {
     parent_id: Option<TenantId>,
 }
 
+/// Lists every tenant (platform admin).
+///
+/// Filters: `?status=`, `?type=`, `?parent_id=` (the tenants right below
+/// one); `?limit=`, `?cursor=` page.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = ["platform_admin"])),
+    params(
+        ("status" = Option<TenantStatusFilter>, Query, description = "Only tenants in this status: `provisioning`, `active`, `inactive` or `suspended`"),
+        ("type" = Option<TenantTypeFilter>, Query, description = "Only tenants of this type: `MAIN`, `UNIVERSITY`, `FACULTY`, `DEPARTMENT` or `INSTITUTION`"),
+        ("parent_id" = Option<TenantIdFilter>, Query, description = "Only the tenants right below this one"),
+    ),
+    responses((status = 200, description = "A page of tenants", body = Page<TenantView>)))]
 async fn list_tenants(
     State(state): State<AppState>,
     principal: Principal,
@@ -137,12 +258,25 @@ async fn list_tenants(
     Ok(Page { data: tenants.iter().map(Tenant::view).collect(), next_cursor })
 }
 
+/// The caller's tenant.
+///
+/// A platform admin reads the one named by `X-Tenant-ID`.
+#[utoipa::path(get, path = "/v1/tenants/me", tag = "tenants", security(("bearer" = ["user"]), ("api_key" = ["tenant:read"])),
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 404, description = "Not found\n\n- `not_found`: no such tenant (a platform admin's `X-Tenant-ID` names none)", body = shared::web::openapi::ApiError),
+    ))]
 async fn my_tenant(State(state): State<AppState>, principal: Principal) -> AppResult<Json<TenantView>> {
     let scope = principal.require(Role::User, Scope::TenantRead, RESOURCE)?;
     let (tenant, _) = load(&state, &scope).await?;
     Ok(Json(tenant.view()))
 }
 
+/// A tenant, to its members and the platform admin.
+///
+/// Another tenant's id answers 404, like one that does not exist.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = ["user"]), ("api_key" = ["tenant:read"])),
+    responses((status = 200, description = "The tenant", body = TenantView)))]
 async fn get_tenant(
     State(state): State<AppState>,
     principal: Principal,
@@ -153,6 +287,39 @@ async fn get_tenant(
     Ok(Json(tenant.view()))
 }
 
+/// Updates a tenant: its admins change its profile, the platform admin any field.
+///
+/// `PUT` and `PATCH` are the same partial update: only the fields sent
+/// change. A tenant admin who sends a field only the platform admin may
+/// change is refused (403, the fields in `details.fields`) before any value
+/// is checked.
+#[utoipa::path(method(put, patch), path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = ["admin"]), ("api_key" = ["tenant:write"])),
+    request_body(content = TenantUpdate, examples(
+        ("seed_002" = (summary = "Seed 002: a platform admin's update", value = json!({
+            "name": "Université de Yaoundé 1 - Revised",
+            "description": "Updated description",
+            "max_users": 250,
+            "max_diplomas": 25000,
+            "storage_quota_mb": 6000,
+            "contact_email": "admin@uy1.cm",
+            "status": "ACTIVE"
+        }))),
+        ("seed_002_reactivate" = (summary = "Seed 002: reactivating a tenant", value = json!({
+            "status": "ACTIVE"
+        }))),
+        ("seed_003" = (summary = "Seed 003: name and settings", value = json!({
+            "name": "Updated Company Name",
+            "settings": {
+                "timezone": "America/New_York"
+            }
+        }))),
+    )),
+    responses(
+        (status = 200, description = "The tenant as updated", body = TenantView),
+        (status = 403, description = "Forbidden\n\n- `insufficient_permissions`: the role or API key scope is not enough, or a tenant admin sent fields only the platform admin may change (`details.fields`)\n- `insufficient_scope`: the API key lacks `tenant:write`\n- `tenant_mismatch`: `X-Tenant-ID` names another tenant than the credentials'\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 404, description = "Not found\n\n- `not_found`: no such tenant (another tenant's id answers this too), or the new `parent_id` does not exist (`details.field`: `parent_id`)", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the tenant is being changed by another request: retry", body = shared::web::openapi::ApiError),
+    ))]
 async fn update_tenant(
     State(state): State<AppState>,
     principal: Principal,
@@ -194,8 +361,15 @@ async fn update_tenant(
     Ok(Json(tenant.view()))
 }
 
-/// Soft delete: the tenant turns `inactive` (`tenant.deleted`); its data and
-/// children remain.
+/// Deletes a tenant (platform admin): a soft delete.
+///
+/// The tenant turns `inactive` (`tenant.deleted`); its data and children
+/// remain, and its members can no longer sign in.
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = ["platform_admin"])),
+    responses(
+        (status = 204, description = "The tenant is `inactive`"),
+        (status = 409, description = "Conflict\n\n- `conflict`: the tenant is being changed by another request: retry", body = shared::web::openapi::ApiError),
+    ))]
 async fn delete_tenant(
     State(state): State<AppState>,
     principal: Principal,
@@ -255,7 +429,15 @@ pub struct QuotaStatuses {
     pub api_calls: QuotaStatus,
 }
 
-/// Seed 000's usage: what the tenant uses against its plan's limits.
+/// The caller's tenant's usage against its plan's limits.
+///
+/// Seed 000's usage: seats (members and pending invitations) and projects
+/// are counted; the other meters read 0 until they are metered.
+#[utoipa::path(get, path = "/v1/tenants/me/usage", tag = "tenants", security(("bearer" = ["user"]), ("api_key" = ["tenant:read"])),
+    responses(
+        (status = 200, description = "Usage, limits and each quota's standing", body = TenantUsageReport),
+        (status = 404, description = "Not found\n\n- `not_found`: no such tenant (a platform admin's `X-Tenant-ID` names none)", body = shared::web::openapi::ApiError),
+    ))]
 async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppResult<Json<TenantUsageReport>> {
     let scope = principal.require(Role::User, Scope::TenantRead, "tenant_usage")?;
     let (tenant, usage) = load(&state, &scope).await?;
@@ -314,7 +496,12 @@ pub struct TenantStats {
     pub last_user_added: Option<String>,
 }
 
-/// Seed 002 stats: usage against the tenant's limits and users by role.
+/// A tenant's statistics, to its admins and the platform admin.
+///
+/// Seed 002's stats: seats against `max_users` and members by role.
+/// Diplomas and storage are not metered: they read 0.
+#[utoipa::path(get, path = "/v1/tenants/{id}/stats", tag = "tenants", security(("bearer" = ["admin"]), ("api_key" = ["tenant:read"])),
+    responses((status = 200, description = "The statistics", body = TenantStats)))]
 async fn tenant_stats(
     State(state): State<AppState>,
     principal: Principal,

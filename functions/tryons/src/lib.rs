@@ -43,7 +43,10 @@ use uuid::Uuid;
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(create_tryon, list_tryons, get_tryon, cancel_tryon),
+    tags((name = "tryons", description = "Cart try-ons (seed 004): 1 to 20 garments rendered on a customer's photo, paid in credits when the session is created and refunded for each item that fails or is cancelled"))
+)]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -57,38 +60,54 @@ pub fn routes() -> Router<AppState> {
 /// How long a result download URL works.
 pub const RESULT_URL_TTL: Duration = Duration::from_secs(15 * 60);
 pub const MAX_PRODUCT_ID_CHARS: usize = 128;
+/// A cart item's product id (a type of its own: the schema derive takes a
+/// constant in `Text<1, MAX_PRODUCT_ID_CHARS>` for a type).
+type ProductId = Text<1, MAX_PRODUCT_ID_CHARS>;
 
-/// One cart item as asked for: the product, and its garment as an image
-/// URL or one of the customer's garment photos (exactly one of the two;
-/// checked by [`NewTryon::check`]).
-#[derive(Debug, Clone, PartialEq, eserde::Deserialize)]
+/// One cart item: the product, and its garment as an image URL or as one
+/// of the customer's garment photos: exactly one of `garment_image_url` and
+/// `garment_photo_id` (checked by `NewTryon::check`).
+#[derive(Debug, Clone, PartialEq, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CartItem {
+    /// The retailer's product id.
     #[eserde(compat)]
-    pub product_id: Text<1, MAX_PRODUCT_ID_CHARS>,
+    pub product_id: ProductId,
+    /// The size in the cart (`M`, `42`...), as the retailer names it.
     #[serde(default)]
     #[eserde(compat)]
     pub size: Option<Text<1, 32>>,
+    /// The garment's image; `https` (a local development server takes
+    /// `http` too). Not with `garment_photo_id`.
     #[serde(default)]
     #[eserde(compat)]
     pub garment_image_url: Option<HttpUrl>,
+    /// One of the customer's `garment` photos, uploaded and confirmed. Not
+    /// with `garment_image_url`.
     #[serde(default)]
     #[eserde(compat)]
     pub garment_photo_id: Option<PhotoId>,
 }
 
-/// Body `{customer_id, photo_id, quality: sd|hd|4k, items: [{product_id,
-/// garment_image_url | garment_photo_id, size?}]}`; every problem is named,
-/// items by index (`items[3].garment_image_url`).
-#[derive(Debug, Clone, PartialEq, eserde::Deserialize)]
+/// A try-on's body: `{customer_id, photo_id, quality: sd|hd|4k, items:
+/// [{product_id, garment_image_url | garment_photo_id, size?}]}`; every
+/// problem is named, items by index (`items[3].garment_image_url`).
+#[derive(Debug, Clone, PartialEq, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTryon {
+    /// The customer (`POST /v1/customers`).
     #[eserde(compat)]
     pub customer_id: CustomerId,
+    /// The customer's `person` photo the garments are rendered on, uploaded
+    /// and confirmed.
     #[eserde(compat)]
     pub photo_id: PhotoId,
+    /// The render's size and price multiplier: `sd` 512 px x1, `hd` 1024 px
+    /// x2, `4k` 2048 px x4.
     #[eserde(compat)]
     pub quality: Quality,
+    /// The cart: each item is rendered, charged and refunded on its own.
+    #[schema(min_items = 1, max_items = 20)]
     pub items: Vec<CartItem>,
 }
 
@@ -233,10 +252,30 @@ pub struct CancelledTryon {
     pub refunded_credits: i64,
 }
 
-/// 201 with the session: pricing breakdown (base, multiplier, discount,
-/// total), status `queued` and its items. 402 `insufficient_credits` (balance
-/// and cost in details) creates nothing. One `tryon.item.requested` per item
-/// is emitted in the creating transaction.
+/// Start a cart try-on
+///
+/// Takes the cart's price from the tenant's credits and queues one render
+/// per item, in one transaction. 201 with the session: its pricing (base,
+/// multiplier, volume discount, total), status `queued`, its items and the
+/// ledger entry of the charge. A short balance is 402
+/// `insufficient_credits` and creates nothing. Follow the session with
+/// `GET /v1/tryons/{id}` or the `tryon.session.*` webhooks.
+#[utoipa::path(post, path = "/v1/tryons", tag = "tryons", security(("bearer" = ["developer"]), ("api_key" = ["tryons:write"])),
+    request_body(content = NewTryon, example = json!({
+        "customer_id": "0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f",
+        "photo_id": "0190f3a4-7a2b-7c3d-9e4f-1a2b3c4d5e6f",
+        "quality": "hd",
+        "items": [
+            {"product_id": "sku-1001", "size": "M", "garment_image_url": "https://cdn.example.com/garments/sku-1001.png"},
+            {"product_id": "sku-2002", "garment_photo_id": "0190f3a4-8c3d-7e4f-a05b-2c3d4e5f6a7b"}
+        ]
+    })),
+    responses(
+        (status = 201, description = "The session, `queued`, with its items and the charge", body = CreatedTryon),
+        (status = 402, description = "Payment required\n\n- `insufficient_credits`: the balance is below the cart's price; nothing was created (`details.balance`, `details.cost`)", body = shared::web::openapi::ApiError),
+        (status = 404, description = "Not found\n\n- `not_found`: no customer `customer_id` in the caller's tenant", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the credit balance is being changed by many requests at once; nothing was charged: try again\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = shared::web::openapi::ApiError),
+    ))]
 async fn create_tryon(
     State(state): State<AppState>,
     principal: Principal,
@@ -283,6 +322,12 @@ async fn with_items(state: &AppState, session: &TryonSession, items: &[TryonItem
     Ok(TryonWithItems { session: session.view(), items: shown })
 }
 
+/// Read a try-on session
+///
+/// The session with its items; a `completed` item carries `result_url`, a
+/// download of its image valid for 15 minutes.
+#[utoipa::path(get, path = "/v1/tryons/{id}", tag = "tryons", security(("bearer" = ["user"]), ("api_key" = ["tryons:read"])),
+    responses((status = 200, description = "The session and its items", body = TryonWithItems)))]
 async fn get_tryon(
     State(state): State<AppState>,
     principal: Principal,
@@ -306,7 +351,16 @@ struct TryonFilters {
     customer_id: Option<CustomerId>,
 }
 
-/// Creation order; `?status=`, `?customer_id=`, `?limit=`, `?cursor=`.
+/// List try-on sessions
+///
+/// In creation order, without their items (read a session for those);
+/// `?status=`, `?customer_id=`, `?limit=`, `?cursor=`.
+#[utoipa::path(get, path = "/v1/tryons", tag = "tryons", security(("bearer" = ["user"]), ("api_key" = ["tryons:read"])),
+    params(
+        ("status" = Option<SessionStatus>, Query, description = "Only sessions in this status"),
+        ("customer_id" = Option<Uuid>, Query, description = "Only this customer's sessions"),
+    ),
+    responses((status = 200, description = "A page of sessions", body = Page<TryonSessionView>)))]
 async fn list_tryons(
     State(state): State<AppState>,
     principal: Principal,
@@ -320,11 +374,19 @@ async fn list_tryons(
     Ok(Page { data: sessions.iter().map(TryonSession::view).collect(), next_cursor })
 }
 
-/// Cancels every item not yet taken by the worker and refunds each one's
-/// share, once: items already processing or done are left alone, a second
-/// cancel finds nothing left to cancel, and a race with the worker is
-/// settled per item by a conditional write. 200 with the session and
+/// Cancel a try-on session
+///
+/// Cancels every item the worker has not taken yet and refunds each one's
+/// share, once: items already processing or ended are left alone, a second
+/// cancel (or one on a finished session) finds nothing left to cancel and
+/// answers 200 with `cancelled_items: []`, and a race with the worker is
+/// settled per item by a conditional write. 200 with the session and the
 /// `cancelled_items` / `refunded_credits` of this call.
+#[utoipa::path(post, path = "/v1/tryons/{id}/cancel", tag = "tryons", security(("bearer" = ["developer"]), ("api_key" = ["tryons:write"])),
+    responses(
+        (status = 200, description = "The session, with what this call cancelled and refunded", body = CancelledTryon),
+        (status = 409, description = "Conflict\n\n- `conflict`: the session is being changed by other requests (the worker ending items); items cancelled before stay cancelled and refunded: cancel again\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = shared::web::openapi::ApiError),
+    ))]
 async fn cancel_tryon(
     State(state): State<AppState>,
     principal: Principal,
@@ -370,6 +432,24 @@ mod tests {
             "customer_id": Uuid::now_v7(), "photo_id": Uuid::now_v7(), "quality": "hd",
             "items": [{"product_id": "sku-1", "garment_image_url": "https://cdn.example.com/a.png", "size": "M"}],
         })
+    }
+
+    /// The operation's request example, from this group's document.
+    fn example(path: &str, method: &str) -> Value {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone()
+    }
+
+    #[test]
+    fn the_documented_example_is_accepted_and_the_schema_states_the_cart_bounds() {
+        let body = example("/v1/tryons", "post");
+        assert!(body.is_object());
+        assert!(problems(body, true).is_empty());
+        let schema = serde_json::to_value(<NewTryon as utoipa::PartialSchema>::schema()).expect("schema");
+        assert_eq!(schema["properties"]["items"]["minItems"], json!(MIN_ITEMS));
+        assert_eq!(schema["properties"]["items"]["maxItems"], json!(MAX_ITEMS));
+        assert_eq!(schema["additionalProperties"], json!(false));
     }
 
     #[test]

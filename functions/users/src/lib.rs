@@ -48,7 +48,20 @@ use shared::{
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(
+        list_users,
+        create_user,
+        invite_users,
+        list_invitations,
+        resend_invitation,
+        revoke_invitation,
+        get_user,
+        update_user,
+        delete_user
+    ),
+    tags((name = "users", description = "The people of the caller's tenant (seed 003) and their pending invitations (seed 000). Roles rank `owner > admin > developer > user`: admins manage users, nobody grants a role above their own or changes a user above them, the last owner cannot be removed, demoted or deactivated, and seats (users plus pending invitations) are limited by the plan's users quota"))
+)]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -104,15 +117,18 @@ async fn refusal(state: &AppState, scope: &TenantScope, err: MemberError, reques
     }
 }
 
-/// `POST /v1/users`: every bad field is named in one 400.
-#[derive(Debug, eserde::Deserialize)]
+/// A user to create, active at once with the password given.
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    /// Their sign-in address (kept lowercased); free across all tenants.
     email: Email,
+    /// 10 to 128 characters, not the email address.
     #[eserde(compat)]
     password: NewPassword,
     first_name: PersonName,
     last_name: PersonName,
+    /// Default `user`; at most the caller's own role (any case).
     #[serde(default)]
     #[eserde(compat)]
     role: Option<RoleName>,
@@ -126,14 +142,30 @@ fn check_password(password: &NewPassword, email: &str) -> AppResult<()> {
     }
 }
 
-/// `POST /v1/users/invite` (seed 000): several addresses, one role.
-#[derive(Debug, eserde::Deserialize)]
+/// Invitations to send (seed 000): several addresses, one role.
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Invites {
+    /// 1 to 24 addresses, each once (compared lowercased), none with an
+    /// account or a pending invitation.
+    #[schema(schema_with = invite_emails_schema)]
     emails: Vec<Email>,
+    /// The role every invitee gets: default `user`; at most the caller's own
+    /// role (any case).
     #[serde(default)]
     #[eserde(compat)]
     role: Option<RoleName>,
+}
+
+/// `emails`: what [`Invites::checked`] enforces, but case-sensitive
+/// uniqueness (the parser also refuses `A@x.io` beside `a@x.io`).
+fn invite_emails_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(<Email as utoipa::PartialSchema>::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_INVITES))
+        .unique_items(true)
+        .build()
 }
 
 impl Invites {
@@ -157,25 +189,34 @@ impl Invites {
     }
 }
 
-/// `PUT`/`PATCH /v1/users/{id}`: the fields present are the changes; none
-/// of them may be cleared, and the address is not changed here.
-#[derive(Debug, eserde::Deserialize)]
+/// Changes to a user: the fields present are the changes, the others stay;
+/// none may be `null`, and the email address cannot be changed.
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserUpdate {
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = PersonName)]
     first_name: Patch<PersonName>,
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = PersonName)]
     last_name: Patch<PersonName>,
+    /// Admins only; at most the caller's own role (any case).
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = RoleName)]
     role: Patch<RoleName>,
+    /// Admins only: an inactive user cannot sign in.
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = bool)]
     is_active: Patch<bool>,
+    /// Refused whatever its value ("cannot be changed"), so not part of the
+    /// schema.
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(ignore)]
     email: Patch<Value>,
 }
 
@@ -235,6 +276,17 @@ fn invitation_email(raw: &str) -> AppResult<Email> {
     Email::parse(raw).map_err(|message| AppError::invalid_field("email", message))
 }
 
+/// Lists the tenant's users.
+///
+/// Oldest first, filtered by `role`, `is_active` and `search`; paginated
+/// with `limit` and `cursor`.
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:read"])),
+    params(
+        ("role" = inline(Option<RoleName>), Query, description = "Only users with this role (any case)"),
+        ("is_active" = inline(Option<Flag>), Query, description = "Only active (`true`) or inactive (`false`) users (any case)"),
+        ("search" = Option<String>, Query, description = "Only users whose email, first or last name contains this text (case-insensitive)", max_length = 100),
+    ),
+    responses((status = 200, description = "A page of users", body = Page<UserView>)))]
 async fn list_users(
     State(state): State<AppState>,
     principal: Principal,
@@ -251,6 +303,28 @@ async fn list_users(
     Ok(Page { data: users.iter().map(User::view).collect(), next_cursor })
 }
 
+/// Creates a user in the tenant (seed 003).
+///
+/// The user is active at once and signs in with the password given; they
+/// take one seat of the plan's users quota. The role defaults to `user` and
+/// may not be above the caller's own. Answers 201 with the user and its URL
+/// in `Location`.
+#[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:write"])),
+    request_body(content = NewUser, example = json!({
+        "email": "newuser@company.com",
+        "password": "secure_password",
+        "first_name": "New",
+        "last_name": "User",
+        "role": "user"
+    })),
+    responses(
+        (status = 201, description = "Created", body = UserView,
+            headers(("Location" = String, description = "The new user's URL (`/v1/users/{id}`)"))),
+        (status = 403, description = "Forbidden\n\n- `quota_exceeded`: the plan's users quota is full (`details`: `quota_type`, `current_usage`, `plan_limit`, `requested_increase`, `available_slots`, `upgrade_options`)\n- `insufficient_permissions`: the role or API key scope is not enough, or `role` is above the caller's own (`details.required_role`, `details.current_role`)\n- `tenant_mismatch`: `X-Tenant-ID` names another tenant than the credentials'\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the email address already has an account (`details.field`: `email`), or a concurrent change (retry)\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = shared::web::openapi::ApiError),
+        (status = 503, description = "Unavailable\n\n- `busy`: too many passwords being hashed at once: retry after `Retry-After` seconds", body = shared::web::openapi::ApiError,
+            headers(("Retry-After" = i64, description = "Seconds to wait before retrying"))),
+    ))]
 async fn create_user(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -289,7 +363,23 @@ pub struct Invited {
     pub invitations: Vec<InvitationWithToken>,
 }
 
-/// Seed 000's invite: several emails, one role; all are invited or none.
+/// Invites people to the tenant (seed 000).
+///
+/// Several addresses, one role (default `user`, at most the caller's own);
+/// all are invited or none. Each invitation holds a seat of the plan's users
+/// quota until it is accepted or revoked, and stays valid for a week. The
+/// answer carries each invitation's one-time `token`, shown only here: the
+/// invitee sends it to `POST /v1/auth/invitations/accept`.
+#[utoipa::path(post, path = "/v1/users/invite", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:write"])),
+    request_body(content = Invites, example = json!({
+        "emails": ["new-user1@techstart.io", "new-user2@techstart.io", "new-user3@techstart.io"],
+        "role": "developer"
+    })),
+    responses(
+        (status = 201, description = "Every invitation made, in the order of `emails`", body = Invited),
+        (status = 403, description = "Forbidden\n\n- `quota_exceeded`: the invitations do not fit the plan's users quota (`details`: `quota_type`, `current_usage`, `plan_limit`, `requested_increase`, `available_slots`, `upgrade_options`)\n- `insufficient_permissions`: the role or API key scope is not enough, or `role` is above the caller's own (`details.required_role`, `details.current_role`)\n- `tenant_mismatch`: `X-Tenant-ID` names another tenant than the credentials'\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: an address already has an account (`details.field`: `email`) or a pending invitation (`details.field`: `emails`), named in `details.email`; or the addresses changed meanwhile (retry)\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = shared::web::openapi::ApiError),
+    ))]
 async fn invite_users(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -317,7 +407,12 @@ async fn invite_users(
     Ok((StatusCode::CREATED, Json(Invited { invitations })))
 }
 
-/// Pending invitations by address; `?limit=`, `?cursor=`.
+/// Lists the tenant's pending invitations.
+///
+/// By address; paginated with `limit` and `cursor`. Tokens are not shown:
+/// resend an invitation for a new one.
+#[utoipa::path(get, path = "/v1/users/invitations", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:read"])),
+    responses((status = 200, description = "A page of pending invitations", body = Page<InvitationView>)))]
 async fn list_invitations(
     State(state): State<AppState>,
     principal: Principal,
@@ -329,8 +424,13 @@ async fn list_invitations(
     Ok(Page { data: invitations.iter().map(|i| i.view()).collect(), next_cursor })
 }
 
-/// A new one-time token for a pending invitation (the previous one stops
-/// working), valid for another week.
+/// Issues a new token for a pending invitation.
+///
+/// The previous token stops working; the invitation is valid for another
+/// week from now. The new one-time `token` is shown only in this answer.
+#[utoipa::path(post, path = "/v1/users/invitations/{email}/resend", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:write"])),
+    params(("email" = String, Path, description = "The invitee's address (any case)", format = Email, min_length = 1, max_length = 254)),
+    responses((status = 200, description = "The invitation with its new token", body = InvitationWithToken)))]
 async fn resend_invitation(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -348,6 +448,12 @@ async fn resend_invitation(
     Ok(Json(InvitationWithToken { invitation: invitation.view(), token: token.encode() }))
 }
 
+/// Revokes a pending invitation.
+///
+/// Its token stops working and its seat is freed. 204.
+#[utoipa::path(delete, path = "/v1/users/invitations/{email}", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:write"])),
+    params(("email" = String, Path, description = "The invitee's address (any case)", format = Email, min_length = 1, max_length = 254)),
+    responses((status = 204, description = "Revoked")))]
 async fn revoke_invitation(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -363,6 +469,12 @@ async fn revoke_invitation(
     }
 }
 
+/// Gets a user.
+///
+/// Admins read any user of the tenant; every signed-in member may read
+/// themself (an API key needs an admin owner and `users:read`).
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", security(("bearer" = ["user"]), ("api_key" = ["users:read"])),
+    responses((status = 200, description = "The user", body = UserView)))]
 async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -377,6 +489,20 @@ async fn get_user(
     Ok(Json(user.view()))
 }
 
+/// Updates a user (partial: `PUT` and `PATCH` alike).
+///
+/// Admins change names, `role` and `is_active` of users up to their own
+/// role, and grant roles up to their own; every signed-in member may change
+/// their own names (an API key needs an admin owner and `users:write`). The
+/// last owner cannot be demoted or deactivated. A changed role or a
+/// deactivation ends the user's access tokens within seconds (they sign in
+/// again).
+#[utoipa::path(method(put, patch), path = "/v1/users/{id}", tag = "users", security(("bearer" = ["user"]), ("api_key" = ["users:write"])),
+    request_body(content = UserUpdate, example = json!({"first_name": "Updated", "role": "admin"})),
+    responses(
+        (status = 200, description = "The updated user", body = UserView),
+        (status = 409, description = "Conflict\n\n- `conflict`: the user is the tenant's last owner and would be demoted or deactivated (`details.reason`: `last_owner`), or the user is being changed by another request (retry)", body = shared::web::openapi::ApiError),
+    ))]
 async fn update_user(
     State(state): State<AppState>,
     Fresh(principal): Fresh,
@@ -407,6 +533,17 @@ async fn update_user(
     }
 }
 
+/// Deletes a user.
+///
+/// Frees their seat and their email address; their access tokens stop
+/// working within seconds. Nobody deletes themself, an admin deletes users
+/// up to their own role, and the last owner cannot be deleted. 204.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:write"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Forbidden\n\n- `cannot_delete_self`: the user is the caller (`details.user_id`)\n- `insufficient_permissions`: the role or API key scope is not enough, or the user's role is above the caller's own (`details.required_role`, `details.current_role`)\n- `tenant_mismatch`: `X-Tenant-ID` names another tenant than the credentials'\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the user is the tenant's last owner (`details.reason`: `last_owner`)", body = shared::web::openapi::ApiError),
+    ))]
 async fn delete_user(
     State(state): State<AppState>,
     Fresh(principal): Fresh,

@@ -47,7 +47,13 @@ use uuid::Uuid;
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(
+        create_endpoint, list_endpoints, get_endpoint, update_endpoint, delete_endpoint, rotate_secret, send_test,
+        list_deliveries, replay_delivery
+    ),
+    tags((name = "webhooks", description = "A tenant's webhook endpoints (seeds 003, 004): what they subscribe to, their signing secret and retry schedule, the log of every delivery attempt, test sends and replays. The events and their payloads are this document's `webhooks`."))
+)]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
@@ -63,37 +69,49 @@ pub fn routes() -> Router<AppState> {
 
 type Description = Text<1, 500>;
 
-/// `POST /v1/webhooks`: only `url` is required (`event_types` defaults to
-/// `*`, the schedule to seed 004's).
-#[derive(Debug, eserde::Deserialize)]
+/// A new endpoint: only `url` is required (`event_types` defaults to `*`,
+/// the retry schedule to seed 004's `[5, 15, 45]`).
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
+    /// Where deliveries are POSTed: `https`, to a public address (a local
+    /// development server takes `http` and private addresses too).
     #[eserde(compat)]
     pub url: HttpUrl,
     #[serde(default)]
     #[eserde(compat)]
     pub description: Option<Description>,
+    /// What the endpoint subscribes to: 1 to 50 event types, families
+    /// (`tryon.*`) or `*`; `*` when left out.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 50)]
     pub event_types: Option<Vec<EventPattern>>,
     #[serde(default)]
     pub retry_schedule_seconds: Option<RetrySchedule>,
 }
 
-/// `PATCH /v1/webhooks/{id}`: every field optional; `null` clears the
+/// An endpoint's partial update: every field optional; `null` clears the
 /// description and is refused on the others ("must not be null").
-#[derive(Debug, Default, eserde::Deserialize)]
+#[derive(Debug, Default, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointUpdate {
+    /// Where deliveries are POSTed: `https`, to a public address (a local
+    /// development server takes `http` and private addresses too).
     #[serde(default)]
     #[eserde(compat)]
     pub url: Settable<HttpUrl>,
     #[serde(default)]
     #[eserde(compat)]
     pub description: Patch<Description>,
+    /// What the endpoint subscribes to: 1 to 50 event types, families
+    /// (`tryon.*`) or `*`.
     #[serde(default)]
+    #[schema(schema_with = shared::domain::webhook::event_types_schema)]
     pub event_types: Settable<Vec<EventPattern>>,
     #[serde(default)]
     pub retry_schedule_seconds: Settable<RetrySchedule>,
+    /// `active` re-enables a disabled endpoint and clears its failure count;
+    /// `disabled` stops its deliveries.
     #[serde(default)]
     #[eserde(compat)]
     pub status: Settable<EndpointStatus>,
@@ -215,8 +233,19 @@ pub struct EndpointWithSecret {
     pub secret: String,
 }
 
+/// Create a webhook endpoint
+///
 /// 201 with the endpoint and its signing `secret` (shown here and on
-/// rotation only).
+/// rotation only). The endpoint receives the events that happen from now
+/// on, signed with the secret.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    request_body(content = NewEndpoint, example = json!({
+        "url": "https://hooks.example.com/garmax",
+        "description": "Order system",
+        "event_types": ["tryon.*", "credits.spent"],
+        "retry_schedule_seconds": [5, 15, 45]
+    })),
+    responses((status = 201, description = "The endpoint, `active`, and its signing secret", body = EndpointWithSecret)))]
 async fn create_endpoint(
     State(state): State<AppState>,
     principal: Principal,
@@ -247,7 +276,11 @@ async fn create_endpoint(
     Ok((StatusCode::CREATED, Json(EndpointWithSecret { endpoint: endpoint.view(), secret })))
 }
 
-/// Creation order; `?limit=`, `?cursor=`.
+/// List webhook endpoints
+///
+/// In creation order; `?limit=`, `?cursor=`.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    responses((status = 200, description = "A page of endpoints", body = Page<EndpointView>)))]
 async fn list_endpoints(
     State(state): State<AppState>,
     principal: Principal,
@@ -259,6 +292,11 @@ async fn list_endpoints(
     Ok(Page { data: endpoints.iter().map(Endpoint::view).collect(), next_cursor })
 }
 
+/// Read a webhook endpoint
+///
+/// Its secret is never shown again (rotate it for a new one).
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    responses((status = 200, description = "The endpoint", body = EndpointView)))]
 async fn get_endpoint(
     State(state): State<AppState>,
     principal: Principal,
@@ -268,8 +306,16 @@ async fn get_endpoint(
     Ok(Json(load(&state, &scope, id).await?.view()))
 }
 
-/// Partial update; `status: active` re-enables a disabled endpoint and
+/// Update a webhook endpoint
+///
+/// A partial update; `status: active` re-enables a disabled endpoint and
 /// clears its failure count.
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    request_body(content = EndpointUpdate, example = json!({"event_types": ["tryon.session.completed", "tryon.session.failed"], "status": "active"})),
+    responses(
+        (status = 200, description = "The endpoint as updated", body = EndpointView),
+        (status = 409, description = "Conflict\n\n- `conflict`: the endpoint was changed meanwhile (by another request, or disabled after failed deliveries); read it again and retry", body = shared::web::openapi::ApiError),
+    ))]
 async fn update_endpoint(
     State(state): State<AppState>,
     principal: Principal,
@@ -290,6 +336,12 @@ async fn update_endpoint(
     Ok(Json(new.view()))
 }
 
+/// Delete a webhook endpoint
+///
+/// Its deliveries still pending end `failed` without a request, and its
+/// delivery log can no longer be read.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    responses((status = 204, description = "Deleted")))]
 async fn delete_endpoint(
     State(state): State<AppState>,
     principal: Principal,
@@ -310,7 +362,11 @@ pub struct RotatedSecret {
     pub secret: String,
 }
 
-/// A new signing secret; the old one stops signing at once.
+/// Rotate an endpoint's signing secret
+///
+/// A new secret, shown this once; the old one stops signing at once.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    responses((status = 200, description = "The new signing secret", body = RotatedSecret)))]
 async fn rotate_secret(
     State(state): State<AppState>,
     principal: Principal,
@@ -334,9 +390,14 @@ pub struct TestSent {
     pub delivery_id: Uuid,
 }
 
+/// Send a test event to an endpoint
+///
 /// Emits `webhook.test` for this endpoint only (through the outbox); it is
-/// delivered (and logged) like any event. 202 with the event id, which is
-/// the delivery id.
+/// delivered (and logged) like any event, whatever the endpoint subscribes
+/// to. 202 with the event id, which is the delivery id. A disabled endpoint
+/// is sent nothing (the answer is still 202, and no delivery is logged).
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    responses((status = 202, description = "The test event is on its way; look for its delivery in the endpoint's log", body = TestSent)))]
 async fn send_test(
     State(state): State<AppState>,
     principal: Principal,
@@ -357,7 +418,12 @@ struct DeliveryFilters {
     status: Option<DeliveryStatus>,
 }
 
-/// Newest first, every attempt included; `?status=`, `?limit=`, `?cursor=`.
+/// List an endpoint's deliveries
+///
+/// Every attempt included; `?status=`, `?limit=`, `?cursor=`.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    params(("status" = Option<DeliveryStatus>, Query, description = "Only deliveries in this status")),
+    responses((status = 200, description = "A page of deliveries", body = Page<DeliveryView>)))]
 async fn list_deliveries(
     State(state): State<AppState>,
     principal: Principal,
@@ -381,10 +447,17 @@ pub struct ReplayQueued {
     pub status: DeliveryStatus,
 }
 
-/// Sends a failed delivery again (same webhook-id, a fresh round of the
-/// schedule): the delivery goes back to pending with
+/// Replay a failed delivery
+///
+/// Sends a failed delivery again (same `webhook-id`, a fresh round of the
+/// retry schedule): the delivery goes back to `pending` with
 /// `webhook.delivery.replay_requested` in the same transaction. 202; 409 if
-/// the delivery is not failed or the endpoint is disabled.
+/// the delivery is not `failed` or the endpoint is disabled.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/replay", tag = "webhooks", security(("bearer" = ["admin"]), ("api_key" = ["webhooks:manage"])),
+    responses(
+        (status = 202, description = "The delivery is `pending` again", body = ReplayQueued),
+        (status = 409, description = "Conflict\n\n- `conflict`: the delivery is not `failed` (only failed deliveries are replayed), or the endpoint is disabled (enable it first)\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = shared::web::openapi::ApiError),
+    ))]
 async fn replay_delivery(
     State(state): State<AppState>,
     principal: Principal,
@@ -429,6 +502,29 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(err @ AppError::Api { .. }) => err.invalid_fields(),
             Err(AppError::Internal(e)) => panic!("{e}"),
+        }
+    }
+
+    /// The operation's request example, from this group's document.
+    fn example(path: &str, method: &str) -> Value {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone()
+    }
+
+    #[test]
+    fn the_documented_examples_are_accepted_and_the_schemas_state_the_bounds() {
+        let create = example("/v1/webhooks", "post");
+        assert!(create.is_object());
+        assert!(problems(create, true, false).is_empty());
+        let update = example("/v1/webhooks/{id}", "patch");
+        assert!(update.is_object());
+        assert!(problems(update, false, false).is_empty());
+        let schema = |s| serde_json::to_value(s).expect("schema");
+        let new = schema(<NewEndpoint as utoipa::PartialSchema>::schema());
+        let update = schema(<EndpointUpdate as utoipa::PartialSchema>::schema());
+        for types in [&new["properties"]["event_types"], &update["properties"]["event_types"]] {
+            assert_eq!((&types["minItems"], &types["maxItems"]), (&json!(1), &json!(MAX_EVENT_TYPES)), "{types}");
         }
     }
 

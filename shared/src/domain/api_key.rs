@@ -84,6 +84,29 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A JSON Schema `pattern` (ECMA 262, unanchored) that text matches when
+/// `str::trim` leaves something of it: it has a character outside Unicode's
+/// `White_Space` (exactly the characters `char::is_whitespace` names, so
+/// the schema says "not blank" as the parsers mean it).
+pub const NOT_BLANK_PATTERN: &str =
+    "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]";
+
+crate::inline_schema!(
+    KeyName,
+    "KeyName",
+    string(1, MAX_NAME_CHARS)
+        .pattern(Some(NOT_BLANK_PATTERN))
+        .description(Some(format!("1 to {MAX_NAME_CHARS} characters, not only whitespace; kept trimmed")))
+);
+
+crate::inline_schema!(
+    Timestamp,
+    "Timestamp",
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +117,51 @@ mod tests {
         assert_eq!(KeyName::parse(" ").err().as_deref(), Some("must not be blank"));
         assert_eq!(KeyName::parse("").err().as_deref(), Some("must have at least 1 characters"));
         assert_eq!(KeyState::Revoked.as_str(), "revoked");
+    }
+
+    /// The schema's "not blank" is the parser's: every `White_Space`
+    /// character is in the pattern's class, and nothing else is.
+    #[test]
+    fn the_not_blank_pattern_names_exactly_the_whitespace() {
+        let class = NOT_BLANK_PATTERN.trim_start_matches("[^").trim_end_matches(']');
+        let mut listed = Vec::new();
+        let mut rest = class;
+        while !rest.is_empty() {
+            let (c, tail) = if let Some(tail) = rest.strip_prefix("\\u") {
+                (u32::from_str_radix(&tail[..4], 16).expect("hex"), &tail[4..])
+            } else if let Some(tail) = rest.strip_prefix("\\x") {
+                (u32::from_str_radix(&tail[..2], 16).expect("hex"), &tail[2..])
+            } else if let Some(tail) = rest.strip_prefix('\\') {
+                let c = match tail.as_bytes()[0] {
+                    b't' => 9,
+                    b'n' => 10,
+                    b'f' => 12,
+                    b'r' => 13,
+                    other => panic!("escape {}", other as char),
+                };
+                (c, &tail[1..])
+            } else {
+                let c = rest.chars().next().expect("char");
+                (c as u32, &rest[c.len_utf8()..])
+            };
+            listed.push(c);
+            rest = tail;
+        }
+        // Ranges (`a-b`) hold a `-` entry between their ends.
+        let mut class_set = Vec::new();
+        let mut i = 0;
+        while i < listed.len() {
+            if i + 2 < listed.len() && listed[i + 1] == u32::from('-') {
+                class_set.extend(listed[i]..=listed[i + 2]);
+                i += 3;
+            } else {
+                class_set.push(listed[i]);
+                i += 1;
+            }
+        }
+        let whitespace: Vec<u32> =
+            (0..=0x10FFFF).filter_map(char::from_u32).filter(|c| c.is_whitespace()).map(u32::from).collect();
+        class_set.sort_unstable();
+        assert_eq!(class_set, whitespace);
     }
 }

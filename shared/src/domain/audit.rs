@@ -32,11 +32,22 @@ pub struct AuditContext {
 pub struct Actor {
     /// `user`, `api_key` or `system`.
     #[serde(rename = "type")]
+    #[schema(schema_with = actor_kinds)]
     pub kind: String,
     /// The user's or the API key's id, or the platform component's name.
     pub id: String,
     /// The user's email (users only).
     pub email: Option<String>,
+}
+
+/// The kinds of actor the constructors of [`AuditContext`] make.
+fn actor_kinds() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["user", "api_key", "system"]))
+        .description(Some("`user`, `api_key` or `system` (a platform component)"))
+        .build()
 }
 
 /// Where a request came from, for audit entries (the web layer reads it off
@@ -132,8 +143,8 @@ impl Change {
     }
 }
 
-/// An entry of the trail as `GET /v1/audit/logs` shows it (seed 003's shape
-/// plus actor, user agent and request id); `store::audit_log` reads it.
+/// An entry of the audit trail: one change to one resource (seed 003's
+/// shape, plus the actor, user agent and request id).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntryView {
     pub id: Uuid,
@@ -148,15 +159,22 @@ pub struct AuditEntryView {
     pub resource_id: String,
     /// The fields before the change (only the changed ones for an update),
     /// secrets redacted.
+    #[schema(value_type = Object)]
     pub old_values: Value,
     /// The fields after the change (only the changed ones for an update),
     /// secrets redacted.
+    #[schema(value_type = Object)]
     pub new_values: Value,
+    /// The caller's address, when the change came from a request.
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// The id of the request that made the change (`X-Request-Id`).
     pub request_id: Option<String>,
+    /// When the change happened.
+    #[schema(format = DateTime)]
     pub timestamp: String,
     /// When the entry leaves the trail (the tenant's retention policy).
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 

@@ -158,6 +158,33 @@ impl<'de> Deserialize<'de> for ChargeReference {
     }
 }
 
+/// What `char::is_whitespace` (and so `str::trim`) counts as white space,
+/// as a regular expression class: a [`Reason`] must hold one character
+/// outside it.
+pub const NOT_BLANK_PATTERN: &str =
+    "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+crate::inline_schema!(
+    Reason,
+    "Reason",
+    string(1, MAX_REASON_CHARS)
+        .pattern(Some(NOT_BLANK_PATTERN))
+        .description(Some("Why the credits changed: not blank; kept trimmed"))
+);
+crate::inline_schema!(
+    ChargeReference,
+    "ChargeReference",
+    string(1, MAX_REFERENCE_CHARS).pattern(Some("^[A-Za-z0-9._:/-]+$")).description(Some(
+        "The caller's reference: letters, digits and `- _ . : /`; a charge happens once per reference"
+    ))
+);
+
+/// `CreditKind` as a list filter takes it (the schema only): any case, as
+/// the parser matches it.
+pub struct CreditKindFilter;
+
+crate::inline_schema!(CreditKindFilter, "CreditKindFilter", super::tenant::any_case(CreditKind::NAMES));
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -185,6 +212,43 @@ mod tests {
         assert!(ChargeReference::parse("job-1:a/b").is_ok());
         assert!(ChargeReference::parse("no spaces").is_err());
         assert!(ChargeReference::parse(&"r".repeat(MAX_REFERENCE_CHARS + 1)).is_err());
+    }
+
+    /// The pattern's class is exactly what `trim` removes, so a reason the
+    /// schema calls blank is the one the parser refuses.
+    #[test]
+    fn the_not_blank_pattern_is_rusts_white_space() {
+        let ranges = [
+            ('\t', '\r'),
+            (' ', ' '),
+            ('\u{85}', '\u{85}'),
+            ('\u{a0}', '\u{a0}'),
+            ('\u{1680}', '\u{1680}'),
+            ('\u{2000}', '\u{200a}'),
+            ('\u{2028}', '\u{2029}'),
+            ('\u{202f}', '\u{202f}'),
+            ('\u{205f}', '\u{205f}'),
+            ('\u{3000}', '\u{3000}'),
+        ];
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let listed = ranges.iter().any(|(a, b)| (*a..=*b).contains(&c));
+            assert_eq!(listed, c.is_whitespace(), "{c:?}");
+        }
+        let escape = |c: char| match c {
+            '\t' => "\\t".to_owned(),
+            '\r' => "\\r".to_owned(),
+            ' ' => " ".to_owned(),
+            c => format!("\\u{:04x}", c as u32),
+        };
+        let class: String = ranges
+            .iter()
+            .map(|(a, b)| match (*b as u32) - (*a as u32) {
+                0 => escape(*a),
+                1 => format!("{}{}", escape(*a), escape(*b)),
+                _ => format!("{}-{}", escape(*a), escape(*b)),
+            })
+            .collect();
+        assert_eq!(NOT_BLANK_PATTERN, format!("[^{class}]"));
     }
 
     #[test]

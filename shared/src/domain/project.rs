@@ -13,6 +13,10 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize, de::Error as _};
 use serde_json::{Map, Value, json};
+use utoipa::openapi::{
+    RefOr,
+    schema::{AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type},
+};
 use uuid::Uuid;
 
 use super::values::{Text, check_storable};
@@ -492,6 +496,9 @@ impl DueDate {
         }
         NaiveDate::parse_from_str(raw, "%Y-%m-%d")
             .ok()
+            // Only `YYYY-MM-DD`: chrono also reads `2025-3-1`, ` 2025-03-01`,
+            // `+2025-03-01`, `-2025-03-01`, `99-03-01`.
+            .filter(|day| raw.len() == 10 && day.format("%Y-%m-%d").to_string() == raw)
             .and_then(|day| day.and_hms_opt(0, 0, 0))
             .map(|t| Self(t.and_utc()))
             .ok_or_else(|| "must be an RFC 3339 date-time (2025-03-01T17:00:00Z) or date (2025-03-01)".to_owned())
@@ -520,6 +527,97 @@ pub type TechnologyStack = TextList<TECHNOLOGY_STACK_MAX_ITEMS, TECHNOLOGY_MAX>;
 pub type RequirementsList = TextList<REQUIREMENTS_MAX_ITEMS, REQUIREMENT_MAX>;
 pub type PerformanceTargets = FreeObject<PERFORMANCE_TARGETS_MAX_KEYS>;
 pub type Criteria = TextList<CRITERIA_MAX_ITEMS, CRITERION_MAX>;
+
+// ----------------------------------------------------------------- schemas --
+
+/// "Not only whitespace" as a JSON Schema pattern: one character that
+/// `char::is_whitespace` (what `str::trim` strips) is not, spelled out so
+/// that every regex dialect (ECMA-262, Python's, Rust's) reads it as the
+/// parser does; `\S` differs between them (U+0085, U+FEFF, U+001C..U+001F).
+pub const NOT_BLANK: &str = r"[^\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+
+/// A string of 1 to `max` characters, not only whitespace.
+fn not_blank(max: usize) -> ObjectBuilder {
+    super::schema::string(1, max).pattern(Some(NOT_BLANK))
+}
+
+/// An object's keys: 1 to [`OBJECT_KEY_MAX`] characters.
+fn object_keys() -> ObjectBuilder {
+    super::schema::string(1, OBJECT_KEY_MAX)
+}
+
+/// A string in a format, with no bounds of its own.
+fn formatted_string(format: KnownFormat) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)))
+}
+
+impl<const MAX: usize> utoipa::PartialSchema for Name<MAX> {
+    fn schema() -> RefOr<Schema> {
+        not_blank(MAX).into()
+    }
+}
+
+impl<const MAX: usize> utoipa::ToSchema for Name<MAX> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("Name_{MAX}"))
+    }
+}
+
+impl<const ITEMS: usize, const LEN: usize> utoipa::PartialSchema for TextList<ITEMS, LEN> {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new().items(not_blank(LEN)).max_items(Some(ITEMS)).into()
+    }
+}
+
+impl<const ITEMS: usize, const LEN: usize> utoipa::ToSchema for TextList<ITEMS, LEN> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("TextList_{ITEMS}_{LEN}"))
+    }
+}
+
+impl<const KEYS: usize> utoipa::PartialSchema for FreeObject<KEYS> {
+    fn schema() -> RefOr<Schema> {
+        // What SmallJson checks cannot be said in JSON Schema: described.
+        let value = ObjectBuilder::new().schema_type(SchemaType::AnyValue).description(Some(format!(
+            "Any JSON value of at most {OBJECT_VALUE_MAX} bytes as compact JSON, at most {} levels deep \
+             (`[[1]]` is 3), with no empty keys, and numbers 0 or of magnitude 1e-130 to 1e126",
+            super::values::MAX_JSON_DEPTH
+        )));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .max_properties(Some(KEYS))
+            .property_names(Some(object_keys()))
+            .additional_properties(Some(value))
+            .into()
+    }
+}
+
+impl<const KEYS: usize> utoipa::ToSchema for FreeObject<KEYS> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        super::schema::inline_name(format_args!("FreeObject_{KEYS}"))
+    }
+}
+
+crate::inline_schema!(
+    Requirements,
+    "Requirements",
+    free_object()
+        .max_properties(Some(TASK_REQUIREMENT_GROUPS_MAX))
+        .property_names(Some(object_keys()))
+        .additional_properties(Some(<RequirementList as utoipa::PartialSchema>::schema()))
+);
+
+crate::inline_schema!(
+    DueDate,
+    "DueDate",
+    AnyOfBuilder::new()
+        .item(formatted_string(KnownFormat::DateTime))
+        .item(formatted_string(KnownFormat::Date))
+        .description(Some(
+            "An RFC 3339 date-time (`2025-03-01T17:00:00Z`, kept to the millisecond, in UTC) or a date \
+             (`2025-03-01`, its first instant in UTC)"
+        ))
+);
 
 /// A validated partial update: attribute values to set and attributes to
 /// remove (the store applies both under a condition on `updated_at`).
@@ -607,7 +705,9 @@ mod tests {
         let at = |raw: &str| DueDate::parse(raw).map(|d| super::super::rfc3339(d.0));
         assert_eq!(at("2025-03-01T18:30:00.123456+01:00").as_deref(), Ok("2025-03-01T17:30:00.123Z"));
         assert_eq!(at("2025-03-01").as_deref(), Ok("2025-03-01T00:00:00Z"));
-        for bad in ["2025-02-30", "01/03/2025", "2025-03-01T25:00:00Z"] {
+        for bad in
+            ["2025-02-30", "01/03/2025", "2025-03-01T25:00:00Z", "2025-3-1", " 2025-03-01", "99-03-01", "-2025-03-01"]
+        {
             assert!(at(bad).is_err(), "{bad}");
         }
     }

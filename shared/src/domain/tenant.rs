@@ -39,7 +39,7 @@ use crate::{
     domain::{
         ids::TenantId,
         validate::{is_hostname, is_slug},
-        values::{Clearable, Email, HttpUrl, Int, JsonObject, Settable, Text},
+        values::{Clearable, Email, HttpUrl, Int, JsonObject, MAX_JSON_DEPTH, Settable, Text},
     },
     error::{AppError, FieldError},
 };
@@ -398,6 +398,103 @@ fn is_cidr(s: &str) -> bool {
     bits.is_none_or(|b| b.parse::<u8>().is_ok_and(|n| n <= max))
 }
 
+// How the request values describe themselves in the OpenAPI document
+// (`domain::schema`): the bounds their parsers enforce, never stricter.
+
+crate::inline_schema!(Slug, "TenantSlug", string(1, 63).pattern(Some("^[a-z0-9-]+$")));
+crate::inline_schema!(Hostname, "TenantHostname", formatted(1, 253, "hostname"));
+crate::inline_schema!(
+    DataResidency,
+    "DataResidency",
+    string(2, 32).pattern(Some("^[a-z0-9-]+$")).description(Some("A region code such as `us` or `eu-west`"))
+);
+crate::inline_schema!(HexColor, "HexColor", string(7, 7).pattern(Some("^#[0-9A-Fa-f]{6}$")));
+// The characters an IP address may hold, and an optional `/bits`: the
+// parser (`std::net::IpAddr`) decides the rest.
+crate::inline_schema!(
+    IpRange,
+    "IpRange",
+    string(1, 64)
+        .pattern(Some("^[0-9A-Fa-f:.]+(/\\+?[0-9]+)?$"))
+        .description(Some("An IPv4 or IPv6 address, or a CIDR range (`203.0.113.0/24`)"))
+);
+
+/// A closed set of names as the parser (`string_enum!`) takes them: in any
+/// ASCII case (seed 002 writes `ACTIVE`, the API answers `active`). A
+/// pattern rather than an `enum`, which would refuse what the parser
+/// accepts.
+pub fn any_case(names: &[&str]) -> utoipa::openapi::schema::ObjectBuilder {
+    let alternatives: Vec<String> = names
+        .iter()
+        .map(|name| {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_alphabetic() {
+                        format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                    } else if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c.to_string()
+                    } else {
+                        format!("\\{c}")
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let listed: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    let description = format!("One of {} (any case)", listed.join(", "));
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(format!("^({})$", alternatives.join("|"))))
+        .description(Some(description))
+}
+
+/// Doc-only stand-ins for the `string_enum!` types of tenant requests and
+/// list filters: the type's names in any case ([`any_case`]).
+macro_rules! any_case_name {
+    ($($stand_in:ident => $name:ident by $schema:ident),+ $(,)?) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "` in a request, in any case (the schema only).")]
+            pub struct $stand_in;
+
+            impl utoipa::PartialSchema for $stand_in {
+                fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                    $schema($name::NAMES).into()
+                }
+            }
+
+            impl utoipa::ToSchema for $stand_in {
+                fn name() -> std::borrow::Cow<'static, str> {
+                    super::schema::inline_name(stringify!($stand_in))
+                }
+            }
+        )+
+    };
+}
+
+any_case_name!(
+    TenantTypeName => TenantType by any_case,
+    DataClassificationName => DataClassification by any_case,
+    LegalStatusName => LegalStatus by any_case,
+    TenantPlanName => TenantPlan by any_case,
+    SettableStatusName => SettableStatus by any_case,
+    TenantStatusFilter => TenantStatus by any_case,
+    TenantTypeFilter => TenantType by any_case,
+);
+
+/// A tenant id as a list filter (`?parent_id=`): a UUID (the schema only).
+pub struct TenantIdFilter;
+
+crate::inline_schema!(
+    TenantIdFilter,
+    "TenantIdFilter",
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(utoipa::openapi::schema::KnownFormat::Uuid)))
+);
+
+/// The largest allowance a `custom_limits` figure may be.
+pub const MAX_LIMIT: i64 = 1_000_000_000_000;
+
 /// A `custom_limits` allowance: a number or `"unlimited"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -418,7 +515,7 @@ impl<'de> Deserialize<'de> for Limit {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match whole(deserializer)? {
             Value::String(s) if s == "unlimited" => Ok(Limit::Unlimited),
-            value => Int::<0, 1_000_000_000_000>::parse(&value).map(|n| Limit::Of(n.get())).map_err(D::Error::custom),
+            value => Int::<0, MAX_LIMIT>::parse(&value).map(|n| Limit::Of(n.get())).map_err(D::Error::custom),
         }
     }
 }
@@ -429,7 +526,7 @@ impl utoipa::PartialSchema for Limit {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
         OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+            .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(MAX_LIMIT)))
             .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["unlimited"])))
             .into()
     }
@@ -461,7 +558,8 @@ eserde::impl_edeserialize_compat!(Unchangeable);
 // The nested objects of a tenant, as stored (absent keys stay absent).
 
 /// Seed 002's `security_config`: four switches.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantSecurityConfig)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -476,7 +574,8 @@ pub struct SecurityConfig {
 
 /// Seed 000's enterprise `custom_limits`. A rate limit is always a number:
 /// "unlimited" would let one caller flood the table.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantCustomLimits)]
 #[serde(deny_unknown_fields)]
 pub struct CustomLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -487,6 +586,7 @@ pub struct CustomLimits {
     pub api_calls_monthly: Option<Limit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai_requests_monthly: Option<Limit>,
+    /// Requests per minute per API key and per user (instead of the plan's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<Int<1, 1_000_000>>,
 }
@@ -535,8 +635,23 @@ impl<'de> Deserialize<'de> for Features {
 
 eserde::impl_edeserialize_compat!(Features);
 
+crate::inline_schema!(
+    Features,
+    "Features",
+    free_object()
+        .additional_properties(Some(
+            utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Boolean)
+        ))
+        .property_names(Some(string(1, MAX_FEATURE_NAME)))
+        .max_properties(Some(MAX_FEATURES))
+        .description(Some(format!(
+            "Feature switches by name (1 to {MAX_FEATURE_NAME} characters), each `true` or `false`; at most {MAX_FEATURES}"
+        )))
+);
+
 /// Seed 000's `configuration`, its four sections checked by name.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantConfiguration)]
 #[serde(deny_unknown_fields)]
 pub struct Configuration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -549,7 +664,9 @@ pub struct Configuration {
     pub compliance: Option<Compliance>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+/// Seed 000's `configuration.branding`, kept as sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantBranding)]
 #[serde(deny_unknown_fields)]
 pub struct Branding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -566,25 +683,33 @@ pub struct Branding {
 /// At most this many `ip_whitelisting` ranges.
 pub const MAX_IP_RANGES: usize = 100;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+/// Seed 000's `configuration.security`, kept as sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantSecurityPolicy)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigSecurity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sso_required: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa_required: Option<bool>,
-    /// At most [`MAX_IP_RANGES`] (checked after parsing).
+    /// Addresses or CIDR ranges: at most 100 (`MAX_IP_RANGES`, checked
+    /// after parsing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 100)]
     pub ip_whitelisting: Option<Vec<IpRange>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_timeout_minutes: Option<Int<5, 1440>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize)]
+/// Seed 000's `configuration.compliance`: `retention_policy_days` is how
+/// long the tenant's audit entries are kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantCompliance)]
 #[serde(deny_unknown_fields)]
 pub struct Compliance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[eserde(compat)]
+    #[schema(value_type = Option<DataClassificationName>)]
     pub data_classification: Option<DataClassification>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_logging: Option<bool>,
@@ -644,6 +769,24 @@ impl<'de> Deserialize<'de> for Settings {
 
 eserde::impl_edeserialize_compat!(Settings);
 
+crate::inline_schema!(
+    Settings,
+    "TenantSettings",
+    free_object()
+        .property("timezone", nullable(string(1, 64).into()))
+        .property("language", nullable(string(2, 16).into()))
+        .property_names(Some(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .min_length(Some(1)),
+        ))
+        .description(Some(format!(
+            "The tenant's own settings: `timezone` and `language` are checked, any other key is kept as sent; \
+             at most {SETTINGS_MAX_BYTES} bytes serialised, nested at most {MAX_JSON_DEPTH} levels, no empty keys, \
+             numbers 0 or of magnitude 1e-130 to 1e126"
+        )))
+);
+
 fn json_of<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
@@ -689,20 +832,30 @@ pub type StorageQuotaMb = Int<100, 100_000>;
 /// `POST /v1/tenants` in any of the three seeds' dialects (module doc):
 /// every field optional at parse time; the name (`name` or
 /// `organization_name`) is required by [`TenantCreate::into_tenant`].
-#[derive(Debug, Clone, Default, eserde::Deserialize)]
+#[derive(Debug, Clone, Default, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(description = "A new tenant, in seed 002's, seed 003's or seed 000's fields. Only the name is required \
+(`name`, or seed 000's `organization_name`; both must then be equal); what is left out gets a default: \
+the slug is derived from the name, the plan is `free`, `contact_email` is `admin_email`, `max_users` is the \
+plan's users limit (10,000 for plans without one), `max_diplomas` 100, `storage_quota_mb` 1,000, `configuration` \
+and `settings` `{}`.")]
 #[serde(deny_unknown_fields)]
 pub struct TenantCreate {
+    /// Required unless `organization_name` is sent.
     #[serde(default)]
     #[eserde(compat)]
     pub name: Option<TenantName>,
+    /// Seed 000's name for `name`.
     #[serde(default)]
     #[eserde(compat)]
     pub organization_name: Option<TenantName>,
+    /// Derived from the name when left out (with a random suffix when that
+    /// slug is taken); a slug that is sent and taken is a 409.
     #[serde(default)]
     #[eserde(compat)]
     pub slug: Option<Slug>,
     #[serde(default, rename = "type")]
     #[eserde(compat)]
+    #[schema(value_type = Option<TenantTypeName>)]
     pub tenant_type: Option<TenantType>,
     #[serde(default)]
     #[eserde(compat)]
@@ -718,10 +871,12 @@ pub struct TenantCreate {
     pub contact_phone: Option<ContactPhone>,
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = Option<LegalStatusName>)]
     pub legal_status: Option<LegalStatus>,
     #[serde(default)]
     #[eserde(compat)]
     pub registration_number: Option<RegistrationNumber>,
+    /// The tenant above this one; it must exist.
     #[serde(default)]
     #[eserde(compat)]
     pub parent_id: Option<TenantId>,
@@ -733,11 +888,13 @@ pub struct TenantCreate {
     pub storage_quota_mb: Option<StorageQuotaMb>,
     #[serde(default)]
     pub security_config: Option<SecurityConfig>,
+    /// Who the provisioner invites as the tenant's first owner.
     #[serde(default)]
     #[eserde(compat)]
     pub admin_email: Option<Email>,
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = Option<TenantPlanName>)]
     pub plan: Option<TenantPlan>,
     #[serde(default)]
     pub custom_limits: Option<CustomLimits>,
@@ -876,7 +1033,13 @@ pub const NULLABLE: &[&str] = &[
 /// `PUT`/`PATCH /v1/tenants/{id}` (seed 002 PUT, seed 003 update): every
 /// field optional; `null` clears the [`NULLABLE`] ones and is refused on the
 /// others; the slug cannot change.
-#[derive(Debug, Clone, Default, eserde::Deserialize)]
+#[derive(Debug, Clone, Default, eserde::Deserialize, utoipa::ToSchema)]
+#[schema(description = "A partial update: only the fields sent change. `null` clears `description`, `logo_url`, \
+`contact_phone`, `registration_number`, `parent_id`, `security_config`, `admin_email`, `custom_limits`, \
+`data_residency` and `domain`, and is refused for the others. The slug cannot change. A tenant's admins may \
+change its profile; `status`, `plan`, `custom_limits`, `max_users`, `max_diplomas`, `storage_quota_mb`, \
+`parent_id`, `type`, `legal_status`, `registration_number`, `data_residency`, `security_config` and \
+`admin_email` need a platform admin (403 whatever their values).")]
 #[serde(deny_unknown_fields)]
 pub struct TenantUpdate {
     #[serde(default)]
@@ -886,9 +1049,11 @@ pub struct TenantUpdate {
     #[eserde(compat)]
     pub organization_name: Settable<TenantName>,
     #[serde(default)]
+    #[schema(ignore)]
     pub slug: Unchangeable,
     #[serde(default, rename = "type")]
     #[eserde(compat)]
+    #[schema(value_type = TenantTypeName)]
     pub tenant_type: Settable<TenantType>,
     #[serde(default)]
     #[eserde(compat)]
@@ -904,6 +1069,7 @@ pub struct TenantUpdate {
     pub contact_phone: Clearable<ContactPhone>,
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = LegalStatusName)]
     pub legal_status: Settable<LegalStatus>,
     #[serde(default)]
     #[eserde(compat)]
@@ -924,6 +1090,7 @@ pub struct TenantUpdate {
     pub admin_email: Clearable<Email>,
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = TenantPlanName)]
     pub plan: Settable<TenantPlan>,
     #[serde(default)]
     pub custom_limits: Clearable<CustomLimits>,
@@ -937,8 +1104,11 @@ pub struct TenantUpdate {
     pub domain: Clearable<Hostname>,
     #[serde(default)]
     pub settings: Settable<Settings>,
+    /// `active`, `inactive` or `suspended` (any case); `provisioning`
+    /// belongs to the onboarding flow and cannot be set.
     #[serde(default)]
     #[eserde(compat)]
+    #[schema(value_type = SettableStatusName)]
     pub status: Settable<SettableStatus>,
 }
 

@@ -265,9 +265,12 @@ pub struct TryonSessionView {
     /// Credits given back for failed and cancelled items so far.
     pub credits_refunded: i64,
     pub progress: TryonProgress,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// When the session reached its final status.
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -330,7 +333,11 @@ pub struct TryonItemView {
     pub status: ItemStatus,
     /// Why rendering failed (`failed` only).
     pub error: Option<String>,
+    /// When the worker took the item.
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
+    /// When the item ended (`completed`, `failed` or `cancelled`).
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 

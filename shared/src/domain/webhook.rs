@@ -3,8 +3,8 @@
 //!
 //! - [`EventPattern`]: an event type (`user.created`), a family
 //!   (`tryon.*`) or `*`.
-//! - [`RetrySchedule`]: 1 to [`MAX_RETRIES`] delays of whole seconds, at
-//!   most a day in all.
+//! - [`RetrySchedule`]: up to [`MAX_RETRIES`] delays of whole seconds, at
+//!   most a day in all (`[]`: no retry).
 //! - [`EndpointStatus`], [`DeliveryStatus`]: the states a caller may set or
 //!   filter by (stored as the same strings).
 
@@ -200,6 +200,8 @@ pub struct EventPattern(String);
 
 impl EventPattern {
     pub const EXPECTATION: &'static str = "must be an event type (user.created), a family (tryon.*) or *";
+    /// What [`Self::parse`] accepts, as the OpenAPI document states it.
+    pub const PATTERN: &'static str = r"^(\*|[a-z_]+(\.[a-z_]+)*(\.\*)?)$";
 
     pub fn parse(value: &str) -> Option<Self> {
         let body = value.strip_suffix(".*").unwrap_or(value);
@@ -239,8 +241,38 @@ impl<'de> Deserialize<'de> for EventPattern {
 
 eserde::impl_edeserialize_compat!(EventPattern);
 
-/// Delays before each retry, in whole seconds: at most [`MAX_RETRIES`],
-/// each 1..=[`MAX_SCHEDULE_SECONDS`], adding up to a day at most. Refused
+crate::inline_schema!(
+    EventPattern,
+    "EventPattern",
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .pattern(Some(EventPattern::PATTERN))
+        .description(Some(
+            "An event type of the catalogue (`user.created`; see `webhooks` in this document), a family \
+             (`tryon.*`: every type that starts with `tryon.`) or `*` (every event). Any lowercase dotted name \
+             is accepted; one that names no event of the catalogue never matches.",
+        ))
+        .examples(["user.created", "tryon.*", "*"])
+);
+
+/// The schema of a list of patterns that may not be `null` (an update's
+/// `Settable<Vec<EventPattern>>`, whose derived schema drops the bounds):
+/// 1 to [`MAX_EVENT_TYPES`] patterns.
+pub fn event_types_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(<EventPattern as utoipa::PartialSchema>::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_EVENT_TYPES))
+        .description(Some(format!(
+            "What the endpoint subscribes to: 1 to {MAX_EVENT_TYPES} event types, families (`tryon.*`) or `*`"
+        )))
+        .build()
+}
+
+/// Delays before each retry, in whole seconds: at most [`MAX_RETRIES`]
+/// (none: a failed attempt is final), each 1..=[`MAX_SCHEDULE_SECONDS`],
+/// adding up to a day at most. Refused
 /// as a whole (the field is named, not the element).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule(Vec<i64>);
@@ -276,6 +308,20 @@ impl<'de> Deserialize<'de> for RetrySchedule {
 }
 
 eserde::impl_edeserialize_compat!(RetrySchedule);
+
+crate::inline_schema!(
+    RetrySchedule,
+    "RetrySchedule",
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(integer(1, MAX_SCHEDULE_SECONDS))
+        .max_items(Some(MAX_RETRIES))
+        .description(Some(format!(
+            "Delays before each retry of a failed delivery, in whole seconds: at most {MAX_RETRIES}, each 1 to \
+             {MAX_SCHEDULE_SECONDS}, adding up to {MAX_SCHEDULE_SECONDS} (a day) at most; `[]`: a failed attempt is not retried"
+        )))
+        .examples([serde_json::json!(DEFAULT_SCHEDULE)])
+        .build()
+);
 
 #[cfg(test)]
 mod tests {

@@ -271,7 +271,9 @@ pub struct NoFilters {}
 
 /// A list's query: the page, and the filters `F` (a struct of optional typed
 /// fields, `#[derive(eserde::Deserialize)]` with `deny_unknown_fields`).
-/// Empty parameters count as absent.
+/// An empty parameter (`?limit=`, `?status=`) is a value like any other and
+/// is judged by its type (an empty `limit` or `cursor` is refused), so what
+/// the OpenAPI document says a parameter accepts is what the edge accepts.
 pub struct ListQuery<F> {
     pub page: PageRequest,
     pub filters: F,
@@ -283,7 +285,7 @@ impl<S: Send + Sync, F: for<'de> eserde::EDeserialize<'de>> FromRequestParts<S> 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let QueryParams(params) = QueryParams::from_request_parts(parts, state).await?;
         let mut errors = Vec::new();
-        let limit = match params.get("limit").filter(|v| !v.is_empty()) {
+        let limit = match params.get("limit") {
             None => DEFAULT_PAGE_SIZE,
             Some(raw) => match raw.parse::<i32>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
@@ -293,10 +295,13 @@ impl<S: Send + Sync, F: for<'de> eserde::EDeserialize<'de>> FromRequestParts<S> 
                 }
             },
         };
-        let cursor = params.get("cursor").filter(|c| !c.is_empty()).cloned();
+        let cursor = params.get("cursor").cloned();
+        if cursor.as_deref() == Some("") {
+            errors.push(FieldError::new("cursor", "must not be empty"));
+        }
         let filters: Map<String, Value> = params
             .into_iter()
-            .filter(|(k, v)| k != "limit" && k != "cursor" && !v.is_empty())
+            .filter(|(k, _)| k != "limit" && k != "cursor")
             .map(|(k, v)| (k, Value::String(v)))
             .collect();
         let filters = match parse_body::<F>(Value::Object(filters).to_string().as_bytes()) {

@@ -266,7 +266,18 @@ pub fn document(parts: Vec<Part>, info: Value, webhooks: Value, extra_schemas: M
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
+            // One handler served under two methods (PUT and PATCH) would give
+            // two operations one id; ids must be unique, so both get the method.
+            let ids: Vec<&str> = item.values().filter_map(|op| op["operationId"].as_str()).collect();
+            let shared_ids: Vec<String> = ids
+                .iter()
+                .filter(|id| ids.iter().filter(|other| other == id).count() > 1)
+                .map(|id| (*id).to_owned())
+                .collect();
             for (method, operation) in item.iter_mut() {
+                if let Some(id) = operation["operationId"].as_str().filter(|id| shared_ids.iter().any(|s| s == id)) {
+                    operation["operationId"] = json!(format!("{id}_{method}"));
+                }
                 complete_operation(path, method, operation);
             }
         }
@@ -335,7 +346,8 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
     let has_body = operation.get("requestBody").is_some();
     let has_input = has_body || !params.is_empty();
     let has_path_id = path.contains('{');
-    let throttled = authenticated || path.starts_with("/v1/auth/");
+    // Sign-in and sign-up are throttled per account and address.
+    let throttled = authenticated || ["/v1/auth/login", "/v1/auth/register"].contains(&path);
     let Some(responses) = operation["responses"].as_object_mut() else { return };
     for (status, response) in responses.iter_mut() {
         let headers = response.as_object_mut().map(|r| r.entry("headers").or_insert_with(|| json!({})));
