@@ -24,6 +24,7 @@ pub enum Event {
     /// The provisioner made the tenant `active`.
     #[serde(rename = "tenant.activated")]
     TenantActivated(TenantActivated),
+    /// Tenant fields changed (`PUT`/`PATCH /v1/tenants/{id}`).
     #[serde(rename = "tenant.updated")]
     TenantUpdated(TenantUpdated),
     /// Soft delete: the tenant became `inactive`.
@@ -32,18 +33,27 @@ pub enum Event {
     /// A create was refused because the plan's quota is full.
     #[serde(rename = "tenant.quota_exceeded")]
     QuotaExceeded(QuotaExceeded),
+    /// A member joined: created by an admin, registered with the tenant,
+    /// or accepted an invitation.
     #[serde(rename = "user.created")]
     UserCreated(UserCreated),
+    /// An invitation to join the tenant was created.
     #[serde(rename = "user.invited")]
     UserInvited(UserInvited),
+    /// A member's role or active flag changed.
     #[serde(rename = "user.updated")]
     UserUpdated(UserUpdated),
+    /// A member was removed from the tenant.
     #[serde(rename = "user.deleted")]
     UserDeleted(UserDeleted),
+    /// An API key was created.
     #[serde(rename = "api_key.created")]
     ApiKeyCreated(ApiKeyChanged),
+    /// An API key was revoked: it stops working at once.
     #[serde(rename = "api_key.revoked")]
     ApiKeyRevoked(ApiKeyChanged),
+    /// An API key got a new secret (the old one works on only for the
+    /// grace period the rotation asked for, if any).
     #[serde(rename = "api_key.rotated")]
     ApiKeyRotated(ApiKeyChanged),
     /// A platform admin granted credits.
@@ -56,10 +66,13 @@ pub enum Event {
     /// never delivered to webhooks).
     #[serde(rename = "tryon.item.requested")]
     TryonItemRequested(TryonItemRequested),
+    /// A try-on session ended with at least one item rendered.
     #[serde(rename = "tryon.session.completed")]
     TryonSessionCompleted(TryonSessionFinished),
+    /// A try-on session ended with no item rendered and at least one failed.
     #[serde(rename = "tryon.session.failed")]
     TryonSessionFailed(TryonSessionFinished),
+    /// A try-on session ended with every item cancelled.
     #[serde(rename = "tryon.session.cancelled")]
     TryonSessionCancelled(TryonSessionFinished),
     /// `POST /v1/webhooks/{id}/test`: delivered to that endpoint only.
@@ -69,6 +82,8 @@ pub enum Event {
     /// (platform plumbing: never delivered as an event of its own).
     #[serde(rename = "webhook.delivery.replay_requested")]
     WebhookReplayRequested(WebhookReplayRequested),
+    /// The platform disabled a webhook endpoint: ten failed deliveries in a
+    /// row, or a `410 Gone` answer.
     #[serde(rename = "webhook_endpoint.disabled")]
     WebhookEndpointDisabled(WebhookEndpointDisabled),
     /// Every audit entry, as written (secrets redacted), so a tenant can
@@ -165,147 +180,263 @@ impl Event {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `tenant.created`: the tenant as it was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantCreatedEventData)]
 pub struct TenantCreated {
     pub tenant_id: Uuid,
+    /// The tenant's display name.
     pub name: String,
+    /// The tenant's unique, URL-safe handle.
     pub slug: String,
+    /// Who is invited as the tenant's owner once it is provisioned (`null`:
+    /// nobody is, e.g. the registering user is already its first member).
+    #[schema(required = true)]
     pub admin_email: Option<String>,
+    /// The plan: `free`, `professional`, `enterprise` or `enterprise_custom`.
     pub plan: String,
+    /// The parent tenant, for a tenant created under another.
+    #[schema(required = true)]
     pub parent_id: Option<Uuid>,
+    /// The user who created it (a platform admin); `null` for a self-service
+    /// registration.
+    #[schema(required = true)]
     pub created_by: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `tenant.activated`: the tenant left `provisioning`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantActivatedEventData)]
 pub struct TenantActivated {
     pub tenant_id: Uuid,
     pub slug: String,
+    /// Whether the provisioner invited the tenant's `admin_email` as owner.
     pub admin_invitation_sent: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `tenant.updated`: which of the tenant's fields changed (read the tenant
+/// for their new values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantUpdatedEventData)]
 pub struct TenantUpdated {
     pub tenant_id: Uuid,
+    /// The names of the fields set or removed (`name`, `plan`, `settings`...).
     pub changed_fields: Vec<String>,
+    /// The id of whoever made the change: a user's or an API key's id, or a
+    /// platform component's name.
+    #[schema(required = true)]
     pub updated_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `tenant.deleted`: the tenant was soft-deleted (status `inactive`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantDeletedEventData)]
 pub struct TenantDeleted {
     pub tenant_id: Uuid,
+    /// The id of whoever deleted it: a user's or an API key's id, or a
+    /// platform component's name.
+    #[schema(required = true)]
     pub deleted_by: Option<String>,
+    /// Always `true`: the tenant's data is kept, its credentials stop working.
     pub soft_delete: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `tenant.quota_exceeded`: a create was refused because the plan's quota
+/// is full (the caller got a 403 `quota_exceeded` with the same figures).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = QuotaExceededEventData)]
 pub struct QuotaExceeded {
     pub tenant_id: Uuid,
+    /// The quota: `users` or `projects`.
     pub quota_type: String,
+    /// What the tenant uses now.
     pub current_usage: i64,
+    /// What its plan allows.
     pub plan_limit: i64,
+    /// What the refused request would have added.
     pub requested_increase: i64,
+    /// The tenant's plan.
     pub plan: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `user.created`: a member joined the tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = UserCreatedEventData)]
 pub struct UserCreated {
     pub user_id: Uuid,
     pub email: String,
+    /// The member's role: `owner`, `admin`, `developer` or `user`.
     pub role: String,
-    /// `api` (an admin created the user), `registration` or `invitation`.
+    /// `api` (an admin created the user), `registration` (the tenant's
+    /// first member), `invitation` (an invitation was accepted) or `seed`.
     pub via: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `user.invited`: an invitation was sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = UserInvitedEventData)]
 pub struct UserInvited {
     pub invitation_id: Uuid,
+    /// Who was invited.
     pub email: String,
+    /// The role the invitee gets on accepting.
     pub role: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `user.updated`: a member's role or active flag after the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = UserUpdatedEventData)]
 pub struct UserUpdated {
     pub user_id: Uuid,
+    /// The role after the change.
     pub role: String,
+    /// Whether the member may sign in after the change.
     pub is_active: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `user.deleted`: a member was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = UserDeletedEventData)]
 pub struct UserDeleted {
     pub user_id: Uuid,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `api_key.created`, `api_key.revoked`, `api_key.rotated`: the key after
+/// the change (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApiKeyChangedEventData)]
 pub struct ApiKeyChanged {
     pub key_id: Uuid,
+    /// The key's name, as its owner gave it.
     pub name: String,
+    /// The key's scopes (`customers:read`, `webhooks:manage`...).
     pub scopes: Vec<String>,
+    /// `live` or `test` (the key's `sk_live_` / `sk_test_` prefix).
     pub environment: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `credits.added`, `credits.spent`: one entry of the tenant's credit
+/// ledger (a try-on's spends and refunds have no entry event of their own:
+/// its `tryon.session.*` event tells).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CreditsChangedEventData)]
 pub struct CreditsChanged {
+    /// The ledger entry (`GET /v1/credits/ledger`).
     pub entry_id: Uuid,
     /// Positive: the credits added or spent.
     pub amount: i64,
     /// The balance after the change.
     pub balance: i64,
+    /// Why, as the caller (or the platform admin) wrote it.
     pub reason: String,
+    /// The caller's charge reference (a charge happens once per reference);
+    /// `null` for grants without one.
     #[serde(default)]
+    #[schema(required = true)]
     pub reference: Option<String>,
+    /// Who made the change.
+    #[schema(value_type = crate::domain::audit::Actor)]
     pub actor: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `tryon.item.requested` (platform plumbing): asks the try-on worker to
+/// render one item of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TryonItemRequestedEventData)]
 pub struct TryonItemRequested {
     pub session_id: Uuid,
+    /// The item's position in the session's cart, from 0.
     pub item_index: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `tryon.session.completed`, `.failed`, `.cancelled`: a try-on session
+/// reached its final status, with its counts and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TryonSessionFinishedEventData)]
 pub struct TryonSessionFinished {
     pub session_id: Uuid,
+    /// The end customer the session rendered for.
     pub customer_id: Uuid,
+    /// The final status, the event's last word: `completed` (at least one
+    /// item rendered), `failed` (none rendered, at least one failed) or
+    /// `cancelled` (every item cancelled).
     pub status: String,
+    /// Items in the session's cart.
     pub items_total: i64,
+    /// Items rendered.
     pub completed: i64,
+    /// Items that failed.
     pub failed: i64,
+    /// Items cancelled before they were rendered.
     pub cancelled: i64,
+    /// Credits the session was charged when it started.
     pub credits_charged: i64,
+    /// Credits given back for the items that failed or were cancelled.
     pub credits_refunded: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `webhook.test`: sent on `POST /v1/webhooks/{id}/test`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookTestEventData)]
 pub struct WebhookTest {
+    /// The endpoint tested (the only one that receives this event).
     pub endpoint_id: Uuid,
+    /// A fixed text: `a test event from the platform`.
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `webhook.delivery.replay_requested` (platform plumbing): a failed
+/// delivery went back to `pending`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookReplayRequestedEventData)]
 pub struct WebhookReplayRequested {
     pub endpoint_id: Uuid,
+    /// The delivery to send again (also the id of the event it carries).
     pub delivery_id: Uuid,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `webhook_endpoint.disabled`: the platform stopped delivering to an
+/// endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookEndpointDisabledEventData)]
 pub struct WebhookEndpointDisabled {
     pub endpoint_id: Uuid,
+    /// The endpoint's URL.
     pub url: String,
+    /// Why: `its last 10 deliveries failed` or `the endpoint answered 410 Gone`.
     pub reason: String,
 }
 
-/// An audit entry as stored (API `GET /v1/audit/logs` shows the same fields).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `audit.entry.created`: an audit entry as stored (API `GET /v1/audit/logs`
+/// shows the same fields), secrets redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEntryCreatedEventData)]
 pub struct AuditEntryCreated {
+    /// The entry's id (also the event's id).
     pub id: Uuid,
+    /// `create`, `update`, `delete`, or what the resource names its changes
+    /// (a credit `grant`, say).
     pub action: String,
+    /// What changed: `tenant`, `user`, `api_key`, `webhook_endpoint`...
     pub resource_type: String,
     pub resource_id: String,
+    /// Who made the change.
+    #[schema(value_type = crate::domain::audit::Actor)]
     pub actor: Value,
+    /// The fields before the change (only the changed ones for an update;
+    /// `{}` for a create), secrets redacted.
+    #[schema(value_type = Object)]
     pub old_values: Value,
+    /// The fields after the change (only the changed ones for an update;
+    /// `{}` for a delete), secrets redacted.
+    #[schema(value_type = Object)]
     pub new_values: Value,
+    /// When the change was made (RFC 3339).
+    #[schema(format = DateTime)]
     pub timestamp: String,
+    /// The id of the API request that made the change, if any.
     #[serde(default)]
+    #[schema(required = true)]
     pub request_id: Option<String>,
 }
 
