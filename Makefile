@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks around them.
-.PHONY: run test lint validate bench bench-webhooks
+.PHONY: run test lint validate bench bench-webhooks openapi
 
 run:            ## the platform locally: stack + API on 127.0.0.1:3000
 	scripts/run-local.sh
@@ -19,3 +19,7 @@ bench:          ## performance bench of the functions (docs/performance.md)
 
 bench-webhooks: ## deliveries per second of one webhook dispatcher (docs/performance.md)
 	scripts/test.sh -- --test it -- --ignored webhook_delivery_throughput --nocapture
+
+openapi:        ## regenerate docs/openapi.json, docs/events/ and the Postman collection from the code
+	cargo run -q -p local --bin openapi -- --write
+	scripts/postman.sh

@@ -48,8 +48,19 @@ REGISTRY_CALL_LOG="$AWS_CALL_LOG" AWS_CALL_LOG="" \
   cargo test -p platform-tests --test registry --locked -- --nocapture 2>&1 | tee -a "$log"
 registry_status=${PIPESTATUS[0]}
 if [[ $status -eq 0 ]]; then status=$registry_status; fi
+# The API from the outside (scripts/api-checks.sh): the served OpenAPI
+# document validated, schemathesis over every operation, newman over the seed
+# scenarios, the SDK examples. API_CHECKS=none skips them (a quick local run).
+api_checks="${API_CHECKS:-all}"
+if [[ "$api_checks" != "none" ]]; then
+  api_log="$LOCAL_DIR/api-checks.log"
+  API_CHECKS="${api_checks/#all/spec,reference,postman,examples,fuzz}" scripts/api-checks.sh 2>&1 | tee "$api_log"
+  api_status=${PIPESTATUS[0]}
+  if [[ $status -eq 0 ]]; then status=$api_status; fi
+fi
 set -e
 # One closing line for the whole run: cargo prints one per test binary.
+grep -hE "^api checks:" "$LOCAL_DIR/api-checks.log" 2>/dev/null || true
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i-1); if ($i ~ /^failed;/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -859,3 +859,145 @@ fn the_checker_reads_names_paths_and_wildcards_like_aws() {
     let list = fn_body(source, "list").expect("list");
     assert_eq!(scopes_required(source, list), BTreeSet::from(["webhooks:manage"]));
 }
+
+// ----------------------------------------------------------------- openapi --
+
+/// The roles a handler's body names, as the spec's `bearer` requirement
+/// spells them: `Role::Developer` -> `developer`, a platform-admin check ->
+/// `platform_admin`. Helpers of the same file it calls count too.
+fn roles_required(source: &str, body: &str) -> BTreeSet<String> {
+    let mut bodies = vec![body];
+    let mut rest = body.split_once('(').map_or("", |(_, r)| r);
+    while let Some(open) = rest.find('(') {
+        let name_start = rest[..open].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let name = &rest[name_start..open];
+        if !name.is_empty()
+            && !rest[..name_start].ends_with('.')
+            && !rest[..name_start].ends_with("::")
+            && let Some(helper) = fn_body(source, name)
+        {
+            bodies.push(helper);
+        }
+        rest = &rest[open + 1..];
+    }
+    let mut roles = BTreeSet::new();
+    for text in bodies {
+        for role in ["Owner", "Admin", "Developer", "User"] {
+            let needle = format!("Role::{role}");
+            if text
+                .match_indices(&needle)
+                .any(|(at, _)| !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                roles.insert(role.to_ascii_lowercase());
+            }
+        }
+        if text.contains("require_platform_admin(") {
+            roles.insert("platform_admin".to_owned());
+        }
+    }
+    roles
+}
+
+fn generated_document() -> String {
+    format!("{}\n", serde_json::to_string_pretty(&local::openapi::document()).expect("document serialises"))
+}
+
+/// docs/openapi.json and docs/events/ are what the code generates today
+/// (`cargo run -p local --bin openapi -- --write` refreshes them), so the
+/// document the docs function serves is the code's.
+#[test]
+fn the_committed_openapi_document_and_event_schemas_are_fresh() {
+    let mut problems = Problems::default();
+    if read("docs/openapi.json") != generated_document() {
+        problems.add("docs/openapi.json is stale: run `cargo run -p local --bin openapi -- --write` and commit it");
+    }
+    let schemas = local::webhooks_doc::event_schemas();
+    let mut expected: BTreeSet<String> = schemas.iter().map(|(name, _)| name.clone()).collect();
+    expected.insert("README.md".to_owned());
+    let present: BTreeSet<String> = std::fs::read_dir(format!("{REPO}/docs/events"))
+        .map(|dir| dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    for name in present.symmetric_difference(&expected) {
+        problems.add(format!("docs/events/{name}: present and expected differ (regenerate)"));
+    }
+    for (name, schema) in &schemas {
+        let text = std::fs::read_to_string(format!("{REPO}/docs/events/{name}")).unwrap_or_default();
+        let fresh = format!("{}\n", serde_json::to_string_pretty(schema).expect("schema serialises"));
+        if text != fresh {
+            problems.add(format!("docs/events/{name} is stale (regenerate)"));
+        }
+    }
+    problems.check("generated API documents");
+}
+
+/// Every route a group serves is an operation of the document and every
+/// operation is served; each operation's role and API key scope are the
+/// ones its handler requires; public operations take no credentials.
+#[test]
+fn the_openapi_document_describes_every_route_with_its_role_and_scope() {
+    let doc = local::openapi::document();
+    let template = template();
+    let crates: BTreeMap<String, String> = functions(&template).into_iter().map(|(id, f)| (id, crate_of(f))).collect();
+    let mut problems = Problems::default();
+    let mut served = BTreeMap::new();
+    for (function, routes) in local::route_groups() {
+        for route in served_routes(&routes) {
+            served.insert(route, function);
+        }
+    }
+    let mut described = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let key = (method.to_ascii_uppercase(), path.clone());
+            described.insert(key.clone());
+            let Some(function) = served.get(&key) else {
+                problems.add(format!("the document describes {} {path}, which no group serves", key.0));
+                continue;
+            };
+            let Some(handler) = operation["operationId"].as_str() else {
+                problems.add(format!("{} {path}: no operationId", key.0));
+                continue;
+            };
+            // A handler served under two methods has the method in its ids.
+            let handler = handler.strip_suffix(&format!("_{method}")).unwrap_or(handler);
+            let file = format!("functions/{}/src/lib.rs", crates[*function]);
+            let source = read(&file);
+            let Some(body) = fn_body(&source, handler) else {
+                // Shared handlers (`shared::http::health`) live outside the groups.
+                continue;
+            };
+            let security = operation["security"].as_array().cloned().unwrap_or_default();
+            let takes_credentials = ["Principal", "SignedIn", "Fresh"].iter().any(|extractor| body.contains(extractor));
+            if security.is_empty() == takes_credentials {
+                problems.add(format!(
+                    "{} {path}: {handler} {} credentials but the document says {}",
+                    key.0,
+                    if takes_credentials { "takes" } else { "takes no" },
+                    if security.is_empty() { "public" } else { "authenticated" }
+                ));
+            }
+            let scope = operation["x-api-key-scope"].as_str();
+            let scopes = scopes_required(&source, body);
+            if scopes.len() > 1 || scopes.iter().next().copied() != scope {
+                problems.add(format!(
+                    "{} {path}: the document's API key scope is {scope:?}; {handler} requires {scopes:?}",
+                    key.0
+                ));
+            }
+            let roles = roles_required(&source, body);
+            match operation["x-required-role"].as_str() {
+                Some(role) if !roles.is_empty() && !roles.contains(role) => {
+                    problems.add(format!("{} {path}: the document's role is {role}; {handler} names {roles:?}", key.0))
+                }
+                None if !security.is_empty() => problems.add(format!("{} {path}: authenticated but no role", key.0)),
+                _ => {}
+            }
+        }
+    }
+    for ((method, path), function) in &served {
+        if !described.contains(&(method.clone(), path.clone())) {
+            problems.add(format!("{function} serves {method} {path}, which the OpenAPI document does not describe"));
+        }
+    }
+    problems.check("OpenAPI document against the routers");
+}
