@@ -333,6 +333,38 @@ async fn a_410_disables_at_once_and_a_failed_delivery_replays_with_the_same_id()
         .expect(200);
 }
 
+/// Every event fans out to each endpoint, so a tenant has at most 20; the
+/// count follows deletes (schemathesis made hundreds, and the dispatcher's
+/// fan-out starved everything else).
+#[tokio::test]
+async fn a_tenant_has_at_most_twenty_endpoints_and_a_delete_frees_one() {
+    let shop = shop(0).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (id, _) = endpoint(&shop.key, &format!("https://hooks.example.com/{i}"), json!(["*"]), json!([5])).await;
+        ids.push(id);
+    }
+    let refused = post("/v1/webhooks")
+        .api_key(&shop.key)
+        .json(&json!({"url": "https://hooks.example.com/21"}))
+        .send()
+        .await
+        .expect_error(409, "conflict");
+    assert_eq!(refused.body["details"], json!({"reason": "too_many_endpoints", "max_endpoints": 20}));
+    let listed = get("/v1/webhooks?limit=100").api_key(&shop.key).send().await.expect(200);
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(20), "the refusal created nothing");
+
+    delete(&format!("/v1/webhooks/{}", ids[0])).api_key(&shop.key).send().await.expect(204);
+    delete(&format!("/v1/webhooks/{}", ids[0])).api_key(&shop.key).send().await.expect_error(404, "not_found");
+    endpoint(&shop.key, "https://hooks.example.com/again", json!(["*"]), json!([5])).await;
+    post("/v1/webhooks")
+        .api_key(&shop.key)
+        .json(&json!({"url": "https://hooks.example.com/22"}))
+        .send()
+        .await
+        .expect_error(409, "conflict");
+}
+
 #[tokio::test]
 async fn endpoints_are_private_to_their_tenant_and_secrets_are_shown_once() {
     let a = shop(0).await;

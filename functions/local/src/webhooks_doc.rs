@@ -20,7 +20,10 @@
 use serde_json::{Map, Value, json};
 use shared::{
     config::EVENT_SOURCE,
-    domain::webhook::{DEFAULT_SCHEDULE, MAX_RETRIES, MAX_SCHEDULE_SECONDS},
+    domain::{
+        audit::Actor,
+        webhook::{DEFAULT_SCHEDULE, MAX_RETRIES, MAX_SCHEDULE_SECONDS},
+    },
     events::{
         DomainEvent, Event,
         catalogue::{
@@ -371,11 +374,20 @@ impl Payload {
     fn of<T: utoipa::ToSchema>() -> Self {
         let mut nested = Vec::new();
         T::schemas(&mut nested);
-        Self {
-            name: T::name().into_owned(),
-            schema: json_of(&<T as utoipa::PartialSchema>::schema()),
-            nested: nested.into_iter().map(|(name, schema)| (name, json_of(&schema))).collect(),
+        let mut nested: Vec<(String, Value)> =
+            nested.into_iter().map(|(name, schema)| (name, json_of(&schema))).collect();
+        let mut schema = json_of(&<T as utoipa::PartialSchema>::schema());
+        // The catalogue sits below the domain layer, so its `actor` fields
+        // are free-form objects there; here they are the domain's `Actor`.
+        if let Some(actor) = schema.pointer_mut("/properties/actor") {
+            let description = actor.get("description").cloned();
+            *actor = json!({"$ref": "#/components/schemas/Actor"});
+            if let Some(description) = description {
+                actor["description"] = description;
+            }
+            nested.push(("Actor".to_owned(), json_of(&<Actor as utoipa::PartialSchema>::schema())));
         }
+        Self { name: T::name().into_owned(), schema, nested }
     }
 }
 

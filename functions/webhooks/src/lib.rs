@@ -245,7 +245,10 @@ pub struct EndpointWithSecret {
         "event_types": ["tryon.*", "credits.spent"],
         "retry_schedule_seconds": [5, 15, 45]
     })),
-    responses((status = 201, description = "The endpoint, `active`, and its signing secret", body = EndpointWithSecret)))]
+    responses(
+        (status = 201, description = "The endpoint, `active`, and its signing secret", body = EndpointWithSecret),
+        (status = 409, description = "Conflict\n\n- `conflict`: the tenant has the most endpoints allowed (`details.reason`: `too_many_endpoints`, `details.max_endpoints`)\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running", body = shared::web::openapi::ApiError),
+    ))]
 async fn create_endpoint(
     State(state): State<AppState>,
     principal: Principal,

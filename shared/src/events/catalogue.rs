@@ -335,7 +335,9 @@ pub struct CreditsChanged {
     #[schema(required = true)]
     pub reference: Option<String>,
     /// Who made the change.
-    #[schema(value_type = crate::domain::audit::Actor)]
+    // The domain's `Actor` (this layer sits below the domain, so the
+    // webhook document swaps it in: functions/local/src/webhooks_doc.rs).
+    #[schema(value_type = Object)]
     pub actor: Value,
 }
 
@@ -421,7 +423,9 @@ pub struct AuditEntryCreated {
     pub resource_type: String,
     pub resource_id: String,
     /// Who made the change.
-    #[schema(value_type = crate::domain::audit::Actor)]
+    // The domain's `Actor` (this layer sits below the domain, so the
+    // webhook document swaps it in: functions/local/src/webhooks_doc.rs).
+    #[schema(value_type = Object)]
     pub actor: Value,
     /// The fields before the change (only the changed ones for an update;
     /// `{}` for a create), secrets redacted.

@@ -7,6 +7,11 @@
 //!
 //! A delivery's id is the event's id, so fanning one event out twice (a
 //! redelivered message) finds the delivery already there.
+//!
+//! A tenant has at most [`MAX_ENDPOINTS_PER_TENANT`] endpoints, counted by
+//! `webhook_endpoint_count` on the tenant item in the creating and deleting
+//! transactions (like the quotas, `store::quota`): every event fans out to
+//! each endpoint, so the bound keeps what one event costs bounded.
 
 use std::collections::HashMap;
 
@@ -18,14 +23,16 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, condition_failed, from_item, n, number_attr, s, to_attribute, to_item,
+    Item, Store, condition_failed, from_item, n, number_attr,
+    quota::{TENANT_MISSING, tenant_counters},
+    s, to_attribute, to_item,
     tx::{Cond, Tx, TxError},
 };
 use crate::{
     auth::TenantScope,
     domain::audit::{AuditContext, Change},
     domain::now_rfc3339,
-    error::AppResult,
+    error::{AppError, AppResult},
     events::{
         DomainEvent, Event,
         catalogue::{WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest},
@@ -34,6 +41,13 @@ use crate::{
 };
 
 pub const ENDPOINT_RESOURCE: &str = "webhook_endpoint";
+
+/// The most endpoints a tenant may have (Stripe allows 16 per account).
+pub const MAX_ENDPOINTS_PER_TENANT: i64 = 20;
+/// The tenant item's count of its endpoints.
+const ENDPOINT_COUNTER: &str = "webhook_endpoint_count";
+/// Creating one more endpoint would pass [`MAX_ENDPOINTS_PER_TENANT`].
+const ENDPOINT_LIMIT: Cond = Cond("endpoint_limit");
 
 /// The endpoint changed since it was read (optimistic updates).
 const ENDPOINT_CHANGED: Cond = Cond("endpoint_changed");
@@ -94,8 +108,23 @@ impl Store {
         item.insert("secret_sealed".into(), AttributeValue::B(Blob::new(sealed_secret.1)));
         let mut tx = Tx::new();
         tx.put_new(item, Cond::UNIQUE_ID);
+        let (count, expression) = tenant_counters(scope, &[(ENDPOINT_COUNTER.to_owned(), 1)]);
+        tx.update(
+            count
+                .update_expression(expression)
+                .condition_expression("attribute_exists(PK) AND (attribute_not_exists(#c0) OR #c0 < :max)")
+                .expression_attribute_values(":max", n(MAX_ENDPOINTS_PER_TENANT)),
+            Some(ENDPOINT_LIMIT),
+        );
         let change = Change::created(ENDPOINT_RESOURCE, endpoint.id, endpoint.view());
-        self.commit_endpoint_change(scope, tx, change, audit).await.map_err(|e| e.into_app_error("webhook endpoint"))
+        match self.commit_endpoint_change(scope, tx, change, audit).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Condition(ENDPOINT_LIMIT)) => Err(AppError::conflict(format!(
+                "a tenant may have at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints; delete one first"
+            ))
+            .with_details(json!({"reason": "too_many_endpoints", "max_endpoints": MAX_ENDPOINTS_PER_TENANT}))),
+            Err(e) => Err(e.into_app_error("webhook endpoint")),
+        }
     }
 
     /// An endpoint's change with its audit entry, in one transaction.
@@ -225,9 +254,24 @@ impl Store {
         audit: &AuditContext,
     ) -> AppResult<()> {
         let mut tx = Tx::new();
-        tx.delete(Delete::builder().set_key(Some(endpoint_key(scope, endpoint.id))), None);
+        tx.delete(
+            Delete::builder()
+                .set_key(Some(endpoint_key(scope, endpoint.id)))
+                .condition_expression("attribute_exists(PK)"),
+            Some(ENDPOINT_MISSING),
+        );
+        let (count, expression) = tenant_counters(scope, &[(ENDPOINT_COUNTER.to_owned(), -1)]);
+        tx.update(
+            count.update_expression(expression).condition_expression("attribute_exists(PK)"),
+            Some(TENANT_MISSING),
+        );
         let change = Change::deleted(ENDPOINT_RESOURCE, endpoint.id, endpoint.view());
-        self.commit_endpoint_change(scope, tx, change, audit).await.map_err(|e| e.into_app_error("webhook endpoint"))
+        match self.commit_endpoint_change(scope, tx, change, audit).await {
+            Ok(()) => Ok(()),
+            // A concurrent delete won: the count went down once.
+            Err(TxError::Condition(ENDPOINT_MISSING)) => Err(AppError::not_found(ENDPOINT_RESOURCE)),
+            Err(e) => Err(e.into_app_error("webhook endpoint")),
+        }
     }
 
     /// `webhook.test` for one endpoint, through the outbox (delivered to
