@@ -2,9 +2,10 @@
 
 Every event fans out to each endpoint, and the fuzzer's endpoints point at
 hosts that do not answer, so each one keeps the webhook dispatcher retrying
-in the background: on the single-threaded local emulator that starved the
-next run (its coverage phase took 213 s instead of 39 s). Deleting them is
-the teardown of the run that made them. Standard library only.
+in the background, on the same single-threaded local emulator the next run
+needs. Deleting them is the teardown of the run that made them (whether
+they are what slows the API-key run is open: docs/performance.md).
+Standard library only.
 
     python3 tests/api/cleanup.py http://127.0.0.1:3567 <API key with webhooks:manage>
 """

@@ -30,7 +30,7 @@ status=0
 # The owner's token: every operation a person can call (public ones too).
 run owner -H "Authorization: Bearer $OWNER_TOKEN" || status=1
 # The run's teardown: its webhook endpoints point at hosts that never answer,
-# and the dispatcher's retries for them would starve the next run.
+# and the dispatcher's retries for them would load the next run.
 python3 "$repo/tests/api/cleanup.py" "$BASE_URL" "$API_KEY" || echo "cleanup failed: the next run may be slower"
 # The API key: the operations a key may call (people-only ones are skipped,
 # and public ones, which the owner run covered).
