@@ -55,15 +55,7 @@ struct OptionalRotateBody;
 
 impl utoipa::Modify for OptionalRotateBody {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let body = openapi
-            .paths
-            .paths
-            .get_mut("/v1/api-keys/{id}/rotate")
-            .and_then(|item| item.post.as_mut())
-            .and_then(|operation| operation.request_body.as_mut());
-        if let Some(body) = body {
-            body.required = Some(utoipa::openapi::Required::False);
-        }
+        shared::web::openapi::optional_post_body(openapi, "/v1/api-keys/{id}/rotate");
     }
 }
 

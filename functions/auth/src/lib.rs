@@ -71,10 +71,7 @@ struct OptionalBodies;
 
 impl utoipa::Modify for OptionalBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let logout = openapi.paths.paths.get_mut("/v1/auth/logout").and_then(|item| item.post.as_mut());
-        if let Some(body) = logout.and_then(|operation| operation.request_body.as_mut()) {
-            body.required = Some(utoipa::openapi::Required::False);
-        }
+        shared::web::openapi::optional_post_body(openapi, "/v1/auth/logout");
     }
 }
 

@@ -226,6 +226,21 @@ fn parameters() -> Value {
     })
 }
 
+/// Marks the request body of `POST path` as optional, for handlers that
+/// take an `OptionalBody<T>`: utoipa's own way (`content = Option<T>`)
+/// would also offer a JSON `null`, which such bodies refuse.
+pub fn optional_post_body(openapi: &mut utoipa::openapi::OpenApi, path: &str) {
+    let body = openapi
+        .paths
+        .paths
+        .get_mut(path)
+        .and_then(|item| item.post.as_mut())
+        .and_then(|operation| operation.request_body.as_mut());
+    if let Some(body) = body {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+}
+
 /// What a group contributes: its utoipa document (paths, tags, schemas).
 pub type Part = utoipa::openapi::OpenApi;
 
