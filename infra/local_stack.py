@@ -9,10 +9,16 @@ against AWS_ENDPOINT_URL (moto), every
   AWS::SQS::Queue        attributes and RedrivePolicy (dead-letter queues first)
   AWS::Events::EventBus
   AWS::Events::Rule      pattern/schedule, targets with DeadLetterConfig, RetryPolicy
+  AWS::Scheduler::Schedule  in moto's EventBridge Scheduler, which stores it and
+                         fires nothing: the local server fires it from
+                         LOCAL_DIR/schedules.json, written here
+                         (functions/local/src/schedules.rs)
 
 named `saas-local-<logical-id-in-kebab-case>` (FIFO queues keep `.fifo`).
 IAM roles and policies, API Gateway, Lambda and log groups are not created:
-locally the functions run as plain processes (functions/local).
+locally the functions run as plain processes (functions/local). A role's ARN
+still resolves (`arn:aws:iam::<account>:role/<local name>`) for the resources
+that name one (a schedule's target).
 
 Local deviations, so redelivery is observable within seconds in tests:
   LOCAL_QUEUE_VISIBILITY_SECONDS  every queue's VisibilityTimeout (default 3)
@@ -22,8 +28,9 @@ Local deviations, so redelivery is observable within seconds in tests:
 Secrets are generated once under LOCAL_DIR and kept across restarts:
 jwt-private.pem (P-256 PKCS#8), jwt-public.pem (SPKI), cursor-secret (64 hex).
 
-Finally it writes LOCAL_DIR/env (`export NAME='value'` lines; docs/infra.md
-has the contract) and prints its path. Re-running is safe: existing resources
+Finally it writes LOCAL_DIR/schedules.json (the schedules as moto stores
+them, for the local server to fire) and LOCAL_DIR/env (`export NAME='value'`
+lines; docs/infra.md has the contract) and prints its path. Re-running is safe: existing resources
 are kept and brought in line with the template (queue attributes, missing
 GSIs, TTL, rule targets).
 
@@ -300,6 +307,7 @@ class LocalStack:
         self.s3 = session.client("s3", endpoint_url=endpoint, config=config)
         self.sqs = session.client("sqs", endpoint_url=endpoint, config=config)
         self.events = session.client("events", endpoint_url=endpoint, config=config)
+        self.scheduler = session.client("scheduler", endpoint_url=endpoint, config=config)
         self.sts = session.client("sts", endpoint_url=endpoint, config=config)
         self.visibility = os.environ.get("LOCAL_QUEUE_VISIBILITY_SECONDS", "3")
         self.max_receive = os.environ.get("LOCAL_MAX_RECEIVE_COUNT") or None
@@ -316,6 +324,15 @@ class LocalStack:
             self.event_bus(logical_id)
         for logical_id, resource in resources_of(self.template, "AWS::Events::Rule"):
             self.rule(logical_id, resource.get("Properties") or {})
+        for logical_id, _ in resources_of(self.template, "AWS::IAM::Role"):
+            # Not created (moto enforces no IAM); the ARN is what others name.
+            name = local_name(logical_id)
+            self.r.refs[logical_id] = name
+            self.r.attrs[logical_id] = {"Arn": f"arn:aws:iam::{self.r.account_id}:role/{name}"}
+        self.schedules = [
+            self.schedule(logical_id, resource.get("Properties") or {})
+            for logical_id, resource in resources_of(self.template, "AWS::Scheduler::Schedule")
+        ]
 
     # -- DynamoDB ----------------------------------------------------------
 
@@ -354,7 +371,18 @@ class LocalStack:
             log(f"created table {name}")
         else:
             stream = self.r.resolve(props.get("StreamSpecification"))
-            if stream and not existing.get("StreamSpecification", {}).get("StreamEnabled"):
+            current = existing.get("StreamSpecification") or {}
+            if stream and current.get("StreamEnabled") and current.get("StreamViewType") != stream.get("StreamViewType"):
+                # DynamoDB changes a view type only by disabling the stream and
+                # enabling a new one; moto 5.2.5 refuses to enable a stream
+                # on a table that ever had one. So a long-running stack keeps
+                # its old view type until moto restarts (its state is in memory).
+                log(
+                    f"WARNING: table {name} streams {current.get('StreamViewType')}, the template says "
+                    f"{stream.get('StreamViewType')}; moto cannot replace a stream: restart the stack "
+                    "(infra/stack.sh down && infra/stack.sh up)"
+                )
+            if stream and not current.get("StreamEnabled"):
                 existing = self.ddb.update_table(
                     TableName=name, StreamSpecification={"StreamEnabled": True, **stream}
                 )["TableDescription"]
@@ -516,6 +544,59 @@ class LocalStack:
         self.r.refs[logical_id] = f"{bus}|{name}" if bus != "default" else name
         self.r.attrs[logical_id] = {"Arn": arn}
 
+    # -- EventBridge Scheduler ---------------------------------------------
+
+    def schedule(self, logical_id: str, props: dict) -> dict:
+        """Creates (or updates) the schedule in moto; answers what the local
+        server needs to fire it, read back from moto."""
+        name = local_name(logical_id)
+        props = self.r.resolve(props)
+        group = props.get("GroupName") or "default"
+        target = {
+            k: props["Target"][k]
+            for k in ("Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig", "SqsParameters")
+            if k in props["Target"]
+        }
+        if isinstance(target.get("Input"), dict):
+            target["Input"] = json.dumps(target["Input"])
+        args: dict[str, Any] = {
+            "Name": name,
+            "GroupName": group,
+            "ScheduleExpression": props["ScheduleExpression"],
+            "FlexibleTimeWindow": props["FlexibleTimeWindow"],
+            "Target": target,
+            "State": props.get("State", "ENABLED"),
+        }
+        for key in ("Description", "ScheduleExpressionTimezone"):
+            if key in props:
+                args[key] = props[key]
+        try:
+            self.scheduler.get_schedule(Name=name, GroupName=group)
+            self.scheduler.update_schedule(**args)
+        except self.scheduler.exceptions.ResourceNotFoundException:
+            self.scheduler.create_schedule(**args)
+            log(f"created schedule {name}")
+        stored = self.scheduler.get_schedule(Name=name, GroupName=group)
+        self.r.refs[logical_id] = name
+        self.r.attrs[logical_id] = {"Arn": stored["Arn"]}
+        target_arn = stored["Target"]["Arn"]
+        queue_url = next(
+            (self.r.refs[q] for q, attrs in self.r.attrs.items() if attrs.get("Arn") == target_arn and "QueueUrl" in attrs),
+            None,
+        )
+        return {
+            "logical_id": logical_id,
+            "name": stored["Name"],
+            "arn": stored["Arn"],
+            "expression": stored["ScheduleExpression"],
+            "state": stored.get("State", "ENABLED"),
+            "target_arn": target_arn,
+            # Only SQS targets are fired locally (the local server sends the
+            # Input to this queue); null for any other target.
+            "queue_url": queue_url,
+            "input": stored["Target"].get("Input"),
+        }
+
 
 # ---------------------------------------------------------------- env file --
 
@@ -573,6 +654,15 @@ def build_env(template: dict, resolver: Resolver, endpoint: str, secret_files: d
             dlq_id = logical_id_of(redrive.get("deadLetterTargetArn"))
             if dlq_id:
                 put(f"DLQ_URL_{suffix}", resolver.refs[dlq_id], logical_id)
+        # A DynamoDB stream source's OnFailure queue: STREAM_DLQ_URL_<BINARY>
+        # (the local stream feed parks a batch there after its retries).
+        for event_name, event in (props.get("Events") or {}).items():
+            if event.get("Type") != "DynamoDB":
+                continue
+            on_failure = (((event.get("Properties") or {}).get("DestinationConfig") or {}).get("OnFailure")) or {}
+            queue_id = logical_id_of(on_failure.get("Destination"))
+            if queue_id in queues:
+                put(f"STREAM_DLQ_URL_{upper_snake(binary)}", resolver.refs[queue_id], logical_id)
 
     for logical_id, _ in resources_of(template, "AWS::S3::Bucket"):
         put(f"{upper_snake(kebab(logical_id))}_NAME", resolver.refs[logical_id], logical_id)
@@ -593,6 +683,16 @@ def write_env(path: Path, env: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def write_schedules(path: Path, schedules: list[dict]) -> None:
+    """LOCAL_DIR/schedules.json: the schedules as moto stores them, for the
+    local server to fire (moto never does)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".schedules.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"schedules": schedules}, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
 def main() -> None:
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '4566')}"
     local_dir = Path(os.environ.get("LOCAL_DIR") or REPO / ".local").resolve()
@@ -601,7 +701,9 @@ def main() -> None:
     template = load_template(template_path)
     secret_files = ensure_secrets(local_dir)
     resolver = Resolver(template, local_parameters(template, secret_files))
-    LocalStack(template, resolver, endpoint).create_all()
+    stack = LocalStack(template, resolver, endpoint)
+    stack.create_all()
+    write_schedules(local_dir / "schedules.json", stack.schedules)
 
     env_path = local_dir / "env"
     write_env(env_path, build_env(template, resolver, endpoint, secret_files))

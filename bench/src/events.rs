@@ -120,6 +120,23 @@ impl Samples {
         Ok(event)
     }
 
+    /// `POST /v1/billing/usage`, the sample's body, a fresh Idempotency-Key
+    /// (so each post is a new usage event).
+    pub fn record_usage(&self, token: &str) -> Result<Value> {
+        let mut event = self.load("billing-usage.json")?;
+        set(&mut event, &["headers", "idempotency-key"], json!(Uuid::new_v4().to_string()))?;
+        with_bearer(fresh_request_id(event)?, token)
+    }
+
+    /// An SQS batch of one hourly billing job (the schedule's Input).
+    pub fn billing_job(&self) -> Result<Value> {
+        let mut event = self.load("billing-worker-sqs.json")?;
+        let record =
+            event.get_mut("Records").and_then(|r| r.get_mut(0)).context("billing-worker-sqs.json has no record")?;
+        set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        Ok(event)
+    }
+
     /// `GET /v1/tenants/me` authenticated by an API key (`X-API-Key`).
     pub fn my_tenant_with_key(&self, secret: &str) -> Result<Value> {
         let mut event = self.my_tenant("unused")?;

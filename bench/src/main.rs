@@ -34,7 +34,7 @@ use crate::{
 const USAGE: &str = "\
 usage: bench --env-file PATH [options]
 
-Runs auth, tenants, api-keys and tenant-provisioner (release binaries) under a local Lambda
+Runs each function's release binary (auth ... billing-worker, see --only) under a local Lambda
 Runtime API against the local stack described by the env file that
 `infra/stack.sh up` prints, and prints markdown tables.
 
@@ -47,7 +47,8 @@ options:
   --spawns N          cold starts per function (20)
   --invocations M     timed warm invocations per request type (200)
   --timeout SECONDS   longest wait for one answer (30)
-  --only FUNCTION     measure only auth, tenants or tenant-provisioner (the setup still runs)
+  --only FUNCTION     measure only this one (auth, tenants, api-keys, customers, tryons, webhooks, billing,
+                      tenant-provisioner, tryon-worker, webhook-dispatcher, billing-worker; the setup still runs)
   --restart-stack     before each function, replace the env file's stack by a fresh one
                       (infra/stack.sh down + up with its LOCAL_DIR and port): every
                       function then starts from an empty table
@@ -147,16 +148,18 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 9] = [
+const FUNCTIONS: [&str; 11] = [
     "auth",
     "tenants",
     "api-keys",
     "customers",
     "tryons",
     "webhooks",
+    "billing",
     "tenant-provisioner",
     "tryon-worker",
     "webhook-dispatcher",
+    "billing-worker",
 ];
 
 /// The credentials and region Lambda gives every function.
@@ -358,6 +361,15 @@ impl Bench {
                     let spec = self.spec("webhook-dispatcher", &env)?;
                     self.bench_jobs(&spec, "SQS delivery job (no such delivery)", || self.samples.webhook_job()).await?
                 }
+                "billing" => {
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    self.bench_billing(&self.spec("billing", &blob_env)?, &user_token).await?
+                }
+                "billing-worker" => {
+                    let spec = self.spec("billing-worker", &["BLOB_BUCKET_NAME"])?;
+                    self.bench_jobs(&spec, "SQS hourly job (every tenant of the stack)", || self.samples.billing_job())
+                        .await?
+                }
                 _ => {
                     if created.is_empty() {
                         created = self.create_tenants(&auth, &tenants, &user, &admin).await?;
@@ -428,6 +440,23 @@ impl Bench {
         let warm_kinds = vec![self.kind(label, Expect::BatchAnswered, job)?];
         let (warm, _) = self.warm(spec, warm_kinds).await?;
         self.report(spec, cold, warm)
+    }
+
+    /// Cold starts with a usage post as first request; warm usage posts (one
+    /// transaction each, the issue's figure) and `GET /v1/billing/usage`
+    /// (one Query). The counting proxy shows every DynamoDB call of each.
+    async fn bench_billing(&self, billing: &FunctionSpec, user_token: &str) -> Result<FunctionReport> {
+        let posts = (0..self.options.spawns).map(|_| self.samples.record_usage(user_token));
+        let (cold, _) =
+            self.cold(billing, "POST /v1/billing/usage", Expect::Http(201), posts.collect::<Result<_>>()?).await?;
+        let warm_kinds = vec![
+            self.kind("POST /v1/billing/usage", Expect::Http(201), || self.samples.record_usage(user_token))?,
+            self.kind("GET /v1/billing/usage", Expect::Http(200), || {
+                self.samples.get(user_token, "/v1/billing/usage")
+            })?,
+        ];
+        let (warm, _) = self.warm(billing, warm_kinds).await?;
+        self.report(billing, cold, warm)
     }
 
     /// Cold starts with a key creation as first request; warm creations (each

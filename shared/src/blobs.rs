@@ -186,6 +186,35 @@ impl Blobs {
         Ok(())
     }
 
+    /// The bytes stored under `prefix` (the storage meter's sample): one
+    /// ListObjectsV2 per 1,000 objects.
+    pub async fn total_size(&self, prefix: &str) -> AppResult<i64> {
+        let bucket = self.bucket()?;
+        let mut total = 0_i64;
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    AppError::internal(anyhow::anyhow!(
+                        "S3 ListObjectsV2 failed: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+            total += page.contents().iter().filter_map(|o| o.size()).sum::<i64>();
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(total),
+            }
+        }
+    }
+
     /// Deletes every object under `prefix` (a page of up to 1,000 at a time);
     /// answers how many. Deleting what is already gone is not an error, so a
     /// retry finishes what a failed attempt started.

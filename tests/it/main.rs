@@ -4,6 +4,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod billing;
 mod credits;
 mod errors;
 mod hostile_input;

@@ -434,3 +434,216 @@ async fn seed_000_enterprise_project_and_task() {
         .body;
     assert_echoes(&made, &task, &[]);
 }
+
+/// Seed 000's billing, step by step with its bodies (`{{tenantId}}` is the
+/// tenant just made): scenario 1 steps 3-4 (the account and the enterprise
+/// contract, whose limits the tenant's usage shows at once), scenario 3
+/// step 4 (the owner reads `/tenants/{id}/billing`; the developer's denial
+/// is in `billing.rs`), scenario 4 (components, usage, analytics, the
+/// invoice). Amounts are computed from the seed's tiers
+/// (`crate::billing::price`), never copied from its expected answers.
+#[tokio::test]
+async fn seed_000_billing_account_contract_components_usage_analytics_and_invoice() {
+    use std::str::FromStr;
+
+    use chrono::Datelike;
+    use rust_decimal::Decimal;
+
+    use crate::billing::{cents, dec, price};
+
+    let owner = register_owner().await;
+    let token = owner.access_token.as_str();
+    let tenant_id = owner.tenant_id.as_str();
+
+    // Scenario 1 step 3: the billing account.
+    let account = example("000-create-billing-account-1.json").body;
+    let created = post("/v1/billing/account").token(token).json(&account).send().await.expect(201).body;
+    assert_echoes(&created, &account, &[]);
+    assert_eq!((created["currency"].as_str(), created["tax_rate_percent"].as_str()), (Some("USD"), Some("0")));
+    post("/v1/billing/account").token(token).json(&account).send().await.expect_error(409, "conflict");
+
+    // Step 4: the custom enterprise subscription; its limits are the tenant's at once.
+    let contract = example("000-create-enterprise-subscription-1.json").set("tenant_id", tenant_id).body;
+    let subscription =
+        post("/v1/billing/subscription/enterprise").token(token).json(&contract).send().await.expect(201).body;
+    assert_eq!(
+        (subscription["plan_type"].as_str(), subscription["status"].as_str()),
+        (Some("enterprise_custom"), Some("active"))
+    );
+    assert_eq!(subscription["limits"], contract["custom_limits"]);
+    assert_eq!(subscription["invoicing"]["frequency"], "quarterly");
+    assert_eq!(subscription["contract"]["contract_term_months"], 36);
+    let base_monthly = Decimal::from(500_000) / Decimal::from(12);
+    assert_eq!(subscription["base_monthly_amount"], cents(base_monthly).as_str(), "a twelfth of the contract");
+    let me = get("/v1/tenants/me/usage").token(token).send().await.expect(200).body;
+    assert_eq!(me["plan"], "enterprise_custom");
+    assert_eq!(
+        me["plan_limits"],
+        json!({"users": 2500, "projects": "unlimited", "ai_requests_monthly": 10_000_000,
+               "api_calls_monthly": "unlimited", "storage_gb": 50_000})
+    );
+    // Scenario 3 step 4, as the tenant's admin.
+    let billing = get(&format!("/v1/tenants/{tenant_id}/billing")).token(token).send().await.expect(200).body;
+    assert_eq!(billing["account"]["company_name"], account["company_name"]);
+    assert_eq!(billing["subscription"]["plan_type"], "enterprise_custom");
+
+    // Scenario 4 step 1: the metered components (graduated by default).
+    let components = example("000-create-metered-components-1.json").set("tenant_id", tenant_id).body;
+    let stored = post("/v1/billing/metered-components").token(token).json(&components).send().await.expect(201).body;
+    let stored_list = stored["components"].as_array().expect("components");
+    assert_eq!(stored_list.len(), 3);
+    for (answer, sent) in stored_list.iter().zip(components["components"].as_array().expect("sent")) {
+        for field in ["name", "display_name", "unit"] {
+            assert_eq!(answer[field], sent[field]);
+        }
+        assert_eq!(answer["tiers_mode"], "graduated");
+        let tiers = answer["pricing_tiers"].as_array().expect("tiers");
+        let sent_tiers = sent["pricing_tiers"].as_array().expect("sent tiers");
+        assert_eq!(tiers.len(), sent_tiers.len());
+        for (tier, sent_tier) in tiers.iter().zip(sent_tiers) {
+            assert_eq!(dec(&tier["price_per_unit"]), dec(&sent_tier["price_per_unit"]));
+        }
+        assert!(tiers.last().expect("last")["up_to"].is_null(), "the `above` tier is open");
+    }
+    // Listed by name.
+    let listed = get("/v1/billing/metered-components").token(token).send().await.expect(200).body;
+    let mut by_name = stored_list.clone();
+    by_name.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    assert_eq!(listed["components"], Value::Array(by_name));
+
+    // Step 2: the seed's usage records, dated 2024-01-15: more than 35
+    // days back, so they count now (its period may be invoiced already),
+    // marked `late`, keeping what was reported.
+    let before = get("/v1/billing/usage").token(token).send().await.expect(200).body;
+    assert_eq!(before["current_period"]["ai_requests"], 0);
+    for body in [example("000-record-usage-1.json").body, example("000-record-usage-2.json").body] {
+        let recorded = post("/v1/billing/usage").token(token).json(&body).send().await.expect(201).body;
+        assert_eq!((recorded["recorded"].as_u64(), recorded["duplicates"].as_u64()), (Some(1), Some(0)));
+        let view = &recorded["records"][0];
+        assert_eq!((&view["metric_type"], &view["quantity"]), (&body["metric_type"], &body["quantity"]));
+        assert_eq!(
+            (&view["reported_at"], &view["late"], &view["duplicate"]),
+            (&body["timestamp"], &json!(true), &json!(false))
+        );
+        let counted_at = view["timestamp"].as_str().expect("timestamp");
+        assert!(counted_at.starts_with(&chrono::Utc::now().date_naive().to_string()), "counted today: {view:#}");
+    }
+    let current = get("/v1/billing/usage").token(token).send().await.expect(200).body;
+    assert_eq!(current["current_period"]["ai_requests"], 250);
+    assert!(current["current_period"]["api_calls"].as_u64().is_some_and(|n| n >= 15_000), "{current:#}");
+    let seed_component = |name: &str| {
+        components["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .find(|c| c["name"] == name)
+            .expect("component")
+            .clone()
+    };
+
+    // Step 3: analytics of the last 30 days, daily.
+    let analytics = get("/v1/billing/analytics/comprehensive?period=30d&breakdown=daily")
+        .token(token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    let asked_at = chrono::Utc::now();
+    for key in ["period", "summary", "usage_breakdown", "trends"] {
+        assert!(analytics.get(key).is_some_and(|v| v.is_object()), "{key} missing: {analytics:#}");
+    }
+    assert_eq!(analytics["period"]["days"], 30);
+    let breakdown = &analytics["usage_breakdown"];
+    let ai = &breakdown["ai_requests"];
+    assert_eq!(ai["total_quantity"], 250);
+    assert_eq!(ai["total_cost"], price(&seed_component("ai_requests"), Decimal::from(250)).as_str());
+    assert_eq!(ai["total_cost"], "12.50", "250 x 0.05");
+    assert_eq!(dec(&ai["average_daily"]), (Decimal::from(250) / Decimal::from(30)).round_dp(2));
+    assert_eq!(ai["peak_day"], chrono::Utc::now().date_naive().to_string());
+    assert_eq!(ai["peak_usage"], 250);
+    let api = &breakdown["api_calls"];
+    assert!(api["total_quantity"].as_u64().is_some_and(|n| n >= 15_000));
+    assert_eq!(api["total_cost"], price(&seed_component("api_calls"), dec(&api["total_quantity"])).as_str());
+    assert_eq!(breakdown["storage"]["total_cost"], "0.00");
+    let summary = &analytics["summary"];
+    let usage_charges: Decimal =
+        ["api_calls", "ai_requests", "storage"].iter().map(|m| dec(&breakdown[*m]["total_cost"])).sum();
+    assert_eq!(summary["usage_charges"], cents(usage_charges).as_str());
+    // The contract's monthly base for the share of each month the window covers.
+    let start = asked_at - chrono::Duration::days(30);
+    let mut expected_base = Decimal::ZERO;
+    let mut cursor = start;
+    while cursor < asked_at {
+        let first = cursor.date_naive().with_day(1).expect("first").and_hms_opt(0, 0, 0).expect("t").and_utc();
+        let next = first.checked_add_months(chrono::Months::new(1)).expect("next month");
+        let until = asked_at.min(next);
+        expected_base += Decimal::from_str(&cents(base_monthly)).expect("base")
+            * Decimal::from((until - cursor).num_seconds())
+            / Decimal::from((next - first).num_seconds());
+        cursor = next;
+    }
+    let base = dec(&summary["base_subscription"]);
+    assert!((base - expected_base).abs() <= Decimal::new(1, 2), "base {base}, computed {expected_base}");
+    assert_eq!(dec(&summary["total_revenue"]), base + usage_charges);
+    assert_eq!(summary["tax_amount"], "0.00", "the account's tax rate is 0");
+    assert_eq!(summary["total_with_tax"], summary["total_revenue"]);
+    assert_eq!(analytics["trends"]["usage_trend"], "increasing", "charges now, none before");
+    assert!(analytics["trends"]["month_over_month_growth"].is_null());
+
+    // Step 4: the enterprise invoice for January 2024, as sent: the base
+    // price only (nothing was counted then).
+    let request = example("000-generate-invoice-1.json").set("tenant_id", tenant_id).body;
+    let invoice = post("/v1/billing/invoices/generate").token(token).json(&request).send().await.expect(201).body;
+    let custom = &request["customization"];
+    assert_eq!(invoice["status"], "draft");
+    assert!(invoice["number"].is_null());
+    assert_eq!(invoice["invoice_type"], "enterprise");
+    assert_eq!(invoice["period"], request["billing_period"]);
+    assert_eq!(invoice["purchase_order"], custom["purchase_order"]);
+    assert_eq!(invoice["billing_address"], custom["billing_address"]);
+    assert_eq!((&invoice["payment_terms"], &invoice["due_date"]), (&custom["payment_terms"], &custom["due_date"]));
+    assert_eq!(invoice["currency"], "USD");
+    let lines = invoice["lines"].as_array().expect("lines");
+    assert_eq!(lines.len(), 1, "{invoice:#}");
+    assert_eq!(lines[0]["kind"], "base");
+    assert_eq!(lines[0]["description"], "Enterprise Custom plan - January 2024");
+    assert_eq!(
+        (lines[0]["quantity"].as_i64(), lines[0]["amount"].as_str()),
+        (Some(1), Some(cents(base_monthly).as_str()))
+    );
+    assert_eq!(invoice["total_amount"], cents(base_monthly).as_str());
+
+    // The same request for this month's days so far: the base prorated, a
+    // line per component with usage (no storage was sampled).
+    let today = chrono::Utc::now().date_naive();
+    let first = today.with_day(1).expect("first");
+    let mut this_month = request.clone();
+    this_month["billing_period"] = json!({"start": first.to_string(), "end": today.to_string()});
+    this_month["customization"].as_object_mut().expect("customization").remove("due_date");
+    let invoice = post("/v1/billing/invoices/generate").token(token).json(&this_month).send().await.expect(201).body;
+    let lines = invoice["lines"].as_array().expect("lines");
+    let line = |component: Option<&str>| {
+        lines
+            .iter()
+            .find(|l| match component {
+                Some(name) => l["component"] == name,
+                None => l["kind"] == "base",
+            })
+            .unwrap_or_else(|| panic!("no line for {component:?}: {invoice:#}"))
+    };
+    let days_in_month = (first.checked_add_months(chrono::Months::new(1)).expect("next") - first).num_days();
+    let months = Decimal::from(today.day()) / Decimal::from(days_in_month);
+    assert_eq!(line(None)["amount"], cents(Decimal::from_str(&cents(base_monthly)).expect("base") * months).as_str());
+    let ai_line = line(Some("ai_requests"));
+    assert_eq!((ai_line["quantity"].as_i64(), ai_line["amount"].as_str()), (Some(250), Some("12.50")));
+    let api_line = line(Some("api_calls"));
+    assert!(api_line["quantity"].as_u64().is_some_and(|n| n >= 15_000));
+    assert_eq!(api_line["amount"], price(&seed_component("api_calls"), dec(&api_line["quantity"])).as_str());
+    assert!(lines.iter().all(|l| l["component"] != "storage"), "no storage line without storage");
+    assert_eq!(lines.len(), 3);
+    let subtotal: Decimal = lines.iter().map(|l| dec(&l["amount"])).sum();
+    assert_eq!(
+        (invoice["subtotal"].as_str(), invoice["total_amount"].as_str()),
+        (Some(cents(subtotal).as_str()), Some(cents(subtotal).as_str()))
+    );
+}

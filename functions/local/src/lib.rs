@@ -5,14 +5,21 @@
 //!   leave failed messages to reappear after the visibility timeout and, past
 //!   maxReceiveCount, move to the DLQ);
 //! - the outbox relay ([`relay`]): the table's stream to the bus, as the
-//!   `OutboxPipe` does in AWS.
+//!   `OutboxPipe` does in AWS;
+//! - the billing worker's stream source ([`meter_feed`]): the same stream to
+//!   the api_calls meter, as its DynamoDB event source mapping does in AWS;
+//! - the schedules ([`schedules`]): EventBridge Scheduler's `rate(...)`
+//!   schedules, which moto stores and never fires.
 //!
 //! - [`app`]: the merged router.
-//! - [`Pollers`]: one task per worker queue, and the relay.
+//! - [`Pollers`]: one task per worker queue, the relay, the meter feed and
+//!   the schedules.
 //! - [`seed_platform_admin`]: the first platform administrator.
 
+pub mod meter_feed;
 pub mod openapi;
 pub mod relay;
+pub mod schedules;
 pub mod webhooks_doc;
 
 use std::{sync::Arc, time::Duration};
@@ -51,6 +58,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("TryonsFunction", tryons::routes()),
         ("WebhooksFunction", webhooks::routes()),
         ("DocsFunction", docs::routes()),
+        ("BillingFunction", billing::routes()),
     ]
 }
 
@@ -58,7 +66,8 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
 pub const TENANT_PROVISIONER: &str = "TenantProvisionerFunction";
 pub const TRYON_WORKER: &str = "TryonWorkerFunction";
 pub const WEBHOOK_DISPATCHER: &str = "WebhookDispatcherFunction";
-pub const WORKER_FUNCTIONS: [&str; 3] = [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER];
+pub const BILLING_WORKER: &str = "BillingWorkerFunction";
+pub const WORKER_FUNCTIONS: [&str; 4] = [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER, BILLING_WORKER];
 
 /// Every route group, as API Gateway would route them to their functions.
 ///
@@ -112,7 +121,10 @@ impl Pollers {
     /// Starts a poller for each worker queue named in the environment
     /// (`QUEUE_URL_<BINARY>`, written by infra/local_stack.py) and the outbox
     /// relay (unless `LOCAL_OUTBOX_RELAY=off`: a second server on the same
-    /// stack must not relay the same stream twice).
+    /// stack must not relay the same stream twice). The meter feed and the
+    /// schedules are one per stack too (one event source mapping per
+    /// stream, one Scheduler): they follow `LOCAL_OUTBOX_RELAY` unless
+    /// `LOCAL_METER_FEED` / `LOCAL_SCHEDULES` say `on` or `off`.
     pub fn start(clients: &AwsClients, state: &AppState) -> Result<Self> {
         let mut handles = Vec::new();
         let queue = std::env::var("QUEUE_URL_TENANT_PROVISIONER").context("QUEUE_URL_TENANT_PROVISIONER is not set")?;
@@ -139,7 +151,18 @@ impl Pollers {
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, WEBHOOK_DISPATCHER, dispatcher.clone()));
         handles.push(spawn_poller(clients.sqs.clone(), deliveries_queue, WEBHOOK_DISPATCHER, dispatcher));
-        let relay = if std::env::var("LOCAL_OUTBOX_RELAY").is_ok_and(|v| v == "off") {
+        let queue = std::env::var("QUEUE_URL_BILLING_WORKER").context("QUEUE_URL_BILLING_WORKER is not set")?;
+        let billing = billing_worker::BillingWorker { store: state.store.clone(), blobs: state.blobs.clone() };
+        handles.push(spawn_poller(clients.sqs.clone(), queue, BILLING_WORKER, Arc::new(billing)));
+        let relay_off = std::env::var("LOCAL_OUTBOX_RELAY").is_ok_and(|v| v == "off");
+        let switched_on = |name: &str| std::env::var(name).map_or(!relay_off, |v| v != "off");
+        if switched_on("LOCAL_METER_FEED") {
+            handles.push(meter_feed(clients, state).spawn());
+        }
+        if switched_on("LOCAL_SCHEDULES") {
+            handles.extend(schedules::start(&clients.sqs, &local_dir().join("schedules.json"))?);
+        }
+        let relay = if relay_off {
             None
         } else {
             let control = RelayControl::default();
@@ -161,8 +184,23 @@ impl Pollers {
     }
 }
 
+fn local_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var("LOCAL_DIR").unwrap_or_else(|_| ".local".to_owned()))
+}
+
+fn meter_feed(clients: &AwsClients, state: &AppState) -> meter_feed::MeterFeed {
+    meter_feed::MeterFeed {
+        dynamodb: clients.dynamodb.clone(),
+        sqs: clients.sqs.clone(),
+        store: state.store.clone(),
+        table: state.config.table_name.clone(),
+        checkpoint: local_dir().join("meter-feed.json"),
+        on_failure_queue_url: std::env::var("STREAM_DLQ_URL_BILLING_WORKER").ok(),
+    }
+}
+
 fn outbox_relay(clients: &AwsClients, state: &AppState, control: RelayControl) -> Result<OutboxRelay> {
-    let dir = std::path::PathBuf::from(std::env::var("LOCAL_DIR").unwrap_or_else(|_| ".local".to_owned()));
+    let dir = local_dir();
     Ok(OutboxRelay {
         dynamodb: clients.dynamodb.clone(),
         eventbridge: clients.eventbridge.clone(),

@@ -26,6 +26,7 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
         users::ApiDoc::openapi(),
         api_keys::ApiDoc::openapi(),
         credits::ApiDoc::openapi(),
+        billing::ApiDoc::openapi(),
         customers::ApiDoc::openapi(),
         tryons::ApiDoc::openapi(),
         webhooks::ApiDoc::openapi(),

@@ -27,9 +27,10 @@ use shared::{
     events::{
         DomainEvent, Event,
         catalogue::{
-            ApiKeyChanged, AuditEntryCreated, CreditsChanged, INTERNAL_EVENTS, QuotaExceeded, TenantActivated,
-            TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested, TryonSessionFinished, UserCreated,
-            UserDeleted, UserInvited, UserUpdated, WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest,
+            ApiKeyChanged, AuditEntryCreated, CreditsChanged, CreditsLowBalance, INTERNAL_EVENTS, InvoiceChanged,
+            QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested,
+            TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated,
+            WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest,
         },
     },
     outbound::FETCH_TIMEOUT,
@@ -359,7 +360,61 @@ pub fn entries() -> Vec<Entry> {
              /v1/audit/logs` shows the same entries), so an endpoint can follow the trail (`audit.*`). The \
              entry's id is also the event's id.",
         ),
+        entry(
+            Event::InvoiceCreated(invoice(None, "draft")),
+            "A draft invoice was made",
+            "`POST /v1/billing/invoices/generate` or the monthly period close (the billing worker, for each \
+             tenant with a subscription or metered components) made a draft. It has no number yet.",
+        ),
+        entry(
+            Event::InvoiceFinalized(invoice(Some("INV-2026-0001"), "finalized")),
+            "An invoice was finalized",
+            "`POST /v1/billing/invoices/{id}/finalize` gave the invoice its number (gapless per tenant and \
+             year) and its PDF; it can no longer change.",
+        ),
+        entry(
+            Event::InvoicePaid(invoice(Some("INV-2026-0001"), "paid")),
+            "An invoice was paid",
+            "`POST /v1/billing/invoices/{id}/mark_paid` recorded the payment of a finalized invoice.",
+        ),
+        entry(
+            Event::InvoiceVoided(invoice(Some("INV-2026-0001"), "void")),
+            "An invoice was voided",
+            "`POST /v1/billing/invoices/{id}/void`: a draft or an unpaid finalized invoice was voided (a \
+             finalized one keeps its number).",
+        ),
+        entry(
+            Event::UsageThresholdReached(UsageThresholdReached {
+                limit: "api_calls_monthly".into(),
+                threshold_percent: 80,
+                used: "800000".into(),
+                limit_value: 1_000_000,
+                period: "2026-12".into(),
+            }),
+            "A limit is 80 % or 100 % used",
+            "A metered figure (API calls, AI requests, storage, users, projects) crossed 80 % or 100 % of the \
+             tenant's limit. Sent once per limit, threshold and calendar month (UTC), seconds after the usage \
+             that crossed it (the billing worker reads the table's stream).",
+        ),
+        entry(
+            Event::CreditsLowBalance(CreditsLowBalance { balance: 40, threshold: 50 }),
+            "The credit balance is low",
+            "The prepaid credit balance fell below the `credits_low_balance_threshold` set on the billing \
+             account. Sent once per fall; a grant that lifts the balance above the threshold re-arms it.",
+        ),
     ]
+}
+
+fn invoice(number: Option<&str>, status: &str) -> InvoiceChanged {
+    InvoiceChanged {
+        invoice_id: sample::EVENT,
+        number: number.map(str::to_owned),
+        status: status.into(),
+        period_start: "2026-11-01".into(),
+        period_end: "2026-11-30".into(),
+        currency: "USD".into(),
+        total_amount: "4590.81".into(),
+    }
 }
 
 /// A payload struct's schema: its name, its schema and the schemas it
@@ -417,6 +472,11 @@ pub fn payload_schema(event: &Event) -> Payload {
         Event::WebhookReplayRequested(_) => Payload::of::<WebhookReplayRequested>(),
         Event::WebhookEndpointDisabled(_) => Payload::of::<WebhookEndpointDisabled>(),
         Event::AuditEntryCreated(_) => Payload::of::<AuditEntryCreated>(),
+        Event::InvoiceCreated(_) | Event::InvoiceFinalized(_) | Event::InvoicePaid(_) | Event::InvoiceVoided(_) => {
+            Payload::of::<InvoiceChanged>()
+        }
+        Event::UsageThresholdReached(_) => Payload::of::<UsageThresholdReached>(),
+        Event::CreditsLowBalance(_) => Payload::of::<CreditsLowBalance>(),
     }
 }
 

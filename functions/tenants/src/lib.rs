@@ -394,16 +394,22 @@ pub struct TenantUsageReport {
     pub quota_status: QuotaStatuses,
 }
 
-/// What the tenant uses now. Only seats and projects are counted yet; the
-/// other meters read 0.
+/// What the tenant uses now: seats and projects from the tenant's counters,
+/// the monthly meters from this calendar month's (UTC) usage rollup
+/// (`shared::store::billing`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CurrentUsage {
     /// Seats: users plus pending invitations.
     pub users: i64,
     pub pending_invitations: i64,
     pub projects: i64,
+    /// AI requests this month: try-on renders and posted `ai_requests` usage.
     pub ai_requests_monthly: i64,
-    pub storage_gb: i64,
+    /// Bytes stored under the tenant's prefix at the last hourly sample, in
+    /// GB (10^9 bytes), two decimals; 0 before the first sample.
+    pub storage_gb: f64,
+    /// Authenticated API calls this month (counted from the rate-limit
+    /// writes by the billing worker, seconds behind) plus posted `api_calls`.
     pub api_calls_monthly: i64,
 }
 
@@ -432,7 +438,8 @@ pub struct QuotaStatuses {
 /// The caller's tenant's usage against its plan's limits.
 ///
 /// Seed 000's usage: seats (members and pending invitations) and projects
-/// are counted; the other meters read 0 until they are metered.
+/// from the tenant's counters; AI requests, API calls and storage from this
+/// month's usage rollup (the same figures `GET /v1/billing/usage` prices).
 #[utoipa::path(get, path = "/v1/tenants/me/usage", tag = "tenants", security(("bearer" = ["user"]), ("api_key" = ["tenant:read"])),
     responses(
         (status = 200, description = "Usage, limits and each quota's standing", body = TenantUsageReport),
@@ -442,6 +449,12 @@ async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppRes
     let scope = principal.require(Role::User, Scope::TenantRead, "tenant_usage")?;
     let (tenant, usage) = load(&state, &scope).await?;
     let limits = effective_limits(&tenant);
+    let period = shared::domain::billing::usage::period_of(shared::domain::now());
+    let (totals, storage_bytes) = state.store.period_totals(&scope, &period).await?;
+    let whole = |metric: &str| totals.get(metric).and_then(|q| i64::try_from(q.trunc()).ok()).unwrap_or(0);
+    let (ai_requests, api_calls) = (whole("ai_requests"), whole("api_calls"));
+    let storage_bytes = storage_bytes.unwrap_or(0);
+    let storage_gb = (storage_bytes as f64 / 1e7).round() / 100.0;
     Ok(Json(TenantUsageReport {
         tenant_id: tenant.id,
         plan: tenant.plan,
@@ -449,9 +462,9 @@ async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppRes
             users: usage.user_count,
             pending_invitations: usage.pending_invitations,
             projects: usage.project_count,
-            ai_requests_monthly: 0,
-            storage_gb: 0,
-            api_calls_monthly: 0,
+            ai_requests_monthly: ai_requests,
+            storage_gb,
+            api_calls_monthly: api_calls,
         },
         plan_limits: PlanLimits {
             users: limits.users.into(),
@@ -463,9 +476,10 @@ async fn my_usage(State(state): State<AppState>, principal: Principal) -> AppRes
         quota_status: QuotaStatuses {
             users: quota_status(usage.user_count, limits.users),
             projects: quota_status(usage.project_count, limits.projects),
-            ai_requests: quota_status(0, limits.ai_requests_monthly),
-            storage: quota_status(0, limits.storage_gb),
-            api_calls: quota_status(0, limits.api_calls_monthly),
+            ai_requests: quota_status(ai_requests, limits.ai_requests_monthly),
+            // Whole GB against a limit in GB (a started GB counts).
+            storage: quota_status((storage_bytes + 999_999_999) / 1_000_000_000, limits.storage_gb),
+            api_calls: quota_status(api_calls, limits.api_calls_monthly),
         },
     }))
 }

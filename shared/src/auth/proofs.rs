@@ -61,6 +61,28 @@ impl OwnQueue {
     }
 }
 
+/// A change read from the table's own stream (the billing meter): only the
+/// platform's code writes the table, and the tenant is the one whose
+/// partition key (`T#<tenant>#`) the changed item carries.
+pub struct OwnStream;
+
+impl OwnStream {
+    pub fn scope(partition_tenant_id: Uuid) -> TenantScope {
+        TenantScope::new(partition_tenant_id)
+    }
+}
+
+/// A scheduled platform job (EventBridge Scheduler -> a queue whose policy
+/// admits only the schedule's role): it acts on each tenant the tenants
+/// index lists, never on one a message names.
+pub struct ScheduledJob;
+
+impl ScheduledJob {
+    pub fn scope(listed_tenant_id: Uuid) -> TenantScope {
+        TenantScope::new(listed_tenant_id)
+    }
+}
+
 /// A tenant being created: the scope of the id this transaction claims. The
 /// tenant item is written with `attribute_not_exists`, so it can never be
 /// an existing tenant's.

@@ -35,10 +35,14 @@ pub enum Scope {
     TryonsWrite,
     #[serde(rename = "webhooks:manage")]
     WebhooksManage,
+    #[serde(rename = "billing:read")]
+    BillingRead,
+    #[serde(rename = "billing:write")]
+    BillingWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 14] = [
+    pub const ALL: [Scope; 16] = [
         Scope::TenantRead,
         Scope::TenantWrite,
         Scope::UsersRead,
@@ -53,6 +57,8 @@ impl Scope {
         Scope::TryonsRead,
         Scope::TryonsWrite,
         Scope::WebhooksManage,
+        Scope::BillingRead,
+        Scope::BillingWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +77,8 @@ impl Scope {
             Scope::TryonsRead => "tryons:read",
             Scope::TryonsWrite => "tryons:write",
             Scope::WebhooksManage => "webhooks:manage",
+            Scope::BillingRead => "billing:read",
+            Scope::BillingWrite => "billing:write",
         }
     }
 

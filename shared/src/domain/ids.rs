@@ -92,6 +92,7 @@ typed_id!(PhotoId, "photo_id");
 typed_id!(TryonId, "tryon_id");
 typed_id!(EndpointId, "endpoint_id");
 typed_id!(DeliveryId, "delivery_id");
+typed_id!(InvoiceId, "invoice_id");
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod billing;
 pub mod credit;
 pub mod customer;
 pub mod ids;

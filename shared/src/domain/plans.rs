@@ -78,7 +78,9 @@ pub fn plan(name: &str) -> &'static Plan {
 }
 
 /// What `tenant` may use: its plan's limits, overridden by `custom_limits`
-/// (enterprise contracts), with users always from `max_users`.
+/// (enterprise contracts); users from `custom_limits.users` when a contract
+/// sets it (`"unlimited"` included: `max_users` cannot say that), else
+/// `max_users`.
 pub fn effective_limits(tenant: &Tenant) -> Limits {
     let mut limits = plan(&tenant.plan).limits;
     if let Some(custom) = tenant.custom_limits.as_ref() {
@@ -92,7 +94,11 @@ pub fn effective_limits(tenant: &Tenant) -> Limits {
         limits.api_calls_monthly = pick("api_calls_monthly", limits.api_calls_monthly);
         limits.ai_requests_monthly = pick("ai_requests_monthly", limits.ai_requests_monthly);
     }
-    limits.users = Some(tenant.max_users);
+    limits.users = match tenant.custom_limits.as_ref().and_then(|custom| custom.get("users")) {
+        Some(Value::String(s)) if s == "unlimited" => None,
+        Some(v) => v.as_i64().or(Some(tenant.max_users)),
+        None => Some(tenant.max_users),
+    };
     limits
 }
 
@@ -235,6 +241,17 @@ mod tests {
         assert_eq!(json(45_000, Some(100_000))["status"], "healthy");
         assert_eq!(json(10, Some(10))["status"], "critical");
         assert_eq!(json(10, None)["available"], "unlimited");
+    }
+
+    #[test]
+    fn a_contracts_users_limit_wins_over_max_users() {
+        let mut tenant = Tenant::minimal("Acme", "acme", "a@acme.example", uuid::Uuid::nil());
+        assert_eq!(effective_limits(&tenant).users, Some(tenant.max_users));
+        tenant.custom_limits = Some(json!({"users": 2500, "projects": "unlimited"}));
+        assert_eq!(effective_limits(&tenant).users, Some(2500));
+        assert_eq!(effective_limits(&tenant).projects, None);
+        tenant.custom_limits = Some(json!({"users": "unlimited"}));
+        assert_eq!(effective_limits(&tenant).users, None);
     }
 
     #[test]

@@ -127,6 +127,9 @@ pub struct TenantPolicy {
     pub requests_per_minute: i64,
     /// False for an inactive or suspended tenant: its API keys are refused.
     pub usable: bool,
+    /// The tenant's limits, read with the rest: a route that shows usage
+    /// against them (`GET /v1/billing/usage`) reads no tenant item of its own.
+    pub limits: super::plans::Limits,
 }
 
 impl TenantPolicy {
@@ -134,6 +137,7 @@ impl TenantPolicy {
         Self {
             requests_per_minute: super::plans::requests_per_minute(tenant),
             usable: tenant.status != "inactive" && tenant.status != "suspended",
+            limits: super::plans::effective_limits(tenant),
         }
     }
 }
@@ -155,6 +159,14 @@ pub(crate) fn remember_policy(tenant_id: Uuid, policy: TenantPolicy) {
             cache.clear();
         }
         cache.insert(tenant_id, (policy, Instant::now()));
+    }
+}
+
+/// Drops the process's cached policy: the change that made it stale (a new
+/// plan) sees its effect at once here, elsewhere within the cache's TTL.
+pub(crate) fn forget_policy(tenant_id: Uuid) {
+    if let Ok(mut cache) = policy_cache().lock() {
+        cache.remove(&tenant_id);
     }
 }
 

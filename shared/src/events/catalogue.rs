@@ -90,6 +90,27 @@ pub enum Event {
     /// subscribe a webhook to its own audit trail (`audit.*`).
     #[serde(rename = "audit.entry.created")]
     AuditEntryCreated(AuditEntryCreated),
+    /// A draft invoice was made (`POST /v1/billing/invoices/generate`, or
+    /// the period close).
+    #[serde(rename = "invoice.created")]
+    InvoiceCreated(InvoiceChanged),
+    /// An invoice got its number and its PDF: it can no longer change.
+    #[serde(rename = "invoice.finalized")]
+    InvoiceFinalized(InvoiceChanged),
+    /// An invoice was marked paid.
+    #[serde(rename = "invoice.paid")]
+    InvoicePaid(InvoiceChanged),
+    /// An invoice was voided (a finalized one keeps its number).
+    #[serde(rename = "invoice.voided")]
+    InvoiceVoided(InvoiceChanged),
+    /// A metered figure reached 80 % or 100 % of its limit in the current
+    /// period (once per limit, threshold and period).
+    #[serde(rename = "usage.threshold_reached")]
+    UsageThresholdReached(UsageThresholdReached),
+    /// The credit balance went below the threshold the tenant set on its
+    /// billing account (once per crossing).
+    #[serde(rename = "credits.low_balance")]
+    CreditsLowBalance(CreditsLowBalance),
 }
 
 /// Every event name, for the webhook filter's validation and the docs.
@@ -116,6 +137,12 @@ pub const EVENT_NAMES: &[&str] = &[
     "webhook.delivery.replay_requested",
     "webhook_endpoint.disabled",
     "audit.entry.created",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.voided",
+    "usage.threshold_reached",
+    "credits.low_balance",
 ];
 
 /// Events that are the platform's own plumbing, never a customer's business.
@@ -147,6 +174,12 @@ impl Event {
             Event::WebhookReplayRequested(_) => "webhook.delivery.replay_requested",
             Event::WebhookEndpointDisabled(_) => "webhook_endpoint.disabled",
             Event::AuditEntryCreated(_) => "audit.entry.created",
+            Event::InvoiceCreated(_) => "invoice.created",
+            Event::InvoiceFinalized(_) => "invoice.finalized",
+            Event::InvoicePaid(_) => "invoice.paid",
+            Event::InvoiceVoided(_) => "invoice.voided",
+            Event::UsageThresholdReached(_) => "usage.threshold_reached",
+            Event::CreditsLowBalance(_) => "credits.low_balance",
         }
     }
 
@@ -375,6 +408,52 @@ pub struct TryonSessionFinished {
     pub credits_charged: i64,
     /// Credits given back for the items that failed or were cancelled.
     pub credits_refunded: i64,
+}
+
+/// `invoice.created`, `.finalized`, `.paid`, `.voided`: the invoice after
+/// the change (amounts are decimal strings, 2 places).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = InvoiceChangedEventData)]
+pub struct InvoiceChanged {
+    pub invoice_id: Uuid,
+    /// The gapless number (`INV-2026-0001`), once finalized; `null` on a draft.
+    #[schema(required = true)]
+    pub number: Option<String>,
+    /// `draft`, `finalized`, `paid` or `void`.
+    pub status: String,
+    /// The billing period, `YYYY-MM-DD` both ends included.
+    pub period_start: String,
+    pub period_end: String,
+    pub currency: String,
+    /// The total with tax, e.g. `"4590.81"`.
+    pub total_amount: String,
+}
+
+/// `usage.threshold_reached`: a limit's use crossed 80 % or 100 %.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = UsageThresholdReachedEventData)]
+pub struct UsageThresholdReached {
+    /// The limit: `api_calls_monthly`, `ai_requests_monthly`, `storage_gb`,
+    /// `users` or `projects`.
+    pub limit: String,
+    /// 80 or 100.
+    pub threshold_percent: u32,
+    /// The use that crossed it (a decimal string: storage is fractional).
+    pub used: String,
+    /// The limit's value.
+    pub limit_value: i64,
+    /// The period, `YYYY-MM` (UTC calendar month).
+    pub period: String,
+}
+
+/// `credits.low_balance`: the balance fell below the tenant's threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CreditsLowBalanceEventData)]
+pub struct CreditsLowBalance {
+    /// The balance after the change that crossed the threshold.
+    pub balance: i64,
+    /// The threshold set on the billing account.
+    pub threshold: i64,
 }
 
 /// `webhook.test`: sent on `POST /v1/webhooks/{id}/test`.

@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod audit_log;
+pub mod billing;
 pub mod credits;
 mod cursor;
 pub mod customers;

@@ -27,7 +27,7 @@ use crate::{
 };
 
 pub const TENANT_SK: &str = "TENANT";
-const ALL_TENANTS: &str = "TENANTS";
+pub(crate) const ALL_TENANTS: &str = "TENANTS";
 const MAX_HIERARCHY_DEPTH: usize = 16;
 
 pub(crate) fn slug_key(slug: &str) -> Item {
@@ -50,7 +50,7 @@ pub struct TenantUsage {
     pub last_user_added: Option<String>,
 }
 
-fn usage_from(item: &Item) -> TenantUsage {
+pub(crate) fn usage_from(item: &Item) -> TenantUsage {
     TenantUsage {
         user_count: number_attr(item, "user_count"),
         pending_invitations: number_attr(item, "pending_invitations"),

@@ -433,6 +433,9 @@ impl Store {
         let mut tx = Tx::new();
         tx.update(update, Some(ITEM_MOVED));
         tx.update(Self::session_count(scope, item.session_id, "completed_count", 0), Some(SESSION_MISSING));
+        // A rendered item is one AI request of the month, metered with the
+        // change that completes it (an item completes once: ITEM_MOVED).
+        super::billing::meter_in(&mut tx, scope, "ai_requests", rust_decimal::Decimal::ONE, chrono::Utc::now());
         self.commit_item_end(tx).await
     }
 

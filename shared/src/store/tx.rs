@@ -132,6 +132,25 @@ impl Tx {
         self
     }
 
+    /// A Put that overwrites only under `condition` (with its `values`; the
+    /// name `#status` stands for `status`, a reserved word): `cond` names
+    /// its failure.
+    pub fn put_if(
+        &mut self,
+        item: Item,
+        condition: &str,
+        values: HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+        cond: Cond,
+    ) -> &mut Self {
+        let mut put = PutBuilder::default().set_item(Some(item)).condition_expression(condition);
+        if condition.contains("#status") {
+            put = put.expression_attribute_names("#status", "status");
+        }
+        let put = put.set_expression_attribute_values(Some(values));
+        self.writes.push(Write::Put(put, Some(cond)));
+        self
+    }
+
     /// An unconditional Put (an overwrite is intended).
     pub fn put(&mut self, item: Item) -> &mut Self {
         self.writes.push(Write::Put(PutBuilder::default().set_item(Some(item)), None));
