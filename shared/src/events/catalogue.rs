@@ -619,6 +619,18 @@ mod tests {
                 timestamp: "t".into(),
                 request_id: None,
             }),
+            Event::InvoiceCreated(invoice("draft")),
+            Event::InvoiceFinalized(invoice("finalized")),
+            Event::InvoicePaid(invoice("paid")),
+            Event::InvoiceVoided(invoice("void")),
+            Event::UsageThresholdReached(UsageThresholdReached {
+                limit: "api_calls_monthly".into(),
+                threshold_percent: 80,
+                used: "800".into(),
+                limit_value: 1000,
+                period: "2026-12".into(),
+            }),
+            Event::CreditsLowBalance(CreditsLowBalance { balance: 4, threshold: 5 }),
         ]
     }
 
@@ -633,6 +645,18 @@ mod tests {
             cancelled: 0,
             credits_charged: 1,
             credits_refunded: 0,
+        }
+    }
+
+    fn invoice(status: &str) -> InvoiceChanged {
+        InvoiceChanged {
+            invoice_id: Uuid::nil(),
+            number: (status != "draft").then(|| "INV-2026-0001".to_owned()),
+            status: status.into(),
+            period_start: "2026-11-01".into(),
+            period_end: "2026-11-30".into(),
+            currency: "USD".into(),
+            total_amount: "10.00".into(),
         }
     }
 
