@@ -33,8 +33,6 @@
 pub mod invoicing;
 pub mod pdf;
 
-use std::collections::BTreeMap;
-
 use axum::{
     Json, Router,
     extract::State,
@@ -525,7 +523,6 @@ async fn comprehensive_analytics(
     let snapshot = state.store.billing_snapshot(&scope, &period_of(now)).await?;
     let tax_rate = snapshot.account.as_ref().map(|a| a.tax_rate_percent).unwrap_or_default();
     let base = snapshot.subscription.as_ref().map(|s| s.base_monthly_amount);
-    let hours: Vec<(String, BTreeMap<String, rust_decimal::Decimal>)> = hours;
     Ok(Json(analytics(now, &query, &hours, &snapshot.components, base, tax_rate)?))
 }
 

@@ -20,6 +20,7 @@ pub mod meter_feed;
 pub mod openapi;
 pub mod relay;
 pub mod schedules;
+pub mod stream_reader;
 pub mod webhooks_doc;
 
 use std::{sync::Arc, time::Duration};

@@ -20,13 +20,16 @@
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
-use anyhow::{Context, Result};
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record, ShardIteratorType};
+use anyhow::Result;
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record};
 use billing_worker::meter::StreamChange;
 use shared::{aws::call_log::in_function, store::Store};
 use tokio::task::JoinHandle;
 
-use crate::BILLING_WORKER;
+use crate::{
+    BILLING_WORKER,
+    stream_reader::{Consumer, Position, StreamReader},
+};
 
 /// The template's filter: `dynamodb.Keys.SK.S` with one of these prefixes...
 pub const SK_PREFIXES: [&str; 3] = ["RATE#USER#", "APIKEY#", "BILLING#PERIOD#"];
@@ -34,11 +37,10 @@ pub const SK_PREFIXES: [&str; 3] = ["RATE#USER#", "APIKEY#", "BILLING#PERIOD#"];
 /// credit balance, `shared::store::credits`).
 pub const SK_EXACT: &str = shared::store::tenants::TENANT_SK;
 
-/// Records per GetRecords and per handler call (the mapping's BatchSize).
+/// Records per handler call (the mapping's BatchSize).
 const BATCH: usize = 1000;
 /// The mapping's MaximumRetryAttempts.
 const MAX_RETRY_ATTEMPTS: u32 = 10;
-const IDLE_POLL: Duration = Duration::from_millis(100);
 const MAX_BACK_OFF: Duration = Duration::from_secs(2);
 
 pub struct MeterFeed {
@@ -49,13 +51,6 @@ pub struct MeterFeed {
     pub checkpoint: PathBuf,
     /// Where a batch goes after its retries (`None`: logged and skipped).
     pub on_failure_queue_url: Option<String>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Checkpoint {
-    stream_arn: String,
-    shard_id: String,
-    sequence_number: String,
 }
 
 /// Whether the template's FilterCriteria keeps a record with these keys.
@@ -130,42 +125,19 @@ impl MeterFeed {
     }
 
     async fn run(&self, streams: &aws_sdk_dynamodbstreams::Client) -> Result<()> {
-        let stream_arn = self.stream_arn().await?;
-        let shard_id = shard_id(streams, &stream_arn).await?;
-        let mut iterator = self.first_iterator(streams, &stream_arn, &shard_id).await?;
-        tracing::info!(%stream_arn, "meter feed started");
-        loop {
-            let output = streams
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(BATCH as i32)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
-            let records = output.records();
-            let changes: Vec<StreamChange> = records.iter().filter_map(to_change).collect();
-            for batch in changes.chunks(BATCH) {
-                self.deliver(batch, &stream_arn, &shard_id).await;
-            }
-            if let Some(last) = records.iter().rev().find_map(|r| r.dynamodb()?.sequence_number()) {
-                self.save(&Checkpoint {
-                    stream_arn: stream_arn.clone(),
-                    shard_id: shard_id.clone(),
-                    sequence_number: last.to_owned(),
-                });
-            }
-            match output.next_shard_iterator() {
-                Some(next) => iterator = next.to_owned(),
-                None => anyhow::bail!("the shard was closed"),
-            }
-            if records.is_empty() {
-                tokio::time::sleep(IDLE_POLL).await;
-            }
+        StreamReader {
+            dynamodb: &self.dynamodb,
+            streams,
+            table: &self.table,
+            checkpoint: &self.checkpoint,
+            name: "meter feed",
         }
+        .run(self)
+        .await
     }
 
     /// The handler's call and its retries; the stream position waits.
-    async fn deliver(&self, batch: &[StreamChange], stream_arn: &str, shard_id: &str) {
+    async fn deliver(&self, batch: &[StreamChange], from: &Position) {
         let mut back_off = Duration::from_millis(50);
         for attempt in 0..=MAX_RETRY_ATTEMPTS {
             let result =
@@ -185,11 +157,11 @@ impl MeterFeed {
                 }
             }
         }
-        self.park(batch, stream_arn, shard_id).await;
+        self.park(batch, from).await;
     }
 
     /// Lambda's OnFailure record for a stream batch: where it was, not what.
-    async fn park(&self, batch: &[StreamChange], stream_arn: &str, shard_id: &str) {
+    async fn park(&self, batch: &[StreamChange], from: &Position) {
         let Some(queue_url) = &self.on_failure_queue_url else {
             tracing::error!("no STREAM_DLQ_URL_BILLING_WORKER: the failed batch is skipped");
             return;
@@ -207,13 +179,13 @@ impl MeterFeed {
             "version": "1.0",
             "timestamp": chrono::Utc::now().to_rfc3339(),
             "DDBStreamBatchInfo": {
-                "shardId": shard_id,
+                "shardId": from.shard_id,
                 "startSequenceNumber": first.sequence_number,
                 "endSequenceNumber": last.sequence_number,
                 "approximateArrivalOfFirstRecord": at(first.at_epoch_seconds),
                 "approximateArrivalOfLastRecord": at(last.at_epoch_seconds),
                 "batchSize": batch.len(),
-                "streamArn": stream_arn,
+                "streamArn": from.stream_arn,
             },
         });
         match self.sqs.send_message().queue_url(queue_url).message_body(body.to_string()).send().await {
@@ -224,71 +196,15 @@ impl MeterFeed {
             ),
         }
     }
-
-    async fn stream_arn(&self) -> Result<String> {
-        let table = self
-            .dynamodb
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-        table
-            .table()
-            .and_then(|t| t.latest_stream_arn())
-            .map(str::to_owned)
-            .context("the table has no stream: template.yaml's StreamSpecification feeds the billing meter")
-    }
-
-    async fn first_iterator(
-        &self,
-        streams: &aws_sdk_dynamodbstreams::Client,
-        stream_arn: &str,
-        shard_id: &str,
-    ) -> Result<String> {
-        let saved = self.load().filter(|c| c.stream_arn == stream_arn && c.shard_id == shard_id);
-        let request = streams.get_shard_iterator().stream_arn(stream_arn).shard_id(shard_id);
-        let request = match &saved {
-            Some(c) => {
-                request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(&c.sequence_number)
-            }
-            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-        };
-        let output = request
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
-        output.shard_iterator().map(str::to_owned).context("no shard iterator")
-    }
-
-    fn load(&self) -> Option<Checkpoint> {
-        serde_json::from_slice(&std::fs::read(&self.checkpoint).ok()?).ok()
-    }
-
-    fn save(&self, checkpoint: &Checkpoint) {
-        let write = serde_json::to_vec(checkpoint)
-            .map_err(anyhow::Error::from)
-            .and_then(|bytes| Ok(std::fs::write(&self.checkpoint, bytes)?));
-        if let Err(err) = write {
-            tracing::warn!(error = ?err, path = %self.checkpoint.display(), "could not keep the meter feed position");
-        }
-    }
 }
 
-async fn shard_id(streams: &aws_sdk_dynamodbstreams::Client, stream_arn: &str) -> Result<String> {
-    let stream = streams
-        .describe_stream()
-        .stream_arn(stream_arn)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
-    // The emulator keeps one shard per stream (see relay.rs).
-    stream
-        .stream_description()
-        .and_then(|d| d.shards().first())
-        .and_then(|s| s.shard_id())
-        .map(str::to_owned)
-        .context("the stream has no shard")
+impl Consumer for MeterFeed {
+    async fn consume(&self, records: &[Record], from: &Position) {
+        let changes: Vec<StreamChange> = records.iter().filter_map(to_change).collect();
+        for batch in changes.chunks(BATCH) {
+            self.deliver(batch, from).await;
+        }
+    }
 }
 
 #[cfg(test)]

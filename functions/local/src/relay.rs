@@ -21,18 +21,16 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
-use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIteratorType};
+use anyhow::Result;
+use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record};
 use shared::{
     events::{DomainEvent, bus::EventPublisher},
     store::tx::{EVENT_DETAIL_ATTR, EVENT_TYPE_ATTR},
 };
 use tokio::task::JoinHandle;
 
-/// Records read per GetRecords (the Pipe's batch is 1-10 000; the stream's
-/// GetRecords limit is 1 000).
-const BATCH: i32 = 1000;
-const IDLE_POLL: Duration = Duration::from_millis(100);
+use crate::stream_reader::{Consumer, Position, StreamReader};
+
 const MAX_BACK_OFF: Duration = Duration::from_secs(2);
 
 /// Switches the relay's bus between the real one and an unreachable one.
@@ -65,13 +63,6 @@ struct Running<'a> {
     unreachable_bus: EventPublisher,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Checkpoint {
-    stream_arn: String,
-    shard_id: String,
-    sequence_number: String,
-}
-
 impl OutboxRelay {
     pub fn spawn(self) -> JoinHandle<()> {
         tokio::spawn(async move {
@@ -100,39 +91,16 @@ impl OutboxRelay {
 
 impl Running<'_> {
     async fn run(&self) -> Result<()> {
-        let stream_arn = self.stream_arn().await?;
-        let shard_id = self.shard_id(&stream_arn).await?;
-        let mut iterator = self.first_iterator(&stream_arn, &shard_id).await?;
-        tracing::info!(%stream_arn, "outbox relay started");
-        loop {
-            let output = self
-                .streams
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(BATCH)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
-            let records = output.records();
-            let events: Vec<DomainEvent> = records.iter().filter_map(outbox_event).collect();
-            if !events.is_empty() {
-                self.publish(&events).await;
-            }
-            if let Some(last) = records.iter().rev().find_map(|r| r.dynamodb()?.sequence_number()) {
-                self.save(&Checkpoint {
-                    stream_arn: stream_arn.clone(),
-                    shard_id: shard_id.clone(),
-                    sequence_number: last.to_owned(),
-                });
-            }
-            match output.next_shard_iterator() {
-                Some(next) => iterator = next.to_owned(),
-                None => anyhow::bail!("the shard was closed"),
-            }
-            if records.is_empty() {
-                tokio::time::sleep(IDLE_POLL).await;
-            }
+        let relay = self.relay;
+        StreamReader {
+            dynamodb: &relay.dynamodb,
+            streams: &self.streams,
+            table: &relay.table,
+            checkpoint: &relay.checkpoint,
+            name: "outbox relay",
         }
+        .run(self)
+        .await
     }
 
     /// Until the bus takes them: the stream position waits for the events.
@@ -154,74 +122,20 @@ impl Running<'_> {
             }
         }
     }
+}
 
-    async fn stream_arn(&self) -> Result<String> {
-        let table = self
-            .relay
-            .dynamodb
-            .describe_table()
-            .table_name(&self.relay.table)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-        table
-            .table()
-            .and_then(|t| t.latest_stream_arn())
-            .map(str::to_owned)
-            .context("the table has no stream: template.yaml's StreamSpecification feeds the outbox relay")
-    }
-
-    async fn shard_id(&self, stream_arn: &str) -> Result<String> {
-        let stream = self
-            .streams
-            .describe_stream()
-            .stream_arn(stream_arn)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
-        // The emulator keeps one shard per stream; AWS splits shards over
-        // time, which the Pipe follows for us.
-        stream
-            .stream_description()
-            .and_then(|d| d.shards().first())
-            .and_then(|s| s.shard_id())
-            .map(str::to_owned)
-            .context("the stream has no shard")
-    }
-
-    async fn first_iterator(&self, stream_arn: &str, shard_id: &str) -> Result<String> {
-        let saved = self.load().filter(|c| c.stream_arn == stream_arn && c.shard_id == shard_id);
-        let request = self.streams.get_shard_iterator().stream_arn(stream_arn).shard_id(shard_id);
-        let request = match &saved {
-            Some(c) => {
-                request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(&c.sequence_number)
-            }
-            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-        };
-        let output = request
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)))?;
-        output.shard_iterator().map(str::to_owned).context("no shard iterator")
-    }
-
-    fn load(&self) -> Option<Checkpoint> {
-        serde_json::from_slice(&std::fs::read(&self.relay.checkpoint).ok()?).ok()
-    }
-
-    fn save(&self, checkpoint: &Checkpoint) {
-        let write = serde_json::to_vec(checkpoint)
-            .map_err(anyhow::Error::from)
-            .and_then(|bytes| Ok(std::fs::write(&self.relay.checkpoint, bytes)?));
-        if let Err(err) = write {
-            tracing::warn!(error = ?err, path = %self.relay.checkpoint.display(), "could not keep the relay position");
+impl Consumer for Running<'_> {
+    async fn consume(&self, records: &[Record], _from: &Position) {
+        let events: Vec<DomainEvent> = records.iter().filter_map(outbox_event).collect();
+        if !events.is_empty() {
+            self.publish(&events).await;
         }
     }
 }
 
 /// The event of an outbox record, as the Pipe's filter and input template
 /// pick it: INSERTs whose new image carries `event_detail`.
-fn outbox_event(record: &aws_sdk_dynamodbstreams::types::Record) -> Option<DomainEvent> {
+fn outbox_event(record: &Record) -> Option<DomainEvent> {
     if record.event_name() != Some(&OperationType::Insert) {
         return None;
     }

@@ -134,6 +134,16 @@ fn event_sk(event_id: &str) -> String {
     format!("{EVENT_PREFIX}{event_id}")
 }
 
+fn closed_sk(period: &str) -> String {
+    format!("BILLING#CLOSED#{period}")
+}
+
+/// A key with more attributes (markers).
+fn item_with<const N: usize>(mut key: Item, attributes: [(&str, AttributeValue); N]) -> Item {
+    key.extend(attributes.into_iter().map(|(name, value)| (name.to_owned(), value)));
+    key
+}
+
 fn invoice_sk(id: Uuid) -> String {
     format!("{INVOICE_PREFIX}{id}")
 }
@@ -151,6 +161,11 @@ pub fn quantities_of(item: &Item) -> BTreeMap<String, Decimal> {
             Some((metric.to_owned(), number))
         })
         .collect()
+}
+
+/// The period's last storage sample, in bytes.
+fn storage_bytes_of(item: &Item) -> Option<i64> {
+    item.get("storage_bytes").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
 fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -612,40 +627,30 @@ impl Store {
     /// The current period's totals with the account, subscription and
     /// components: ONE Query (see the module docs).
     pub async fn billing_snapshot(&self, scope: &TenantScope, period: &str) -> AppResult<BillingSnapshot> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":from", s(period_sk(period)))
+            .expression_attribute_values(":to", s("BILLING#SETTINGS#~"))
+            .consistent_read(true);
         let mut snapshot = BillingSnapshot::default();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(scope.pk()))
-                .expression_attribute_values(":from", s(period_sk(period)))
-                .expression_attribute_values(":to", s("BILLING#SETTINGS#~"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await?;
-            for item in output.items.unwrap_or_default() {
-                let sk = string_attr(&item, "SK").unwrap_or_default().to_owned();
-                if sk == period_sk(period) {
-                    snapshot.period_totals = quantities_of(&item);
-                    snapshot.storage_bytes =
-                        item.get("storage_bytes").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-                } else if sk == ACCOUNT_SK {
-                    snapshot.account = Some(from_item(item)?);
-                } else if sk == SUBSCRIPTION_SK {
-                    snapshot.subscription = Some(from_item(item)?);
-                } else if sk.starts_with(COMPONENT_PREFIX) {
-                    snapshot.components.extend(super::decode_listed([item]));
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(snapshot),
+        for item in self.query_all(query).await? {
+            let sk = string_attr(&item, "SK").unwrap_or_default().to_owned();
+            if sk == period_sk(period) {
+                snapshot.period_totals = quantities_of(&item);
+                snapshot.storage_bytes = storage_bytes_of(&item);
+            } else if sk == ACCOUNT_SK {
+                snapshot.account = Some(from_item(item)?);
+            } else if sk == SUBSCRIPTION_SK {
+                snapshot.subscription = Some(from_item(item)?);
+            } else if sk.starts_with(COMPONENT_PREFIX) {
+                snapshot.components.extend(super::decode_listed([item]));
             }
         }
+        Ok(snapshot)
     }
 
     /// Period totals (`YYYY-MM`), with the last storage sample.
@@ -655,10 +660,7 @@ impl Store {
         period: &str,
     ) -> AppResult<(BTreeMap<String, Decimal>, Option<i64>)> {
         Ok(match self.get_item(key(scope, period_sk(period))).await? {
-            Some(item) => (
-                quantities_of(&item),
-                item.get("storage_bytes").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
-            ),
+            Some(item) => (quantities_of(&item), storage_bytes_of(&item)),
             None => (BTreeMap::new(), None),
         })
     }
@@ -671,30 +673,23 @@ impl Store {
         from_hour: &str,
         to_hour: &str,
     ) -> AppResult<Vec<(String, BTreeMap<String, Decimal>)>> {
-        let mut hours = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(scope.pk()))
-                .expression_attribute_values(":from", s(hour_sk(from_hour)))
-                .expression_attribute_values(":to", s(hour_sk(to_hour)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await?;
-            for item in output.items.unwrap_or_default() {
-                if let Some(hour) = string_attr(&item, "SK").and_then(|sk| sk.strip_prefix(HOUR_PREFIX)) {
-                    hours.push((hour.to_owned(), quantities_of(&item)));
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(hours),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":from", s(hour_sk(from_hour)))
+            .expression_attribute_values(":to", s(hour_sk(to_hour)));
+        Ok(self
+            .query_all(query)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let hour = string_attr(item, "SK")?.strip_prefix(HOUR_PREFIX)?;
+                Some((hour.to_owned(), quantities_of(item)))
+            })
+            .collect())
     }
 
     // ----- the meter's writes --------------------------------------------------
@@ -747,12 +742,10 @@ impl Store {
         let gb_hours = Decimal::from(bytes) / Decimal::from(1_000_000_000_i64);
         let mut tx = Tx::new();
         tx.put_new(
-            HashMap::from([
-                ("PK".to_owned(), s(scope.pk())),
-                ("SK".to_owned(), s(format!("BILLING#SAMPLE#{hour}"))),
-                ("bytes".to_owned(), n(bytes)),
-                ("expires_at".to_owned(), n(Utc::now().timestamp() + EVENT_RETENTION_SECONDS)),
-            ]),
+            item_with(
+                key(scope, format!("BILLING#SAMPLE#{hour}")),
+                [("bytes", n(bytes)), ("expires_at", n(Utc::now().timestamp() + EVENT_RETENTION_SECONDS))],
+            ),
             ALREADY_MARKED,
         );
         let mut quantities = BTreeMap::new();
@@ -786,33 +779,13 @@ impl Store {
         }
     }
 
-    /// Tells a limit's crossing once per limit, threshold and period: the
-    /// marker, the event and the audit entry in one transaction. `false`
-    /// when it was told already.
+    /// Tells a limit's crossing once per limit, threshold and period.
+    /// `false` when it was told already.
     pub async fn record_threshold(&self, scope: &TenantScope, alert: UsageThresholdReached) -> AppResult<bool> {
         let sk = format!("BILLING#ALERT#{}#{}#{}", alert.period, alert.limit, alert.threshold_percent);
-        let mut tx = Tx::new();
-        tx.put_new(
-            HashMap::from([
-                ("PK".to_owned(), s(scope.pk())),
-                ("SK".to_owned(), s(sk.clone())),
-                ("used".to_owned(), s(alert.used.clone())),
-                ("created_at".to_owned(), s(crate::domain::now_rfc3339())),
-            ]),
-            ALREADY_MARKED,
-        );
-        tx.audit(
-            scope,
-            &AuditContext::system("billing-meter"),
-            Change::created("usage_alert", &sk, &alert),
-            self.audit_retention(scope).await?,
-        );
-        tx.emit(scope, Event::UsageThresholdReached(alert));
-        match tx.commit(self).await {
-            Ok(()) => Ok(true),
-            Err(TxError::Condition(ALREADY_MARKED)) => Ok(false),
-            Err(other) => Err(other.into_app_error("usage alert")),
-        }
+        let marker = [("used", s(alert.used.clone()))];
+        let change = Change::created("usage_alert", &sk, &alert);
+        self.tell_once(scope, sk, marker, change, Event::UsageThresholdReached(alert)).await
     }
 
     /// Tells a credit balance's fall below the tenant's threshold once per
@@ -824,27 +797,32 @@ impl Store {
         alert: crate::events::catalogue::CreditsLowBalance,
     ) -> AppResult<bool> {
         let sk = format!("BILLING#ALERT#CREDITS#{}", padded_sequence(crossing));
+        let marker = [("expires_at", n(Utc::now().timestamp() + EVENT_RETENTION_SECONDS))];
+        let change = Change::created("credits_alert", &sk, &alert);
+        self.tell_once(scope, sk, marker, change, Event::CreditsLowBalance(alert)).await
+    }
+
+    /// An alert once: its marker (`sk`, with `marker`'s attributes), its
+    /// audit entry and its event in one transaction; `false` when the
+    /// marker exists (told before).
+    async fn tell_once(
+        &self,
+        scope: &TenantScope,
+        sk: String,
+        marker: [(&str, AttributeValue); 1],
+        change: Change,
+        event: Event,
+    ) -> AppResult<bool> {
+        let mut marker = item_with(key(scope, sk), marker);
+        marker.insert("created_at".to_owned(), s(crate::domain::now_rfc3339()));
         let mut tx = Tx::new();
-        tx.put_new(
-            HashMap::from([
-                ("PK".to_owned(), s(scope.pk())),
-                ("SK".to_owned(), s(sk.clone())),
-                ("created_at".to_owned(), s(crate::domain::now_rfc3339())),
-                ("expires_at".to_owned(), n(Utc::now().timestamp() + EVENT_RETENTION_SECONDS)),
-            ]),
-            ALREADY_MARKED,
-        );
-        tx.audit(
-            scope,
-            &AuditContext::system("billing-meter"),
-            Change::created("credits_alert", &sk, &alert),
-            self.audit_retention(scope).await?,
-        );
-        tx.emit(scope, Event::CreditsLowBalance(alert));
+        tx.put_new(marker, ALREADY_MARKED);
+        tx.audit(scope, &AuditContext::system("billing-meter"), change, self.audit_retention(scope).await?);
+        tx.emit(scope, event);
         match tx.commit(self).await {
             Ok(()) => Ok(true),
             Err(TxError::Condition(ALREADY_MARKED)) => Ok(false),
-            Err(other) => Err(other.into_app_error("credits alert")),
+            Err(other) => Err(other.into_app_error("usage alert")),
         }
     }
 
@@ -865,11 +843,7 @@ impl Store {
         let mut tx = Tx::new();
         if let Some(period) = closing {
             tx.put_new(
-                HashMap::from([
-                    ("PK".to_owned(), s(scope.pk())),
-                    ("SK".to_owned(), s(format!("BILLING#CLOSED#{period}"))),
-                    ("invoice_id".to_owned(), s(invoice.id.to_string())),
-                ]),
+                item_with(key(scope, closed_sk(period)), [("invoice_id", s(invoice.id.to_string()))]),
                 ALREADY_MARKED,
             );
         }
@@ -901,12 +875,24 @@ impl Store {
         closing: Option<&str>,
         audit: &AuditContext,
     ) -> AppResult<Option<Invoice>> {
-        let account = self.get_billing_account(scope).await?;
+        let settings = self.billing_snapshot(scope, &period_of(crate::domain::now())).await?;
+        self.draft_with(scope, request, closing, audit, settings).await
+    }
+
+    /// [`Self::draft_invoice`] with the account, subscription and
+    /// components already read (one Query: [`Self::billing_snapshot`]).
+    async fn draft_with(
+        &self,
+        scope: &TenantScope,
+        request: &InvoiceRequest,
+        closing: Option<&str>,
+        audit: &AuditContext,
+        settings: BillingSnapshot,
+    ) -> AppResult<Option<Invoice>> {
+        let BillingSnapshot { account, subscription, components, .. } = settings;
         if let Some(account) = &account {
             request.check_purchase_order(account)?;
         }
-        let subscription = self.get_subscription(scope).await?;
-        let components = self.list_components(scope).await?;
         let tenant = self.tenant_for_change(scope).await?;
         let (from, to) = request.hours();
         let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
@@ -946,14 +932,15 @@ impl Store {
     /// invoice, once, for a tenant with a subscription or metered
     /// components. `true` when this call drafted it.
     pub async fn close_period(&self, scope: &TenantScope, period: &str, audit: &AuditContext) -> AppResult<bool> {
-        if self.get_item(key(scope, format!("BILLING#CLOSED#{period}"))).await?.is_some() {
+        if self.get_item(key(scope, closed_sk(period))).await?.is_some() {
             return Ok(false);
         }
-        if self.get_subscription(scope).await?.is_none() && self.list_components(scope).await?.is_empty() {
+        let settings = self.billing_snapshot(scope, &period_of(crate::domain::now())).await?;
+        if settings.subscription.is_none() && settings.components.is_empty() {
             return Ok(false);
         }
         let request = InvoiceRequest::for_period(period)?;
-        Ok(self.draft_invoice(scope, &request, Some(period), audit).await?.is_some())
+        Ok(self.draft_with(scope, &request, Some(period), audit, settings).await?.is_some())
     }
 
     pub async fn get_invoice(&self, scope: &TenantScope, id: Uuid) -> AppResult<Option<Invoice>> {
@@ -1116,25 +1103,14 @@ impl Store {
     /// Every item of the tenant whose SK starts with `prefix` (small sets:
     /// components).
     async fn query_all_prefix(&self, scope: &TenantScope, prefix: &str) -> AppResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(scope.pk()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await?;
-            items.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s(prefix));
+        self.query_all(query).await
     }
 }
 

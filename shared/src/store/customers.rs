@@ -247,21 +247,7 @@ impl Store {
     /// The keys of every photo item of the customer, decodable or not: what
     /// a delete must remove so that no photo outlives its customer.
     async fn photo_keys(&self, scope: &TenantScope, customer_id: Uuid) -> AppResult<Vec<Item>> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .photos_query(scope, customer_id)
-                .projection_expression("PK, SK")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await?;
-            keys.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(keys),
-            }
-        }
+        self.query_all(self.photos_query(scope, customer_id).projection_expression("PK, SK")).await
     }
 
     fn photos_query(

@@ -112,6 +112,21 @@ impl Store {
         self.get_item(key).await?.map(from_item).transpose()
     }
 
+    /// Every item `query` finds, all pages (small or bounded sets: a
+    /// tenant's components or endpoints, an analytics window's hours).
+    pub(crate) async fn query_all(&self, query: QueryFluentBuilder) -> AppResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = query.clone().set_exclusive_start_key(start.take()).send().await?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// Runs `query` until `page.limit` items passed its filter (or the data ran
     /// out) and returns them with a cursor positioned after the last one.
     /// `context` binds the cursor to this list; `key_attrs` are the key

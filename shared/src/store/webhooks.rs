@@ -159,16 +159,7 @@ impl Store {
     /// Every endpoint of the tenant, for fanning an event out (all pages;
     /// an endpoint that does not decode is skipped and logged).
     pub async fn list_endpoints(&self, scope: &TenantScope) -> AppResult<Vec<Endpoint>> {
-        let mut endpoints = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self.endpoints_query(scope).set_exclusive_start_key(start.take()).send().await?;
-            endpoints.extend(super::decode_listed(output.items.unwrap_or_default()));
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(endpoints),
-            }
-        }
+        Ok(super::decode_listed(self.query_all(self.endpoints_query(scope)).await?))
     }
 
     /// The tenant's endpoints in creation order (ids are UUIDv7), one page.
