@@ -98,6 +98,9 @@ impl Running<'_> {
             table: &relay.table,
             checkpoint: &relay.checkpoint,
             name: "outbox relay",
+            // The Pipe forwards as soon as it can: events are not batched.
+            idle_poll: Duration::from_millis(100),
+            batching_window: false,
         }
         .run(self)
         .await

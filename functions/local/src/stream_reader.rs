@@ -17,7 +17,6 @@ use aws_sdk_dynamodbstreams::{
 
 /// Records per GetRecords (the stream's limit).
 const PAGE: i32 = 1000;
-const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// Where a page of records came from.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -47,6 +46,12 @@ pub struct StreamReader<'a> {
     pub checkpoint: &'a Path,
     /// Who reads, for the logs ("outbox relay", "meter feed").
     pub name: &'static str,
+    /// The wait after an empty page, or after every page with
+    /// `batching_window` (Lambda's MaximumBatchingWindowInSeconds: records
+    /// gather for that long, so a handler gets them together rather than
+    /// one per request).
+    pub idle_poll: Duration,
+    pub batching_window: bool,
 }
 
 impl StreamReader<'_> {
@@ -77,8 +82,8 @@ impl StreamReader<'_> {
                 Some(next) => iterator = next.to_owned(),
                 None => anyhow::bail!("the shard was closed"),
             }
-            if records.is_empty() {
-                tokio::time::sleep(IDLE_POLL).await;
+            if records.is_empty() || self.batching_window {
+                tokio::time::sleep(self.idle_poll).await;
             }
         }
     }
