@@ -22,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod mail;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod request_id;

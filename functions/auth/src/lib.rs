@@ -11,6 +11,9 @@
 //! | `POST /v1/auth/invitations/accept` | [`accept_invitation`] |
 //! | `GET /.well-known/jwks.json` | [`jwks`] |
 
+pub mod mfa;
+pub mod recovery;
+pub mod sso;
 mod throttle;
 mod tokens;
 
@@ -85,6 +88,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/me", get(me))
         .route("/v1/auth/invitations/accept", post(accept_invitation))
         .route("/.well-known/jwks.json", get(jwks))
+        .merge(mfa::routes())
+        .merge(recovery::routes())
+        .merge(sso::routes())
         .merge(health_router())
 }
 

@@ -22,6 +22,9 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
     vec![
         PlatformDoc::openapi(),
         auth::ApiDoc::openapi(),
+        auth::mfa::ApiDoc::openapi(),
+        auth::sso::ApiDoc::openapi(),
+        auth::recovery::ApiDoc::openapi(),
         tenants::ApiDoc::openapi(),
         users::ApiDoc::openapi(),
         api_keys::ApiDoc::openapi(),

@@ -386,6 +386,39 @@ checked_text!(
     "must be an IP address or CIDR range"
 );
 
+impl IpRange {
+    /// True when `ip` is this address, or inside this range. An IPv4
+    /// address written as IPv6 (`::ffff:203.0.113.5`, as a dual-stack
+    /// listener reports it) counts as the IPv4 address.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let (addr, bits) = match self.as_str().split_once('/') {
+            Some((a, b)) => (a, b.trim_start_matches('+').parse::<u32>().ok()),
+            None => (self.as_str(), None),
+        };
+        let Ok(network) = addr.parse::<IpAddr>() else {
+            return false;
+        };
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let bits = bits.unwrap_or(32).min(32);
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let bits = bits.unwrap_or(128).min(128);
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 fn is_cidr(s: &str) -> bool {
     let (addr, bits) = match s.split_once('/') {
         Some((a, b)) => (a, Some(b)),
@@ -717,6 +750,28 @@ pub struct Compliance {
     pub retention_policy_days: Option<Int<1, 3650>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gdpr_enabled: Option<bool>,
+}
+
+impl ConfigSecurity {
+    /// The tenant's `configuration.security`, read from the stored
+    /// configuration; `None` when it has none or it no longer parses.
+    pub fn of(tenant: &Tenant) -> Option<Self> {
+        serde_json::from_value(tenant.configuration.get("security")?.clone()).ok()
+    }
+
+    /// Whether a request from `address` may act in the tenant: any address
+    /// when `ip_whitelisting` is absent or empty; otherwise only one inside a
+    /// listed range. An unknown or unparsable address is refused (the
+    /// allow-list is a promise that nobody elsewhere gets in).
+    pub fn admits(&self, address: Option<&str>) -> bool {
+        let Some(ranges) = self.ip_whitelisting.as_ref().filter(|r| !r.is_empty()) else {
+            return true;
+        };
+        let Some(ip) = address.and_then(|a| a.trim().parse::<std::net::IpAddr>().ok()) else {
+            return false;
+        };
+        ranges.iter().any(|range| range.contains(ip))
+    }
 }
 
 impl Configuration {
@@ -1509,6 +1564,25 @@ mod tests {
         assert!(next.starts_with("new-company-") && next.len() == "new-company-".len() + 6, "{next}");
         assert!(is_slug(&next));
         assert!(suffixed_slug(&"n".repeat(255)).len() <= 63);
+    }
+
+    #[test]
+    fn an_allow_list_admits_only_addresses_in_its_ranges() {
+        let security: ConfigSecurity = serde_json::from_value(json!({
+            "ip_whitelisting": ["203.0.113.0/24", "198.51.100.7", "2001:db8::/32"]
+        }))
+        .expect("seed 000's ranges");
+        for inside in ["203.0.113.0", "203.0.113.255", "198.51.100.7", "::ffff:203.0.113.9", "2001:db8::1"] {
+            assert!(security.admits(Some(inside)), "{inside} is listed");
+        }
+        for outside in ["203.0.114.0", "198.51.100.8", "2001:db9::1", "10.0.0.1", "not an address", ""] {
+            assert!(!security.admits(Some(outside)), "{outside} is not listed");
+        }
+        assert!(!security.admits(None), "an unknown address is refused");
+        assert!(ConfigSecurity::default().admits(None), "no list admits anyone");
+        let everyone = IpRange::parse("0.0.0.0/0").expect("range");
+        assert!(everyone.contains("192.0.2.1".parse().expect("ip")));
+        assert!(!everyone.contains("::1".parse().expect("ip")), "an IPv4 range holds no IPv6 address");
     }
 
     #[test]

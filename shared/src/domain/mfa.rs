@@ -1,0 +1,1 @@
+//! TOTP multi-factor authentication: enrolment, codes, backup codes (no I/O).

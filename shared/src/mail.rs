@@ -1,0 +1,1 @@
+//! Mail through Amazon SES: invitations, verification, password reset and security notices.

@@ -1,0 +1,1 @@
+//! MFA enrolments, backup codes and sign-in challenges in the table.

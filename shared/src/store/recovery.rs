@@ -1,0 +1,1 @@
+//! One-time mail tokens (password reset, email verification) in the table.
