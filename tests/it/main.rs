@@ -1,6 +1,7 @@
 //! End-to-end tests over HTTP against the local server and the local AWS stack
 //! (moto). Run them with the README's test command, which starts the stack.
 
+mod account_mail;
 mod api_keys;
 mod audit;
 mod auth;
@@ -10,11 +11,13 @@ mod errors;
 mod hostile_input;
 mod idempotency;
 mod isolation;
+mod mfa;
 mod paging;
 mod projects;
 mod provisioning;
 mod rate_limits;
 mod seeds;
+mod sso;
 mod standing;
 mod tenants;
 mod tokens;
