@@ -13,6 +13,7 @@ mod idempotency;
 mod isolation;
 mod mfa;
 mod paging;
+mod policies;
 mod projects;
 mod provisioning;
 mod rate_limits;

@@ -18,8 +18,25 @@ use shared::{
 };
 use uuid::Uuid;
 
-/// Absolute lifetime of a login; rotation does not extend it.
+/// Absolute lifetime of a login; rotation does not extend it. A tenant's
+/// `configuration.security.session_timeout_minutes` shortens it.
 pub const SESSION_TTL_SECONDS: i64 = 30 * 24 * 3600;
+
+/// How long a sign-in of the tenant may last: the platform's 30 days, or
+/// less when the tenant's security policy says so (cached with the
+/// tenant's rate limit, so it costs no read of its own).
+async fn session_lifetime(state: &AppState, scope: &TenantScope) -> AppResult<i64> {
+    let policy = state.store.tenant_policy(scope).await?;
+    Ok(policy.session_lifetime_seconds.map_or(SESSION_TTL_SECONDS, |cap| cap.min(SESSION_TTL_SECONDS)))
+}
+
+/// When a sign-in started: its id is a UUIDv7, whose first 48 bits are the
+/// creation time, so no attribute is needed to apply a timeout the tenant
+/// shortened after the sign-in began.
+fn session_started_at(session_id: Uuid) -> Option<i64> {
+    let (seconds, _) = session_id.get_timestamp()?.to_unix();
+    i64::try_from(seconds).ok()
+}
 
 pub struct RefreshToken {
     pub tenant_id: Uuid,
@@ -76,6 +93,10 @@ pub struct TokenResponse {
     pub token_type: TokenType,
     /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// Seconds until the sign-in ends and the refresh token with it (30
+    /// days from sign-in, or the tenant's `session_timeout_minutes`):
+    /// refreshing does not extend it.
+    pub refresh_expires_in: i64,
     pub user: UserView,
 }
 
@@ -88,13 +109,19 @@ pub async fn start_session(
 ) -> AppResult<TokenResponse> {
     let session_id = Uuid::now_v7();
     let refresh = RefreshToken::generate(scope.tenant_id(), session_id);
-    let expires_at = chrono::Utc::now().timestamp() + SESSION_TTL_SECONDS;
+    let expires_at = chrono::Utc::now().timestamp() + session_lifetime(state, scope).await?;
     let audit = AuditContext::user(user.id, Some(user.email.clone()), client);
     state.store.create_session(scope, session_id, user.id, &refresh.hash(), expires_at, &audit).await?;
-    token_response(state, user, session_id, &refresh)
+    token_response(state, user, session_id, &refresh, expires_at)
 }
 
-fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &RefreshToken) -> AppResult<TokenResponse> {
+fn token_response(
+    state: &AppState,
+    user: &User,
+    session_id: Uuid,
+    refresh: &RefreshToken,
+    session_expires_at: i64,
+) -> AppResult<TokenResponse> {
     let access = state.signer()?.issue(&AccessGrant {
         user_id: user.id,
         email: Some(user.email.clone()),
@@ -108,6 +135,7 @@ fn token_response(state: &AppState, user: &User, session_id: Uuid, refresh: &Ref
         refresh_token: refresh.encode(),
         token_type: TokenType::Bearer,
         expires_in: access.expires_in,
+        refresh_expires_in: (session_expires_at - chrono::Utc::now().timestamp()).max(0),
         user: user.view(),
     })
 }
@@ -134,6 +162,13 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<TokenResponse> {
         }
         return Err(invalid());
     };
+    // A timeout the tenant set after this sign-in began ends it too.
+    let lifetime = session_lifetime(state, &scope).await?;
+    let ends_at = session_started_at(presented.session_id)
+        .map_or(session.expires_at, |started| (started + lifetime).min(session.expires_at));
+    if ends_at <= chrono::Utc::now().timestamp() {
+        return Err(AppError::token_expired());
+    }
     let user = state.store.get_user(&scope, session.user_id).await?.filter(|u| u.is_active).ok_or_else(invalid)?;
     ensure_tenant_usable(state, &scope).await?;
     let next = RefreshToken::generate(presented.tenant_id, presented.session_id);
@@ -142,7 +177,7 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<TokenResponse> {
         .rotate_session(&scope, presented.session_id, &presented_hash, &next.hash(), session.expires_at)
         .await?
     {
-        Rotation::Rotated => token_response(state, &user, presented.session_id, &next),
+        Rotation::Rotated => token_response(state, &user, presented.session_id, &next, ends_at),
         Rotation::Reused => {
             revoke_for_reuse(state, &scope, presented.session_id).await?;
             Err(invalid())
@@ -167,5 +202,18 @@ pub async fn ensure_tenant_usable(state: &AppState, scope: &TenantScope) -> AppR
         }
         Some(_) => Ok(()),
         None => Err(AppError::unauthorized("invalid email or password")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_in_starts_when_its_id_was_made() {
+        let before = chrono::Utc::now().timestamp();
+        let started = session_started_at(Uuid::now_v7()).expect("a v7 id has a time");
+        assert!((before..=before + 1).contains(&started), "{started} is now");
+        assert_eq!(session_started_at(Uuid::new_v4()), None, "a v4 id has none");
     }
 }

@@ -292,7 +292,9 @@ async fn get_tenant(
 /// `PUT` and `PATCH` are the same partial update: only the fields sent
 /// change. A tenant admin who sends a field only the platform admin may
 /// change is refused (403, the fields in `details.fields`) before any value
-/// is checked.
+/// is checked. A tenant admin's `configuration.security.ip_whitelisting`
+/// must admit the address the update comes from (400 naming the field), so
+/// that nobody locks the tenant's admins out.
 #[utoipa::path(method(put, patch), path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = ["admin"]), ("api_key" = ["tenant:write"])),
     request_body(content = TenantUpdate, examples(
         ("seed_002" = (summary = "Seed 002: a platform admin's update", value = json!({
@@ -349,6 +351,21 @@ async fn update_tenant(
         })));
     }
     let changes = parse_body::<TenantUpdate>(&body)?.into_changes(id)?;
+    // An admin who lists addresses that leave out their own would be
+    // refused from the next request on, with nobody in the tenant able to
+    // undo it: the list must admit the address it is sent from.
+    if admin.is_none()
+        && let Some(ranges) = allow_list_in(&body)
+        && !shared::domain::tenant::admitted(&ranges, audit.ip_address.as_deref())
+    {
+        return Err(AppError::invalid_field(
+            "configuration.security.ip_whitelisting",
+            format!(
+                "must include the address this request comes from ({}), or nobody could change it back",
+                audit.ip_address.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
     let tenant = if changes.is_empty() {
         load(&state, &scope).await?.0
     } else {
@@ -359,6 +376,12 @@ async fn update_tenant(
             .ok_or_else(|| AppError::not_found(RESOURCE))?
     };
     Ok(Json(tenant.view()))
+}
+
+/// The `configuration.security.ip_whitelisting` a valid update body sets.
+fn allow_list_in(body: &[u8]) -> Option<Vec<shared::domain::tenant::IpRange>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    serde_json::from_value(value.pointer("/configuration/security/ip_whitelisting")?.clone()).ok()
 }
 
 /// Deletes a tenant (platform admin): a soft delete.

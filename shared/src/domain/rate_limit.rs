@@ -119,10 +119,10 @@ impl RateStatus {
 }
 
 /// What every authenticated request needs to know about its tenant: its
-/// requests per minute and whether it may be used at all. Cached per warm
+/// requests per minute, whether it may be used at all, and from where. Cached per warm
 /// process so that it costs no read per request; a change reaches every
 /// instance within [`POLICY_CACHE_TTL`] (at once in the process that made it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantPolicy {
     pub requests_per_minute: i64,
     /// False for an inactive or suspended tenant: its API keys are refused.
@@ -130,15 +130,35 @@ pub struct TenantPolicy {
     /// The tenant's limits, read with the rest: a route that shows usage
     /// against them (`GET /v1/billing/usage`) reads no tenant item of its own.
     pub limits: super::plans::Limits,
+    /// Seed 000's `configuration.security.ip_whitelisting`, when the tenant
+    /// has one: requests from elsewhere are refused.
+    pub allowed_addresses: Option<std::sync::Arc<[super::tenant::IpRange]>>,
+    /// Seed 000's `configuration.security.session_timeout_minutes`, in
+    /// seconds: no sign-in of the tenant's lasts longer.
+    pub session_lifetime_seconds: Option<i64>,
 }
 
 impl TenantPolicy {
     pub fn of(tenant: &super::tenant::Tenant) -> Self {
+        let security = super::tenant::ConfigSecurity::of(tenant);
         Self {
             requests_per_minute: super::plans::requests_per_minute(tenant),
             usable: tenant.status != "inactive" && tenant.status != "suspended",
             limits: super::plans::effective_limits(tenant),
+            allowed_addresses: security
+                .as_ref()
+                .and_then(|security| security.ip_whitelisting.clone())
+                .filter(|ranges| !ranges.is_empty())
+                .map(std::sync::Arc::from),
+            session_lifetime_seconds: security
+                .and_then(|security| security.session_timeout_minutes)
+                .map(|minutes| minutes.get() * 60),
         }
+    }
+
+    /// Whether a request from `address` may act in the tenant.
+    pub fn admits(&self, address: Option<&str>) -> bool {
+        self.allowed_addresses.as_deref().is_none_or(|ranges| super::tenant::admitted(ranges, address))
     }
 }
 
@@ -150,7 +170,7 @@ pub const POLICY_CACHE_TTL: Duration = Duration::from_secs(5);
 
 pub(crate) fn cached_policy(tenant_id: Uuid) -> Option<TenantPolicy> {
     let cache = policy_cache().lock().ok()?;
-    cache.get(&tenant_id).filter(|(_, at)| at.elapsed() < POLICY_CACHE_TTL).map(|(policy, _)| *policy)
+    cache.get(&tenant_id).filter(|(_, at)| at.elapsed() < POLICY_CACHE_TTL).map(|(policy, _)| policy.clone())
 }
 
 pub(crate) fn remember_policy(tenant_id: Uuid, policy: TenantPolicy) {

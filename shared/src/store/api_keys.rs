@@ -487,7 +487,7 @@ impl Store {
         let (tenant, _) =
             self.get_tenant(scope).await?.ok_or_else(|| AppError::unauthorized("the tenant no longer exists"))?;
         let policy = TenantPolicy::of(&tenant);
-        remember_policy(tenant.id, policy);
+        remember_policy(tenant.id, policy.clone());
         Ok(policy)
     }
 }

@@ -41,7 +41,7 @@ impl FromRequestParts<AppState> for AuditContext {
 
 /// The caller's address: API Gateway's view of it, else the first
 /// `X-Forwarded-For` hop (local server behind nothing: none).
-fn client_ip(parts: &Parts) -> Option<String> {
+pub(crate) fn client_ip(parts: &Parts) -> Option<String> {
     use lambda_http::request::RequestContext;
     match parts.extensions.get::<RequestContext>() {
         Some(RequestContext::ApiGatewayV2(ctx)) if ctx.http.source_ip.is_some() => return ctx.http.source_ip.clone(),

@@ -93,6 +93,10 @@ const STANDARD_ERRORS: [StandardError; 10] = [
             ),
             ("tenant_mismatch", "`X-Tenant-ID` names another tenant than the credentials'"),
             ("tenant_inactive", "the tenant is suspended or deleted"),
+            (
+                "ip_not_allowed",
+                "the request comes from an address outside the tenant's `configuration.security.ip_whitelisting`",
+            ),
         ],
     },
     StandardError {

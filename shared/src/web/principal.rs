@@ -202,6 +202,15 @@ async fn count_request(
     if !policy.usable && !principal.is_platform_admin() {
         return Err(AppError::forbidden("tenant_inactive", "the tenant of these credentials is not active"));
     }
+    // The tenant's allow-list binds its own people and keys; a platform
+    // admin is the operator, not a member, and is not held to it. Refused
+    // before counting: a request from outside spends none of the limit.
+    if !principal.is_platform_admin() && !policy.admits(super::audit::client_ip(parts).as_deref()) {
+        return Err(AppError::forbidden(
+            "ip_not_allowed",
+            "requests from this address are not allowed for this tenant (configuration.security.ip_whitelisting)",
+        ));
+    }
     let status = match stored_key {
         Some(stored) => state.store.record_api_key_use(&home, stored, limit, now).await?,
         None => state.store.record_user_request(&home, principal.user_id(), limit, now).await?,
