@@ -764,14 +764,19 @@ impl ConfigSecurity {
     /// listed range. An unknown or unparsable address is refused (the
     /// allow-list is a promise that nobody elsewhere gets in).
     pub fn admits(&self, address: Option<&str>) -> bool {
-        let Some(ranges) = self.ip_whitelisting.as_ref().filter(|r| !r.is_empty()) else {
-            return true;
-        };
-        let Some(ip) = address.and_then(|a| a.trim().parse::<std::net::IpAddr>().ok()) else {
-            return false;
-        };
-        ranges.iter().any(|range| range.contains(ip))
+        self.ip_whitelisting.as_deref().is_none_or(|ranges| admitted(ranges, address))
     }
+}
+
+/// Whether `address` is inside one of `ranges` (an empty list admits all).
+pub fn admitted(ranges: &[IpRange], address: Option<&str>) -> bool {
+    if ranges.is_empty() {
+        return true;
+    }
+    let Some(ip) = address.and_then(|a| a.trim().parse::<std::net::IpAddr>().ok()) else {
+        return false;
+    };
+    ranges.iter().any(|range| range.contains(ip))
 }
 
 impl Configuration {
