@@ -13,6 +13,9 @@ against AWS_ENDPOINT_URL (moto), every
                          fires nothing: the local server fires it from
                          LOCAL_DIR/schedules.json, written here
                          (functions/local/src/schedules.rs)
+  the MailIdentity parameter  an SES email identity (sesv2 CreateEmailIdentity),
+                         which moto treats as verified: its SendEmail refuses
+                         any other sender (docs/mail.md)
 
 named `saas-local-<logical-id-in-kebab-case>` (FIFO queues keep `.fifo`).
 IAM roles and policies, API Gateway, Lambda and log groups are not created:
@@ -309,6 +312,7 @@ class LocalStack:
         self.events = session.client("events", endpoint_url=endpoint, config=config)
         self.scheduler = session.client("scheduler", endpoint_url=endpoint, config=config)
         self.sts = session.client("sts", endpoint_url=endpoint, config=config)
+        self.sesv2 = session.client("sesv2", endpoint_url=endpoint, config=config)
         self.visibility = os.environ.get("LOCAL_QUEUE_VISIBILITY_SECONDS", "3")
         self.max_receive = os.environ.get("LOCAL_MAX_RECEIVE_COUNT") or None
 
@@ -333,6 +337,20 @@ class LocalStack:
             self.schedule(logical_id, resource.get("Properties") or {})
             for logical_id, resource in resources_of(self.template, "AWS::Scheduler::Schedule")
         ]
+        if "MailIdentity" in self.r.parameters:
+            self.mail_identity(str(self.r.parameters["MailIdentity"]))
+
+    # -- SES -----------------------------------------------------------------
+
+    def mail_identity(self, identity: str) -> None:
+        """The sender identity, verified as far as moto goes: moto marks a
+        created identity verified at once (AWS mails a link or checks DNS)."""
+        try:
+            self.sesv2.create_email_identity(EmailIdentity=identity)
+            log(f"SES identity {identity} created")
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "AlreadyExistsException":
+                raise
 
     # -- DynamoDB ----------------------------------------------------------
 

@@ -64,13 +64,20 @@ StartResponse = Callable[..., Any]
 
 def _forget_tracked_dynamodb_instances() -> None:
     """moto remembers every model object it ever created, for its dashboard
-    only. A TransactWriteItems deep-copies the table for rollback, once per
-    item, so those lists grew by whole tables per call: gigabytes after a
-    test run, and every later call slower. We never use the dashboard."""
+    (`/moto-api/data.json`) only. A TransactWriteItems deep-copies the table
+    for rollback, once per item, so those lists grew by whole tables per
+    call: gigabytes after a test run, and every later call slower. SQS
+    messages and the rest pile up too, and the dashboard is also how the
+    tests read sent mail back (tests/support: `mail_to`), under moto's one
+    lock: so every service's list is dropped but SES's, whose messages are
+    the only thing read from it."""
     from moto.core.model_instances import model_data
 
-    for model in model_data.get("dynamodb", {}).values():
-        model.instances_tracked = []
+    for service, models in model_data.items():
+        if service in ("ses", "sesv2"):
+            continue
+        for model in models.values():
+            model.instances_tracked = []
 
 
 def _back_up_only_the_items_a_transaction_touches() -> None:

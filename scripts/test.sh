@@ -15,6 +15,10 @@ export MOTO_PORT="${TEST_MOTO_PORT:-4567}"
 # so the DLQ test takes seconds (docs/infra.md).
 export LOCAL_MAX_RECEIVE_COUNT="${LOCAL_MAX_RECEIVE_COUNT:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
+# The SSO tests' OpenID provider (npm oidc-provider, pinned by
+# tests/idp/package-lock.json), installed once outside the clone.
+SSO_IDP_MODULES="$(tests/idp/install.sh)"
+export SSO_IDP_MODULES
 
 # A fresh state every run: tests must not depend on leftovers.
 infra/stack.sh down >/dev/null 2>&1 || true

@@ -4,6 +4,8 @@
 //! - [`call_log`]: with `AWS_CALL_LOG` set, every client logs the calls it makes
 //!   for a function (read by the IAM check of tests/registry.rs).
 
+use std::sync::{Arc, OnceLock};
+
 use aws_config::{BehaviorVersion, SdkConfig};
 
 pub mod call_log;
@@ -14,6 +16,34 @@ pub struct AwsClients {
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Only two functions send mail, and only on a few routes: built on the
+    /// first send, not at every function's cold start.
+    pub ses: SesClient,
+}
+
+/// The SES v2 client, made on first use from the cold start's `SdkConfig`
+/// (no network call either way; the client's first request opens the
+/// connection).
+#[derive(Clone, Debug)]
+pub struct SesClient {
+    sdk: SdkConfig,
+    client: Arc<OnceLock<aws_sdk_sesv2::Client>>,
+}
+
+impl SesClient {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self { sdk: sdk.clone(), client: Arc::new(OnceLock::new()) }
+    }
+
+    pub fn client(&self) -> &aws_sdk_sesv2::Client {
+        self.client.get_or_init(|| {
+            let mut config = aws_sdk_sesv2::config::Builder::from(&self.sdk);
+            if let Some(log) = call_log::CallLog::from_env() {
+                config.push_interceptor(aws_sdk_sesv2::config::SharedInterceptor::new(log));
+            }
+            aws_sdk_sesv2::Client::from_conf(config.build())
+        })
+    }
 }
 
 fn local_mode() -> bool {
@@ -43,6 +73,7 @@ impl AwsClients {
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            ses: SesClient::new(sdk),
         }
     }
 }

@@ -19,6 +19,12 @@ pub struct Config {
     pub local_mode: bool,
     /// The bucket of customer photos and try-on results (functions that touch blobs).
     pub blob_bucket_name: Option<String>,
+    /// The sender of account mail (`MAIL_FROM`, an address of a verified SES
+    /// identity); without it no mail is sent (functions that send none).
+    pub mail_from: Option<String>,
+    /// The web app's public base URL (`APP_BASE_URL`, e.g.
+    /// `https://app.example.com`): mailed links point under it.
+    pub app_base_url: Option<String>,
 }
 
 pub const EVENT_SOURCE: &str = "saas.platform";
@@ -35,6 +41,8 @@ impl Config {
             cursor_secret: inline_or_file("CURSOR_SECRET")?,
             local_mode: optional("LOCAL_MODE").is_some_and(|v| v == "true" || v == "1"),
             blob_bucket_name: optional("BLOB_BUCKET_NAME"),
+            mail_from: optional("MAIL_FROM"),
+            app_base_url: optional("APP_BASE_URL"),
         })
     }
 

@@ -226,6 +226,92 @@ impl Fetcher {
     }
 }
 
+/// The most an identity provider's answer may be (a discovery document, a
+/// key set, a token response).
+pub const MAX_IDP_BYTES: usize = 256 * 1024;
+
+/// An identity provider's answer: its status and its body as JSON
+/// (`Value::Null` when it is not JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonReply {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+/// `application/x-www-form-urlencoded` escaping (RFC 6749 appendix B; also
+/// what client_secret_basic applies to the id and secret before base64).
+pub fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(byte as char),
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// `base` with `pairs` appended to its query (an authorization URL), if
+/// `base` is a URL.
+pub fn url_with_query(base: &str, pairs: &[(&str, &str)]) -> Result<String, String> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| format!("not a URL: {e}"))?;
+    url.query_pairs_mut().extend_pairs(pairs);
+    Ok(url.into())
+}
+
+impl Fetcher {
+    /// GETs `url` (the URL rules above, no redirect followed) and reads at
+    /// most [`MAX_IDP_BYTES`] of JSON: an IdP's discovery document or keys.
+    pub async fn get_json(&self, url: &str) -> Result<JsonReply, String> {
+        let parsed = self.check_url(url)?;
+        let request = self.client.get(parsed).header(reqwest::header::ACCEPT, "application/json");
+        read_json(request).await
+    }
+
+    /// POSTs `form` to `url` (an IdP's token endpoint), with HTTP Basic
+    /// client authentication when `basic` is given; reads at most
+    /// [`MAX_IDP_BYTES`] of JSON.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<JsonReply, String> {
+        let parsed = self.check_url(url)?;
+        let body = form.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>();
+        let mut request = self
+            .client
+            .post(parsed)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body.join("&"));
+        if let Some((id, secret)) = basic {
+            use base64::Engine;
+            let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            request = request.header(reqwest::header::AUTHORIZATION, format!("Basic {encoded}"));
+        }
+        read_json(request).await
+    }
+}
+
+async fn read_json(request: reqwest::RequestBuilder) -> Result<JsonReply, String> {
+    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let status = response.status().as_u16();
+    if response.content_length().is_some_and(|n| n > MAX_IDP_BYTES as u64) {
+        return Err(format!("the answer is larger than {MAX_IDP_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_IDP_BYTES {
+            return Err(format!("the answer is larger than {MAX_IDP_BYTES} bytes"));
+        }
+    }
+    Ok(JsonReply { status, body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +357,22 @@ mod tests {
         ] {
             assert!(is_public(allowed.parse().expect("ip")), "{allowed} must pass");
         }
+    }
+
+    #[test]
+    fn form_values_are_escaped_as_rfc_6749_says() {
+        assert_eq!(form_encode("a b+c/d:é"), "a+b%2Bc%2Fd%3A%C3%A9");
+        let url = url_with_query("https://idp.example/auth?x=1", &[("redirect_uri", "https://a.example/cb?y=2")])
+            .expect("url");
+        assert_eq!(url, "https://idp.example/auth?x=1&redirect_uri=https%3A%2F%2Fa.example%2Fcb%3Fy%3D2");
+    }
+
+    #[tokio::test]
+    async fn an_idp_call_outside_local_mode_refuses_loopback_and_plain_http() {
+        let fetcher = Fetcher::new(false).expect("client");
+        assert!(fetcher.get_json("http://idp.example/.well-known/openid-configuration").await.is_err());
+        let err = fetcher.post_form("https://127.0.0.1/token", &[("a", "b")], None).await.expect_err("refused");
+        assert!(err.contains("not a public address"), "{err}");
     }
 
     #[tokio::test]

@@ -62,19 +62,13 @@ async fn a_session_timeout_caps_the_sign_in() {
     let capped = login(owner.email.clone()).await;
     let lifetime = capped.body["refresh_expires_in"].as_i64().expect("refresh_expires_in");
     assert!((295..=300).contains(&lifetime), "5 minutes, not {lifetime}");
-    let refreshed = post("/v1/auth/refresh")
-        .json(&json!({"refresh_token": capped.body["refresh_token"]}))
-        .send()
-        .await
-        .expect(200);
+    let refreshed =
+        post("/v1/auth/refresh").json(&json!({"refresh_token": capped.body["refresh_token"]})).send().await.expect(200);
     let left = refreshed.body["refresh_expires_in"].as_i64().expect("refresh_expires_in");
     assert!(left <= lifetime, "refreshing does not extend the sign-in ({left} > {lifetime})");
     // A sign-in that began before the timeout was set is held to it too.
-    let earlier = post("/v1/auth/refresh")
-        .json(&json!({"refresh_token": before.body["refresh_token"]}))
-        .send()
-        .await
-        .expect(200);
+    let earlier =
+        post("/v1/auth/refresh").json(&json!({"refresh_token": before.body["refresh_token"]})).send().await.expect(200);
     let left = earlier.body["refresh_expires_in"].as_i64().expect("refresh_expires_in");
     assert!(left <= 300, "the earlier sign-in now ends within 5 minutes, not {left} s");
 }

@@ -647,3 +647,86 @@ async fn seed_000_billing_account_contract_components_usage_analytics_and_invoic
         (Some(cents(subtotal).as_str()), Some(cents(subtotal).as_str()))
     );
 }
+
+/// Seed 000 scenario 3 steps 1-2: the three SSO connections as the seed
+/// writes them, the seed's Google initiate (it starts offline: Google's
+/// endpoints are known) and its callback body, which signs in through a
+/// Google-type connection pointed at the local OpenID provider.
+#[tokio::test]
+async fn seed_000_sso_connections_initiate_and_callback() {
+    let owner = register_owner().await;
+    for sent in [
+        example("000-create-sso-provider-1.json").body,
+        example("000-create-sso-provider-2.json").body,
+        example("000-create-sso-provider-3.json").body,
+    ] {
+        let name = sent["provider_name"].clone();
+        let made = post("/v1/auth/sso/providers").token(&owner.access_token).json(&sent).send().await.expect(201);
+        assert_echoes(&made.body, &sent, &["configuration", "auto_provision_users", "require_encrypted_assertions"]);
+        let shown = made.body.to_string();
+        for secret in ["GOCSPX-SecretKey123", "SecretKey456", "certificate_content"] {
+            assert!(!shown.contains(secret), "{name}: a secret is shown: {shown}");
+        }
+    }
+    let initiate = example("000-sso-initiate-1.json").set("tenant_id", owner.tenant_id.clone());
+    let started = post("/v1/auth/sso/google/initiate").json(&initiate.body).send().await.expect(200);
+    assert_eq!(started.body["expires_in"], 600);
+    let url = reqwest::Url::parse(started.body["authorization_url"].as_str().expect("url")).expect("a URL");
+    assert_eq!(url.as_str().split('?').next(), Some("https://accounts.google.com/o/oauth2/v2/auth"));
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "123456789-abcdef.apps.googleusercontent.com");
+    assert_eq!(query["redirect_uri"], "https://app.enterprise.com/auth/callback");
+    assert_eq!(query["hd"], "enterprise.com");
+    assert_eq!(query["state"], started.body["state"].as_str().expect("state"));
+    assert_eq!(query["code_challenge_method"], "S256");
+
+    // The callback's body, with the code and state of a real sign-in.
+    let tenant = register_owner().await;
+    let client_id = format!("google-{}", unique());
+    let email = format!("jane-{}@enterprise.com", unique());
+    let idp = Idp::start(&json!({
+        "clients": [{"client_id": client_id, "client_secret": "seed-secret",
+                     "redirect_uris": ["https://app.enterprise.com/auth/callback"]}],
+        "accounts": {"jane": {"email": email, "email_verified": true, "hd": "enterprise.com", "given_name": "Jane"}}
+    }))
+    .await;
+    let mut google = example("000-create-sso-provider-2.json").body;
+    google["configuration"]["issuer"] = json!(idp.issuer);
+    google["configuration"]["client_id"] = json!(client_id);
+    google["configuration"]["client_secret"] = json!("seed-secret");
+    post("/v1/auth/sso/providers").token(&tenant.access_token).json(&google).send().await.expect(201);
+    let initiate = example("000-sso-initiate-1.json").set("tenant_id", tenant.tenant_id.clone());
+    let started = post("/v1/auth/sso/google/initiate").json(&initiate.body).send().await.expect(200);
+    let back = idp.sign_in(started.body["authorization_url"].as_str().expect("url"), "jane").await;
+    let returned: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
+    let callback = example("000-sso-callback-1.json")
+        .set("code", returned["code"].clone())
+        .set("state", returned["state"].clone());
+    let signed_in = post("/v1/auth/sso/google/callback").json(&callback.body).send().await.expect(200);
+    assert_eq!(signed_in.body["user"]["email"], email.as_str());
+    assert_eq!(signed_in.body["user"]["role"], "user", "the seed's default_role");
+    assert!(signed_in.body["access_token"].as_str().is_some_and(|t| t.split('.').count() == 3));
+}
+
+/// Seed 000 scenario 3 step 3: TOTP setup with the seed's body as it
+/// stands, in the seed's answer shape, then verify with the seed's body
+/// and a real code (from pyotp, not our own implementation).
+#[tokio::test]
+async fn seed_000_mfa_setup_and_verify() {
+    let owner = register_owner().await;
+    let setup = example("000-mfa-setup-1.json");
+    let reply = post("/v1/auth/mfa/setup").token(&owner.access_token).json(&setup.body).send().await.expect(200);
+    assert_eq!(reply.body["verification_required"], true);
+    let answer = &reply.body["mfa_setup"];
+    let secret = answer["secret"].as_str().expect("secret");
+    assert!(answer["qr_code"].as_str().is_some_and(|q| q.starts_with("data:image/png;base64,")));
+    let codes = answer["backup_codes"].as_array().expect("backup codes");
+    assert!(
+        codes.len() >= 10 && codes.iter().all(|c| c.as_str().is_some_and(|c| c.len() == 11 && c.as_bytes()[5] == b'-'))
+    );
+    assert!(answer["recovery_instructions"].is_string());
+    let verify = example("000-mfa-verify-1.json").set("code", crate::mfa::pyotp(secret, 0));
+    let verified = post("/v1/auth/mfa/verify").token(&owner.access_token).json(&verify.body).send().await.expect(200);
+    assert_eq!(verified.body["enabled"], true, "{:#}", verified.body);
+    assert_eq!(verified.body["device_name"], setup.body["device_name"]);
+}

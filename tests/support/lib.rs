@@ -493,3 +493,200 @@ pub fn cart(garment_photo_id: &str, items: usize) -> Vec<Value> {
         .map(|i| json!({"product_id": format!("sku-{i}"), "garment_photo_id": garment_photo_id, "size": "M"}))
         .collect()
 }
+
+// ---- Mail (issue 14): what SES accepted, read back from moto.
+
+/// A mail SES accepted, as moto keeps it (`ses` backend, `sent_messages`).
+/// moto keeps one body per mail: the HTML part when there is one.
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+}
+
+impl SentMail {
+    /// The `token` of the link to `<APP_BASE_URL>/<page>` in the body.
+    pub fn link_token(&self, page: &str) -> Option<String> {
+        let marker = format!("/{page}?token=");
+        let start = self.body.find(&marker)? + marker.len();
+        let token: String = self.body[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect();
+        (!token.is_empty()).then_some(token)
+    }
+}
+
+/// Every mail moto accepted for `to`, oldest first. moto has no SES call
+/// that reads mail back; its model dump (`/moto-api/data.json`) lists each
+/// sent `Message` with its source, destinations, subject and body.
+pub async fn mail_to(to: &str) -> Vec<SentMail> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (the local stack env) is not set");
+    let dump: Value = client()
+        .get(format!("{}/moto-api/data.json", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .expect("moto's model dump")
+        .json()
+        .await
+        .expect("moto's model dump is JSON");
+    let text = |m: &Value, field: &str| m[field].as_str().unwrap_or_default().to_owned();
+    dump["ses"]["Message"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let to_list: Vec<String> = m["destinations"]["ToAddresses"]
+                .as_array()?
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            to_list.iter().any(|a| a.eq_ignore_ascii_case(to)).then(|| SentMail {
+                from: text(m, "source"),
+                to: to_list,
+                subject: text(m, "subject"),
+                body: text(m, "body"),
+            })
+        })
+        .collect()
+}
+
+/// The newest mail to `to` whose subject contains `subject`, waiting up to
+/// ten seconds for it.
+pub async fn latest_mail(to: &str, subject: &str) -> SentMail {
+    eventually(&format!("a mail to {to} about {subject:?}"), Duration::from_secs(10), move || async move {
+        mail_to(to).await.into_iter().rev().find(|m| m.subject.contains(subject))
+    })
+    .await
+}
+
+// ---- SSO: a real OpenID provider (npm `oidc-provider`, tests/idp/), one
+// per test, on a port the system picks; killed when dropped.
+
+/// A running OpenID provider with its development login and consent pages.
+pub struct Idp {
+    pub issuer: String,
+    child: std::process::Child,
+}
+
+impl Idp {
+    /// Starts the provider with `config` (`{"clients": [...], "accounts":
+    /// {...}}`, see tests/idp/server.mjs). The provider itself is installed
+    /// by `tests/idp/install.sh` (the test command runs it) at
+    /// `SSO_IDP_MODULES`.
+    pub async fn start(config: &Value) -> Self {
+        use std::io::BufRead;
+        let modules = std::env::var("SSO_IDP_MODULES").unwrap_or_else(|_| {
+            format!("{}/.cache/saas-platform/idp/node_modules", std::env::var("HOME").unwrap_or_default())
+        });
+        assert!(
+            std::path::Path::new(&modules).join("oidc-provider").exists(),
+            "oidc-provider is not installed at {modules}: run tests/idp/install.sh (the test command does)"
+        );
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/idp/server.mjs");
+        let mut child = std::process::Command::new("node")
+            .arg(script)
+            .env("IDP_MODULES", &modules)
+            .env("IDP_CONFIG", config.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start node (Node 20.19+ is needed for the SSO tests)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps reading so the pipe never fills.
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("IDP_LISTENING ") {
+                    let _ = tx.send(issuer.to_owned());
+                }
+            }
+        });
+        let issuer = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+            .await
+            .expect("join")
+            .expect("the OpenID provider did not start");
+        Self { issuer, child }
+    }
+
+    /// Replaces the claims of the account `login`.
+    pub async fn set_account(&self, login: &str, claims: &Value) {
+        let reply = idp_client().put(format!("{}/test/accounts/{login}", self.issuer)).json(claims).send().await;
+        assert_eq!(reply.expect("idp").status().as_u16(), 204);
+    }
+
+    /// From now on, ID tokens for `client_id` are changed (`aud`, `nonce`,
+    /// `exp_offset`) and re-signed with the provider's key.
+    pub async fn tamper(&self, client_id: &str, change: &Value) {
+        let reply = idp_client().put(format!("{}/test/tamper/{client_id}", self.issuer)).json(change).send().await;
+        assert_eq!(reply.expect("idp").status().as_u16(), 204);
+    }
+
+    /// What a browser does with `authorization_url`: follows it to the
+    /// provider's login page, signs in as `login` (any password), consents,
+    /// and stops at the redirect to our redirect URI, whose Location (with
+    /// `code` and `state`) it answers; that last redirect is not followed.
+    pub async fn sign_in(&self, authorization_url: &str, login: &str) -> reqwest::Url {
+        let mut cookies: std::collections::BTreeMap<String, String> = Default::default();
+        let mut url = reqwest::Url::parse(authorization_url).expect("authorization url");
+        let mut form: Option<Vec<(&str, String)>> = None;
+        for _ in 0..12 {
+            let issuer = reqwest::Url::parse(&self.issuer).expect("issuer");
+            if url.origin() != issuer.origin() {
+                return url;
+            }
+            let cookie = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            let request = match form.take() {
+                Some(fields) => idp_client().post(url.clone()).form(&fields),
+                None => idp_client().get(url.clone()),
+            };
+            let response = request.header("cookie", cookie).send().await.expect("idp request");
+            for value in response.headers().get_all("set-cookie") {
+                let pair = value.to_str().unwrap_or("").split(';').next().unwrap_or("");
+                if let Some((name, value)) = pair.split_once('=') {
+                    if value.is_empty() {
+                        cookies.remove(name);
+                    } else {
+                        cookies.insert(name.to_owned(), value.to_owned());
+                    }
+                }
+            }
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response.headers()["location"].to_str().expect("location").to_owned();
+                url = url.join(&location).expect("location url");
+                continue;
+            }
+            let page = response.text().await.unwrap_or_default();
+            assert!(status.is_success(), "the provider answered {status}: {page}");
+            form = Some(if page.contains(r#"name="prompt" value="login""#) {
+                vec![("prompt", "login".to_owned()), ("login", login.to_owned()), ("password", "any".to_owned())]
+            } else {
+                vec![("prompt", "consent".to_owned())]
+            });
+        }
+        panic!("the provider's sign-in did not come back to the redirect URI");
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that shows redirects instead of following them.
+fn idp_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client")
+    })
+}

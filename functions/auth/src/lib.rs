@@ -38,6 +38,7 @@ use shared::{
     },
     domain::{
         ids::TenantId,
+        mfa::ChallengePurpose,
         schema,
         tenant::{Tenant, TenantView, slugify, suffixed_slug},
         user::{NewPassword, PersonName, User, UserView},
@@ -198,6 +199,11 @@ async fn register(
         match state.store.create_tenant_with_owner(&tenant, &owner, &password_hash, &audit).await {
             Ok(()) => {
                 let scope = NewTenant::scope(tenant.id);
+                // The sign-up stands whether or not the mail could be sent:
+                // the owner can ask for another (`POST /v1/auth/email/verification`).
+                if let Err(err) = recovery::send_verification(&state, &scope, &owner, &client).await {
+                    tracing::warn!(error = %err, tenant_id = %tenant.id, "verification mail not sent");
+                }
                 let session = tokens::start_session(&state, &scope, &owner, &client).await?;
                 return Ok((StatusCode::CREATED, Json(Registered { session, tenant: tenant.view() })));
             }
@@ -275,12 +281,33 @@ fn one_of_required(object: ObjectBuilder, a: &str, b: &str) -> RefOr<Schema> {
         .into()
 }
 
+/// A login's answer: the tokens, or a second step before them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    /// Signed in.
+    Tokens(TokenResponse),
+    /// The user has MFA (`mfa_enrollment_required: false`: send a code to
+    /// `POST /v1/auth/mfa/challenge`), or the tenant requires it and the
+    /// user has none (`true`: enrol with the `mfa_token`).
+    MfaRequired(mfa::MfaChallengeResponse),
+}
+
 /// Signs in with an email address and password.
 ///
 /// Seeds 002 and 003's login: an access token (15 minutes), a refresh token
 /// and the user. Attempts are throttled per account and per address; a
 /// wrong address, a wrong password and a disabled account get the same
-/// answer.
+/// answer. Once the password matched, the tenant's
+/// `configuration.security` applies: `ip_whitelisting` refuses other
+/// addresses (403 `ip_not_allowed`); `sso_required` refuses passwords
+/// (403 `sso_required`) except the tenant's owner's, the documented break
+/// glass (audited as `break_glass_login`); a user with MFA gets a challenge
+/// instead of tokens (`mfa_required`, an `mfa_token` for
+/// `POST /v1/auth/mfa/challenge`), and in a tenant with `mfa_required` a
+/// user without MFA gets an enrolment token (`mfa_enrollment_required`)
+/// that opens `POST /v1/auth/mfa/setup` and `/verify`. A user with MFA
+/// keeps the account's throttle strikes until the code passes.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
     request_body(content = Login, examples(
         ("seed_002" = (summary = "Seed 002", value = json!({
@@ -297,9 +324,9 @@ fn one_of_required(object: ObjectBuilder, a: &str, b: &str) -> RefOr<Schema> {
         }))),
     )),
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in (the tokens), or a second step first (`mfa_required`: an `mfa_token`)", body = LoginAnswer),
         (status = 401, description = "Not authenticated\n\n- `unauthorized`: invalid email or password (also for a disabled account, or a `tenant_id` that is not the account's)", body = shared::web::openapi::ApiError),
-        (status = 403, description = "Forbidden\n\n- `tenant_inactive`: the account's tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 403, description = "Forbidden\n\n- `tenant_inactive`: the account's tenant is suspended or deleted\n- `ip_not_allowed`: the tenant's IP allow-list (`configuration.security.ip_whitelisting`) does not hold the caller's address\n- `sso_required`: the tenant signs its members in through SSO only (`details.initiate`: `POST /v1/auth/sso/{provider}/initiate`)", body = shared::web::openapi::ApiError),
         (status = 429, description = "Too many requests\n\n- `rate_limited`: too many failed attempts for this account or from this address (`details.reason`: `too_many_attempts`, `details.retry_after_seconds`): wait `Retry-After` seconds", body = shared::web::openapi::ApiError),
         (status = 503, description = "Unavailable\n\n- `busy`: too many sign-ins at once: retry after `Retry-After` seconds", body = shared::web::openapi::ApiError,
             headers(("Retry-After" = i64, description = "Seconds to wait before retrying"))),
@@ -308,7 +335,7 @@ async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     Body(Login { email, password, tenant_hint }): Body<Login>,
-) -> AppResult<Json<TokenResponse>> {
+) -> AppResult<Json<LoginAnswer>> {
     let (email, password) = (email.as_str(), password.as_str());
     let refused = || AppError::unauthorized("invalid email or password");
     // Throttled per account and per address before anything is looked up,
@@ -334,10 +361,40 @@ async fn login(
         gate.failed(&state, &client).await?;
         return Err(refused());
     }
+    let (_, security) = mfa::sign_in_tenant(&state, &scope, &user, &client).await?;
+    if security.sso_required == Some(true) {
+        if user.role != Role::Owner {
+            mfa::audit_sign_in(&state, &scope, &user, &client, "login_refused", json!({"reason": "sso_required"}))
+                .await?;
+            return Err(AppError::forbidden(
+                "sso_required",
+                "this organization signs its members in through SSO only: use POST /v1/auth/sso/{provider}/initiate",
+            )
+            .with_details(json!({
+                "initiate": "POST /v1/auth/sso/{provider}/initiate",
+                "tenant_id": scope.tenant_id(),
+                "policy": "configuration.security.sso_required",
+            })));
+        }
+        // The owner keeps a password as the way back in when the IdP is
+        // down or misconfigured; every such sign-in is on the record.
+        mfa::audit_sign_in(&state, &scope, &user, &client, "break_glass_login", json!({"reason": "sso_required"}))
+            .await?;
+    }
+    let has_mfa = state.store.get_mfa(&scope, user.id).await?.is_some_and(|m| m.enrollment.is_enabled());
+    if has_mfa {
+        // The account's strikes stay until the code passes: a right
+        // password alone must not reset the guesses at the second factor.
+        let challenge = mfa::issue_challenge(&state, &scope, &user, ChallengePurpose::SignIn, &client).await?;
+        return Ok(Json(LoginAnswer::MfaRequired(challenge)));
+    }
     gate.succeeded(&state).await?;
-    tokens::ensure_tenant_usable(&state, &scope).await?;
+    if security.mfa_required == Some(true) {
+        let challenge = mfa::issue_challenge(&state, &scope, &user, ChallengePurpose::Enrollment, &client).await?;
+        return Ok(Json(LoginAnswer::MfaRequired(challenge)));
+    }
     state.store.record_login(&scope, user.id).await?;
-    Ok(Json(tokens::start_session(&state, &scope, &user, &client).await?))
+    Ok(Json(LoginAnswer::Tokens(tokens::start_session(&state, &scope, &user, &client).await?)))
 }
 
 /// `POST /v1/auth/refresh`: the refresh token (`refresh_token`, or seed
@@ -401,7 +458,7 @@ impl utoipa::ToSchema for Logout {}
     request_body(content = Refresh, example = json!({"refresh": "your_refresh_token"})),
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
-        (status = 401, description = "Not authenticated\n\n- `invalid_token`: the refresh token is invalid, used or revoked, or its user is disabled\n- `token_expired`: the sign-in is older than 30 days: sign in again\n- `unauthorized`: the tenant no longer exists", body = shared::web::openapi::ApiError),
+        (status = 401, description = "Not authenticated\n\n- `invalid_token`: the refresh token is invalid, used or revoked, or its user is disabled\n- `token_expired`: the sign-in is older than its lifetime (30 days, or the tenant's `session_timeout_minutes`): sign in again\n- `unauthorized`: the tenant no longer exists", body = shared::web::openapi::ApiError),
         (status = 403, description = "Forbidden\n\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
     ))]
 async fn refresh(State(state): State<AppState>, Body(body): Body<Refresh>) -> AppResult<Json<TokenResponse>> {
@@ -558,6 +615,8 @@ async fn accept_invitation(
     // members, in the transaction that creates the user).
     let lookup = CredentialLookup::named_by_credential(token.tenant_id);
     let mut user = User::new(token.tenant_id, &token.email, first_name.as_str(), last_name.as_str(), Role::User);
+    // The invitation's link was mailed to this address: holding it proves it.
+    user.mark_email_verified(shared::domain::now());
     let hash = password::hash(password_text.as_str()).await?;
     // Emits `user.created` (`via: "invitation"`) in the same transaction.
     let scope = match state.store.accept_invitation(&lookup, &token.email, &token.hash(), &mut user, &hash).await {
@@ -659,6 +718,15 @@ mod tests {
         assert_eq!(fields(err), ["email"]);
         let err = parse_body::<Login>(b"{}").expect_err("refused");
         assert_eq!(fields(err), ["email", "password"]);
+    }
+
+    /// The login's 200 is one of two shapes, and the document says so.
+    #[test]
+    fn the_login_answers_tokens_or_an_mfa_challenge_as_one_of() {
+        let schema = serde_json::to_value(<LoginAnswer as utoipa::PartialSchema>::schema()).expect("schema");
+        let refs: Vec<&str> =
+            schema["oneOf"].as_array().expect("oneOf").iter().filter_map(|s| s["$ref"].as_str()).collect();
+        assert_eq!(refs, ["#/components/schemas/TokenResponse", "#/components/schemas/MfaChallengeResponse"]);
     }
 
     #[test]

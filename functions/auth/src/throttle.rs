@@ -49,7 +49,31 @@ impl Gate {
 
     /// A gate on sign-ups from `address`: every attempt is a strike.
     pub async fn sign_up(state: &AppState, address: &str, client: &ClientInfo) -> AppResult<()> {
-        let gate = Self::open_for(state, vec![Subject::sign_up(address)], None, client).await?;
+        Self::every_request(state, vec![Subject::sign_up(address)], client).await
+    }
+
+    /// A gate on password-reset requests for the address typed (existing
+    /// or not: the answer must not tell) and from the caller's address:
+    /// every request is a strike.
+    pub async fn reset_request(
+        state: &AppState,
+        email: &str,
+        address: Option<&str>,
+        client: &ClientInfo,
+    ) -> AppResult<()> {
+        let mut subjects = vec![Subject::reset_account(email)];
+        subjects.extend(address.map(Subject::reset_address));
+        Self::every_request(state, subjects, client).await
+    }
+
+    /// A gate on the verification mails a signed-in user asks for.
+    pub async fn verification_mail(state: &AppState, user_id: uuid::Uuid, client: &ClientInfo) -> AppResult<()> {
+        Self::every_request(state, vec![Subject::verification_mail(user_id)], client).await
+    }
+
+    /// Refuses while any subject is blocked; otherwise counts the request.
+    async fn every_request(state: &AppState, subjects: Vec<Subject>, client: &ClientInfo) -> AppResult<()> {
+        let gate = Self::open_for(state, subjects, None, client).await?;
         gate.failed(state, client).await
     }
 
@@ -78,7 +102,8 @@ impl Gate {
 
     /// Strikes the chosen counts. The strike that starts an account's
     /// lockout is audited in the account's tenant when the account exists
-    /// (visible to its admins, and an `audit.entry.created` event); for an
+    /// (visible to its admins, and an `audit.entry.created` event) and
+    /// mailed to the account (best effort, after the audit entry); for an
     /// address that names no account nothing is written but the count.
     async fn strike(&self, state: &AppState, client: &ClientInfo, which: impl Fn(&Count) -> bool) -> AppResult<()> {
         let now = shared::domain::now().timestamp_millis();
@@ -102,6 +127,8 @@ impl Gate {
                 };
                 let audit = AuditContext::system_for_client("sign-in", client);
                 state.store.record_audit(&claim.scope(), &audit, change).await?;
+                let minutes = (count.subject.policy.lockout.as_secs() / 60) as i64;
+                crate::recovery::send_lockout_notice(state, claim, minutes).await;
             }
         }
         Ok(())

@@ -35,11 +35,15 @@ use shared::{
     domain::{
         ids::UserId,
         plans::Quota,
-        user::{InvitationView, NewPassword, PersonName, RoleName, User, UserChanges, UserView, rules},
+        user::{
+            INVITATION_TTL_SECONDS, Invitation, InvitationView, NewPassword, PersonName, RoleName, User, UserChanges,
+            UserView, rules,
+        },
         values::{Email, Text},
     },
     error::FieldError,
     http::Page,
+    mail::{Brand, Notice},
     store::members::MemberError,
     string_enum,
     web::extract::{Body, ListQuery, Patch, PathIds},
@@ -347,7 +351,8 @@ async fn create_user(
 }
 
 /// A pending invitation with its one-time token, shown once to the inviting
-/// admin: there is no mail sender yet, so the admin passes it on.
+/// admin. The invitee also gets it by mail (the accept link); the admin's
+/// copy is for passing it on when the mail does not arrive.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationWithToken {
     #[serde(flatten)]
@@ -367,9 +372,11 @@ pub struct Invited {
 ///
 /// Several addresses, one role (default `user`, at most the caller's own);
 /// all are invited or none. Each invitation holds a seat of the plan's users
-/// quota until it is accepted or revoked, and stays valid for a week. The
-/// answer carries each invitation's one-time `token`, shown only here: the
-/// invitee sends it to `POST /v1/auth/invitations/accept`.
+/// quota until it is accepted or revoked, and stays valid for a week. Each
+/// invitee is mailed a link to `<APP_BASE_URL>/accept-invitation?token=...`
+/// in the tenant's branding; the answer also carries each invitation's
+/// one-time `token`, shown only here: the invitee sends it to
+/// `POST /v1/auth/invitations/accept`.
 #[utoipa::path(post, path = "/v1/users/invite", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:write"])),
     request_body(content = Invites, example = json!({
         "emails": ["new-user1@techstart.io", "new-user2@techstart.io", "new-user3@techstart.io"],
@@ -399,12 +406,35 @@ async fn invite_users(
         Ok(list) => list,
         Err(err) => return Err(refusal(&state, &scope, err, emails.len() as i64).await),
     };
+    let brand = Brand::of(&tenant);
+    for (invitation, token) in invitations.iter().zip(&tokens) {
+        mail_invitation(&state, &brand, invitation, token).await;
+    }
     let invitations = invitations
         .iter()
         .zip(&tokens)
         .map(|(invitation, token)| InvitationWithToken { invitation: invitation.view(), token: token.encode() })
         .collect();
     Ok((StatusCode::CREATED, Json(Invited { invitations })))
+}
+
+/// The web app's page that accepts an invitation (under `APP_BASE_URL`).
+const ACCEPT_PAGE: &str = "accept-invitation";
+
+/// Mails the invitee the accept link, after the invitation committed: a
+/// failure is logged, not answered (the admin can resend, and the answer
+/// carries the token).
+async fn mail_invitation(state: &AppState, brand: &Brand, invitation: &Invitation, token: &InvitationToken) {
+    let Some(link) = state.mailer.link(ACCEPT_PAGE, &token.encode()) else {
+        tracing::error!(request_id = %shared::request_id::current_request_id(), "APP_BASE_URL is not set: no invitation mailed");
+        return;
+    };
+    let notice = Notice::Invitation {
+        role: invitation.role.as_str().to_owned(),
+        link,
+        valid_days: INVITATION_TTL_SECONDS / 86_400,
+    };
+    state.mailer.deliver(&notice, brand, &invitation.email).await;
 }
 
 /// Lists the tenant's pending invitations.
@@ -427,7 +457,8 @@ async fn list_invitations(
 /// Issues a new token for a pending invitation.
 ///
 /// The previous token stops working; the invitation is valid for another
-/// week from now. The new one-time `token` is shown only in this answer.
+/// week from now. The invitee is mailed the new accept link; the new
+/// one-time `token` is also shown, only in this answer.
 #[utoipa::path(post, path = "/v1/users/invitations/{email}/resend", tag = "users", security(("bearer" = ["admin"]), ("api_key" = ["users:write"])),
     params(("email" = String, Path, description = "The invitee's address (any case)", format = Email, min_length = 1, max_length = 254)),
     responses((status = 200, description = "The invitation with its new token", body = InvitationWithToken)))]
@@ -445,6 +476,12 @@ async fn resend_invitation(
         Ok(None) => return Err(AppError::not_found("invitation")),
         Err(err) => return Err(refusal(&state, &scope, err, 0).await),
     };
+    // The token is stored: nothing after this fails the request.
+    let brand = match state.store.get_tenant(&scope).await {
+        Ok(Some((tenant, _))) => Brand::of(&tenant),
+        _ => Brand::platform(),
+    };
+    mail_invitation(&state, &brand, &invitation, &token).await;
     Ok(Json(InvitationWithToken { invitation: invitation.view(), token: token.encode() }))
 }
 

@@ -14,7 +14,7 @@
 //! "resources":[{"table":"t","index":"GSI1"}]}`. Resources by service:
 //! DynamoDB `table` (+ `index`; a transaction's items each with their `action`),
 //! S3 `bucket` + `key` (or `prefix` for a listing), SQS `queue_url`,
-//! EventBridge `bus`.
+//! EventBridge `bus`, SES v2 `from` (the sender address).
 
 use std::{
     fs::File,
@@ -119,6 +119,7 @@ impl Intercept for CallLog {
             "s3" => s3_resources(input),
             "sqs" => sqs_resources(input),
             "eventbridge" => eventbridge_resources(input),
+            "sesv2" => ses_resources(input),
             _ => Vec::new(),
         };
         self.write(&json!({
@@ -262,6 +263,14 @@ fn eventbridge_resources(input: &Input) -> Vec<Value> {
     buses.sort_unstable();
     buses.dedup();
     buses.into_iter().map(|bus| json!({ "bus": bus })).collect()
+}
+
+fn ses_resources(input: &Input) -> Vec<Value> {
+    use aws_sdk_sesv2::operation::send_email::SendEmailInput;
+    match input.downcast_ref::<SendEmailInput>() {
+        Some(i) => vec![json!({ "from": i.from_email_address() })],
+        None => Vec::new(),
+    }
 }
 
 #[cfg(test)]

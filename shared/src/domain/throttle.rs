@@ -10,7 +10,11 @@
 //! | `lockout_at` and more | the lockout (15 minutes), audited |
 //!
 //! Strikes are forgotten [`ThrottlePolicy::memory`] after the last one; a
-//! successful sign-in clears an account's.
+//! successful sign-in (or a password reset) clears an account's.
+//!
+//! Mail that anyone can make us send (password reset requests, verification
+//! re-sends) is counted the same way, every request a strike:
+//! [`RESET_ACCOUNT`], [`RESET_ADDRESS`], [`VERIFICATION_MAIL`].
 
 use std::time::Duration;
 
@@ -44,6 +48,22 @@ pub const ADDRESS: ThrottlePolicy = ThrottlePolicy {
 /// the tenth in an hour closes the door for the hour.
 pub const SIGN_UP: ThrottlePolicy =
     ThrottlePolicy { free: 10, lockout_at: 10, lockout: Duration::from_secs(3600), memory: Duration::from_secs(3600) };
+
+/// Password-reset requests per account (the email as typed, existing or
+/// not): each request is a strike, the third in an hour closes the door for
+/// the hour. Three mails are plenty for a person; more is someone filling a
+/// mailbox.
+pub const RESET_ACCOUNT: ThrottlePolicy =
+    ThrottlePolicy { free: 3, lockout_at: 3, lockout: Duration::from_secs(3600), memory: Duration::from_secs(3600) };
+
+/// Password-reset requests per source address, across accounts: twenty an
+/// hour.
+pub const RESET_ADDRESS: ThrottlePolicy =
+    ThrottlePolicy { free: 20, lockout_at: 20, lockout: Duration::from_secs(3600), memory: Duration::from_secs(3600) };
+
+/// Verification mails a signed-in user asks to be re-sent: three an hour.
+pub const VERIFICATION_MAIL: ThrottlePolicy =
+    ThrottlePolicy { free: 3, lockout_at: 3, lockout: Duration::from_secs(3600), memory: Duration::from_secs(3600) };
 
 impl ThrottlePolicy {
     /// The wait after `strikes` strikes, if any.
@@ -81,5 +101,11 @@ mod tests {
         assert_eq!(ADDRESS.wait_after(49), Some(Duration::from_secs(900)));
         assert_eq!(SIGN_UP.wait_after(9), None);
         assert_eq!(SIGN_UP.wait_after(10), Some(Duration::from_secs(3600)));
+        assert_eq!(RESET_ACCOUNT.wait_after(2), None);
+        assert_eq!(RESET_ACCOUNT.wait_after(3), Some(Duration::from_secs(3600)));
+        assert_eq!(RESET_ADDRESS.wait_after(19), None);
+        assert_eq!(VERIFICATION_MAIL.wait_after(3), Some(Duration::from_secs(3600)));
+        // The sign-in lockout (audited, mailed) is the account policy's alone.
+        assert!(RESET_ACCOUNT != ACCOUNT && VERIFICATION_MAIL != ACCOUNT);
     }
 }

@@ -113,6 +113,14 @@ pub struct User {
     pub is_active: bool,
     #[serde(default)]
     pub platform_admin: bool,
+    /// The address is proven to be theirs: a verification link was used, or
+    /// they joined through an invitation mailed to it. Users stored before
+    /// the flag existed read as unverified: nothing ever proved their
+    /// address, and nothing is refused for it (see docs/mail.md).
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub email_verified_at: Option<DateTime<Utc>>,
     pub last_login: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -154,10 +162,19 @@ impl User {
             role,
             is_active: true,
             platform_admin: false,
+            email_verified: false,
+            email_verified_at: None,
             last_login: None,
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// The address proven at `at`: an invitation mailed to it was accepted
+    /// (set before the user is stored), or a verification link was used.
+    pub fn mark_email_verified(&mut self, at: DateTime<Utc>) {
+        self.email_verified = true;
+        self.email_verified_at = Some(at);
     }
 
     pub fn full_name(&self) -> String {
@@ -175,6 +192,8 @@ impl User {
             role: self.role.into(),
             platform_role: self.platform_admin.then_some(PlatformRole::PlatformAdmin),
             is_active: self.is_active,
+            email_verified: self.email_verified,
+            email_verified_at: self.email_verified_at,
             last_login: self.last_login,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -207,6 +226,11 @@ pub struct UserView {
     pub platform_role: Option<PlatformRole>,
     /// An inactive user cannot sign in.
     pub is_active: bool,
+    /// Whether the address is proven theirs (a verification link used, or an
+    /// invitation mailed to it accepted).
+    pub email_verified: bool,
+    /// When it was proven; `null` while unverified.
+    pub email_verified_at: Option<DateTime<Utc>>,
     pub last_login: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -423,7 +447,7 @@ mod tests {
                 "id": user.id, "tenant_id": user.tenant_id, "email": "ada@example.com",
                 "first_name": "Ada", "last_name": "Lovelace", "full_name": "Ada Lovelace",
                 "role": "developer", "platform_role": platform_role, "is_active": true,
-                "last_login": null, "created_at": user.created_at, "updated_at": user.updated_at,
+                "email_verified": false, "email_verified_at": null, "last_login": null, "created_at": user.created_at, "updated_at": user.updated_at,
             })
         };
         assert_eq!(serde_json::to_value(user.view()).expect("json"), expected(&user, Value::Null));
@@ -432,6 +456,21 @@ mod tests {
         let mut admin = expected(&user, json!("platform_admin"));
         admin["last_login"] = json!(user.created_at);
         assert_eq!(serde_json::to_value(user.view()).expect("json"), admin);
+    }
+
+    /// Users stored before `email_verified` existed read as unverified.
+    #[test]
+    fn a_user_stored_without_the_verified_flag_reads_as_unverified() {
+        let user = User::new(Uuid::nil(), "ada@example.com", "Ada", "Lovelace", Role::User);
+        let mut stored = serde_json::to_value(&user).expect("json");
+        let object = stored.as_object_mut().expect("object");
+        object.remove("email_verified");
+        object.remove("email_verified_at");
+        let read: User = serde_json::from_value(stored).expect("reads");
+        assert!(!read.email_verified && read.email_verified_at.is_none());
+        let mut verified = read;
+        verified.mark_email_verified(user.created_at);
+        assert_eq!(verified.view().email_verified_at, Some(user.created_at));
     }
 
     #[test]

@@ -275,6 +275,10 @@ impl Store {
         let keep = if old.role == Role::Owner { Keep::AnOwner } else { Keep::Tenant };
         role_counters(&mut tx, scope, &[(old.role, -1)], &[("user_count", -1)], keep);
         tx.delete(Delete::builder().set_key(Some(email_key(&old.email))), None);
+        // Their MFA secret and backup codes go with them (nothing else
+        // would ever read them again, and a secret should not outlive its
+        // owner's account).
+        tx.delete(Delete::builder().set_key(Some(super::mfa::enrollment_key(scope, user_id))), None);
         tx.audit(scope, audit, Change::deleted("user", user_id, old.view()), retention);
         tx.emit(scope, old.deleted_event());
         let outcome = tx.commit(self).await;

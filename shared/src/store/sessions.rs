@@ -10,7 +10,9 @@
 //!
 //! Conditions: `token_not_current` (a rotation lost to another, or the
 //! family is revoked), `session_not_active` (revoking a revoked or missing
-//! family, which changes nothing). Sessions emit no events; a login and a
+//! family, which changes nothing). [`Store::revoke_user_sessions`] revokes
+//! every live family of one user (a password reset), one audited revocation
+//! each. Sessions emit no events; a login and a
 //! revocation leave audit entries.
 
 use std::collections::HashMap;
@@ -175,5 +177,40 @@ impl Store {
         };
         super::standing::forget_session(session_id);
         result
+    }
+
+    /// Revokes every live session of `user_id` (a password reset), each
+    /// with its own audit entry; answers how many were live. Reads the
+    /// tenant's sessions (one Query, filtered on the user), so it costs in
+    /// proportion to the tenant's live and recent sign-ins.
+    pub async fn revoke_user_sessions(
+        &self,
+        scope: &TenantScope,
+        user_id: Uuid,
+        reason: &str,
+        audit: &AuditContext,
+    ) -> AppResult<usize> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .filter_expression("user_id = :user AND revoked = :false")
+            .projection_expression("SK")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(":prefix", s("SESSION#"))
+            .expression_attribute_values(":user", s(user_id.to_string()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .consistent_read(true);
+        let sessions: Vec<Uuid> = self
+            .query_all(query)
+            .await?
+            .iter()
+            .filter_map(|item| item.get("SK")?.as_s().ok()?.strip_prefix("SESSION#")?.parse().ok())
+            .collect();
+        for session_id in &sessions {
+            self.revoke_session(scope, *session_id, reason, audit).await?;
+        }
+        Ok(sessions.len())
     }
 }

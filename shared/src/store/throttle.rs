@@ -6,6 +6,9 @@
 //! | an account's strikes | `THROTTLE#ACCOUNT#<sha256 of the lowercased email>` | `THROTTLE` |
 //! | an address's sign-in strikes | `THROTTLE#ADDRESS#<ip>` | `THROTTLE` |
 //! | an address's sign-ups | `THROTTLE#SIGNUP#<ip>` | `THROTTLE` |
+//! | an account's reset requests | `THROTTLE#RESET#<sha256 of the lowercased email>` | `THROTTLE` |
+//! | an address's reset requests | `THROTTLE#RESETADDR#<ip>` | `THROTTLE` |
+//! | a user's verification re-sends | `THROTTLE#VERIFYMAIL#<user id>` | `THROTTLE` |
 //!
 //! The email is hashed so that the table holds no address of an account
 //! that does not exist. Items expire (TTL) when their strikes are forgotten.
@@ -16,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Item, Store, n, s};
 use crate::{
-    domain::throttle::{ACCOUNT, ADDRESS, SIGN_UP, ThrottlePolicy},
+    domain::throttle::{ACCOUNT, ADDRESS, RESET_ACCOUNT, RESET_ADDRESS, SIGN_UP, ThrottlePolicy, VERIFICATION_MAIL},
     error::AppResult,
 };
 
@@ -27,10 +30,28 @@ pub struct Subject {
     pub policy: ThrottlePolicy,
 }
 
+fn email_digest(email: &str) -> String {
+    format!("{:x}", Sha256::digest(email.trim().to_lowercase().as_bytes()))
+}
+
 impl Subject {
     pub fn account(email: &str) -> Self {
-        let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-        Self { pk: format!("THROTTLE#ACCOUNT#{digest:x}"), policy: ACCOUNT }
+        Self { pk: format!("THROTTLE#ACCOUNT#{}", email_digest(email)), policy: ACCOUNT }
+    }
+
+    /// Password-reset requests naming `email` (existing or not).
+    pub fn reset_account(email: &str) -> Self {
+        Self { pk: format!("THROTTLE#RESET#{}", email_digest(email)), policy: RESET_ACCOUNT }
+    }
+
+    /// Password-reset requests from `ip`.
+    pub fn reset_address(ip: &str) -> Self {
+        Self { pk: format!("THROTTLE#RESETADDR#{ip}"), policy: RESET_ADDRESS }
+    }
+
+    /// Verification mails `user_id` asked for.
+    pub fn verification_mail(user_id: uuid::Uuid) -> Self {
+        Self { pk: format!("THROTTLE#VERIFYMAIL#{user_id}"), policy: VERIFICATION_MAIL }
     }
 
     pub fn address(ip: &str) -> Self {
@@ -41,7 +62,7 @@ impl Subject {
         Self { pk: format!("THROTTLE#SIGNUP#{ip}"), policy: SIGN_UP }
     }
 
-    fn key(&self) -> Item {
+    pub(crate) fn key(&self) -> Item {
         HashMap::from([("PK".into(), s(&self.pk)), ("SK".into(), s("THROTTLE"))])
     }
 }

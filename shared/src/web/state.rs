@@ -8,6 +8,7 @@ use crate::{
     auth::jwt::{TokenSigner, TokenVerifier},
     aws::AwsClients,
     config::Config,
+    mail::Mailer,
     store::{CursorCodec, Store},
 };
 
@@ -19,6 +20,9 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     /// Present only where tokens are issued (the auth function).
     pub signer: Option<Arc<TokenSigner>>,
+    /// Account mail (invitations, verification, reset, security notices);
+    /// sends nothing where `MAIL_FROM` is unset.
+    pub mailer: Mailer,
 }
 
 /// Whether this process issues tokens (and so needs the private key).
@@ -47,6 +51,7 @@ impl AppState {
             blobs: crate::blobs::Blobs::new(clients.s3.clone(), config.blob_bucket_name.clone()),
             verifier: Arc::new(verifier),
             signer,
+            mailer: Mailer::new(clients.ses.clone(), config.mail_from.clone(), config.app_base_url.clone()),
             config: Arc::new(config),
         })
     }
