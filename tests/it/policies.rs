@@ -38,6 +38,11 @@ async fn an_allow_list_refuses_people_and_keys_from_elsewhere() {
     let inside = me().header("x-forwarded-for", INSIDE).send().await.expect(200);
     assert_eq!(inside.body["id"], owner.tenant_id.as_str());
 
+    // A refresh token is not kept alive from outside the list either.
+    let refresh = || post("/v1/auth/refresh").json(&json!({"refresh_token": owner.refresh_token}));
+    refresh().header("x-forwarded-for", OUTSIDE).send().await.expect_error(403, "ip_not_allowed");
+    refresh().header("x-forwarded-for", INSIDE).send().await.expect(200);
+
     let by_key = || get("/v1/tenants/me").api_key(&key.secret);
     by_key().header("x-forwarded-for", OUTSIDE).send().await.expect_error(403, "ip_not_allowed");
     by_key().header("x-forwarded-for", INSIDE).send().await.expect(200);
@@ -71,4 +76,46 @@ async fn a_session_timeout_caps_the_sign_in() {
         post("/v1/auth/refresh").json(&json!({"refresh_token": before.body["refresh_token"]})).send().await.expect(200);
     let left = earlier.body["refresh_expires_in"].as_i64().expect("refresh_expires_in");
     assert!(left <= 300, "the earlier sign-in now ends within 5 minutes, not {left} s");
+}
+
+/// An invitation accepted in a tenant with sign-in policies: the member is
+/// made, then signs in as the policies say (never a session that skips them).
+#[tokio::test]
+async fn an_accepted_invitation_follows_the_tenants_sign_in_policies() {
+    let owner = register_owner().await;
+    let invite = |email: String| {
+        let token = owner.access_token.clone();
+        async move {
+            let reply = post("/v1/users/invite")
+                .token(&token)
+                .header("x-forwarded-for", INSIDE)
+                .json(&json!({"emails": [email], "role": "user"}))
+                .send()
+                .await
+                .expect(201);
+            reply.body["invitations"][0]["token"].as_str().expect("token").to_owned()
+        }
+    };
+    let accept = |token: String| async move {
+        post("/v1/auth/invitations/accept")
+            .json(&json!({"token": token, "password": PASSWORD, "first_name": "In", "last_name": "Vitee"}))
+            .send()
+            .await
+    };
+
+    set_security(&owner, INSIDE, json!({"mfa_required": true})).await.expect(200);
+    let enrol = accept(invite(format!("mfa-{}@members.example", unique())).await).await.expect(201);
+    assert_eq!(enrol.body["mfa_required"], true, "{:#}", enrol.body);
+    assert_eq!(enrol.body["mfa_enrollment_required"], true);
+    assert!(enrol.body.get("access_token").is_none(), "no session before MFA is set up");
+
+    set_security(&owner, INSIDE, json!({"sso_required": true})).await.expect(200);
+    let email = format!("sso-{}@members.example", unique());
+    let refused = accept(invite(email.clone()).await).await.expect_error(403, "sso_required");
+    assert!(refused.body["message"].as_str().is_some_and(|m| m.contains("member")));
+    let members = get("/v1/users").token(&owner.access_token).send().await.expect(200);
+    assert!(
+        members.body["data"].as_array().expect("data").iter().any(|u| u["email"] == email.as_str()),
+        "the member was made"
+    );
 }

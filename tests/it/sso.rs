@@ -542,3 +542,25 @@ async fn user_emails_from(owner: &Member, address: &str) -> Vec<String> {
     let users = get("/v1/users").token(&owner.access_token).header("x-forwarded-for", address).send().await.expect(200);
     users.body["data"].as_array().expect("data").iter().map(|u| u["email"].as_str().expect("email").into()).collect()
 }
+
+#[tokio::test]
+async fn an_email_claim_never_links_the_owner_nor_a_member_with_mfa() {
+    let client_id = format!("okta-{}", unique());
+    let owner = register_owner().await;
+    let domain = owner.email.split_once('@').expect("an email").1.to_owned();
+    // An admin's own IdP, claiming the owner's (verified) address in a
+    // domain the admin listed.
+    let idp = Idp::start(&json!({
+        "clients": [client(&client_id)],
+        "accounts": {"mallory": {"email": owner.email, "email_verified": true}}
+    }))
+    .await;
+    let mut connection = okta_at(&idp, &client_id);
+    connection["configuration"]["domains"] = json!([domain]);
+    create_connection(&owner, &connection).await;
+    let refused = sign_in(&idp, &owner, "okta", "mallory").await.expect_error(409, "account_not_linked");
+    assert_eq!(refused.body["details"]["reason"], "account_protected", "{:#}", refused.body);
+    assert!(refused.body.get("access_token").is_none());
+    // And no identity was linked: the same sign-in is refused again.
+    sign_in(&idp, &owner, "okta", "mallory").await.expect_error(409, "account_not_linked");
+}

@@ -459,10 +459,14 @@ impl utoipa::ToSchema for Logout {}
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 401, description = "Not authenticated\n\n- `invalid_token`: the refresh token is invalid, used or revoked, or its user is disabled\n- `token_expired`: the sign-in is older than its lifetime (30 days, or the tenant's `session_timeout_minutes`): sign in again\n- `unauthorized`: the tenant no longer exists", body = shared::web::openapi::ApiError),
-        (status = 403, description = "Forbidden\n\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 403, description = "Forbidden\n\n- `tenant_inactive`: the tenant is suspended or deleted\n- `ip_not_allowed`: the request comes from an address outside the tenant's `configuration.security.ip_whitelisting`", body = shared::web::openapi::ApiError),
     ))]
-async fn refresh(State(state): State<AppState>, Body(body): Body<Refresh>) -> AppResult<Json<TokenResponse>> {
-    Ok(Json(tokens::rotate(&state, body.refresh_token.as_str()).await?))
+async fn refresh(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Body(body): Body<Refresh>,
+) -> AppResult<Json<TokenResponse>> {
+    Ok(Json(tokens::rotate(&state, body.refresh_token.as_str(), &client).await?))
 }
 
 /// Signs out: revokes the caller's sign-in.
@@ -579,8 +583,13 @@ struct Acceptance {
 /// Accepts an invitation: the invitee becomes a member, signed in.
 ///
 /// Seed 000's invitations: the invitee sets a password and becomes an
-/// active member with the invited role, signed in at once. Acceptances are
-/// throttled per address like sign-ups.
+/// active member with the invited role, signed in at once, as the tenant's
+/// policies allow: from an address its allow-list admits, not at all with
+/// a password when it signs in through SSO only (the member is made, then
+/// 403 `sso_required`), after enrolling MFA when it requires MFA. A
+/// verification mail follows (the inviting admin saw the token too, so
+/// accepting does not prove the mailbox). Acceptances are throttled per
+/// address like sign-ups.
 #[utoipa::path(post, path = "/v1/auth/invitations/accept", tag = "auth",
     request_body(content = Acceptance, example = json!({
         "token": "inv.0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f.bmV3LXVzZXIxQHRlY2hzdGFydC5pbw.c2VjcmV0",
@@ -589,8 +598,9 @@ struct Acceptance {
         "last_name": "Lovelace"
     })),
     responses(
-        (status = 201, description = "The new member, signed in", body = TokenResponse),
+        (status = 201, description = "The new member, signed in; or, when the tenant requires MFA, an enrolment `mfa_token` (`mfa_enrollment_required: true`) to set it up first", body = LoginAnswer),
         (status = 401, description = "Not authenticated\n\n- `invalid_token`: the invitation is invalid, used, revoked or expired, or its tenant takes no members", body = shared::web::openapi::ApiError),
+        (status = 403, description = "Forbidden\n\n- `sso_required`: the member was made, and signs in through SSO only\n- `ip_not_allowed`: the tenant's IP allow-list does not hold the caller's address (the member was made)\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
         (status = 409, description = "Conflict\n\n- `conflict`: an account with this email exists (`details.field`: `email`)", body = shared::web::openapi::ApiError),
         (status = 429, description = "Too many requests\n\n- `rate_limited`: too many sign-ups from this address (`details.reason`: `too_many_attempts`, `details.retry_after_seconds`): wait `Retry-After` seconds", body = shared::web::openapi::ApiError),
         (status = 503, description = "Unavailable\n\n- `busy`: too many sign-ins at once: retry after `Retry-After` seconds", body = shared::web::openapi::ApiError,
@@ -600,7 +610,7 @@ async fn accept_invitation(
     State(state): State<AppState>,
     client: ClientInfo,
     Body(acceptance): Body<Acceptance>,
-) -> AppResult<(StatusCode, Json<TokenResponse>)> {
+) -> AppResult<(StatusCode, Json<LoginAnswer>)> {
     let Acceptance { token: InvitationTokenField(token), password: password_text, first_name, last_name } = acceptance;
     // Acceptances from an address count like sign-ups (each hashes a
     // password; a guessed token would be a way in).
@@ -614,9 +624,9 @@ async fn accept_invitation(
     // invitation's (the store checks, and refuses a tenant that takes no
     // members, in the transaction that creates the user).
     let lookup = CredentialLookup::named_by_credential(token.tenant_id);
+    // Not marked verified: the inviting admin saw the token too, so holding
+    // it does not prove the mailbox; a verification mail follows.
     let mut user = User::new(token.tenant_id, &token.email, first_name.as_str(), last_name.as_str(), Role::User);
-    // The invitation's link was mailed to this address: holding it proves it.
-    user.mark_email_verified(shared::domain::now());
     let hash = password::hash(password_text.as_str()).await?;
     // Emits `user.created` (`via: "invitation"`) in the same transaction.
     let scope = match state.store.accept_invitation(&lookup, &token.email, &token.hash(), &mut user, &hash).await {
@@ -629,8 +639,32 @@ async fn accept_invitation(
         Err(MemberError::Other(e)) => return Err(e),
         Err(_) => return Err(invalid_invitation()),
     };
+    if let Err(err) = recovery::send_verification(&state, &scope, &user, &client).await {
+        tracing::warn!(error = %err, tenant_id = %scope.tenant_id(), "verification mail not sent");
+    }
+    // The member exists now; signing in follows the tenant's policies as a
+    // password login does (allow-list, SSO only, MFA enrolment first).
+    let (_, security) = mfa::sign_in_tenant(&state, &scope, &user, &client).await?;
+    // An invited owner (a tenant the platform made) is the break-glass
+    // account, as at login.
+    if security.sso_required == Some(true) && user.role != Role::Owner {
+        mfa::audit_sign_in(&state, &scope, &user, &client, "login_refused", json!({"reason": "sso_required"})).await?;
+        return Err(AppError::forbidden(
+            "sso_required",
+            "you are a member now; this organization signs its members in through SSO only: use POST /v1/auth/sso/{provider}/initiate",
+        )
+        .with_details(json!({
+            "initiate": "POST /v1/auth/sso/{provider}/initiate",
+            "tenant_id": scope.tenant_id(),
+            "policy": "configuration.security.sso_required",
+        })));
+    }
+    if security.mfa_required == Some(true) {
+        let challenge = mfa::issue_challenge(&state, &scope, &user, ChallengePurpose::Enrollment, &client).await?;
+        return Ok((StatusCode::CREATED, Json(LoginAnswer::MfaRequired(challenge))));
+    }
     let session = tokens::start_session(&state, &scope, &user, &client).await?;
-    Ok((StatusCode::CREATED, Json(session)))
+    Ok((StatusCode::CREATED, Json(LoginAnswer::Tokens(session))))
 }
 
 /// `GET /.well-known/jwks.json`'s answer, as `jsonwebtoken` writes it: an

@@ -535,7 +535,7 @@ async fn mfa_verify(
         PrincipalOrEnrollment::Enrollment(open) => Some(open.challenge.id),
         PrincipalOrEnrollment::Principal(_) => None,
     };
-    let view = match state.store.enable_mfa(&scope, &stored.enrollment, step, challenge_id, &audit).await {
+    let view = match state.store.enable_mfa(&scope, &stored, step, challenge_id, &audit).await {
         Ok(view) => view,
         Err(MfaError::ChallengeGone) => return Err(invalid_mfa_token()),
         Err(MfaError::Other(e)) => return Err(e),

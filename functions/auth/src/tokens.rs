@@ -142,7 +142,7 @@ fn token_response(
 
 /// Rotates a refresh token. Presenting a token that was already rotated out
 /// revokes its whole family: one of the two holders is not the user.
-pub async fn rotate(state: &AppState, raw: &str) -> AppResult<TokenResponse> {
+pub async fn rotate(state: &AppState, raw: &str, client: &ClientInfo) -> AppResult<TokenResponse> {
     let invalid = || AppError::invalid_token("the refresh token is invalid or revoked");
     let presented = RefreshToken::parse(raw).ok_or_else(invalid)?;
     // The token names its tenant and session; they are trusted once the
@@ -162,8 +162,17 @@ pub async fn rotate(state: &AppState, raw: &str) -> AppResult<TokenResponse> {
         }
         return Err(invalid());
     };
-    // A timeout the tenant set after this sign-in began ends it too.
-    let lifetime = session_lifetime(state, &scope).await?;
+    // A stolen refresh token is not kept alive from outside the tenant's
+    // allow-list, and a timeout the tenant set after this sign-in began
+    // ends it too (both from the cached tenant policy).
+    let policy = state.store.tenant_policy(&scope).await?;
+    if !policy.admits(client.ip_address.as_deref()) {
+        return Err(AppError::forbidden(
+            "ip_not_allowed",
+            "requests from this address are not allowed for this tenant (configuration.security.ip_whitelisting)",
+        ));
+    }
+    let lifetime = policy.session_lifetime_seconds.map_or(SESSION_TTL_SECONDS, |cap| cap.min(SESSION_TTL_SECONDS));
     let ends_at = session_started_at(presented.session_id)
         .map_or(session.expires_at, |started| (started + lifetime).min(session.expires_at));
     if ends_at <= chrono::Utc::now().timestamp() {

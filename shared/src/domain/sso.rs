@@ -446,7 +446,11 @@ pub fn verify_id_token(token: &str, keys: &JwkSet, expected: &Expected<'_>) -> R
         Some(Value::String(one)) => vec![one.clone()],
         _ => Vec::new(),
     };
+    // `email_verified` speaks of the standard `email` claim only: an email
+    // mapped from another claim is vouched for by nobody.
+    let standard_email = mapping.email.as_deref().is_none_or(|name| name == "email");
     let email_verified = match claims.get("email_verified") {
+        _ if !standard_email => None,
         Some(Value::Bool(b)) => Some(*b),
         // Some IdPs send it as a string.
         Some(Value::String(s)) => Some(s == "true"),

@@ -212,17 +212,21 @@ impl Store {
     pub async fn enable_mfa(
         &self,
         scope: &TenantScope,
-        pending: &MfaEnrollment,
+        pending: &StoredMfa,
         step: i64,
         challenge_id: Option<Uuid>,
         audit: &AuditContext,
     ) -> Result<MfaStatusView, MfaError> {
+        let (pending, secret_nonce) = (&pending.enrollment, &pending.secret_nonce);
         let user_id = pending.user_id;
         let now = crate::domain::now();
+        // The secret whose code was checked is the one enabled: a setup
+        // that replaced it meanwhile (a new nonce) fails the condition.
         let update = Update::builder()
             .set_key(Some(enrollment_key(scope, user_id)))
             .update_expression("SET #status = :enabled, enabled_at = :now, last_step = :step REMOVE expires_at")
-            .condition_expression("#status = :pending AND expires_at > :unix_now")
+            .condition_expression("#status = :pending AND expires_at > :unix_now AND secret_nonce = :secret_nonce")
+            .expression_attribute_values(":secret_nonce", AttributeValue::B(Blob::new(secret_nonce.clone())))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":enabled", s(MfaState::Enabled.as_str()))
             .expression_attribute_values(":pending", s(MfaState::Pending.as_str()))

@@ -571,8 +571,8 @@ async fn exchange_and_verify(
     responses(
         (status = 200, description = "Signed in (or, for a test state, the claims and role)", body = CallbackAnswer),
         (status = 401, description = "Not authenticated\n\n- `invalid_state`: the state is invalid, used or expired, or names another provider\n- `sso_code_rejected`: the IdP refused the code (`details.idp_error`)\n- `sso_token_invalid`: the ID token failed a check (`details.reason`: `wrong_audience`, `wrong_issuer`, `nonce_mismatch`, `expired`, `bad_signature`, `unknown_key`, `hosted_domain_mismatch`, `missing_email`, ...)", body = shared::web::openapi::ApiError),
-        (status = 403, description = "Forbidden\n\n- `account_disabled`: the member is deactivated\n- `sso_provisioning_disabled`: no member has this identity and the connection does not create members\n- `quota_exceeded`: the tenant's users quota is full\n- `tenant_inactive`: the tenant is suspended or deleted\n- `ip_not_allowed`: the sign-in comes from an address outside the tenant's `configuration.security.ip_whitelisting`", body = shared::web::openapi::ApiError),
-        (status = 409, description = "Conflict\n\n- `account_not_linked`: a member has this email but the IdP does not vouch for it in one of the connection's domains\n- `email_in_use`: the email belongs to an account of another tenant", body = shared::web::openapi::ApiError),
+        (status = 403, description = "Forbidden\n\n- `account_disabled`: the member is deactivated\n- `sso_provisioning_disabled`: no member has this identity and the connection does not create members\n- `quota_exceeded`: the tenant's users quota is full\n- `sso_email_not_verified`: no member has this identity, and the IdP does not vouch for the email (`email_verified`), so none is created\n- `tenant_inactive`: the tenant is suspended or deleted\n- `ip_not_allowed`: the sign-in comes from an address outside the tenant's `configuration.security.ip_whitelisting`", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `account_not_linked`: a member has this email but the IdP does not vouch for it in one of the connection's domains, or the member is the owner, a platform admin or protected by MFA (`details.reason`: `account_protected`)\n- `email_in_use`: the email belongs to an account of another tenant", body = shared::web::openapi::ApiError),
         (status = 502, description = "Bad gateway\n\n- `idp_unavailable`: the IdP could not be reached or answered nonsense", body = shared::web::openapi::ApiError),
     ))]
 pub async fn callback(
@@ -770,6 +770,35 @@ async fn member_for(
                         ),
                     ));
                 }
+                // An admin chooses a connection's IdP and its domains, and no
+                // one proves the tenant owns those domains: linking by email
+                // must not reach an account stronger than the admin's own,
+                // nor one that protects itself with MFA (the link would skip
+                // it from then on). Such members link while signed in (not
+                // built yet), never by an email claim.
+                let member = state.store.get_user(scope, owner.user_id).await.map_err(internal)?;
+                let protected = match &member {
+                    Some(m) if m.role == Role::Owner || m.platform_admin => true,
+                    Some(m) => state
+                        .store
+                        .get_mfa(scope, m.id)
+                        .await
+                        .map_err(internal)?
+                        .is_some_and(|mfa| mfa.enrollment.is_enabled()),
+                    None => false,
+                };
+                if protected {
+                    return Err((
+                        "account_protected",
+                        AppError::new(
+                            StatusCode::CONFLICT,
+                            "account_not_linked",
+                            "the member with this email is the tenant's owner, a platform admin or protected by MFA: \
+                             an identity is never linked to such an account by its email",
+                        )
+                        .with_details(json!({"reason": "account_protected"})),
+                    ));
+                }
                 match state.store.link_identity(scope, &new_identity(owner.user_id), stale, audit).await {
                     Ok(()) => {
                         let user = state.store.get_user(scope, owner.user_id).await.map_err(internal)?;
@@ -779,6 +808,18 @@ async fn member_for(
                 }
             }
             None => {
+                // Emails are unique platform-wide and reset mail goes to the
+                // address: a member is made only for an address the IdP
+                // vouches for.
+                if claims.email_verified != Some(true) {
+                    return Err((
+                        "email_not_verified",
+                        AppError::forbidden(
+                            "sso_email_not_verified",
+                            "the identity provider does not vouch for this email (email_verified); no member is created",
+                        ),
+                    ));
+                }
                 if !connection.auto_provision_users {
                     return Err((
                         "provisioning_disabled",
