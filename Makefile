@@ -9,7 +9,7 @@ test:           ## the whole test suite against its own local stack
 
 lint:           ## formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --locked -- -D warnings
+	eval "$$(infra/deps.sh)" && cargo clippy --workspace --all-targets --locked -- -D warnings
 
 validate:       ## the SAM template (installs the SAM CLI into the venv once)
 	infra/validate.sh

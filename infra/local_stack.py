@@ -29,7 +29,9 @@ Local deviations, so redelivery is observable within seconds in tests:
                                   (default: the template's)
 
 Secrets are generated once under LOCAL_DIR and kept across restarts:
-jwt-private.pem (P-256 PKCS#8), jwt-public.pem (SPKI), cursor-secret (64 hex).
+jwt-private.pem (P-256 PKCS#8), jwt-public.pem (SPKI), cursor-secret (64 hex),
+saml-sp-key.pem (RSA-2048 PKCS#8) and saml-sp-cert.pem (its self-signed
+certificate, CN "saas-platform SAML SP", 10 years).
 
 Finally it writes LOCAL_DIR/schedules.json (the schedules as moto stores
 them, for the local server to fire) and LOCAL_DIR/env (`export NAME='value'`
@@ -64,7 +66,12 @@ STACK_NAME = NAME_PREFIX
 
 # Parameters whose local value is a file: the env file carries NAME_FILE=<path>
 # instead of NAME=<pem>, so multi-line PEMs never pass through a shell file.
-FILE_PARAMETERS = {"JwtPrivateKey": "jwt-private.pem", "JwtPublicKey": "jwt-public.pem"}
+FILE_PARAMETERS = {
+    "JwtPrivateKey": "jwt-private.pem",
+    "JwtPublicKey": "jwt-public.pem",
+    "SamlSpPrivateKey": "saml-sp-key.pem",
+    "SamlSpCertificate": "saml-sp-cert.pem",
+}
 CURSOR_SECRET_FILE = "cursor-secret"
 
 
@@ -273,9 +280,62 @@ def ensure_secrets(local_dir: Path) -> dict[str, Path]:
     if not cursor_path.exists():
         write_private(cursor_path, secrets.token_hex(32).encode())
         log(f"generated cursor secret in {local_dir}")
-    for path in (private_path, public_path, cursor_path):
+    saml_key_path, saml_cert_path = ensure_saml_sp_key(local_dir)
+    for path in (private_path, public_path, cursor_path, saml_key_path, saml_cert_path):
         os.chmod(path, 0o600)
-    return {"JwtPrivateKey": private_path, "JwtPublicKey": public_path, "CursorSecret": cursor_path}
+    return {
+        "JwtPrivateKey": private_path,
+        "JwtPublicKey": public_path,
+        "CursorSecret": cursor_path,
+        "SamlSpPrivateKey": saml_key_path,
+        "SamlSpCertificate": saml_cert_path,
+    }
+
+
+def ensure_saml_sp_key(local_dir: Path) -> tuple[Path, Path]:
+    """The key SAML IdPs encrypt assertions to, and its self-signed certificate
+    (what the SP metadata publishes; nothing checks its chain, so self-signed
+    is what IdPs expect)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key_path = local_dir / FILE_PARAMETERS["SamlSpPrivateKey"]
+    cert_path = local_dir / FILE_PARAMETERS["SamlSpCertificate"]
+    if key_path.exists():
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise SystemExit(f"{key_path} is not an RSA private key; delete it to regenerate")
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write_private(
+            key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+        cert_path.unlink(missing_ok=True)  # a new key invalidates the old certificate
+        log(f"generated SAML SP encryption key in {local_dir}")
+    if not cert_path.exists():
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "saas-platform SAML SP")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .sign(key, hashes.SHA256())
+        )
+        write_private(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
 
 
 def local_parameters(template: dict, secret_files: dict[str, Path]) -> dict[str, Any]:

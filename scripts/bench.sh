@@ -19,6 +19,8 @@ cd "$repo"
 export LOCAL_DIR="${BENCH_LOCAL_DIR:-$repo/.local/bench}"
 export MOTO_PORT="${BENCH_MOTO_PORT:-4568}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
+# The local server links the SAML crate (libxmlsec1 via bindgen: infra/deps.sh).
+eval "$(infra/deps.sh)"
 
 # Release = what is deployed (LTO, one codegen unit: slow the first time, a
 # no-op when up to date). The local server and the bench only drive and

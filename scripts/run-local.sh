@@ -12,6 +12,9 @@ cd "$repo"
 export LOCAL_DIR="${LOCAL_DIR:-$repo/.local}"
 export MOTO_PORT="${MOTO_PORT:-4566}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
+# The SAML crate's native build dependencies (libclang for bindgen, the
+# xmlsec1 CLI the tests sign with), fetched without root (infra/deps.sh).
+eval "$(infra/deps.sh)"
 
 env_file="$(infra/stack.sh up | tail -n 1)"
 # shellcheck disable=SC1090

@@ -15,6 +15,9 @@ export MOTO_PORT="${TEST_MOTO_PORT:-4567}"
 # so the DLQ test takes seconds (docs/infra.md).
 export LOCAL_MAX_RECEIVE_COUNT="${LOCAL_MAX_RECEIVE_COUNT:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
+# The SAML crate's native build dependencies (libclang for bindgen, the
+# xmlsec1 CLI the tests sign with), fetched without root (infra/deps.sh).
+eval "$(infra/deps.sh)"
 # The SSO tests' OpenID provider (npm oidc-provider, pinned by
 # tests/idp/package-lock.json), installed once outside the clone.
 SSO_IDP_MODULES="$(tests/idp/install.sh)"

@@ -25,6 +25,17 @@ pub struct Config {
     /// The web app's public base URL (`APP_BASE_URL`, e.g.
     /// `https://app.example.com`): mailed links point under it.
     pub app_base_url: Option<String>,
+    /// The API's own public base URL (`PUBLIC_API_URL`, e.g.
+    /// `https://api.example.com`): SAML names its service provider and
+    /// assertion consumer under it, and an IdP must see the same URLs the
+    /// AuthnRequest named.
+    pub public_api_url: Option<String>,
+    /// PEM (PKCS#8) of the RSA key IdPs encrypt SAML assertions to: one
+    /// platform key, only the SAML function gets it.
+    pub saml_sp_private_key_pem: Option<String>,
+    /// PEM of the self-signed certificate of that key, published in every
+    /// SAML connection's SP metadata.
+    pub saml_sp_certificate_pem: Option<String>,
 }
 
 pub const EVENT_SOURCE: &str = "saas.platform";
@@ -43,7 +54,14 @@ impl Config {
             blob_bucket_name: optional("BLOB_BUCKET_NAME"),
             mail_from: optional("MAIL_FROM"),
             app_base_url: optional("APP_BASE_URL"),
+            public_api_url: optional("PUBLIC_API_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            saml_sp_private_key_pem: inline_or_file("SAML_SP_PRIVATE_KEY")?,
+            saml_sp_certificate_pem: inline_or_file("SAML_SP_CERTIFICATE")?,
         })
+    }
+
+    pub fn require_public_api_url(&self) -> Result<&str> {
+        self.public_api_url.as_deref().context("PUBLIC_API_URL is not set (SAML needs the API's public URL)")
     }
 
     pub fn require_cursor_secret(&self) -> Result<&str> {

@@ -17,6 +17,7 @@ mod policies;
 mod projects;
 mod provisioning;
 mod rate_limits;
+mod saml;
 mod seeds;
 mod sso;
 mod standing;

@@ -5,7 +5,10 @@
 //! tenant's connection) that must create nothing, linking, and the test
 //! connection flow.
 
-use platform_tests::{Idp, Member, delete, get, member_with_role, patch, post, register_owner, tenant_items, unique};
+use platform_tests::{
+    Idp, Member, audit_entries, delete, get, member_emails, member_with_role, patch, post, register_owner,
+    tenant_items, unique,
+};
 use serde_json::{Value, json};
 
 const REDIRECT: &str = "https://app.enterprise.test/auth/callback";
@@ -102,42 +105,6 @@ async fn sign_in(idp: &Idp, owner: &Member, provider: &str, login: &str) -> plat
         .await
 }
 
-async fn user_emails(owner: &Member) -> Vec<String> {
-    let users = get("/v1/users").token(&owner.access_token).send().await.expect(200);
-    let mut emails: Vec<String> = users.body["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|u| u["email"].as_str().expect("email").into())
-        .collect();
-    emails.sort();
-    emails
-}
-
-fn json_of(value: &aws_sdk_dynamodb::types::AttributeValue) -> Value {
-    use aws_sdk_dynamodb::types::AttributeValue as A;
-    match value {
-        A::S(s) => json!(s),
-        A::N(n) => n.parse::<f64>().map_or(Value::Null, |n| json!(n)),
-        A::Bool(b) => json!(b),
-        A::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), json_of(v))).collect()),
-        A::L(l) => Value::Array(l.iter().map(json_of).collect()),
-        _ => Value::Null,
-    }
-}
-
-async fn audit_actions(tenant_id: &str) -> Vec<(String, Value)> {
-    tenant_items(tenant_id, "AUDIT#")
-        .await
-        .iter()
-        .map(|item| {
-            let action = item.get("action").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            let values = item.get("new_values").map(json_of).unwrap_or(Value::Null);
-            (action, values)
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn seed_bodies_are_accepted_their_secrets_never_shown_and_other_tenants_see_404() {
     let owner = register_owner().await;
@@ -218,13 +185,18 @@ async fn seed_bodies_are_accepted_their_secrets_never_shown_and_other_tenants_se
         ]
     );
 
-    // SAML sign-in is not there yet, and says so.
+    // The SAML connection starts a sign-in at its IdP's SSO URL (the rest of
+    // the SAML flow: saml.rs).
     let saml_start = post("/v1/auth/sso/saml/initiate")
         .json(&json!({"tenant_id": owner.tenant_id, "redirect_uri": REDIRECT}))
         .send()
         .await
-        .expect_error(422, "not_implemented");
-    assert!(saml_start.body["message"].as_str().is_some_and(|m| m.contains("SAML")));
+        .expect(200)
+        .body;
+    let url = saml_start["authorization_url"].as_str().expect("authorization_url");
+    assert!(url.starts_with("https://login.microsoftonline.com/fortune500-tenant-id/saml2?SAMLRequest="), "{url}");
+    assert!(url.contains("&RelayState="), "{url}");
+    assert!(saml_start["state"].as_str().is_some_and(|s| s.starts_with("sso.")));
 
     // Another tenant's admin: 404 for every id; a developer: 403.
     let stranger = register_owner().await;
@@ -259,7 +231,7 @@ async fn seed_bodies_are_accepted_their_secrets_never_shown_and_other_tenants_se
 
     delete(&path).token(&owner.access_token).send().await.expect(204);
     get(&path).token(&owner.access_token).send().await.expect_error(404, "not_found");
-    let actions: Vec<String> = audit_actions(&owner.tenant_id).await.into_iter().map(|(a, _)| a).collect();
+    let actions: Vec<String> = audit_entries(&owner.tenant_id).await.into_iter().map(|(a, _)| a).collect();
     assert!(actions.iter().filter(|a| *a == "create").count() >= 3, "{actions:?}");
     assert!(actions.contains(&"update".to_owned()) && actions.contains(&"delete".to_owned()), "{actions:?}");
 }
@@ -308,7 +280,7 @@ async fn an_oidc_sign_in_provisions_the_member_maps_groups_and_follows_them_on_t
     let me = get("/v1/auth/me").token(first.body["access_token"].as_str().expect("token")).send().await.expect(200);
     assert_eq!(me.body["tenant_id"], owner.tenant_id.as_str());
     let user_id = first.body["user"]["id"].clone();
-    assert_eq!(user_emails(&owner).await, {
+    assert_eq!(member_emails(&owner).await, {
         let mut e = vec![owner.email.clone(), email.clone()];
         e.sort();
         e
@@ -335,11 +307,11 @@ async fn an_oidc_sign_in_provisions_the_member_maps_groups_and_follows_them_on_t
     assert_eq!(second.body["provisioned"], false);
     assert_eq!(second.body["user"]["id"], user_id);
     assert_eq!(second.body["user"]["role"], "admin", "the strongest mapped role wins");
-    assert_eq!(user_emails(&owner).await.len(), 2);
+    assert_eq!(member_emails(&owner).await.len(), 2);
     let events = platform_tests::outbox_events(&owner.tenant_id).await;
     assert!(events.iter().any(|e| e["type"] == "user.updated" && e["data"]["role"] == "admin"), "{events:#?}");
     let logins: Vec<Value> =
-        audit_actions(&owner.tenant_id).await.into_iter().filter(|(a, _)| a == "sso_login").map(|(_, v)| v).collect();
+        audit_entries(&owner.tenant_id).await.into_iter().filter(|(a, _)| a == "sso_login").map(|(_, v)| v).collect();
     assert_eq!(logins.len(), 2);
     assert!(logins.iter().any(|v| v["provisioned"] == true && v["role"] == "developer"), "{logins:?}");
 }
@@ -375,8 +347,8 @@ async fn wrong_audience_wrong_nonce_expired_token_and_another_tenants_connection
         let refused = sign_in(&idp, &owner, connection, "mallory").await.expect_error(401, "sso_token_invalid");
         assert_eq!(refused.body["details"]["reason"], reason, "{:#}", refused.body);
     }
-    assert_eq!(user_emails(&owner).await, std::slice::from_ref(&owner.email), "nothing was created");
-    let refusals: Vec<Value> = audit_actions(&owner.tenant_id)
+    assert_eq!(member_emails(&owner).await, std::slice::from_ref(&owner.email), "nothing was created");
+    let refusals: Vec<Value> = audit_entries(&owner.tenant_id)
         .await
         .into_iter()
         .filter(|(a, _)| a == "sso_login_refused")
@@ -404,8 +376,8 @@ async fn wrong_audience_wrong_nonce_expired_token_and_another_tenants_connection
         .send()
         .await
         .expect_error(401, "invalid_state");
-    assert_eq!(user_emails(&other).await, std::slice::from_ref(&other.email));
-    assert_eq!(user_emails(&owner).await, std::slice::from_ref(&owner.email));
+    assert_eq!(member_emails(&other).await, std::slice::from_ref(&other.email));
+    assert_eq!(member_emails(&owner).await, std::slice::from_ref(&owner.email));
     // A redirect URI that is not https is refused before anything is stored.
     let bad = post(&format!("/v1/auth/sso/{}/initiate", connections[0]))
         .json(&json!({"tenant_id": owner.tenant_id, "redirect_uri": "http://app.enterprise.test/cb"}))
@@ -454,7 +426,7 @@ async fn a_member_is_linked_only_by_a_vouched_email_in_the_connections_domain_an
     );
     // No group maps, no admin domain: the connection's default role.
     assert_eq!(linked.body["user"]["role"], "user");
-    assert_eq!(user_emails(&owner).await.len(), 2);
+    assert_eq!(member_emails(&owner).await.len(), 2);
 
     let user_id = linked.body["user"]["id"].as_str().expect("id");
     patch(&format!("/v1/users/{user_id}"))
@@ -510,7 +482,7 @@ async fn a_test_of_a_connection_shows_the_claims_and_role_and_creates_no_member_
     assert_eq!(result.body["role"]["source"], "admin_domains");
     assert_eq!(result.body["would_provision"], true);
     assert!(result.body.get("access_token").is_none());
-    assert_eq!(user_emails(&owner).await, std::slice::from_ref(&owner.email));
+    assert_eq!(member_emails(&owner).await, std::slice::from_ref(&owner.email));
     assert_eq!(tenant_items(&owner.tenant_id, "SESSION#").await.len(), sessions_before);
 }
 

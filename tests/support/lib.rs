@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use shared::{AppState, aws::AwsClients, config::Config, state::Signing};
 use uuid::Uuid;
 
+pub mod saml;
+
 pub struct TestApp {
     pub base_url: String,
     pub admin_email: String,
@@ -35,15 +37,17 @@ pub fn app() -> &'static TestApp {
                 .expect("test runtime");
             runtime.block_on(async move {
                 shared::telemetry::init();
-                let config = Config::from_env()
+                let mut config = Config::from_env()
                     .expect("the local stack env is not loaded: run the tests with `make test` (see README)");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+                // As `local` does: the API's public URL is this server's (SAML's ACS).
+                config.public_api_url.get_or_insert_with(|| base_url.clone());
                 let clients = AwsClients::new(&shared::aws::load_sdk_config().await);
                 let state = AppState::build(config, &clients, Signing::Issue).expect("app state");
                 let admin_email = format!("platform-admin-{}@tests.example", Uuid::new_v4().simple());
                 let admin_password = format!("pw-{}", Uuid::new_v4().simple());
                 local::seed_platform_admin(&state.store, &admin_email, &admin_password).await.expect("seed admin");
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                let base_url = format!("http://{}", listener.local_addr().expect("addr"));
                 let pollers = local::Pollers::start(&clients, &state).expect("pollers");
                 let relay = pollers.relay().cloned().expect("the test server runs the outbox relay");
                 tx.send(TestApp { base_url, admin_email, admin_password, relay }).expect("send app");
@@ -376,6 +380,46 @@ where
     }
 }
 
+/// A stored attribute as JSON (strings, numbers, booleans, maps, lists):
+/// for assertions on items read with [`tenant_items`].
+pub fn json_of(value: &aws_sdk_dynamodb::types::AttributeValue) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match value {
+        A::S(s) => json!(s),
+        A::N(n) => n.parse::<f64>().map_or(Value::Null, |n| json!(n)),
+        A::Bool(b) => json!(b),
+        A::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), json_of(v))).collect()),
+        A::L(l) => Value::Array(l.iter().map(json_of).collect()),
+        _ => Value::Null,
+    }
+}
+
+/// A tenant's audit entries as stored: (action, new_values).
+pub async fn audit_entries(tenant_id: &str) -> Vec<(String, Value)> {
+    tenant_items(tenant_id, "AUDIT#")
+        .await
+        .iter()
+        .map(|item| {
+            let action = item.get("action").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let values = item.get("new_values").map(json_of).unwrap_or(Value::Null);
+            (action, values)
+        })
+        .collect()
+}
+
+/// The emails of a tenant's members, sorted, as its owner lists them.
+pub async fn member_emails(owner: &Member) -> Vec<String> {
+    let users = get("/v1/users").token(&owner.access_token).send().await.expect(200);
+    let mut emails: Vec<String> = users.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|u| u["email"].as_str().expect("email").into())
+        .collect();
+    emails.sort();
+    emails
+}
+
 /// The items of a tenant's partition whose sort key starts with `prefix`,
 /// read consistently: for assertions on what a change stored.
 pub async fn tenant_items(
@@ -613,14 +657,16 @@ impl Idp {
 
     /// Replaces the claims of the account `login`.
     pub async fn set_account(&self, login: &str, claims: &Value) {
-        let reply = idp_client().put(format!("{}/test/accounts/{login}", self.issuer)).json(claims).send().await;
+        let reply =
+            no_redirect_client().put(format!("{}/test/accounts/{login}", self.issuer)).json(claims).send().await;
         assert_eq!(reply.expect("idp").status().as_u16(), 204);
     }
 
     /// From now on, ID tokens for `client_id` are changed (`aud`, `nonce`,
     /// `exp_offset`) and re-signed with the provider's key.
     pub async fn tamper(&self, client_id: &str, change: &Value) {
-        let reply = idp_client().put(format!("{}/test/tamper/{client_id}", self.issuer)).json(change).send().await;
+        let reply =
+            no_redirect_client().put(format!("{}/test/tamper/{client_id}", self.issuer)).json(change).send().await;
         assert_eq!(reply.expect("idp").status().as_u16(), 204);
     }
 
@@ -639,8 +685,8 @@ impl Idp {
             }
             let cookie = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
             let request = match form.take() {
-                Some(fields) => idp_client().post(url.clone()).form(&fields),
-                None => idp_client().get(url.clone()),
+                Some(fields) => no_redirect_client().post(url.clone()).form(&fields),
+                None => no_redirect_client().get(url.clone()),
             };
             let response = request.header("cookie", cookie).send().await.expect("idp request");
             for value in response.headers().get_all("set-cookie") {
@@ -678,8 +724,9 @@ impl Drop for Idp {
     }
 }
 
-/// A client that shows redirects instead of following them.
-fn idp_client() -> &'static reqwest::Client {
+/// A client that shows redirects instead of following them (a browser's
+/// next hop is what the tests assert).
+pub fn no_redirect_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()

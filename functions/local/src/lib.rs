@@ -60,6 +60,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("WebhooksFunction", webhooks::routes()),
         ("DocsFunction", docs::routes()),
         ("BillingFunction", billing::routes()),
+        ("SamlFunction", saml::routes()),
     ]
 }
 

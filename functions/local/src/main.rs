@@ -15,13 +15,13 @@ use shared::{
 #[tokio::main]
 async fn main() -> Result<()> {
     shared::telemetry::init();
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let clients = AwsClients::new(&shared::aws::load_sdk_config().await);
-    let state = AppState::build(config, &clients, Signing::Issue)?;
     let (email, password) = admin_credentials()?;
-    let created = local::seed_platform_admin(&state.store, &email, &password).await?;
 
     if std::env::args().nth(1).as_deref() == Some("seed-admin") {
+        let state = AppState::build(config, &clients, Signing::Issue)?;
+        let created = local::seed_platform_admin(&state.store, &email, &password).await?;
         println!("{}", if created { "platform admin created" } else { "platform admin already exists" });
         return Ok(());
     }
@@ -30,6 +30,13 @@ async fn main() -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     // LOCAL_ADDR may ask for port 0; say which port it got.
     let addr = listener.local_addr()?;
+    // The API's public URL is this server's (SAML names its ACS under it),
+    // as API Gateway's own endpoint is in AWS.
+    if config.public_api_url.is_none() {
+        config.public_api_url = Some(format!("http://{addr}"));
+    }
+    let state = AppState::build(config, &clients, Signing::Issue)?;
+    local::seed_platform_admin(&state.store, &email, &password).await?;
     let pollers = local::Pollers::start(&clients, &state)?;
     println!();
     println!("  API:             http://{addr}  (try GET /health)");

@@ -25,6 +25,7 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
         auth::mfa::ApiDoc::openapi(),
         auth::sso::ApiDoc::openapi(),
         auth::recovery::ApiDoc::openapi(),
+        saml::ApiDoc::openapi(),
         tenants::ApiDoc::openapi(),
         users::ApiDoc::openapi(),
         api_keys::ApiDoc::openapi(),

@@ -260,6 +260,57 @@ pub struct SignInState {
     pub test: bool,
     /// Seconds since the epoch (also the item's TTL).
     pub expires_at: i64,
+    /// SAML: the claims of the assertion the ACS verified for this state
+    /// (the callback signs them in once it shows the ACS's code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_claims: Option<VerifiedClaims>,
+}
+
+/// A SAML sign-in's `RelayState`: the state it belongs to and a secret
+/// only the ACS sees again (the IdP carries it back with the response).
+/// SAML bindings 3.4.3 caps RelayState at 80 bytes, which is why it is not
+/// the `sso.` state the app holds: 32 hex + `.` + 22 = 55 bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamlRelay {
+    pub state_id: Uuid,
+    pub secret: String,
+}
+
+impl SamlRelay {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (id, secret) = raw.split_once('.')?;
+        if id.len() != 32 || secret.is_empty() || secret.len() > 64 || secret.contains('.') {
+            return None;
+        }
+        Some(Self { state_id: Uuid::try_parse(id).ok()?, secret: secret.to_owned() })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.state_id.simple(), self.secret)
+    }
+
+    /// What is stored: the SHA-256 of the secret, hex.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The URLs of our SAML service provider for one connection: the IdP is
+/// configured with them (from the metadata), and the ACS checks the
+/// response's Destination, Recipient and Audience against them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamlSpUrls {
+    /// The SP's entity id: its metadata URL (a URL the IdP admin can open).
+    pub entity_id: String,
+    pub acs_url: String,
+    pub metadata_url: String,
+}
+
+pub fn saml_sp_urls(public_api_url: &str, tenant_id: Uuid, connection_id: Uuid) -> SamlSpUrls {
+    let base = format!("{}/v1/auth/saml/{tenant_id}/{connection_id}", public_api_url.trim_end_matches('/'));
+    let metadata_url = format!("{base}/metadata");
+    SamlSpUrls { entity_id: metadata_url.clone(), acs_url: format!("{base}/acs"), metadata_url }
 }
 
 /// A link between an IdP identity (connection, issuer, subject) and a member.
@@ -272,8 +323,8 @@ pub struct Identity {
     pub created_at: String,
 }
 
-/// The claims of a verified ID token that we use.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+/// The claims of a verified ID token (or SAML assertion) that we use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifiedClaims {
     pub issuer: String,
     pub subject: String,

@@ -3,7 +3,8 @@
 //! | item | PK | SK | notes |
 //! |---|---|---|---|
 //! | connection | `T#<tenant>#` | `SSOCONN#<id>` | `domain::sso::Connection`; its secrets (client secret, certificate) sealed as one JSON (`secret_nonce`, `secret_sealed`: AES-256-GCM, crate::sealing) |
-//! | sign-in state | `T#<tenant>#` | `SSOSTATE#<id>` | `token_hash` (SHA-256 of the state's secret), `connection_id`, `redirect_uri`, `nonce`, `test`, the PKCE verifier sealed (`verifier_nonce`, `verifier_sealed`), `expires_at` (TTL) |
+//! | sign-in state | `T#<tenant>#` | `SSOSTATE#<id>` | `token_hash` (SHA-256 of the state's secret), `connection_id`, `redirect_uri`, `nonce` (SAML: the AuthnRequest ID), `test`, the PKCE verifier sealed (`verifier_nonce`, `verifier_sealed`), `expires_at` (TTL); SAML: `relay_hash` (SHA-256 of the RelayState's secret), and once the ACS verified a response, `saml_claims` and `code_hash` (SHA-256 of the code it gave the browser) |
+//! | SAML assertion seen | `T#<tenant>#` | `SAMLASSERTION#<connection>#<SHA-256 of the assertion ID>` | `expires_at` (TTL: the assertion's own NotOnOrAfter): an assertion signs in once |
 //! | identity | `T#<tenant>#` | `SSOIDENTITY#<connection>#<SHA-256 of issuer and subject>` | `issuer`, `subject`, `user_id`: the member the IdP identity signs in as |
 //!
 //! | change | conditions (by name) | event |
@@ -13,6 +14,7 @@
 //! | [`Store::delete_connection`] | `connection_missing` | none (audited) |
 //! | [`Store::create_sign_in_state`] | `connection_unusable` (gone, or inactive for a sign-in) | none |
 //! | [`Store::consume_sign_in_state`] | one conditional DeleteItem: the hash matches and it has not expired, so a state is used once | none |
+//! | [`Store::record_saml_assertion`] | `state_unusable` (answered, expired or gone), `assertion_replayed` | none |
 //! | [`Store::provision_sso_member`] | `email_taken`, `identity_taken`, `quota_full` | `user.created` (`via: "sso"`) |
 //! | [`Store::link_identity`] | `identity_taken`, `user_missing` | none (audited) |
 
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     primitives::Blob,
-    types::{AttributeValue, ConditionCheck, Delete, ReturnValue},
+    types::{AttributeValue, ConditionCheck, Delete, ReturnValue, Update},
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -30,7 +32,7 @@ use super::{
     quota::{QUOTA_FULL, quota_change},
     s,
     tenants::role_counter,
-    to_item,
+    to_attribute, to_item,
     tx::{Cond, Tx, TxError},
     users::user_key,
 };
@@ -39,7 +41,7 @@ use crate::{
     domain::{
         audit::{AuditContext, Change, retention_days_of},
         plans::{Quota, effective_limits},
-        sso::{CONNECTION_RESOURCE, Connection, Identity, SignInState},
+        sso::{CONNECTION_RESOURCE, Connection, Identity, SamlRelay, SignInState, VerifiedClaims},
         tenant::Tenant,
         user::User,
     },
@@ -48,6 +50,10 @@ use crate::{
 
 const CONNECTION_CHANGED: Cond = Cond("connection_changed");
 const CONNECTION_MISSING: Cond = Cond("connection_missing");
+/// A SAML state already answered by the ACS, expired or gone.
+const STATE_UNUSABLE: Cond = Cond("state_unusable");
+/// The SAML assertion ID was seen before on this connection.
+const ASSERTION_REPLAYED: Cond = Cond("assertion_replayed");
 /// The connection is gone, or (for a sign-in, not a test) inactive.
 const CONNECTION_UNUSABLE: Cond = Cond("connection_unusable");
 /// The address already has an account.
@@ -130,6 +136,32 @@ fn identity_item(scope: &TenantScope, identity: &Identity) -> AppResult<Item> {
 
 /// A sealed value: (nonce, ciphertext).
 pub type Sealed<'a> = (&'a [u8], &'a [u8]);
+
+/// A used sign-in state: the tenant's scope (its hash matched), the state,
+/// its sealed PKCE verifier (OIDC) and, for SAML, the hash of the code the
+/// ACS gave the browser (absent until the ACS verified a response).
+pub struct ConsumedState {
+    pub scope: TenantScope,
+    pub state: SignInState,
+    pub verifier_nonce: Vec<u8>,
+    pub verifier_sealed: Vec<u8>,
+    pub saml_code_hash: Option<String>,
+}
+
+/// What recording a verified SAML assertion did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SamlRecorded {
+    Recorded,
+    /// The assertion ID signed someone in before (on this connection).
+    Replayed,
+    /// The state was answered already, expired or is gone.
+    StateUsed,
+}
+
+fn assertion_key(scope: &TenantScope, connection_id: Uuid, assertion_id: &str) -> Item {
+    let hex: String = Sha256::digest(assertion_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    key(scope, format!("SAMLASSERTION#{connection_id}#{hex}"))
+}
 
 impl Store {
     pub async fn create_connection(
@@ -276,11 +308,15 @@ impl Store {
         state: &SignInState,
         token_hash: &str,
         verifier: Sealed<'_>,
+        saml_relay_hash: Option<&str>,
     ) -> AppResult<bool> {
         let scope = lookup.lookup_scope();
         let mut item = to_item(state)?;
         item.extend(state_key(&scope, state.id));
         item.insert("token_hash".into(), s(token_hash));
+        if let Some(relay_hash) = saml_relay_hash {
+            item.insert("relay_hash".into(), s(relay_hash));
+        }
         item.insert("verifier_nonce".into(), AttributeValue::B(Blob::new(verifier.0)));
         item.insert("verifier_sealed".into(), AttributeValue::B(Blob::new(verifier.1)));
         let mut check = ConditionCheck::builder().set_key(Some(connection_key(&scope, state.connection_id)));
@@ -304,15 +340,14 @@ impl Store {
     /// Takes the sign-in state the presented one names, once: one
     /// conditional DeleteItem that succeeds only while its hash matches and
     /// it has not expired, so two callbacks with one state cannot both
-    /// pass. Answers the tenant's scope (the hash matched), the state and
-    /// its sealed verifier; `None` for an unknown, used or expired state.
+    /// pass. `None` for an unknown, used or expired state.
     pub async fn consume_sign_in_state(
         &self,
         lookup: &CredentialLookup,
         state_id: Uuid,
         token_hash: &str,
         now: i64,
-    ) -> AppResult<Option<(TenantScope, SignInState, Vec<u8>, Vec<u8>)>> {
+    ) -> AppResult<Option<ConsumedState>> {
         let output = self
             .client
             .delete_item()
@@ -331,8 +366,75 @@ impl Store {
         };
         let stored_hash = item.remove("token_hash").and_then(|v| v.as_s().ok().cloned()).unwrap_or_default();
         let Some(scope) = lookup.verified(token_hash, &stored_hash) else { return Ok(None) };
-        let (nonce, sealed) = (bytes(&item, "verifier_nonce"), bytes(&item, "verifier_sealed"));
-        Ok(Some((scope, from_item(item)?, nonce, sealed)))
+        let (verifier_nonce, verifier_sealed) = (bytes(&item, "verifier_nonce"), bytes(&item, "verifier_sealed"));
+        let saml_code_hash = item.remove("code_hash").and_then(|v| v.as_s().ok().cloned());
+        item.remove("relay_hash");
+        Ok(Some(ConsumedState { scope, state: from_item(item)?, verifier_nonce, verifier_sealed, saml_code_hash }))
+    }
+
+    /// The SAML sign-in state a RelayState names, read (not used) by the
+    /// ACS: the tenant's scope once the relay's hash matched, while it has
+    /// not expired and no response was recorded for it.
+    pub async fn saml_sign_in_state(
+        &self,
+        lookup: &CredentialLookup,
+        relay: &SamlRelay,
+        now: i64,
+    ) -> AppResult<Option<(TenantScope, SignInState)>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(&lookup.lookup_scope(), relay.state_id)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        let Some(mut item) = output.item else { return Ok(None) };
+        let stored_hash = item.remove("relay_hash").and_then(|v| v.as_s().ok().cloned()).unwrap_or_default();
+        if stored_hash.is_empty() || item.contains_key("code_hash") {
+            return Ok(None);
+        }
+        let Some(scope) = lookup.verified(&relay.hash(), &stored_hash) else { return Ok(None) };
+        item.remove("token_hash");
+        let state: SignInState = from_item(item)?;
+        Ok((state.expires_at > now).then_some((scope, state)))
+    }
+
+    /// Records the claims of a verified SAML assertion on its state, with
+    /// the hash of the code the browser takes to the app, and the assertion
+    /// ID as seen, in one transaction: a state is answered once, and an
+    /// assertion signs in once (until its own expiry, the item's TTL).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_saml_assertion(
+        &self,
+        scope: &TenantScope,
+        state: &SignInState,
+        claims: &VerifiedClaims,
+        code_hash: &str,
+        assertion_id: &str,
+        not_on_or_after: i64,
+        now: i64,
+    ) -> AppResult<SamlRecorded> {
+        let claims_value = serde_json::to_value(claims).map_err(AppError::internal)?;
+        let update = Update::builder()
+            .set_key(Some(state_key(scope, state.id)))
+            .update_expression("SET saml_claims = :claims, code_hash = :code")
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(code_hash) AND expires_at > :now")
+            .expression_attribute_values(":claims", to_attribute(&claims_value)?)
+            .expression_attribute_values(":code", s(code_hash))
+            .expression_attribute_values(":now", n(now));
+        let mut seen = assertion_key(scope, state.connection_id, assertion_id);
+        // Kept a little past the assertion's expiry, which the ACS checks
+        // with clock skew: a replay inside that window still meets the item.
+        seen.insert("expires_at".into(), n(not_on_or_after.max(now) + 600));
+        let mut tx = Tx::new();
+        tx.update(update, Some(STATE_UNUSABLE)).put_new(seen, ASSERTION_REPLAYED);
+        match tx.commit(self).await {
+            Ok(()) => Ok(SamlRecorded::Recorded),
+            Err(TxError::Condition(STATE_UNUSABLE)) => Ok(SamlRecorded::StateUsed),
+            Err(TxError::Condition(ASSERTION_REPLAYED)) => Ok(SamlRecorded::Replayed),
+            Err(e) => Err(e.into_app_error("saml assertion")),
+        }
     }
 
     pub async fn find_identity(

@@ -16,6 +16,7 @@
 
 pub mod oidc;
 pub mod providers;
+pub mod saml;
 
 use axum::{
     Json, Router,
@@ -234,7 +235,6 @@ async fn delete_provider(
     request_body(content = TestRequest, example = json!({"redirect_uri": "https://app.enterprise.com/auth/callback"})),
     responses(
         (status = 200, description = "Where to send the tester's browser", body = oidc::Initiated),
-        (status = 422, description = "Unprocessable\n\n- `not_implemented`: SAML sign-in is not available yet", body = shared::web::openapi::ApiError),
         (status = 502, description = "Bad gateway\n\n- `idp_unavailable`: the IdP's discovery document could not be read or is not valid", body = shared::web::openapi::ApiError),
     ))]
 async fn test_provider(

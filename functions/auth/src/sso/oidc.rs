@@ -42,8 +42,8 @@ use shared::{
         plans::Quota,
         sso::{
             CONNECTION_RESOURCE, Connection, Expected, Identity, ProviderType, RoleDecision, STATE_TTL_SECONDS,
-            Secrets, SignInState, TokenRefusal, VerifiedClaims, map_role, may_link_by_email, parse_key_set,
-            token_key_id, verify_id_token,
+            SamlRelay, Secrets, SignInState, TokenRefusal, VerifiedClaims, map_role, may_link_by_email, parse_key_set,
+            saml_sp_urls, token_key_id, verify_id_token,
         },
         user::{User, UserChanges},
         values::{HttpUrl, Text},
@@ -52,12 +52,13 @@ use shared::{
     sealing,
     store::{
         members::MemberError,
-        sso::{LinkError, state_verifier_key},
+        sso::{ConsumedState, LinkError, state_verifier_key},
     },
     web::extract::Body,
 };
 use uuid::Uuid;
 
+use super::saml;
 use crate::{TokenResponse, tokens};
 
 /// How long a discovery document and a key set are trusted before they are
@@ -202,13 +203,15 @@ async fn keys(state: &AppState, jwks_uri: &str, refresh: bool) -> AppResult<KeyS
     Ok(set)
 }
 
-fn random_token(bytes: usize) -> String {
+/// `bytes` random bytes, base64url: state secrets, codes, verifiers.
+pub fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buffer);
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
-fn sha256_hex(value: &str) -> String {
+/// What is stored of a secret: its SHA-256, hex.
+pub fn sha256_hex(value: &str) -> String {
     Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -258,14 +261,6 @@ pub async fn begin(
     redirect_uri: &str,
     test: bool,
 ) -> AppResult<Initiated> {
-    if connection.provider_type == ProviderType::Saml {
-        return Err(AppError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_implemented",
-            "SAML sign-in is not available yet: the SAML connection is stored, but only OIDC connections (google, okta, azure, oidc) can sign in",
-        )
-        .with_details(json!({"provider_type": "saml"})));
-    }
     if !redirect_uri_allowed(redirect_uri, state.config.local_mode) {
         return Err(AppError::invalid_field(
             "redirect_uri",
@@ -275,6 +270,9 @@ pub async fn begin(
     let allowed = &connection.configuration.redirect_uris;
     if !allowed.is_empty() && !allowed.iter().any(|u| u == redirect_uri) {
         return Err(AppError::invalid_field("redirect_uri", "is not one of the connection's redirect_uris"));
+    }
+    if connection.provider_type == ProviderType::Saml {
+        return begin_saml(state, lookup, connection, redirect_uri, test).await;
     }
     let issuer =
         connection.issuer().ok_or_else(|| AppError::internal(anyhow::anyhow!("a connection without issuer")))?;
@@ -295,10 +293,11 @@ pub async fn begin(
         nonce: nonce.clone(),
         test,
         expires_at: chrono::Utc::now().timestamp() + STATE_TTL_SECONDS,
+        saml_claims: None,
     };
     if !state
         .store
-        .create_sign_in_state(lookup, &stored, &sha256_hex(&secret), (&verifier_nonce, &verifier_sealed))
+        .create_sign_in_state(lookup, &stored, &sha256_hex(&secret), (&verifier_nonce, &verifier_sealed), None)
         .await?
     {
         return Err(AppError::not_found(CONNECTION_RESOURCE));
@@ -321,6 +320,51 @@ pub async fn begin(
     }
     let authorization_url = url_with_query(&discovery.authorization_endpoint, &pairs)
         .map_err(|e| idp_unavailable("discovery document", &e))?;
+    Ok(Initiated { authorization_url, state: token, expires_in: STATE_TTL_SECONDS, test })
+}
+
+/// A SAML sign-in: the state (the app's `sso.` token, and a RelayState
+/// the ACS recognises), and the IdP's SSO URL with the AuthnRequest. No
+/// PKCE: the ACS proves the response, and the code it hands the browser is
+/// bound to this state.
+async fn begin_saml(
+    state: &AppState,
+    lookup: &CredentialLookup,
+    connection: &Connection,
+    redirect_uri: &str,
+    test: bool,
+) -> AppResult<Initiated> {
+    let sp = saml_sp_urls(state.config.require_public_api_url()?, lookup.tenant_id(), connection.id);
+    let state_id = Uuid::now_v7();
+    let secret = random_token(32);
+    let token = format!("sso.{}.{state_id}.{secret}", lookup.tenant_id());
+    let relay = SamlRelay { state_id, secret: random_token(16) };
+    let request_id = saml::new_request_id();
+    let destination = connection.configuration.sso_url.clone().unwrap_or_default();
+    let xml = saml::authn_request_xml(
+        &request_id,
+        &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        &destination,
+        &sp.acs_url,
+        &sp.entity_id,
+    );
+    let authorization_url = saml::redirect_url(connection, &xml, &relay)?;
+    let stored = SignInState {
+        id: state_id,
+        connection_id: connection.id,
+        redirect_uri: redirect_uri.to_owned(),
+        // The AuthnRequest ID: a response must answer this request
+        // (InResponseTo), which is what shuts out IdP-initiated responses.
+        nonce: request_id,
+        test,
+        expires_at: chrono::Utc::now().timestamp() + STATE_TTL_SECONDS,
+        saml_claims: None,
+    };
+    // No PKCE verifier: an empty sealed value keeps one item shape.
+    if !state.store.create_sign_in_state(lookup, &stored, &sha256_hex(&secret), (&[], &[]), Some(&relay.hash())).await?
+    {
+        return Err(AppError::not_found(CONNECTION_RESOURCE));
+    }
     Ok(Initiated { authorization_url, state: token, expires_in: STATE_TTL_SECONDS, test })
 }
 
@@ -361,12 +405,16 @@ fn choose(connections: Vec<Connection>, provider: &str) -> AppResult<Connection>
 /// Start an SSO sign-in
 ///
 /// Seed 000's initiation: `{provider}` is a provider type (`google`,
-/// `okta`, `azure`, `oidc`: the tenant's one active connection of that
-/// type) or a connection id. Answers the IdP's authorization URL (PKCE S256
-/// and a nonce) and the state the callback must bring back within
-/// `expires_in` seconds.
+/// `okta`, `azure`, `oidc`, `saml`: the tenant's one active connection of
+/// that type) or a connection id. Answers where to send the browser and the
+/// state the callback must bring back within `expires_in` seconds. OIDC:
+/// the IdP's authorization URL (PKCE S256 and a nonce). SAML: the IdP's
+/// `sso_url` with an AuthnRequest (HTTP-Redirect binding) and a
+/// `RelayState`; the IdP posts its response to our ACS
+/// (`/v1/auth/saml/{tenant_id}/{connection_id}/acs`), which sends the
+/// browser to `redirect_uri` with a `code` for the callback.
 #[utoipa::path(post, path = "/v1/auth/sso/{provider}/initiate", tag = "sso",
-    params(("provider" = String, Path, description = "A provider type (`google`, `okta`, `azure`, `oidc`) or a connection id")),
+    params(("provider" = String, Path, description = "A provider type (`google`, `okta`, `azure`, `oidc`, `saml`) or a connection id")),
     request_body(content = InitiateRequest, example = json!({
         "tenant_id": "0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f",
         "redirect_uri": "https://app.enterprise.com/auth/callback"
@@ -375,7 +423,6 @@ fn choose(connections: Vec<Connection>, provider: &str) -> AppResult<Connection>
         (status = 200, description = "Where to send the browser", body = Initiated),
         (status = 404, description = "Not found\n\n- `not_found`: the tenant has no active connection of this type or id", body = shared::web::openapi::ApiError),
         (status = 409, description = "Conflict\n\n- `ambiguous_provider`: the tenant has several active connections of this type (`details.connection_ids`): name one by id", body = shared::web::openapi::ApiError),
-        (status = 422, description = "Unprocessable\n\n- `not_implemented`: SAML sign-in is not available yet", body = shared::web::openapi::ApiError),
         (status = 502, description = "Bad gateway\n\n- `idp_unavailable`: the IdP's discovery document could not be read or is not valid", body = shared::web::openapi::ApiError),
     ))]
 pub async fn initiate(
@@ -435,7 +482,7 @@ pub enum CallbackAnswer {
     Test(SsoTestResult),
 }
 
-fn state_refused() -> AppError {
+pub fn state_refused() -> AppError {
     AppError::new(
         StatusCode::UNAUTHORIZED,
         "invalid_state",
@@ -457,17 +504,32 @@ async fn refuse(
     reason: &str,
     err: AppError,
 ) -> AppError {
+    audited_refusal(state, scope, client, ("sso-sign-in", "sso_login_refused"), connection_id, reason, err).await
+}
+
+/// A sign-in refused once its state named the tenant: audited there as
+/// `action` by `actor` (the callback, SAML's ACS), then answered. An audit
+/// failure is logged, not answered: the refusal stands either way.
+pub async fn audited_refusal(
+    state: &AppState,
+    scope: &TenantScope,
+    client: &ClientInfo,
+    (actor, action): (&'static str, &'static str),
+    connection_id: Uuid,
+    reason: &str,
+    err: AppError,
+) -> AppError {
     let change = Change {
-        action: "sso_login_refused",
+        action,
         resource_type: CONNECTION_RESOURCE,
         resource_id: connection_id.to_string(),
         old_values: json!({}),
         new_values: json!({"reason": reason, "error": err.code()}),
     };
     if let Err(audit_err) =
-        state.store.record_audit(scope, &AuditContext::system_for_client("sso-sign-in", client), change).await
+        state.store.record_audit(scope, &AuditContext::system_for_client(actor, client), change).await
     {
-        tracing::warn!(error = %audit_err, "an SSO refusal could not be audited");
+        tracing::warn!(error = %audit_err, action, "an SSO refusal could not be audited");
     }
     err
 }
@@ -552,10 +614,12 @@ async fn exchange_and_verify(
 
 /// Complete an SSO sign-in
 ///
-/// The IdP's `code` and the `state` from `initiate` (each state is used
-/// once). The code is exchanged with the PKCE verifier, the ID token
+/// The `code` and the `state` from `initiate` (each state is used once).
+/// OIDC: the IdP's code is exchanged with the PKCE verifier, the ID token
 /// verified (signature with the IdP's keys, issuer, audience, expiry,
-/// nonce, Google's `hd`), and the identity (connection, issuer, subject)
+/// nonce, Google's `hd`). SAML: the code is the one our ACS gave the
+/// browser after it verified the IdP's response for this state. Then the
+/// identity (connection, issuer, subject)
 /// signs in its member: linked before, or an existing member whose
 /// verified email is in one of the connection's domains (linked now), or a
 /// new member when `auto_provision_users` is on (`provisioned: true`). The
@@ -586,7 +650,7 @@ pub async fn callback(
     // same conditional delete that uses it up.
     let lookup = CredentialLookup::named_by_credential(presented.tenant_id);
     let now = chrono::Utc::now().timestamp();
-    let (scope, stored, verifier_nonce, verifier_sealed) = state
+    let ConsumedState { scope, state: stored, verifier_nonce, verifier_sealed, saml_code_hash } = state
         .store
         .consume_sign_in_state(&lookup, presented.state_id, &sha256_hex(&presented.secret), now)
         .await?
@@ -615,21 +679,33 @@ pub async fn callback(
         .with_details(json!({"ip_address": client.ip_address, "policy": "configuration.security.ip_whitelisting"}));
         return Err(refuse("ip_not_allowed", err).await);
     }
-    let secrets = super::providers::open_secrets(&state, &scope, connection.id, &nonce, &sealed)?;
-    let key = state_verifier_key(state.config.require_cursor_secret()?, scope.tenant_id(), stored.id)?;
-    let verifier =
-        String::from_utf8(sealing::open(&key, &verifier_nonce, &verifier_sealed)?).map_err(AppError::internal)?;
-    let claims = match exchange_and_verify(&state, &connection, &secrets, &stored, &verifier, body.code.as_str()).await
-    {
-        Ok(claims) => claims,
-        Err((reason, err)) => {
-            let reason: &'static str = match reason.as_str() {
-                "idp_unavailable" => "idp_unavailable",
-                "code_rejected" => "code_rejected",
-                _ => "id_token_invalid",
-            };
-            let err = refuse(reason, err).await;
-            return Err(err);
+    let claims = if connection.provider_type == ProviderType::Saml {
+        // The ACS verified the response and kept its claims on the state
+        // with the hash of the code it gave the browser; the app brings
+        // that code with its state. A state the ACS never answered (or a
+        // wrong code) is refused like a bad state: it is used up now.
+        let code_matches = saml_code_hash.as_deref().is_some_and(|stored_hash| {
+            shared::auth::api_key::hashes_match(&sha256_hex(body.code.as_str()), stored_hash)
+        });
+        match stored.saml_claims.clone() {
+            Some(claims) if code_matches => claims,
+            _ => return Err(refuse("saml_code_mismatch", state_refused()).await),
+        }
+    } else {
+        let secrets = super::providers::open_secrets(&state, &scope, connection.id, &nonce, &sealed)?;
+        let key = state_verifier_key(state.config.require_cursor_secret()?, scope.tenant_id(), stored.id)?;
+        let verifier =
+            String::from_utf8(sealing::open(&key, &verifier_nonce, &verifier_sealed)?).map_err(AppError::internal)?;
+        match exchange_and_verify(&state, &connection, &secrets, &stored, &verifier, body.code.as_str()).await {
+            Ok(claims) => claims,
+            Err((reason, err)) => {
+                let reason: &'static str = match reason.as_str() {
+                    "idp_unavailable" => "idp_unavailable",
+                    "code_rejected" => "code_rejected",
+                    _ => "id_token_invalid",
+                };
+                return Err(refuse(reason, err).await);
+            }
         }
     };
     let decision = map_role(&connection, claims.email.as_deref(), &claims.groups);
