@@ -60,3 +60,18 @@ pub fn document() -> Value {
     doc["servers"] = json!([{"url": "http://127.0.0.1:3000", "description": "local server (make run)"}]);
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    /// Each group's part may declare tags; two declaring one name make an
+    /// invalid document (OpenAPI 3.1: tag names are unique).
+    #[test]
+    fn every_tag_is_declared_once() {
+        let doc = super::document();
+        let mut seen = std::collections::BTreeSet::new();
+        for tag in doc["tags"].as_array().expect("tags") {
+            let name = tag["name"].as_str().expect("a tag name");
+            assert!(seen.insert(name.to_owned()), "the tag {name:?} is declared twice");
+        }
+    }
+}

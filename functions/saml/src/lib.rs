@@ -45,10 +45,8 @@ pub const MAX_FORM_BYTES: usize = MAX_XML_BYTES / 3 * 4 * 2 + 4096;
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(acs, metadata),
-    tags((name = "sso", description = "Single sign-on connections and sign-in over OIDC and SAML 2.0"))
-)]
+// The `sso` tag is described once, by the auth group's part.
+#[openapi(paths(acs, metadata))]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.

@@ -45,7 +45,7 @@ use providers::{ConnectionId, ConnectionUpdate, NewConnection, TestRequest};
         create_provider, list_providers, get_provider, update_provider, delete_provider, test_provider,
         oidc::initiate, oidc::callback
     ),
-    tags((name = "sso", description = "Single sign-on connections and sign-in over OIDC"))
+    tags((name = "sso", description = "Single sign-on connections and sign-in over OIDC and SAML 2.0"))
 )]
 pub struct ApiDoc;
 
