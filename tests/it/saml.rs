@@ -16,7 +16,12 @@ use platform_tests::{
 };
 use serde_json::{Value, json};
 
-const REDIRECT: &str = "https://app.enterprise.test/auth/callback";
+/// The app's callback page: under APP_BASE_URL, where a SAML connection
+/// that lists no `redirect_uris` may send its code.
+fn redirect() -> String {
+    let app = std::env::var("APP_BASE_URL").expect("APP_BASE_URL (the local stack's env)");
+    format!("{}/auth/callback", app.trim_end_matches('/'))
+}
 
 fn seed_000_body() -> Value {
     serde_json::from_str(include_str!("../fixtures/seeds/000-create-sso-provider-1.json"))
@@ -80,7 +85,7 @@ fn started(reply: Reply) -> Started {
 async fn initiate(setup: &Setup, provider: &str) -> Started {
     started(
         post(&format!("/v1/auth/sso/{provider}/initiate"))
-            .json(&json!({"tenant_id": setup.owner.tenant_id, "redirect_uri": REDIRECT}))
+            .json(&json!({"tenant_id": setup.owner.tenant_id, "redirect_uri": redirect()}))
             .send()
             .await,
     )
@@ -90,7 +95,7 @@ async fn initiate(setup: &Setup, provider: &str) -> Started {
 async fn acs_accepts(request: &AuthnRequest, signed: &str) -> String {
     let reply = post_acs(&request.acs_url, &base64(signed), &request.relay_state).await.expect(303);
     let location = location(&reply).expect("a Location");
-    assert!(location.starts_with(&format!("{REDIRECT}?code=")), "{location}");
+    assert!(location.starts_with(&format!("{}?code=", redirect())), "{location}");
     let url = reqwest::Url::parse(&location).expect("location");
     let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
     assert_eq!(query.len(), 1, "only the code: {location}");
@@ -255,6 +260,30 @@ async fn an_sp_initiated_sign_in_provisions_the_member_with_the_mapped_role_and_
     assert_eq!(member_emails(owner).await.len(), 2, "nobody else was created");
     let logins = audited(&owner.tenant_id, "sso_login").await;
     assert_eq!(logins.len(), 3, "{logins:?}");
+}
+
+/// The ACS hands its code to the sign-in's `redirect_uri`: with a listed
+/// one, only the listed ones; never an attacker's (who would then hold both
+/// the state they started and the victim's code).
+#[tokio::test]
+async fn the_code_goes_only_to_a_redirect_uri_the_connection_allows() {
+    const PARTNER: &str = "https://partner.example.test/sso/done";
+    let setup = setup_with(|body| body["configuration"]["redirect_uris"] = json!([PARTNER])).await;
+    let start = |uri: String| {
+        let tenant_id = setup.owner.tenant_id.clone();
+        async move {
+            post("/v1/auth/sso/saml/initiate").json(&json!({"tenant_id": tenant_id, "redirect_uri": uri})).send().await
+        }
+    };
+    for refused in [redirect(), "https://evil.example.test/collect".to_owned(), format!("{PARTNER}/../x")] {
+        let reply = start(refused.clone()).await.expect_error(400, "validation_failed");
+        assert_eq!(reply.invalid_fields(), ["redirect_uri"], "{refused}");
+    }
+    let started = started(start(PARTNER.to_owned()).await);
+    let signed = setup.idp.response(&started.request, "lee@corp.example").sign_assertion(&setup.idp);
+    let reply = post_acs(&started.request.acs_url, &base64(&signed), &started.request.relay_state).await.expect(303);
+    let location = location(&reply).expect("a Location");
+    assert!(location.starts_with(&format!("{PARTNER}?code=")), "{location}");
 }
 
 #[tokio::test]
@@ -554,7 +583,7 @@ async fn another_tenant_can_neither_read_nor_use_the_saml_connection_and_its_sp_
 
     // Nor can the stranger start a sign-in with it.
     post(&format!("/v1/auth/sso/{connection_id}/initiate"))
-        .json(&json!({"tenant_id": stranger.tenant_id, "redirect_uri": REDIRECT}))
+        .json(&json!({"tenant_id": stranger.tenant_id, "redirect_uri": redirect()}))
         .send()
         .await
         .expect_error(404, "not_found");
@@ -595,7 +624,7 @@ async fn a_test_of_an_inactive_saml_connection_shows_the_claims_and_role_and_cre
     let (owner, idp, connection_id) = (&setup.owner, &setup.idp, setup.connection_id.as_str());
     // Inactive: no sign-in, but an admin may test it.
     post(&format!("/v1/auth/sso/{connection_id}/initiate"))
-        .json(&json!({"tenant_id": owner.tenant_id, "redirect_uri": REDIRECT}))
+        .json(&json!({"tenant_id": owner.tenant_id, "redirect_uri": redirect()}))
         .send()
         .await
         .expect_error(404, "not_found");
@@ -603,7 +632,7 @@ async fn a_test_of_an_inactive_saml_connection_shows_the_claims_and_role_and_cre
     let start = started(
         post(&format!("/v1/auth/sso/providers/{connection_id}/test"))
             .token(&owner.access_token)
-            .json(&json!({"redirect_uri": REDIRECT}))
+            .json(&json!({"redirect_uri": redirect()}))
             .send()
             .await,
     );

@@ -186,9 +186,17 @@ async fn seed_bodies_are_accepted_their_secrets_never_shown_and_other_tenants_se
     );
 
     // The SAML connection starts a sign-in at its IdP's SSO URL (the rest of
-    // the SAML flow: saml.rs).
-    let saml_start = post("/v1/auth/sso/saml/initiate")
+    // the SAML flow: saml.rs). It lists no redirect_uris, so its code goes
+    // only to the app's own origin: any other URL is refused.
+    let foreign = post("/v1/auth/sso/saml/initiate")
         .json(&json!({"tenant_id": owner.tenant_id, "redirect_uri": REDIRECT}))
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+    assert_eq!(foreign.invalid_fields(), ["redirect_uri"]);
+    let app = std::env::var("APP_BASE_URL").expect("APP_BASE_URL");
+    let saml_start = post("/v1/auth/sso/saml/initiate")
+        .json(&json!({"tenant_id": owner.tenant_id, "redirect_uri": format!("{app}/auth/callback")}))
         .send()
         .await
         .expect(200)

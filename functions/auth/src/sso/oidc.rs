@@ -90,6 +90,17 @@ pub fn redirect_uri_allowed(uri: &str, local_mode: bool) -> bool {
     local_mode && matches!(host, Some("127.0.0.1" | "localhost" | "::1"))
 }
 
+/// `scheme://authority` of a URL, lowercased; none for a URL with user
+/// info (it never matches: `https://app.example.com@evil.example`).
+fn origin(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+}
+
 fn idp_unavailable(what: &str, cause: &str) -> AppError {
     tracing::warn!(what, cause, "an identity provider call failed");
     AppError::new(
@@ -272,6 +283,19 @@ pub async fn begin(
         return Err(AppError::invalid_field("redirect_uri", "is not one of the connection's redirect_uris"));
     }
     if connection.provider_type == ProviderType::Saml {
+        // An OIDC IdP sends its code only to the redirect URIs registered
+        // with it; for SAML our ACS hands the code to `redirect_uri` itself.
+        // Any https URL would let whoever starts a sign-in (and so holds its
+        // state) send a victim to the IdP and collect the victim's code at
+        // their own URL. So: a URL the connection lists, or, when it lists
+        // none, one under the app's own origin.
+        let app_origin = state.config.app_base_url.as_deref().and_then(origin);
+        if allowed.is_empty() && (app_origin.is_none() || origin(redirect_uri) != app_origin) {
+            return Err(AppError::invalid_field(
+                "redirect_uri",
+                "a SAML sign-in sends its one-time code only to one of the connection's redirect_uris, or, when it lists none, to a URL under the app's own origin (APP_BASE_URL)",
+            ));
+        }
         return begin_saml(state, lookup, connection, redirect_uri, test).await;
     }
     let issuer =
@@ -961,6 +985,16 @@ mod tests {
         assert!(redirect_uri_allowed("http://[::1]:3000/cb", true));
         assert!(!redirect_uri_allowed("http://127.0.0.1.evil.example/cb", true));
         assert!(!redirect_uri_allowed("http://evil.example@127.0.0.1.nip.io/cb", true));
+    }
+
+    #[test]
+    fn an_origin_is_scheme_and_authority_and_user_info_never_matches() {
+        assert_eq!(origin("https://App.Example.com/auth/cb?x=1").as_deref(), Some("https://app.example.com"));
+        assert_eq!(origin("https://app.example.com"), origin("https://app.example.com/"));
+        assert_ne!(origin("https://app.example.com:8443/cb"), origin("https://app.example.com/cb"));
+        assert_ne!(origin("http://app.example.com/cb"), origin("https://app.example.com/cb"));
+        assert_eq!(origin("https://app.example.com@evil.example/cb"), None);
+        assert_eq!(origin("not a url"), None);
     }
 
     #[test]
