@@ -94,6 +94,12 @@ impl Samples {
         with_bearer(fresh_request_id(event)?, token)
     }
 
+    /// The SAML ACS's sample: a response posted with a RelayState that names
+    /// no sign-in (answered 401 `invalid_state`).
+    pub fn saml_acs(&self) -> Result<Value> {
+        fresh_request_id(self.load("saml-acs.json")?)
+    }
+
     /// An SQS batch of one `tryon.item.requested` for an item that does not exist.
     pub fn tryon_job(&self) -> Result<Value> {
         let mut event = self.load("tryon-worker-sqs.json")?;

@@ -47,7 +47,7 @@ options:
   --spawns N          cold starts per function (20)
   --invocations M     timed warm invocations per request type (200)
   --timeout SECONDS   longest wait for one answer (30)
-  --only FUNCTION     measure only this one (auth, tenants, api-keys, customers, tryons, webhooks, billing,
+  --only FUNCTION     measure only this one (auth, saml, tenants, api-keys, customers, tryons, webhooks, billing,
                       tenant-provisioner, tryon-worker, webhook-dispatcher, billing-worker; the setup still runs)
   --restart-stack     before each function, replace the env file's stack by a fresh one
                       (infra/stack.sh down + up with its LOCAL_DIR and port): every
@@ -148,8 +148,9 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 11] = [
+const FUNCTIONS: [&str; 12] = [
     "auth",
+    "saml",
     "tenants",
     "api-keys",
     "customers",
@@ -176,6 +177,16 @@ const AUTH_ENV: &[&str] = &[
     "JWT_AUDIENCE",
     "CURSOR_SECRET",
     "CURSOR_SECRET_FILE",
+];
+/// SamlFunction's variables (the SP key pair comes as `_FILE` paths locally).
+const SAML_ENV: &[&str] = &[
+    "CURSOR_SECRET",
+    "CURSOR_SECRET_FILE",
+    "PUBLIC_API_URL",
+    "SAML_SP_PRIVATE_KEY",
+    "SAML_SP_PRIVATE_KEY_FILE",
+    "SAML_SP_CERTIFICATE",
+    "SAML_SP_CERTIFICATE_FILE",
 ];
 /// TenantsFunction: the same without the signing key.
 const TENANTS_ENV: &[&str] =
@@ -334,6 +345,19 @@ impl Bench {
             }
             let mut report = match function {
                 "auth" => self.bench_auth(&auth, &user).await?,
+                // The ACS with a RelayState that names no sign-in: its cold
+                // start (libxml2 and libxmlsec1 loaded and initialised) and
+                // the request's front part, one GetItem; verifying a real
+                // response needs a sign-in state and an IdP's signature.
+                "saml" => {
+                    let spec = self.spec("saml", SAML_ENV)?;
+                    let label = "POST /v1/auth/saml/{tenant}/{connection}/acs (unknown RelayState)";
+                    let posts = (0..self.options.spawns).map(|_| self.samples.saml_acs());
+                    let (cold, _) = self.cold(&spec, label, Expect::Http(401), posts.collect::<Result<_>>()?).await?;
+                    let warm_kinds = vec![self.kind(label, Expect::Http(401), || self.samples.saml_acs())?];
+                    let (warm, _) = self.warm(&spec, warm_kinds).await?;
+                    self.report(&spec, cold, warm)?
+                }
                 "tenants" => {
                     let (user_token, admin_token) = self.sign_in(&auth, &user, &admin).await?;
                     let key = self.api_key(&api_keys, &user_token).await?;

@@ -97,6 +97,10 @@ pub fn escape_html(value: &str) -> String {
     out
 }
 
+/// The web app's page that asks for a reset link: notices of a change to
+/// an account point there ("if this was not you").
+pub const FORGOT_PAGE: &str = "forgot-password";
+
 /// The mails there are. Links are complete URLs ([`Mailer::link`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -120,6 +124,8 @@ pub enum MfaChange {
     Enabled,
     Disabled,
     BackupCodesRenewed,
+    /// An admin turned it off for the member (a lost authenticator).
+    ResetByAdmin,
 }
 
 impl std::fmt::Debug for Notice {
@@ -226,6 +232,10 @@ impl Notice {
                     MfaChange::Enabled => "was turned on",
                     MfaChange::Disabled => "was turned off",
                     MfaChange::BackupCodesRenewed => "got new backup codes (the old ones no longer work)",
+                    MfaChange::ResetByAdmin => {
+                        "was turned off by an administrator of your organization, and your sign-ins were ended; \
+                         set it up again after you sign in"
+                    }
                 };
                 Words {
                     subject: format!(
@@ -234,6 +244,7 @@ impl Notice {
                             MfaChange::Enabled => "turned on",
                             MfaChange::Disabled => "turned off",
                             MfaChange::BackupCodesRenewed => "backup codes renewed",
+                            MfaChange::ResetByAdmin => "reset by an administrator",
                         }
                     ),
                     heading: "Two-step sign-in changed".into(),

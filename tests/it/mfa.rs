@@ -423,3 +423,66 @@ async fn an_ip_allow_list_refuses_sign_in_from_other_addresses() {
     assert_eq!(entries.len(), 2, "{entries:#?}");
     assert!(entries.iter().all(|e| e["new_values"]["reason"] == "ip_not_allowed"));
 }
+
+/// A password reset voids a sign-in that passed the old password and waits
+/// for its second factor, as it revokes sessions: the open `mfa_token`
+/// takes no code afterwards, and a sign-in with the new password does.
+#[tokio::test]
+async fn a_password_reset_voids_an_open_mfa_token() {
+    let owner = register_owner().await;
+    let enrolled = enrol(&owner).await;
+    let open = challenged(&owner.email).await;
+
+    post("/v1/auth/password/forgot").json(&json!({"email": owner.email})).send().await.expect(202);
+    let token = latest_mail(&owner.email, "Reset your").await.link_token("reset-password").expect("the reset link");
+    let new_password = "a fresh passphrase after the reset";
+    post("/v1/auth/password/reset").json(&json!({"token": token, "password": new_password})).send().await.expect(200);
+
+    challenge(&open, &enrolled.backup_codes[0]).await.expect_error(401, "invalid_token");
+    let signed_in = post("/v1/auth/login").json(&json!({"email": owner.email, "password": new_password})).send().await;
+    let fresh = signed_in.expect(200).body["mfa_token"].as_str().expect("mfa_token").to_owned();
+    let tokens = challenge(&fresh, &enrolled.backup_codes[0]).await.expect(200);
+    assert!(tokens.body["access_token"].is_string(), "{:#}", tokens.body);
+}
+
+/// A member who lost their authenticator: an admin removes their MFA,
+/// which ends their sessions, is audited and mailed; they sign in with the
+/// password alone next. Only a person with the role over them may, never on
+/// themself, never across tenants.
+#[tokio::test]
+async fn an_admin_resets_a_members_lost_mfa_and_ends_their_sessions() {
+    let owner = register_owner().await;
+    let admin = member_with_role(&owner, "admin").await;
+    let member = member_with_role(&owner, "developer").await;
+    enrol(&member).await;
+    let path = format!("/v1/users/{}/mfa", member.user_id);
+
+    let stranger = register_owner().await;
+    delete(&path).token(&stranger.access_token).send().await.expect_error(404, "not_found");
+    let peer = member_with_role(&owner, "developer").await;
+    delete(&path).token(&peer.access_token).send().await.expect_error(403, "insufficient_permissions");
+    let own = delete(&format!("/v1/users/{}/mfa", admin.user_id)).token(&admin.access_token).send().await;
+    assert_eq!(own.expect_error(403, "cannot_reset_own_mfa").body["details"]["user_id"], admin.user_id.as_str());
+    let above = delete(&format!("/v1/users/{}/mfa", owner.user_id)).token(&admin.access_token).send().await;
+    above.expect_error(403, "insufficient_permissions");
+    challenged(&member.email).await;
+
+    let reset = delete(&path).token(&admin.access_token).send().await.expect(200);
+    assert_eq!(reset.body, json!({"user_id": member.user_id, "mfa_enabled": false, "sessions_revoked": 1}));
+    post("/v1/auth/refresh")
+        .json(&json!({"refresh_token": member.refresh_token}))
+        .send()
+        .await
+        .expect_error(401, "invalid_token");
+    let signed_in = login(&member.email).await.expect(200);
+    assert!(signed_in.body["access_token"].is_string(), "the password alone now: {:#}", signed_in.body);
+    let status = get("/v1/auth/mfa").token(signed_in.body["access_token"].as_str().expect("token")).send().await;
+    assert_eq!(status.expect(200).body["enabled"], false);
+    delete(&path).token(&admin.access_token).send().await.expect_error(404, "not_found");
+
+    let resets = audit_entries(&owner.access_token, "mfa_reset").await;
+    assert_eq!(resets.len(), 1, "{resets:#?}");
+    assert_eq!(resets[0]["resource_id"], member.user_id.as_str());
+    let mail = latest_mail(&member.email, "reset by an administrator").await;
+    assert!(mail.body.contains("turned off by an administrator"), "{}", mail.body);
+}

@@ -544,3 +544,32 @@ async fn an_email_claim_never_links_the_owner_nor_a_member_with_mfa() {
     // And no identity was linked: the same sign-in is refused again.
     sign_in(&idp, &owner, "okta", "mallory").await.expect_error(409, "account_not_linked");
 }
+
+/// Initiate is public and stores a state per call: one address may start
+/// 60 sign-ins in ten minutes, then it waits (429 with `Retry-After`);
+/// another address is not held up.
+#[tokio::test]
+async fn sign_ins_started_from_one_address_are_throttled() {
+    let owner = register_owner().await;
+    create_connection(&owner, &seed_google()).await;
+    let unique_address = |n: u128| format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+    let seed = uuid::Uuid::new_v4().as_u128();
+    let (address, other) = (unique_address(seed), unique_address(seed.wrapping_add(1)));
+    let start = |from: String| {
+        let tenant_id = owner.tenant_id.clone();
+        async move {
+            post("/v1/auth/sso/google/initiate")
+                .header("x-forwarded-for", &from)
+                .json(&json!({"tenant_id": tenant_id, "redirect_uri": REDIRECT}))
+                .send()
+                .await
+        }
+    };
+    for _ in 0..60 {
+        start(address.clone()).await.expect(200);
+    }
+    let refused = start(address.clone()).await.expect_error(429, "rate_limited");
+    assert_eq!(refused.body["details"]["reason"], "too_many_attempts");
+    assert!(refused.headers.get("retry-after").is_some(), "Retry-After");
+    start(other).await.expect(200);
+}

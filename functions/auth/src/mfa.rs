@@ -178,6 +178,11 @@ async fn open_challenge(state: &AppState, raw: &str, purpose: ChallengePurpose) 
     }
     let user =
         state.store.get_user(&scope, challenge.user_id).await?.filter(|u| u.is_active).ok_or_else(invalid_mfa_token)?;
+    // A password reset revokes every session; a sign-in that had passed the
+    // old password and waits for its second factor is one too.
+    if user.password_changed_at.is_some_and(|changed| changed >= challenge.created_at) {
+        return Err(invalid_mfa_token());
+    }
     Ok(OpenChallenge { scope, challenge, user })
 }
 

@@ -64,7 +64,7 @@ pub fn routes() -> Router<AppState> {
 /// The pages of the web app the links open (under `APP_BASE_URL`).
 pub const RESET_PAGE: &str = "reset-password";
 pub const VERIFY_PAGE: &str = "verify-email";
-pub const FORGOT_PAGE: &str = "forgot-password";
+pub use shared::mail::FORGOT_PAGE;
 
 /// A forgot-password request is answered no sooner than this after it
 /// arrived, whether or not the address has an account: the work for an

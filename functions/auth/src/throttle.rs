@@ -66,6 +66,11 @@ impl Gate {
         Self::every_request(state, subjects, client).await
     }
 
+    /// A gate on SSO sign-ins started from `address`: every start is a strike.
+    pub async fn sso_initiate(state: &AppState, address: &str, client: &ClientInfo) -> AppResult<()> {
+        Self::every_request(state, vec![Subject::sso_initiate(address)], client).await
+    }
+
     /// A gate on the verification mails a signed-in user asks for.
     pub async fn verification_mail(state: &AppState, user_id: uuid::Uuid, client: &ClientInfo) -> AppResult<()> {
         Self::every_request(state, vec![Subject::verification_mail(user_id)], client).await

@@ -16,6 +16,7 @@
 //! | `GET /v1/users/{id}` | [`get_user`] | admin, or the user |
 //! | `PUT`/`PATCH /v1/users/{id}` | [`update_user`] | admin (the user: own names only) |
 //! | `DELETE /v1/users/{id}` | [`delete_user`] | admin, not on themself |
+//! | `DELETE /v1/users/{id}/mfa` | [`reset_user_mfa`] | admin (a person), not on themself |
 //!
 //! Accepting an invitation is public and lives in the auth group
 //! (`POST /v1/auth/invitations/accept`).
@@ -43,7 +44,7 @@ use shared::{
     },
     error::FieldError,
     http::Page,
-    mail::{Brand, Notice},
+    mail::{Brand, FORGOT_PAGE, MfaChange, Notice},
     store::members::MemberError,
     string_enum,
     web::extract::{Body, ListQuery, Patch, PathIds},
@@ -62,7 +63,8 @@ use shared::{
         revoke_invitation,
         get_user,
         update_user,
-        delete_user
+        delete_user,
+        reset_user_mfa
     ),
     tags((name = "users", description = "The people of the caller's tenant (seed 003) and their pending invitations (seed 000). Roles rank `owner > admin > developer > user`: admins manage users, nobody grants a role above their own or changes a user above them, the last owner cannot be removed, demoted or deactivated, and seats (users plus pending invitations) are limited by the plan's users quota"))
 )]
@@ -77,6 +79,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/users/invitations/{email}", axum::routing::delete(revoke_invitation))
         .route("/v1/users/invitations/{email}/resend", post(resend_invitation))
         .route("/v1/users/{id}", get(get_user).put(update_user).patch(update_user).delete(delete_user))
+        .route("/v1/users/{id}/mfa", axum::routing::delete(reset_user_mfa))
 }
 
 const RESOURCE: &str = "users";
@@ -600,6 +603,66 @@ async fn delete_user(
         Ok(false) => Err(AppError::not_found("user")),
         Err(err) => Err(refusal(&state, &scope, err, 0).await),
     }
+}
+
+/// The answer to an MFA reset.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MfaReset {
+    pub user_id: uuid::Uuid,
+    /// Always `false`: the member signs in with the password alone (or
+    /// enrols again first, when the tenant requires MFA).
+    pub mfa_enabled: bool,
+    /// The member's sessions ended by the reset.
+    pub sessions_revoked: usize,
+}
+
+/// Resets a member's MFA (a lost authenticator).
+///
+/// For a member who lost their authenticator and backup codes: their TOTP
+/// enrolment and backup codes are removed, every session of theirs is
+/// ended (whoever holds the device may hold a session too), the change is
+/// audited (`mfa_reset`) and mailed to them. They sign in with their
+/// password next, and enrol again (at once, when the tenant requires MFA).
+/// People only (an API key cannot remove a second factor), an admin up to
+/// their own role, never on themself (turning one's own MFA off takes a
+/// fresh code: `POST /v1/auth/mfa/disable`).
+#[utoipa::path(delete, path = "/v1/users/{id}/mfa", tag = "users", security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "MFA removed and the member's sessions ended", body = MfaReset),
+        (status = 403, description = "Forbidden\n\n- `cannot_reset_own_mfa`: the user is the caller (`details.user_id`)\n- `insufficient_permissions`: the role is not enough, an API key was used, or the user's role is above the caller's own (`details.required_role`, `details.current_role`)\n- `tenant_mismatch`: `X-Tenant-ID` names another tenant than the credentials'\n- `tenant_inactive`: the tenant is suspended or deleted", body = shared::web::openapi::ApiError),
+        (status = 404, description = "Not found\n\n- `not_found`: no such user in the tenant, or the user has no MFA (`details.resource`)", body = shared::web::openapi::ApiError),
+    ))]
+async fn reset_user_mfa(
+    State(state): State<AppState>,
+    Fresh(principal): Fresh,
+    audit: AuditContext,
+    PathIds(UserId(id)): PathIds<UserId>,
+) -> AppResult<Json<MfaReset>> {
+    let scope = principal.require_person(Role::Admin, RESOURCE)?;
+    if id == principal.user_id() {
+        return Err(AppError::forbidden(
+            "cannot_reset_own_mfa",
+            "turning your own MFA off takes a fresh code: use POST /v1/auth/mfa/disable",
+        )
+        .with_details(json!({"user_id": id})));
+    }
+    let target = state.store.get_user(&scope, id).await?.ok_or_else(|| AppError::not_found("user"))?;
+    check_manage(&principal, target.role)?;
+    if !state.store.reset_mfa(&scope, id, &audit).await? {
+        return Err(AppError::not_found("mfa"));
+    }
+    let sessions_revoked = state.store.revoke_user_sessions(&scope, id, "mfa_reset", &audit).await?;
+    // Done and audited: a mail that cannot go out fails nothing.
+    if let Some(forgot_link) = state.mailer.link(FORGOT_PAGE, "") {
+        let brand = match state.store.get_tenant(&scope).await {
+            Ok(Some((tenant, _))) => Brand::of(&tenant),
+            _ => Brand::platform(),
+        };
+        let notice =
+            Notice::MfaChanged { first_name: target.first_name.clone(), change: MfaChange::ResetByAdmin, forgot_link };
+        state.mailer.deliver(&notice, &brand, &target.email).await;
+    }
+    Ok(Json(MfaReset { user_id: id, mfa_enabled: false, sessions_revoked }))
 }
 
 #[cfg(test)]

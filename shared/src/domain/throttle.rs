@@ -61,6 +61,12 @@ pub const RESET_ACCOUNT: ThrottlePolicy =
 pub const RESET_ADDRESS: ThrottlePolicy =
     ThrottlePolicy { free: 20, lockout_at: 20, lockout: Duration::from_secs(3600), memory: Duration::from_secs(3600) };
 
+/// SSO sign-ins started from one address (initiate is public and stores a
+/// state per call): 60 in ten minutes is more than a whole office behind one
+/// NAT starts; past that, the door closes for the ten minutes.
+pub const SSO_INITIATE: ThrottlePolicy =
+    ThrottlePolicy { free: 60, lockout_at: 60, lockout: Duration::from_secs(600), memory: Duration::from_secs(600) };
+
 /// Verification mails a signed-in user asks to be re-sent: three an hour.
 pub const VERIFICATION_MAIL: ThrottlePolicy =
     ThrottlePolicy { free: 3, lockout_at: 3, lockout: Duration::from_secs(3600), memory: Duration::from_secs(3600) };

@@ -124,6 +124,10 @@ pub struct User {
     pub last_login: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When a reset link last set the password: sign-ins half done before
+    /// it (an open `mfa_token`) are void after it, as sessions are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_changed_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -167,6 +171,7 @@ impl User {
             last_login: None,
             created_at: now,
             updated_at: now,
+            password_changed_at: None,
         }
     }
 

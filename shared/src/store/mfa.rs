@@ -48,6 +48,8 @@ const MFA_ALREADY_ENABLED: Cond = Cond("mfa_already_enabled");
 const MFA_NOT_PENDING: Cond = Cond("mfa_not_pending");
 const CODE_USED: Cond = Cond("code_used");
 const CHALLENGE_GONE: Cond = Cond("challenge_gone");
+/// The enrolment went away meanwhile (an admin's reset met a disable).
+const MFA_GONE: Cond = Cond("mfa_gone");
 
 /// Why an MFA change did not happen.
 #[derive(Debug)]
@@ -401,6 +403,26 @@ impl Store {
         change.new_values = json!({"method": proof.kind()});
         tx.audit(scope, audit, change, self.audit_retention(scope).await?);
         Ok(tx.commit(self).await?)
+    }
+
+    /// Removes a member's MFA (enabled or pending) for an admin, with its
+    /// audit entry; `false` when the member has none.
+    pub async fn reset_mfa(&self, scope: &TenantScope, user_id: Uuid, audit: &AuditContext) -> AppResult<bool> {
+        let Some(current) = self.get_mfa(scope, user_id).await? else { return Ok(false) };
+        let delete = Delete::builder()
+            .set_key(Some(enrollment_key(scope, user_id)))
+            .condition_expression("attribute_exists(PK)");
+        let mut change = Change::deleted(RESOURCE, user_id, current.enrollment.view());
+        change.action = "mfa_reset";
+        change.new_values = json!({"by": "admin"});
+        let mut tx = Tx::new();
+        tx.delete(delete, Some(MFA_GONE));
+        tx.audit(scope, audit, change, self.audit_retention(scope).await?);
+        match tx.commit(self).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Condition(MFA_GONE)) => Ok(false),
+            Err(e) => Err(e.into_app_error("mfa reset")),
+        }
     }
 
     /// Replaces every backup code with a new set, spending the fresh code

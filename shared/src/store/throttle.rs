@@ -9,6 +9,7 @@
 //! | an account's reset requests | `THROTTLE#RESET#<sha256 of the lowercased email>` | `THROTTLE` |
 //! | an address's reset requests | `THROTTLE#RESETADDR#<ip>` | `THROTTLE` |
 //! | a user's verification re-sends | `THROTTLE#VERIFYMAIL#<user id>` | `THROTTLE` |
+//! | an address's SSO sign-in starts | `THROTTLE#SSOINIT#<ip>` | `THROTTLE` |
 //!
 //! The email is hashed so that the table holds no address of an account
 //! that does not exist. Items expire (TTL) when their strikes are forgotten.
@@ -19,7 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::{Item, Store, n, s};
 use crate::{
-    domain::throttle::{ACCOUNT, ADDRESS, RESET_ACCOUNT, RESET_ADDRESS, SIGN_UP, ThrottlePolicy, VERIFICATION_MAIL},
+    domain::throttle::{
+        ACCOUNT, ADDRESS, RESET_ACCOUNT, RESET_ADDRESS, SIGN_UP, SSO_INITIATE, ThrottlePolicy, VERIFICATION_MAIL,
+    },
     error::AppResult,
 };
 
@@ -56,6 +59,11 @@ impl Subject {
 
     pub fn address(ip: &str) -> Self {
         Self { pk: format!("THROTTLE#ADDRESS#{ip}"), policy: ADDRESS }
+    }
+
+    /// SSO sign-ins started from `ip`.
+    pub fn sso_initiate(ip: &str) -> Self {
+        Self { pk: format!("THROTTLE#SSOINIT#{ip}"), policy: SSO_INITIATE }
     }
 
     pub fn sign_up(ip: &str) -> Self {

@@ -447,13 +447,19 @@ fn choose(connections: Vec<Connection>, provider: &str) -> AppResult<Connection>
         (status = 200, description = "Where to send the browser", body = Initiated),
         (status = 404, description = "Not found\n\n- `not_found`: the tenant has no active connection of this type or id", body = shared::web::openapi::ApiError),
         (status = 409, description = "Conflict\n\n- `ambiguous_provider`: the tenant has several active connections of this type (`details.connection_ids`): name one by id", body = shared::web::openapi::ApiError),
+        (status = 429, description = "Too many requests\n\n- `rate_limited`: too many sign-ins started from this address (60 in 10 minutes; `details.retry_after_seconds`): wait `Retry-After` seconds", body = shared::web::openapi::ApiError),
         (status = 502, description = "Bad gateway\n\n- `idp_unavailable`: the IdP's discovery document could not be read or is not valid", body = shared::web::openapi::ApiError),
     ))]
 pub async fn initiate(
     State(state): State<AppState>,
+    client: ClientInfo,
     Path(provider): Path<String>,
     Body(body): Body<InitiateRequest>,
 ) -> AppResult<Json<Initiated>> {
+    // Public, and each start stores a state: counted per address.
+    if let Some(address) = crate::throttle::address(&client) {
+        crate::throttle::Gate::sso_initiate(&state, address, &client).await?;
+    }
     // The tenant is the caller's word: only its connections are read, and
     // what is answered is what its IdP's login page shows anyway.
     let lookup = CredentialLookup::named_by_credential(body.tenant_id.0);
