@@ -588,6 +588,13 @@ fn every_function_has_its_crate_readme_row_sample_log_group_and_local_place() {
         }
         let http = !events_of(function, "HttpApi").is_empty();
         let worker = !events_of(function, "SQS").is_empty() || !events_of(function, "Schedule").is_empty();
+        // A function served by shared::lambda::serve builds an AppState,
+        // which refuses to start without the token verification key.
+        let env = &function["Properties"]["Environment"]["Variables"];
+        let main = std::fs::read_to_string(format!("{REPO}/functions/{krate}/src/main.rs")).unwrap_or_default();
+        if main.contains("lambda::serve(") && env.get("JWT_PUBLIC_KEY").is_none() {
+            problems.add(format!("{id}: an HTTP function without JWT_PUBLIC_KEY does not start (AppState::build)"));
+        }
         if http && !groups.contains(id.as_str()) {
             problems.add(format!("{id}: not a route group of the local server (functions/local route_groups)"));
         }

@@ -180,6 +180,10 @@ const AUTH_ENV: &[&str] = &[
 ];
 /// SamlFunction's variables (the SP key pair comes as `_FILE` paths locally).
 const SAML_ENV: &[&str] = &[
+    "JWT_PUBLIC_KEY",
+    "JWT_PUBLIC_KEY_FILE",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
     "CURSOR_SECRET",
     "CURSOR_SECRET_FILE",
     "PUBLIC_API_URL",
