@@ -2,7 +2,7 @@
 # Creates (once) the Python virtualenv that holds the local AWS emulator (moto),
 # boto3 for the resource bootstrap, and optionally the SAM CLI (+ cfn-lint).
 #
-#   infra/venv.sh          # moto[server], boto3, pyyaml, cryptography, pyotp
+#   infra/venv.sh          # moto[server], boto3, pyyaml, cryptography, pyotp, standardwebhooks, svix
 #   infra/venv.sh --sam    # the above + aws-sam-cli (brings cfn-lint)
 #
 # Idempotent: when every pinned distribution is already installed at its pinned
@@ -24,6 +24,10 @@ BASE_PINS=(
   "cryptography==46.0.3"
   # A second TOTP implementation: the MFA tests check our codes against it.
   "pyotp==2.12.1"
+  # Independent webhook signers: the integrations tests sign inbound
+  # webhooks with the Standard Webhooks and Svix libraries, not our code.
+  "standardwebhooks==1.1.0"
+  "svix==2.9.1"
 )
 SAM_PINS=(
   "aws-sam-cli==1.170.0"

@@ -384,22 +384,32 @@ fn scopes_named(body: &str) -> BTreeSet<&'static str> {
         .collect()
 }
 
-/// [`scopes_named`] in a handler's body and in the bodies of the same file's
-/// functions it calls (one level: `require(&principal)?` helpers).
-fn scopes_required(source: &str, body: &str) -> BTreeSet<&'static str> {
+/// [`scopes_named`] in a handler's body and in the bodies of the functions it
+/// calls (one level: `require(&principal)?` helpers), looked up in the
+/// handler's file, then in `imported_from` (the crate root a module's
+/// `use crate::require` names).
+fn scopes_required(source: &str, imported_from: &str, body: &str) -> BTreeSet<&'static str> {
     let mut scopes = scopes_named(body);
     let mut rest = body.split_once('(').map_or("", |(_, r)| r);
     while let Some(open) = rest.find('(') {
         let name_start = rest[..open].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
         let name = &rest[name_start..open];
         if !name.is_empty() && !rest[..name_start].ends_with('.') && !rest[..name_start].ends_with("::") {
-            if let Some(helper) = fn_body(source, name) {
+            let imported =
+                || source.contains(&format!("use crate::{name};")).then(|| fn_body(imported_from, name)).flatten();
+            if let Some(helper) = fn_body(source, name).or_else(imported) {
                 scopes.extend(scopes_named(helper));
             }
         }
         rest = &rest[open + 1..];
     }
     scopes
+}
+
+/// The crate root (`src/lib.rs`) of the crate a source file belongs to.
+fn crate_root_of(file: &str) -> String {
+    let root = file.split("/src/").next().unwrap_or(file);
+    std::fs::read_to_string(format!("{REPO}/{root}/src/lib.rs")).unwrap_or_default()
 }
 
 fn test_state() -> AppState {
@@ -511,7 +521,7 @@ async fn every_group_serves_what_the_template_and_readme_say() {
         };
         // Item 4: the scope column against the scope the handler requires
         // (in its body or in a helper of the same file that it calls).
-        let named = scopes_required(&source, body);
+        let named = scopes_required(&source, &crate_root_of(&file), body);
         let listed_scope = first_code(&route.scope);
         match (named.iter().next(), listed_scope) {
             _ if named.len() > 1 => {
@@ -902,7 +912,10 @@ fn the_checker_reads_names_paths_and_wildcards_like_aws() {
     assert_eq!(scopes_named(body), BTreeSet::from(["tenant:write"]));
     let source = "fn require(p: &P) {\n    p.require(Role::Admin, Scope::WebhooksManage, \"w\")\n}\n\nasync fn list() {\n    require(&principal)?;\n}\n";
     let list = fn_body(source, "list").expect("list");
-    assert_eq!(scopes_required(source, list), BTreeSet::from(["webhooks:manage"]));
+    assert_eq!(scopes_required(source, "", list), BTreeSet::from(["webhooks:manage"]));
+    let module = "use crate::require;\n\nasync fn list() {\n    require(&principal)?;\n}\n";
+    let list = fn_body(module, "list").expect("list");
+    assert_eq!(scopes_required(module, source, list), BTreeSet::from(["webhooks:manage"]));
 }
 
 // ----------------------------------------------------------------- openapi --
@@ -1022,7 +1035,8 @@ fn the_openapi_document_describes_every_route_with_its_role_and_scope() {
                 ));
             }
             let scope = operation["x-api-key-scope"].as_str();
-            let scopes = scopes_required(&source, body);
+            let root = format!("functions/{}/src/lib.rs", crates[*function]);
+            let scopes = scopes_required(&source, &crate_root_of(&root), body);
             if scopes.len() > 1 || scopes.iter().next().copied() != scope {
                 problems.add(format!(
                     "{} {path}: the document's API key scope is {scope:?}; {handler} requires {scopes:?}",

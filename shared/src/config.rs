@@ -39,6 +39,10 @@ pub struct Config {
 }
 
 pub const EVENT_SOURCE: &str = "saas.platform";
+/// The bus source of an inbound integration event is this and the
+/// provider's name (`saas.integrations.user_service`), so rules can pick a
+/// provider's events by source.
+pub const INTEGRATION_SOURCE_PREFIX: &str = "saas.integrations.";
 
 impl Config {
     pub fn from_env() -> Result<Self> {

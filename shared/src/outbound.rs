@@ -296,6 +296,42 @@ impl Fetcher {
     }
 }
 
+/// How long a health probe waits for an answer's headers.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a health probe saw: the time to the answer's headers and its status,
+/// or why nothing answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probed {
+    pub elapsed_ms: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+impl Fetcher {
+    /// GETs `url` (the URL rules above, no redirect followed, nothing read
+    /// past the headers) within [`PROBE_TIMEOUT`], and times it.
+    pub async fn probe(&self, url: &str) -> Probed {
+        let started = std::time::Instant::now();
+        let elapsed = |started: std::time::Instant| started.elapsed().as_millis().min(i64::MAX as u128) as i64;
+        let parsed = match self.check_url(url) {
+            Ok(parsed) => parsed,
+            Err(problem) => return Probed { elapsed_ms: 0, status: None, error: Some(problem) },
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, self.client.get(parsed).send()).await {
+            Ok(Ok(response)) => {
+                Probed { elapsed_ms: elapsed(started), status: Some(response.status().as_u16()), error: None }
+            }
+            Ok(Err(err)) => Probed { elapsed_ms: elapsed(started), status: None, error: Some(describe(&err)) },
+            Err(_) => Probed {
+                elapsed_ms: elapsed(started),
+                status: None,
+                error: Some(format!("timed out after {} s", PROBE_TIMEOUT.as_secs())),
+            },
+        }
+    }
+}
+
 async fn read_json(request: reqwest::RequestBuilder) -> Result<JsonReply, String> {
     let mut response = request.send().await.map_err(|e| describe(&e))?;
     let status = response.status().as_u16();

@@ -10,6 +10,7 @@ mod credits;
 mod errors;
 mod hostile_input;
 mod idempotency;
+mod integrations;
 mod isolation;
 mod mfa;
 mod paging;

@@ -10,18 +10,10 @@
 //! window. A test that needs a third code uses a backup code instead of
 //! waiting for the next step.
 
-use std::{path::PathBuf, process::Command};
+use std::process::Command;
 
 use platform_tests::*;
 use serde_json::{Value, json};
-
-/// The venv's python (infra/venv.sh, `VENV_DIR`).
-fn python() -> PathBuf {
-    let venv = std::env::var("VENV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/saas-platform/venv"));
-    venv.join("bin/python")
-}
 
 /// pyotp's code for `secret` (base32) or an `otpauth://` URI, at the
 /// test's clock plus `offset` seconds.
@@ -30,7 +22,7 @@ pub(crate) fn pyotp(secret_or_uri: &str, offset: i64) -> String {
                   s = sys.argv[1]\n\
                   t = pyotp.parse_uri(s) if s.startswith('otpauth://') else pyotp.TOTP(s)\n\
                   print(t.at(int(time.time()) + int(sys.argv[2])))";
-    let output = Command::new(python())
+    let output = Command::new(venv_python())
         .args(["-c", script, secret_or_uri, &offset.to_string()])
         .output()
         .expect("run the venv's python (infra/venv.sh)");

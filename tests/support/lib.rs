@@ -737,3 +737,13 @@ pub fn no_redirect_client() -> &'static reqwest::Client {
             .expect("client")
     })
 }
+
+/// The venv's python (infra/venv.sh, `VENV_DIR`): moto's, with the
+/// independent implementations the tests check against (pyotp,
+/// standardwebhooks, svix).
+pub fn venv_python() -> std::path::PathBuf {
+    let venv = std::env::var("VENV_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/saas-platform/venv")
+    });
+    venv.join("bin/python")
+}

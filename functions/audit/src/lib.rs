@@ -7,12 +7,14 @@
 //! | `GET /v1/audit/logs` | [`list_audit_logs`] | admins of the tenant (platform admin with `X-Tenant-ID`) |
 
 use axum::{Router, extract::State, routing::get};
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Deserializer, de::Error as _};
 use shared::{
     AppError, AppResult, AppState,
     auth::{Principal, Role, Scope},
-    domain::{audit::AuditEntryView, ids::UserId, values::Text},
+    domain::{
+        audit::AuditEntryView,
+        ids::UserId,
+        values::{DateBound, Text},
+    },
     error::FieldError,
     http::Page,
     store::audit_log::AuditFilter,
@@ -30,62 +32,6 @@ pub struct ApiDoc;
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/audit/logs", get(list_audit_logs))
-}
-
-/// A date bound of the trail: a full RFC 3339 timestamp, or a day
-/// (`YYYY-MM-DD`) that means its first instant as a lower bound and its last
-/// as an upper one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DateBound {
-    At(DateTime<Utc>),
-    Day(NaiveDate),
-}
-
-impl DateBound {
-    fn first_instant(self) -> Option<DateTime<Utc>> {
-        match self {
-            DateBound::At(at) => Some(at),
-            DateBound::Day(day) => day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
-        }
-    }
-
-    fn last_instant(self) -> Option<DateTime<Utc>> {
-        match self {
-            DateBound::At(at) => Some(at),
-            DateBound::Day(day) => day.and_hms_milli_opt(23, 59, 59, 999).map(|t| t.and_utc()),
-        }
-    }
-}
-
-/// A date-time (RFC 3339) or a full date (`YYYY-MM-DD`).
-impl utoipa::PartialSchema for DateBound {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::{
-            KnownFormat, SchemaFormat,
-            schema::{AnyOfBuilder, ObjectBuilder, Type},
-        };
-        let string =
-            |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
-        AnyOfBuilder::new().item(string(KnownFormat::DateTime)).item(string(KnownFormat::Date)).into()
-    }
-}
-
-impl utoipa::ToSchema for DateBound {
-    fn name() -> std::borrow::Cow<'static, str> {
-        shared::domain::schema::inline_name("DateBound")
-    }
-}
-
-impl<'de> Deserialize<'de> for DateBound {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
-            return Ok(DateBound::At(at.with_timezone(&Utc)));
-        }
-        NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
-            .map(DateBound::Day)
-            .map_err(|_| D::Error::custom("must be an RFC 3339 timestamp or a YYYY-MM-DD date"))
-    }
 }
 
 /// `GET /v1/audit/logs` filters (seed 003).

@@ -61,6 +61,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("DocsFunction", docs::routes()),
         ("BillingFunction", billing::routes()),
         ("SamlFunction", saml::routes()),
+        ("IntegrationsFunction", integrations::routes()),
     ]
 }
 
@@ -69,7 +70,9 @@ pub const TENANT_PROVISIONER: &str = "TenantProvisionerFunction";
 pub const TRYON_WORKER: &str = "TryonWorkerFunction";
 pub const WEBHOOK_DISPATCHER: &str = "WebhookDispatcherFunction";
 pub const BILLING_WORKER: &str = "BillingWorkerFunction";
-pub const WORKER_FUNCTIONS: [&str; 4] = [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER, BILLING_WORKER];
+pub const INTEGRATIONS_WORKER: &str = "IntegrationsWorkerFunction";
+pub const WORKER_FUNCTIONS: [&str; 5] =
+    [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER, BILLING_WORKER, INTEGRATIONS_WORKER];
 
 /// Every route group, as API Gateway would route them to their functions.
 ///
@@ -156,6 +159,18 @@ impl Pollers {
         let queue = std::env::var("QUEUE_URL_BILLING_WORKER").context("QUEUE_URL_BILLING_WORKER is not set")?;
         let billing = billing_worker::BillingWorker { store: state.store.clone(), blobs: state.blobs.clone() };
         handles.push(spawn_poller(clients.sqs.clone(), queue, BILLING_WORKER, Arc::new(billing)));
+        let events_queue =
+            std::env::var("QUEUE_URL_INTEGRATIONS_WORKER").context("QUEUE_URL_INTEGRATIONS_WORKER is not set")?;
+        let jobs_queue = std::env::var("QUEUE_URL_INTEGRATIONS_WORKER_PROBE_JOBS")
+            .context("QUEUE_URL_INTEGRATIONS_WORKER_PROBE_JOBS is not set")?;
+        let integrations = Arc::new(integrations_worker::IntegrationsWorker {
+            store: state.store.clone(),
+            sqs: clients.sqs.clone(),
+            events_queue_url: events_queue.clone(),
+            http: shared::outbound::Fetcher::new(state.config.local_mode)?,
+        });
+        handles.push(spawn_poller(clients.sqs.clone(), events_queue, INTEGRATIONS_WORKER, integrations.clone()));
+        handles.push(spawn_poller(clients.sqs.clone(), jobs_queue, INTEGRATIONS_WORKER, integrations));
         let relay_off = std::env::var("LOCAL_OUTBOX_RELAY").is_ok_and(|v| v == "off");
         let switched_on = |name: &str| std::env::var(name).map_or(!relay_off, |v| v != "off");
         if switched_on("LOCAL_METER_FEED") {

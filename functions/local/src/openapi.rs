@@ -34,6 +34,7 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
         customers::ApiDoc::openapi(),
         tryons::ApiDoc::openapi(),
         webhooks::ApiDoc::openapi(),
+        integrations::ApiDoc::openapi(),
         projects::ApiDoc::openapi(),
         audit::ApiDoc::openapi(),
         docs::ApiDoc::openapi(),

@@ -27,10 +27,10 @@ use shared::{
     events::{
         DomainEvent, Event,
         catalogue::{
-            ApiKeyChanged, AuditEntryCreated, CreditsChanged, CreditsLowBalance, INTERNAL_EVENTS, InvoiceChanged,
-            QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested,
-            TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated,
-            WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest,
+            ApiKeyChanged, AuditEntryCreated, CreditsChanged, CreditsLowBalance, INTERNAL_EVENTS,
+            IntegrationEventReceived, InvoiceChanged, QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted,
+            TenantUpdated, TryonItemRequested, TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted,
+            UserInvited, UserUpdated, WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest,
         },
     },
     outbound::FETCH_TIMEOUT,
@@ -91,7 +91,7 @@ impl Entry {
             "version": "0",
             "id": sample::BUS_EVENT.to_string(),
             "detail-type": self.name(),
-            "source": EVENT_SOURCE,
+            "source": self.domain_event().source(),
             "account": "123456789012",
             "time": "2025-01-15T10:30:01Z",
             "region": "eu-west-1",
@@ -116,6 +116,8 @@ mod sample {
     pub const CUSTOMER: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000005);
     pub const ENDPOINT: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000006);
     pub const ENTRY: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000007);
+    pub const PROVIDER: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000008);
+    pub const INBOUND: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a00);
 
     /// 2025-01-15T10:30:00Z.
     pub fn occurred_at() -> DateTime<Utc> {
@@ -402,6 +404,30 @@ pub fn entries() -> Vec<Entry> {
             "The prepaid credit balance fell below the `credits_low_balance_threshold` set on the billing \
              account. Sent once per fall; a grant that lifts the balance above the threshold re-arms it.",
         ),
+        entry(
+            Event::IntegrationEventReceived(IntegrationEventReceived {
+                inbound_id: sample::INBOUND,
+                provider_id: sample::PROVIDER,
+                provider: "user_service".into(),
+                event_id: "evt_123".into(),
+                event_type: "user.created".into(),
+                payload_key: format!(
+                    "tenants/{}/integrations/{}/{}.json",
+                    sample::TENANT,
+                    sample::PROVIDER,
+                    sample::INBOUND
+                ),
+                received_at: "2025-01-15T10:30:00.120Z".into(),
+                data: json!({"event_type": "user.created", "event_id": "evt_123",
+                             "data": {"user_id": "123", "email": "user@example.com", "name": "John Doe"}}),
+                payload_on_bus: true,
+            }),
+            "A provider's webhook was received",
+            "An integration provider's webhook passed its signature check and was stored \
+             (`POST /v1/integrations/webhooks/{token}`), or a stored one was replayed. `data` is the sender's \
+             body when at most 64 KiB (`payload_on_bus`), else read it with `GET /v1/integrations/events/{id}`. \
+             On the bus its `source` is `saas.integrations.<provider name>`.",
+        ),
     ]
 }
 
@@ -477,6 +503,7 @@ pub fn payload_schema(event: &Event) -> Payload {
         }
         Event::UsageThresholdReached(_) => Payload::of::<UsageThresholdReached>(),
         Event::CreditsLowBalance(_) => Payload::of::<CreditsLowBalance>(),
+        Event::IntegrationEventReceived(_) => Payload::of::<IntegrationEventReceived>(),
     }
 }
 
@@ -697,6 +724,15 @@ fn event_schema(entry: &Entry) -> Value {
     defs.insert(payload.name.clone(), payload.schema);
     let mut defs = Value::Object(defs);
     to_defs(&mut defs);
+    // Platform events come from one source; an inbound integration event's
+    // names its provider (`DomainEvent::source`).
+    let integration = name == shared::events::catalogue::INTEGRATION_EVENT_RECEIVED;
+    let source = if integration { "saas.integrations.<provider name>".to_owned() } else { EVENT_SOURCE.to_owned() };
+    let source_schema = if integration {
+        json!({"type": "string", "description": "`saas.integrations.` and the provider's name."})
+    } else {
+        json!({"type": "string", "const": EVENT_SOURCE, "description": "Every platform event's source."})
+    };
     let delivery = if entry.internal() {
         "Internal: platform plumbing, never delivered to webhooks; its shape may change without a new version."
             .to_owned()
@@ -708,7 +744,7 @@ fn event_schema(entry: &Entry) -> Value {
         "$id": format!("{SCHEMA_BASE}{name}.json"),
         "title": name,
         "description": format!(
-            "{}\n\nThe EventBridge event on the platform's bus (source `{EVENT_SOURCE}`, detail-type `{name}`), \
+            "{}\n\nThe EventBridge event on the platform's bus (source `{source}`, detail-type `{name}`), \
              as a rule's target receives it; `detail` is the domain event as the outbox wrote it. {delivery}",
             entry.description
         ),
@@ -722,7 +758,7 @@ fn event_schema(entry: &Entry) -> Value {
             "id": uuid_schema("EventBridge's id for this put on the bus (not the domain event's: deduplicate by \
                                `detail.id`, a retried put gets a new one)."),
             "detail-type": {"type": "string", "const": name, "description": "The event's name."},
-            "source": {"type": "string", "const": EVENT_SOURCE, "description": "Every platform event's source."},
+            "source": source_schema,
             "account": {"type": "string", "description": "The AWS account of the bus (12 digits)."},
             "time": {
                 "type": "string", "format": "date-time",

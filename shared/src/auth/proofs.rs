@@ -44,7 +44,7 @@ pub struct OwnEvent;
 impl OwnEvent {
     /// The scope of the event's tenant; refuses events from another source.
     pub fn scope(envelope: &EventBridgeEnvelope) -> anyhow::Result<TenantScope> {
-        if envelope.source != crate::config::EVENT_SOURCE {
+        if envelope.source != envelope.detail.source() {
             anyhow::bail!("an event from source {} is not ours", envelope.source);
         }
         Ok(TenantScope::new(envelope.detail.tenant_id))

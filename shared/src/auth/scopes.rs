@@ -39,10 +39,12 @@ pub enum Scope {
     BillingRead,
     #[serde(rename = "billing:write")]
     BillingWrite,
+    #[serde(rename = "integrations:manage")]
+    IntegrationsManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 16] = [
+    pub const ALL: [Scope; 17] = [
         Scope::TenantRead,
         Scope::TenantWrite,
         Scope::UsersRead,
@@ -59,6 +61,7 @@ impl Scope {
         Scope::WebhooksManage,
         Scope::BillingRead,
         Scope::BillingWrite,
+        Scope::IntegrationsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +82,7 @@ impl Scope {
             Scope::WebhooksManage => "webhooks:manage",
             Scope::BillingRead => "billing:read",
             Scope::BillingWrite => "billing:write",
+            Scope::IntegrationsManage => "integrations:manage",
         }
     }
 

@@ -93,6 +93,8 @@ typed_id!(TryonId, "tryon_id");
 typed_id!(EndpointId, "endpoint_id");
 typed_id!(DeliveryId, "delivery_id");
 typed_id!(InvoiceId, "invoice_id");
+typed_id!(IntegrationProviderId, "provider_id");
+typed_id!(InboundEventId, "event_id");
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod credit;
 pub mod customer;
 pub mod ids;
+pub mod integration;
 pub mod mfa;
 pub mod plans;
 pub mod project;

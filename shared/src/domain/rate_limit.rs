@@ -36,6 +36,8 @@ pub const WINDOW_SECONDS: i64 = 60;
 pub enum Subject {
     ApiKey,
     User,
+    /// An integration provider's inbound webhooks (its `rate_limit_per_minute`).
+    Provider,
 }
 
 impl Subject {
@@ -43,6 +45,7 @@ impl Subject {
         match self {
             Subject::ApiKey => "api_key",
             Subject::User => "user",
+            Subject::Provider => "integration_provider",
         }
     }
 }

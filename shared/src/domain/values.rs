@@ -519,6 +519,62 @@ impl<'de, T: eserde::EDeserialize<'de>> eserde::EDeserialize<'de> for Clearable<
     }
 }
 
+/// A date bound of a list filter (`date_from`, `date_to`): a full RFC 3339 timestamp, or a day
+/// (`YYYY-MM-DD`) that means its first instant as a lower bound and its last
+/// as an upper one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateBound {
+    At(chrono::DateTime<chrono::Utc>),
+    Day(chrono::NaiveDate),
+}
+
+impl DateBound {
+    pub fn first_instant(self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            DateBound::At(at) => Some(at),
+            DateBound::Day(day) => day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+        }
+    }
+
+    pub fn last_instant(self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            DateBound::At(at) => Some(at),
+            DateBound::Day(day) => day.and_hms_milli_opt(23, 59, 59, 999).map(|t| t.and_utc()),
+        }
+    }
+}
+
+/// A date-time (RFC 3339) or a full date (`YYYY-MM-DD`).
+impl utoipa::PartialSchema for DateBound {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{
+            KnownFormat, SchemaFormat,
+            schema::{AnyOfBuilder, ObjectBuilder, Type},
+        };
+        let string =
+            |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
+        AnyOfBuilder::new().item(string(KnownFormat::DateTime)).item(string(KnownFormat::Date)).into()
+    }
+}
+
+impl utoipa::ToSchema for DateBound {
+    fn name() -> std::borrow::Cow<'static, str> {
+        crate::domain::schema::inline_name("DateBound")
+    }
+}
+
+impl<'de> Deserialize<'de> for DateBound {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&raw) {
+            return Ok(DateBound::At(at.with_timezone(&chrono::Utc)));
+        }
+        chrono::NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+            .map(DateBound::Day)
+            .map_err(|_| D::Error::custom("must be an RFC 3339 timestamp or a YYYY-MM-DD date"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -5,7 +5,6 @@
 use anyhow::{Context, Result, bail};
 
 use super::DomainEvent;
-use crate::config::EVENT_SOURCE;
 
 #[derive(Clone, Debug)]
 pub struct EventPublisher {
@@ -28,7 +27,7 @@ impl EventPublisher {
                 .map(|event| {
                     Ok(aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
                         .event_bus_name(&self.bus_name)
-                        .source(EVENT_SOURCE)
+                        .source(event.source())
                         .detail_type(&event.event_type)
                         .detail(serde_json::to_string(event)?)
                         .build())

@@ -111,7 +111,14 @@ pub enum Event {
     /// billing account (once per crossing).
     #[serde(rename = "credits.low_balance")]
     CreditsLowBalance(CreditsLowBalance),
+    /// A provider's webhook was verified and stored (or replayed): its bus
+    /// `source` is `saas.integrations.<provider name>`.
+    #[serde(rename = "integration.event.received")]
+    IntegrationEventReceived(IntegrationEventReceived),
 }
+
+/// [`Event::IntegrationEventReceived`]'s name (its bus source depends on it).
+pub const INTEGRATION_EVENT_RECEIVED: &str = "integration.event.received";
 
 /// Every event name, for the webhook filter's validation and the docs.
 pub const EVENT_NAMES: &[&str] = &[
@@ -143,6 +150,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "invoice.voided",
     "usage.threshold_reached",
     "credits.low_balance",
+    "integration.event.received",
 ];
 
 /// Events that are the platform's own plumbing, never a customer's business.
@@ -180,6 +188,7 @@ impl Event {
             Event::InvoiceVoided(_) => "invoice.voided",
             Event::UsageThresholdReached(_) => "usage.threshold_reached",
             Event::CreditsLowBalance(_) => "credits.low_balance",
+            Event::IntegrationEventReceived(_) => INTEGRATION_EVENT_RECEIVED,
         }
     }
 
@@ -456,6 +465,29 @@ pub struct CreditsLowBalance {
     pub threshold: i64,
 }
 
+/// `integration.event.received`: a provider's webhook, verified and stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = IntegrationEventReceivedEventData)]
+pub struct IntegrationEventReceived {
+    /// The stored event (`GET /v1/integrations/events/{id}`).
+    pub inbound_id: Uuid,
+    pub provider_id: Uuid,
+    /// The provider's name (also the end of the bus `source`).
+    pub provider: String,
+    /// The sender's id for the event (what duplicates are recognised by).
+    pub event_id: String,
+    /// The sender's type for the event (`user.created`, `payment.succeeded`).
+    pub event_type: String,
+    /// The raw body in the platform's bucket.
+    pub payload_key: String,
+    #[schema(format = DateTime)]
+    pub received_at: String,
+    /// The sender's JSON body when at most 64 KiB (`payload_on_bus`), else null.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub payload_on_bus: bool,
+}
+
 /// `webhook.test`: sent on `POST /v1/webhooks/{id}/test`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = WebhookTestEventData)]
@@ -631,6 +663,17 @@ mod tests {
                 period: "2026-12".into(),
             }),
             Event::CreditsLowBalance(CreditsLowBalance { balance: 4, threshold: 5 }),
+            Event::IntegrationEventReceived(IntegrationEventReceived {
+                inbound_id: id,
+                provider_id: id,
+                provider: "user_service".into(),
+                event_id: "evt_1".into(),
+                event_type: "user.created".into(),
+                payload_key: "k".into(),
+                received_at: "t".into(),
+                data: serde_json::json!({"event_id": "evt_1"}),
+                payload_on_bus: true,
+            }),
         ]
     }
 

@@ -35,6 +35,20 @@ pub struct DomainEvent {
     pub data: Value,
 }
 
+impl DomainEvent {
+    /// The event's `source` on the bus: the platform's, except an inbound
+    /// integration event, whose source names its provider. The outbox item
+    /// carries it (`event_source`) for the Pipe; the local relay asks here.
+    pub fn source(&self) -> String {
+        match (self.event_type.as_str(), self.data.get("provider").and_then(Value::as_str)) {
+            (catalogue::INTEGRATION_EVENT_RECEIVED, Some(provider)) => {
+                format!("{}{provider}", crate::config::INTEGRATION_SOURCE_PREFIX)
+            }
+            _ => crate::config::EVENT_SOURCE.to_owned(),
+        }
+    }
+}
+
 fn first_version() -> u32 {
     1
 }
@@ -51,7 +65,7 @@ pub struct EventBridgeEnvelope {
 impl EventBridgeEnvelope {
     /// The typed event, if this envelope came from our own source.
     pub fn event(&self) -> anyhow::Result<Event> {
-        if self.source != crate::config::EVENT_SOURCE {
+        if self.source != self.detail.source() {
             anyhow::bail!("event from an unexpected source {}", self.source);
         }
         Event::parse(&self.detail).map_err(|e| anyhow::anyhow!("event {} does not parse: {e}", self.detail_type))

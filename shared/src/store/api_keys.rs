@@ -447,12 +447,23 @@ impl Store {
         limit: i64,
         now: chrono::DateTime<chrono::Utc>,
     ) -> AppResult<RateStatus> {
+        self.count_in_window(scope, &format!("RATE#USER#{user_id}#"), Subject::User, limit, now).await
+    }
+
+    /// Counts one request against `limit` in the current window of the
+    /// counter whose sort key starts with `sk_prefix` (the window start ends it).
+    pub(crate) async fn count_in_window(
+        &self,
+        scope: &TenantScope,
+        sk_prefix: &str,
+        subject: Subject,
+        limit: i64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<RateStatus> {
         let epoch = now.timestamp();
         let window = window_start(epoch);
-        let key = HashMap::from([
-            ("PK".to_owned(), s(scope.pk())),
-            ("SK".to_owned(), s(format!("RATE#USER#{user_id}#{window}"))),
-        ]);
+        let key =
+            HashMap::from([("PK".to_owned(), s(scope.pk())), ("SK".to_owned(), s(format!("{sk_prefix}{window}")))]);
         let result = self
             .client
             .update_item()
@@ -472,9 +483,9 @@ impl Store {
         match result {
             Ok(output) => {
                 let count = output.attributes.as_ref().map(|a| number_attr(a, "request_count")).unwrap_or(1);
-                Ok(RateStatus::new(Subject::User, limit, count, epoch, true))
+                Ok(RateStatus::new(subject, limit, count, epoch, true))
             }
-            Err(err) if condition_failed(&err) => Ok(RateStatus::new(Subject::User, limit, limit, epoch, false)),
+            Err(err) if condition_failed(&err) => Ok(RateStatus::new(subject, limit, limit, epoch, false)),
             Err(err) => Err(err.into()),
         }
     }

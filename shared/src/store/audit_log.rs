@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     Item, Store, n, s,
-    tx::{EVENT_DETAIL_ATTR, EVENT_TYPE_ATTR},
+    tx::{EVENT_DETAIL_ATTR, EVENT_SOURCE_ATTR, EVENT_TYPE_ATTR},
 };
 use crate::{
     auth::TenantScope,
@@ -81,6 +81,7 @@ pub(crate) fn entry_item(scope: &TenantScope, ctx: &AuditContext, change: Change
     let envelope = DomainEvent { id, occurred_at: now, ..event.into_domain_event(scope.tenant_id()) };
     item.insert(EVENT_TYPE_ATTR.to_owned(), s(&envelope.event_type));
     item.insert(EVENT_DETAIL_ATTR.to_owned(), s(serde_json::to_string(&envelope).unwrap_or_default()));
+    item.insert(EVENT_SOURCE_ATTR.to_owned(), s(envelope.source()));
     item
 }
 
@@ -94,11 +95,9 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// The sort-key prefix of entries written in the millisecond `at`: a UUIDv7
-/// starts with its 48-bit millisecond timestamp, so time ranges are key ranges.
+/// The sort-key prefix of entries written in the millisecond `at`.
 fn audit_key_at(at: DateTime<Utc>) -> String {
-    let ms = at.timestamp_millis().max(0) as u64;
-    format!("AUDIT#{:08x}-{:04x}", ms >> 16, ms & 0xffff)
+    format!("AUDIT#{}", super::uuid7_prefix_at(at))
 }
 
 impl Store {

@@ -11,6 +11,7 @@ pub mod credits;
 mod cursor;
 pub mod customers;
 pub mod idempotency;
+pub mod integrations;
 pub mod members;
 pub mod mfa;
 pub mod projects;
@@ -213,6 +214,14 @@ pub(crate) fn filter_equal(
     }
     terms.extend(extra.iter().map(|t| (*t).to_owned()));
     if terms.is_empty() { query } else { query.filter_expression(terms.join(" AND ")) }
+}
+
+/// How the UUIDv7s made in the millisecond `at` begin: a UUIDv7 starts with
+/// its 48-bit millisecond timestamp, so a time range over keys ending in such
+/// ids is a key range.
+pub(crate) fn uuid7_prefix_at(at: chrono::DateTime<chrono::Utc>) -> String {
+    let ms = at.timestamp_millis().max(0) as u64;
+    format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
 }
 
 pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, AppError> {

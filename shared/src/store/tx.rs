@@ -85,6 +85,8 @@ impl TxError {
 /// the relay matches INSERTs carrying `event_detail`).
 pub const EVENT_TYPE_ATTR: &str = "event_type";
 pub const EVENT_DETAIL_ATTR: &str = "event_detail";
+/// The event's bus `source` (`DomainEvent::source`), for the Pipe's target.
+pub const EVENT_SOURCE_ATTR: &str = "event_source";
 /// How long an outbox item stays after its event (TTL): long enough to read
 /// a tenant's recent events back, short enough to stay small.
 const OUTBOX_RETENTION_SECONDS: i64 = 7 * 86_400;
@@ -282,6 +284,7 @@ pub(crate) fn outbox_item(scope: &TenantScope, event: &DomainEvent) -> Item {
         ("SK".to_owned(), s(format!("EVENT#{}", event.id))),
         (EVENT_TYPE_ATTR.to_owned(), s(&event.event_type)),
         (EVENT_DETAIL_ATTR.to_owned(), s(detail)),
+        (EVENT_SOURCE_ATTR.to_owned(), s(event.source())),
         ("created_at".to_owned(), s(crate::domain::rfc3339(event.occurred_at))),
         ("expires_at".to_owned(), n(event.occurred_at.timestamp() + OUTBOX_RETENTION_SECONDS)),
     ])
