@@ -329,7 +329,7 @@ pub struct ProviderHealth {
 
 /// The tenant's integration health.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Health {
+pub struct IntegrationHealth {
     /// The worst status of the active providers; `unknown` when none has
     /// been probed or has enough events.
     #[schema(value_type = HealthStatus)]
@@ -339,12 +339,12 @@ pub struct Health {
     #[schema(format = DateTime)]
     pub checked_at: String,
     /// The thresholds the statuses were computed with.
-    pub thresholds: Thresholds,
+    pub thresholds: HealthThresholds,
 }
 
 /// docs/integrations.md explains each.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Thresholds {
+pub struct HealthThresholds {
     pub probe_slow_ms: i64,
     pub probe_timeout_ms: i64,
     pub degraded_below_success_rate: f64,
@@ -390,8 +390,8 @@ pub fn provider_health(provider: &Provider, events: &[InboundEvent]) -> Provider
 /// `degraded`. A provider's status is the worse of the two; the overall,
 /// the worst active provider's.
 #[utoipa::path(get, path = "/v1/integrations/health", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
-    responses((status = 200, description = "Health by provider", body = Health)))]
-pub async fn health(State(state): State<AppState>, principal: Principal) -> AppResult<Json<Health>> {
+    responses((status = 200, description = "Health by provider", body = IntegrationHealth)))]
+pub async fn health(State(state): State<AppState>, principal: Principal) -> AppResult<Json<IntegrationHealth>> {
     let scope = require(&principal)?;
     let since = chrono::Utc::now() - chrono::Duration::hours(HEALTH_WINDOW_HOURS);
     let mut providers = BTreeMap::new();
@@ -404,11 +404,11 @@ pub async fn health(State(state): State<AppState>, principal: Principal) -> AppR
         }
         providers.insert(provider.name.clone(), health);
     }
-    Ok(Json(Health {
+    Ok(Json(IntegrationHealth {
         status: overall.as_str().to_owned(),
         providers,
         checked_at: now_rfc3339(),
-        thresholds: Thresholds {
+        thresholds: HealthThresholds {
             probe_slow_ms: shared::domain::integration::PROBE_SLOW_MS,
             probe_timeout_ms: shared::outbound::PROBE_TIMEOUT.as_millis() as i64,
             degraded_below_success_rate: shared::domain::integration::DEGRADED_BELOW,

@@ -593,7 +593,7 @@ pub struct Rotation {
 
 /// A rotation's outcome.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RotatedSecret {
+pub struct RotatedProviderSecret {
     /// The provider's id.
     pub id: Uuid,
     /// The generated secret, shown this once (absent when the body gave one).
@@ -612,7 +612,7 @@ pub struct RotatedSecret {
 #[utoipa::path(post, path = "/v1/integrations/providers/{id}/rotate-secret", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
     request_body(content = Rotation, description = "Optional: no body generates a secret and keeps the old one for a day", example = json!({"secret_key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "grace_period_seconds": 3600})),
     responses(
-        (status = 200, description = "Rotated", body = RotatedSecret),
+        (status = 200, description = "Rotated", body = RotatedProviderSecret),
         (status = 409, description = "Conflict\n\n- `conflict`: the provider was changed meanwhile; retry", body = shared::web::openapi::ApiError),
     ))]
 pub async fn rotate_secret(
@@ -621,7 +621,7 @@ pub async fn rotate_secret(
     audit: AuditContext,
     PathIds(IntegrationProviderId(id)): PathIds<IntegrationProviderId>,
     body: Result<OptionalBody<Rotation>, AppError>,
-) -> AppResult<Json<RotatedSecret>> {
+) -> AppResult<Json<RotatedProviderSecret>> {
     let scope = require(&principal)?;
     let OptionalBody(rotation) = body?;
     let (provider, secrets, _) = load_view(&state, &scope, id).await?;
@@ -639,7 +639,7 @@ pub async fn rotate_secret(
     if !state.store.rotate_provider_secret(&scope, &provider, &sealed, previous, &audit).await? {
         return Err(AppError::conflict("the provider was changed meanwhile; retry"));
     }
-    Ok(Json(RotatedSecret { id: provider.id, secret_key: generated, previous_secret_expires_at: until }))
+    Ok(Json(RotatedProviderSecret { id: provider.id, secret_key: generated, previous_secret_expires_at: until }))
 }
 
 #[cfg(test)]

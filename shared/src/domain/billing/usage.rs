@@ -82,7 +82,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 eserde::impl_edeserialize_compat!(Timestamp);
-crate::inline_schema!(Timestamp, "Timestamp", formatted(1, 64, "date-time"));
+crate::inline_schema!(Timestamp, "UsageTimestamp", formatted(1, 64, "date-time"));
 
 type Metadata = JsonObject<MAX_METADATA_BYTES>;
 
