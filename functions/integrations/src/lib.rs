@@ -490,12 +490,10 @@ pub async fn list_providers(
     let scope = require(&principal)?;
     let ListQuery { page, filters } = query?;
     let (providers, next_cursor) = state.store.list_providers_page(&scope, filters.is_active, &page).await?;
-    let mut data = Vec::with_capacity(providers.len());
-    for provider in &providers {
-        // The list read no secrets; each view opens its own token.
-        let (_, _, shown) = load_view(&state, &scope, provider.id).await?;
-        data.push(shown);
-    }
+    let data = providers
+        .iter()
+        .map(|(provider, secrets)| view(&state, &scope, provider, secrets))
+        .collect::<AppResult<_>>()?;
     Ok(Page { data, next_cursor })
 }
 

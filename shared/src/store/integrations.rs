@@ -133,6 +133,15 @@ fn sealed_of(item: &Item, prefix: &str) -> Sealed {
     Sealed { nonce: bytes(item, &format!("{prefix}_nonce")), ciphertext: bytes(item, &format!("{prefix}_sealed")) }
 }
 
+fn secrets_of(item: &Item) -> ProviderSecrets {
+    ProviderSecrets {
+        secret: sealed_of(item, "secret"),
+        previous_secret: sealed_of(item, "previous_secret"),
+        token: sealed_of(item, "token"),
+        token_hash: item.get("token_hash").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+    }
+}
+
 fn put_sealed(item: &mut Item, prefix: &str, sealed: &Sealed) {
     item.insert(format!("{prefix}_nonce"), AttributeValue::B(Blob::new(sealed.nonce.clone())));
     item.insert(format!("{prefix}_sealed"), AttributeValue::B(Blob::new(sealed.ciphertext.clone())));
@@ -226,12 +235,7 @@ impl Store {
         id: Uuid,
     ) -> AppResult<Option<(Provider, ProviderSecrets)>> {
         let Some(item) = self.get_item(provider_key_item(scope, id)).await? else { return Ok(None) };
-        let secrets = ProviderSecrets {
-            secret: sealed_of(&item, "secret"),
-            previous_secret: sealed_of(&item, "previous_secret"),
-            token: sealed_of(&item, "token"),
-            token_hash: item.get("token_hash").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
-        };
+        let secrets = secrets_of(&item);
         Ok(Some((from_item(item)?, secrets)))
     }
 
@@ -260,13 +264,14 @@ impl Store {
             .consistent_read(true)
     }
 
-    /// The tenant's providers in creation order, one page.
+    /// The tenant's providers in creation order, one page, each with its
+    /// sealed values (the list shows every inbound URL).
     pub async fn list_providers_page(
         &self,
         scope: &TenantScope,
         is_active: Option<bool>,
         page: &PageRequest,
-    ) -> AppResult<(Vec<Provider>, Option<String>)> {
+    ) -> AppResult<(Vec<(Provider, ProviderSecrets)>, Option<String>)> {
         let query = super::filter_equal(
             self.providers_query(scope),
             &[("is_active", is_active.map(AttributeValue::Bool))],
@@ -274,7 +279,15 @@ impl Store {
         );
         let context = format!("integration-providers|{}|{is_active:?}", scope.pk());
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        // Each item decoded as a list does it (one that does not is skipped and logged).
+        let pairs = items
+            .into_iter()
+            .filter_map(|item| {
+                let secrets = secrets_of(&item);
+                super::decode_listed::<Provider>([item]).pop().map(|provider| (provider, secrets))
+            })
+            .collect();
+        Ok((pairs, cursor))
     }
 
     /// Every provider of the tenant (at most [`MAX_PROVIDERS_PER_TENANT`]).
