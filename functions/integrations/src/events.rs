@@ -234,8 +234,8 @@ pub struct WindowReplayed {
 
 /// Replay a time window of events
 ///
-/// Every stored (not rejected) event received in the window, oldest
-/// pages first by cursor, 100 per call: each goes back on the bus like a
+/// Every stored (not rejected) event received in the window, newest first,
+/// 100 per call (`next_cursor` continues): each goes back on the bus like a
 /// single replay.
 #[utoipa::path(post, path = "/v1/integrations/events/replay", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
     request_body(content = ReplayWindow, example = json!({"date_from": "2026-12-01T00:00:00Z", "date_to": "2026-12-01T06:00:00Z", "status": "failed"})),
