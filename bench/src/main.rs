@@ -47,8 +47,9 @@ options:
   --spawns N          cold starts per function (20)
   --invocations M     timed warm invocations per request type (200)
   --timeout SECONDS   longest wait for one answer (30)
-  --only FUNCTION     measure only this one (auth, saml, tenants, api-keys, customers, tryons, webhooks, billing,
-                      tenant-provisioner, tryon-worker, webhook-dispatcher, billing-worker; the setup still runs)
+  --only FUNCTION     measure only this one (auth, saml, tenants, api-keys, customers, tryons, webhooks,
+                      integrations, billing, tenant-provisioner, tryon-worker, webhook-dispatcher,
+                      billing-worker, integrations-worker; the setup still runs)
   --restart-stack     before each function, replace the env file's stack by a fresh one
                       (infra/stack.sh down + up with its LOCAL_DIR and port): every
                       function then starts from an empty table
@@ -148,7 +149,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 12] = [
+const FUNCTIONS: [&str; 14] = [
     "auth",
     "saml",
     "tenants",
@@ -156,11 +157,13 @@ const FUNCTIONS: [&str; 12] = [
     "customers",
     "tryons",
     "webhooks",
+    "integrations",
     "billing",
     "tenant-provisioner",
     "tryon-worker",
     "webhook-dispatcher",
     "billing-worker",
+    "integrations-worker",
 ];
 
 /// The credentials and region Lambda gives every function.
@@ -392,6 +395,19 @@ impl Bench {
                 "billing" => {
                     let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
                     self.bench_billing(&self.spec("billing", &blob_env)?, &user_token).await?
+                }
+                "integrations" => {
+                    // The list; the signed inbound path needs a provider and
+                    // its sealed secret, which this bench does not make yet.
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    let env = [TENANTS_ENV, &["PUBLIC_API_URL", "BLOB_BUCKET_NAME"]].concat();
+                    self.bench_list(&self.spec("integrations", &env)?, "/v1/integrations/providers", &user_token)
+                        .await?
+                }
+                "integrations-worker" => {
+                    let spec = self.spec("integrations-worker", &["INTEGRATION_EVENTS_QUEUE_URL"])?;
+                    let label = "SQS integration.event.received (no such event)";
+                    self.bench_jobs(&spec, label, || self.samples.integration_job()).await?
                 }
                 "billing-worker" => {
                     let spec = self.spec("billing-worker", &["BLOB_BUCKET_NAME"])?;
