@@ -181,14 +181,9 @@ const AUTH_ENV: &[&str] = &[
     "CURSOR_SECRET",
     "CURSOR_SECRET_FILE",
 ];
-/// SamlFunction's variables (the SP key pair comes as `_FILE` paths locally).
+/// SamlFunction's own variables, beside TenantsFunction's (the SP key pair
+/// comes as `_FILE` paths locally).
 const SAML_ENV: &[&str] = &[
-    "JWT_PUBLIC_KEY",
-    "JWT_PUBLIC_KEY_FILE",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "CURSOR_SECRET",
-    "CURSOR_SECRET_FILE",
     "PUBLIC_API_URL",
     "SAML_SP_PRIVATE_KEY",
     "SAML_SP_PRIVATE_KEY_FILE",
@@ -357,7 +352,7 @@ impl Bench {
                 // the request's front part, one GetItem; verifying a real
                 // response needs a sign-in state and an IdP's signature.
                 "saml" => {
-                    let spec = self.spec("saml", SAML_ENV)?;
+                    let spec = self.spec("saml", &[TENANTS_ENV, SAML_ENV].concat())?;
                     let label = "POST /v1/auth/saml/{tenant}/{connection}/acs (unknown RelayState)";
                     let posts = (0..self.options.spawns).map(|_| self.samples.saml_acs());
                     let (cold, _) = self.cold(&spec, label, Expect::Http(401), posts.collect::<Result<_>>()?).await?;

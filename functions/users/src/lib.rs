@@ -648,10 +648,16 @@ async fn reset_user_mfa(
     }
     let target = state.store.get_user(&scope, id).await?.ok_or_else(|| AppError::not_found("user"))?;
     check_manage(&principal, target.role)?;
+    if state.store.get_mfa(&scope, id).await?.is_none() {
+        return Err(AppError::not_found("mfa"));
+    }
+    // Sessions first: revoking is idempotent, so a failure after it is
+    // retried whole, while a reset done first would answer the retry 404
+    // and leave the sessions standing.
+    let sessions_revoked = state.store.revoke_user_sessions(&scope, id, "mfa_reset", &audit).await?;
     if !state.store.reset_mfa(&scope, id, &audit).await? {
         return Err(AppError::not_found("mfa"));
     }
-    let sessions_revoked = state.store.revoke_user_sessions(&scope, id, "mfa_reset", &audit).await?;
     // Done and audited: a mail that cannot go out fails nothing.
     if let Some(forgot_link) = state.mailer.link(FORGOT_PAGE, "") {
         let brand = match state.store.get_tenant(&scope).await {
