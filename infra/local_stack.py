@@ -13,6 +13,11 @@ against AWS_ENDPOINT_URL (moto), every
                          fires nothing: the local server fires it from
                          LOCAL_DIR/schedules.json, written here
                          (functions/local/src/schedules.rs)
+  AWS::StepFunctions::StateMachine  its Definition (or DefinitionString)
+                         with DefinitionSubstitutions applied, type and role
+                         ARN; updated in place on a re-run. moto executes it
+                         only with its `execute_state_machine` switch on,
+                         which infra/moto_server.py sets at start-up
   the MailIdentity parameter  an SES email identity (sesv2 CreateEmailIdentity),
                          which moto treats as verified: its SendEmail refuses
                          any other sender (docs/mail.md)
@@ -21,7 +26,7 @@ named `saas-local-<logical-id-in-kebab-case>` (FIFO queues keep `.fifo`).
 IAM roles and policies, API Gateway, Lambda and log groups are not created:
 locally the functions run as plain processes (functions/local). A role's ARN
 still resolves (`arn:aws:iam::<account>:role/<local name>`) for the resources
-that name one (a schedule's target).
+that name one (a schedule's target, a state machine).
 
 Local deviations, so redelivery is observable within seconds in tests:
   LOCAL_QUEUE_VISIBILITY_SECONDS  every queue's VisibilityTimeout (default 3)
@@ -37,7 +42,7 @@ Finally it writes LOCAL_DIR/schedules.json (the schedules as moto stores
 them, for the local server to fire) and LOCAL_DIR/env (`export NAME='value'`
 lines; docs/infra.md has the contract) and prints its path. Re-running is safe: existing resources
 are kept and brought in line with the template (queue attributes, missing
-GSIs, TTL, rule targets).
+GSIs, TTL, rule targets, state machine definitions).
 
 Environment: AWS_ENDPOINT_URL (default http://127.0.0.1:${MOTO_PORT:-4566}),
 LOCAL_DIR (default <repo>/.local), TEMPLATE (default <repo>/template.yaml).
@@ -373,6 +378,7 @@ class LocalStack:
         self.scheduler = session.client("scheduler", endpoint_url=endpoint, config=config)
         self.sts = session.client("sts", endpoint_url=endpoint, config=config)
         self.sesv2 = session.client("sesv2", endpoint_url=endpoint, config=config)
+        self.sfn = session.client("stepfunctions", endpoint_url=endpoint, config=config)
         self.visibility = os.environ.get("LOCAL_QUEUE_VISIBILITY_SECONDS", "3")
         self.max_receive = os.environ.get("LOCAL_MAX_RECEIVE_COUNT") or None
 
@@ -393,6 +399,8 @@ class LocalStack:
             name = local_name(logical_id)
             self.r.refs[logical_id] = name
             self.r.attrs[logical_id] = {"Arn": f"arn:aws:iam::{self.r.account_id}:role/{name}"}
+        for logical_id, resource in resources_of(self.template, "AWS::StepFunctions::StateMachine"):
+            self.state_machine(logical_id, resource.get("Properties") or {})
         self.schedules = [
             self.schedule(logical_id, resource.get("Properties") or {})
             for logical_id, resource in resources_of(self.template, "AWS::Scheduler::Schedule")
@@ -621,6 +629,49 @@ class LocalStack:
                 raise SystemExit(f"put_targets for {name} failed: {result['FailedEntries']}")
         self.r.refs[logical_id] = f"{bus}|{name}" if bus != "default" else name
         self.r.attrs[logical_id] = {"Arn": arn}
+
+    # -- Step Functions ----------------------------------------------------
+
+    def state_machine(self, logical_id: str, props: dict) -> None:
+        name = local_name(logical_id)
+        if "Definition" in props:
+            definition: Any = self.r.resolve(props["Definition"])
+        elif "DefinitionString" in props:
+            definition = json.loads(self.r.resolve(props["DefinitionString"]))
+        else:
+            raise SystemExit(f"{logical_id}: only Definition or DefinitionString is supported locally")
+        substitutions = {k: str(v) for k, v in (self.r.resolve(props.get("DefinitionSubstitutions")) or {}).items()}
+
+        def substitute(value: Any) -> Any:
+            # CloudFormation replaces ${Name} for the names it is given and
+            # nothing else (ASL paths like $.x never take that form).
+            if isinstance(value, str):
+                return re.sub(
+                    r"\$\{([^}]+)\}", lambda m: substitutions.get(m.group(1), m.group(0)), value
+                )
+            if isinstance(value, list):
+                return [substitute(v) for v in value]
+            if isinstance(value, dict):
+                return {substitute(k): substitute(v) for k, v in value.items()}
+            return value
+
+        body = json.dumps(substitute(definition))
+        role_arn = self.r.resolve(props["RoleArn"])
+        arn = f"arn:aws:states:{REGION}:{self.r.account_id}:stateMachine:{name}"
+        try:
+            self.sfn.describe_state_machine(stateMachineArn=arn)
+            # Running executions keep the definition they started with.
+            self.sfn.update_state_machine(stateMachineArn=arn, definition=body, roleArn=role_arn)
+        except self.sfn.exceptions.StateMachineDoesNotExist:
+            arn = self.sfn.create_state_machine(
+                name=name,
+                definition=body,
+                roleArn=role_arn,
+                type=self.r.resolve(props.get("StateMachineType", "STANDARD")),
+            )["stateMachineArn"]
+            log(f"created state machine {name}")
+        self.r.refs[logical_id] = arn
+        self.r.attrs[logical_id] = {"Arn": arn, "Name": name}
 
     # -- EventBridge Scheduler ---------------------------------------------
 

@@ -26,6 +26,11 @@ Detection: JSON protocol by the header `X-Amz-Target: AmazonSQS.ReceiveMessage`;
 query protocol by `Action=ReceiveMessage` in the query string or the
 form-encoded body.
 
+Step Functions: moto's `stepfunctions.execute_state_machine` switch is on
+from start-up, so StartExecution runs the state machine (the workflow
+interpreter; see `_execute_state_machines`), and MOTO_PORT is set to the port
+served, where its Task states send their SQS calls.
+
     python infra/moto_server.py --host 127.0.0.1 --port 4566
 """
 
@@ -171,6 +176,21 @@ def _forget_used_shard_iterators() -> None:
         return result
 
     DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
+
+
+def _execute_state_machines() -> None:
+    """moto only stores state machines unless its config says
+    `execute_state_machine`; then StartExecution runs the ASL (a thread per
+    execution: Task states call SQS through boto3 at MOTO_PORT, task tokens
+    wait for SendTaskSuccess, TimeoutSecondsPath fires States.Timeout). Set
+    here, before serving, rather than by `POST /moto-api/config` from
+    local_stack.py: with the switch off moto keeps state machines in another
+    backend (`stepfunctions_backends`, not `stepfunctions_parser_backends`),
+    so one created before the switch would not exist for executions after it.
+    The workflow interpreter (template.yaml `WorkflowInterpreter`) needs it."""
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
 
 
 class _Captured:
@@ -355,8 +375,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    # moto_server does the same: some backends build URLs from MOTO_PORT.
-    os.environ.setdefault("MOTO_PORT", str(args.port))
+    # Some backends build URLs to this server from MOTO_PORT: Step Functions
+    # calls SQS through boto3 at http://localhost:$MOTO_PORT. moto_server only
+    # sets a missing one; an inherited MOTO_PORT naming another port (a second
+    # stack started from a shell of the first) would send those calls there.
+    os.environ["MOTO_PORT"] = str(args.port)
+    _execute_state_machines()
 
     def stop(signum: int, frame: Any) -> None:
         sys.exit(0)

@@ -166,12 +166,36 @@ fn arn_of(template: &Yaml, id: &str) -> String {
         "AWS::S3::Bucket" => format!("arn:aws:s3:::{name}"),
         "AWS::SQS::Queue" => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"),
         "AWS::Events::EventBus" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"),
+        // The machine itself; its executions are `execution:<name>:<run>`,
+        // other resources that a grant on the machine does not cover.
+        "AWS::StepFunctions::StateMachine" => format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"),
         other => panic!("no ARN rule for {id} ({other})"),
     }
 }
 
-/// A policy value (`!GetAtt X.Arn`, `!Sub "${X.Arn}/index/GSI1"`, a plain
-/// string) as an ARN pattern.
+/// `!Ref X` (or `${X}` in a `!Sub`): most resources answer their name, a
+/// state machine its ARN (CloudFormation's Ref of each type).
+fn ref_of(template: &Yaml, id: &str) -> String {
+    match resource_type(&template["Resources"][id]) {
+        "AWS::StepFunctions::StateMachine" => arn_of(template, id),
+        _ => local_name(id),
+    }
+}
+
+/// `!GetAtt X.<attribute>` (or `${X.<attribute>}` in a `!Sub`).
+fn attribute_of(template: &Yaml, id: &str, attribute: &str) -> Result<String, String> {
+    let kind = resource_type(&template["Resources"][id]);
+    match (kind, attribute) {
+        (_, "Arn") => Ok(arn_of(template, id)),
+        // The physical name, which locally is the local name
+        // (infra/local_stack.py records it as the Name attribute).
+        ("AWS::StepFunctions::StateMachine" | "AWS::Events::EventBus", "Name") => Ok(local_name(id)),
+        _ => Err(format!("no rule for {id}.{attribute} ({kind}); extend tests/registry.rs attribute_of")),
+    }
+}
+
+/// A policy value (`!GetAtt X.Arn`, `!Ref X`, `!Sub "${X.Arn}/index/GSI1"`,
+/// `!Sub "...:execution:${X.Name}:*"`, a plain string) as an ARN pattern.
 fn resolve(template: &Yaml, value: &Yaml) -> Result<String, String> {
     match value {
         Yaml::String(s) => Ok(s.clone()),
@@ -182,8 +206,8 @@ fn resolve(template: &Yaml, value: &Yaml) -> Result<String, String> {
                 other => return Err(format!("!GetAtt {other:?}")),
             };
             match target.split_once('.') {
-                Some((id, "Arn")) => Ok(arn_of(template, id)),
-                _ => Err(format!("!GetAtt {target} is not an ARN")),
+                Some((id, attribute)) => attribute_of(template, id, attribute),
+                None => Err(format!("!GetAtt {target} names no attribute")),
             }
         }
         Yaml::Tagged(tagged) if tagged.tag == "Sub" => {
@@ -203,9 +227,8 @@ fn resolve(template: &Yaml, value: &Yaml) -> Result<String, String> {
                         template["Parameters"][name]["Default"].as_str().unwrap_or_default().to_owned()
                     }
                     _ => match name.split_once('.') {
-                        Some((id, "Arn")) => arn_of(template, id),
-                        None => local_name(name),
-                        Some(_) => return Err(format!("!Sub ${{{name}}}")),
+                        Some((id, attribute)) => attribute_of(template, id, attribute)?,
+                        None => ref_of(template, name),
                     },
                 });
                 rest = &rest[end + 1..];
@@ -213,7 +236,7 @@ fn resolve(template: &Yaml, value: &Yaml) -> Result<String, String> {
             out.push_str(rest);
             Ok(out)
         }
-        Yaml::Tagged(tagged) if tagged.tag == "Ref" => Ok(local_name(tagged.value.as_str().unwrap_or_default())),
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => Ok(ref_of(template, tagged.value.as_str().unwrap_or_default())),
         other => Err(format!("cannot evaluate {other:?}")),
     }
 }
@@ -649,6 +672,12 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
     let resources = call["resources"].as_array().cloned().unwrap_or_default();
     let text = |r: &serde_json::Value, field: &str| r[field].as_str().map(str::to_owned);
     let need = |action: String, arn: String| Need { action, arn, context: BTreeMap::new() };
+    // A task token names the task; IAM has no resource for SendTask* and
+    // only a statement on "*" allows them, which the need "*" asks for (no
+    // grant on a machine or an execution matches it).
+    if service == "sfn" && matches!(operation, "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat") {
+        return Ok(vec![need(format!("states:{operation}"), "*".into())]);
+    }
     if resources.is_empty() {
         return Err(format!("{service}:{operation} names no resource (extend shared::aws::call_log)"));
     }
@@ -702,6 +731,15 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
                     let from = text(r, "from").ok_or("no from")?;
                     let domain = from.rsplit('@').next().unwrap_or_default().to_ascii_lowercase();
                     need("ses:SendEmail".into(), format!("arn:aws:ses:{REGION}:{ACCOUNT}:identity/{domain}"))
+                }
+                // Starting needs the machine; stopping and describing need
+                // the execution, a resource of its own
+                // (`execution:<machine name>:<execution name>`).
+                ("sfn", "StartExecution") => {
+                    need("states:StartExecution".into(), text(r, "state_machine").ok_or("no state_machine")?)
+                }
+                ("sfn", "StopExecution" | "DescribeExecution") => {
+                    need(format!("states:{operation}"), text(r, "execution").ok_or("no execution")?)
                 }
                 _ => return Err(format!("no IAM mapping for {service}:{operation} (extend tests/registry.rs)")),
             })
@@ -788,6 +826,12 @@ fn statements(template: &Yaml, function: &Yaml, problems: &mut Problems, id: &st
 /// The ARN of an observed resource, shortened for the report.
 fn short(arn: &str) -> String {
     let arn = arn.replace(&format!(":{REGION}:{ACCOUNT}:"), "::");
+    // Execution names are execution ids: one line per machine, not per run.
+    if let Some((machine, run)) = arn.strip_prefix("arn:aws:states::execution:").and_then(|r| r.rsplit_once(':'))
+        && run.len() >= 32
+    {
+        return format!("arn:aws:states::execution:{machine}:<id>");
+    }
     // Object keys hold tenant and object ids; their shape is what matters.
     match arn.split_once(":::") {
         Some((service, rest)) if service == "arn:aws:s3" => match rest.split_once('/') {
@@ -908,6 +952,53 @@ fn the_checker_reads_names_paths_and_wildcards_like_aws() {
     assert!(glob("dynamodb:*", "dynamodb:query"));
     let table = "arn:aws:dynamodb:us-east-1:123456789012:table/t";
     assert!(!glob(table, &format!("{table}/index/GSI1")), "a table grant does not cover its indexes");
+
+    // Step Functions: the machine, its executions and SendTask* ("*") are
+    // three kinds of resource, and a grant on one covers none of the others.
+    let sfn_template: Yaml =
+        serde_yaml::from_str("Resources:\n  WorkflowInterpreter:\n    Type: AWS::StepFunctions::StateMachine\n")
+            .expect("template");
+    let value = |text: &str| serde_yaml::from_str::<Yaml>(text).expect("policy value");
+    let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:saas-local-workflow-interpreter";
+    assert_eq!(arn_of(&sfn_template, "WorkflowInterpreter"), machine, "the name infra/local_stack.py creates");
+    assert_eq!(resolve(&sfn_template, &value("!Ref WorkflowInterpreter")).as_deref(), Ok(machine), "Ref is the ARN");
+    assert_eq!(resolve(&sfn_template, &value("!GetAtt WorkflowInterpreter.Arn")).as_deref(), Ok(machine));
+    assert_eq!(
+        resolve(&sfn_template, &value("!GetAtt WorkflowInterpreter.Name")).as_deref(),
+        Ok("saas-local-workflow-interpreter")
+    );
+    let sub = "!Sub \"arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${WorkflowInterpreter.Name}:*\"";
+    let executions = resolve(&sfn_template, &value(sub)).expect("execution pattern");
+    assert_eq!(executions, "arn:aws:states:us-east-1:123456789012:execution:saas-local-workflow-interpreter:*");
+    let run = "arn:aws:states:us-east-1:123456789012:execution:saas-local-workflow-interpreter:0190f3a4-6b1e-7c2d-8e9f-0a1b2c3d4e5f";
+    let needs = |operation: &str, resources: serde_json::Value| {
+        let call = serde_json::json!({ "service": "sfn", "operation": operation, "resources": resources });
+        needs_of(&call).unwrap_or_else(|e| panic!("sfn:{operation}: {e}")).remove(0)
+    };
+    let start = needs("StartExecution", serde_json::json!([{ "state_machine": machine }]));
+    let stop = needs("StopExecution", serde_json::json!([{ "execution": run }]));
+    let stop_other =
+        needs("StopExecution", serde_json::json!([{ "execution": run.replace("interpreter:", "interpreter-v2:") }]));
+    let answer = needs("SendTaskSuccess", serde_json::json!([]));
+    assert_eq!((start.action.as_str(), stop.action.as_str()), ("states:StartExecution", "states:StopExecution"));
+    let allow = |actions: &[&str], resource: &str| Statement {
+        sid: "Test".into(),
+        allow: true,
+        actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+        resources: vec![resource.to_owned()],
+        condition: Yaml::Null,
+    };
+    let all = ["states:StartExecution", "states:StopExecution", "states:SendTaskSuccess"];
+    let on_machine = allow(&all, machine);
+    assert!(on_machine.grants(&start).is_some());
+    assert!(on_machine.grants(&stop).is_none(), "a grant on the machine does not cover its executions");
+    assert!(on_machine.grants(&answer).is_none(), "SendTask* are allowed only on \"*\"");
+    let on_executions = allow(&all, &executions);
+    assert!(on_executions.grants(&stop).is_some(), "execution:<machine>:* covers each of its executions");
+    assert!(on_executions.grants(&stop_other).is_none(), "but not those of a machine whose name it prefixes");
+    assert!(on_executions.grants(&start).is_none(), "nor the machine itself");
+    assert!(allow(&all, "*").grants(&answer).is_some());
+    assert_eq!(short(run), "arn:aws:states::execution:saas-local-workflow-interpreter:<id>");
     let body = "fn f() {\n    principal.require(Role::Admin, Scope::TenantWrite, \"t\")?;\n}\n";
     assert_eq!(scopes_named(body), BTreeSet::from(["tenant:write"]));
     let source = "fn require(p: &P) {\n    p.require(Role::Admin, Scope::WebhooksManage, \"w\")\n}\n\nasync fn list() {\n    require(&principal)?;\n}\n";

@@ -19,6 +19,32 @@ pub struct AwsClients {
     /// Only two functions send mail, and only on a few routes: built on the
     /// first send, not at every function's cold start.
     pub ses: SesClient,
+    /// Step Functions, for the workflows function and its worker only:
+    /// built on first use like SES.
+    pub sfn: SfnClient,
+}
+
+/// The Step Functions client, made on first use (see [`SesClient`]).
+#[derive(Clone, Debug)]
+pub struct SfnClient {
+    sdk: SdkConfig,
+    client: Arc<OnceLock<aws_sdk_sfn::Client>>,
+}
+
+impl SfnClient {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self { sdk: sdk.clone(), client: Arc::new(OnceLock::new()) }
+    }
+
+    pub fn client(&self) -> &aws_sdk_sfn::Client {
+        self.client.get_or_init(|| {
+            let mut config = aws_sdk_sfn::config::Builder::from(&self.sdk);
+            if let Some(log) = call_log::CallLog::from_env() {
+                config.push_interceptor(aws_sdk_sfn::config::SharedInterceptor::new(log));
+            }
+            aws_sdk_sfn::Client::from_conf(config.build())
+        })
+    }
 }
 
 /// The SES v2 client, made on first use from the cold start's `SdkConfig`
@@ -74,6 +100,7 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             ses: SesClient::new(sdk),
+            sfn: SfnClient::new(sdk),
         }
     }
 }

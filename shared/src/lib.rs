@@ -12,7 +12,8 @@
 //! - `web`: extractors, middleware, the API.md error body, app assembly.
 //! - `aws`: the SDK clients; `sealing`, `webhook_signing`: crypto helpers;
 //!   `outbound` (feature): the SSRF-safe HTTP client; `worker`: the SQS
-//!   worker runner; `telemetry`: logs.
+//!   worker runner; `workflow_engine`: Step Functions calls of the workflows;
+//!   `telemetry`: logs.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod telemetry;
 pub mod web;
 pub mod webhook_signing;
 pub mod worker;
+pub mod workflow_engine;
 
 // Paths the function crates use.
 pub use domain::{audit, rate_limit, validate};

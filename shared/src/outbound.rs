@@ -296,6 +296,31 @@ impl Fetcher {
     }
 }
 
+impl Fetcher {
+    /// A JSON API call (a workflow's integration step): `method` on `url`
+    /// with `headers` and, unless `None`, a JSON `body`; reads at most
+    /// [`MAX_IDP_BYTES`] of JSON back. The URL rules above apply; no
+    /// redirect is followed.
+    pub async fn call_json(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<JsonReply, String> {
+        let parsed = self.check_url(url)?;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut request = self.client.request(method, parsed).header(reqwest::header::ACCEPT, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read_json(request).await
+    }
+}
+
 /// How long a health probe waits for an answer's headers.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -64,7 +64,7 @@ def main():
 
     owner = call(base, "POST", "/v1/auth/login", {"email": email, "password": password})["access_token"]
     scopes = ["tenant:read", "tenant:write", "users:read", "users:write", "credits:read", "usage:write",
-              "customers:read", "customers:write", "tryons:read", "tryons:write", "webhooks:manage", "integrations:manage",
+              "customers:read", "customers:write", "tryons:read", "tryons:write", "webhooks:manage", "integrations:manage", "workflows:manage",
               "audit:read", "projects:read", "projects:write"]
     key = call(base, "POST", "/v1/api-keys", {"name": f"api checks {run}", "scopes": scopes}, token=owner)["secret"]
 

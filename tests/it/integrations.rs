@@ -36,14 +36,14 @@ fn seed_body(event_id: &str) -> String {
     .to_string()
 }
 
-struct Provider {
-    id: String,
+pub(crate) struct Provider {
+    pub(crate) id: String,
     /// The inbound path (`/v1/integrations/webhooks/<token>`).
-    path: String,
+    pub(crate) path: String,
     body: Value,
 }
 
-async fn create_provider(owner: &Member, body: &Value) -> Provider {
+pub(crate) async fn create_provider(owner: &Member, body: &Value) -> Provider {
     let reply = post("/v1/integrations/providers").token(&owner.access_token).json(body).send().await.expect(201);
     let url = reply.body["inbound_url"].as_str().expect("inbound_url");
     let at = url.find("/v1/integrations/webhooks/").expect("inbound path");
@@ -77,7 +77,7 @@ fn library_headers(scheme: &str, secret: &str, msg_id: &str, ts: i64, body: &str
     headers.as_object().expect("object").iter().map(|(k, v)| (k.clone(), v.as_str().expect("str").to_owned())).collect()
 }
 
-async fn deliver(path: &str, headers: &[(String, String)], body: &str) -> Reply {
+pub(crate) async fn deliver(path: &str, headers: &[(String, String)], body: &str) -> Reply {
     let mut call = post(path).raw_body(body);
     for (name, value) in headers {
         call = call.header(name, value);
@@ -85,7 +85,7 @@ async fn deliver(path: &str, headers: &[(String, String)], body: &str) -> Reply 
     call.send().await
 }
 
-fn generic_headers(secret: &str, body: &str) -> Vec<(String, String)> {
+pub(crate) fn generic_headers(secret: &str, body: &str) -> Vec<(String, String)> {
     vec![("x-signature-256".into(), format!("sha256={}", hmac_hex(secret.as_bytes(), body.as_bytes())))]
 }
 

@@ -27,3 +27,4 @@ mod tokens;
 mod tryons;
 mod users;
 mod webhooks;
+mod workflows;

@@ -62,6 +62,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("BillingFunction", billing::routes()),
         ("SamlFunction", saml::routes()),
         ("IntegrationsFunction", integrations::routes()),
+        ("WorkflowsFunction", workflows::routes()),
     ]
 }
 
@@ -71,8 +72,9 @@ pub const TRYON_WORKER: &str = "TryonWorkerFunction";
 pub const WEBHOOK_DISPATCHER: &str = "WebhookDispatcherFunction";
 pub const BILLING_WORKER: &str = "BillingWorkerFunction";
 pub const INTEGRATIONS_WORKER: &str = "IntegrationsWorkerFunction";
-pub const WORKER_FUNCTIONS: [&str; 5] =
-    [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER, BILLING_WORKER, INTEGRATIONS_WORKER];
+pub const WORKFLOWS_WORKER: &str = "WorkflowsWorkerFunction";
+pub const WORKER_FUNCTIONS: [&str; 6] =
+    [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER, BILLING_WORKER, INTEGRATIONS_WORKER, WORKFLOWS_WORKER];
 
 /// Every route group, as API Gateway would route them to their functions.
 ///
@@ -171,6 +173,20 @@ impl Pollers {
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, INTEGRATIONS_WORKER, integrations.clone()));
         handles.push(spawn_poller(clients.sqs.clone(), jobs_queue, INTEGRATIONS_WORKER, integrations));
+        // The interpreter state machine (moto runs it) sends each step here;
+        // the bus sends every tenant event to the triggers queue.
+        let steps_queue =
+            std::env::var("QUEUE_URL_WORKFLOWS_WORKER").context("QUEUE_URL_WORKFLOWS_WORKER is not set")?;
+        let triggers_queue = std::env::var("QUEUE_URL_WORKFLOWS_WORKER_TRIGGERS")
+            .context("QUEUE_URL_WORKFLOWS_WORKER_TRIGGERS is not set")?;
+        let workflows = Arc::new(workflows_worker::WorkflowsWorker {
+            store: state.store.clone(),
+            engine: shared::workflow_engine::Engine::from_env(state.sfn.clone())?,
+            http: shared::outbound::Fetcher::new(state.config.local_mode)?,
+            platform_secret: state.config.require_cursor_secret()?.to_owned(),
+        });
+        handles.push(spawn_poller(clients.sqs.clone(), steps_queue, WORKFLOWS_WORKER, workflows.clone()));
+        handles.push(spawn_poller(clients.sqs.clone(), triggers_queue, WORKFLOWS_WORKER, workflows));
         let relay_off = std::env::var("LOCAL_OUTBOX_RELAY").is_ok_and(|v| v == "off");
         let switched_on = |name: &str| std::env::var(name).map_or(!relay_off, |v| v != "off");
         if switched_on("LOCAL_METER_FEED") {

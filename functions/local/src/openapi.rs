@@ -35,6 +35,7 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
         tryons::ApiDoc::openapi(),
         webhooks::ApiDoc::openapi(),
         integrations::ApiDoc::openapi(),
+        workflows::ApiDoc::openapi(),
         projects::ApiDoc::openapi(),
         audit::ApiDoc::openapi(),
         docs::ApiDoc::openapi(),

@@ -31,6 +31,7 @@ use shared::{
             IntegrationEventReceived, InvoiceChanged, QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted,
             TenantUpdated, TryonItemRequested, TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted,
             UserInvited, UserUpdated, WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest,
+            WorkflowExecutionFailed, WorkflowNotification,
         },
     },
     outbound::FETCH_TIMEOUT,
@@ -118,6 +119,8 @@ mod sample {
     pub const ENTRY: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000007);
     pub const PROVIDER: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000008);
     pub const INBOUND: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a00);
+    pub const WORKFLOW: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000009);
+    pub const EXECUTION: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a01);
 
     /// 2025-01-15T10:30:00Z.
     pub fn occurred_at() -> DateTime<Utc> {
@@ -428,6 +431,34 @@ pub fn entries() -> Vec<Entry> {
              body when at most 64 KiB (`payload_on_bus`), else read it with `GET /v1/integrations/events/{id}`. \
              On the bus its `source` is `saas.integrations.<provider name>`.",
         ),
+        entry(
+            Event::WorkflowNotification(WorkflowNotification {
+                workflow_id: sample::WORKFLOW,
+                execution_id: sample::EXECUTION,
+                step: "notify_finance".into(),
+                message: "Payment pay_123 approved".into(),
+                data: json!({"payment_id": "pay_123", "amount": 1000}),
+            }),
+            "A workflow's notification step ran",
+            "A `notification` step of a workflow execution (`POST /v1/workflows`): `message` rendered over the \
+             execution's context, `data` its field mapping applied.",
+        ),
+        entry(
+            Event::WorkflowExecutionFailed(WorkflowExecutionFailed {
+                workflow_id: sample::WORKFLOW,
+                workflow_name: "Payment review".into(),
+                execution_id: sample::EXECUTION,
+                status: "failed".into(),
+                error_code: "step_failed".into(),
+                error_message: "HTTP 503 from crm".into(),
+                step: Some("update_crm".into()),
+            }),
+            "A workflow execution failed",
+            "The alert: an execution ended `failed` (a step failed after its retries, an approval was rejected, \
+             too many steps) or `timed_out` (an approval nobody decided, a step never answered). Read its history \
+             with `GET /v1/workflows/{id}/executions/{execution_id}`; rerun it from the failed step with `POST \
+             .../rerun`.",
+        ),
     ]
 }
 
@@ -504,6 +535,8 @@ pub fn payload_schema(event: &Event) -> Payload {
         Event::UsageThresholdReached(_) => Payload::of::<UsageThresholdReached>(),
         Event::CreditsLowBalance(_) => Payload::of::<CreditsLowBalance>(),
         Event::IntegrationEventReceived(_) => Payload::of::<IntegrationEventReceived>(),
+        Event::WorkflowNotification(_) => Payload::of::<WorkflowNotification>(),
+        Event::WorkflowExecutionFailed(_) => Payload::of::<WorkflowExecutionFailed>(),
     }
 }
 

@@ -41,10 +41,12 @@ pub enum Scope {
     BillingWrite,
     #[serde(rename = "integrations:manage")]
     IntegrationsManage,
+    #[serde(rename = "workflows:manage")]
+    WorkflowsManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 17] = [
+    pub const ALL: [Scope; 18] = [
         Scope::TenantRead,
         Scope::TenantWrite,
         Scope::UsersRead,
@@ -62,6 +64,7 @@ impl Scope {
         Scope::BillingRead,
         Scope::BillingWrite,
         Scope::IntegrationsManage,
+        Scope::WorkflowsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl Scope {
             Scope::BillingRead => "billing:read",
             Scope::BillingWrite => "billing:write",
             Scope::IntegrationsManage => "integrations:manage",
+            Scope::WorkflowsManage => "workflows:manage",
         }
     }
 

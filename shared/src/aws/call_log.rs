@@ -14,7 +14,9 @@
 //! "resources":[{"table":"t","index":"GSI1"}]}`. Resources by service:
 //! DynamoDB `table` (+ `index`; a transaction's items each with their `action`),
 //! S3 `bucket` + `key` (or `prefix` for a listing), SQS `queue_url`,
-//! EventBridge `bus`, SES v2 `from` (the sender address).
+//! EventBridge `bus`, SES v2 `from` (the sender address), Step Functions
+//! `state_machine` (StartExecution) or `execution` (Stop/DescribeExecution)
+//! ARN; SendTask* name no resource (IAM has none narrower than `*` for them).
 
 use std::{
     fs::File,
@@ -120,6 +122,7 @@ impl Intercept for CallLog {
             "sqs" => sqs_resources(input),
             "eventbridge" => eventbridge_resources(input),
             "sesv2" => ses_resources(input),
+            "sfn" => sfn_resources(input),
             _ => Vec::new(),
         };
         self.write(&json!({
@@ -227,6 +230,23 @@ fn s3_resources(input: &Input) -> Vec<Value> {
     }
     if let Some(i) = input.downcast_ref::<ListObjectsV2Input>() {
         return vec![json!({ "bucket": i.bucket(), "prefix": i.prefix().unwrap_or_default() })];
+    }
+    Vec::new()
+}
+
+fn sfn_resources(input: &Input) -> Vec<Value> {
+    use aws_sdk_sfn::operation::{
+        describe_execution::DescribeExecutionInput, start_execution::StartExecutionInput,
+        stop_execution::StopExecutionInput,
+    };
+    if let Some(i) = input.downcast_ref::<StartExecutionInput>() {
+        return vec![json!({ "state_machine": i.state_machine_arn() })];
+    }
+    if let Some(i) = input.downcast_ref::<StopExecutionInput>() {
+        return vec![json!({ "execution": i.execution_arn() })];
+    }
+    if let Some(i) = input.downcast_ref::<DescribeExecutionInput>() {
+        return vec![json!({ "execution": i.execution_arn() })];
     }
     Vec::new()
 }

@@ -95,6 +95,8 @@ typed_id!(DeliveryId, "delivery_id");
 typed_id!(InvoiceId, "invoice_id");
 typed_id!(IntegrationProviderId, "provider_id");
 typed_id!(InboundEventId, "event_id");
+typed_id!(WorkflowId, "workflow_id");
+typed_id!(ExecutionId, "execution_id");
 
 #[cfg(test)]
 mod tests {

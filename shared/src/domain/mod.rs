@@ -6,6 +6,10 @@ pub mod audit;
 pub mod billing;
 pub mod credit;
 pub mod customer;
+/// Workflow conditions (CEL) and field mapping; only the workflows
+/// function and its worker link the interpreter.
+#[cfg(feature = "expressions")]
+pub mod expression;
 pub mod ids;
 pub mod integration;
 pub mod mfa;
@@ -22,6 +26,7 @@ pub mod user;
 pub mod validate;
 pub mod values;
 pub mod webhook;
+pub mod workflow;
 
 /// Current time, truncated to milliseconds so stored and returned values match.
 pub fn now() -> chrono::DateTime<chrono::Utc> {

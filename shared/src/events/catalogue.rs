@@ -115,6 +115,12 @@ pub enum Event {
     /// `source` is `saas.integrations.<provider name>`.
     #[serde(rename = "integration.event.received")]
     IntegrationEventReceived(IntegrationEventReceived),
+    /// A workflow's `notification` step ran.
+    #[serde(rename = "workflow.notification")]
+    WorkflowNotification(WorkflowNotification),
+    /// A workflow execution ended `failed` or `timed_out` (the alert).
+    #[serde(rename = "workflow.execution.failed")]
+    WorkflowExecutionFailed(WorkflowExecutionFailed),
 }
 
 /// [`Event::IntegrationEventReceived`]'s name (its bus source depends on it).
@@ -151,6 +157,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "usage.threshold_reached",
     "credits.low_balance",
     "integration.event.received",
+    "workflow.notification",
+    "workflow.execution.failed",
 ];
 
 /// Events that are the platform's own plumbing, never a customer's business.
@@ -189,6 +197,8 @@ impl Event {
             Event::UsageThresholdReached(_) => "usage.threshold_reached",
             Event::CreditsLowBalance(_) => "credits.low_balance",
             Event::IntegrationEventReceived(_) => INTEGRATION_EVENT_RECEIVED,
+            Event::WorkflowNotification(_) => "workflow.notification",
+            Event::WorkflowExecutionFailed(_) => "workflow.execution.failed",
         }
     }
 
@@ -488,6 +498,38 @@ pub struct IntegrationEventReceived {
     pub payload_on_bus: bool,
 }
 
+/// `workflow.notification`: a workflow's `notification` step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = WorkflowNotificationEventData)]
+pub struct WorkflowNotification {
+    pub workflow_id: Uuid,
+    pub execution_id: Uuid,
+    /// The step's name.
+    pub step: String,
+    /// The step's `message`, rendered over the execution's context.
+    pub message: String,
+    /// The step's `data` mapping applied to the context.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// `workflow.execution.failed`: an execution ended `failed` or `timed_out`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = WorkflowExecutionFailedEventData)]
+pub struct WorkflowExecutionFailed {
+    pub workflow_id: Uuid,
+    pub workflow_name: String,
+    pub execution_id: Uuid,
+    /// `failed` or `timed_out`.
+    pub status: String,
+    /// `step_failed`, `approval_rejected`, `step_timed_out`, `too_many_steps`.
+    pub error_code: String,
+    pub error_message: String,
+    /// The step it ended on.
+    #[schema(required = true)]
+    pub step: Option<String>,
+}
+
 /// `webhook.test`: sent on `POST /v1/webhooks/{id}/test`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = WebhookTestEventData)]
@@ -673,6 +715,22 @@ mod tests {
                 received_at: "t".into(),
                 data: serde_json::json!({"event_id": "evt_1"}),
                 payload_on_bus: true,
+            }),
+            Event::WorkflowNotification(WorkflowNotification {
+                workflow_id: id,
+                execution_id: id,
+                step: "notify".into(),
+                message: "m".into(),
+                data: serde_json::json!({"amount": 1}),
+            }),
+            Event::WorkflowExecutionFailed(WorkflowExecutionFailed {
+                workflow_id: id,
+                workflow_name: "w".into(),
+                execution_id: id,
+                status: "failed".into(),
+                error_code: "step_failed".into(),
+                error_message: "HTTP 503".into(),
+                step: Some("call".into()),
             }),
         ]
     }

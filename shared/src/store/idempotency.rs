@@ -94,11 +94,7 @@ impl Store {
             .expression_attribute_values(":in_progress", s(STATE_IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        super::applied(result)
     }
 
     pub async fn get_idempotency_record(&self, key: Item) -> AppResult<Option<IdempotencyRecord>> {

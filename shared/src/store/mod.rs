@@ -26,6 +26,7 @@ pub mod tryons;
 pub mod tx;
 pub mod users;
 pub mod webhooks;
+pub mod workflows;
 
 use std::collections::HashMap;
 
@@ -270,6 +271,20 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// A conditional write's result as "did it apply": its condition failing
+/// is `false`, any other failure an error.
+pub(crate) fn applied<T, E, R>(result: Result<T, SdkError<E, R>>) -> AppResult<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if condition_failed(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 #[cfg(test)]

@@ -286,11 +286,7 @@ impl Store {
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        super::applied(result)
     }
 
     pub async fn get_delivery(&self, scope: &TenantScope, endpoint_id: Uuid, id: Uuid) -> AppResult<Option<Delivery>> {
@@ -356,11 +352,7 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
+        super::applied(result)
     }
 
     /// Ends a pending delivery without an attempt (its endpoint is gone or off).

@@ -23,6 +23,8 @@ pub struct AppState {
     /// Account mail (invitations, verification, reset, security notices);
     /// sends nothing where `MAIL_FROM` is unset.
     pub mailer: Mailer,
+    /// Step Functions (workflow executions); no client is built unless used.
+    pub sfn: crate::aws::SfnClient,
 }
 
 /// Whether this process issues tokens (and so needs the private key).
@@ -52,6 +54,7 @@ impl AppState {
             verifier: Arc::new(verifier),
             signer,
             mailer: Mailer::new(clients.ses.clone(), config.mail_from.clone(), config.app_base_url.clone()),
+            sfn: clients.sfn.clone(),
             config: Arc::new(config),
         })
     }
