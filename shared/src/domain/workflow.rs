@@ -390,10 +390,12 @@ pub struct StepRun {
     /// What the step was given (rendered texts, mapped fields), cut to
     /// [`MAX_OUTPUT_CHARS`].
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub input: Option<Value>,
+    /// What it produced (a task's id, a call's status and body, a
+    /// condition's `result`, an approval's decision); null while it runs.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub output: Option<Value>,
     #[serde(default)]
     pub error: Option<String>,
