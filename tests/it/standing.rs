@@ -207,8 +207,14 @@ async fn a_password_flood_meets_back_off_and_a_lockout() {
             }
             statuses.push(reply.status.as_u16());
         }
-        assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
-        assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 55, "{statuses:?}");
+        // Five free tries, then the back-off. Its first waits are 1 s and
+        // 2 s, so on a slow machine (an attempt taking longer than the
+        // wait) another try or two may be judged, never more than the
+        // lockout allows: every try is a strike, and the 10th locks out.
+        assert!(statuses[..5].iter().all(|s| *s == 401), "{statuses:?}");
+        let judged = statuses.iter().filter(|s| **s == 401).count();
+        assert!((5..=10).contains(&judged), "{statuses:?}");
+        assert!(statuses[10..].iter().all(|s| *s == 429), "locked out by the 10th strike: {statuses:?}");
         let last = post("/v1/auth/login")
             .header("x-forwarded-for", &address)
             .json(
@@ -221,7 +227,10 @@ async fn a_password_flood_meets_back_off_and_a_lockout() {
         assert!(wait > 60, "locked out for minutes, not seconds: {wait}");
         seen.push(statuses);
     }
-    assert_eq!(seen[0], seen[1], "a real account and a missing one are throttled alike");
+    // A real account and a missing one are throttled alike: the same free
+    // tries, the same lockout (timing aside, see above).
+    assert_eq!(seen[0][..5], seen[1][..5]);
+    assert_eq!(seen[0][10..], seen[1][10..]);
     let entries = get("/v1/audit/logs?action=lockout").token(&owner.access_token).send().await.expect(200);
     let lockouts = entries.body["data"].as_array().expect("data");
     assert_eq!(lockouts.len(), 1, "{lockouts:?}");
