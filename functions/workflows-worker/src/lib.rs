@@ -184,9 +184,10 @@ impl WorkflowsWorker {
             self.engine.answer(token, &StepAnswer::Failed).await?;
             return Ok(Outcome::Stepped);
         }
-        if let Some(done) = self.store.get_step_run(&scope, execution_id, visit).await?
-            && done.status == StepRunStatus::Succeeded
-        {
+        // One read of the history: the context, and whether this very run
+        // was already made (its answer lost).
+        let runs = self.store.step_runs(&scope, execution_id).await?;
+        if let Some(done) = runs.iter().find(|r| r.visit == visit && r.status == StepRunStatus::Succeeded) {
             // Run before, answer lost: answer again from the record.
             let jump = done.output.as_ref().and_then(|o| o.get("next_step")).and_then(Value::as_str).map(str::to_owned);
             let answer = self.after_success(&scope, &execution, &workflow, step, jump.as_deref(), visit).await?;
@@ -197,7 +198,6 @@ impl WorkflowsWorker {
             self.engine.answer(token, &StepAnswer::Failed).await?;
             return Ok(Outcome::Dropped);
         }
-        let runs = self.store.step_runs(&scope, execution_id).await?;
         let context = context_of(&execution, &runs);
         let mut run = StepRun {
             visit,

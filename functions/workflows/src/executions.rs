@@ -19,7 +19,9 @@ use shared::{
         ids::{ExecutionId, WorkflowId},
         now_rfc3339,
         values::{JsonObject, Text},
-        workflow::{Execution, ExecutionError, ExecutionStatus, PendingApproval, StepAnswer, StepRun, StepRunStatus},
+        workflow::{
+            Execution, ExecutionError, ExecutionStatus, PendingApproval, StepAnswer, StepRun, StepRunStatus, Workflow,
+        },
     },
     http::Page,
     store::workflows::WORKFLOW_RESOURCE,
@@ -104,6 +106,16 @@ async fn load_execution(
         .await?
         .filter(|e| e.workflow_id == workflow_id)
         .ok_or_else(|| AppError::not_found(EXECUTION_RESOURCE))
+}
+
+/// The definition an execution runs: the workflow must still exist (404
+/// otherwise), and its current version is the usual answer, read once.
+async fn load_version(state: &AppState, scope: &TenantScope, id: Uuid, version: i64) -> AppResult<Workflow> {
+    let current = load(state, scope, id).await?;
+    if current.version == version {
+        return Ok(current);
+    }
+    state.store.get_workflow_version(scope, id, version).await?.ok_or_else(|| AppError::not_found(WORKFLOW_RESOURCE))
 }
 
 /// `POST /v1/workflows/{id}/executions`: optional.
@@ -228,7 +240,8 @@ pub async fn cancel_execution(
     }
     engine(&state)?.stop(execution.id).await?;
     if let Some(approval) = &execution.approval {
-        close_approval_run(&state, &scope, &execution, &approval.step, StepRunStatus::Cancelled, None).await?;
+        let runs = state.store.step_runs(&scope, execution.id).await?;
+        close_approval_run(&state, &scope, &execution, runs, &approval.step, StepRunStatus::Cancelled, None).await?;
     }
     let ended = state.store.get_execution(&scope, execution.id).await?.unwrap_or(execution);
     Ok(Json(ExecutionView::from(&ended)))
@@ -251,19 +264,14 @@ pub async fn rerun_execution(
     PathIds((WorkflowId(id), ExecutionId(execution_id))): PathIds<(WorkflowId, ExecutionId)>,
 ) -> AppResult<(StatusCode, Json<ExecutionView>)> {
     let scope = require(&principal)?;
-    load(&state, &scope, id).await?;
     let failed = load_execution(&state, &scope, id, execution_id).await?;
+    let workflow = load_version(&state, &scope, id, failed.workflow_version).await?;
     if !matches!(failed.status, ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Cancelled) {
         return Err(AppError::conflict(format!(
             "only a failed, timed out or cancelled execution is rerun ({})",
             failed.status
         )));
     }
-    let workflow = state
-        .store
-        .get_workflow_version(&scope, id, failed.workflow_version)
-        .await?
-        .ok_or_else(|| AppError::not_found(WORKFLOW_RESOURCE))?;
     let start_at = failed
         .current_step
         .clone()
@@ -312,11 +320,11 @@ async fn close_approval_run(
     state: &AppState,
     scope: &TenantScope,
     execution: &Execution,
+    runs: Vec<StepRun>,
     step: &str,
     status: StepRunStatus,
     output: Option<Value>,
 ) -> AppResult<()> {
-    let runs = state.store.step_runs(scope, execution.id).await?;
     if let Some(mut run) = runs.into_iter().rev().find(|r| r.step == step && r.status == StepRunStatus::Waiting) {
         let now = chrono::Utc::now();
         run.duration_ms = chrono::DateTime::parse_from_rfc3339(&run.started_at)
@@ -354,8 +362,8 @@ pub async fn decide_approval(
     let scope = principal.require(Role::User, Scope::WorkflowsManage, EXECUTION_RESOURCE)?;
     let Body(body) = body?;
     let step = raw.iter().find(|(name, _)| *name == "step").map(|(_, v)| v.to_owned()).unwrap_or_default();
-    let workflow_now = load(&state, &scope, id).await?;
     let execution = load_execution(&state, &scope, id, execution_id).await?;
+    let workflow = load_version(&state, &scope, id, execution.workflow_version).await?;
     let Some(approval) = execution.approval.clone().filter(|a| a.step == step) else {
         return Err(AppError::conflict(format!("the execution does not wait on an approval named {step}")));
     };
@@ -376,8 +384,6 @@ pub async fn decide_approval(
         return Err(AppError::conflict("the approval was decided, timed out or cancelled meanwhile"));
     };
     let token = open_token(state.config.require_cursor_secret()?, &scope, execution.id, &sealed)?;
-    let workflow =
-        state.store.get_workflow_version(&scope, id, execution.workflow_version).await?.unwrap_or(workflow_now);
     let decided = json!({
         "decision": body.decision.as_str(),
         "decided_by": principal.user_id(),
@@ -389,7 +395,7 @@ pub async fn decide_approval(
     let visit = runs.iter().map(|r| r.visit).max().unwrap_or(0) + 1;
     match body.decision {
         Decision::Approve => {
-            close_approval_run(&state, &scope, &execution, &step, StepRunStatus::Approved, Some(decided)).await?;
+            close_approval_run(&state, &scope, &execution, runs, &step, StepRunStatus::Approved, Some(decided)).await?;
             let answer = match workflow.resolve_jump(&step, None).and_then(|next| workflow.step(next)) {
                 Some(next) => StepAnswer::next(next, visit),
                 None => {
@@ -403,7 +409,7 @@ pub async fn decide_approval(
             engine.answer(&token, &answer).await?;
         }
         Decision::Reject => {
-            close_approval_run(&state, &scope, &execution, &step, StepRunStatus::Rejected, Some(decided)).await?;
+            close_approval_run(&state, &scope, &execution, runs, &step, StepRunStatus::Rejected, Some(decided)).await?;
             let error = ExecutionError {
                 code: "approval_rejected".into(),
                 message: format!("{} rejected the approval", principal.user_id()),

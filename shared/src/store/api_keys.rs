@@ -220,15 +220,7 @@ impl Store {
         scope: &TenantScope,
         page: &PageRequest,
     ) -> AppResult<(Vec<ApiKey>, Option<String>)> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(SK_PREFIX))
-            .scan_index_forward(false)
-            .consistent_read(true);
+        let query = self.prefix_query(scope, SK_PREFIX).scan_index_forward(false).consistent_read(true);
         let context = format!("api_keys|{}", scope.pk());
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         let keys: Vec<ApiKey> = super::decode_listed(items);

@@ -45,7 +45,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, from_item, n, s,
+    Item, PageRequest, Store, from_item, item_key as key, n, s,
     tenants::tenant_key,
     to_item,
     tx::{Cond, Tx, TxError},
@@ -113,10 +113,6 @@ const OPTIMISTIC_RETRIES: usize = 5;
 /// Concurrent finalizations contend on one counter: each lost race means
 /// another number was taken, so this bounds the wait, not the correctness.
 const COUNTER_RETRIES: usize = 200;
-
-fn key(scope: &TenantScope, sk: impl Into<String>) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
-}
 
 fn component_sk(name: &str) -> String {
     format!("{COMPONENT_PREFIX}{name}")
@@ -954,14 +950,7 @@ impl Store {
         status: Option<InvoiceStatus>,
         page: &PageRequest,
     ) -> AppResult<(Vec<Invoice>, Option<String>)> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(INVOICE_PREFIX))
-            .scan_index_forward(false);
+        let query = self.prefix_query(scope, INVOICE_PREFIX).scan_index_forward(false);
         let query = super::filter_equal(query, &[("status", status.map(|v| s(v.as_str())))], &[]);
         let context = format!("invoices|{}|{}", scope.pk(), status.map_or("", InvoiceStatus::as_str));
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
@@ -1103,13 +1092,7 @@ impl Store {
     /// Every item of the tenant whose SK starts with `prefix` (small sets:
     /// components).
     async fn query_all_prefix(&self, scope: &TenantScope, prefix: &str) -> AppResult<Vec<Item>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(prefix));
+        let query = self.prefix_query(scope, prefix);
         self.query_all(query).await
     }
 }

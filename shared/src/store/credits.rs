@@ -27,7 +27,7 @@
 //! repeating either with the same reference changes nothing and answers the
 //! first result.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use http::StatusCode;
@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, n, number_attr, s,
+    Item, PageRequest, Store, item_key as key, n, number_attr, s,
     tenants::tenant_key,
     to_item,
     tx::{Cond, Tx, TxError},
@@ -169,10 +169,6 @@ fn lost(err: TxError) -> Lost {
         TxError::Condition(theirs) => Lost::Failed(CreditError::PreconditionFailed(theirs)),
         TxError::Store(e) => Lost::Failed(CreditError::Other(e)),
     }
-}
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
 }
 
 fn entry_key(scope: &TenantScope, id: Uuid) -> Item {
@@ -461,14 +457,7 @@ impl Store {
         kind: Option<CreditKind>,
         page: &PageRequest,
     ) -> AppResult<(Vec<LedgerEntry>, Option<String>)> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(ENTRY_PREFIX))
-            .scan_index_forward(false);
+        let query = self.prefix_query(scope, ENTRY_PREFIX).scan_index_forward(false);
         let query = super::filter_equal(query, &[("kind", kind.map(|k| s(k.as_str())))], &[]);
         let context = format!("credits|{}|{}", scope.pk(), kind.map_or("", CreditKind::as_str));
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;

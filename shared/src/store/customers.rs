@@ -16,14 +16,12 @@
 //! the customer exists: [`NO_PHOTO_SLOT`]); it settles once
 //! ([`PHOTO_SETTLED`]).
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, UpdateBuilder};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, n, s, to_attribute, to_item,
+    Item, PageRequest, Store, item_key as key, n, s, to_attribute, to_item,
     tx::{Cond, Tx, TxError},
 };
 use crate::{
@@ -53,10 +51,6 @@ pub const NO_PHOTO_SLOT: Cond = Cond("no_photo_slot");
 pub const PHOTO_SETTLED: Cond = Cond("photo_settled");
 /// How often a read-then-conditional-write is retried after losing a race.
 const OPTIMISTIC_RETRIES: usize = 3;
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
-}
 
 fn customer_key(scope: &TenantScope, id: Uuid) -> Item {
     key(scope, format!("CUSTOMER#{id}"))
@@ -255,13 +249,7 @@ impl Store {
         scope: &TenantScope,
         customer_id: Uuid,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(photo_prefix(customer_id)))
-            .consistent_read(true)
+        self.prefix_query(scope, photo_prefix(customer_id)).consistent_read(true)
     }
 
     pub async fn get_photo(&self, scope: &TenantScope, customer_id: Uuid, photo_id: Uuid) -> AppResult<Option<Photo>> {

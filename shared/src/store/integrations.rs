@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, condition_failed, from_item, n,
+    Item, PageRequest, Store, condition_failed, from_item, item_key as key, n,
     quota::{TENANT_MISSING, tenant_counters},
     s, to_attribute, to_item,
     tx::{Cond, Tx, TxError},
@@ -99,10 +99,6 @@ pub fn provider_key(
 
 pub fn sha256_hex(value: &[u8]) -> String {
     Sha256::digest(value).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
 }
 
 fn provider_key_item(scope: &TenantScope, id: Uuid) -> Item {
@@ -255,13 +251,7 @@ impl Store {
     }
 
     fn providers_query(&self, scope: &TenantScope) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s("INTPROVIDER#"))
-            .consistent_read(true)
+        self.prefix_query(scope, "INTPROVIDER#").consistent_read(true)
     }
 
     /// The tenant's providers in creation order, one page, each with its

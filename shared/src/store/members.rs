@@ -173,13 +173,7 @@ impl Store {
         search: Option<&str>,
         page: &PageRequest,
     ) -> AppResult<(Vec<User>, Option<String>)> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s("USER#"));
+        let mut query = self.prefix_query(scope, "USER#");
         let needle = search.map(str::to_lowercase);
         let mut extra = Vec::new();
         if let Some(needle) = &needle {
@@ -365,14 +359,7 @@ impl Store {
         scope: &TenantScope,
         page: &PageRequest,
     ) -> AppResult<(Vec<Invitation>, Option<String>)> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s("INVITATION#"))
-            .consistent_read(true);
+        let query = self.prefix_query(scope, "INVITATION#").consistent_read(true);
         let context = format!("invitations|{}", scope.pk());
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         Ok((super::decode_listed(items), cursor))

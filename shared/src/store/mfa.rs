@@ -28,7 +28,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Item, Store, condition_failed, from_item, n, number_attr, s, to_item,
+    Item, Store, condition_failed, from_item, item_key as key, n, number_attr, s, to_item,
     tx::{Cond, Tx, TxError},
 };
 use crate::{
@@ -99,10 +99,6 @@ pub fn backup_code_hash(
         &[&scope.pk(), &user_id.to_string(), code.as_str()],
     )?;
     Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
 }
 
 pub(crate) fn enrollment_key(scope: &TenantScope, user_id: Uuid) -> Item {

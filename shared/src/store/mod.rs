@@ -117,6 +117,20 @@ impl Store {
         self.get_item(key).await?.map(from_item).transpose()
     }
 
+    /// A Query of the tenant's items whose sort key starts with `prefix`.
+    pub(crate) fn prefix_query(
+        &self,
+        scope: &crate::auth::TenantScope,
+        prefix: impl Into<String>,
+    ) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", attr::s(scope.pk()))
+            .expression_attribute_values(":prefix", attr::s(prefix))
+    }
+
     /// Every item `query` finds, all pages (small or bounded sets: a
     /// tenant's components or endpoints, an analytics window's hours).
     pub(crate) async fn query_all(&self, query: QueryFluentBuilder) -> AppResult<Vec<Item>> {
@@ -271,6 +285,11 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// The key of a tenant's item: its partition and `sk`.
+pub(crate) fn item_key(scope: &crate::auth::TenantScope, sk: impl Into<String>) -> Item {
+    HashMap::from([("PK".into(), attr::s(scope.pk())), ("SK".into(), attr::s(sk))])
 }
 
 /// A conditional write's result as "did it apply": its condition failing

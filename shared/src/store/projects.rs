@@ -41,7 +41,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, from_item, n,
+    Item, PageRequest, Store, from_item, item_key as key, n,
     quota::{QUOTA_FULL, quota_change},
     s, to_attribute, to_item,
     tx::{Cond, Tx, TxError},
@@ -82,10 +82,6 @@ fn project_sk(project_id: Uuid) -> String {
 
 fn task_prefix(project_id: Uuid) -> String {
     format!("PROJECT#{project_id}#TASK#")
-}
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
 }
 
 fn project_key(scope: &TenantScope, project_id: Uuid) -> Item {
@@ -345,12 +341,7 @@ impl Store {
         let mut start = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(scope.pk()))
-                .expression_attribute_values(":prefix", s(&project_sk))
+                .prefix_query(scope, &project_sk)
                 .consistent_read(true)
                 .limit(MAX_TASKS_DELETED_WITH_PROJECT as i32 + 2)
                 .set_exclusive_start_key(start.take())
@@ -410,14 +401,7 @@ impl Store {
             return Ok(None);
         }
         let prefix = task_prefix(project_id);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(&prefix))
-            .consistent_read(true);
+        let query = self.prefix_query(scope, &prefix).consistent_read(true);
         let assignee = filter.assignee_id.map(|a| a.to_string());
         let query = super::filter_equal(
             query,

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, condition_failed, from_item, n,
+    Item, PageRequest, Store, condition_failed, from_item, item_key as key, n,
     quota::{QUOTA_FULL, quota_change},
     s,
     tenants::role_counter,
@@ -102,10 +102,6 @@ pub fn state_verifier_key(platform_secret: &str, tenant_id: Uuid, state_id: Uuid
         "sso-state-verifier-v1",
         &[&format!("T#{tenant_id}#"), &state_id.to_string()],
     )
-}
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
 }
 
 fn connection_key(scope: &TenantScope, id: Uuid) -> Item {
@@ -203,14 +199,7 @@ impl Store {
         scope: &TenantScope,
         page: &PageRequest,
     ) -> AppResult<(Vec<Connection>, Option<String>)> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s("SSOCONN#"))
-            .consistent_read(true);
+        let query = self.prefix_query(scope, "SSOCONN#").consistent_read(true);
         let context = format!("sso-connections|{}", scope.pk());
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         Ok((super::decode_listed(items), cursor))
@@ -220,14 +209,7 @@ impl Store {
     /// these items of that tenant are read, and nothing secret is answered.
     pub async fn connections_for_sign_in(&self, lookup: &CredentialLookup) -> AppResult<Vec<Connection>> {
         let scope = lookup.lookup_scope();
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s("SSOCONN#"))
-            .consistent_read(true);
+        let query = self.prefix_query(&scope, "SSOCONN#").consistent_read(true);
         Ok(super::decode_listed(self.query_all(query).await?))
     }
 

@@ -22,15 +22,13 @@
 //!   final status exactly once, with its `tryon.session.*` event in the same
 //!   transaction (so whoever makes the move emits it, once).
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{ReturnValue, Update, builders::UpdateBuilder};
 use uuid::Uuid;
 
 use super::{
     Item, Store, condition_failed,
     credits::CreditError,
-    from_item, n, s, to_item,
+    from_item, item_key as key, n, s, to_item,
     tx::{Cond, MAX_TX_ITEMS, Tx, TxError},
 };
 use crate::{
@@ -86,10 +84,6 @@ async fn back_off(attempt: usize) {
     use rand::Rng;
     let ms = rand::thread_rng().gen_range(1..=2 + 4 * attempt as u64);
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-}
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
 }
 
 fn session_sk(id: Uuid) -> String {
@@ -190,16 +184,7 @@ impl Store {
 
     /// The session and its items (one consistent Query).
     pub async fn get_tryon(&self, scope: &TenantScope, id: Uuid) -> AppResult<Option<(TryonSession, Vec<TryonItem>)>> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(session_sk(id)))
-            .consistent_read(true)
-            .send()
-            .await?;
+        let output = self.prefix_query(scope, session_sk(id)).consistent_read(true).send().await?;
         let mut items = output.items().iter().cloned();
         let Some(first) = items.next() else { return Ok(None) };
         let session: TryonSession = from_item(first)?;

@@ -13,8 +13,6 @@
 //! transactions (like the quotas, `store::quota`): every event fans out to
 //! each endpoint, so the bound keeps what one event costs bounded.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::{
     primitives::Blob,
     types::{AttributeValue, Delete, ReturnValue, Update},
@@ -23,7 +21,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    Item, Store, condition_failed, from_item, n, number_attr,
+    Item, Store, condition_failed, from_item, item_key as key, n, number_attr,
     quota::{TENANT_MISSING, tenant_counters},
     s, to_attribute, to_item,
     tx::{Cond, Tx, TxError},
@@ -65,10 +63,6 @@ pub fn endpoint_secret_key(platform_secret: &str, scope: &TenantScope, endpoint_
 pub const DISABLE_AFTER_FAILURES: i64 = 10;
 /// How long deliveries are kept (for the log and replays).
 pub const DELIVERY_RETENTION_DAYS: i64 = 30;
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
-}
 
 fn endpoint_key(scope: &TenantScope, id: Uuid) -> Item {
     key(scope, format!("WEBHOOK#{id}"))
@@ -174,13 +168,7 @@ impl Store {
     }
 
     fn endpoints_query(&self, scope: &TenantScope) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s("WEBHOOK#"))
-            .consistent_read(true)
+        self.prefix_query(scope, "WEBHOOK#").consistent_read(true)
     }
 
     /// Replaces the endpoint's settable fields (the caller merged the
@@ -301,15 +289,8 @@ impl Store {
         status: Option<&str>,
         page: &PageRequest,
     ) -> AppResult<(Vec<Delivery>, Option<String>)> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(deliveries_prefix(endpoint_id)))
-            .scan_index_forward(false)
-            .consistent_read(true);
+        let query =
+            self.prefix_query(scope, deliveries_prefix(endpoint_id)).scan_index_forward(false).consistent_read(true);
         let query = super::filter_equal(query, &[("status", status.map(s))], &[]);
         let context = format!("deliveries|{}|{endpoint_id}|{}", scope.pk(), status.unwrap_or(""));
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;

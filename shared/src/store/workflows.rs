@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::{
     Item, PageRequest, Store, condition_failed,
     integrations::Sealed,
-    n,
+    item_key as key, n,
     quota::tenant_counters,
     s, to_item,
     tx::{Cond, Tx, TxError},
@@ -45,10 +45,6 @@ pub const WORKFLOW_RESOURCE: &str = "workflow";
 const WORKFLOW_COUNTER: &str = "workflow_count";
 const WORKFLOW_LIMIT: Cond = Cond("workflow_limit");
 const WORKFLOW_CHANGED: Cond = Cond("workflow_changed");
-
-fn key(scope: &TenantScope, sk: String) -> Item {
-    HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(sk))])
-}
 
 fn workflow_key(scope: &TenantScope, id: Uuid) -> Item {
     key(scope, format!("WORKFLOW#{id}"))
@@ -119,6 +115,20 @@ fn sealed_token(item: &Item) -> Option<Sealed> {
 }
 
 impl Store {
+    /// An UpdateItem of the execution whose condition reads its status
+    /// (`#status`; DynamoDB refuses names an expression does not use).
+    fn execution_update(
+        &self,
+        scope: &TenantScope,
+        id: Uuid,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(execution_key(scope, id)))
+            .expression_attribute_names("#status", "status")
+    }
+
     /// A new workflow (version 1), counted against
     /// [`MAX_WORKFLOWS_PER_TENANT`], audited.
     pub async fn create_workflow(
@@ -173,14 +183,7 @@ impl Store {
         scope: &TenantScope,
         page: &PageRequest,
     ) -> AppResult<(Vec<Workflow>, Option<String>)> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s("WORKFLOW#"))
-            .consistent_read(true);
+        let query = self.prefix_query(scope, "WORKFLOW#").consistent_read(true);
         let context = format!("workflows|{}", scope.pk());
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         Ok((super::decode_listed(items), cursor))
@@ -250,14 +253,7 @@ impl Store {
 
     /// The active workflows an event of `event_type` starts.
     pub async fn workflows_triggered_by(&self, scope: &TenantScope, event_type: &str) -> AppResult<Vec<Uuid>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(format!("WFTRIGGER#{event_type}#")))
-            .projection_expression("workflow_id");
+        let query = self.prefix_query(scope, format!("WFTRIGGER#{event_type}#")).projection_expression("workflow_id");
         Ok(self
             .query_all(query)
             .await?
@@ -332,14 +328,7 @@ impl Store {
     /// Every run of the execution's steps, in order (at most
     /// `domain::workflow::MAX_VISITS`).
     pub async fn step_runs(&self, scope: &TenantScope, execution_id: Uuid) -> AppResult<Vec<StepRun>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(scope.pk()))
-            .expression_attribute_values(":prefix", s(format!("WFSTEP#{execution_id}#")))
-            .consistent_read(true);
+        let query = self.prefix_query(scope, format!("WFSTEP#{execution_id}#")).consistent_read(true);
         Ok(super::decode_listed(self.query_all(query).await?))
     }
 
@@ -347,13 +336,9 @@ impl Store {
     /// is final or waits for an approval (cancelled meanwhile, say).
     pub async fn execution_at_step(&self, scope: &TenantScope, id: Uuid, step: &str) -> AppResult<bool> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(execution_key(scope, id)))
+            .execution_update(scope, id)
             .update_expression("SET current_step = :step")
             .condition_expression("#status = :running")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", s(ExecutionStatus::Running.as_str()))
             .expression_attribute_values(":step", s(step))
             .send()
@@ -371,16 +356,12 @@ impl Store {
         token: &Sealed,
     ) -> AppResult<bool> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(execution_key(scope, id)))
+            .execution_update(scope, id)
             .update_expression(
                 "SET #status = :waiting, approval = :approval, current_step = :step, \
                  approval_token_nonce = :nonce, approval_token_sealed = :sealed",
             )
             .condition_expression("#status = :running")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", s(ExecutionStatus::Running.as_str()))
             .expression_attribute_values(":waiting", s(ExecutionStatus::WaitingApproval.as_str()))
             .expression_attribute_values(
@@ -400,13 +381,9 @@ impl Store {
     /// (two concurrent decisions: one wins, the other gets `None`).
     pub async fn take_approval(&self, scope: &TenantScope, id: Uuid, step: &str) -> AppResult<Option<Sealed>> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(execution_key(scope, id)))
+            .execution_update(scope, id)
             .update_expression("SET #status = :running REMOVE approval, approval_token_nonce, approval_token_sealed")
             .condition_expression("#status = :waiting AND approval.step = :step")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", s(ExecutionStatus::Running.as_str()))
             .expression_attribute_values(":waiting", s(ExecutionStatus::WaitingApproval.as_str()))
             .expression_attribute_values(":step", s(step))
