@@ -17,8 +17,13 @@ must not stall every other caller. A ReceiveMessage that names its
 WaitTimeSeconds is turned into short polls (WaitTimeSeconds=0), each run under
 the lock; between polls the lock is released and the thread sleeps until
 another request completes (which may have sent a message) or 100 ms pass
-(visibility timeouts and delays expire with time). The caller sees a normal
-long poll, and two pollers can never take the same message at once. A
+(visibility timeouts and delays expire with time). On each wake it first looks
+at the queue's messages in moto's backend, in-process: only a queue that
+holds a visible message is polled through moto's request path. The caller
+sees a normal long poll, and two pollers can never take the same message at
+once. (Polling every queue through the request path on every wake made an
+idle stack of a dozen queues spend 60-70% of a core, and every request of a
+busy test suite wake a dozen full polls, all under the one lock.) A
 ReceiveMessage that omits WaitTimeSeconds (queue default applies) or whose body
 cannot be read is passed to moto unlocked, exactly as `moto_server` would.
 
@@ -45,7 +50,7 @@ import sys
 import threading
 import time
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from werkzeug.serving import run_simple
 
@@ -281,17 +286,20 @@ class SerialisingMiddleware:
         return None
 
     @staticmethod
-    def _short_poll(protocol: str, environ: dict, body: bytes) -> tuple[Callable[[], dict], float] | None:
-        """A factory of the same request with WaitTimeSeconds=0, and the wait asked for.
+    def _short_poll(protocol: str, environ: dict, body: bytes) -> tuple[Callable[[], dict], float, str] | None:
+        """A factory of the same request with WaitTimeSeconds=0, the wait asked
+        for, and the queue's URL.
 
         None when the request names no (valid) WaitTimeSeconds.
         """
 
-        def zero(pairs: list[tuple[str, str]]) -> tuple[str, float] | None:
-            wait = int(dict(pairs)["WaitTimeSeconds"])
+        def zero(pairs: list[tuple[str, str]]) -> tuple[str, float, str] | None:
+            params = dict(pairs)
+            wait = int(params["WaitTimeSeconds"])
             if not 0 <= wait <= MAX_WAIT_SECONDS:
                 return None
-            return urlencode([(k, "0" if k == "WaitTimeSeconds" else v) for k, v in pairs]), wait
+            query = urlencode([(k, "0" if k == "WaitTimeSeconds" else v) for k, v in pairs])
+            return query, wait, params.get("QueueUrl", "")
 
         try:
             if protocol == "json":
@@ -301,20 +309,49 @@ class SerialisingMiddleware:
                     return None
                 params["WaitTimeSeconds"] = 0
                 poll = json.dumps(params).encode()
-                return (lambda: SerialisingMiddleware._with_body(environ, poll)), wait
+                queue_url = params.get("QueueUrl")
+                return (
+                    (lambda: SerialisingMiddleware._with_body(environ, poll)),
+                    wait,
+                    queue_url if isinstance(queue_url, str) else "",
+                )
             if protocol == "form":
                 rewritten = zero(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
                 if rewritten is None:
                     return None
                 poll = rewritten[0].encode()
-                return (lambda: SerialisingMiddleware._with_body(environ, poll)), rewritten[1]
+                return (lambda: SerialisingMiddleware._with_body(environ, poll)), rewritten[1], rewritten[2]
             rewritten = zero(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
             if rewritten is None:
                 return None
             query = rewritten[0]
-            return (lambda: dict(environ, QUERY_STRING=query)), rewritten[1]
+            return (lambda: dict(environ, QUERY_STRING=query)), rewritten[1], rewritten[2]
         except (KeyError, ValueError, UnicodeDecodeError, TypeError):
             return None
+
+    def _may_have_messages(self, queue_url: str) -> bool:
+        """Whether a short poll of the queue could answer a message, judged
+        from moto's backend objects under the lock (no request, no copies).
+
+        True whenever the queue cannot be found that way (an odd URL, a queue
+        that does not exist), so moto's own answer, an error included, still
+        reaches the caller. A visible message that moto will not hand out
+        (its FIFO group is in flight) also says True: the poll finds that.
+        """
+        from moto.sqs.models import sqs_backends
+
+        parts = urlparse(queue_url).path.strip("/").split("/")
+        if len(parts) != 2:
+            return True
+        account, name = parts
+        with self.lock:
+            if account not in sqs_backends:
+                return True
+            for backend in list(sqs_backends[account].values()):
+                queue = backend.queues.get(name)
+                if queue is not None:
+                    return any(m.visible and not m.delayed for m in queue._messages)
+        return True
 
     @staticmethod
     def _has_messages(captured: _Captured) -> bool:
@@ -339,15 +376,21 @@ class SerialisingMiddleware:
             # Unknown wait (queue default) or odd body: moto's own behaviour, unlocked.
             env = self._with_body(environ, body) if protocol == "json" else environ
             return self.app(env, start_response)
-        make_env, wait = short
+        make_env, wait, queue_url = short
         deadline = time.monotonic() + wait
+        first = True
         while True:
             with self.changed:
                 seen = self.generation
-            captured = self._run_locked(make_env())
             remaining = deadline - time.monotonic()
-            if self._has_messages(captured) or remaining <= 0:
-                return captured.replay(start_response)
+            # The first poll and the last always go through moto: its answer
+            # (or error) is what the caller gets.
+            if first or remaining <= 0 or self._may_have_messages(queue_url):
+                first = False
+                captured = self._run_locked(make_env())
+                remaining = deadline - time.monotonic()
+                if self._has_messages(captured) or remaining <= 0:
+                    return captured.replay(start_response)
             with self.changed:
                 # Sleep unless another request finished since the poll began.
                 if self.generation == seen:
