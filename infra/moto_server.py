@@ -165,6 +165,59 @@ def _back_up_only_the_items_a_transaction_touches() -> None:
     dynamodb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
+def _query_reads_one_partition_not_the_table() -> None:
+    """moto answers a Query on the base table by listing and sorting every
+    item of the table, then keeping the partition asked for. With the single
+    table holding every tenant's items, each Query cost grew with the whole
+    suite's data (py-spy: a third of moto's busy time). During a base-table
+    Query, `all_items` lists only that partition, in the same (hash, range)
+    order, so the answer is the same. Index queries still scan: an index's
+    partition is not a key of moto's item store."""
+    from moto.dynamodb.models.table import Table
+
+    full_listing = Table.all_items
+    original_query = Table.query
+    narrowed: dict[int, Any] = {}  # id(table) -> the hash key of its running Query
+
+    def all_items(self: Table) -> list:
+        hash_key = narrowed.get(id(self))
+        if hash_key is None:
+            return full_listing(self)
+        if hash_key not in self.items:  # `items` is a defaultdict: never index it
+            return []
+        partition = self.items[hash_key]
+        if not self.range_key_attr:
+            return [partition]
+        return sorted(partition.values(), key=lambda item: (item.hash_key, item.range_key))
+
+    def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        # moto's backend passes index_name as the 8th positional argument.
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        narrowed[id(self)] = hash_key
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            narrowed.pop(id(self), None)
+
+    Table.all_items = all_items  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
+
+
+def _parse_each_event_input_path_once() -> None:
+    """An EventBridge rule target's input transformer: moto parses each of
+    its JSONPaths for every event, and jsonpath_ng builds its whole LR parser
+    for each parse (py-spy: a third of moto's busy time under the suite went
+    to PutEvents doing that). The parsed expressions are immutable, so one
+    parse per distinct path serves every event."""
+    import functools
+
+    import jsonpath_ng.ext
+
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)
+
+
 def _forget_used_shard_iterators() -> None:
     """moto keeps every DynamoDB Streams shard iterator it ever handed out
     (472 random bytes each, plus the object), and the outbox relay asks for a
@@ -433,6 +486,8 @@ def main(argv: list[str] | None = None) -> None:
 
     _back_up_only_the_items_a_transaction_touches()
     _forget_used_shard_iterators()
+    _query_reads_one_partition_not_the_table()
+    _parse_each_event_input_path_once()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto_server sets it
     run_simple(

@@ -15,6 +15,12 @@ export MOTO_PORT="${TEST_MOTO_PORT:-4567}"
 # so the DLQ test takes seconds (docs/infra.md).
 export LOCAL_MAX_RECEIVE_COUNT="${LOCAL_MAX_RECEIVE_COUNT:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
+# Four tests at a time on two cores: most of a test's time is spent waiting
+# on the asynchronous paths (outbox, bus, queues, workers), and the local
+# emulator, one call at a time, is the shared limit (about 90% of a core at
+# four). The `it` suite took 558 s at four, where it took 1,600-2,300 s at
+# the default two (docs/infra.md, "moto with serialised requests").
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 # The SAML crate's native build dependencies (libclang for bindgen, the
 # xmlsec1 CLI the tests sign with), fetched without root (infra/deps.sh).
 eval "$(infra/deps.sh)"

@@ -380,10 +380,11 @@ async fn billing_twenty_concurrent_finalizations_take_twenty_consecutive_numbers
     for _ in 0..20 {
         ids.push(draft_this_month(&owner.access_token).await["invoice_id"].as_str().expect("id").to_owned());
     }
-    let replies = join_all(
-        ids.iter().map(|id| post(&format!("/v1/billing/invoices/{id}/finalize")).token(&owner.access_token).send()),
-    )
-    .await;
+    let replies =
+        join_all(ids.iter().map(|id| {
+            post(&format!("/v1/billing/invoices/{id}/finalize")).token(&owner.access_token).patient().send()
+        }))
+        .await;
     let mut sequences = Vec::new();
     for reply in replies {
         let body = reply.expect(200).body;
