@@ -164,6 +164,10 @@ fn arn_of(template: &Yaml, id: &str) -> String {
     match resource_type(resource) {
         "AWS::DynamoDB::Table" => format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"),
         "AWS::S3::Bucket" => format!("arn:aws:s3:::{name}"),
+        // A FIFO queue's name ends in `.fifo` (SQS requires it; local_stack.py keeps it).
+        "AWS::SQS::Queue" if resource["Properties"]["FifoQueue"].as_bool() == Some(true) => {
+            format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}.fifo")
+        }
         "AWS::SQS::Queue" => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"),
         "AWS::Events::EventBus" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"),
         // The machine itself; its executions are `execution:<name>:<run>`,

@@ -29,6 +29,7 @@ pub mod outbound;
 pub mod request_id;
 pub mod sealing;
 pub mod store;
+pub mod sync_runs;
 pub mod telemetry;
 pub mod web;
 pub mod webhook_signing;

@@ -22,6 +22,7 @@ mod saml;
 mod seeds;
 mod sso;
 mod standing;
+mod sync;
 mod tenants;
 mod tokens;
 mod tryons;

@@ -10,10 +10,13 @@
 //!   `IntegrationJobsQueue`): each active provider with an `api_base_url`,
 //!   platform-wide, is probed (`GET`, 5 s) and the result recorded for
 //!   `GET /v1/integrations/health`.
+//! - sync runs (`SyncRunsQueue`, FIFO by connection): [`sync`].
 //!
 //! The tenant's own webhooks get the same bus event from the webhook
 //! dispatcher's rule; this worker is where platform-side processing (syncs,
 //! workflows) hooks in.
+
+pub mod sync;
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::SqsMessage;
@@ -33,6 +36,10 @@ pub struct IntegrationsWorker {
     /// Where a failed event's message waits out its retry delay.
     pub events_queue_url: String,
     pub http: Fetcher,
+    /// Where a sync run's continuation goes.
+    pub sync_runs_queue_url: String,
+    /// How long a sync run reads pages before it hands itself on.
+    pub sync_budget: std::time::Duration,
 }
 
 /// Receives of one event's message before it is `failed` (the redrive
@@ -58,6 +65,14 @@ pub enum Outcome {
     AlreadyTaken,
     /// This many providers probed.
     Probed(usize),
+    /// A sync run ended after this many pages.
+    Synced(i64),
+    /// A sync run handed itself on after this many pages.
+    SyncContinued(i64),
+    /// A sync run ended `failed` (its last receive).
+    SyncFailed,
+    /// Nothing to do: the run is over, gone, or another delivery is ahead.
+    SyncSkipped,
 }
 
 /// The schedule's message (`template.yaml`, `IntegrationProbeSchedule`).
@@ -71,13 +86,16 @@ impl shared::worker::Worker for IntegrationsWorker {
 
     async fn handle(&self, message: &SqsMessage) -> anyhow::Result<Outcome> {
         let body = message.body.as_deref().unwrap_or_default();
+        let receive =
+            message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse::<u32>().ok()).unwrap_or(1);
+        if let Ok(sync) = serde_json::from_str::<shared::sync_runs::SyncRunEnvelope>(body) {
+            return self.run_sync(sync.sync_run, receive).await;
+        }
         if let Ok(job) = serde_json::from_str::<Job>(body) {
             anyhow::ensure!(job.job == "probe", "unknown integrations job {:?}", job.job);
             return Ok(Outcome::Probed(self.probe_all().await?));
         }
         let envelope: EventBridgeEnvelope = serde_json::from_str(body).context("an EventBridge envelope")?;
-        let receive =
-            message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse::<u32>().ok()).unwrap_or(1);
         match self.process(&envelope).await {
             Ok(outcome) => Ok(outcome),
             Err(err) => {

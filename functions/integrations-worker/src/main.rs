@@ -1,5 +1,6 @@
-//! Lambda entry point of the integrations worker: wiring only. Two queues
-//! feed it: the bus's `integration.event.received` and the probe schedule.
+//! Lambda entry point of the integrations worker: wiring only. Three queues
+//! feed it: the bus's `integration.event.received`, the probe schedule, and
+//! sync runs.
 
 use integrations_worker::IntegrationsWorker;
 use shared::{aws::AwsClients, config::Config, outbound::Fetcher, store::Store};
@@ -14,6 +15,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sqs: clients.sqs.clone(),
         events_queue_url: std::env::var("INTEGRATION_EVENTS_QUEUE_URL")?,
         http: Fetcher::new(config.local_mode)?,
+        sync_runs_queue_url: shared::sync_runs::queue_url()?,
+        sync_budget: integrations_worker::sync::budget_from_env(),
     };
     shared::worker::run_worker(worker).await
 }

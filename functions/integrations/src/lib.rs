@@ -20,9 +20,20 @@
 //! | `POST /v1/integrations/events/{id}/replay` | [`events::replay_event`] | admin, or key `integrations:manage` |
 //! | `POST /v1/integrations/events/replay` | [`events::replay_window`] | admin, or key `integrations:manage` |
 //! | `GET /v1/integrations/health` | [`events::health`] | admin, or key `integrations:manage` |
+//! | `POST /v1/integrations/sync-connections` | [`sync::create_connection`] | admin, or key `integrations:manage` |
+//! | `GET /v1/integrations/sync-connections` | [`sync::list_connections`] | admin, or key `integrations:manage` |
+//! | `GET /v1/integrations/sync-connections/{id}` | [`sync::get_connection`] | admin, or key `integrations:manage` |
+//! | `PATCH /v1/integrations/sync-connections/{id}` | [`sync::update_connection`] | admin, or key `integrations:manage` |
+//! | `DELETE /v1/integrations/sync-connections/{id}` | [`sync::delete_connection`] | admin, or key `integrations:manage` |
+//! | `POST /v1/integrations/sync-connections/{id}/runs` | [`sync::start_run`] | admin, or key `integrations:manage` |
+//! | `GET /v1/integrations/sync-connections/{id}/runs` | [`sync::list_runs`] | admin, or key `integrations:manage` |
+//! | `GET /v1/integrations/sync-connections/{id}/runs/{run_id}` | [`sync::get_run`] | admin, or key `integrations:manage` |
+//! | `POST /v1/integrations/sync-connections/{id}/reset` | [`sync::reset_checkpoint`] | admin, or key `integrations:manage` |
+//! | `GET /v1/integrations/sync-connections/{id}/conflicts` | [`sync::list_conflicts`] | admin, or key `integrations:manage` |
 
 pub mod events;
 pub mod inbound;
+pub mod sync;
 pub mod verify;
 
 use axum::{
@@ -64,9 +75,11 @@ use uuid::Uuid;
     paths(
         create_provider, list_providers, get_provider, update_provider, delete_provider, rotate_secret,
         events::probe_provider, inbound::receive, events::list_events, events::get_event, events::replay_event,
-        events::replay_window, events::health
+        events::replay_window, events::health, sync::create_connection, sync::list_connections,
+        sync::get_connection, sync::update_connection, sync::delete_connection, sync::start_run, sync::list_runs,
+        sync::get_run, sync::reset_checkpoint, sync::list_conflicts
     ),
-    tags((name = "integrations", description = "Integration providers (seed 003): the services a tenant receives webhooks from. Each has an inbound URL whose token names the tenant and provider; every delivery is verified on its raw bytes (Standard Webhooks, Stripe, GitHub or a generic HMAC-SHA256), deduplicated by the sender's `event_id`, kept in S3 and put on the platform's bus (source `saas.integrations.<provider>`), where the tenant's own webhooks can subscribe to `integration.event.received`. Health comes from an active probe of each provider's `api_base_url` and the stats of its recent events."))
+    tags((name = "integrations", description = "Integration providers (seed 003): the services a tenant receives webhooks from. Each has an inbound URL whose token names the tenant and provider; every delivery is verified on its raw bytes (Standard Webhooks, Stripe, GitHub or a generic HMAC-SHA256), deduplicated by the sender's `event_id`, kept in S3 and put on the platform's bus (source `saas.integrations.<provider>`), where the tenant's own webhooks can subscribe to `integration.event.received`. Health comes from an active probe of each provider's `api_base_url` and the stats of its recent events. Sync connections (seed 001) read a provider's paged JSON API into the tenant's customers, full, incremental or delta, one run at a time per connection, with a checkpoint after every page and a conflict rule."))
 )]
 pub struct ApiDoc;
 
@@ -83,6 +96,15 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/integrations/events/{id}", get(events::get_event))
         .route("/v1/integrations/events/{id}/replay", post(events::replay_event))
         .route("/v1/integrations/health", get(events::health))
+        .route("/v1/integrations/sync-connections", get(sync::list_connections).post(sync::create_connection))
+        .route(
+            "/v1/integrations/sync-connections/{id}",
+            get(sync::get_connection).patch(sync::update_connection).delete(sync::delete_connection),
+        )
+        .route("/v1/integrations/sync-connections/{id}/runs", get(sync::list_runs).post(sync::start_run))
+        .route("/v1/integrations/sync-connections/{id}/runs/{run_id}", get(sync::get_run))
+        .route("/v1/integrations/sync-connections/{id}/reset", post(sync::reset_checkpoint))
+        .route("/v1/integrations/sync-connections/{id}/conflicts", get(sync::list_conflicts))
 }
 
 /// A provider's name: lowercase letters, digits, `_` and `-` (seed 003's

@@ -165,14 +165,19 @@ impl Pollers {
             std::env::var("QUEUE_URL_INTEGRATIONS_WORKER").context("QUEUE_URL_INTEGRATIONS_WORKER is not set")?;
         let jobs_queue = std::env::var("QUEUE_URL_INTEGRATIONS_WORKER_PROBE_JOBS")
             .context("QUEUE_URL_INTEGRATIONS_WORKER_PROBE_JOBS is not set")?;
+        let sync_queue = std::env::var("QUEUE_URL_INTEGRATIONS_WORKER_SYNC_RUNS")
+            .context("QUEUE_URL_INTEGRATIONS_WORKER_SYNC_RUNS is not set")?;
         let integrations = Arc::new(integrations_worker::IntegrationsWorker {
             store: state.store.clone(),
             sqs: clients.sqs.clone(),
             events_queue_url: events_queue.clone(),
             http: shared::outbound::Fetcher::new(state.config.local_mode)?,
+            sync_runs_queue_url: sync_queue.clone(),
+            sync_budget: local_sync_budget(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, INTEGRATIONS_WORKER, integrations.clone()));
-        handles.push(spawn_poller(clients.sqs.clone(), jobs_queue, INTEGRATIONS_WORKER, integrations));
+        handles.push(spawn_poller(clients.sqs.clone(), jobs_queue, INTEGRATIONS_WORKER, integrations.clone()));
+        handles.push(spawn_poller(clients.sqs.clone(), sync_queue, INTEGRATIONS_WORKER, integrations));
         // The interpreter state machine (moto runs it) sends each step here;
         // the bus sends every tenant event to the triggers queue.
         let steps_queue =
@@ -242,6 +247,15 @@ fn outbox_relay(clients: &AwsClients, state: &AppState, control: RelayControl) -
         checkpoint: dir.join("outbox-relay.json"),
         control,
     })
+}
+
+/// A sync run's time budget here: `LOCAL_SYNC_TIME_BUDGET_SECONDS`, 2 s
+/// when unset (the template's 20 s would never hand a local run of a few
+/// pages on, and the hand-off is what must work).
+fn local_sync_budget() -> Duration {
+    let seconds =
+        std::env::var("LOCAL_SYNC_TIME_BUDGET_SECONDS").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(2.0);
+    Duration::from_secs_f64(seconds.clamp(0.0, 900.0))
 }
 
 fn spawn_poller<W: Worker>(

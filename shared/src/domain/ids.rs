@@ -97,6 +97,8 @@ typed_id!(IntegrationProviderId, "provider_id");
 typed_id!(InboundEventId, "event_id");
 typed_id!(WorkflowId, "workflow_id");
 typed_id!(ExecutionId, "execution_id");
+typed_id!(SyncConnectionId, "connection_id");
+typed_id!(SyncRunId, "run_id");
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod role;
 pub mod schema;
 pub mod sso;
+pub mod sync;
 pub mod tenant;
 pub mod throttle;
 pub mod tryon;

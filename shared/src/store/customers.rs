@@ -199,6 +199,31 @@ impl Store {
         Err(AppError::conflict("the customer is being changed by other requests; try again"))
     }
 
+    /// The customers that hold these `external_id`s (two batch reads per
+    /// hundred: the claims, then the customers), by `external_id`.
+    pub async fn customers_by_external_ids(
+        &self,
+        scope: &TenantScope,
+        external_ids: &[String],
+    ) -> AppResult<std::collections::HashMap<String, Customer>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in external_ids.chunks(100) {
+            let claims = self.batch_get(chunk.iter().map(|id| claim_key(scope, id)).collect(), None, true).await?;
+            let ids: Vec<Uuid> = claims
+                .iter()
+                .filter_map(|claim| claim.get("customer_id")?.as_s().ok().and_then(|id| Uuid::parse_str(id).ok()))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let items = self.batch_get(ids.iter().map(|id| customer_key(scope, *id)).collect(), None, true).await?;
+            for customer in super::decode_listed::<Customer>(items) {
+                found.insert(customer.external_id.clone(), customer);
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn get_customer(&self, scope: &TenantScope, id: Uuid) -> AppResult<Option<Customer>> {
         self.get_as(customer_key(scope, id)).await
     }

@@ -20,6 +20,7 @@ pub mod recovery;
 pub mod sessions;
 pub mod sso;
 pub mod standing;
+pub mod sync;
 pub mod tenants;
 pub mod throttle;
 pub mod tryons;

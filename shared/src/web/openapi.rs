@@ -300,10 +300,32 @@ pub fn document(parts: Vec<Part>, info: Value, webhooks: Value, extra_schemas: M
                 complete_operation(path, method, operation);
             }
         }
+        unique_operation_ids(paths);
     }
     doc["webhooks"] = webhooks;
     inline_refs(&mut doc, &inline);
     sort_keys(&mut doc)
+}
+
+/// Handlers of two groups may share a name (`health`, `create_provider` in
+/// the integrations and the SSO groups); operation ids must be unique in a
+/// document, so each shared one gets its first tag in front
+/// (`integrations_health`).
+fn unique_operation_ids(paths: &mut Map<String, Value>) {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let operations = || paths.values().filter_map(Value::as_object).flat_map(|item| item.values());
+    for id in operations().filter_map(|op| op["operationId"].as_str()) {
+        *seen.entry(id.to_owned()).or_default() += 1;
+    }
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in item.values_mut() {
+            let Some(id) = operation["operationId"].as_str().filter(|id| seen.get(*id).is_some_and(|n| *n > 1)) else {
+                continue;
+            };
+            let tag = operation["tags"][0].as_str().unwrap_or("api");
+            operation["operationId"] = json!(format!("{tag}_{id}"));
+        }
+    }
 }
 
 fn complete_operation(path: &str, method: &str, operation: &mut Value) {

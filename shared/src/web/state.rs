@@ -25,6 +25,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Step Functions (workflow executions); no client is built unless used.
     pub sfn: crate::aws::SfnClient,
+    /// SQS (a sync run's start message, in its connection's FIFO group).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 /// Whether this process issues tokens (and so needs the private key).
@@ -55,6 +57,7 @@ impl AppState {
             signer,
             mailer: Mailer::new(clients.ses.clone(), config.mail_from.clone(), config.app_base_url.clone()),
             sfn: clients.sfn.clone(),
+            sqs: clients.sqs.clone(),
             config: Arc::new(config),
         })
     }

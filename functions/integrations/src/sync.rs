@@ -1,0 +1,566 @@
+//! Sync connections (seed 001, "Data Synchronization"): a provider's paged
+//! JSON API read into the tenant's customers. The API keeps the
+//! definitions, starts runs (one at a time per connection) and shows their
+//! history, progress and conflicts; the integrations worker runs them page
+//! by page (functions/integrations-worker/src/sync.rs). docs/integrations.md
+//! has the design.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde_json::{Map, Value, json};
+use shared::{
+    AppError, AppResult, AppState,
+    audit::AuditContext,
+    auth::{Principal, Role, Scope, TenantScope},
+    domain::{
+        ids::{IntegrationProviderId, SyncConnectionId, SyncRunId},
+        now_rfc3339,
+        sync::{
+            ConflictResolution, MAX_MAPPED_FIELDS, RunCounts, RunStatus, SyncConflict, SyncConnection,
+            SyncConnectionView, SyncMode, SyncRun, SyncRunView, SyncSource, mapping_target_problem,
+        },
+        values::{Settable, Text},
+    },
+    error::FieldError,
+    http::Page,
+    store::sync::{SYNC_CONNECTION_RESOURCE, SYNC_RUN_RESOURCE},
+    sync_runs::{self, SyncRunMessage},
+    web::extract::{Body, ListQuery, PathIds},
+};
+use uuid::Uuid;
+
+type ConnectionName = Text<1, 100>;
+type FieldName = Text<1, 100>;
+type ApiPath = Text<1, 500>;
+
+/// Where a connection reads: a provider's paged JSON API. Every field but
+/// `provider_id` and `path` has the default shown.
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceBody {
+    /// An integration provider of the tenant with an `api_base_url`.
+    #[eserde(compat)]
+    #[schema(value_type = String, format = Uuid)]
+    pub provider_id: IntegrationProviderId,
+    /// Appended to the provider's `api_base_url`; starts with `/`.
+    #[eserde(compat)]
+    #[schema(value_type = String, min_length = 1, max_length = 500)]
+    pub path: ApiPath,
+    /// `data`: the answer's field holding the page's records.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub records_field: Option<FieldName>,
+    /// `next_cursor`: the answer's field with the next page's cursor.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub next_cursor_field: Option<FieldName>,
+    /// `cursor`: the query parameter that carries it.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub cursor_param: Option<FieldName>,
+    /// `updated_since`: the query parameter an incremental or delta run
+    /// passes its checkpoint in.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub since_param: Option<FieldName>,
+    /// `id`: the record's identifying field (a dotted path); it becomes the
+    /// customer's `external_id`.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub primary_key: Option<FieldName>,
+    /// The record's field that grows when it changes (an RFC 3339 time or a
+    /// number). Required by `incremental`, `delta` and `latest_timestamp`.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub cursor_field: Option<FieldName>,
+    /// `deleted`: in a delta run, a record whose field is `true` removes
+    /// its customer.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub deleted_field: Option<FieldName>,
+}
+
+/// A new connection: seed 001's `name`, `source_type`, `target_type`,
+/// `sync_mode`, `conflict_resolution`, `source`, and the field mapping.
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSyncConnection {
+    #[eserde(compat)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    pub name: ConnectionName,
+    /// `api` (the default and only one so far): a provider's paged JSON API.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, example = "api")]
+    pub source_type: Option<String>,
+    /// `customers` (the default and only one so far): each record upserted
+    /// by its primary key.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, example = "customers")]
+    pub target_type: Option<String>,
+    /// `full`, `incremental` or `delta` (seed 001's `full_sync`,
+    /// `incremental_sync`, `delta_sync` too).
+    #[eserde(compat)]
+    #[schema(value_type = String, example = "incremental")]
+    pub sync_mode: String,
+    /// `manual` (the default): runs start from the API. Scheduled and
+    /// real-time frequencies are not offered yet.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, example = "manual")]
+    pub frequency: Option<String>,
+    /// `source_wins` when left out.
+    #[serde(default)]
+    #[eserde(compat)]
+    pub conflict_resolution: Option<ConflictResolution>,
+    pub source: SourceBody,
+    /// Customer field -> the record's field (a dotted path): `email`,
+    /// `name`, `metadata.<key>`. `{"email": "email", "name": "name"}` when
+    /// left out.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<Object>)]
+    pub field_mapping: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[eserde(compat)]
+    pub is_active: Option<bool>,
+}
+
+/// A connection's partial update; `source` is replaced whole.
+#[derive(Debug, Default, eserde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConnectionUpdate {
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    pub name: Settable<ConnectionName>,
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = String)]
+    pub sync_mode: Settable<String>,
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = ConflictResolution)]
+    pub conflict_resolution: Settable<ConflictResolution>,
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = SourceBody)]
+    pub source: Settable<SourceBody>,
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Object)]
+    pub field_mapping: Settable<Map<String, Value>>,
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = bool)]
+    pub is_active: Settable<bool>,
+}
+
+fn require(principal: &Principal) -> AppResult<TenantScope> {
+    principal.require(Role::Admin, Scope::IntegrationsManage, SYNC_CONNECTION_RESOURCE)
+}
+
+fn default_mapping() -> Map<String, Value> {
+    let mut mapping = Map::new();
+    mapping.insert("email".into(), json!("email"));
+    mapping.insert("name".into(), json!("name"));
+    mapping
+}
+
+fn text_or(value: Option<FieldName>, default: &str) -> String {
+    value.map_or_else(|| default.to_owned(), FieldName::into_inner)
+}
+
+fn check_source(body: SourceBody, errors: &mut Vec<FieldError>) -> SyncSource {
+    if !body.path.as_str().starts_with('/') {
+        errors.push(FieldError::new("source.path", "must start with /"));
+    }
+    SyncSource {
+        provider_id: body.provider_id.0,
+        path: body.path.into_inner(),
+        records_field: text_or(body.records_field, "data"),
+        next_cursor_field: text_or(body.next_cursor_field, "next_cursor"),
+        cursor_param: text_or(body.cursor_param, "cursor"),
+        since_param: text_or(body.since_param, "updated_since"),
+        primary_key: text_or(body.primary_key, "id"),
+        cursor_field: body.cursor_field.map(FieldName::into_inner),
+        deleted_field: text_or(body.deleted_field, "deleted"),
+    }
+}
+
+fn check_mapping(mapping: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+    if mapping.len() > MAX_MAPPED_FIELDS {
+        errors.push(FieldError::new("field_mapping", format!("must have at most {MAX_MAPPED_FIELDS} fields")));
+    }
+    for (target, source) in mapping {
+        let at = format!("field_mapping.{target}");
+        if let Some(problem) = mapping_target_problem(target) {
+            errors.push(FieldError::new(&at, problem));
+        }
+        match source.as_str() {
+            Some(path) if !path.is_empty() && path.len() <= 200 => {}
+            _ => errors.push(FieldError::new(&at, "must be the source field's name (1 to 200 characters)")),
+        }
+    }
+}
+
+fn check_mode(mode: &str, errors: &mut Vec<FieldError>) -> SyncMode {
+    SyncMode::from_name(mode).unwrap_or_else(|| {
+        errors.push(FieldError::new("sync_mode", "must be one of full, incremental, delta"));
+        SyncMode::Full
+    })
+}
+
+/// The rules across fields: a mode or rule that compares cursor values
+/// needs the field they come from.
+fn check_cursor_field(connection: &SyncConnection, errors: &mut Vec<FieldError>) {
+    if connection.source.cursor_field.is_some() {
+        return;
+    }
+    if connection.sync_mode.reads_changes_only() {
+        errors.push(FieldError::new("source.cursor_field", "is required by an incremental or delta sync"));
+    } else if connection.conflict_resolution == ConflictResolution::LatestTimestamp {
+        errors.push(FieldError::new("source.cursor_field", "is required by latest_timestamp"));
+    }
+}
+
+/// The provider must be the tenant's and have an API to read.
+async fn check_provider(state: &AppState, scope: &TenantScope, provider_id: Uuid) -> AppResult<()> {
+    let provider = state.store.get_provider(scope, provider_id).await?;
+    match provider {
+        Some(provider) if provider.api_base_url.is_some() => Ok(()),
+        Some(_) => Err(AppError::invalid_field("source.provider_id", "the provider has no api_base_url to read")),
+        None => Err(AppError::invalid_field("source.provider_id", "no such integration provider")),
+    }
+}
+
+async fn load(state: &AppState, scope: &TenantScope, id: Uuid) -> AppResult<SyncConnection> {
+    state.store.get_sync_connection(scope, id).await?.ok_or_else(|| AppError::not_found(SYNC_CONNECTION_RESOURCE))
+}
+
+/// Create a sync connection
+///
+/// 201 with the connection. Nothing runs until a run is started
+/// (`POST .../runs`).
+#[utoipa::path(post, path = "/v1/integrations/sync-connections", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    request_body(content = NewSyncConnection, example = json!({
+        "name": "CRM customers",
+        "source_type": "api",
+        "target_type": "customers",
+        "sync_mode": "incremental",
+        "conflict_resolution": "source_wins",
+        "source": {"provider_id": "01936f4e-0000-7000-8000-000000000001", "path": "/customers", "cursor_field": "updated_at"},
+        "field_mapping": {"email": "email", "name": "full_name", "metadata.plan": "plan"}
+    })),
+    responses(
+        (status = 201, description = "The connection", body = SyncConnectionView),
+        (status = 409, description = "Conflict\n\n- `conflict`: the tenant has 25 sync connections (`details.reason`: `too_many_sync_connections`)\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running", body = shared::web::openapi::ApiError),
+    ))]
+pub async fn create_connection(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    body: Result<Body<NewSyncConnection>, AppError>,
+) -> AppResult<(StatusCode, Json<SyncConnectionView>)> {
+    let scope = require(&principal)?;
+    let Body(body) = body?;
+    let mut errors = Vec::new();
+    if body.source_type.as_deref().is_some_and(|t| t != "api") {
+        errors.push(FieldError::new("source_type", "must be api"));
+    }
+    if body.target_type.as_deref().is_some_and(|t| t != "customers") {
+        errors.push(FieldError::new("target_type", "must be customers"));
+    }
+    if body.frequency.as_deref().is_some_and(|f| f != "manual") {
+        errors.push(FieldError::new("frequency", "must be manual (scheduled and real-time syncs are not offered yet)"));
+    }
+    let sync_mode = check_mode(&body.sync_mode, &mut errors);
+    let source = check_source(body.source, &mut errors);
+    let field_mapping = body.field_mapping.unwrap_or_else(default_mapping);
+    check_mapping(&field_mapping, &mut errors);
+    let now = now_rfc3339();
+    let connection = SyncConnection {
+        id: Uuid::now_v7(),
+        tenant_id: scope.tenant_id(),
+        name: body.name.into_inner(),
+        source,
+        target: "customers".to_owned(),
+        sync_mode,
+        conflict_resolution: body.conflict_resolution.unwrap_or(ConflictResolution::SourceWins),
+        field_mapping,
+        is_active: body.is_active.unwrap_or(true),
+        checkpoint: None,
+        active_run_id: None,
+        last_run_at: None,
+        last_successful_sync_at: None,
+        consecutive_failures: 0,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    check_cursor_field(&connection, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    check_provider(&state, &scope, connection.source.provider_id).await?;
+    state.store.create_sync_connection(&scope, &connection, &audit).await?;
+    Ok((StatusCode::CREATED, Json(SyncConnectionView::from(&connection))))
+}
+
+/// No filters beyond `limit` and `cursor`.
+#[derive(Debug, eserde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFilters {}
+
+/// List sync connections
+///
+/// In creation order; `?limit=`, `?cursor=`.
+#[utoipa::path(get, path = "/v1/integrations/sync-connections", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses((status = 200, description = "A page of connections", body = Page<SyncConnectionView>)))]
+pub async fn list_connections(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<ListQuery<NoFilters>, AppError>,
+) -> AppResult<Page<SyncConnectionView>> {
+    let scope = require(&principal)?;
+    let ListQuery { page, .. } = query?;
+    let (connections, next_cursor) = state.store.list_sync_connections(&scope, &page).await?;
+    Ok(Page { data: connections.iter().map(SyncConnectionView::from).collect(), next_cursor })
+}
+
+/// Read a sync connection
+///
+/// With its checkpoint, the run in progress and the last successful sync.
+#[utoipa::path(get, path = "/v1/integrations/sync-connections/{id}", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses((status = 200, description = "The connection", body = SyncConnectionView)))]
+pub async fn get_connection(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+) -> AppResult<Json<SyncConnectionView>> {
+    let scope = require(&principal)?;
+    Ok(Json(SyncConnectionView::from(&load(&state, &scope, id).await?)))
+}
+
+/// Update a sync connection
+///
+/// Any of `name`, `sync_mode`, `conflict_resolution`, `source` (whole),
+/// `field_mapping`, `is_active`. A run in progress keeps the definition it
+/// started with until its next page.
+#[utoipa::path(patch, path = "/v1/integrations/sync-connections/{id}", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    request_body(content = SyncConnectionUpdate, example = json!({"conflict_resolution": "latest_timestamp", "is_active": true})),
+    responses(
+        (status = 200, description = "The connection", body = SyncConnectionView),
+        (status = 409, description = "Conflict\n\n- `conflict`: the connection changed meanwhile (read it again and retry)", body = shared::web::openapi::ApiError),
+    ))]
+pub async fn update_connection(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+    body: Result<Body<SyncConnectionUpdate>, AppError>,
+) -> AppResult<Json<SyncConnectionView>> {
+    let scope = require(&principal)?;
+    let Body(body) = body?;
+    let old = load(&state, &scope, id).await?;
+    let mut new = old.clone();
+    let mut errors = Vec::new();
+    if let Settable::Value(name) = body.name {
+        new.name = name.into_inner();
+    }
+    if let Settable::Value(mode) = body.sync_mode {
+        new.sync_mode = check_mode(&mode, &mut errors);
+    }
+    if let Settable::Value(rule) = body.conflict_resolution {
+        new.conflict_resolution = rule;
+    }
+    if let Settable::Value(source) = body.source {
+        new.source = check_source(source, &mut errors);
+    }
+    if let Settable::Value(mapping) = body.field_mapping {
+        check_mapping(&mapping, &mut errors);
+        new.field_mapping = mapping;
+    }
+    if let Settable::Value(active) = body.is_active {
+        new.is_active = active;
+    }
+    check_cursor_field(&new, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    if new.source.provider_id != old.source.provider_id {
+        check_provider(&state, &scope, new.source.provider_id).await?;
+    }
+    new.version = old.version + 1;
+    new.updated_at = now_rfc3339();
+    if !state.store.update_sync_connection(&scope, &old, &new, &audit).await? {
+        return Err(AppError::conflict("the connection changed meanwhile; read it again and retry"));
+    }
+    // The worker's fields as they are now, not as read before the write.
+    Ok(Json(SyncConnectionView::from(&load(&state, &scope, id).await?)))
+}
+
+/// Delete a sync connection
+///
+/// A run in progress stops before its next page. Customers it wrote stay.
+#[utoipa::path(delete, path = "/v1/integrations/sync-connections/{id}", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "Conflict\n\n- `conflict`: the connection changed meanwhile (read it again and retry)", body = shared::web::openapi::ApiError),
+    ))]
+pub async fn delete_connection(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+) -> AppResult<StatusCode> {
+    let scope = require(&principal)?;
+    let connection = load(&state, &scope, id).await?;
+    if !state.store.delete_sync_connection(&scope, &connection, &audit).await? {
+        return Err(AppError::conflict("the connection changed meanwhile; read it again and retry"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start a sync run
+///
+/// 202 with the run, `queued`. One run at a time per connection: 409 while
+/// another is queued or running. An incremental or delta run reads what
+/// changed after the connection's checkpoint.
+#[utoipa::path(post, path = "/v1/integrations/sync-connections/{id}/runs", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses(
+        (status = 202, description = "The run, queued", body = SyncRunView),
+        (status = 409, description = "Conflict\n\n- `conflict`: a run is in progress (`details.reason`: `run_in_progress`, `details.run_id`), or the connection is inactive (`connection_inactive`)\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running", body = shared::web::openapi::ApiError),
+    ))]
+pub async fn start_run(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+) -> AppResult<(StatusCode, Json<SyncRunView>)> {
+    let scope = require(&principal)?;
+    let connection = load(&state, &scope, id).await?;
+    if !connection.is_active {
+        return Err(AppError::conflict("the connection is inactive; activate it first")
+            .with_details(json!({"reason": "connection_inactive"})));
+    }
+    let run = SyncRun {
+        id: Uuid::now_v7(),
+        connection_id: connection.id,
+        tenant_id: scope.tenant_id(),
+        status: RunStatus::Queued,
+        sync_mode: connection.sync_mode,
+        trigger: "manual".to_owned(),
+        started_after: if connection.sync_mode.reads_changes_only() { connection.checkpoint.clone() } else { None },
+        page_cursor: None,
+        max_cursor_value: None,
+        counts: RunCounts::default(),
+        invocations: 0,
+        last_error: None,
+        created_at: now_rfc3339(),
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
+    };
+    if !state.store.start_sync_run(&scope, &run).await? {
+        let active = state.store.get_sync_connection(&scope, id).await?.and_then(|c| c.active_run_id);
+        return Err(AppError::conflict("a run of this connection is in progress")
+            .with_details(json!({"reason": "run_in_progress", "run_id": active})));
+    }
+    let message = SyncRunMessage { tenant_id: scope.tenant_id(), connection_id: connection.id, run_id: run.id };
+    let sent = match sync_runs::queue_url() {
+        Ok(queue_url) => sync_runs::send(&state.sqs, &queue_url, message, 0).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = sent {
+        // The run never reaches the worker: end it, so the connection is free.
+        state.store.abandon_sync_run(&scope, &run, "the run could not be queued").await?;
+        return Err(AppError::internal(err));
+    }
+    Ok((StatusCode::ACCEPTED, Json(SyncRunView::from(&run))))
+}
+
+/// List a connection's runs
+///
+/// Newest first; `?limit=`, `?cursor=`. Each with its counts (read,
+/// created, updated, unchanged, deleted, conflicts, errors), progress and
+/// duration.
+#[utoipa::path(get, path = "/v1/integrations/sync-connections/{id}/runs", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses((status = 200, description = "A page of runs", body = Page<SyncRunView>)))]
+pub async fn list_runs(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+    query: Result<ListQuery<NoFilters>, AppError>,
+) -> AppResult<Page<SyncRunView>> {
+    let scope = require(&principal)?;
+    let ListQuery { page, .. } = query?;
+    load(&state, &scope, id).await?;
+    let (runs, next_cursor) = state.store.list_sync_runs(&scope, id, &page).await?;
+    Ok(Page { data: runs.iter().map(SyncRunView::from).collect(), next_cursor })
+}
+
+/// Read a sync run
+#[utoipa::path(get, path = "/v1/integrations/sync-connections/{id}/runs/{run_id}", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses((status = 200, description = "The run", body = SyncRunView)))]
+pub async fn get_run(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathIds((SyncConnectionId(id), SyncRunId(run_id))): PathIds<(SyncConnectionId, SyncRunId)>,
+) -> AppResult<Json<SyncRunView>> {
+    let scope = require(&principal)?;
+    let run =
+        state.store.get_sync_run(&scope, id, run_id).await?.ok_or_else(|| AppError::not_found(SYNC_RUN_RESOURCE))?;
+    Ok(Json(SyncRunView::from(&run)))
+}
+
+/// Reset a connection's checkpoint
+///
+/// The next incremental or delta run reads everything again. 409 while a
+/// run is in progress.
+#[utoipa::path(post, path = "/v1/integrations/sync-connections/{id}/reset", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses(
+        (status = 200, description = "The connection, without a checkpoint", body = SyncConnectionView),
+        (status = 409, description = "Conflict\n\n- `conflict`: a run is in progress (`details.reason`: `run_in_progress`)", body = shared::web::openapi::ApiError),
+    ))]
+pub async fn reset_checkpoint(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+) -> AppResult<Json<SyncConnectionView>> {
+    let scope = require(&principal)?;
+    let connection = load(&state, &scope, id).await?;
+    if !state.store.reset_sync_checkpoint(&scope, &connection, &audit).await? {
+        return Err(AppError::conflict("a run of this connection is in progress; reset it when the run ends")
+            .with_details(json!({"reason": "run_in_progress"})));
+    }
+    Ok(Json(SyncConnectionView::from(&load(&state, &scope, id).await?)))
+}
+
+/// List a connection's open conflicts
+///
+/// A `manual` connection does not write a record whose customer changed
+/// since the connection last wrote it; each such record is here, with both
+/// versions, by its key. The next run that brings the record again
+/// replaces its entry.
+#[utoipa::path(get, path = "/v1/integrations/sync-connections/{id}/conflicts", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    responses((status = 200, description = "A page of conflicts", body = Page<SyncConflict>)))]
+pub async fn list_conflicts(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+    query: Result<ListQuery<NoFilters>, AppError>,
+) -> AppResult<Page<SyncConflict>> {
+    let scope = require(&principal)?;
+    let ListQuery { page, .. } = query?;
+    load(&state, &scope, id).await?;
+    let (data, next_cursor) = state.store.list_sync_conflicts(&scope, id, &page).await?;
+    Ok(Page { data, next_cursor })
+}

@@ -1,0 +1,382 @@
+//! Sync connections end to end on the local stack: a local fake provider
+//! serves 1,000 customer records over 10 pages; the real integrations
+//! worker (the local server's poller on the FIFO sync queue) reads them
+//! into customers, page by page, handing the run on when its local 2 s
+//! budget is spent. A page that fails once is read again from the
+//! checkpoint (never the pages before it), a second incremental run reads
+//! only what changed, conflicts resolve per the connection's rule, and
+//! everything is private to its tenant.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::StatusCode,
+    routing::get as get_route,
+};
+use platform_tests::*;
+use serde_json::{Value, json};
+
+use crate::integrations::create_provider;
+
+const RUN_DEADLINE: Duration = Duration::from_secs(120);
+const PAGE_SIZE: usize = 100;
+
+/// The fake provider's records and what it was asked.
+#[derive(Default)]
+struct Source {
+    /// id -> record; served sorted by (updated_at, id).
+    records: Vec<Value>,
+    /// Page offsets that fail once (the first request for them).
+    fail_once: Vec<usize>,
+    /// Each request's (cursor, updated_since).
+    calls: Vec<(Option<String>, Option<String>)>,
+}
+
+type Shared = Arc<Mutex<Source>>;
+
+fn record(n: usize, minute: u32, name: &str) -> Value {
+    json!({
+        "id": format!("c-{n:04}"),
+        "email": format!("shopper{n}@example.com"),
+        "full_name": name,
+        "plan": if n.is_multiple_of(2) { "gold" } else { "basic" },
+        "updated_at": format!("2026-01-01T{:02}:{:02}:{:02}Z", minute / 60, minute % 60, n % 60),
+    })
+}
+
+/// A provider API: `GET /customers?cursor=<offset>&updated_since=<time>`,
+/// 100 records a page, `next_cursor` until the last.
+async fn fake_provider(source: Shared) -> String {
+    async fn customers(
+        State(source): State<Shared>,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> (StatusCode, Json<Value>) {
+        let mut source = source.lock().expect("source");
+        let cursor = query.get("cursor").cloned();
+        let since = query.get("updated_since").cloned();
+        source.calls.push((cursor.clone(), since.clone()));
+        let offset: usize = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+        if let Some(at) = source.fail_once.iter().position(|o| *o == offset) {
+            source.fail_once.remove(at);
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "database is busy"})));
+        }
+        let mut matching: Vec<&Value> = source
+            .records
+            .iter()
+            .filter(|r| since.as_deref().is_none_or(|s| r["updated_at"].as_str().unwrap_or_default() > s))
+            .collect();
+        matching.sort_by_key(|r| (r["updated_at"].as_str().unwrap_or_default().to_owned(), r["id"].to_string()));
+        let page: Vec<Value> = matching.iter().skip(offset).take(PAGE_SIZE).map(|r| (*r).clone()).collect();
+        let next = (offset + PAGE_SIZE < matching.len()).then(|| (offset + PAGE_SIZE).to_string());
+        (StatusCode::OK, Json(json!({"data": page, "next_cursor": next})))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = axum::Router::new().route("/customers", get_route(customers)).with_state(source);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn provider_for(owner: &Member, api_base_url: &str) -> String {
+    let name = format!("crm_{}", &unique()[..8]);
+    create_provider(owner, &json!({"name": name, "api_base_url": api_base_url})).await.id
+}
+
+async fn connection(owner: &Member, provider_id: &str, rule: &str) -> Value {
+    post("/v1/integrations/sync-connections")
+        .token(&owner.access_token)
+        .json(&json!({
+            "name": "CRM customers",
+            "source_type": "api",
+            "target_type": "customers",
+            "sync_mode": "incremental_sync",
+            "conflict_resolution": rule,
+            "source": {"provider_id": provider_id, "path": "/customers", "cursor_field": "updated_at"},
+            "field_mapping": {"email": "email", "name": "full_name", "metadata.plan": "plan"}
+        }))
+        .send()
+        .await
+        .expect(201)
+        .body
+}
+
+/// Starts a run and waits for it to end; the finished run.
+async fn run_to_end(owner: &Member, connection_id: &str) -> Value {
+    let started = post(&format!("/v1/integrations/sync-connections/{connection_id}/runs"))
+        .token(&owner.access_token)
+        .send()
+        .await
+        .expect(202);
+    assert_eq!(started.body["status"], "queued");
+    let run_id = started.body["id"].as_str().expect("id").to_owned();
+    // Watched in the table: polling the API would spend the owner's rate
+    // limit (100 a minute) in a few seconds.
+    let item = format!("SYNCRUN#{connection_id}#{run_id}");
+    let started_at = std::time::Instant::now();
+    loop {
+        let items = tenant_items(&owner.tenant_id, &item).await;
+        let stored = items.first().map(|i| json_of(&aws_sdk_dynamodb::types::AttributeValue::M(i.clone())));
+        let status = stored.as_ref().and_then(|s| s["status"].as_str().map(str::to_owned));
+        if matches!(status.as_deref(), Some("succeeded" | "failed")) {
+            break;
+        }
+        assert!(started_at.elapsed() < RUN_DEADLINE, "the run did not end within {RUN_DEADLINE:?}: {stored:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let path = format!("/v1/integrations/sync-connections/{connection_id}/runs/{run_id}");
+    let run = get(&path).token(&owner.access_token).send().await.expect(200).body;
+    assert_eq!(run["progress"]["done"], true, "{run}");
+    run
+}
+
+/// The customer holding `external_id`, found by its claim item (the list's
+/// `external_id` filter pages through a thousand customers) and read
+/// through the API.
+async fn customer_by_external_id(owner: &Member, external_id: &str) -> Value {
+    let claims = tenant_items(&owner.tenant_id, &format!("CUSTOMEREXT#{external_id}")).await;
+    let claim = claims
+        .iter()
+        .find(|c| c.get("SK").and_then(|sk| sk.as_s().ok()) == Some(&format!("CUSTOMEREXT#{external_id}")));
+    let id = claim.and_then(|c| c.get("customer_id")).and_then(|v| v.as_s().ok()).expect("a claim for the external id");
+    get(&format!("/v1/customers/{id}")).token(&owner.access_token).send().await.expect(200).body
+}
+
+#[tokio::test]
+async fn an_incremental_sync_lands_a_thousand_records_resumes_at_its_checkpoint_and_then_reads_only_changes() {
+    let owner = register_owner().await;
+    let source: Shared = Arc::default();
+    {
+        let mut s = source.lock().expect("source");
+        s.records = (1..=1000).map(|n| record(n, (n / 100) as u32, &format!("Shopper {n}"))).collect();
+        // The seventh page fails once: the worker dies on it, the message
+        // comes back, and the run goes on from the sixth page's checkpoint.
+        s.fail_once = vec![600];
+    }
+    let url = fake_provider(source.clone()).await;
+    let provider_id = provider_for(&owner, &url).await;
+    let connection = connection(&owner, &provider_id, "source_wins").await;
+    let id = connection["id"].as_str().expect("id");
+    assert_eq!(connection["sync_mode"], "incremental");
+    assert_eq!(connection["checkpoint"], Value::Null);
+
+    let first = run_to_end(&owner, id).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["counts"]["pages"], 10);
+    assert_eq!(first["counts"]["records_read"], 1000);
+    assert_eq!(first["counts"]["records_created"], 1000);
+    assert_eq!(first["counts"]["errors"], 0);
+    assert!(first["invocations"].as_i64().unwrap_or(0) >= 2, "a retry at least: {first}");
+    // Every page was asked for once, but the failed one twice: the retry
+    // resumed at the checkpoint instead of starting over.
+    let calls = source.lock().expect("source").calls.clone();
+    let mut asked: HashMap<Option<String>, usize> = HashMap::new();
+    for (cursor, since) in &calls {
+        assert_eq!(since, &None, "a first incremental run reads everything");
+        *asked.entry(cursor.clone()).or_default() += 1;
+    }
+    assert_eq!(asked.len(), 10, "{calls:?}");
+    for (cursor, times) in &asked {
+        let expected = if cursor.as_deref() == Some("600") { 2 } else { 1 };
+        assert_eq!(*times, expected, "page {cursor:?} in {calls:?}");
+    }
+    // 1,000 customers, one per record: no duplicates.
+    let claims = tenant_items(&owner.tenant_id, "CUSTOMEREXT#").await;
+    assert_eq!(claims.len(), 1000);
+    let one = customer_by_external_id(&owner, "c-0042").await;
+    assert_eq!(one["name"], "Shopper 42");
+    assert_eq!(one["email"], "shopper42@example.com");
+    assert_eq!(one["metadata"]["plan"], "gold");
+    let after_first = get(&format!("/v1/integrations/sync-connections/{id}")).token(&owner.access_token).send().await;
+    let checkpoint = after_first.expect(200).body["checkpoint"].clone();
+    assert_eq!(checkpoint, json!("2026-01-01T00:10:40Z"), "the largest updated_at seen");
+
+    // Five records change at the source; one customer also changed here.
+    {
+        let mut s = source.lock().expect("source");
+        s.calls.clear();
+        for n in [5, 250, 500, 750, 999] {
+            s.records[n - 1] = record(n, 24 * 60 - 1, &format!("Renamed {n}"));
+        }
+    }
+    post("/v1/customers")
+        .token(&owner.access_token)
+        .json(&json!({"external_id": "c-0250", "name": "Edited here"}))
+        .send()
+        .await
+        .expect(200);
+    let second = run_to_end(&owner, id).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(second["started_after"], checkpoint);
+    assert_eq!(second["counts"]["records_read"], 5, "only the changes: {second}");
+    assert_eq!(second["counts"]["records_updated"], 5);
+    assert_eq!(second["counts"]["records_created"], 0);
+    assert_eq!(second["counts"]["conflicts"], 1, "c-0250 changed on both sides");
+    let calls = source.lock().expect("source").calls.clone();
+    assert_eq!(calls, vec![(None, Some("2026-01-01T00:10:40Z".to_owned()))]);
+    assert_eq!(customer_by_external_id(&owner, "c-0250").await["name"], "Renamed 250", "source_wins");
+    assert_eq!(customer_by_external_id(&owner, "c-0999").await["name"], "Renamed 999");
+    assert_eq!(tenant_items(&owner.tenant_id, "CUSTOMEREXT#").await.len(), 1000);
+
+    let runs = get(&format!("/v1/integrations/sync-connections/{id}/runs")).token(&owner.access_token).send().await;
+    let runs = runs.expect(200).body["data"].as_array().expect("data").clone();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["id"], second["id"], "newest first");
+
+    // A reset reads everything again; nothing changed, so nothing is written.
+    let reset = post(&format!("/v1/integrations/sync-connections/{id}/reset")).token(&owner.access_token).send().await;
+    assert_eq!(reset.expect(200).body["checkpoint"], Value::Null);
+    let third = run_to_end(&owner, id).await;
+    assert_eq!(third["counts"]["records_read"], 1000);
+    assert_eq!(third["counts"]["records_unchanged"], 1000, "{third}");
+    assert_eq!(third["counts"]["records_updated"], 0);
+}
+
+#[tokio::test]
+async fn target_wins_keeps_an_edited_customer_and_manual_holds_it_for_a_person() {
+    let owner = register_owner().await;
+    let source: Shared = Arc::default();
+    source.lock().expect("source").records = (1..=3).map(|n| record(n, 1, &format!("Shopper {n}"))).collect();
+    let url = fake_provider(source.clone()).await;
+    let provider_id = provider_for(&owner, &url).await;
+    let keep = connection(&owner, &provider_id, "target_wins").await;
+    let keep_id = keep["id"].as_str().expect("id");
+    assert_eq!(run_to_end(&owner, keep_id).await["counts"]["records_created"], 3);
+
+    post("/v1/customers")
+        .token(&owner.access_token)
+        .json(&json!({"external_id": "c-0002", "name": "Edited here"}))
+        .send()
+        .await
+        .expect(200);
+    {
+        let mut s = source.lock().expect("source");
+        s.records[1] = record(2, 30, "Renamed at the source");
+        s.records[2] = record(3, 30, "Also renamed");
+    }
+    let kept = run_to_end(&owner, keep_id).await;
+    assert_eq!(kept["counts"]["conflicts"], 1, "{kept}");
+    assert_eq!(kept["counts"]["records_updated"], 1, "c-0003 had no conflict");
+    assert_eq!(customer_by_external_id(&owner, "c-0002").await["name"], "Edited here");
+    assert_eq!(customer_by_external_id(&owner, "c-0003").await["name"], "Also renamed");
+
+    // A manual connection over the same customers: it never wrote them, so
+    // each is a conflict, held with both versions.
+    let hold = connection(&owner, &provider_id, "manual").await;
+    let hold_id = hold["id"].as_str().expect("id");
+    let held = run_to_end(&owner, hold_id).await;
+    assert_eq!(held["counts"]["conflicts"], 3, "{held}");
+    assert_eq!(held["counts"]["records_unchanged"], 3);
+    let conflicts =
+        get(&format!("/v1/integrations/sync-connections/{hold_id}/conflicts")).token(&owner.access_token).send().await;
+    let conflicts = conflicts.expect(200).body["data"].as_array().expect("data").clone();
+    assert_eq!(conflicts.len(), 3);
+    let second = conflicts.iter().find(|c| c["key"] == "c-0002").expect("c-0002");
+    assert_eq!(second["source_fields"]["name"], "Renamed at the source");
+    assert_eq!(second["target_fields"]["name"], "Edited here");
+    assert_eq!(customer_by_external_id(&owner, "c-0002").await["name"], "Edited here");
+}
+
+#[tokio::test]
+async fn connections_are_checked_private_to_their_tenant_and_run_one_at_a_time() {
+    let owner = register_owner().await;
+    let other = register_owner().await;
+    let source: Shared = Arc::default();
+    source.lock().expect("source").records = (1..=2).map(|n| record(n, 1, "x")).collect();
+    let url = fake_provider(source.clone()).await;
+    let provider_id = provider_for(&owner, &url).await;
+    let others_provider = provider_for(&other, &url).await;
+
+    let refused = post("/v1/integrations/sync-connections")
+        .token(&owner.access_token)
+        .json(&json!({
+            "name": "bad",
+            "sync_mode": "sometimes",
+            "source": {"provider_id": provider_id, "path": "customers"},
+            "field_mapping": {"photo_count": "n"}
+        }))
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+    let mut fields = refused.invalid_fields();
+    fields.sort();
+    assert_eq!(fields, ["field_mapping.photo_count", "source.path", "sync_mode"]);
+    let incremental_without_cursor = post("/v1/integrations/sync-connections")
+        .token(&owner.access_token)
+        .json(&json!({"name": "x", "sync_mode": "incremental", "source": {"provider_id": provider_id, "path": "/c"}}))
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+    assert_eq!(incremental_without_cursor.invalid_fields(), ["source.cursor_field"]);
+    // Another tenant's provider is not one this tenant can read from.
+    let foreign = post("/v1/integrations/sync-connections")
+        .token(&owner.access_token)
+        .json(&json!({"name": "x", "sync_mode": "full", "source": {"provider_id": others_provider, "path": "/c"}}))
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+    assert_eq!(foreign.invalid_fields(), ["source.provider_id"]);
+
+    let made = connection(&owner, &provider_id, "source_wins").await;
+    let id = made["id"].as_str().expect("id");
+    for path in [
+        format!("/v1/integrations/sync-connections/{id}"),
+        format!("/v1/integrations/sync-connections/{id}/runs"),
+        format!("/v1/integrations/sync-connections/{id}/conflicts"),
+    ] {
+        get(&path).token(&other.access_token).send().await.expect_error(404, "not_found");
+    }
+    post(&format!("/v1/integrations/sync-connections/{id}/runs"))
+        .token(&other.access_token)
+        .send()
+        .await
+        .expect_error(404, "not_found");
+    patch(&format!("/v1/integrations/sync-connections/{id}"))
+        .token(&other.access_token)
+        .json(&json!({"name": "taken"}))
+        .send()
+        .await
+        .expect_error(404, "not_found");
+    delete(&format!("/v1/integrations/sync-connections/{id}"))
+        .token(&other.access_token)
+        .send()
+        .await
+        .expect_error(404, "not_found");
+    let listed = get("/v1/integrations/sync-connections").token(&other.access_token).send().await.expect(200);
+    assert_eq!(listed.body["data"], json!([]));
+    let developer = member_with_role(&owner, "developer").await;
+    get("/v1/integrations/sync-connections")
+        .token(&developer.access_token)
+        .send()
+        .await
+        .expect_error(403, "insufficient_permissions");
+
+    // One run at a time: a second start while the first is queued or running.
+    let first = post(&format!("/v1/integrations/sync-connections/{id}/runs")).token(&owner.access_token).send().await;
+    let first = first.expect(202).body;
+    let busy = post(&format!("/v1/integrations/sync-connections/{id}/runs"))
+        .token(&owner.access_token)
+        .send()
+        .await
+        .expect_error(409, "conflict");
+    assert_eq!(busy.body["details"]["reason"], "run_in_progress");
+    assert_eq!(busy.body["details"]["run_id"], first["id"]);
+    let updated = patch(&format!("/v1/integrations/sync-connections/{id}"))
+        .token(&owner.access_token)
+        .json(&json!({"conflict_resolution": "latest_timestamp", "sync_mode": "delta_sync"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(updated.body["sync_mode"], "delta");
+    assert_eq!(updated.body["conflict_resolution"], "latest_timestamp");
+    let audit = audit_entries(&owner.tenant_id).await;
+    assert!(
+        audit.iter().any(|(action, new)| action == "update" && new["conflict_resolution"] == "latest_timestamp"),
+        "{audit:?}"
+    );
+}
