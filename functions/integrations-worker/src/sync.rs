@@ -102,7 +102,15 @@ impl IntegrationsWorker {
             .ok_or_else(|| anyhow::anyhow!("the connection's provider was deleted"))?;
         let base = provider.api_base_url.ok_or_else(|| anyhow::anyhow!("the provider has no api_base_url"))?;
         let deadline = std::time::Instant::now() + self.sync_budget;
+        let mut first_page = true;
         loop {
+            // A connection deleted meanwhile stops the run before its next
+            // page (one read per page; the first was read just before).
+            if !std::mem::take(&mut first_page) && self.store.get_sync_connection(scope, connection.id).await?.is_none()
+            {
+                self.store.finish_sync_run(scope, run, RunEnd::Failed("the connection was deleted")).await?;
+                return Ok(Outcome::SyncSkipped);
+            }
             let page = self.read_page(scope, connection, run, &base).await?;
             let pages_before = run.counts.pages;
             let mut counts = run.counts.clone();

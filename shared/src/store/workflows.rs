@@ -218,8 +218,9 @@ impl Store {
         }
     }
 
-    /// Deletes the workflow and its trigger; its versions stay for the
-    /// executions that ran them (they expire with them). False when it
+    /// Deletes the workflow and its trigger; its version snapshots stay, so
+    /// the executions that ran them can still be read (the snapshots do not
+    /// expire; executions do, after 90 days). False when it
     /// changed or went meanwhile.
     pub async fn delete_workflow(
         &self,
