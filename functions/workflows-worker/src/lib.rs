@@ -500,19 +500,26 @@ impl WorkflowsWorker {
                 message: format!("step {step} did not finish within its timeout"),
                 step: Some(step.to_owned()),
             };
-            // Only the finish that wins marks the run: a cancel racing the
-            // timeout keeps its own record.
-            if self
-                .store
-                .finish_execution(&scope, &execution, &workflow_name, ExecutionStatus::TimedOut, Some(&error))
-                .await?
-                && let Some(mut run) = self.store.get_step_run(&scope, execution_id, visit).await?
-            {
+            // The run is marked in the finish's own transaction, so only the
+            // finish that wins marks it (a cancel racing the timeout keeps its
+            // own record) and nobody reads the execution timed out while its
+            // step still says `waiting`.
+            let run = self.store.get_step_run(&scope, execution_id, visit).await?.map(|mut run| {
                 run.status = StepRunStatus::TimedOut;
                 run.ended_at = Some(now_rfc3339());
                 run.duration_ms = millis_since(&run.started_at);
-                self.store.put_step_run(&scope, execution_id, &run).await?;
-            }
+                run
+            });
+            self.store
+                .finish_execution_settling(
+                    &scope,
+                    &execution,
+                    &workflow_name,
+                    ExecutionStatus::TimedOut,
+                    Some(&error),
+                    run.as_ref(),
+                )
+                .await?;
         }
         self.engine.answer(token, &StepAnswer::Failed).await?;
         Ok(Outcome::TimedOut)

@@ -409,6 +409,21 @@ impl Store {
         status: ExecutionStatus,
         error: Option<&ExecutionError>,
     ) -> AppResult<bool> {
+        self.finish_execution_settling(scope, execution, workflow_name, status, error, None).await
+    }
+
+    /// [`Self::finish_execution`], recording `run` (the step run the finish
+    /// settles, a timed-out approval say) in the same transaction: nobody
+    /// reads the execution ended while its step still looks in progress.
+    pub async fn finish_execution_settling(
+        &self,
+        scope: &TenantScope,
+        execution: &Execution,
+        workflow_name: &str,
+        status: ExecutionStatus,
+        error: Option<&ExecutionError>,
+        run: Option<&StepRun>,
+    ) -> AppResult<bool> {
         let finals = [
             ExecutionStatus::Succeeded,
             ExecutionStatus::Failed,
@@ -439,6 +454,12 @@ impl Store {
         const ENDED: Cond = Cond("execution_ended");
         let mut tx = Tx::new();
         tx.update(update, Some(ENDED));
+        if let Some(run) = run {
+            let mut item = to_item(run)?;
+            item.extend(step_run_key(scope, execution.id, run.visit));
+            item.insert("expires_at".into(), expires_at());
+            tx.put(item);
+        }
         if matches!(status, ExecutionStatus::Failed | ExecutionStatus::TimedOut) {
             let error = error.cloned().unwrap_or(ExecutionError {
                 code: "step_failed".into(),
