@@ -401,6 +401,8 @@ class LocalStack:
             self.r.attrs[logical_id] = {"Arn": f"arn:aws:iam::{self.r.account_id}:role/{name}"}
         for logical_id, resource in resources_of(self.template, "AWS::StepFunctions::StateMachine"):
             self.state_machine(logical_id, resource.get("Properties") or {})
+        for logical_id, _ in resources_of(self.template, "AWS::Scheduler::ScheduleGroup"):
+            self.schedule_group(logical_id)
         self.schedules = [
             self.schedule(logical_id, resource.get("Properties") or {})
             for logical_id, resource in resources_of(self.template, "AWS::Scheduler::Schedule")
@@ -674,6 +676,19 @@ class LocalStack:
         self.r.attrs[logical_id] = {"Arn": arn, "Name": name}
 
     # -- EventBridge Scheduler ---------------------------------------------
+
+    def schedule_group(self, logical_id: str) -> None:
+        """The tenants' schedule group (the API functions make schedules in
+        it; the local server lists and fires them)."""
+        name = local_name(logical_id)
+        try:
+            # moto's create replaces a group with its schedules: look first.
+            arn = self.scheduler.get_schedule_group(Name=name)["Arn"]
+        except self.scheduler.exceptions.ResourceNotFoundException:
+            arn = self.scheduler.create_schedule_group(Name=name)["ScheduleGroupArn"]
+            log(f"created schedule group {name}")
+        self.r.refs[logical_id] = name
+        self.r.attrs[logical_id] = {"Arn": arn}
 
     def schedule(self, logical_id: str, props: dict) -> dict:
         """Creates (or updates) the schedule in moto; answers what the local

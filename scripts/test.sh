@@ -14,6 +14,9 @@ export MOTO_PORT="${TEST_MOTO_PORT:-4567}"
 # Poison messages reach the DLQ after 2 receives instead of the template's 5,
 # so the DLQ test takes seconds (docs/infra.md).
 export LOCAL_MAX_RECEIVE_COUNT="${LOCAL_MAX_RECEIVE_COUNT:-2}"
+# Tenant schedules' rates run 30x fast: a `rate(1 minute)` sync or workflow
+# fires every 2 s (functions/local/src/schedules.rs).
+export LOCAL_TENANT_SCHEDULE_SPEEDUP="${LOCAL_TENANT_SCHEDULE_SPEEDUP:-30}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
 # Four tests at a time on two cores: most of a test's time is spent waiting
 # on the asynchronous paths (outbox, bus, queues, workers), and the local

@@ -173,6 +173,10 @@ fn arn_of(template: &Yaml, id: &str) -> String {
         // The machine itself; its executions are `execution:<name>:<run>`,
         // other resources that a grant on the machine does not cover.
         "AWS::StepFunctions::StateMachine" => format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"),
+        "AWS::Scheduler::ScheduleGroup" => format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/{name}"),
+        // Not created locally (moto enforces no IAM); infra/local_stack.py
+        // gives it this ARN.
+        "AWS::IAM::Role" => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
         other => panic!("no ARN rule for {id} ({other})"),
     }
 }
@@ -745,10 +749,26 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
                 ("sfn", "StopExecution" | "DescribeExecution") => {
                     need(format!("states:{operation}"), text(r, "execution").ok_or("no execution")?)
                 }
+                ("scheduler", "CreateSchedule" | "UpdateSchedule" | "DeleteSchedule" | "GetSchedule") => {
+                    let (group, name) = (text(r, "group").ok_or("no group")?, text(r, "name").ok_or("no name")?);
+                    need(
+                        format!("scheduler:{operation}"),
+                        format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{group}/{name}"),
+                    )
+                }
                 _ => return Err(format!("no IAM mapping for {service}:{operation} (extend tests/registry.rs)")),
             })
         })
-        .collect()
+        .collect::<Result<Vec<Need>, String>>()
+        .map(|mut needs| {
+            // Scheduler acts with the role a schedule names: making or
+            // changing one passes it (`iam:PassRole` on that role).
+            if service == "scheduler" {
+                let roles = resources.iter().filter_map(|r| text(r, "role"));
+                needs.extend(roles.map(|role| need("iam:PassRole".into(), role)));
+            }
+            needs
+        })
 }
 
 /// IAM's wildcards: `*` any run of characters, `?` one.

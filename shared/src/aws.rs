@@ -22,55 +22,55 @@ pub struct AwsClients {
     /// Step Functions, for the workflows function and its worker only:
     /// built on first use like SES.
     pub sfn: SfnClient,
+    /// EventBridge Scheduler (tenant schedules), built on first use too.
+    pub scheduler: SchedulerClient,
 }
 
-/// The Step Functions client, made on first use (see [`SesClient`]).
-#[derive(Clone, Debug)]
-pub struct SfnClient {
-    sdk: SdkConfig,
-    client: Arc<OnceLock<aws_sdk_sfn::Client>>,
-}
+/// A client made on first use from the cold start's `SdkConfig` (no
+/// network call either way; the client's first request opens the
+/// connection): the services only a few functions call.
+macro_rules! lazy_client {
+    ($(#[$doc:meta])* $name:ident, $sdk:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            sdk: SdkConfig,
+            client: Arc<OnceLock<$sdk::Client>>,
+        }
 
-impl SfnClient {
-    pub fn new(sdk: &SdkConfig) -> Self {
-        Self { sdk: sdk.clone(), client: Arc::new(OnceLock::new()) }
-    }
-
-    pub fn client(&self) -> &aws_sdk_sfn::Client {
-        self.client.get_or_init(|| {
-            let mut config = aws_sdk_sfn::config::Builder::from(&self.sdk);
-            if let Some(log) = call_log::CallLog::from_env() {
-                config.push_interceptor(aws_sdk_sfn::config::SharedInterceptor::new(log));
+        impl $name {
+            pub fn new(sdk: &SdkConfig) -> Self {
+                Self { sdk: sdk.clone(), client: Arc::new(OnceLock::new()) }
             }
-            aws_sdk_sfn::Client::from_conf(config.build())
-        })
-    }
-}
 
-/// The SES v2 client, made on first use from the cold start's `SdkConfig`
-/// (no network call either way; the client's first request opens the
-/// connection).
-#[derive(Clone, Debug)]
-pub struct SesClient {
-    sdk: SdkConfig,
-    client: Arc<OnceLock<aws_sdk_sesv2::Client>>,
-}
-
-impl SesClient {
-    pub fn new(sdk: &SdkConfig) -> Self {
-        Self { sdk: sdk.clone(), client: Arc::new(OnceLock::new()) }
-    }
-
-    pub fn client(&self) -> &aws_sdk_sesv2::Client {
-        self.client.get_or_init(|| {
-            let mut config = aws_sdk_sesv2::config::Builder::from(&self.sdk);
-            if let Some(log) = call_log::CallLog::from_env() {
-                config.push_interceptor(aws_sdk_sesv2::config::SharedInterceptor::new(log));
+            pub fn client(&self) -> &$sdk::Client {
+                self.client.get_or_init(|| {
+                    let mut config = $sdk::config::Builder::from(&self.sdk);
+                    if let Some(log) = call_log::CallLog::from_env() {
+                        config.push_interceptor($sdk::config::SharedInterceptor::new(log));
+                    }
+                    $sdk::Client::from_conf(config.build())
+                })
             }
-            aws_sdk_sesv2::Client::from_conf(config.build())
-        })
-    }
+        }
+    };
 }
+
+lazy_client!(
+    /// EventBridge Scheduler (tenant schedules).
+    SchedulerClient,
+    aws_sdk_scheduler
+);
+lazy_client!(
+    /// Step Functions (workflow executions).
+    SfnClient,
+    aws_sdk_sfn
+);
+lazy_client!(
+    /// SES v2 (account mail).
+    SesClient,
+    aws_sdk_sesv2
+);
 
 fn local_mode() -> bool {
     std::env::var("LOCAL_MODE").is_ok_and(|v| v == "true" || v == "1")
@@ -101,6 +101,7 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             ses: SesClient::new(sdk),
             sfn: SfnClient::new(sdk),
+            scheduler: SchedulerClient::new(sdk),
         }
     }
 }

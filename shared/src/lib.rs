@@ -27,6 +27,7 @@ pub mod mail;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod request_id;
+pub mod schedules;
 pub mod sealing;
 pub mod store;
 pub mod sync_runs;

@@ -8,6 +8,16 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::{
+    auth::TenantScope,
+    domain::{
+        now_rfc3339,
+        sync::{RunCounts, RunStatus, SyncConnection, SyncRun},
+    },
+    error::{AppError, AppResult},
+    store::{Store, sync::RunStart},
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRunMessage {
     pub tenant_id: Uuid,
@@ -44,4 +54,64 @@ pub async fn send(
         .await
         .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
     Ok(())
+}
+
+/// What [`start`] did.
+#[derive(Debug)]
+pub enum Started {
+    /// The run is queued.
+    Run(Box<SyncRun>),
+    /// Another run holds the connection (its id, if it still does).
+    InProgress(Option<Uuid>),
+    /// A run with this id exists (a scheduled firing delivered again).
+    AlreadyStarted,
+}
+
+/// Starts a run of `connection` (the API's manual run, a schedule's
+/// firing): claims the connection for it and queues its first message. A
+/// run that cannot be queued is ended at once, so the connection is free.
+pub async fn start(
+    store: &Store,
+    sqs: &aws_sdk_sqs::Client,
+    scope: &TenantScope,
+    connection: &SyncConnection,
+    trigger: &str,
+    run_id: Uuid,
+) -> AppResult<Started> {
+    let run = SyncRun {
+        id: run_id,
+        connection_id: connection.id,
+        tenant_id: scope.tenant_id(),
+        status: RunStatus::Queued,
+        sync_mode: connection.sync_mode,
+        trigger: trigger.to_owned(),
+        started_after: if connection.sync_mode.reads_changes_only() { connection.checkpoint.clone() } else { None },
+        page_cursor: None,
+        max_cursor_value: None,
+        counts: RunCounts::default(),
+        invocations: 0,
+        last_error: None,
+        created_at: now_rfc3339(),
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
+    };
+    match store.start_sync_run(scope, &run).await? {
+        RunStart::Started => {}
+        RunStart::InProgress => {
+            let active = store.get_sync_connection(scope, connection.id).await?.and_then(|c| c.active_run_id);
+            return Ok(Started::InProgress(active));
+        }
+        RunStart::AlreadyStarted => return Ok(Started::AlreadyStarted),
+    }
+    let message = SyncRunMessage { tenant_id: scope.tenant_id(), connection_id: connection.id, run_id: run.id };
+    let sent = match queue_url() {
+        Ok(queue_url) => send(sqs, &queue_url, message, 0).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = sent {
+        store.abandon_sync_run(scope, &run, "the run could not be queued").await?;
+        return Err(AppError::internal(err));
+    }
+    Ok(Started::Run(Box::new(run)))
 }

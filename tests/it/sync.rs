@@ -383,3 +383,140 @@ async fn connections_are_checked_private_to_their_tenant_and_run_one_at_a_time()
         "{audit:?}"
     );
 }
+
+/// The connection's runs as stored, oldest first (the table, not the API:
+/// the API's rate limit would count every poll).
+async fn stored_runs(owner: &Member, connection_id: &str) -> Vec<Value> {
+    let items = tenant_items(&owner.tenant_id, &format!("SYNCRUN#{connection_id}#")).await;
+    items.iter().map(|i| json_of(&aws_sdk_dynamodb::types::AttributeValue::M(i.clone()))).collect()
+}
+
+#[tokio::test]
+async fn a_scheduled_connection_runs_on_its_schedule_reads_only_changes_and_its_schedule_follows_it() {
+    let owner = register_owner().await;
+    let source: Shared = Arc::default();
+    source.lock().expect("source").records = (1..=3).map(|n| record(n, 1, "first")).collect();
+    let url = fake_provider(source.clone()).await;
+    let provider_id = provider_for(&owner, &url).await;
+    let base = json!({
+        "name": "Nightly CRM", "sync_mode": "incremental",
+        "source": {"provider_id": provider_id, "path": "/customers", "cursor_field": "updated_at"},
+        "field_mapping": {"email": "email", "name": "full_name"}
+    });
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        body
+    };
+    for (extra, field) in [
+        (json!({"frequency": "scheduled"}), "schedule"),
+        (json!({"schedule": "rate(30 seconds)"}), "schedule"),
+        (json!({"schedule": "cron(0 2 ? * ? *)"}), "schedule"),
+        (json!({"schedule": "every night"}), "schedule"),
+        (json!({"frequency": "manual", "schedule": "rate(1 hour)"}), "schedule"),
+        (json!({"frequency": "real_time"}), "frequency"),
+    ] {
+        let refused = post("/v1/integrations/sync-connections")
+            .token(&owner.access_token)
+            .json(&with(extra.clone()))
+            .send()
+            .await
+            .expect_error(400, "validation_failed");
+        assert_eq!(refused.invalid_fields(), [field], "{extra}");
+    }
+
+    // Seed 001's `frequency` with Scheduler's expression: the schedule is
+    // made in EventBridge Scheduler, firing into the integration jobs queue.
+    let made = post("/v1/integrations/sync-connections")
+        .token(&owner.access_token)
+        .json(&with(json!({"frequency": "scheduled", "schedule": "rate(1 minute)"})))
+        .send()
+        .await
+        .expect(201)
+        .body;
+    assert_eq!((made["frequency"].as_str(), made["schedule"].as_str()), (Some("scheduled"), Some("rate(1 minute)")));
+    let id = made["id"].as_str().expect("id").to_owned();
+    let name = schedule_name("sync", &id);
+    let schedule = tenant_schedule(&name).await.expect("the connection's schedule");
+    assert_eq!(schedule["expression"], "rate(1 minute)");
+    assert_eq!(schedule["state"], "ENABLED");
+    assert!(schedule["target_arn"].as_str().is_some_and(|a| a.ends_with("integration-jobs-queue")), "{schedule}");
+    let input: Value = serde_json::from_str(schedule["input"].as_str().expect("input")).expect("json input");
+    assert_eq!(input["scheduled"]["id"], id.as_str());
+    assert_eq!(input["scheduled"]["tenant_id"], owner.tenant_id.as_str());
+    assert_eq!(input["scheduled"]["scheduled_time"], "<aws.scheduler.scheduled-time>");
+
+    // The local server fires it (every 2 s in the suite); the first run
+    // lands the three records.
+    let first = eventually("a scheduled run that succeeded", RUN_DEADLINE, || async {
+        let runs = stored_runs(&owner, &id).await;
+        runs.into_iter().find(|r| r["trigger"] == "schedule" && r["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(first["counts"]["records_created"].as_f64(), Some(3.0), "{first}");
+    assert_eq!(customer_by_external_id(&owner, "c-0002").await["name"], "first");
+
+    // A changed record: a later firing's run reads only it.
+    source.lock().expect("source").records[1] = record(2, 90, "changed");
+    let changed = eventually("a scheduled run that read the change", RUN_DEADLINE, || async {
+        let runs = stored_runs(&owner, &id).await;
+        runs.into_iter().find(|r| r["status"] == "succeeded" && r["counts"]["records_updated"].as_f64() == Some(1.0))
+    })
+    .await;
+    assert_eq!(changed["counts"]["records_read"].as_f64(), Some(1.0), "{changed}");
+    assert_eq!(changed["trigger"], "schedule");
+    assert_eq!(customer_by_external_id(&owner, "c-0002").await["name"], "changed");
+    // Runs never overlap: at most one run was ever active at a time, and
+    // each firing made at most one run (ids derive from the firing time).
+    let runs = stored_runs(&owner, &id).await;
+    assert!(runs.iter().all(|r| r["status"] != "failed"), "{runs:?}");
+
+    // Inactive: the schedule stays, disabled. Another expression: changed.
+    let path = format!("/v1/integrations/sync-connections/{id}");
+    let paused = patch(&path).token(&owner.access_token).json(&json!({"is_active": false})).send().await.expect(200);
+    assert_eq!(paused.body["schedule"], "rate(1 minute)");
+    assert_eq!(tenant_schedule(&name).await.expect("kept")["state"], "DISABLED");
+    let nightly = json!({"is_active": true, "schedule": "cron(0 2 * * ? *)"});
+    patch(&path).token(&owner.access_token).json(&nightly).send().await.expect(200);
+    let schedule = tenant_schedule(&name).await.expect("kept");
+    assert_eq!(
+        (schedule["expression"].as_str(), schedule["state"].as_str()),
+        (Some("cron(0 2 * * ? *)"), Some("ENABLED"))
+    );
+    // Manual again: the schedule is deleted.
+    let manual = patch(&path).token(&owner.access_token).json(&json!({"schedule": null})).send().await.expect(200);
+    assert_eq!((manual.body["frequency"].as_str(), manual.body["schedule"].as_str()), (Some("manual"), None));
+    assert!(tenant_schedule(&name).await.is_none(), "a manual connection has no schedule");
+    // Scheduled again, then deleted: the schedule goes with it.
+    let hourly = json!({"schedule": "rate(1 hour)"});
+    patch(&path).token(&owner.access_token).json(&hourly).send().await.expect(200);
+    assert!(tenant_schedule(&name).await.is_some());
+    delete(&path).token(&owner.access_token).send().await.expect(204);
+    assert!(tenant_schedule(&name).await.is_none(), "a deleted connection has no schedule");
+}
+
+#[tokio::test]
+async fn a_schedule_left_behind_by_its_connection_is_removed_at_its_next_firing() {
+    // What a crash between the store write and the Scheduler call leaves: a
+    // schedule whose connection does not exist. Its firing starts nothing
+    // and the worker deletes it.
+    let owner = register_owner().await;
+    let (state, _) = test_state().await;
+    let ghost = uuid::Uuid::now_v7();
+    let tenant_id = owner.tenant_id.parse().expect("tenant uuid");
+    let wanted = shared::schedules::WantedSchedule {
+        target: shared::domain::schedule::ScheduleTarget::SyncConnection,
+        tenant_id,
+        id: ghost,
+        expression: "rate(1 minute)",
+        enabled: true,
+    };
+    state.schedules.put(&wanted, false).await.expect("schedule made");
+    let name = schedule_name("sync", &ghost.to_string());
+    assert!(tenant_schedule(&name).await.is_some());
+    eventually("the stale schedule deleted", RUN_DEADLINE, || async {
+        tenant_schedule(&name).await.is_none().then_some(())
+    })
+    .await;
+    assert!(stored_runs(&owner, &ghost.to_string()).await.is_empty(), "a firing without its connection starts nothing");
+}

@@ -525,3 +525,77 @@ async fn workflows_and_executions_are_private_to_their_tenant_and_role() {
     let narrow = create_api_key(&owner.access_token, &["integrations:manage"]).await;
     get("/v1/workflows").api_key(&narrow.secret).send().await.expect_error(403, "insufficient_scope");
 }
+
+#[tokio::test]
+async fn a_schedule_trigger_starts_executions_on_its_schedule_until_the_trigger_changes() {
+    let owner = register_owner().await;
+    for (trigger, field) in [
+        (json!({"type": "schedule"}), "trigger.schedule"),
+        (json!({"type": "schedule", "schedule": "rate(10 seconds)"}), "trigger.schedule"),
+        (json!({"type": "manual", "schedule": "rate(1 hour)"}), "trigger.schedule"),
+        (json!({"type": "schedule", "schedule": "rate(1 hour)", "filter": {"data.x": 1}}), "trigger.filter"),
+    ] {
+        let body = json!({"name": "x", "trigger": trigger, "steps": [{"name": "n", "type": "condition", "expression": "true"}]});
+        let refused = post("/v1/workflows").token(&owner.access_token).json(&body).send().await;
+        assert_eq!(refused.expect_error(400, "validation_failed").invalid_fields(), [field], "{trigger}");
+    }
+    let workflow = create_workflow(
+        &owner,
+        &json!({
+            "name": "Every minute",
+            "trigger": {"type": "schedule", "schedule": "rate(1 minute)"},
+            "steps": [{"name": "scheduled", "type": "condition", "expression": "trigger.type == 'schedule'", "if_false": "end"}]
+        }),
+    )
+    .await;
+    assert_eq!(workflow["trigger"]["schedule"], "rate(1 minute)");
+    let workflow_id = workflow["id"].as_str().expect("id").to_owned();
+    let name = schedule_name("workflow", &workflow_id);
+    let schedule = tenant_schedule(&name).await.expect("the workflow's schedule");
+    assert!(schedule["target_arn"].as_str().is_some_and(|a| a.ends_with("workflow-triggers-queue")), "{schedule}");
+
+    // The local server fires it every 2 s: executions start, each with the
+    // firing's time in its trigger.
+    let execution_id = eventually("a scheduled execution that succeeded", RUN_DEADLINE, || async {
+        let items = tenant_items(&owner.tenant_id, "WFEXEC#").await;
+        items.iter().find_map(|item| {
+            let stored = json_of(&aws_sdk_dynamodb::types::AttributeValue::M(item.clone()));
+            (stored["status"] == "succeeded").then(|| stored["id"].as_str().map(str::to_owned)).flatten()
+        })
+    })
+    .await;
+    let done = execution(&owner, &workflow_id, &execution_id).await;
+    assert_eq!(done["trigger"]["type"], "schedule", "{done:#}");
+    assert_eq!(done["trigger"]["schedule"], "rate(1 minute)");
+    assert!(done["trigger"]["scheduled_time"].as_str().is_some_and(|t| t.starts_with("20")), "{done:#}");
+    assert_eq!(step_summary(&done), owned(&[("scheduled", "succeeded", 1)]));
+
+    // A manual trigger now: the schedule is deleted with the new version.
+    let replaced = put(&format!("/v1/workflows/{workflow_id}"))
+        .token(&owner.access_token)
+        .json(&json!({
+            "name": "Every minute",
+            "trigger": {"type": "manual"},
+            "steps": [{"name": "scheduled", "type": "condition", "expression": "true"}]
+        }))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(replaced.body["version"], 2);
+    assert!(tenant_schedule(&name).await.is_none(), "a manual workflow has no schedule");
+    // Scheduled again and deleted: the schedule goes with the workflow.
+    let scheduled_again = json!({
+        "name": "Nightly",
+        "trigger": {"type": "schedule", "schedule": "cron(0 2 * * ? *)"},
+        "steps": [{"name": "scheduled", "type": "condition", "expression": "true"}]
+    });
+    put(&format!("/v1/workflows/{workflow_id}"))
+        .token(&owner.access_token)
+        .json(&scheduled_again)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(tenant_schedule(&name).await.expect("remade")["expression"], "cron(0 2 * * ? *)");
+    delete(&format!("/v1/workflows/{workflow_id}")).token(&owner.access_token).send().await.expect(204);
+    assert!(tenant_schedule(&name).await.is_none(), "a deleted workflow has no schedule");
+}

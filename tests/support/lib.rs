@@ -451,6 +451,28 @@ pub async fn tenant_items(
     output.items().to_vec()
 }
 
+/// A tenant schedule as EventBridge Scheduler (moto) holds it:
+/// `{expression, state, target_arn, input}`; `None` when there is none.
+pub async fn tenant_schedule(name: &str) -> Option<Value> {
+    let (_, clients) = test_state().await;
+    let group = std::env::var("TENANT_SCHEDULE_GROUP").expect("TENANT_SCHEDULE_GROUP (the env file)");
+    match clients.scheduler.client().get_schedule().group_name(group).name(name).send().await {
+        Ok(schedule) => Some(json!({
+            "expression": schedule.schedule_expression(),
+            "state": schedule.state().map(|s| s.as_str().to_owned()),
+            "target_arn": schedule.target().map(|t| t.arn().to_owned()),
+            "input": schedule.target().and_then(|t| t.input()).map(str::to_owned),
+        })),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => None,
+        Err(err) => panic!("GetSchedule {name}: {err:?}"),
+    }
+}
+
+/// The schedule name of a sync connection or workflow id (`sync-<hex>`).
+pub fn schedule_name(kind: &str, id: &str) -> String {
+    format!("{kind}-{}", id.replace('-', ""))
+}
+
 /// The events a tenant's changes wrote to its outbox, oldest first, as their
 /// envelopes (`{id, type, version, tenant_id, occurred_at, data}`): written
 /// in the transaction of the change, whether or not the relay passed them on.

@@ -10,7 +10,9 @@
 //!   `IntegrationJobsQueue`): each active provider with an `api_base_url`,
 //!   platform-wide, is probed (`GET`, 5 s) and the result recorded for
 //!   `GET /v1/integrations/health`.
-//! - sync runs (`SyncRunsQueue`, FIFO by connection): [`sync`].
+//! - sync runs (`SyncRunsQueue`, FIFO by connection): [`sync`]; and a
+//!   scheduled connection's firings (its EventBridge Scheduler schedule ->
+//!   `IntegrationJobsQueue`), each starting a run.
 //!
 //! The tenant's own webhooks get the same bus event from the webhook
 //! dispatcher's rule; this worker is where platform-side processing (syncs,
@@ -24,7 +26,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use shared::{
     auth::proofs::{OwnEvent, ScheduledJob},
-    domain::{integration::Probe, now_rfc3339},
+    domain::{integration::Probe, now_rfc3339, schedule::ScheduledFiring},
     events::{Event, EventBridgeEnvelope},
     outbound::Fetcher,
     store::Store,
@@ -38,6 +40,9 @@ pub struct IntegrationsWorker {
     pub http: Fetcher,
     /// Where a sync run's continuation goes.
     pub sync_runs_queue_url: String,
+    /// Deletes a connection's schedule that fired after the connection
+    /// dropped it.
+    pub schedules: shared::schedules::TenantSchedules,
     /// How long a sync run reads pages before it hands itself on.
     pub sync_budget: std::time::Duration,
 }
@@ -73,6 +78,10 @@ pub enum Outcome {
     SyncFailed,
     /// Nothing to do: the run is over, gone, or another delivery is ahead.
     SyncSkipped,
+    /// A schedule's firing started a run.
+    SyncScheduled,
+    /// A schedule fired that its connection no longer holds.
+    ScheduleStale,
 }
 
 /// The schedule's message (`template.yaml`, `IntegrationProbeSchedule`).
@@ -90,6 +99,9 @@ impl shared::worker::Worker for IntegrationsWorker {
             message.attributes.get("ApproximateReceiveCount").and_then(|count| count.parse::<u32>().ok()).unwrap_or(1);
         if let Ok(sync) = serde_json::from_str::<shared::sync_runs::SyncRunEnvelope>(body) {
             return self.run_sync(sync.sync_run, receive).await;
+        }
+        if let Some(firing) = ScheduledFiring::from_body(body) {
+            return self.scheduled_sync(&firing).await;
         }
         if let Ok(job) = serde_json::from_str::<Job>(body) {
             anyhow::ensure!(job.job == "probe", "unknown integrations job {:?}", job.job);

@@ -1,6 +1,6 @@
 //! Lambda entry point of the integrations worker: wiring only. Three queues
-//! feed it: the bus's `integration.event.received`, the probe schedule, and
-//! sync runs.
+//! feed it: the bus's `integration.event.received`, the probe schedule and
+//! scheduled connections' firings, and sync runs.
 
 use integrations_worker::IntegrationsWorker;
 use shared::{aws::AwsClients, config::Config, outbound::Fetcher, store::Store};
@@ -17,6 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         http: Fetcher::new(config.local_mode)?,
         sync_runs_queue_url: shared::sync_runs::queue_url()?,
         sync_budget: integrations_worker::sync::budget_from_env(),
+        schedules: shared::schedules::TenantSchedules::new(clients.scheduler.clone()),
     };
     shared::worker::run_worker(worker).await
 }

@@ -27,10 +27,15 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use shared::{
     audit::AuditContext,
-    auth::{TenantScope, proofs::OwnQueue},
+    auth::{
+        TenantScope,
+        proofs::{OwnQueue, TenantSchedule},
+    },
     domain::{
         customer::{Customer, ExternalId, Metadata},
+        ids::derived_id,
         now_rfc3339, rfc3339,
+        schedule::{ScheduleTarget, ScheduledFiring},
         sync::{
             MAX_RECORDS_PER_PAGE, Resolution, RunCounts, RunStatus, SyncConflict, SyncConnection, SyncMode, SyncRun,
             cursor_max, cursor_param, field, key_of, map_record, resolve,
@@ -38,7 +43,7 @@ use shared::{
         validate::is_email,
     },
     store::{customers::CustomerFields, sync::RunEnd},
-    sync_runs::{self, SyncRunMessage},
+    sync_runs::{self, Started, SyncRunMessage},
 };
 
 use crate::{IntegrationsWorker, Outcome};
@@ -58,6 +63,46 @@ struct PageResult {
 }
 
 impl IntegrationsWorker {
+    /// A connection's schedule fired: start a run, once per firing (the
+    /// run's id is derived from the connection and the firing's time), and
+    /// only if the connection still holds this schedule and is active. A
+    /// run in progress makes the firing a no-op: runs never overlap.
+    pub async fn scheduled_sync(&self, firing: &ScheduledFiring) -> anyhow::Result<Outcome> {
+        anyhow::ensure!(
+            firing.target == ScheduleTarget::SyncConnection,
+            "a {} firing on the sync queue",
+            firing.target
+        );
+        let scope = TenantSchedule::scope(firing);
+        let connection = self.store.get_sync_connection(&scope, firing.id).await?;
+        let Some(connection) = connection.filter(|c| c.schedule.as_deref() == Some(firing.expression.as_str())) else {
+            return self.stale_firing(firing, &scope).await;
+        };
+        if !connection.is_active {
+            return Ok(Outcome::SyncSkipped);
+        }
+        let run_id = derived_id(&[&connection.id.to_string(), &firing.scheduled_time, "scheduled run"]);
+        match sync_runs::start(&self.store, &self.sqs, &scope, &connection, "schedule", run_id).await? {
+            Started::Run(_) => Ok(Outcome::SyncScheduled),
+            Started::InProgress(active) => {
+                tracing::info!(connection = %connection.id, ?active, "a scheduled run waits for none: one is in progress");
+                Ok(Outcome::SyncSkipped)
+            }
+            Started::AlreadyStarted => Ok(Outcome::SyncSkipped),
+        }
+    }
+
+    /// A firing the connection does not hold: gone or made manual, its
+    /// schedule is deleted; holding another expression, the newer schedule
+    /// is the connection's and this firing is an old one in flight.
+    async fn stale_firing(&self, firing: &ScheduledFiring, scope: &TenantScope) -> anyhow::Result<Outcome> {
+        let connection = self.store.get_sync_connection(scope, firing.id).await?;
+        if connection.is_none_or(|c| c.schedule.is_none()) {
+            self.schedules.remove(firing.target, firing.id).await?;
+        }
+        Ok(Outcome::ScheduleStale)
+    }
+
     /// Takes up a run where its checkpoint left it.
     pub async fn run_sync(&self, message: SyncRunMessage, receive: u32) -> anyhow::Result<Outcome> {
         let scope = OwnQueue::scope(message.tenant_id);

@@ -14,16 +14,18 @@ use shared::{
     domain::{
         ids::{IntegrationProviderId, SyncConnectionId, SyncRunId},
         now_rfc3339,
+        schedule::{ScheduleExpression, ScheduleTarget},
         sync::{
-            ConflictResolution, MAX_MAPPED_FIELDS, RunCounts, RunStatus, SyncConflict, SyncConnection,
-            SyncConnectionView, SyncMode, SyncRun, SyncRunView, SyncSource, mapping_target_problem,
+            ConflictResolution, MAX_MAPPED_FIELDS, SyncConflict, SyncConnection, SyncConnectionView, SyncMode,
+            SyncRunView, SyncSource, mapping_target_problem,
         },
-        values::{Settable, Text},
+        values::{Clearable, Settable, Text},
     },
     error::FieldError,
     http::Page,
+    schedules::ScheduleChange,
     store::sync::{SYNC_CONNECTION_RESOURCE, SYNC_RUN_RESOURCE},
-    sync_runs::{self, SyncRunMessage},
+    sync_runs::{self, Started},
     web::extract::{Body, ListQuery, PathIds},
 };
 use uuid::Uuid;
@@ -31,6 +33,7 @@ use uuid::Uuid;
 type ConnectionName = Text<1, 100>;
 type FieldName = Text<1, 100>;
 type ApiPath = Text<1, 500>;
+type ScheduleText = Text<1, 100>;
 
 /// Where a connection reads: a provider's paged JSON API. Every field but
 /// `provider_id` and `path` has the default shown.
@@ -110,12 +113,21 @@ pub struct NewSyncConnection {
     #[eserde(compat)]
     #[schema(value_type = String, example = "incremental")]
     pub sync_mode: String,
-    /// `manual` (the default): runs start from the API. Scheduled and
-    /// real-time frequencies are not offered yet.
+    /// `manual` (the default when there is no `schedule`): runs start from
+    /// the API. `scheduled`: runs also start on `schedule`. Real-time syncs
+    /// are not offered yet.
     #[serde(default)]
     #[eserde(compat)]
-    #[schema(value_type = Option<String>, example = "manual")]
+    #[schema(value_type = Option<String>, example = "scheduled")]
     pub frequency: Option<String>,
+    /// An EventBridge Scheduler expression, UTC: `rate(<n> minutes|hours|days)`
+    /// (at least a minute) or `cron(<minutes> <hours> <day-of-month> <month>
+    /// <day-of-week> <year>)`. Each firing starts a run unless one is in
+    /// progress.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, example = "rate(1 hour)")]
+    pub schedule: Option<ScheduleText>,
     /// `source_wins` when left out.
     #[serde(default)]
     #[eserde(compat)]
@@ -161,6 +173,11 @@ pub struct SyncConnectionUpdate {
     #[eserde(compat)]
     #[schema(value_type = bool)]
     pub is_active: Settable<bool>,
+    /// A new schedule expression; `null` makes the connection manual.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    pub schedule: Clearable<ScheduleText>,
 }
 
 fn require(principal: &Principal) -> AppResult<TenantScope> {
@@ -216,6 +233,56 @@ fn check_mode(mode: &str, errors: &mut Vec<FieldError>) -> SyncMode {
         errors.push(FieldError::new("sync_mode", "must be one of full, incremental, delta"));
         SyncMode::Full
     })
+}
+
+/// `frequency` and `schedule` together: a schedule makes it `scheduled`.
+fn check_frequency(
+    frequency: Option<&str>,
+    schedule: Option<ScheduleText>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match (frequency, schedule) {
+        (None | Some("scheduled"), Some(expression)) => check_schedule(expression, errors),
+        (Some("scheduled"), None) => {
+            errors.push(FieldError::new("schedule", "is required by a scheduled connection"));
+            None
+        }
+        (None | Some("manual"), None) => None,
+        (Some("manual"), Some(_)) => {
+            errors.push(FieldError::new("schedule", "must be left out of a manual connection"));
+            None
+        }
+        (Some(_), _) => {
+            errors.push(FieldError::new(
+                "frequency",
+                "must be manual or scheduled (real-time syncs are not offered yet)",
+            ));
+            None
+        }
+    }
+}
+
+fn check_schedule(expression: ScheduleText, errors: &mut Vec<FieldError>) -> Option<String> {
+    match ScheduleExpression::parse(expression.as_str()) {
+        Ok(parsed) => Some(parsed.as_str().to_owned()),
+        Err(problem) => {
+            errors.push(FieldError::new("schedule", problem));
+            None
+        }
+    }
+}
+
+/// The connection's schedule going from `old` to `new` (docs/integrations.md,
+/// "Schedules").
+fn schedule_change(old: Option<&SyncConnection>, new: &SyncConnection) -> ScheduleChange {
+    let wanted = |c: &SyncConnection| c.schedule.clone().map(|expression| (expression, c.is_active));
+    ScheduleChange {
+        target: ScheduleTarget::SyncConnection,
+        tenant_id: new.tenant_id,
+        id: new.id,
+        old: old.and_then(wanted),
+        new: wanted(new),
+    }
 }
 
 /// The rules across fields: a mode or rule that compares cursor values
@@ -278,9 +345,7 @@ pub async fn create_connection(
     if body.target_type.as_deref().is_some_and(|t| t != "customers") {
         errors.push(FieldError::new("target_type", "must be customers"));
     }
-    if body.frequency.as_deref().is_some_and(|f| f != "manual") {
-        errors.push(FieldError::new("frequency", "must be manual (scheduled and real-time syncs are not offered yet)"));
-    }
+    let schedule = check_frequency(body.frequency.as_deref(), body.schedule, &mut errors);
     let sync_mode = check_mode(&body.sync_mode, &mut errors);
     let source = check_source(body.source, &mut errors);
     let field_mapping = body.field_mapping.unwrap_or_else(default_mapping);
@@ -296,6 +361,7 @@ pub async fn create_connection(
         conflict_resolution: body.conflict_resolution.unwrap_or(ConflictResolution::SourceWins),
         field_mapping,
         is_active: body.is_active.unwrap_or(true),
+        schedule,
         checkpoint: None,
         active_run_id: None,
         last_run_at: None,
@@ -310,7 +376,12 @@ pub async fn create_connection(
         return Err(AppError::validation(errors));
     }
     check_provider(&state, &scope, connection.source.provider_id).await?;
-    state.store.create_sync_connection(&scope, &connection, &audit).await?;
+    let change = schedule_change(None, &connection);
+    change.prepare(&state.schedules).await.map_err(AppError::internal)?;
+    if let Err(err) = state.store.create_sync_connection(&scope, &connection, &audit).await {
+        change.undo(&state.schedules).await;
+        return Err(err);
+    }
     Ok((StatusCode::CREATED, Json(SyncConnectionView::from(&connection))))
 }
 
@@ -391,6 +462,11 @@ pub async fn update_connection(
     if let Settable::Value(active) = body.is_active {
         new.is_active = active;
     }
+    match body.schedule {
+        Clearable::Value(expression) => new.schedule = check_schedule(expression, &mut errors),
+        Clearable::Null => new.schedule = None,
+        Clearable::Absent => {}
+    }
     check_cursor_field(&new, &mut errors);
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
@@ -400,9 +476,16 @@ pub async fn update_connection(
     }
     new.version = old.version + 1;
     new.updated_at = now_rfc3339();
-    if !state.store.update_sync_connection(&scope, &old, &new, &audit).await? {
+    let change = schedule_change(Some(&old), &new);
+    change.prepare(&state.schedules).await.map_err(AppError::internal)?;
+    let written = state.store.update_sync_connection(&scope, &old, &new, &audit).await;
+    if !matches!(written, Ok(true)) {
+        change.undo(&state.schedules).await;
+    }
+    if !written? {
         return Err(AppError::conflict("the connection changed meanwhile; read it again and retry"));
     }
+    change.finish(&state.schedules).await;
     // The worker's fields as they are now, not as read before the write.
     Ok(Json(SyncConnectionView::from(&load(&state, &scope, id).await?)))
 }
@@ -426,6 +509,7 @@ pub async fn delete_connection(
     if !state.store.delete_sync_connection(&scope, &connection, &audit).await? {
         return Err(AppError::conflict("the connection changed meanwhile; read it again and retry"));
     }
+    ScheduleChange { new: None, ..schedule_change(Some(&connection), &connection) }.finish(&state.schedules).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -450,40 +534,13 @@ pub async fn start_run(
         return Err(AppError::conflict("the connection is inactive; activate it first")
             .with_details(json!({"reason": "connection_inactive"})));
     }
-    let run = SyncRun {
-        id: Uuid::now_v7(),
-        connection_id: connection.id,
-        tenant_id: scope.tenant_id(),
-        status: RunStatus::Queued,
-        sync_mode: connection.sync_mode,
-        trigger: "manual".to_owned(),
-        started_after: if connection.sync_mode.reads_changes_only() { connection.checkpoint.clone() } else { None },
-        page_cursor: None,
-        max_cursor_value: None,
-        counts: RunCounts::default(),
-        invocations: 0,
-        last_error: None,
-        created_at: now_rfc3339(),
-        started_at: None,
-        finished_at: None,
-        duration_ms: None,
-    };
-    if !state.store.start_sync_run(&scope, &run).await? {
-        let active = state.store.get_sync_connection(&scope, id).await?.and_then(|c| c.active_run_id);
-        return Err(AppError::conflict("a run of this connection is in progress")
-            .with_details(json!({"reason": "run_in_progress", "run_id": active})));
+    match sync_runs::start(&state.store, &state.sqs, &scope, &connection, "manual", Uuid::now_v7()).await? {
+        Started::Run(run) => Ok((StatusCode::ACCEPTED, Json(SyncRunView::from(run.as_ref())))),
+        Started::InProgress(active) => Err(AppError::conflict("a run of this connection is in progress")
+            .with_details(json!({"reason": "run_in_progress", "run_id": active}))),
+        // A fresh id cannot be taken.
+        Started::AlreadyStarted => Err(AppError::internal(anyhow::anyhow!("a new run's id was taken"))),
     }
-    let message = SyncRunMessage { tenant_id: scope.tenant_id(), connection_id: connection.id, run_id: run.id };
-    let sent = match sync_runs::queue_url() {
-        Ok(queue_url) => sync_runs::send(&state.sqs, &queue_url, message, 0).await,
-        Err(err) => Err(err),
-    };
-    if let Err(err) = sent {
-        // The run never reaches the worker: end it, so the connection is free.
-        state.store.abandon_sync_run(&scope, &run, "the run could not be queued").await?;
-        return Err(AppError::internal(err));
-    }
-    Ok((StatusCode::ACCEPTED, Json(SyncRunView::from(&run))))
 }
 
 /// List a connection's runs

@@ -174,6 +174,7 @@ impl Pollers {
             http: shared::outbound::Fetcher::new(state.config.local_mode)?,
             sync_runs_queue_url: sync_queue.clone(),
             sync_budget: local_sync_budget(),
+            schedules: state.schedules.clone(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, INTEGRATIONS_WORKER, integrations.clone()));
         handles.push(spawn_poller(clients.sqs.clone(), jobs_queue, INTEGRATIONS_WORKER, integrations.clone()));
@@ -189,6 +190,7 @@ impl Pollers {
             engine: shared::workflow_engine::Engine::from_env(state.sfn.clone())?,
             http: shared::outbound::Fetcher::new(state.config.local_mode)?,
             platform_secret: state.config.require_cursor_secret()?.to_owned(),
+            schedules: state.schedules.clone(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), steps_queue, WORKFLOWS_WORKER, workflows.clone()));
         handles.push(spawn_poller(clients.sqs.clone(), triggers_queue, WORKFLOWS_WORKER, workflows));
@@ -199,6 +201,7 @@ impl Pollers {
         }
         if switched_on("LOCAL_SCHEDULES") {
             handles.extend(schedules::start(&clients.sqs, &local_dir().join("schedules.json"))?);
+            handles.extend(schedules::start_tenant(clients.scheduler.client().clone(), clients.sqs.clone()));
         }
         let relay = if relay_off {
             None

@@ -19,6 +19,10 @@
 //!
 //! `cron(...)` and `at(...)` expressions and non-SQS targets are listed in
 //! the log and not fired.
+//!
+//! [`start_tenant`] fires the tenants' own schedules (scheduled sync
+//! connections and workflows), which the API functions make in moto at run
+//! time: it lists their group every second instead of reading a file.
 
 use std::{path::Path, time::Duration};
 
@@ -176,6 +180,161 @@ async fn fire(sqs: &aws_sdk_sqs::Client, schedule: &Schedule, queue_url: &str) {
     tracing::error!(schedule = %schedule.name, "schedule firing dropped after {SEND_ATTEMPTS} attempts");
 }
 
+// ------------------------------------------------------------ tenant schedules --
+
+/// How often the tenants' group is listed for schedules made, changed or
+/// deleted since (`LOCAL_TENANT_SCHEDULE_POLL_MS`).
+const DEFAULT_TENANT_POLL: Duration = Duration::from_millis(1000);
+
+/// A tenant schedule as the local server tracks it.
+struct Tracked {
+    modified: Option<aws_sdk_scheduler::primitives::DateTime>,
+    /// `None` for one the local server cannot fire (disabled, not a queue).
+    firing: Option<Firing>,
+}
+
+struct Firing {
+    expression: shared::domain::schedule::ScheduleExpression,
+    queue_url: String,
+    input: String,
+    /// When the schedule was seen made or changed: a rate counts from here.
+    anchor: chrono::DateTime<chrono::Utc>,
+    next: chrono::DateTime<chrono::Utc>,
+}
+
+/// The tenants' schedules (`TENANT_SCHEDULE_GROUP`), made and deleted at
+/// run time by the API functions: listed every poll, each enabled one with
+/// a queue target fired when due, Scheduler's `<aws.scheduler.scheduled-time>`
+/// filled in. A rate's period is divided by `LOCAL_TENANT_SCHEDULE_SPEEDUP`
+/// (the suite fires `rate(1 minute)` every 2 s); a cron's times are the
+/// calendar's.
+pub fn start_tenant(scheduler: aws_sdk_scheduler::Client, sqs: aws_sdk_sqs::Client) -> Option<JoinHandle<()>> {
+    let Ok(group) = std::env::var("TENANT_SCHEDULE_GROUP") else {
+        tracing::warn!("TENANT_SCHEDULE_GROUP is not set: tenant schedules are not fired");
+        return None;
+    };
+    let speedup = std::env::var("LOCAL_TENANT_SCHEDULE_SPEEDUP")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|f| f.is_finite() && *f >= 1.0)
+        .unwrap_or(1.0);
+    let poll = std::env::var("LOCAL_TENANT_SCHEDULE_POLL_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_TENANT_POLL, |ms| Duration::from_millis(ms.max(50)));
+    Some(tokio::spawn(async move {
+        let mut tracked: std::collections::HashMap<String, Tracked> = std::collections::HashMap::new();
+        let mut ticks = tokio::time::interval(poll);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = refresh(&scheduler, &sqs, &group, speedup, &mut tracked).await {
+                tracing::warn!(error = %err, "tenant schedules not listed; trying again");
+                continue;
+            }
+            let now = chrono::Utc::now();
+            for (name, schedule) in &mut tracked {
+                let Some(firing) = schedule.firing.as_mut().filter(|f| f.next <= now) else { continue };
+                let due = firing.next;
+                let body = firing.input.replace(
+                    shared::domain::schedule::SCHEDULED_TIME_PLACEHOLDER,
+                    &due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                );
+                match sqs.send_message().queue_url(&firing.queue_url).message_body(body).send().await {
+                    Ok(_) => tracing::info!(schedule = %name, "tenant schedule fired"),
+                    Err(err) => tracing::warn!(
+                        schedule = %name, error = %aws_sdk_sqs::error::DisplayErrorContext(&err),
+                        "tenant schedule could not send; this firing is dropped"
+                    ),
+                }
+                firing.next = next_local(&firing.expression, firing.anchor, now, speedup);
+            }
+        }
+    }))
+}
+
+/// The next firing after `now`, a rate's period divided by `speedup`.
+fn next_local(
+    expression: &shared::domain::schedule::ScheduleExpression,
+    anchor: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+    speedup: f64,
+) -> chrono::DateTime<chrono::Utc> {
+    use shared::domain::schedule::ScheduleExpression;
+    match expression {
+        ScheduleExpression::Rate { seconds, .. } => {
+            let period = Duration::from_secs(*seconds).div_f64(speedup).max(MIN_PERIOD);
+            let period = chrono::Duration::from_std(period).unwrap_or(chrono::Duration::seconds(60));
+            let elapsed = (now - anchor).num_milliseconds().max(0);
+            let periods = elapsed / period.num_milliseconds().max(1) + 1;
+            anchor + period * i32::try_from(periods).unwrap_or(i32::MAX)
+        }
+        ScheduleExpression::Cron { .. } => {
+            expression.next_after(anchor, now).unwrap_or(now + chrono::Duration::days(366))
+        }
+    }
+}
+
+/// Lists the group; reads each schedule that is new or changed since.
+async fn refresh(
+    scheduler: &aws_sdk_scheduler::Client,
+    sqs: &aws_sdk_sqs::Client,
+    group: &str,
+    speedup: f64,
+    tracked: &mut std::collections::HashMap<String, Tracked>,
+) -> Result<()> {
+    let mut listed = Vec::new();
+    let mut token = None;
+    loop {
+        let page = scheduler.list_schedules().group_name(group).set_next_token(token).send().await?;
+        for summary in page.schedules() {
+            if let Some(name) = summary.name() {
+                listed.push((name.to_owned(), summary.last_modification_date().copied()));
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    tracked.retain(|name, _| listed.iter().any(|(n, _)| n == name));
+    for (name, modified) in listed {
+        if tracked.get(&name).is_some_and(|t| t.modified == modified) {
+            continue;
+        }
+        let schedule = scheduler.get_schedule().group_name(group).name(&name).send().await?;
+        let firing = firing_of(sqs, &schedule, speedup).await;
+        if firing.is_none() {
+            tracing::info!(schedule = %name, "tenant schedule not fired locally (disabled, or not a queue target)");
+        }
+        tracked.insert(name, Tracked { modified, firing });
+    }
+    Ok(())
+}
+
+async fn firing_of(
+    sqs: &aws_sdk_sqs::Client,
+    schedule: &aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput,
+    speedup: f64,
+) -> Option<Firing> {
+    if schedule.state() != Some(&aws_sdk_scheduler::types::ScheduleState::Enabled) {
+        return None;
+    }
+    let expression = shared::domain::schedule::ScheduleExpression::parse(schedule.schedule_expression()?).ok()?;
+    let target = schedule.target()?;
+    // arn:aws:sqs:<region>:<account>:<name>
+    let queue_name = target.arn().strip_prefix("arn:aws:sqs:")?.splitn(3, ':').nth(2)?;
+    let queue_url = sqs.get_queue_url().queue_name(queue_name).send().await.ok()?.queue_url()?.to_owned();
+    let anchor = chrono::Utc::now();
+    Some(Firing {
+        next: next_local(&expression, anchor, anchor, speedup),
+        expression,
+        queue_url,
+        input: target.input().unwrap_or("{}").to_owned(),
+        anchor,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +405,22 @@ mod tests {
         assert_eq!(schedules[0].input.as_deref(), Some(r#"{"job":"hourly"}"#));
         assert_eq!(schedules[0].queue_url.as_deref(), Some("http://q"));
         Ok(())
+    }
+
+    #[test]
+    fn tenant_rates_are_sped_up_and_crons_are_not() {
+        use shared::domain::schedule::ScheduleExpression;
+        let anchor =
+            chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z").expect("valid").with_timezone(&chrono::Utc);
+        let minute = ScheduleExpression::parse("rate(1 minute)").expect("valid");
+        assert_eq!(next_local(&minute, anchor, anchor, 30.0), anchor + chrono::Duration::seconds(2));
+        assert_eq!(
+            next_local(&minute, anchor, anchor + chrono::Duration::seconds(5), 30.0),
+            anchor + chrono::Duration::seconds(6)
+        );
+        assert_eq!(next_local(&minute, anchor, anchor, 1.0), anchor + chrono::Duration::seconds(60));
+        let nightly = ScheduleExpression::parse("cron(0 2 * * ? *)").expect("valid");
+        let next = next_local(&nightly, anchor, anchor, 30.0);
+        assert_eq!(next.to_rfc3339(), "2026-12-03T02:00:00+00:00");
     }
 }

@@ -6,11 +6,13 @@
 //!   execution until someone decides (the workflows API answers it) or the
 //!   step's timeout fires (a `timed_out` message).
 //! - every tenant event on the bus (`WorkflowTriggersQueue`): the active
-//!   workflows whose trigger it matches start, once per event.
+//!   workflows whose trigger it matches start, once per event; and on the
+//!   same queue, a `schedule` workflow's firings (its EventBridge Scheduler
+//!   schedule), each starting one execution.
 //!
 //! Redeliveries are safe: a run is keyed by its visit number, a task gets
 //! an id derived from (execution, visit), an event's executions an id
-//! derived from (workflow, event), and a step whose run already succeeded
+//! derived from (workflow, event) or (workflow, firing time), and a step whose run already succeeded
 //! is answered again without running again.
 
 use std::collections::BTreeMap;
@@ -18,18 +20,19 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use aws_lambda_events::event::sqs::SqsMessage;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use shared::{
     auth::{
         TenantScope,
-        proofs::{OwnEvent, OwnQueue},
+        proofs::{OwnEvent, OwnQueue, TenantSchedule},
     },
     domain::{
         audit::AuditContext,
         expression::{Condition, map_fields, render},
+        ids::derived_id,
         integration::AuthType,
         now_rfc3339,
         project::{Priority, Task, TaskStatus},
+        schedule::{ScheduleTarget, ScheduledFiring},
         workflow::{
             Execution, ExecutionError, ExecutionStatus, MAX_VISITS, OnError, PendingApproval, StepAction, StepAnswer,
             StepMessage, StepRun, StepRunStatus, TriggerType, Workflow, WorkflowStep, bounded_output,
@@ -48,6 +51,8 @@ pub struct WorkflowsWorker {
     pub http: Fetcher,
     /// Seals approval tokens and opens provider secrets (`CURSOR_SECRET`).
     pub platform_secret: String,
+    /// Deletes a workflow's schedule that fired after the workflow dropped it.
+    pub schedules: shared::schedules::TenantSchedules,
 }
 
 /// What one message did.
@@ -86,23 +91,12 @@ impl shared::worker::Worker for WorkflowsWorker {
                 }
             };
         }
+        if let Some(firing) = ScheduledFiring::from_body(body) {
+            return self.start_scheduled(&firing).await;
+        }
         let envelope: EventBridgeEnvelope = serde_json::from_str(body).context("an EventBridge envelope")?;
         self.start_triggered(&envelope).await
     }
-}
-
-/// A UUID derived from `parts` (SHA-256, v4 bits): the same parts give the
-/// same id, so a redelivered message makes nothing twice.
-fn derived_id(parts: &[&str]) -> Uuid {
-    let mut hash = Sha256::new();
-    for part in parts {
-        hash.update(part.as_bytes());
-        hash.update(b"\n");
-    }
-    let digest = hash.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 /// The context steps read: `trigger` and `steps.<name>.output` (the latest
@@ -458,7 +452,8 @@ impl WorkflowsWorker {
             Some(AuthType::Hmac) => {
                 use hmac::Mac;
                 let signed = serde_json::to_vec(&body).unwrap_or_default();
-                let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
                 mac.update(&signed);
                 headers.push(("x-signature-256", format!("sha256={}", hex::encode(mac.finalize().into_bytes()))))
             }
@@ -578,5 +573,36 @@ impl WorkflowsWorker {
             }
         }
         Ok(Outcome::Started(started))
+    }
+
+    /// A workflow's schedule fired: one execution per firing (its id derived
+    /// from the workflow and the firing's time), if the workflow still has
+    /// this schedule and is active. A workflow gone or no longer scheduled
+    /// gets its schedule deleted.
+    async fn start_scheduled(&self, firing: &ScheduledFiring) -> anyhow::Result<Outcome> {
+        anyhow::ensure!(firing.target == ScheduleTarget::Workflow, "a {} firing on the triggers queue", firing.target);
+        let scope = TenantSchedule::scope(firing);
+        let workflow = self.store.get_workflow(&scope, firing.id).await?;
+        let holds = |w: &Workflow| w.trigger.schedule.as_deref() == Some(firing.expression.as_str());
+        let Some(workflow) = workflow.as_ref().filter(|w| holds(w)) else {
+            if workflow.is_none_or(|w| w.trigger.schedule.is_none()) {
+                self.schedules.remove(firing.target, firing.id).await?;
+            }
+            return Ok(Outcome::Started(0));
+        };
+        if !workflow.is_active {
+            return Ok(Outcome::Started(0));
+        }
+        let trigger = json!({
+            "type": TriggerType::Schedule.as_str(),
+            "schedule": firing.expression,
+            "scheduled_time": firing.scheduled_time,
+            "occurred_at": firing.scheduled_time,
+        });
+        let id = derived_id(&[&workflow.id.to_string(), &firing.scheduled_time, "scheduled execution"]);
+        let execution = new_execution(&self.engine, &scope, workflow, id, TriggerType::Schedule.as_str(), trigger);
+        let first = workflow.first_step().map(|s| s.name.clone()).unwrap_or_default();
+        let started = self.engine.start(&self.store, &scope, workflow, &execution, &first).await?;
+        Ok(Outcome::Started(usize::from(started)))
     }
 }

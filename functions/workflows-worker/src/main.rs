@@ -14,6 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         engine: Engine::from_env(clients.sfn.clone())?,
         http: Fetcher::new(config.local_mode)?,
         platform_secret: config.require_cursor_secret()?.to_owned(),
+        schedules: shared::schedules::TenantSchedules::new(clients.scheduler.clone()),
     };
     shared::worker::run_worker(worker).await
 }

@@ -18,6 +18,7 @@ use shared::{
         expression::{Condition, check_path, check_template},
         ids::WorkflowId,
         now_rfc3339,
+        schedule::{ScheduleExpression, ScheduleTarget},
         values::{Int, JsonObject, Text},
         workflow::{
             DEFAULT_APPROVAL_TIMEOUT_SECONDS, DEFAULT_STEP_TIMEOUT_SECONDS, END, HttpMethod,
@@ -28,6 +29,7 @@ use shared::{
     error::FieldError,
     events::catalogue::{EVENT_NAMES, INTERNAL_EVENTS},
     http::Page,
+    schedules::ScheduleChange,
     store::workflows::WORKFLOW_RESOURCE,
     web::extract::{Body, ListQuery, PathIds},
 };
@@ -66,7 +68,7 @@ pub struct WorkflowBody {
 #[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
-    /// `manual`, `event` or `inbound_webhook`.
+    /// `manual`, `event`, `inbound_webhook` or `schedule`.
     #[serde(rename = "type")]
     #[eserde(compat)]
     pub kind: TriggerType,
@@ -81,6 +83,13 @@ pub struct TriggerBody {
     #[eserde(compat)]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub provider_id: Option<Uuid>,
+    /// `schedule`: an EventBridge Scheduler expression, UTC:
+    /// `rate(<n> minutes|hours|days)` (at least a minute) or `cron(<minutes>
+    /// <hours> <day-of-month> <month> <day-of-week> <year>)`.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, max_length = 100, example = "cron(0 9 ? * MON-FRI *)")]
+    pub schedule: Option<Text<1, 100>>,
     /// Equality on the event: `{"data.event_type": "payment.succeeded"}`;
     /// each key a dotted path under the event (`event_type`, `data...`).
     #[serde(default)]
@@ -287,7 +296,7 @@ fn check_trigger(body: TriggerBody, problems: &mut Problems) -> Trigger {
     }
     let event_type = body.event_type.map(Text::into_inner);
     match body.kind {
-        TriggerType::Manual | TriggerType::InboundWebhook => {
+        TriggerType::Manual | TriggerType::InboundWebhook | TriggerType::Schedule => {
             if event_type.is_some() {
                 problems.add("trigger.event_type".into(), "only for an `event` trigger");
             }
@@ -306,15 +315,33 @@ fn check_trigger(body: TriggerBody, problems: &mut Problems) -> Trigger {
         (TriggerType::InboundWebhook, None) => {
             problems.add("trigger.provider_id".into(), "required for an `inbound_webhook` trigger")
         }
-        (TriggerType::Manual | TriggerType::Event, Some(_)) => {
+        (TriggerType::Manual | TriggerType::Event | TriggerType::Schedule, Some(_)) => {
             problems.add("trigger.provider_id".into(), "only for an `inbound_webhook` trigger")
         }
         _ => {}
     }
-    if body.kind == TriggerType::Manual && !filter.is_empty() {
-        problems.add("trigger.filter".into(), "a manual trigger has no event to filter");
+    if matches!(body.kind, TriggerType::Manual | TriggerType::Schedule) && !filter.is_empty() {
+        problems.add("trigger.filter".into(), format!("a {} trigger has no event to filter", body.kind));
     }
-    Trigger { kind: body.kind, event_type, provider_id: body.provider_id, filter }
+    let schedule = match (body.kind, body.schedule) {
+        (TriggerType::Schedule, Some(expression)) => match ScheduleExpression::parse(expression.as_str()) {
+            Ok(parsed) => Some(parsed.as_str().to_owned()),
+            Err(problem) => {
+                problems.add("trigger.schedule".into(), problem);
+                None
+            }
+        },
+        (TriggerType::Schedule, None) => {
+            problems.add("trigger.schedule".into(), "required for a `schedule` trigger");
+            None
+        }
+        (_, Some(_)) => {
+            problems.add("trigger.schedule".into(), "only for a `schedule` trigger");
+            None
+        }
+        (_, None) => None,
+    };
+    Trigger { kind: body.kind, event_type, provider_id: body.provider_id, schedule, filter }
 }
 
 fn check_mapping(mapping: &BTreeMap<String, String>, at: &str, problems: &mut Problems) {
@@ -555,6 +582,19 @@ pub(crate) async fn load(state: &AppState, scope: &TenantScope, id: Uuid) -> App
 
 /// Create a workflow
 ///
+/// The workflow's schedule going from `old` to `new` (a `schedule`
+/// trigger's; disabled while the workflow is inactive).
+fn schedule_change(old: Option<&Workflow>, new: &Workflow) -> ScheduleChange {
+    let wanted = |w: &Workflow| w.trigger.schedule.clone().map(|expression| (expression, w.is_active));
+    ScheduleChange {
+        target: ScheduleTarget::Workflow,
+        tenant_id: new.tenant_id,
+        id: new.id,
+        old: old.and_then(wanted),
+        new: wanted(new),
+    }
+}
+
 /// Seed 001's `name`, `description`, `trigger` and `steps`. The whole
 /// definition is checked before anything is stored: each problem is named
 /// in `details.fields` (`steps[2].expression`).
@@ -597,7 +637,12 @@ pub async fn create_workflow(
         created_at: now.clone(),
         updated_at: now,
     };
-    state.store.create_workflow(&scope, &workflow, &audit).await?;
+    let change = schedule_change(None, &workflow);
+    change.prepare(&state.schedules).await.map_err(AppError::internal)?;
+    if let Err(err) = state.store.create_workflow(&scope, &workflow, &audit).await {
+        change.undo(&state.schedules).await;
+        return Err(err);
+    }
     Ok((StatusCode::CREATED, Json(WorkflowView::from(&workflow))))
 }
 
@@ -671,9 +716,16 @@ pub async fn replace_workflow(
         updated_at: now_rfc3339(),
         ..old.clone()
     };
-    if !state.store.update_workflow(&scope, &old, &new, &audit).await? {
+    let change = schedule_change(Some(&old), &new);
+    change.prepare(&state.schedules).await.map_err(AppError::internal)?;
+    let written = state.store.update_workflow(&scope, &old, &new, &audit).await;
+    if !matches!(written, Ok(true)) {
+        change.undo(&state.schedules).await;
+    }
+    if !written? {
         return Err(AppError::conflict("another version was saved meanwhile; read it again and retry"));
     }
+    change.finish(&state.schedules).await;
     Ok(Json(WorkflowView::from(&new)))
 }
 
@@ -697,5 +749,6 @@ pub async fn delete_workflow(
     if !state.store.delete_workflow(&scope, &workflow, &audit).await? {
         return Err(AppError::conflict("another version was saved meanwhile; read it again and retry"));
     }
+    ScheduleChange { new: None, ..schedule_change(Some(&workflow), &workflow) }.finish(&state.schedules).await;
     Ok(StatusCode::NO_CONTENT)
 }

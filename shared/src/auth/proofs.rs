@@ -9,6 +9,7 @@
 //! | [`PlatformAdmin`] | a platform administrator's session may act in any tenant |
 //! | [`OwnEvent`] | the event came from our own bus, where only the outbox relay publishes |
 //! | [`OwnQueue`] | a job message on a queue only our own workers send to |
+//! | [`TenantSchedule`] | a tenant schedule's firing: our API wrote the tenant into the schedule's input, and only the scheduler role sends to the queue |
 //! | [`NewTenant`] | the tenant is being created by this very transaction (its id and slug claims fail on any collision) |
 //! | [`EmailClaim`] | the tenant our own email index names for an address |
 //! | [`CredentialLookup`] | a presented credential's tenant: reads that credential's record only, and becomes a scope once its secret's hash matched |
@@ -80,6 +81,20 @@ pub struct ScheduledJob;
 impl ScheduledJob {
     pub fn scope(listed_tenant_id: Uuid) -> TenantScope {
         TenantScope::new(listed_tenant_id)
+    }
+}
+
+/// A tenant schedule's firing (EventBridge Scheduler -> a worker's queue):
+/// the tenant is the one our own API wrote into the schedule's input when
+/// an admin of that tenant scheduled its connection or workflow. Only the
+/// platform's functions may make schedules in the tenants' group and only
+/// the scheduler role sends to the queues. The worker then reads the item
+/// by that tenant's key: a firing whose item is not there starts nothing.
+pub struct TenantSchedule;
+
+impl TenantSchedule {
+    pub fn scope(firing: &crate::domain::schedule::ScheduledFiring) -> TenantScope {
+        TenantScope::new(firing.tenant_id)
     }
 }
 

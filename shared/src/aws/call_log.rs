@@ -16,7 +16,8 @@
 //! S3 `bucket` + `key` (or `prefix` for a listing), SQS `queue_url`,
 //! EventBridge `bus`, SES v2 `from` (the sender address), Step Functions
 //! `state_machine` (StartExecution) or `execution` (Stop/DescribeExecution)
-//! ARN; SendTask* name no resource (IAM has none narrower than `*` for them).
+//! ARN; Scheduler the schedule's `group` and `name` (and the `role` a
+//! create or an update passes); SendTask* name no resource (IAM has none narrower than `*` for them).
 
 use std::{
     fs::File,
@@ -123,6 +124,7 @@ impl Intercept for CallLog {
             "eventbridge" => eventbridge_resources(input),
             "sesv2" => ses_resources(input),
             "sfn" => sfn_resources(input),
+            "scheduler" => scheduler_resources(input),
             _ => Vec::new(),
         };
         self.write(&json!({
@@ -247,6 +249,31 @@ fn sfn_resources(input: &Input) -> Vec<Value> {
     }
     if let Some(i) = input.downcast_ref::<DescribeExecutionInput>() {
         return vec![json!({ "execution": i.execution_arn() })];
+    }
+    Vec::new()
+}
+
+/// The schedule (group and name), and the role a create or an update
+/// passes to Scheduler (`iam:PassRole`).
+fn scheduler_resources(input: &Input) -> Vec<Value> {
+    use aws_sdk_scheduler::operation::{
+        create_schedule::CreateScheduleInput, delete_schedule::DeleteScheduleInput, get_schedule::GetScheduleInput,
+        update_schedule::UpdateScheduleInput,
+    };
+    let schedule = |group: Option<&str>, name: Option<&str>, role: Option<&str>| {
+        vec![json!({ "group": group.unwrap_or("default"), "name": name, "role": role })]
+    };
+    if let Some(i) = input.downcast_ref::<CreateScheduleInput>() {
+        return schedule(i.group_name(), i.name(), i.target().map(|t| t.role_arn()));
+    }
+    if let Some(i) = input.downcast_ref::<UpdateScheduleInput>() {
+        return schedule(i.group_name(), i.name(), i.target().map(|t| t.role_arn()));
+    }
+    if let Some(i) = input.downcast_ref::<DeleteScheduleInput>() {
+        return schedule(i.group_name(), i.name(), None);
+    }
+    if let Some(i) = input.downcast_ref::<GetScheduleInput>() {
+        return schedule(i.group_name(), i.name(), None);
     }
     Vec::new()
 }

@@ -8,6 +8,22 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A UUID derived from `parts` (SHA-256, v4 bits): the same parts give the
+/// same id, so a redelivered message (an event, a schedule's firing) makes
+/// nothing twice.
+pub fn derived_id(parts: &[&str]) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update(b"\n");
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// An id type the API names (`tenant_id`, `project_id`, ...).
 pub trait TypedId: Sized + Copy {
     /// The parameter's name in paths, bodies and error bodies.

@@ -17,6 +17,7 @@ pub mod plans;
 pub mod project;
 pub mod rate_limit;
 pub mod role;
+pub mod schedule;
 pub mod schema;
 pub mod sso;
 pub mod sync;

@@ -104,6 +104,11 @@ pub struct SyncConnection {
     /// `email`, `name`, and `metadata.<key>`.
     pub field_mapping: Map<String, Value>,
     pub is_active: bool,
+    /// An EventBridge Scheduler expression (`rate(1 hour)`,
+    /// `cron(0 2 * * ? *)`) when runs start on a schedule; `None` when they
+    /// start from the API only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// The largest cursor value a successful run saw: where the next
     /// incremental run starts. `None`: from the beginning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +144,10 @@ pub struct SyncConnectionView {
     #[schema(value_type = Object)]
     pub field_mapping: Map<String, Value>,
     pub is_active: bool,
+    /// `manual` (runs start from the API) or `scheduled`.
+    pub frequency: String,
+    /// The schedule's expression when `scheduled`.
+    pub schedule: Option<String>,
     /// Where the next incremental run starts (the largest cursor value a
     /// successful run saw); null: from the beginning.
     #[schema(value_type = Option<Object>)]
@@ -165,6 +174,8 @@ impl From<&SyncConnection> for SyncConnectionView {
             conflict_resolution: c.conflict_resolution,
             field_mapping: c.field_mapping.clone(),
             is_active: c.is_active,
+            frequency: if c.schedule.is_some() { "scheduled" } else { "manual" }.to_owned(),
+            schedule: c.schedule.clone(),
             checkpoint: c.checkpoint.clone(),
             active_run_id: c.active_run_id,
             last_run_at: c.last_run_at.clone(),
@@ -221,7 +232,7 @@ pub struct SyncRun {
     pub tenant_id: Uuid,
     pub status: RunStatus,
     pub sync_mode: SyncMode,
-    /// `manual` (the API) or `schedule`.
+    /// `manual` (the API) or `schedule` (a firing of its schedule).
     pub trigger: String,
     /// The checkpoint the run started after (incremental, delta).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,11 +18,13 @@ use uuid::Uuid;
 crate::string_enum!(
     /// What starts an execution: `manual` (`POST .../executions`), `event`
     /// (a platform event of a type on the bus), `inbound_webhook` (an
-    /// event a provider sent to its inbound URL).
+    /// event a provider sent to its inbound URL), `schedule` (an
+    /// EventBridge Scheduler schedule's firings).
     TriggerType {
         Manual => "manual",
         Event => "event",
         InboundWebhook => "inbound_webhook",
+        Schedule => "schedule",
     }
 );
 
@@ -231,6 +233,10 @@ pub struct Trigger {
     /// `inbound_webhook`: the provider whose inbound events start it.
     #[serde(default)]
     pub provider_id: Option<Uuid>,
+    /// `schedule`: an EventBridge Scheduler expression (`rate(1 hour)`,
+    /// `cron(0 9 ? * MON-FRI *)`), UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Equality on the trigger context: each dotted path (`data.event_type`,
     /// `provider.name`) must hold the value.
     #[serde(default)]
@@ -243,7 +249,7 @@ impl Trigger {
     /// for manual workflows.
     pub fn event_type(&self) -> Option<&str> {
         match self.kind {
-            TriggerType::Manual => None,
+            TriggerType::Manual | TriggerType::Schedule => None,
             TriggerType::Event => self.event_type.as_deref(),
             TriggerType::InboundWebhook => Some(INBOUND_EVENT_TYPE),
         }
@@ -524,6 +530,7 @@ mod tests {
             kind: TriggerType::Manual,
             event_type: None,
             provider_id: None,
+            schedule: None,
             filter: BTreeMap::new(),
         });
         assert_eq!(w.resolve_jump("a", None), Some("b"));
@@ -539,6 +546,7 @@ mod tests {
             kind: TriggerType::InboundWebhook,
             event_type: None,
             provider_id: Some(provider),
+            schedule: None,
             filter: BTreeMap::from([("data.event_type".to_owned(), json!("payment.succeeded"))]),
         });
         let event = json!({"event_type": "integration.event.received", "provider": {"id": provider.to_string()},
@@ -554,6 +562,7 @@ mod tests {
             kind: TriggerType::Manual,
             event_type: None,
             provider_id: None,
+            schedule: None,
             filter: BTreeMap::new(),
         });
         assert!(!manual.matches(&event), "a manual workflow starts on no event");

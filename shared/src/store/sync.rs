@@ -43,6 +43,19 @@ const CONNECTION_COUNTER: &str = "sync_connection_count";
 const CONNECTION_LIMIT: Cond = Cond("sync_connection_limit");
 const CONNECTION_CHANGED: Cond = Cond("sync_connection_changed");
 const RUN_ACTIVE: Cond = Cond("sync_run_active");
+/// A run's id is taken: a scheduled firing delivered twice derives the
+/// same run id.
+const RUN_EXISTS: Cond = Cond("sync_run_exists");
+
+/// What starting a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStart {
+    Started,
+    /// Another run of the connection is queued or running.
+    InProgress,
+    /// A run with this id exists already (a repeated scheduled firing).
+    AlreadyStarted,
+}
 
 fn connection_key(scope: &TenantScope, id: Uuid) -> Item {
     key(scope, format!("SYNCCONN#{id}"))
@@ -135,12 +148,15 @@ impl Store {
         new: &SyncConnection,
         audit: &AuditContext,
     ) -> AppResult<bool> {
+        // A manual connection has no `schedule` attribute at all.
+        let schedule_clause = if new.schedule.is_some() { ", #schedule = :schedule" } else { " REMOVE #schedule" };
         let update = Update::builder()
             .set_key(Some(connection_key(scope, old.id)))
-            .update_expression(
+            .update_expression(format!(
                 "SET #name = :name, #source = :source, sync_mode = :mode, conflict_resolution = :rule, \
-                 field_mapping = :mapping, is_active = :active, version = :next, updated_at = :now",
-            )
+                 field_mapping = :mapping, is_active = :active, version = :next, updated_at = :now{schedule_clause}"
+            ))
+            .expression_attribute_names("#schedule", "schedule")
             .condition_expression("version = :expected")
             .expression_attribute_names("#name", "name")
             .expression_attribute_names("#source", "source")
@@ -156,6 +172,10 @@ impl Store {
             .expression_attribute_values(":next", n(new.version))
             .expression_attribute_values(":now", s(&new.updated_at))
             .expression_attribute_values(":expected", n(old.version));
+        let update = match &new.schedule {
+            Some(expression) => update.expression_attribute_values(":schedule", s(expression)),
+            None => update,
+        };
         let mut tx = Tx::new();
         tx.update(update, Some(CONNECTION_CHANGED));
         tx.audit(
@@ -204,7 +224,7 @@ impl Store {
 
     /// Writes `run` (queued) and makes it the connection's active run;
     /// false when another run is active.
-    pub async fn start_sync_run(&self, scope: &TenantScope, run: &SyncRun) -> AppResult<bool> {
+    pub async fn start_sync_run(&self, scope: &TenantScope, run: &SyncRun) -> AppResult<RunStart> {
         let mut item = to_item(run)?;
         item.extend(run_key(scope, run.connection_id, run.id));
         item.insert("expires_at".into(), n(chrono::Utc::now().timestamp() + RUN_RETENTION_DAYS * 86_400));
@@ -218,10 +238,11 @@ impl Store {
                 .expression_attribute_values(":now", s(&run.created_at)),
             Some(RUN_ACTIVE),
         );
-        tx.put_new(item, Cond::UNIQUE_ID);
+        tx.put_new(item, RUN_EXISTS);
         match tx.commit(self).await {
-            Ok(()) => Ok(true),
-            Err(TxError::Condition(RUN_ACTIVE)) => Ok(false),
+            Ok(()) => Ok(RunStart::Started),
+            Err(TxError::Condition(RUN_ACTIVE)) => Ok(RunStart::InProgress),
+            Err(TxError::Condition(RUN_EXISTS)) => Ok(RunStart::AlreadyStarted),
             Err(e) => Err(e.into_app_error(SYNC_RUN_RESOURCE)),
         }
     }

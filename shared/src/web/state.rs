@@ -27,6 +27,8 @@ pub struct AppState {
     pub sfn: crate::aws::SfnClient,
     /// SQS (a sync run's start message, in its connection's FIFO group).
     pub sqs: aws_sdk_sqs::Client,
+    /// Tenant schedules (scheduled syncs and workflows); built on first use.
+    pub schedules: crate::schedules::TenantSchedules,
 }
 
 /// Whether this process issues tokens (and so needs the private key).
@@ -58,6 +60,7 @@ impl AppState {
             mailer: Mailer::new(clients.ses.clone(), config.mail_from.clone(), config.app_base_url.clone()),
             sfn: clients.sfn.clone(),
             sqs: clients.sqs.clone(),
+            schedules: crate::schedules::TenantSchedules::new(clients.scheduler.clone()),
             config: Arc::new(config),
         })
     }
