@@ -426,6 +426,7 @@ async fn health_is_degraded_for_a_slow_provider_and_down_for_a_refusing_one() {
         http: shared::outbound::Fetcher::new(true).expect("fetcher"),
         sync_runs_queue_url: String::new(),
         sync_budget: Duration::from_secs(1),
+        sync_max_receives: 5,
         schedules: state.schedules.clone(),
     };
     assert!(worker.probe_all().await.expect("probe job") >= 3);

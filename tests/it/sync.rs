@@ -37,6 +37,8 @@ struct Source {
     records: Vec<Value>,
     /// Page offsets that fail once (the first request for them).
     fail_once: Vec<usize>,
+    /// Every request fails (503) while set.
+    down: bool,
     /// Each request's (cursor, updated_since).
     calls: Vec<(Option<String>, Option<String>)>,
 }
@@ -64,6 +66,9 @@ async fn fake_provider(source: Shared) -> String {
         let cursor = query.get("cursor").cloned();
         let since = query.get("updated_since").cloned();
         source.calls.push((cursor.clone(), since.clone()));
+        if source.down {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "maintenance"})));
+        }
         let offset: usize = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
         if let Some(at) = source.fail_once.iter().position(|o| *o == offset) {
             source.fail_once.remove(at);
@@ -519,4 +524,96 @@ async fn a_schedule_left_behind_by_its_connection_is_removed_at_its_next_firing(
     })
     .await;
     assert!(stored_runs(&owner, &ghost.to_string()).await.is_empty(), "a firing without its connection starts nothing");
+}
+
+#[tokio::test]
+async fn three_failed_runs_in_a_row_raise_one_alert_a_success_resolves_it_and_the_dashboard_counts_them() {
+    let owner = register_owner().await;
+    let other = register_owner().await;
+    let source: Shared = Arc::default();
+    source.lock().expect("source").records = (1..=4).map(|n| record(n, 1, "x")).collect();
+    source.lock().expect("source").down = true;
+    let url = fake_provider(source.clone()).await;
+    let provider_id = provider_for(&owner, &url).await;
+    let made = connection(&owner, &provider_id, "source_wins").await;
+    let id = made["id"].as_str().expect("id").to_owned();
+
+    // Each run fails on its last receive (locally the 2nd): three in a row.
+    for n in 1..=3 {
+        let run = run_to_end(&owner, &id).await;
+        assert_eq!(run["status"], "failed", "run {n}: {run}");
+        assert!(run["last_error"].as_str().is_some_and(|e| e.contains("503")), "{run}");
+    }
+    let open = get("/v1/integrations/alerts?status=open").token(&owner.access_token).send().await.expect(200);
+    let alerts = open.body["data"].as_array().expect("data").clone();
+    assert_eq!(alerts.len(), 1, "one alert, not one per failure: {alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!((alert["kind"].as_str(), alert["status"].as_str()), (Some("sync_failing"), Some("open")));
+    assert_eq!(alert["subject_id"], id.as_str());
+    assert_eq!(alert["provider_id"], provider_id.as_str());
+    assert_eq!(alert["consecutive_failures"], 3);
+    let raised: Vec<Value> =
+        outbox_events(&owner.tenant_id).await.into_iter().filter(|e| e["type"] == "integration.sync.failing").collect();
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["data"]["connection_id"], id.as_str());
+    assert_eq!(raised[0]["data"]["alert_id"], alert["id"]);
+
+    // One probe, answered (404 at the base URL is an answer).
+    post(&format!("/v1/integrations/providers/{provider_id}/probe"))
+        .token(&owner.access_token)
+        .send()
+        .await
+        .expect(200);
+    let dashboard_path = format!("/v1/integrations/{provider_id}/dashboard");
+    let board = get(&dashboard_path).token(&owner.access_token).send().await.expect(200).body;
+    assert_eq!(board["integration_info"]["id"], provider_id.as_str());
+    let metrics = &board["health_metrics"];
+    assert_eq!(metrics["error_rate"], 1.0, "3 failed runs of 3 settled, no events: {metrics:#}");
+    assert_eq!(metrics["availability"], 1.0, "{metrics:#}");
+    assert_eq!(metrics["probes"], 1);
+    assert_eq!(metrics["throughput"]["records_synced_per_hour"], 0.0);
+    assert_eq!(metrics["last_successful_sync"], Value::Null);
+    assert_eq!(board["sync_history"].as_array().map(Vec::len), Some(3));
+    assert_eq!(board["error_analysis"][0]["class"], "provider_server_error", "{:#}", board["error_analysis"]);
+    assert_eq!(board["error_analysis"][0]["count"], 3);
+    assert_eq!(board["error_analysis"][0]["sources"], json!(["sync_runs"]));
+    assert_eq!(board["alerts"].as_array().map(Vec::len), Some(1));
+    let trends = board["performance_trends"].as_array().expect("trends");
+    assert_eq!(trends.len(), 24);
+    assert_eq!(trends.iter().map(|h| h["runs_failed"].as_i64().unwrap_or(0)).sum::<i64>(), 3);
+    let overview = get("/v1/integrations/overview").token(&owner.access_token).send().await.expect(200).body;
+    assert_eq!(overview["syncs"]["connections"], 1);
+    assert_eq!(overview["syncs"]["failing"], 1);
+    assert_eq!(overview["open_alerts"]["sync_failing"], 1);
+    assert_eq!(overview["providers"][0]["open_alerts"], 1);
+
+    // Another tenant sees none of it.
+    get(&dashboard_path).token(&other.access_token).send().await.expect_error(404, "not_found");
+    let alert_id = alert["id"].as_str().expect("alert id");
+    post(&format!("/v1/integrations/alerts/{alert_id}/resolve"))
+        .token(&other.access_token)
+        .send()
+        .await
+        .expect_error(404, "not_found");
+    let theirs = get("/v1/integrations/alerts").token(&other.access_token).send().await.expect(200);
+    assert_eq!(theirs.body["data"], json!([]));
+    let developer = member_with_role(&owner, "developer").await;
+    get(&dashboard_path).token(&developer.access_token).send().await.expect_error(403, "insufficient_permissions");
+
+    // The provider is back: the next run succeeds and resolves the alert.
+    source.lock().expect("source").down = false;
+    let run = run_to_end(&owner, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let resolved = get("/v1/integrations/alerts?status=resolved").token(&owner.access_token).send().await.expect(200);
+    assert_eq!(resolved.body["data"][0]["id"], alert["id"]);
+    assert_eq!(resolved.body["data"][0]["resolved_by"], "auto");
+    let open = get("/v1/integrations/alerts?status=open").token(&owner.access_token).send().await.expect(200);
+    assert_eq!(open.body["data"], json!([]));
+    // Resolving it again answers it as it is.
+    let again = post(&format!("/v1/integrations/alerts/{alert_id}/resolve")).token(&owner.access_token).send().await;
+    assert_eq!(again.expect(200).body["resolved_by"], "auto");
+    let board = get(&dashboard_path).token(&owner.access_token).send().await.expect(200).body;
+    assert_eq!(board["health_metrics"]["error_rate"], 0.75, "3 failed of 4 finished runs");
+    assert!(board["health_metrics"]["last_successful_sync"].is_string());
+    assert_eq!(board["sync_history"][0]["status"], "succeeded", "newest first");
 }

@@ -377,6 +377,21 @@ async fn a_failing_step_follows_its_on_error_and_a_false_condition_ends_early() 
     );
     assert_eq!(failed["error"]["code"], "step_failed");
     assert_eq!(failed["error"]["step"], "strict");
+    // The failure is an open alert too (beside `workflow.execution.failed`).
+    let alerts = get("/v1/integrations/alerts?status=open").token(&owner.access_token).send().await.expect(200).body;
+    let alert = alerts["data"].as_array().and_then(|a| a.iter().find(|a| a["subject_id"] == large.as_str()).cloned());
+    let alert = alert.expect("an alert for the failed execution");
+    assert_eq!(
+        (alert["kind"].as_str(), alert["workflow_id"].as_str()),
+        (Some("workflow_failed"), Some(workflow_id.as_str()))
+    );
+    let resolved = post(&format!("/v1/integrations/alerts/{}/resolve", alert["id"].as_str().expect("id")))
+        .token(&owner.access_token)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(resolved.body["status"], "resolved");
+    assert_eq!(resolved.body["resolved_by"], owner.user_id.as_str());
     assert_eq!(failed["steps"][2]["input"]["message"], "sync failed for 500");
 }
 

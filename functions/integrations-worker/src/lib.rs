@@ -40,6 +40,9 @@ pub struct IntegrationsWorker {
     pub http: Fetcher,
     /// Where a sync run's continuation goes.
     pub sync_runs_queue_url: String,
+    /// The sync runs queue's maxReceiveCount: the receive that ends a
+    /// failing run `failed` before SQS moves its message to the DLQ.
+    pub sync_max_receives: u32,
     /// Deletes a connection's schedule that fired after the connection
     /// dropped it.
     pub schedules: shared::schedules::TenantSchedules,

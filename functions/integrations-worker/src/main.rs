@@ -17,6 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         http: Fetcher::new(config.local_mode)?,
         sync_runs_queue_url: shared::sync_runs::queue_url()?,
         sync_budget: integrations_worker::sync::budget_from_env(),
+        sync_max_receives: integrations_worker::sync::SYNC_MAX_RECEIVES,
         schedules: shared::schedules::TenantSchedules::new(clients.scheduler.clone()),
     };
     shared::worker::run_worker(worker).await

@@ -12,7 +12,8 @@
 //! - Once [`IntegrationsWorker::sync_budget`] is spent the run hands itself
 //!   on: a new message in the same group, deduplicated by run and page.
 //! - A page that keeps failing ends the run `failed` on the queue's last
-//!   receive ([`SYNC_MAX_RECEIVES`]); the connection counts the failure.
+//!   receive ([`SYNC_MAX_RECEIVES`], the redrive policy's; locally the
+//!   local stack's); the connection counts the failure.
 //!
 //! Conflicts: each customer the connection writes gets a mark with the
 //! `updated_at` the write left. A record whose customer's `updated_at` is
@@ -123,7 +124,7 @@ impl IntegrationsWorker {
             Ok(outcome) => Ok(outcome),
             Err(err) => {
                 let why = format!("{err:#}");
-                if receive >= SYNC_MAX_RECEIVES {
+                if receive >= self.sync_max_receives {
                     self.store.finish_sync_run(&scope, &run, RunEnd::Failed(&why)).await?;
                     return Ok(Outcome::SyncFailed);
                 }

@@ -174,6 +174,11 @@ impl Pollers {
             http: shared::outbound::Fetcher::new(state.config.local_mode)?,
             sync_runs_queue_url: sync_queue.clone(),
             sync_budget: local_sync_budget(),
+            // infra/local_stack.py gives every redrive policy this count.
+            sync_max_receives: std::env::var("LOCAL_MAX_RECEIVE_COUNT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(integrations_worker::sync::SYNC_MAX_RECEIVES),
             schedules: state.schedules.clone(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, INTEGRATIONS_WORKER, integrations.clone()));

@@ -28,10 +28,10 @@ use shared::{
         DomainEvent, Event,
         catalogue::{
             ApiKeyChanged, AuditEntryCreated, CreditsChanged, CreditsLowBalance, INTERNAL_EVENTS,
-            IntegrationEventReceived, InvoiceChanged, QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted,
-            TenantUpdated, TryonItemRequested, TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted,
-            UserInvited, UserUpdated, WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest,
-            WorkflowExecutionFailed, WorkflowNotification,
+            IntegrationEventReceived, IntegrationSyncFailing, InvoiceChanged, QuotaExceeded, TenantActivated,
+            TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested, TryonSessionFinished,
+            UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated, WebhookEndpointDisabled,
+            WebhookReplayRequested, WebhookTest, WorkflowExecutionFailed, WorkflowNotification,
         },
     },
     outbound::FETCH_TIMEOUT,
@@ -121,6 +121,9 @@ mod sample {
     pub const INBOUND: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a00);
     pub const WORKFLOW: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_000000000009);
     pub const EXECUTION: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a01);
+    pub const CONNECTION: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_00000000000b);
+    pub const RUN: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a02);
+    pub const ALERT: Uuid = Uuid::from_u128(0x5e1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4e);
 
     /// 2025-01-15T10:30:00Z.
     pub fn occurred_at() -> DateTime<Utc> {
@@ -459,6 +462,21 @@ pub fn entries() -> Vec<Entry> {
              with `GET /v1/workflows/{id}/executions/{execution_id}`; rerun it from the failed step with `POST \
              .../rerun`.",
         ),
+        entry(
+            Event::IntegrationSyncFailing(IntegrationSyncFailing {
+                alert_id: sample::ALERT,
+                connection_id: sample::CONNECTION,
+                connection_name: "CRM customers".into(),
+                provider_id: sample::PROVIDER,
+                consecutive_failures: 3,
+                run_id: sample::RUN,
+                last_error: "the provider's API answered 503".into(),
+            }),
+            "A sync connection keeps failing",
+            "The alert: a sync connection's runs failed 3 times in a row. Sent once; the alert \
+             (`GET /v1/integrations/alerts`) resolves itself when a run succeeds. Read the runs with \
+             `GET /v1/integrations/sync-connections/{id}/runs`.",
+        ),
     ]
 }
 
@@ -537,6 +555,7 @@ pub fn payload_schema(event: &Event) -> Payload {
         Event::IntegrationEventReceived(_) => Payload::of::<IntegrationEventReceived>(),
         Event::WorkflowNotification(_) => Payload::of::<WorkflowNotification>(),
         Event::WorkflowExecutionFailed(_) => Payload::of::<WorkflowExecutionFailed>(),
+        Event::IntegrationSyncFailing(_) => Payload::of::<IntegrationSyncFailing>(),
     }
 }
 

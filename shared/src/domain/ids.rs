@@ -115,6 +115,7 @@ typed_id!(WorkflowId, "workflow_id");
 typed_id!(ExecutionId, "execution_id");
 typed_id!(SyncConnectionId, "connection_id");
 typed_id!(SyncRunId, "run_id");
+typed_id!(AlertId, "alert_id");
 
 #[cfg(test)]
 mod tests {

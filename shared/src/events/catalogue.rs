@@ -121,6 +121,10 @@ pub enum Event {
     /// A workflow execution ended `failed` or `timed_out` (the alert).
     #[serde(rename = "workflow.execution.failed")]
     WorkflowExecutionFailed(WorkflowExecutionFailed),
+    /// A sync connection's runs failed 3 times in a row (the alert; raised
+    /// once until a run succeeds).
+    #[serde(rename = "integration.sync.failing")]
+    IntegrationSyncFailing(IntegrationSyncFailing),
 }
 
 /// [`Event::IntegrationEventReceived`]'s name (its bus source depends on it).
@@ -159,6 +163,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "integration.event.received",
     "workflow.notification",
     "workflow.execution.failed",
+    "integration.sync.failing",
 ];
 
 /// Events that are the platform's own plumbing, never a customer's business.
@@ -199,6 +204,7 @@ impl Event {
             Event::IntegrationEventReceived(_) => INTEGRATION_EVENT_RECEIVED,
             Event::WorkflowNotification(_) => "workflow.notification",
             Event::WorkflowExecutionFailed(_) => "workflow.execution.failed",
+            Event::IntegrationSyncFailing(_) => "integration.sync.failing",
         }
     }
 
@@ -530,6 +536,22 @@ pub struct WorkflowExecutionFailed {
     pub step: Option<String>,
 }
 
+/// `integration.sync.failing`: a connection's runs failed
+/// `consecutive_failures` times in a row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = IntegrationSyncFailingEventData)]
+pub struct IntegrationSyncFailing {
+    /// The alert (`GET /v1/integrations/alerts`).
+    pub alert_id: Uuid,
+    pub connection_id: Uuid,
+    pub connection_name: String,
+    pub provider_id: Uuid,
+    pub consecutive_failures: i64,
+    /// The failed run and its error.
+    pub run_id: Uuid,
+    pub last_error: String,
+}
+
 /// `webhook.test`: sent on `POST /v1/webhooks/{id}/test`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = WebhookTestEventData)]
@@ -731,6 +753,15 @@ mod tests {
                 error_code: "step_failed".into(),
                 error_message: "HTTP 503".into(),
                 step: Some("call".into()),
+            }),
+            Event::IntegrationSyncFailing(IntegrationSyncFailing {
+                alert_id: id,
+                connection_id: id,
+                connection_name: "CRM customers".into(),
+                provider_id: id,
+                consecutive_failures: 3,
+                run_id: id,
+                last_error: "the provider's API answered 503".into(),
             }),
         ]
     }

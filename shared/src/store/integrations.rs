@@ -57,6 +57,9 @@ pub const MAX_PAYLOAD_ON_BUS: usize = 64 * 1024;
 
 /// The probe index's partition: every provider with something to probe.
 const PROBE_INDEX: &str = "INTPROBES";
+/// Probes are kept this long (`PROBELOG#`): a day of availability always
+/// has its whole window.
+const PROBE_LOG_DAYS: i64 = 2;
 
 /// A value sealed with AES-256-GCM (`crate::sealing`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -403,24 +406,47 @@ impl Store {
 
     /// Records a health probe's result on the provider (if it still exists).
     pub async fn record_probe(&self, scope: &TenantScope, provider_id: Uuid, probe: &Probe) -> AppResult<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(provider_key_item(scope, provider_id)))
-            .update_expression("SET probe = :probe")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(
-                ":probe",
-                to_attribute(&serde_json::to_value(probe).map_err(AppError::internal)?)?,
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(err.into()),
+        const PROVIDER_GONE: Cond = Cond("provider_gone");
+        let probe_value = to_attribute(&serde_json::to_value(probe).map_err(AppError::internal)?)?;
+        let mut tx = Tx::new();
+        tx.update(
+            Update::builder()
+                .set_key(Some(provider_key_item(scope, provider_id)))
+                .update_expression("SET probe = :probe")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":probe", probe_value),
+            Some(PROVIDER_GONE),
+        );
+        // The history the dashboard's availability is computed from.
+        let mut entry = to_item(probe)?;
+        entry.extend(key(scope, format!("PROBELOG#{provider_id}#{}", probe.checked_at)));
+        entry.insert("expires_at".into(), n(chrono::Utc::now().timestamp() + PROBE_LOG_DAYS * 86_400));
+        tx.put(entry);
+        match tx.commit(self).await {
+            Ok(()) | Err(TxError::Condition(PROVIDER_GONE)) => Ok(()),
+            Err(e) => Err(e.into_app_error(PROVIDER_RESOURCE)),
         }
+    }
+
+    /// A provider's probes since `since`, oldest first.
+    pub async fn probe_log(
+        &self,
+        scope: &TenantScope,
+        provider_id: Uuid,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<Vec<Probe>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(scope.pk()))
+            .expression_attribute_values(
+                ":from",
+                s(format!("PROBELOG#{provider_id}#{}", crate::domain::rfc3339(since))),
+            )
+            .expression_attribute_values(":to", s(format!("PROBELOG#{provider_id}#~")));
+        Ok(super::decode_listed(self.query_all(query).await?))
     }
 
     /// Every active provider with an `api_base_url`, platform-wide: what the

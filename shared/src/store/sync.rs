@@ -27,6 +27,7 @@ use super::{
 use crate::{
     auth::TenantScope,
     domain::{
+        alert::{Alert, AlertKind, AlertStatus, SYNC_FAILURE_ALERT_THRESHOLD, sync_alert_id},
         audit::{AuditContext, Change},
         now_rfc3339,
         sync::{
@@ -35,6 +36,8 @@ use crate::{
         },
     },
     error::{AppError, AppResult},
+    events::{Event, catalogue::IntegrationSyncFailing},
+    store::alerts::alert_item,
 };
 
 pub const SYNC_CONNECTION_RESOURCE: &str = "sync_connection";
@@ -46,6 +49,45 @@ const RUN_ACTIVE: Cond = Cond("sync_run_active");
 /// A run's id is taken: a scheduled firing delivered twice derives the
 /// same run id.
 const RUN_EXISTS: Cond = Cond("sync_run_exists");
+
+/// The connection's alert and its event, in the transaction of the run
+/// that made the failures in a row reach the threshold.
+fn raise_sync_alert(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    connection: &SyncConnection,
+    run: &SyncRun,
+    error: &str,
+) -> AppResult<()> {
+    let alert = Alert {
+        id: sync_alert_id(connection.id),
+        kind: AlertKind::SyncFailing,
+        status: AlertStatus::Open,
+        subject_id: connection.id,
+        subject_name: connection.name.clone(),
+        provider_id: Some(connection.source.provider_id),
+        workflow_id: None,
+        message: error.to_owned(),
+        consecutive_failures: Some(SYNC_FAILURE_ALERT_THRESHOLD),
+        raised_at: now_rfc3339(),
+        resolved_at: None,
+        resolved_by: None,
+    };
+    tx.put(alert_item(scope, &alert)?);
+    tx.emit(
+        scope,
+        Event::IntegrationSyncFailing(IntegrationSyncFailing {
+            alert_id: alert.id,
+            connection_id: connection.id,
+            connection_name: connection.name.clone(),
+            provider_id: connection.source.provider_id,
+            consecutive_failures: SYNC_FAILURE_ALERT_THRESHOLD,
+            run_id: run.id,
+            last_error: error.to_owned(),
+        }),
+    );
+    Ok(())
+}
 
 /// What starting a run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +178,11 @@ impl Store {
         let context = format!("sync-connections|{}", scope.pk());
         let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
         Ok((super::decode_listed(items), cursor))
+    }
+
+    /// Every connection of the tenant (at most 25): the monitoring views.
+    pub async fn all_sync_connections(&self, scope: &TenantScope) -> AppResult<Vec<SyncConnection>> {
+        Ok(super::decode_listed(self.query_all(self.prefix_query(scope, "SYNCCONN#")).await?))
     }
 
     /// Saves the definition fields of `new` if `old.version` is still the
@@ -420,16 +467,27 @@ impl Store {
         };
         let mut tx = Tx::new();
         tx.update(run_update, Some(RUN_ACTIVE));
-        // A deleted connection has no run to free: the run still ends.
-        let connection_exists = self.get_item(connection_key(scope, run.connection_id)).await?.is_some();
-        if connection_exists {
+        // A deleted connection has no run to free: the run still ends. Its
+        // failures in a row are exact here: only the run it holds
+        // (`active_run_id`, the condition) finishes.
+        let stored: Option<SyncConnection> = self.get_as(connection_key(scope, run.connection_id)).await?;
+        if let Some(stored) = &stored {
             tx.update(connection, None);
+            if let Some(error) = &error
+                && stored.consecutive_failures + 1 == SYNC_FAILURE_ALERT_THRESHOLD
+            {
+                raise_sync_alert(&mut tx, scope, stored, run, error)?;
+            }
         }
         match tx.commit(self).await {
-            Ok(()) => Ok(true),
-            Err(TxError::Condition(RUN_ACTIVE)) => Ok(false),
-            Err(e) => Err(e.into_app_error(SYNC_RUN_RESOURCE)),
+            Ok(()) => {}
+            Err(TxError::Condition(RUN_ACTIVE)) => return Ok(false),
+            Err(e) => return Err(e.into_app_error(SYNC_RUN_RESOURCE)),
         }
+        if error.is_none() && stored.is_some_and(|c| c.consecutive_failures >= SYNC_FAILURE_ALERT_THRESHOLD) {
+            self.resolve_alert(scope, sync_alert_id(run.connection_id), "auto").await?;
+        }
+        Ok(true)
     }
 
     /// Forgets the checkpoint: the next incremental run reads everything.

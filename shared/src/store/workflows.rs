@@ -29,6 +29,7 @@ use super::{
 };
 use crate::{
     auth::TenantScope,
+    domain::alert::{Alert, AlertKind, AlertStatus, workflow_alert_id},
     domain::{
         audit::{AuditContext, Change},
         now_rfc3339,
@@ -466,6 +467,21 @@ impl Store {
                 message: "the execution failed".into(),
                 step: None,
             });
+            let alert = Alert {
+                id: workflow_alert_id(execution.id),
+                kind: AlertKind::WorkflowFailed,
+                status: AlertStatus::Open,
+                subject_id: execution.id,
+                subject_name: workflow_name.to_owned(),
+                provider_id: None,
+                workflow_id: Some(execution.workflow_id),
+                message: format!("{}: {}", error.code, error.message),
+                consecutive_failures: None,
+                raised_at: now_rfc3339(),
+                resolved_at: None,
+                resolved_by: None,
+            };
+            tx.put(super::alerts::alert_item(scope, &alert)?);
             tx.emit(
                 scope,
                 Event::WorkflowExecutionFailed(WorkflowExecutionFailed {
