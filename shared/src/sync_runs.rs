@@ -56,6 +56,29 @@ pub async fn send(
     Ok(())
 }
 
+/// A run of `connection`, `queued`, reading after its checkpoint when its
+/// mode reads changes only.
+pub fn new_run(scope: &TenantScope, connection: &SyncConnection, trigger: &str, run_id: Uuid) -> SyncRun {
+    SyncRun {
+        id: run_id,
+        connection_id: connection.id,
+        tenant_id: scope.tenant_id(),
+        status: RunStatus::Queued,
+        sync_mode: connection.sync_mode,
+        trigger: trigger.to_owned(),
+        started_after: if connection.sync_mode.reads_changes_only() { connection.checkpoint.clone() } else { None },
+        page_cursor: None,
+        max_cursor_value: None,
+        counts: RunCounts::default(),
+        invocations: 0,
+        last_error: None,
+        created_at: now_rfc3339(),
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
+    }
+}
+
 /// What [`start`] did.
 #[derive(Debug)]
 pub enum Started {
@@ -78,24 +101,7 @@ pub async fn start(
     trigger: &str,
     run_id: Uuid,
 ) -> AppResult<Started> {
-    let run = SyncRun {
-        id: run_id,
-        connection_id: connection.id,
-        tenant_id: scope.tenant_id(),
-        status: RunStatus::Queued,
-        sync_mode: connection.sync_mode,
-        trigger: trigger.to_owned(),
-        started_after: if connection.sync_mode.reads_changes_only() { connection.checkpoint.clone() } else { None },
-        page_cursor: None,
-        max_cursor_value: None,
-        counts: RunCounts::default(),
-        invocations: 0,
-        last_error: None,
-        created_at: now_rfc3339(),
-        started_at: None,
-        finished_at: None,
-        duration_ms: None,
-    };
+    let run = new_run(scope, connection, trigger, run_id);
     match store.start_sync_run(scope, &run).await? {
         RunStart::Started => {}
         RunStart::InProgress => {

@@ -419,7 +419,7 @@ async fn a_scheduled_connection_runs_on_its_schedule_reads_only_changes_and_its_
         (json!({"schedule": "cron(0 2 ? * ? *)"}), "schedule"),
         (json!({"schedule": "every night"}), "schedule"),
         (json!({"frequency": "manual", "schedule": "rate(1 hour)"}), "schedule"),
-        (json!({"frequency": "real_time"}), "frequency"),
+        (json!({"frequency": "hourly"}), "frequency"),
     ] {
         let refused = post("/v1/integrations/sync-connections")
             .token(&owner.access_token)
@@ -616,4 +616,82 @@ async fn three_failed_runs_in_a_row_raise_one_alert_a_success_resolves_it_and_th
     assert_eq!(board["health_metrics"]["error_rate"], 0.75, "3 failed of 4 finished runs");
     assert!(board["health_metrics"]["last_successful_sync"].is_string());
     assert_eq!(board["sync_history"][0]["status"], "succeeded", "newest first");
+}
+
+#[tokio::test]
+async fn a_real_time_connection_applies_each_inbound_event_of_its_provider_once() {
+    use crate::integrations::{create_provider, deliver, generic_headers};
+    let owner = register_owner().await;
+    let secret = "real-time-secret-123";
+    let name = format!("live_{}", &unique()[..8]);
+    let provider = create_provider(&owner, &json!({"name": name, "secret_key": secret})).await;
+    let body = |extra: Value| {
+        let mut body = json!({"name": "Live CRM", "sync_mode": "full",
+            "source": {"provider_id": provider.id, "path": "/customers", "records_field": "customers"},
+            "field_mapping": {"email": "email", "name": "full_name"}});
+        body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        body
+    };
+    let mixed = body(json!({"frequency": "real_time", "schedule": "rate(1 hour)"}));
+    let refused = post("/v1/integrations/sync-connections").token(&owner.access_token).json(&mixed).send().await;
+    assert_eq!(refused.expect_error(400, "validation_failed").invalid_fields(), ["schedule"]);
+    // A provider without an API is enough: its events bring the records.
+    let made = post("/v1/integrations/sync-connections")
+        .token(&owner.access_token)
+        .json(&body(json!({"frequency": "real_time"})))
+        .send()
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(made["frequency"], "real_time");
+    let id = made["id"].as_str().expect("id").to_owned();
+    let event_runs = |wanted: usize| {
+        let id = id.clone();
+        let tenant = owner.clone();
+        async move {
+            let runs: Vec<Value> = stored_runs(&tenant, &id)
+                .await
+                .into_iter()
+                .filter(|r| r["trigger"] == "event" && r["status"] == "succeeded")
+                .collect();
+            (runs.len() >= wanted).then_some(runs)
+        }
+    };
+
+    // One record as the whole body.
+    let one = json!({"event_id": "evt-1", "event_type": "customer.updated", "id": "rt-1",
+        "email": "rt1@example.com", "full_name": "Real Time"})
+    .to_string();
+    deliver(&provider.path, &generic_headers(secret, &one), &one).await.expect(202);
+    let runs = eventually("the event's run", RUN_DEADLINE, || event_runs(1)).await;
+    assert_eq!(runs[0]["counts"]["records_created"].as_f64(), Some(1.0), "{:?}", runs[0]);
+    assert_eq!(customer_by_external_id(&owner, "rt-1").await["name"], "Real Time");
+
+    // A batch in `records_field`: one updated, one created.
+    let batch = json!({"event_id": "evt-2", "event_type": "customers.changed", "customers": [
+        {"id": "rt-1", "email": "rt1@example.com", "full_name": "Renamed"},
+        {"id": "rt-2", "email": "rt2@example.com", "full_name": "Second"}]})
+    .to_string();
+    deliver(&provider.path, &generic_headers(secret, &batch), &batch).await.expect(202);
+    let runs = eventually("the batch's run", RUN_DEADLINE, || event_runs(2)).await;
+    let second = runs.iter().find(|r| r["counts"]["records_read"].as_f64() == Some(2.0)).expect("the batch's run");
+    assert_eq!(second["counts"]["records_updated"].as_f64(), Some(1.0), "{second}");
+    assert_eq!(second["counts"]["records_created"].as_f64(), Some(1.0), "{second}");
+    assert_eq!(customer_by_external_id(&owner, "rt-1").await["name"], "Renamed");
+    assert_eq!(customer_by_external_id(&owner, "rt-2").await["name"], "Second");
+    // The same event again is the inbound endpoint's duplicate: no run.
+    deliver(&provider.path, &generic_headers(secret, &batch), &batch).await.expect(200);
+    let connection = get(&format!("/v1/integrations/sync-connections/{id}")).token(&owner.access_token).send().await;
+    let connection = connection.expect(200).body;
+    assert_eq!(connection["active_run_id"], Value::Null, "no run holds the connection: {connection}");
+    assert!(connection["last_successful_sync_at"].is_string());
+    assert_eq!(connection["checkpoint"], Value::Null, "event runs leave the checkpoint to the API reads");
+    // Manual again: nothing listens any more.
+    let path = format!("/v1/integrations/sync-connections/{id}");
+    let manual = patch(&path).token(&owner.access_token).json(&json!({"frequency": "manual"})).send().await;
+    assert_eq!(
+        manual.expect_error(400, "validation_failed").invalid_fields(),
+        ["source.provider_id"],
+        "no API to read"
+    );
 }

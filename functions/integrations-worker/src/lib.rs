@@ -1,7 +1,8 @@
 //! The integrations worker, fed two ways:
 //! - `integration.event.received` from the bus (`IntegrationEventsQueue`):
-//!   the event is taken (`received` -> `processed`, with the time it took
-//!   from receipt). A failed attempt is retried on seed 003's schedule: the
+//!   the provider's real-time sync connections apply its records
+//!   ([`IntegrationsWorker::apply_inbound`]), then the event is taken
+//!   (`received` -> `processed`, with the time it took from receipt). A failed attempt is retried on seed 003's schedule: the
 //!   message comes back after 60 s, then 120 s, 240 s, at most 300 s
 //!   ([`retry_delay`], ChangeMessageVisibility); the 4th failed receive
 //!   marks the event `failed` and SQS moves the message to the DLQ
@@ -127,6 +128,8 @@ impl IntegrationsWorker {
         let Event::IntegrationEventReceived(received) = envelope.event()? else {
             anyhow::bail!("not an integration event: {}", envelope.detail_type);
         };
+        // Real-time sync connections first: a failure retries the event.
+        self.apply_inbound(&scope, &received).await?;
         let received_at = chrono::DateTime::parse_from_rfc3339(&received.received_at).context("received_at")?;
         let took = (chrono::Utc::now() - received_at.with_timezone(&chrono::Utc)).num_milliseconds().max(0);
         if self.store.event_processed(&scope, received.inbound_id, took).await? {

@@ -43,7 +43,11 @@ use shared::{
         },
         validate::is_email,
     },
-    store::{customers::CustomerFields, sync::RunEnd},
+    events::catalogue::IntegrationEventReceived,
+    store::{
+        customers::CustomerFields,
+        sync::{RunEnd, RunStart},
+    },
     sync_runs::{self, Started, SyncRunMessage},
 };
 
@@ -54,6 +58,21 @@ use crate::{IntegrationsWorker, Outcome};
 pub const SYNC_MAX_RECEIVES: u32 = 5;
 /// Records of a page written at once (each its own customer).
 const RECORDS_AT_ONCE: usize = 8;
+
+/// An inbound event's records for a real-time connection.
+fn inbound_records(received: &IntegrationEventReceived, records_field: &str) -> Result<Vec<Value>, String> {
+    if !received.payload_on_bus {
+        return Err("the event's body is over 64 KiB: a real-time sync takes it from the bus only".to_owned());
+    }
+    match (field(&received.data, records_field), &received.data) {
+        (Some(Value::Array(records)), _) if records.len() <= MAX_RECORDS_PER_PAGE => Ok(records.clone()),
+        (Some(Value::Array(records)), _) => {
+            Err(format!("an event of {} records (at most {MAX_RECORDS_PER_PAGE})", records.len()))
+        }
+        (_, Value::Object(_)) => Ok(vec![received.data.clone()]),
+        _ => Err("the event's body is not a JSON object".to_owned()),
+    }
+}
 
 /// What a page did, and where the source goes on.
 struct PageResult {
@@ -102,6 +121,58 @@ impl IntegrationsWorker {
             self.schedules.remove(firing.target, firing.id).await?;
         }
         Ok(Outcome::ScheduleStale)
+    }
+
+    /// A real-time connection's inbound event: its records (the body's
+    /// `records_field` array, else the body as one record) applied as one
+    /// run (`trigger: "event"`, id derived from the connection and the
+    /// event, so a redelivered event resumes or skips its run). The
+    /// checkpoint is not moved: it stays the API reads' own. A run in
+    /// progress makes the event wait (an error: the events queue retries it).
+    pub async fn apply_inbound(
+        &self,
+        scope: &TenantScope,
+        received: &IntegrationEventReceived,
+    ) -> anyhow::Result<usize> {
+        let connections = self.store.all_sync_connections(scope).await?;
+        let mut applied = 0;
+        for connection in
+            connections.iter().filter(|c| c.real_time && c.is_active && c.source.provider_id == received.provider_id)
+        {
+            let run_id = derived_id(&[&connection.id.to_string(), &received.inbound_id.to_string(), "event run"]);
+            let fresh = sync_runs::new_run(scope, connection, "event", run_id);
+            let fresh = SyncRun { started_after: None, ..fresh };
+            let run = match self.store.start_sync_run(scope, &fresh).await? {
+                RunStart::Started => fresh,
+                RunStart::AlreadyStarted => match self.store.get_sync_run(scope, connection.id, run_id).await? {
+                    Some(run) if !matches!(run.status, RunStatus::Succeeded | RunStatus::Failed) => run,
+                    _ => continue,
+                },
+                RunStart::InProgress => {
+                    anyhow::bail!("connection {}: a run is in progress; the event waits for it", connection.id)
+                }
+            };
+            let Some(run) = self.store.sync_run_picked_up(scope, &run).await? else { continue };
+            let records = match inbound_records(received, &connection.source.records_field) {
+                Ok(records) => records,
+                Err(why) => {
+                    self.store.finish_sync_run(scope, &run, RunEnd::Failed(&why)).await?;
+                    continue;
+                }
+            };
+            if run.counts.pages == 0 {
+                let page = self.write_records(scope, connection, &run, &records).await?;
+                if !self.store.checkpoint_sync_page(scope, &run, 0, &page.counts, None, None).await? {
+                    continue;
+                }
+                if let Some(error) = page.last_error {
+                    self.store.note_sync_error(scope, &run, &error).await?;
+                }
+            }
+            self.store.finish_sync_run(scope, &SyncRun { max_cursor_value: None, ..run }, RunEnd::Succeeded).await?;
+            applied += 1;
+        }
+        Ok(applied)
     }
 
     /// Takes up a run where its checkpoint left it.

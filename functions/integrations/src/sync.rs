@@ -114,8 +114,9 @@ pub struct NewSyncConnection {
     #[schema(value_type = String, example = "incremental")]
     pub sync_mode: String,
     /// `manual` (the default when there is no `schedule`): runs start from
-    /// the API. `scheduled`: runs also start on `schedule`. Real-time syncs
-    /// are not offered yet.
+    /// the API. `scheduled`: runs also start on `schedule`. `real_time`:
+    /// every inbound event of the provider (its body's `records_field`
+    /// array, or the body as one record) is applied when it arrives.
     #[serde(default)]
     #[eserde(compat)]
     #[schema(value_type = Option<String>, example = "scheduled")]
@@ -173,7 +174,14 @@ pub struct SyncConnectionUpdate {
     #[eserde(compat)]
     #[schema(value_type = bool)]
     pub is_active: Settable<bool>,
-    /// A new schedule expression; `null` makes the connection manual.
+    /// `manual`, `scheduled` (with `schedule`, here or already set) or
+    /// `real_time`.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = String, example = "real_time")]
+    pub frequency: Settable<String>,
+    /// A new schedule expression (the connection becomes `scheduled`);
+    /// `null` makes it manual.
     #[serde(default)]
     #[eserde(compat)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
@@ -236,28 +244,27 @@ fn check_mode(mode: &str, errors: &mut Vec<FieldError>) -> SyncMode {
 }
 
 /// `frequency` and `schedule` together: a schedule makes it `scheduled`.
+/// What the connection gets: its schedule, and whether it is real time.
 fn check_frequency(
     frequency: Option<&str>,
     schedule: Option<ScheduleText>,
     errors: &mut Vec<FieldError>,
-) -> Option<String> {
+) -> (Option<String>, bool) {
     match (frequency, schedule) {
-        (None | Some("scheduled"), Some(expression)) => check_schedule(expression, errors),
+        (None | Some("scheduled"), Some(expression)) => (check_schedule(expression, errors), false),
         (Some("scheduled"), None) => {
             errors.push(FieldError::new("schedule", "is required by a scheduled connection"));
-            None
+            (None, false)
         }
-        (None | Some("manual"), None) => None,
-        (Some("manual"), Some(_)) => {
-            errors.push(FieldError::new("schedule", "must be left out of a manual connection"));
-            None
+        (None | Some("manual"), None) => (None, false),
+        (Some("real_time"), None) => (None, true),
+        (Some("manual" | "real_time"), Some(_)) => {
+            errors.push(FieldError::new("schedule", "is only for a scheduled connection"));
+            (None, false)
         }
         (Some(_), _) => {
-            errors.push(FieldError::new(
-                "frequency",
-                "must be manual or scheduled (real-time syncs are not offered yet)",
-            ));
-            None
+            errors.push(FieldError::new("frequency", "must be manual, scheduled or real_time"));
+            (None, false)
         }
     }
 }
@@ -298,11 +305,12 @@ fn check_cursor_field(connection: &SyncConnection, errors: &mut Vec<FieldError>)
     }
 }
 
-/// The provider must be the tenant's and have an API to read.
-async fn check_provider(state: &AppState, scope: &TenantScope, provider_id: Uuid) -> AppResult<()> {
+/// The provider must be the tenant's and have an API to read (a real-time
+/// connection can do without: its events bring the records).
+async fn check_provider(state: &AppState, scope: &TenantScope, provider_id: Uuid, real_time: bool) -> AppResult<()> {
     let provider = state.store.get_provider(scope, provider_id).await?;
     match provider {
-        Some(provider) if provider.api_base_url.is_some() => Ok(()),
+        Some(provider) if real_time || provider.api_base_url.is_some() => Ok(()),
         Some(_) => Err(AppError::invalid_field("source.provider_id", "the provider has no api_base_url to read")),
         None => Err(AppError::invalid_field("source.provider_id", "no such integration provider")),
     }
@@ -314,8 +322,9 @@ async fn load(state: &AppState, scope: &TenantScope, id: Uuid) -> AppResult<Sync
 
 /// Create a sync connection
 ///
-/// 201 with the connection. Nothing runs until a run is started
-/// (`POST .../runs`).
+/// 201 with the connection. Runs start from the API (`POST .../runs`), on
+/// `schedule` (`frequency: scheduled`), or with every inbound event of the
+/// provider (`frequency: real_time`, the event's records applied at once).
 #[utoipa::path(post, path = "/v1/integrations/sync-connections", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
     request_body(content = NewSyncConnection, example = json!({
         "name": "CRM customers",
@@ -345,7 +354,7 @@ pub async fn create_connection(
     if body.target_type.as_deref().is_some_and(|t| t != "customers") {
         errors.push(FieldError::new("target_type", "must be customers"));
     }
-    let schedule = check_frequency(body.frequency.as_deref(), body.schedule, &mut errors);
+    let (schedule, real_time) = check_frequency(body.frequency.as_deref(), body.schedule, &mut errors);
     let sync_mode = check_mode(&body.sync_mode, &mut errors);
     let source = check_source(body.source, &mut errors);
     let field_mapping = body.field_mapping.unwrap_or_else(default_mapping);
@@ -362,6 +371,7 @@ pub async fn create_connection(
         field_mapping,
         is_active: body.is_active.unwrap_or(true),
         schedule,
+        real_time,
         checkpoint: None,
         active_run_id: None,
         last_run_at: None,
@@ -375,7 +385,7 @@ pub async fn create_connection(
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    check_provider(&state, &scope, connection.source.provider_id).await?;
+    check_provider(&state, &scope, connection.source.provider_id, connection.real_time).await?;
     let change = schedule_change(None, &connection);
     change.prepare(&state.schedules).await.map_err(AppError::internal)?;
     if let Err(err) = state.store.create_sync_connection(&scope, &connection, &audit).await {
@@ -462,17 +472,24 @@ pub async fn update_connection(
     if let Settable::Value(active) = body.is_active {
         new.is_active = active;
     }
-    match body.schedule {
-        Clearable::Value(expression) => new.schedule = check_schedule(expression, &mut errors),
-        Clearable::Null => new.schedule = None,
-        Clearable::Absent => {}
+    let frequency = body.frequency.into_option();
+    match (frequency.as_deref(), body.schedule) {
+        (None, Clearable::Absent) => {}
+        (None, Clearable::Null) => new.schedule = None,
+        (frequency, Clearable::Value(expression)) => {
+            (new.schedule, new.real_time) = check_frequency(frequency, Some(expression), &mut errors);
+        }
+        (Some("scheduled"), Clearable::Absent) if old.schedule.is_some() => new.real_time = false,
+        (Some(frequency), Clearable::Absent | Clearable::Null) => {
+            (new.schedule, new.real_time) = check_frequency(Some(frequency), None, &mut errors);
+        }
     }
     check_cursor_field(&new, &mut errors);
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
-    if new.source.provider_id != old.source.provider_id {
-        check_provider(&state, &scope, new.source.provider_id).await?;
+    if new.source.provider_id != old.source.provider_id || (old.real_time && !new.real_time) {
+        check_provider(&state, &scope, new.source.provider_id, new.real_time).await?;
     }
     new.version = old.version + 1;
     new.updated_at = now_rfc3339();

@@ -109,6 +109,11 @@ pub struct SyncConnection {
     /// start from the API only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Every inbound event of the source provider is applied at once (a
+    /// run per event, `trigger: "event"`); runs from the API still read the
+    /// provider's API (a backfill).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub real_time: bool,
     /// The largest cursor value a successful run saw: where the next
     /// incremental run starts. `None`: from the beginning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +133,18 @@ pub struct SyncConnection {
     pub updated_at: String,
 }
 
+impl SyncConnection {
+    pub fn frequency(&self) -> &'static str {
+        if self.real_time {
+            "real_time"
+        } else if self.schedule.is_some() {
+            "scheduled"
+        } else {
+            "manual"
+        }
+    }
+}
+
 /// A connection as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncConnectionView {
@@ -144,7 +161,7 @@ pub struct SyncConnectionView {
     #[schema(value_type = Object)]
     pub field_mapping: Map<String, Value>,
     pub is_active: bool,
-    /// `manual` (runs start from the API) or `scheduled`.
+    /// `manual` (runs start from the API), `scheduled` or `real_time`.
     pub frequency: String,
     /// The schedule's expression when `scheduled`.
     pub schedule: Option<String>,
@@ -174,7 +191,7 @@ impl From<&SyncConnection> for SyncConnectionView {
             conflict_resolution: c.conflict_resolution,
             field_mapping: c.field_mapping.clone(),
             is_active: c.is_active,
-            frequency: if c.schedule.is_some() { "scheduled" } else { "manual" }.to_owned(),
+            frequency: c.frequency().to_owned(),
             schedule: c.schedule.clone(),
             checkpoint: c.checkpoint.clone(),
             active_run_id: c.active_run_id,
@@ -232,7 +249,8 @@ pub struct SyncRun {
     pub tenant_id: Uuid,
     pub status: RunStatus,
     pub sync_mode: SyncMode,
-    /// `manual` (the API) or `schedule` (a firing of its schedule).
+    /// `manual` (the API), `schedule` (a firing of its schedule) or
+    /// `event` (a real-time connection's inbound event).
     pub trigger: String,
     /// The checkpoint the run started after (incremental, delta).
     #[serde(default, skip_serializing_if = "Option::is_none")]

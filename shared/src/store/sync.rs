@@ -201,7 +201,8 @@ impl Store {
             .set_key(Some(connection_key(scope, old.id)))
             .update_expression(format!(
                 "SET #name = :name, #source = :source, sync_mode = :mode, conflict_resolution = :rule, \
-                 field_mapping = :mapping, is_active = :active, version = :next, updated_at = :now{schedule_clause}"
+                 field_mapping = :mapping, is_active = :active, real_time = :real_time, version = :next, \
+                 updated_at = :now{schedule_clause}"
             ))
             .expression_attribute_names("#schedule", "schedule")
             .condition_expression("version = :expected")
@@ -216,6 +217,7 @@ impl Store {
             .expression_attribute_values(":rule", s(new.conflict_resolution.as_str()))
             .expression_attribute_values(":mapping", to_attribute(&Value::Object(new.field_mapping.clone()))?)
             .expression_attribute_values(":active", AttributeValue::Bool(new.is_active))
+            .expression_attribute_values(":real_time", AttributeValue::Bool(new.real_time))
             .expression_attribute_values(":next", n(new.version))
             .expression_attribute_values(":now", s(&new.updated_at))
             .expression_attribute_values(":expected", n(old.version));
