@@ -59,6 +59,15 @@ pub const SYNC_MAX_RECEIVES: u32 = 5;
 /// Records of a page written at once (each its own customer).
 const RECORDS_AT_ONCE: usize = 8;
 
+/// What every record of one page shares.
+#[derive(Clone, Copy)]
+struct EachRecord<'a> {
+    scope: &'a TenantScope,
+    connection: &'a SyncConnection,
+    run: &'a SyncRun,
+    audit: &'a AuditContext,
+}
+
 /// An inbound event's records for a real-time connection.
 fn inbound_records(received: &IntegrationEventReceived, records_field: &str) -> Result<Vec<Value>, String> {
     if !received.payload_on_bus {
@@ -351,11 +360,12 @@ impl IntegrationsWorker {
         let customers = self.store.customers_by_external_ids(scope, &keys).await?;
         let marks = self.store.sync_marks(scope, connection.id, &keys).await?;
         let audit = AuditContext::system("integrations-worker");
+        let each = EachRecord { scope, connection, run, audit: &audit };
         // Different records touch different customers: a few at a time.
         let mut pending = Vec::with_capacity(keyed.len());
         for (key, record) in keyed {
             let (customer, mark) = (customers.get(&key), marks.get(&key));
-            pending.push(self.write_keyed(scope, connection, run, key, record, customer, mark, &audit));
+            pending.push(self.write_keyed(&each, key, record, customer, mark));
         }
         let results: Vec<(String, Result<RunCounts, String>)> =
             futures::stream::iter(pending).buffer_unordered(RECORDS_AT_ONCE).collect().await;
@@ -372,35 +382,28 @@ impl IntegrationsWorker {
     }
 
     /// [`Self::write_record`] with the record's key beside its result.
-    #[allow(clippy::too_many_arguments)]
     async fn write_keyed(
         &self,
-        scope: &TenantScope,
-        connection: &SyncConnection,
-        run: &SyncRun,
+        each: &EachRecord<'_>,
         key: String,
         record: &Value,
         existing: Option<&Customer>,
         mark: Option<&String>,
-        audit: &AuditContext,
     ) -> (String, Result<RunCounts, String>) {
-        let written = self.write_record(scope, connection, run, &key, record, existing, mark, audit).await;
+        let written = self.write_record(each, &key, record, existing, mark).await;
         (key, written)
     }
 
     /// One record: what it changed, or why the target refused it.
-    #[allow(clippy::too_many_arguments)]
     async fn write_record(
         &self,
-        scope: &TenantScope,
-        connection: &SyncConnection,
-        run: &SyncRun,
+        each: &EachRecord<'_>,
         key: &str,
         record: &Value,
         existing: Option<&Customer>,
         mark: Option<&String>,
-        audit: &AuditContext,
     ) -> Result<RunCounts, String> {
+        let EachRecord { scope, connection, run, audit } = *each;
         let source = &connection.source;
         let mut counts = RunCounts::default();
         let deletion =

@@ -41,8 +41,7 @@ impl Store {
             &[],
         );
         let context = format!("alerts|{}|{status:?}", scope.pk());
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// Every open alert of the tenant (the dashboards).

@@ -953,8 +953,7 @@ impl Store {
         let query = self.prefix_query(scope, INVOICE_PREFIX).scan_index_forward(false);
         let query = super::filter_equal(query, &[("status", status.map(|v| s(v.as_str())))], &[]);
         let context = format!("invoices|{}|{}", scope.pk(), status.map_or("", InvoiceStatus::as_str));
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// Gives a draft the next number of its tenant's year and finalizes it:

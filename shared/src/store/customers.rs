@@ -259,8 +259,7 @@ impl Store {
     ) -> AppResult<(Vec<Photo>, Option<String>)> {
         let context = format!("photos|{}|{customer_id}", scope.pk());
         let query = self.photos_query(scope, customer_id);
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// The keys of every photo item of the customer, decodable or not: what

@@ -192,8 +192,7 @@ impl Store {
             is_active.map(|a| a.to_string()).unwrap_or_default(),
             needle.unwrap_or_default()
         );
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// Applies `changes` to a user; `Ok(None)` when there is no such user.
@@ -361,8 +360,7 @@ impl Store {
     ) -> AppResult<(Vec<Invitation>, Option<String>)> {
         let query = self.prefix_query(scope, "INVITATION#").consistent_read(true);
         let context = format!("invitations|{}", scope.pk());
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// A fresh one-time token (and validity) for a pending invitation: how an

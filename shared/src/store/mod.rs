@@ -148,6 +148,19 @@ impl Store {
         }
     }
 
+    /// One page of a base-table listing, decoded ([`decode_listed`]: an
+    /// item that does not decode is skipped and logged); the cursor is
+    /// bound to `context`, the listing's own name.
+    pub(crate) async fn list_page<T: DeserializeOwned>(
+        &self,
+        query: QueryFluentBuilder,
+        page: &PageRequest,
+        context: &str,
+    ) -> AppResult<(Vec<T>, Option<String>)> {
+        let (items, cursor) = self.query_page(query, page, context, &["PK", "SK"]).await?;
+        Ok((decode_listed(items), cursor))
+    }
+
     /// Runs `query` until `page.limit` items passed its filter (or the data ran
     /// out) and returns them with a cursor positioned after the last one.
     /// `context` binds the cursor to this list; `key_attrs` are the key

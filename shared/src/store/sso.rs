@@ -201,8 +201,7 @@ impl Store {
     ) -> AppResult<(Vec<Connection>, Option<String>)> {
         let query = self.prefix_query(scope, "SSOCONN#").consistent_read(true);
         let context = format!("sso-connections|{}", scope.pk());
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// The connections of the tenant a public sign-in names (initiate): only

@@ -293,8 +293,7 @@ impl Store {
             self.prefix_query(scope, deliveries_prefix(endpoint_id)).scan_index_forward(false).consistent_read(true);
         let query = super::filter_equal(query, &[("status", status.map(s))], &[]);
         let context = format!("deliveries|{}|{endpoint_id}|{}", scope.pk(), status.unwrap_or(""));
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// Appends an attempt and moves the delivery on; only a `pending`

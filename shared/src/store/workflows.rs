@@ -186,8 +186,7 @@ impl Store {
     ) -> AppResult<(Vec<Workflow>, Option<String>)> {
         let query = self.prefix_query(scope, "WORKFLOW#").consistent_read(true);
         let context = format!("workflows|{}", scope.pk());
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// Saves `new` as the version after `old` if nobody saved one since;
