@@ -288,6 +288,38 @@ async fn target_wins_keeps_an_edited_customer_and_manual_holds_it_for_a_person()
     assert_eq!(second["source_fields"]["name"], "Renamed at the source");
     assert_eq!(second["target_fields"]["name"], "Edited here");
     assert_eq!(customer_by_external_id(&owner, "c-0002").await["name"], "Edited here");
+
+    // A person settles them: the source's version for one, the customer's
+    // for another; both leave the list, and the next run holds neither.
+    let resolve = format!("/v1/integrations/sync-connections/{hold_id}/conflicts/resolve");
+    let settled =
+        post(&resolve).token(&owner.access_token).json(&json!({"key": "c-0002", "keep": "source"})).send().await;
+    assert_eq!(settled.expect(200).body["customer"]["name"], "Renamed at the source");
+    assert_eq!(customer_by_external_id(&owner, "c-0002").await["name"], "Renamed at the source");
+    let kept = post(&resolve).token(&owner.access_token).json(&json!({"key": "c-0003", "keep": "target"})).send().await;
+    assert_eq!(kept.expect(200).body["customer"]["name"], "Also renamed");
+    post(&resolve)
+        .token(&owner.access_token)
+        .json(&json!({"key": "c-0002", "keep": "source"}))
+        .send()
+        .await
+        .expect_error(404, "not_found");
+    let refused =
+        post(&resolve).token(&owner.access_token).json(&json!({"key": "c-0001", "keep": "both"})).send().await;
+    assert_eq!(refused.expect_error(400, "validation_failed").invalid_fields(), ["keep"]);
+    let left =
+        get(&format!("/v1/integrations/sync-connections/{hold_id}/conflicts")).token(&owner.access_token).send().await;
+    let left: Vec<Value> = left.expect(200).body["data"].as_array().expect("data").clone();
+    assert_eq!(left.iter().map(|c| c["key"].as_str().unwrap_or_default()).collect::<Vec<_>>(), ["c-0001"]);
+    // Read everything again (the checkpoint is past these records).
+    post(&format!("/v1/integrations/sync-connections/{hold_id}/reset"))
+        .token(&owner.access_token)
+        .send()
+        .await
+        .expect(200);
+    let again = run_to_end(&owner, hold_id).await;
+    assert_eq!(again["counts"]["records_read"], 3, "{again}");
+    assert_eq!(again["counts"]["conflicts"], 1, "only c-0001, never settled: {again}");
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@
 //! | `GET /v1/integrations/sync-connections/{id}/runs/{run_id}` | [`sync::get_run`] | admin, or key `integrations:manage` |
 //! | `POST /v1/integrations/sync-connections/{id}/reset` | [`sync::reset_checkpoint`] | admin, or key `integrations:manage` |
 //! | `GET /v1/integrations/sync-connections/{id}/conflicts` | [`sync::list_conflicts`] | admin, or key `integrations:manage` |
+//! | `POST /v1/integrations/sync-connections/{id}/conflicts/resolve` | [`sync::resolve_conflict`] | admin, or key `integrations:manage` |
 //! | `GET /v1/integrations/{id}/dashboard` | [`monitoring::dashboard`] | admin, or key `integrations:manage` |
 //! | `GET /v1/integrations/overview` | [`monitoring::overview`] | admin, or key `integrations:manage` |
 //! | `GET /v1/integrations/alerts` | [`monitoring::list_alerts`] | admin, or key `integrations:manage` |
@@ -82,7 +83,7 @@ use uuid::Uuid;
         events::probe_provider, inbound::receive, events::list_events, events::get_event, events::replay_event,
         events::replay_window, events::health, sync::create_connection, sync::list_connections,
         sync::get_connection, sync::update_connection, sync::delete_connection, sync::start_run, sync::list_runs,
-        sync::get_run, sync::reset_checkpoint, sync::list_conflicts, monitoring::dashboard, monitoring::overview,
+        sync::get_run, sync::reset_checkpoint, sync::list_conflicts, sync::resolve_conflict, monitoring::dashboard, monitoring::overview,
         monitoring::list_alerts, monitoring::resolve_alert
     ),
     tags((name = "integrations", description = "Integration providers (seed 003): the services a tenant receives webhooks from. Each has an inbound URL whose token names the tenant and provider; every delivery is verified on its raw bytes (Standard Webhooks, Stripe, GitHub or a generic HMAC-SHA256), deduplicated by the sender's `event_id`, kept in S3 and put on the platform's bus (source `saas.integrations.<provider>`), where the tenant's own webhooks can subscribe to `integration.event.received`. Health comes from an active probe of each provider's `api_base_url` and the stats of its recent events. Sync connections (seed 001) read a provider's paged JSON API into the tenant's customers, full, incremental or delta, one run at a time per connection, with a checkpoint after every page and a conflict rule, on demand or on an EventBridge Scheduler schedule. Monitoring: a dashboard per provider and a tenant overview computed from 24 hours of stored events, probes and runs, and alerts when a connection fails 3 runs in a row or a workflow execution fails."))
@@ -111,6 +112,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/integrations/sync-connections/{id}/runs/{run_id}", get(sync::get_run))
         .route("/v1/integrations/sync-connections/{id}/reset", post(sync::reset_checkpoint))
         .route("/v1/integrations/sync-connections/{id}/conflicts", get(sync::list_conflicts))
+        .route("/v1/integrations/sync-connections/{id}/conflicts/resolve", post(sync::resolve_conflict))
         .route("/v1/integrations/{id}/dashboard", get(monitoring::dashboard))
         .route("/v1/integrations/overview", get(monitoring::overview))
         .route("/v1/integrations/alerts", get(monitoring::list_alerts))

@@ -6,14 +6,16 @@
 //! has the design.
 
 use axum::{Json, extract::State, http::StatusCode};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope},
     domain::{
+        customer::{Customer, CustomerView, Metadata},
         ids::{IntegrationProviderId, SyncConnectionId, SyncRunId},
-        now_rfc3339,
+        now_rfc3339, rfc3339,
         schedule::{ScheduleExpression, ScheduleTarget},
         sync::{
             ConflictResolution, MAX_MAPPED_FIELDS, SyncConflict, SyncConnection, SyncConnectionView, SyncMode,
@@ -24,7 +26,10 @@ use shared::{
     error::FieldError,
     http::Page,
     schedules::ScheduleChange,
-    store::sync::{SYNC_CONNECTION_RESOURCE, SYNC_RUN_RESOURCE},
+    store::{
+        customers::CustomerFields,
+        sync::{SYNC_CONFLICT_RESOURCE, SYNC_CONNECTION_RESOURCE, SYNC_RUN_RESOURCE},
+    },
     sync_runs::{self, Started},
     web::extract::{Body, ListQuery, PathIds},
 };
@@ -637,4 +642,94 @@ pub async fn list_conflicts(
     load(&state, &scope, id).await?;
     let (data, next_cursor) = state.store.list_sync_conflicts(&scope, id, &page).await?;
     Ok(Page { data, next_cursor })
+}
+
+shared::string_enum!(
+    /// Which version of a held record wins: `source` (its fields are
+    /// written to the customer) or `target` (the customer stays).
+    Keep {
+        Source => "source",
+        Target => "target",
+    }
+);
+
+/// A held record to settle.
+#[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveConflict {
+    /// The record's key (its customer's `external_id`), as the conflict shows it.
+    #[eserde(compat)]
+    #[schema(value_type = String, min_length = 1, max_length = 128, example = "c-0002")]
+    pub key: Text<1, 128>,
+    #[eserde(compat)]
+    pub keep: Keep,
+}
+
+/// A settled conflict.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConflictResolved {
+    pub key: String,
+    pub kept: Keep,
+    /// The customer as it is now.
+    pub customer: CustomerView,
+}
+
+/// Resolve a held conflict
+///
+/// `keep: source` writes the source's fields to the customer (mapped
+/// metadata over its own); `keep: target` leaves the customer as it is. Either
+/// way the connection remembers the customer as it now is, so the next run
+/// does not hold the record again unless someone changes it again, and the
+/// conflict is gone.
+#[utoipa::path(post, path = "/v1/integrations/sync-connections/{id}/conflicts/resolve", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
+    request_body(content = ResolveConflict, example = json!({"key": "c-0002", "keep": "source"})),
+    responses(
+        (status = 200, description = "The conflict is settled", body = ConflictResolved),
+        (status = 409, description = "Conflict\n\n- `conflict`: the source's fields are not what a customer takes, or the customer was deleted meanwhile", body = shared::web::openapi::ApiError),
+    ))]
+pub async fn resolve_conflict(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    PathIds(SyncConnectionId(id)): PathIds<SyncConnectionId>,
+    body: Result<Body<ResolveConflict>, AppError>,
+) -> AppResult<Json<ConflictResolved>> {
+    let scope = require(&principal)?;
+    let Body(body) = body?;
+    load(&state, &scope, id).await?;
+    let key = body.key.into_inner();
+    let conflict = state
+        .store
+        .get_sync_conflict(&scope, id, &key)
+        .await?
+        .ok_or_else(|| AppError::not_found(SYNC_CONFLICT_RESOURCE))?;
+    let current = state.store.customers_by_external_ids(&scope, std::slice::from_ref(&key)).await?.remove(&key);
+    let customer = match (body.keep, current) {
+        (_, None) => return Err(AppError::conflict("the record's customer was deleted meanwhile")),
+        (Keep::Target, Some(customer)) => customer,
+        (Keep::Source, Some(customer)) => {
+            let fields = source_fields(&conflict.source_fields, &customer).map_err(AppError::conflict)?;
+            state.store.upsert_customer(&scope, &key, &fields, &audit).await?.0
+        }
+    };
+    state.store.put_sync_mark(&scope, id, &key, &rfc3339(customer.updated_at)).await?;
+    state.store.delete_sync_conflict(&scope, id, &key).await?;
+    Ok(Json(ConflictResolved { key, kept: body.keep, customer: customer.view() }))
+}
+
+/// A held record's mapped fields as the customer upsert takes them: a
+/// field the mapping brought (null clears it), metadata keys over the
+/// customer's own.
+fn source_fields(mapped: &Value, customer: &Customer) -> Result<CustomerFields, String> {
+    let text = |name: &str| mapped.get(name).map(|v| v.as_str().map(str::to_owned));
+    let metadata = match mapped.get("metadata").and_then(Value::as_object) {
+        Some(keys) if !keys.is_empty() => {
+            let mut merged = customer.metadata.clone();
+            merged.extend(keys.clone());
+            let parsed = Metadata::parse(Value::Object(merged)).map_err(|problem| format!("metadata: {problem}"))?;
+            Some(parsed.into_inner())
+        }
+        _ => None,
+    };
+    Ok(CustomerFields { email: text("email"), name: text("name"), metadata })
 }

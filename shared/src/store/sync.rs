@@ -42,6 +42,7 @@ use crate::{
 
 pub const SYNC_CONNECTION_RESOURCE: &str = "sync_connection";
 pub const SYNC_RUN_RESOURCE: &str = "sync_run";
+pub const SYNC_CONFLICT_RESOURCE: &str = "sync_conflict";
 const CONNECTION_COUNTER: &str = "sync_connection_count";
 const CONNECTION_LIMIT: Cond = Cond("sync_connection_limit");
 const CONNECTION_CHANGED: Cond = Cond("sync_connection_changed");
@@ -176,8 +177,7 @@ impl Store {
     ) -> AppResult<(Vec<SyncConnection>, Option<String>)> {
         let query = self.prefix_query(scope, "SYNCCONN#").consistent_read(true);
         let context = format!("sync-connections|{}", scope.pk());
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// Every connection of the tenant (at most 25): the monitoring views.
@@ -319,8 +319,7 @@ impl Store {
     ) -> AppResult<(Vec<SyncRun>, Option<String>)> {
         let query = self.prefix_query(scope, format!("SYNCRUN#{connection_id}#")).scan_index_forward(false);
         let context = format!("sync-runs|{}|{connection_id}", scope.pk());
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     /// The worker picked the run up: `running`, one more invocation, the
@@ -576,8 +575,7 @@ impl Store {
     ) -> AppResult<(Vec<SyncConflict>, Option<String>)> {
         let query = self.prefix_query(scope, format!("SYNCCONFLICT#{connection_id}#")).consistent_read(true);
         let context = format!("sync-conflicts|{}|{connection_id}", scope.pk());
-        let (items, cursor) = self.query_page(query, page, &context, &["PK", "SK"]).await?;
-        Ok((super::decode_listed(items), cursor))
+        self.list_page(query, page, &context).await
     }
 
     pub async fn get_sync_conflict(
