@@ -142,6 +142,21 @@ impl Samples {
         Ok(event)
     }
 
+    /// An SQS batch of one bus event on the workflow triggers queue, whose
+    /// type no workflow of the tenant listens to (one Query, nothing starts).
+    pub fn workflow_trigger_job(&self) -> Result<Value> {
+        let mut event = self.load("workflows-worker-trigger.json")?;
+        let record = event
+            .get_mut("Records")
+            .and_then(|r| r.get_mut(0))
+            .context("workflows-worker-trigger.json has no record")?;
+        let mut body: Value = serde_json::from_str(record["body"].as_str().context("no body")?).context("body")?;
+        set(&mut body, &["detail", "id"], json!(Uuid::now_v7().to_string()))?;
+        set(record, &["body"], json!(body.to_string()))?;
+        set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        Ok(event)
+    }
+
     /// `POST /v1/billing/usage`, the sample's body, a fresh Idempotency-Key
     /// (so each post is a new usage event).
     pub fn record_usage(&self, token: &str) -> Result<Value> {

@@ -149,7 +149,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 14] = [
+const FUNCTIONS: [&str; 16] = [
     "auth",
     "saml",
     "tenants",
@@ -159,11 +159,13 @@ const FUNCTIONS: [&str; 14] = [
     "webhooks",
     "integrations",
     "billing",
+    "workflows",
     "tenant-provisioner",
     "tryon-worker",
     "webhook-dispatcher",
     "billing-worker",
     "integrations-worker",
+    "workflows-worker",
 ];
 
 /// The credentials and region Lambda gives every function.
@@ -193,6 +195,15 @@ const SAML_ENV: &[&str] = &[
 /// TenantsFunction: the same without the signing key.
 const TENANTS_ENV: &[&str] =
     &["JWT_PUBLIC_KEY", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE", "CURSOR_SECRET", "CURSOR_SECRET_FILE"];
+
+/// The workflows function's own variables (template.yaml).
+const WORKFLOWS_ENV: &[&str] = &[
+    "WORKFLOW_STATE_MACHINE_ARN",
+    "TENANT_SCHEDULE_GROUP",
+    "TENANT_SCHEDULER_ROLE_ARN",
+    "WORKFLOW_SCHEDULE_TARGET_ARN",
+    "WORKFLOW_SCHEDULE_DLQ_ARN",
+];
 
 /// Printed above the tables: what every AWS-bound figure includes.
 const MOTO_NOTE: &str = "\
@@ -400,9 +411,27 @@ impl Bench {
                         .await?
                 }
                 "integrations-worker" => {
-                    let spec = self.spec("integrations-worker", &["INTEGRATION_EVENTS_QUEUE_URL"])?;
+                    let env = [
+                        "INTEGRATION_EVENTS_QUEUE_URL",
+                        "SYNC_RUNS_QUEUE_URL",
+                        "SYNC_TIME_BUDGET_SECONDS",
+                        "TENANT_SCHEDULE_GROUP",
+                    ];
+                    let spec = self.spec("integrations-worker", &env)?;
                     let label = "SQS integration.event.received (no such event)";
                     self.bench_jobs(&spec, label, || self.samples.integration_job()).await?
+                }
+                "workflows" => {
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    let env = [TENANTS_ENV, WORKFLOWS_ENV].concat();
+                    self.bench_list(&self.spec("workflows", &env)?, "/v1/workflows", &user_token).await?
+                }
+                "workflows-worker" => {
+                    let env =
+                        ["CURSOR_SECRET", "CURSOR_SECRET_FILE", "WORKFLOW_STATE_MACHINE_ARN", "TENANT_SCHEDULE_GROUP"];
+                    let spec = self.spec("workflows-worker", &env)?;
+                    let label = "SQS bus event (no workflow it triggers)";
+                    self.bench_jobs(&spec, label, || self.samples.workflow_trigger_job()).await?
                 }
                 "billing-worker" => {
                     let spec = self.spec("billing-worker", &["BLOB_BUCKET_NAME"])?;
