@@ -153,12 +153,22 @@ impl IntegrationsWorker {
             let fresh = SyncRun { started_after: None, ..fresh };
             let run = match self.store.start_sync_run(scope, &fresh).await? {
                 RunStart::Started => fresh,
-                RunStart::AlreadyStarted => match self.store.get_sync_run(scope, connection.id, run_id).await? {
-                    Some(run) if !matches!(run.status, RunStatus::Succeeded | RunStatus::Failed) => run,
-                    _ => continue,
-                },
-                RunStart::InProgress => {
-                    anyhow::bail!("connection {}: a run is in progress; the event waits for it", connection.id)
+                // This event's run exists: an earlier delivery started it
+                // (and may still hold the connection with it). Finished, the
+                // event is done here; unfinished, this delivery takes it up.
+                RunStart::AlreadyStarted | RunStart::InProgress => {
+                    match self.store.get_sync_run(scope, connection.id, run_id).await? {
+                        Some(run) if !matches!(run.status, RunStatus::Succeeded | RunStatus::Failed) => run,
+                        Some(_) => continue,
+                        None => {
+                            let active = self.store.get_sync_connection(scope, connection.id).await?;
+                            anyhow::bail!(
+                                "connection {}: run {:?} is in progress; the event waits for it",
+                                connection.id,
+                                active.and_then(|c| c.active_run_id)
+                            )
+                        }
+                    }
                 }
             };
             let Some(run) = self.store.sync_run_picked_up(scope, &run).await? else { continue };
