@@ -104,14 +104,22 @@ impl IntegrationsWorker {
         );
         let scope = TenantSchedule::scope(firing);
         let connection = self.store.get_sync_connection(&scope, firing.id).await?;
-        let Some(connection) = connection.filter(|c| c.schedule.as_deref() == Some(firing.expression.as_str())) else {
-            return self.stale_firing(firing, &scope).await;
+        let Some(connection) =
+            connection.as_ref().filter(|c| c.schedule.as_deref() == Some(firing.expression.as_str()))
+        else {
+            // Gone or made manual: the schedule is deleted. Holding another
+            // expression: the newer schedule is the connection's, and this
+            // firing is an old one in flight.
+            if connection.is_none_or(|c| c.schedule.is_none()) {
+                self.schedules.remove(firing.target, firing.id).await?;
+            }
+            return Ok(Outcome::ScheduleStale);
         };
         if !connection.is_active {
             return Ok(Outcome::SyncSkipped);
         }
         let run_id = derived_id(&[&connection.id.to_string(), &firing.scheduled_time, "scheduled run"]);
-        match sync_runs::start(&self.store, &self.sqs, &scope, &connection, "schedule", run_id).await? {
+        match sync_runs::start(&self.store, &self.sqs, &scope, connection, "schedule", run_id).await? {
             Started::Run(_) => Ok(Outcome::SyncScheduled),
             Started::InProgress(active) => {
                 tracing::info!(connection = %connection.id, ?active, "a scheduled run waits for none: one is in progress");
@@ -119,17 +127,6 @@ impl IntegrationsWorker {
             }
             Started::AlreadyStarted => Ok(Outcome::SyncSkipped),
         }
-    }
-
-    /// A firing the connection does not hold: gone or made manual, its
-    /// schedule is deleted; holding another expression, the newer schedule
-    /// is the connection's and this firing is an old one in flight.
-    async fn stale_firing(&self, firing: &ScheduledFiring, scope: &TenantScope) -> anyhow::Result<Outcome> {
-        let connection = self.store.get_sync_connection(scope, firing.id).await?;
-        if connection.is_none_or(|c| c.schedule.is_none()) {
-            self.schedules.remove(firing.target, firing.id).await?;
-        }
-        Ok(Outcome::ScheduleStale)
     }
 
     /// A real-time connection's inbound event: its records (the body's
