@@ -26,11 +26,13 @@ pub mod events;
 pub mod mail;
 #[cfg(feature = "outbound")]
 pub mod outbound;
+pub mod provider_api;
 pub mod request_id;
 pub mod schedules;
 pub mod sealing;
 pub mod store;
 pub mod sync_runs;
+pub mod sync_targets;
 pub mod telemetry;
 pub mod web;
 pub mod webhook_signing;

@@ -260,6 +260,14 @@ pub fn url_with_query(base: &str, pairs: &[(&str, &str)]) -> Result<String, Stri
     Ok(url.into())
 }
 
+/// `base/<segment>`, the segment percent-encoded as one path segment
+/// however it is spelt (`a/b` stays one).
+pub fn url_with_segment(base: &str, segment: &str) -> Result<String, String> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| format!("not a URL: {e}"))?;
+    url.path_segments_mut().map_err(|()| "the URL cannot take a path".to_owned())?.push(segment);
+    Ok(url.into())
+}
+
 impl Fetcher {
     /// GETs `url` (the URL rules above, no redirect followed) and reads at
     /// most [`MAX_IDP_BYTES`] of JSON: an IdP's discovery document or keys.

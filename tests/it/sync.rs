@@ -41,6 +41,8 @@ struct Source {
     down: bool,
     /// Each request's (cursor, updated_since).
     calls: Vec<(Option<String>, Option<String>)>,
+    /// Each request's `X-API-Key`.
+    api_keys: Vec<Option<String>>,
 }
 
 type Shared = Arc<Mutex<Source>>;
@@ -60,9 +62,11 @@ fn record(n: usize, minute: u32, name: &str) -> Value {
 async fn fake_provider(source: Shared) -> String {
     async fn customers(
         State(source): State<Shared>,
+        headers: axum::http::HeaderMap,
         Query(query): Query<HashMap<String, String>>,
     ) -> (StatusCode, Json<Value>) {
         let mut source = source.lock().expect("source");
+        source.api_keys.push(headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
         let cursor = query.get("cursor").cloned();
         let since = query.get("updated_since").cloned();
         source.calls.push((cursor.clone(), since.clone()));
@@ -294,10 +298,10 @@ async fn target_wins_keeps_an_edited_customer_and_manual_holds_it_for_a_person()
     let resolve = format!("/v1/integrations/sync-connections/{hold_id}/conflicts/resolve");
     let settled =
         post(&resolve).token(&owner.access_token).json(&json!({"key": "c-0002", "keep": "source"})).send().await;
-    assert_eq!(settled.expect(200).body["customer"]["name"], "Renamed at the source");
+    assert_eq!(settled.expect(200).body["target"]["name"], "Renamed at the source");
     assert_eq!(customer_by_external_id(&owner, "c-0002").await["name"], "Renamed at the source");
     let kept = post(&resolve).token(&owner.access_token).json(&json!({"key": "c-0003", "keep": "target"})).send().await;
-    assert_eq!(kept.expect(200).body["customer"]["name"], "Also renamed");
+    assert_eq!(kept.expect(200).body["target"]["name"], "Also renamed");
     post(&resolve)
         .token(&owner.access_token)
         .json(&json!({"key": "c-0002", "keep": "source"}))
@@ -711,6 +715,19 @@ async fn a_real_time_connection_applies_each_inbound_event_of_its_provider_once(
     assert_eq!(second["counts"]["records_created"].as_f64(), Some(1.0), "{second}");
     assert_eq!(customer_by_external_id(&owner, "rt-1").await["name"], "Renamed");
     assert_eq!(customer_by_external_id(&owner, "rt-2").await["name"], "Second");
+    // A batch over 64 KiB rides the bus as its S3 key only: the run reads
+    // the body from S3.
+    let note = "n".repeat(150);
+    let records: Vec<Value> = (100..500)
+        .map(|n| json!({"id": format!("rt-{n}"), "email": format!("rt{n}@example.com"), "full_name": note}))
+        .collect();
+    let large = json!({"event_id": "evt-3", "event_type": "customers.changed", "customers": records}).to_string();
+    assert!(large.len() > 64 * 1024, "{} bytes", large.len());
+    deliver(&provider.path, &generic_headers(secret, &large), &large).await.expect(202);
+    let runs = eventually("the large batch's run", RUN_DEADLINE, || event_runs(3)).await;
+    let third = runs.iter().find(|r| r["counts"]["records_read"].as_f64() == Some(400.0)).expect("the large run");
+    assert_eq!(third["counts"]["records_created"].as_f64(), Some(400.0), "{third}");
+    assert_eq!(customer_by_external_id(&owner, "rt-499").await["email"], "rt499@example.com");
     // The same event again is the inbound endpoint's duplicate: no run.
     deliver(&provider.path, &generic_headers(secret, &batch), &batch).await.expect(200);
     let connection = get(&format!("/v1/integrations/sync-connections/{id}")).token(&owner.access_token).send().await;
@@ -726,4 +743,292 @@ async fn a_real_time_connection_applies_each_inbound_event_of_its_provider_once(
         ["source.provider_id"],
         "no API to read"
     );
+}
+
+// ---------------------------------------------------------------- targets --
+
+async fn create_connection(owner: &Member, body: &Value) -> Value {
+    post("/v1/integrations/sync-connections").token(&owner.access_token).json(body).send().await.expect(201).body
+}
+
+fn ticket(n: usize, minute: u32, state: &str) -> Value {
+    json!({
+        "id": format!("T-{n}"),
+        "summary": format!("Ticket {n}"),
+        "state": state,
+        "due": "2026-03-01",
+        "updated_at": format!("2026-01-01T00:{minute:02}:{:02}Z", n % 60),
+    })
+}
+
+async fn project_tasks(owner: &Member, project_id: &str) -> Vec<Value> {
+    let path = format!("/v1/projects/{project_id}/tasks?limit=100");
+    get(&path).token(&owner.access_token).send().await.expect(200).body["data"].as_array().expect("data").clone()
+}
+
+fn titled<'a>(tasks: &'a [Value], title: &str) -> &'a Value {
+    tasks.iter().find(|t| t["title"] == title).unwrap_or_else(|| panic!("no task {title} in {tasks:?}"))
+}
+
+#[tokio::test]
+async fn a_sync_writes_tasks_into_a_project_once_each_and_a_delta_run_removes_one() {
+    let owner = register_owner().await;
+    let project = post("/v1/projects").token(&owner.access_token).json(&json!({"name": "Support desk"})).send().await;
+    let project_id = project.expect(201).body["id"].as_str().expect("id").to_owned();
+    let source: Shared = Arc::default();
+    source.lock().expect("source").records = (1..=30).map(|n| ticket(n, 1, "todo")).collect();
+    let url = fake_provider(source.clone()).await;
+    let provider_id = provider_for(&owner, &url).await;
+    let connection = create_connection(
+        &owner,
+        &json!({
+            "name": "Helpdesk tickets",
+            "target_type": "tasks",
+            "target": {"project_id": project_id},
+            "sync_mode": "delta_sync",
+            "source": {"provider_id": provider_id, "path": "/customers", "cursor_field": "updated_at"},
+            "field_mapping": {"title": "summary", "status": "state", "due_date": "due"}
+        }),
+    )
+    .await;
+    assert_eq!(connection["target_type"], "tasks");
+    assert_eq!(connection["target"], json!({"project_id": project_id}));
+    let id = connection["id"].as_str().expect("id");
+    let first = run_to_end(&owner, id).await;
+    assert_eq!((first["status"].as_str(), first["counts"]["records_created"].as_i64()), (Some("succeeded"), Some(30)));
+    let tasks = project_tasks(&owner, &project_id).await;
+    assert_eq!(tasks.len(), 30);
+    assert_eq!(titled(&tasks, "Ticket 7")["due_date"], "2026-03-01T00:00:00Z");
+    assert_eq!(titled(&tasks, "Ticket 7")["status"], "todo");
+
+    // A change, a value the task refuses (named by its field), a person's
+    // edit the source then overrides (`source_wins`), and a deletion.
+    let ticket_3 = titled(&tasks, "Ticket 3")["id"].as_str().expect("id").to_owned();
+    patch(&format!("/v1/projects/{project_id}/tasks/{ticket_3}"))
+        .token(&owner.access_token)
+        .json(&json!({"status": "in_progress"}))
+        .send()
+        .await
+        .expect(200);
+    {
+        let mut s = source.lock().expect("source");
+        s.records[6] = ticket(7, 5, "done");
+        s.records[7] = ticket(8, 5, "blocked");
+        s.records[2] = ticket(3, 5, "done");
+        s.records[8] = json!({"id": "T-9", "deleted": true, "updated_at": "2026-01-01T00:05:09Z"});
+    }
+    let second = run_to_end(&owner, id).await;
+    let counts = &second["counts"];
+    assert_eq!(counts["records_read"], 4, "only what changed: {second}");
+    assert_eq!((counts["records_updated"].as_i64(), counts["conflicts"].as_i64()), (Some(2), Some(1)), "{second}");
+    assert_eq!((counts["records_deleted"].as_i64(), counts["errors"].as_i64()), (Some(1), Some(1)), "{second}");
+    assert!(second["last_error"].as_str().is_some_and(|e| e.contains("T-8") && e.contains("status:")), "{second}");
+    let tasks = project_tasks(&owner, &project_id).await;
+    assert_eq!(tasks.len(), 29);
+    assert!(tasks.iter().all(|t| t["title"] != "Ticket 9"));
+    assert_eq!(titled(&tasks, "Ticket 7")["status"], "done");
+    assert_eq!(titled(&tasks, "Ticket 3")["status"], "done", "the source wins");
+    let project = get(&format!("/v1/projects/{project_id}")).token(&owner.access_token).send().await;
+    assert_eq!(project.expect(200).body["task_count"], 29);
+
+    // Everything read again finds every task it made: none twice.
+    post(&format!("/v1/integrations/sync-connections/{id}/reset")).token(&owner.access_token).send().await.expect(200);
+    let again = run_to_end(&owner, id).await;
+    assert_eq!(again["counts"]["records_read"], 30, "{again}");
+    assert_eq!(again["counts"]["records_created"], 0, "{again}");
+    assert_eq!(again["counts"]["records_unchanged"], 29, "28 as they were and the deleted one: {again}");
+    assert_eq!(project_tasks(&owner, &project_id).await.len(), 29);
+}
+
+#[tokio::test]
+async fn a_sync_provisions_users_with_the_connections_role_and_never_changes_their_email() {
+    let owner = register_owner().await;
+    let tag = &unique()[..8];
+    let person = |n: usize, minute: u32, given: &str, email: &str| {
+        json!({"id": format!("e-{n}"), "work_email": email, "given": given, "family": "Lee",
+               "updated_at": format!("2026-01-01T00:{minute:02}:0{n}Z")})
+    };
+    let email = |n: usize| format!("staff{n}-{tag}@example.com");
+    let source: Shared = Arc::default();
+    source.lock().expect("source").records = (1..=3).map(|n| person(n, 1, "Ann", &email(n))).collect();
+    let url = fake_provider(source.clone()).await;
+    let provider_id = provider_for(&owner, &url).await;
+    let mut body = json!({
+        "name": "HR directory",
+        "target_type": "users",
+        "target": {"role": "owner"},
+        "sync_mode": "incremental",
+        "source": {"provider_id": provider_id, "path": "/customers", "cursor_field": "updated_at"},
+        "field_mapping": {"email": "work_email", "first_name": "given", "last_name": "family"}
+    });
+    let refused = post("/v1/integrations/sync-connections").token(&owner.access_token).json(&body).send().await;
+    assert_eq!(refused.expect_error(400, "validation_failed").invalid_fields(), ["target.role"]);
+    body["target"]["role"] = json!("developer");
+    let id = create_connection(&owner, &body).await["id"].as_str().expect("id").to_owned();
+    assert_eq!(run_to_end(&owner, &id).await["counts"]["records_created"], 3);
+    let listed = get(&format!("/v1/users?search={tag}")).token(&owner.access_token).send().await.expect(200).body;
+    let users = listed["data"].as_array().expect("data");
+    assert_eq!(users.len(), 3, "{listed}");
+    assert!(users.iter().all(|u| u["role"] == "developer" && u["first_name"] == "Ann"), "{listed}");
+    // No password: a synced member cannot sign in with one.
+    let login =
+        post("/v1/auth/login").json(&json!({"email": email(1), "password": "Any-Passw0rd-at-all"})).send().await;
+    assert_eq!(login.status, 401, "{:?}", login.body);
+
+    {
+        let mut s = source.lock().expect("source");
+        s.records[0] = person(1, 9, "Anna", &email(1));
+        s.records[1] = person(2, 9, "Ann", &format!("moved-{tag}@example.com"));
+    }
+    let second = run_to_end(&owner, &id).await;
+    assert_eq!((second["counts"]["records_updated"].as_i64(), second["counts"]["errors"].as_i64()), (Some(1), Some(1)));
+    assert!(second["last_error"].as_str().is_some_and(|e| e.contains("e-2") && e.contains("email:")), "{second}");
+    let listed = get(&format!("/v1/users?search={tag}")).token(&owner.access_token).send().await.expect(200).body;
+    let first = listed["data"].as_array().expect("data").iter().find(|u| u["email"] == email(1)).cloned();
+    assert_eq!(first.expect("staff1")["first_name"], "Anna");
+}
+
+/// A provider API that takes records: `PUT`/`DELETE /contacts/{key}`,
+/// recording each call; the first `fail` calls answer 500.
+#[derive(Default)]
+struct Receiver {
+    calls: Vec<(String, String, Option<String>, Value)>,
+    fail: usize,
+}
+
+async fn receiving_provider(receiver: Arc<Mutex<Receiver>>) -> String {
+    async fn take(
+        State(receiver): State<Arc<Mutex<Receiver>>>,
+        method: axum::http::Method,
+        axum::extract::Path(key): axum::extract::Path<String>,
+        headers: axum::http::HeaderMap,
+        body: String,
+    ) -> StatusCode {
+        let mut receiver = receiver.lock().expect("receiver");
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = serde_json::from_str(&body).unwrap_or(Value::Null);
+        receiver.calls.push((method.to_string(), key, auth, body));
+        if receiver.fail > 0 {
+            receiver.fail -= 1;
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        StatusCode::OK
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = axum::Router::new().route("/contacts/{key}", axum::routing::put(take).delete(take)).with_state(receiver);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn a_sync_writes_records_on_to_another_providers_api_once_each_with_its_credentials() {
+    let owner = register_owner().await;
+    let source: Shared = Arc::default();
+    source.lock().expect("source").records = (1..=3).map(|n| record(n, 1, &format!("Shopper {n}"))).collect();
+    let source_url = fake_provider(source.clone()).await;
+    let source_key = format!("source-key-{}", unique());
+    let name = format!("crm_{}", &unique()[..8]);
+    let crm = create_provider(
+        &owner,
+        &json!({"name": name, "api_base_url": source_url, "auth_type": "api_key", "secret_key": source_key}),
+    )
+    .await;
+    let receiver: Arc<Mutex<Receiver>> = Arc::default();
+    let receiver_url = receiving_provider(receiver.clone()).await;
+    let token = format!("mailer-token-{}", unique());
+    let name = format!("mailer_{}", &unique()[..8]);
+    let mailer = create_provider(
+        &owner,
+        &json!({"name": name, "api_base_url": receiver_url, "auth_type": "bearer", "secret_key": token}),
+    )
+    .await;
+    let mut body = json!({
+        "name": "CRM to mailer",
+        "target_type": "provider",
+        "target": {"provider_id": mailer.id, "path": "/contacts"},
+        "sync_mode": "incremental",
+        "conflict_resolution": "target_wins",
+        "source": {"provider_id": crm.id, "path": "/customers", "cursor_field": "updated_at"},
+        "field_mapping": {"email": "email", "profile.name": "full_name"}
+    });
+    let refused = post("/v1/integrations/sync-connections").token(&owner.access_token).json(&body).send().await;
+    assert_eq!(refused.expect_error(400, "validation_failed").invalid_fields(), ["conflict_resolution"]);
+    body.as_object_mut().expect("body").remove("conflict_resolution");
+    let id = create_connection(&owner, &body).await["id"].as_str().expect("id").to_owned();
+
+    let first = run_to_end(&owner, &id).await;
+    assert_eq!(first["counts"]["records_created"], 3, "{first}");
+    let bearer = format!("Bearer {token}");
+    {
+        let receiver = receiver.lock().expect("receiver");
+        let mut keys: Vec<&str> = receiver.calls.iter().map(|c| c.1.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["c-0001", "c-0002", "c-0003"]);
+        let one = receiver.calls.iter().find(|c| c.1 == "c-0001").expect("c-0001");
+        assert_eq!((one.0.as_str(), one.2.as_deref()), ("PUT", Some(bearer.as_str())));
+        assert_eq!(one.3, json!({"email": "shopper1@example.com", "profile": {"name": "Shopper 1"}}));
+    }
+    let keys = source.lock().expect("source").api_keys.clone();
+    assert!(!keys.is_empty() && keys.iter().all(|k| k.as_deref() == Some(source_key.as_str())), "{keys:?}");
+
+    // Read again from the start: nothing changed, so nothing is sent.
+    post(&format!("/v1/integrations/sync-connections/{id}/reset")).token(&owner.access_token).send().await.expect(200);
+    let again = run_to_end(&owner, &id).await;
+    assert_eq!(again["counts"]["records_unchanged"], 3, "{again}");
+    assert_eq!(receiver.lock().expect("receiver").calls.len(), 3);
+
+    // A change the receiver fails once: the page is read again and the
+    // record sent again, not lost.
+    source.lock().expect("source").records[1] = record(2, 30, "Renamed");
+    receiver.lock().expect("receiver").fail = 1;
+    let third = run_to_end(&owner, &id).await;
+    assert_eq!((third["status"].as_str(), third["counts"]["records_updated"].as_i64()), (Some("succeeded"), Some(1)));
+    let receiver = receiver.lock().expect("receiver");
+    let sent: Vec<&Value> = receiver.calls.iter().filter(|c| c.1 == "c-0002").map(|c| &c.3).collect();
+    assert_eq!(sent.len(), 3, "created, failed once, sent again");
+    assert_eq!(sent[2]["profile"]["name"], "Renamed");
+}
+
+#[tokio::test]
+async fn a_connections_target_is_checked_field_by_field_and_stays_in_its_tenant() {
+    let owner = register_owner().await;
+    let other = register_owner().await;
+    let theirs = post("/v1/projects").token(&other.access_token).json(&json!({"name": "Theirs"})).send().await;
+    let their_project = theirs.expect(201).body["id"].as_str().expect("id").to_owned();
+    let provider_id = provider_for(&owner, "http://127.0.0.1:9").await;
+    let source = json!({"provider_id": provider_id, "path": "/customers"});
+    let refused = |body: Value| {
+        let token = owner.access_token.clone();
+        async move {
+            let reply = post("/v1/integrations/sync-connections").token(&token).json(&body).send().await;
+            let mut fields = reply.expect_error(400, "validation_failed").invalid_fields();
+            fields.sort();
+            fields
+        }
+    };
+    let base = |target_type: &str, target: Value, mapping: Option<Value>| {
+        let mut body = json!({"name": "x", "target_type": target_type, "target": target, "sync_mode": "full",
+                              "source": source});
+        if let Some(mapping) = mapping {
+            body["field_mapping"] = mapping;
+        }
+        body
+    };
+    assert_eq!(refused(base("tasks", json!({}), None)).await, ["target.project_id"]);
+    assert_eq!(refused(base("tasks", json!({"project_id": their_project}), None)).await, ["target.project_id"]);
+    assert_eq!(refused(base("customers", json!({"path": "/x"}), None)).await, ["target.path"]);
+    let assignee = Some(json!({"title": "t", "assignee_id": "owner"}));
+    let project = json!({"project_id": their_project});
+    assert_eq!(refused(base("tasks", project, assignee)).await, ["field_mapping.assignee_id"]);
+    assert_eq!(
+        refused(base("provider", json!({}), None)).await,
+        ["field_mapping", "target.path", "target.provider_id"]
+    );
+    assert_eq!(refused(base("spreadsheet", json!({}), None)).await, ["target_type"]);
+    // A provider of another tenant is no target either.
+    let their_provider = provider_for(&other, "http://127.0.0.1:9").await;
+    let target = json!({"provider_id": their_provider, "path": "/contacts"});
+    let body = base("provider", target, Some(json!({"email": "email"})));
+    assert_eq!(refused(body).await, ["target.provider_id"]);
 }

@@ -49,6 +49,12 @@ pub struct IntegrationsWorker {
     pub schedules: shared::schedules::TenantSchedules,
     /// How long a sync run reads pages before it hands itself on.
     pub sync_budget: std::time::Duration,
+    /// Opens providers' secrets: a sync's source and provider target are
+    /// called with them (`shared::provider_api`).
+    pub platform_secret: String,
+    /// Where a real-time event's body over 64 KiB is read from (the bus
+    /// carries only its key).
+    pub blobs: shared::blobs::Blobs,
 }
 
 /// Receives of one event's message before it is `failed` (the redrive

@@ -1,31 +1,36 @@
 //! Sync runs (`SyncRunsQueue`, FIFO, one message group per connection):
 //! a run reads its provider's API one page at a time, writes each page's
-//! records to the tenant's customers, and checkpoints the run (counts, the
-//! next page's cursor, the largest cursor value seen) before the next page.
+//! records to the connection's target (the tenant's customers, users,
+//! projects or tasks through `shared::sync_targets`, or another provider's
+//! API), and checkpoints the run (counts, the next page's cursor, the
+//! largest cursor value seen) before the next page.
 //!
 //! - A message names a run; the run's stored checkpoint says where to go
 //!   on, so a redelivered message (a crash, a timeout, a failed page)
 //!   resumes after the last page that was checkpointed. A page replayed
 //!   after a crash between its writes and its checkpoint writes the same
-//!   customers again, by their `external_id`: no duplicates, and a customer
-//!   that already matches is not written.
+//!   target records again, by their key (a customer's `external_id`, an id
+//!   derived from the key, the provider's `<path>/<key>`): no duplicates,
+//!   and a record that already matches is not written.
 //! - Once [`IntegrationsWorker::sync_budget`] is spent the run hands itself
 //!   on: a new message in the same group, deduplicated by run and page.
 //! - A page that keeps failing ends the run `failed` on the queue's last
 //!   receive ([`SYNC_MAX_RECEIVES`], the redrive policy's; locally the
 //!   local stack's); the connection counts the failure.
 //!
-//! Conflicts: each customer the connection writes gets a mark with the
-//! `updated_at` the write left. A record whose customer's `updated_at` is
-//! not its mark (someone else changed it, or the connection never wrote
-//! it) is a conflict, settled by the connection's rule
-//! (`domain::sync::resolve`).
+//! Conflicts: each target record the connection writes gets a mark with the
+//! `updated_at` the write left. A record whose target's `updated_at` is not
+//! its mark (someone else changed it, or the connection never wrote it) is
+//! a conflict, settled by the connection's rule (`domain::sync::resolve`).
+//! A provider target cannot be read back: its mark is the hash of the body
+//! last sent, so an unchanged record is not sent again, and its rule is
+//! always `source_wins`.
 
 use std::collections::HashMap;
 
 use futures::StreamExt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use shared::{
     audit::AuditContext,
     auth::{
@@ -33,22 +38,19 @@ use shared::{
         proofs::{OwnQueue, TenantSchedule},
     },
     domain::{
-        customer::{Customer, ExternalId, Metadata},
         ids::derived_id,
-        now_rfc3339, rfc3339,
+        now_rfc3339,
         schedule::{ScheduleTarget, ScheduledFiring},
         sync::{
             MAX_RECORDS_PER_PAGE, Resolution, RunCounts, RunStatus, SyncConflict, SyncConnection, SyncMode, SyncRun,
-            cursor_max, cursor_param, field, key_of, map_record, resolve,
+            TargetType, cursor_max, cursor_param, field, key_of, map_record, resolve,
         },
-        validate::is_email,
     },
     events::catalogue::IntegrationEventReceived,
-    store::{
-        customers::CustomerFields,
-        sync::{RunEnd, RunStart},
-    },
+    provider_api::ProviderApi,
+    store::sync::{RunEnd, RunStart},
     sync_runs::{self, Started, SyncRunMessage},
+    sync_targets::{PlatformTarget, TargetRecord, Written, key_fits},
 };
 
 use crate::{IntegrationsWorker, Outcome};
@@ -56,29 +58,26 @@ use crate::{IntegrationsWorker, Outcome};
 /// Receives of one run's message before the run is given up (the redrive
 /// policy's maxReceiveCount in template.yaml says the same).
 pub const SYNC_MAX_RECEIVES: u32 = 5;
-/// Records of a page written at once (each its own customer).
+/// Records of a page written at once (each its own target record).
 const RECORDS_AT_ONCE: usize = 8;
 
 /// What every record of one page shares.
 #[derive(Clone, Copy)]
 struct EachRecord<'a> {
-    scope: &'a TenantScope,
-    connection: &'a SyncConnection,
+    target: PlatformTarget<'a>,
     run: &'a SyncRun,
-    audit: &'a AuditContext,
+    /// A provider target's API (`None` for the platform's resources).
+    provider: Option<&'a ProviderApi>,
 }
 
-/// An inbound event's records for a real-time connection.
-fn inbound_records(received: &IntegrationEventReceived, records_field: &str) -> Result<Vec<Value>, String> {
-    if !received.payload_on_bus {
-        return Err("the event's body is over 64 KiB: a real-time sync takes it from the bus only".to_owned());
-    }
-    match (field(&received.data, records_field), &received.data) {
+/// An inbound event's records for a real-time connection, from `body`.
+fn inbound_records(body: &Value, records_field: &str) -> Result<Vec<Value>, String> {
+    match (field(body, records_field), body) {
         (Some(Value::Array(records)), _) if records.len() <= MAX_RECORDS_PER_PAGE => Ok(records.clone()),
         (Some(Value::Array(records)), _) => {
             Err(format!("an event of {} records (at most {MAX_RECORDS_PER_PAGE})", records.len()))
         }
-        (_, Value::Object(_)) => Ok(vec![received.data.clone()]),
+        (_, Value::Object(_)) => Ok(vec![body.clone()]),
         _ => Err("the event's body is not a JSON object".to_owned()),
     }
 }
@@ -141,10 +140,19 @@ impl IntegrationsWorker {
         received: &IntegrationEventReceived,
     ) -> anyhow::Result<usize> {
         let connections = self.store.all_sync_connections(scope).await?;
+        let listening: Vec<&SyncConnection> = connections
+            .iter()
+            .filter(|c| c.real_time && c.is_active && c.source.provider_id == received.provider_id)
+            .collect();
+        if listening.is_empty() {
+            return Ok(0);
+        }
+        // Read before any run starts: a body that cannot be read fails the
+        // event (retried), never a run left holding its connection.
+        let large_body = if received.payload_on_bus { None } else { Some(self.inbound_body(scope, received).await?) };
+        let body = large_body.as_ref().unwrap_or(&received.data);
         let mut applied = 0;
-        for connection in
-            connections.iter().filter(|c| c.real_time && c.is_active && c.source.provider_id == received.provider_id)
-        {
+        for connection in listening {
             let run_id = derived_id(&[&connection.id.to_string(), &received.inbound_id.to_string(), "event run"]);
             let fresh = sync_runs::new_run(scope, connection, "event", run_id);
             let fresh = SyncRun { started_after: None, ..fresh };
@@ -169,7 +177,7 @@ impl IntegrationsWorker {
                 }
             };
             let Some(run) = self.store.sync_run_picked_up(scope, &run).await? else { continue };
-            let records = match inbound_records(received, &connection.source.records_field) {
+            let records = match inbound_records(body, &connection.source.records_field) {
                 Ok(records) => records,
                 Err(why) => {
                     self.store.finish_sync_run(scope, &run, RunEnd::Failed(&why)).await?;
@@ -189,6 +197,19 @@ impl IntegrationsWorker {
             applied += 1;
         }
         Ok(applied)
+    }
+
+    /// A body too large for the bus, from S3 at the event's `payload_key`,
+    /// which must be under this tenant's and provider's own prefix.
+    async fn inbound_body(&self, scope: &TenantScope, received: &IntegrationEventReceived) -> anyhow::Result<Value> {
+        let prefix = format!("tenants/{}/integrations/{}/", scope.tenant_id(), received.provider_id);
+        anyhow::ensure!(received.payload_key.starts_with(&prefix), "the event's payload_key is not under {prefix}");
+        let bytes = self
+            .blobs
+            .get(&received.payload_key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the event's body is gone from {}", received.payload_key))?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// Takes up a run where its checkpoint left it.
@@ -228,12 +249,9 @@ impl IntegrationsWorker {
         connection: &SyncConnection,
         run: &mut SyncRun,
     ) -> anyhow::Result<Outcome> {
-        let provider = self
-            .store
-            .get_provider(scope, connection.source.provider_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the connection's provider was deleted"))?;
-        let base = provider.api_base_url.ok_or_else(|| anyhow::anyhow!("the provider has no api_base_url"))?;
+        let source = ProviderApi::open(&self.store, &self.platform_secret, scope, connection.source.provider_id)
+            .await
+            .map_err(|why| anyhow::anyhow!("the source: {why}"))?;
         let deadline = std::time::Instant::now() + self.sync_budget;
         let mut first_page = true;
         loop {
@@ -244,7 +262,7 @@ impl IntegrationsWorker {
                 self.store.finish_sync_run(scope, run, RunEnd::Failed("the connection was deleted")).await?;
                 return Ok(Outcome::SyncSkipped);
             }
-            let page = self.read_page(scope, connection, run, &base).await?;
+            let page = self.read_page(scope, connection, run, &source).await?;
             let pages_before = run.counts.pages;
             let mut counts = run.counts.clone();
             counts.add(&page.counts);
@@ -288,7 +306,7 @@ impl IntegrationsWorker {
         scope: &TenantScope,
         connection: &SyncConnection,
         run: &SyncRun,
-        base: &str,
+        provider: &ProviderApi,
     ) -> anyhow::Result<PageResult> {
         let source = &connection.source;
         let mut query: Vec<(&str, String)> = Vec::new();
@@ -301,11 +319,11 @@ impl IntegrationsWorker {
             query.push((&source.since_param, cursor_param(since)));
         }
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let url = shared::outbound::url_with_query(&format!("{}{}", base.trim_end_matches('/'), source.path), &pairs)
+        let url = shared::outbound::url_with_query(&provider.url(&source.path), &pairs)
             .map_err(|problem| anyhow::anyhow!("the source URL: {problem}"))?;
         let reply = self
             .http
-            .call_json("GET", &url, &[], None)
+            .call_json("GET", &url, &provider.auth_headers(None), None)
             .await
             .map_err(|problem| anyhow::anyhow!("the provider's API: {problem}"))?;
         anyhow::ensure!((200..300).contains(&reply.status), "the provider's API answered {}", reply.status);
@@ -327,6 +345,10 @@ impl IntegrationsWorker {
         Ok(page)
     }
 
+    /// Writes a page's records to the connection's target. An `Err` is a
+    /// failure of the page (the store, or a provider target that did not
+    /// answer or answered 5xx/429): the page is read again from its
+    /// checkpoint. A record the target refuses is the record's error.
     async fn write_records(
         &self,
         scope: &TenantScope,
@@ -349,10 +371,14 @@ impl IntegrationsWorker {
             if let Some(cursor) = source.cursor_field.as_deref().and_then(|f| field(record, f)) {
                 page.max_cursor_value = cursor_max(page.max_cursor_value.take(), cursor);
             }
-            let Some(key) = key_of(record, &source.primary_key).filter(|k| ExternalId::parse(k).is_ok()) else {
+            let Some(key) = key_of(record, &source.primary_key).filter(|k| key_fits(connection.target, k)) else {
                 page.counts.errors += 1;
-                page.last_error =
-                    Some(format!("a record without a usable {} (visible ASCII, 1-128)", source.primary_key));
+                page.last_error = Some(match connection.target {
+                    TargetType::Customers => {
+                        format!("a record without a usable {} (visible ASCII, 1-128)", source.primary_key)
+                    }
+                    _ => format!("a record without a usable {} (1-128 characters)", source.primary_key),
+                });
                 continue;
             };
             match position.get(&key) {
@@ -364,25 +390,38 @@ impl IntegrationsWorker {
             }
         }
         let keys: Vec<String> = keyed.iter().map(|(k, _)| k.clone()).collect();
-        let customers = self.store.customers_by_external_ids(scope, &keys).await?;
-        let marks = self.store.sync_marks(scope, connection.id, &keys).await?;
         let audit = AuditContext::system("integrations-worker");
-        let each = EachRecord { scope, connection, run, audit: &audit };
-        // Different records touch different customers: a few at a time.
+        let target = PlatformTarget { store: &self.store, scope, connection, audit: &audit };
+        let provider = match connection.target {
+            TargetType::Provider => {
+                let provider_id = connection.target_config.provider_id.unwrap_or_default();
+                let api = ProviderApi::open(&self.store, &self.platform_secret, scope, provider_id)
+                    .await
+                    .map_err(|why| anyhow::anyhow!("the target: {why}"))?;
+                Some(api)
+            }
+            _ => None,
+        };
+        let mut current = target.current(&keys).await?;
+        let marks = self.store.sync_marks(scope, connection.id, &keys).await?;
+        let each = EachRecord { target, run, provider: provider.as_ref() };
+        // Different records touch different target records: a few at a time.
         let mut pending = Vec::with_capacity(keyed.len());
         for (key, record) in keyed {
-            let (customer, mark) = (customers.get(&key), marks.get(&key));
-            pending.push(self.write_keyed(&each, key, record, customer, mark));
+            let existing = current.remove(&key);
+            let mark = marks.get(&key).cloned();
+            pending.push(self.write_keyed(each, key, record, existing, mark));
         }
-        let results: Vec<(String, Result<RunCounts, String>)> =
+        let results: Vec<(String, Result<RunCounts, RecordError>)> =
             futures::stream::iter(pending).buffer_unordered(RECORDS_AT_ONCE).collect().await;
         for (key, result) in results {
             match result {
                 Ok(written) => page.counts.add(&written),
-                Err(problem) => {
+                Err(RecordError::Refused(problem)) => {
                     page.counts.errors += 1;
                     page.last_error = Some(format!("record {key}: {problem}"));
                 }
+                Err(RecordError::Page(err)) => return Err(err.context(format!("record {key}"))),
             }
         }
         Ok(page)
@@ -391,140 +430,167 @@ impl IntegrationsWorker {
     /// [`Self::write_record`] with the record's key beside its result.
     async fn write_keyed(
         &self,
-        each: &EachRecord<'_>,
+        each: EachRecord<'_>,
         key: String,
         record: &Value,
-        existing: Option<&Customer>,
-        mark: Option<&String>,
-    ) -> (String, Result<RunCounts, String>) {
-        let written = self.write_record(each, &key, record, existing, mark).await;
+        existing: Option<TargetRecord>,
+        mark: Option<String>,
+    ) -> (String, Result<RunCounts, RecordError>) {
+        let written = match each.provider {
+            Some(provider) => self.send_record(each, provider, &key, record, mark.as_ref()).await,
+            None => write_record(each, &key, record, existing.as_ref(), mark.as_ref()).await,
+        };
         (key, written)
     }
 
-    /// One record: what it changed, or why the target refused it.
-    async fn write_record(
+    /// One record to a provider target: `PUT <path>/<key>` with the mapped
+    /// body unless its hash is the mark's (sent already); a deletion is a
+    /// `DELETE` of a record this connection sent.
+    async fn send_record(
         &self,
-        each: &EachRecord<'_>,
+        each: EachRecord<'_>,
+        provider: &ProviderApi,
         key: &str,
         record: &Value,
-        existing: Option<&Customer>,
         mark: Option<&String>,
-    ) -> Result<RunCounts, String> {
-        let EachRecord { scope, connection, run, audit } = *each;
-        let source = &connection.source;
+    ) -> Result<RunCounts, RecordError> {
+        let PlatformTarget { store, scope, connection, .. } = each.target;
         let mut counts = RunCounts::default();
-        let deletion =
-            run.sync_mode == SyncMode::Delta && field(record, &source.deleted_field) == Some(&Value::Bool(true));
-        let mapped = map_record(record, &connection.field_mapping)?;
-        if let Some(Some(email)) = &mapped.email
-            && !is_email(email)
-        {
-            return Err("email: not a valid email address".to_owned());
-        }
-        if let Some(Some(name)) = &mapped.name
-            && !(1..=200).contains(&name.chars().count())
-        {
-            return Err("name: must have 1 to 200 characters".to_owned());
-        }
-        let Some(customer) = existing else {
-            if deletion {
-                counts.records_unchanged += 1;
-                return Ok(counts);
-            }
-            let fields = fields_of(&mapped, None)?;
-            let (created, _) =
-                self.store.upsert_customer(scope, key, &fields, audit).await.map_err(|e| e.to_string())?;
-            self.mark(scope, connection, key, &created, None).await?;
-            counts.records_created += 1;
+        let path = connection.target_config.path.as_deref().unwrap_or_default();
+        let url = shared::outbound::url_with_segment(&provider.url(path.trim_end_matches('/')), key)
+            .map_err(RecordError::Refused)?;
+        let deletion = is_deletion(connection, each.run, record);
+        let body = Value::Object(map_record(record, &connection.field_mapping));
+        let hash = format!("sha256:{}", shared::store::integrations::sha256_hex(body.to_string().as_bytes()));
+        if deletion && mark.is_none() || !deletion && mark == Some(&hash) {
+            counts.records_unchanged += 1;
             return Ok(counts);
-        };
-        let written_at = rfc3339(customer.updated_at);
-        let changed_since_written = mark != Some(&written_at);
-        let source_time = source.cursor_field.as_deref().and_then(|f| field(record, f));
-        let (resolution, conflict) =
-            resolve(connection.conflict_resolution, changed_since_written, source_time, &written_at);
-        if conflict {
-            counts.conflicts += 1;
         }
-        match resolution {
-            Resolution::Keep => counts.records_unchanged += 1,
-            Resolution::Hold => {
-                let conflict = SyncConflict {
-                    connection_id: connection.id,
-                    key: key.to_owned(),
-                    customer_id: customer.id,
-                    source_fields: mapped.to_json(),
-                    target_fields: serde_json::to_value(customer.view()).map_err(|e| e.to_string())?,
-                    run_id: run.id,
-                    detected_at: now_rfc3339(),
-                };
-                self.store.put_sync_conflict(scope, &conflict).await.map_err(|e| e.to_string())?;
-                counts.records_unchanged += 1;
+        let (method, body) = if deletion { ("DELETE", None) } else { ("PUT", Some(&body)) };
+        let mut headers = vec![("idempotency-key", format!("{}:{key}:{hash}", connection.id))];
+        headers.extend(provider.auth_headers(body));
+        let reply = self
+            .http
+            .call_json(method, &url, &headers, body)
+            .await
+            .map_err(|problem| RecordError::Page(anyhow::anyhow!("the target provider: {problem}")))?;
+        match reply.status {
+            200..=299 => {}
+            // Gone already is what a deletion wants.
+            404 | 410 if deletion => {}
+            429 | 500.. => {
+                return Err(RecordError::Page(anyhow::anyhow!("the target provider answered {}", reply.status)));
             }
-            Resolution::Apply if deletion => {
-                self.store.delete_customer(scope, customer.id, audit).await.map_err(|e| e.to_string())?;
-                counts.records_deleted += 1;
-            }
-            Resolution::Apply => {
-                let fields = fields_of(&mapped, Some(customer))?;
-                if !changes(&fields, customer) {
-                    // Nothing to write; the mark says so for next time.
-                    counts.records_unchanged += 1;
-                    self.mark(scope, connection, key, customer, mark).await?;
-                    return Ok(counts);
-                }
-                let (after, _) =
-                    self.store.upsert_customer(scope, key, &fields, audit).await.map_err(|e| e.to_string())?;
-                if after.updated_at == customer.updated_at {
-                    counts.records_unchanged += 1;
-                } else {
-                    counts.records_updated += 1;
-                }
-                self.mark(scope, connection, key, &after, mark).await?;
+            status => return Err(RecordError::Refused(format!("the target provider answered {status}"))),
+        }
+        if deletion {
+            store.delete_sync_mark(scope, connection.id, key).await.map_err(|e| RecordError::Page(e.into()))?;
+            counts.records_deleted += 1;
+        } else {
+            store.put_sync_mark(scope, connection.id, key, &hash).await.map_err(|e| RecordError::Page(e.into()))?;
+            if mark.is_some() {
+                counts.records_updated += 1;
+            } else {
+                counts.records_created += 1;
             }
         }
         Ok(counts)
     }
+}
 
-    /// Remembers the `updated_at` this connection's write left (skipped
-    /// when the mark says so already).
-    async fn mark(
-        &self,
-        scope: &TenantScope,
-        connection: &SyncConnection,
-        key: &str,
-        customer: &Customer,
-        mark: Option<&String>,
-    ) -> Result<(), String> {
-        let written_at = rfc3339(customer.updated_at);
-        if mark == Some(&written_at) {
-            return Ok(());
+/// Why a record was not written: the target refused it (the record's
+/// error; the run goes on), or the page cannot go on (read again).
+enum RecordError {
+    Refused(String),
+    Page(anyhow::Error),
+}
+
+fn is_deletion(connection: &SyncConnection, run: &SyncRun, record: &Value) -> bool {
+    run.sync_mode == SyncMode::Delta && field(record, &connection.source.deleted_field) == Some(&Value::Bool(true))
+}
+
+/// One record to a platform target: what it changed, or why the target
+/// refused it.
+async fn write_record(
+    each: EachRecord<'_>,
+    key: &str,
+    record: &Value,
+    existing: Option<&TargetRecord>,
+    mark: Option<&String>,
+) -> Result<RunCounts, RecordError> {
+    let target = each.target;
+    let PlatformTarget { store, scope, connection, .. } = target;
+    let mut counts = RunCounts::default();
+    let deletion = is_deletion(connection, each.run, record);
+    let mapped = map_record(record, &connection.field_mapping);
+    let Some(current) = existing else {
+        if deletion {
+            counts.records_unchanged += 1;
+            return Ok(counts);
         }
-        self.store.put_sync_mark(scope, connection.id, key, &written_at).await.map_err(|e| e.to_string())
-    }
-}
-
-/// Whether the upsert would change the customer.
-fn changes(fields: &CustomerFields, customer: &Customer) -> bool {
-    fields.email.as_ref().is_some_and(|email| *email != customer.email)
-        || fields.name.as_ref().is_some_and(|name| *name != customer.name)
-        || fields.metadata.as_ref().is_some_and(|metadata| *metadata != customer.metadata)
-}
-
-/// The upsert's fields: mapped metadata keys go over the customer's own
-/// (the rest of its metadata stays), checked as the API checks metadata.
-fn fields_of(
-    mapped: &shared::domain::sync::MappedFields,
-    existing: Option<&Customer>,
-) -> Result<CustomerFields, String> {
-    let metadata = if mapped.metadata.is_empty() {
-        None
-    } else {
-        let mut merged: Map<String, Value> = existing.map(|c| c.metadata.clone()).unwrap_or_default();
-        merged.extend(mapped.metadata.clone());
-        Some(Metadata::parse(Value::Object(merged)).map_err(|problem| format!("metadata: {problem}"))?.into_inner())
+        let created = match target.write(key, &mapped, None).await.map_err(RecordError::Refused)? {
+            Written::Created(created) | Written::Updated(created) | Written::Unchanged(created) => created,
+        };
+        remember(each, key, &created, None).await?;
+        counts.records_created += 1;
+        return Ok(counts);
     };
-    Ok(CustomerFields { email: mapped.email.clone(), name: mapped.name.clone(), metadata })
+    let changed_since_written = mark != Some(&current.updated_at);
+    let source_time = connection.source.cursor_field.as_deref().and_then(|f| field(record, f));
+    let (resolution, conflict) =
+        resolve(connection.conflict_resolution, changed_since_written, source_time, &current.updated_at);
+    if conflict {
+        counts.conflicts += 1;
+    }
+    match resolution {
+        Resolution::Keep => counts.records_unchanged += 1,
+        Resolution::Hold => {
+            let conflict = SyncConflict {
+                connection_id: connection.id,
+                key: key.to_owned(),
+                target_id: current.id,
+                source_fields: Value::Object(mapped),
+                target_fields: current.view.clone(),
+                run_id: each.run.id,
+                detected_at: now_rfc3339(),
+            };
+            store.put_sync_conflict(scope, &conflict).await.map_err(|e| RecordError::Page(e.into()))?;
+            counts.records_unchanged += 1;
+        }
+        Resolution::Apply if deletion => {
+            target.delete(current).await.map_err(RecordError::Refused)?;
+            counts.records_deleted += 1;
+        }
+        Resolution::Apply => {
+            match target.write(key, &mapped, Some(current)).await.map_err(RecordError::Refused)? {
+                Written::Updated(after) => {
+                    counts.records_updated += 1;
+                    remember(each, key, &after, mark).await?;
+                }
+                // Nothing to write; the mark says so for next time.
+                Written::Unchanged(after) | Written::Created(after) => {
+                    counts.records_unchanged += 1;
+                    remember(each, key, &after, mark).await?;
+                }
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Remembers the `updated_at` this connection's write left (skipped when
+/// the mark says so already).
+async fn remember(
+    each: EachRecord<'_>,
+    key: &str,
+    record: &TargetRecord,
+    mark: Option<&String>,
+) -> Result<(), RecordError> {
+    if mark == Some(&record.updated_at) {
+        return Ok(());
+    }
+    let PlatformTarget { store, scope, connection, .. } = each.target;
+    store.put_sync_mark(scope, connection.id, key, &record.updated_at).await.map_err(|e| RecordError::Page(e.into()))
 }
 
 /// `SYNC_TIME_BUDGET_SECONDS` (template.yaml: 20 of the 30 s timeout), 20

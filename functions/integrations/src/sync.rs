@@ -1,5 +1,6 @@
 //! Sync connections (seed 001, "Data Synchronization"): a provider's paged
-//! JSON API read into the tenant's customers. The API keeps the
+//! JSON API read into the tenant's customers, users, projects or tasks, or
+//! written on to another provider's API. The API keeps the
 //! definitions, starts runs (one at a time per connection) and shows their
 //! history, progress and conflicts; the integrations worker runs them page
 //! by page (functions/integrations-worker/src/sync.rs). docs/integrations.md
@@ -13,24 +14,22 @@ use shared::{
     audit::AuditContext,
     auth::{Principal, Role, Scope, TenantScope},
     domain::{
-        customer::{Customer, CustomerView, Metadata},
-        ids::{IntegrationProviderId, SyncConnectionId, SyncRunId},
-        now_rfc3339, rfc3339,
+        ids::{IntegrationProviderId, ProjectId, SyncConnectionId, SyncRunId},
+        now_rfc3339,
         schedule::{ScheduleExpression, ScheduleTarget},
         sync::{
             ConflictResolution, MAX_MAPPED_FIELDS, SyncConflict, SyncConnection, SyncConnectionView, SyncMode,
-            SyncRunView, SyncSource, mapping_target_problem,
+            SyncRunView, SyncSource, TargetConfig, TargetType,
         },
+        user::{RoleName, rules},
         values::{Clearable, Settable, Text},
     },
     error::FieldError,
     http::Page,
     schedules::ScheduleChange,
-    store::{
-        customers::CustomerFields,
-        sync::{SYNC_CONFLICT_RESOURCE, SYNC_CONNECTION_RESOURCE, SYNC_RUN_RESOURCE},
-    },
+    store::sync::{SYNC_CONFLICT_RESOURCE, SYNC_CONNECTION_RESOURCE, SYNC_RUN_RESOURCE},
     sync_runs::{self, Started},
+    sync_targets::{PlatformTarget, Written},
     web::extract::{Body, ListQuery, PathIds},
 };
 use uuid::Uuid;
@@ -74,8 +73,9 @@ pub struct SourceBody {
     #[eserde(compat)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
     pub since_param: Option<FieldName>,
-    /// `id`: the record's identifying field (a dotted path); it becomes the
-    /// customer's `external_id`.
+    /// `id`: the record's identifying field (a dotted path): a customer's
+    /// `external_id`, the id other targets derive their record's from, a
+    /// provider target's `<path>/<key>`.
     #[serde(default)]
     #[eserde(compat)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
@@ -87,15 +87,47 @@ pub struct SourceBody {
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
     pub cursor_field: Option<FieldName>,
     /// `deleted`: in a delta run, a record whose field is `true` removes
-    /// its customer.
+    /// its target record.
     #[serde(default)]
     #[eserde(compat)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
     pub deleted_field: Option<FieldName>,
 }
 
+/// Where a connection writes, beyond its `target_type`: each field is one
+/// target's.
+#[derive(Debug, Default, eserde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetBody {
+    /// `tasks`: the tenant's project the tasks go in (required).
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub project_id: Option<ProjectId>,
+    /// `users`: the role of the users a run creates: `user` (the default),
+    /// `developer` or `admin`, at most the caller's own.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, example = "user")]
+    pub role: Option<RoleName>,
+    /// `provider`: the tenant's integration provider whose API is written
+    /// (required; it needs an `api_base_url`).
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub provider_id: Option<IntegrationProviderId>,
+    /// `provider`: appended to its `api_base_url`, starts with `/`
+    /// (required); each record is `PUT` to `<path>/<key>` with the mapped
+    /// body, a delta deletion is a `DELETE` there.
+    #[serde(default)]
+    #[eserde(compat)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 500, example = "/contacts")]
+    pub path: Option<ApiPath>,
+}
+
 /// A new connection: seed 001's `name`, `source_type`, `target_type`,
-/// `sync_mode`, `conflict_resolution`, `source`, and the field mapping.
+/// `sync_mode`, `conflict_resolution`, `source`, `target`, and the field
+/// mapping.
 #[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSyncConnection {
@@ -107,12 +139,19 @@ pub struct NewSyncConnection {
     #[eserde(compat)]
     #[schema(value_type = Option<String>, example = "api")]
     pub source_type: Option<String>,
-    /// `customers` (the default and only one so far): each record upserted
-    /// by its primary key.
+    /// Where each record goes, by its primary key: `customers` (the
+    /// default; the key is the customer's `external_id`), `users`,
+    /// `projects`, `tasks` (the key derives the record's id), or
+    /// `provider` (another provider's API). Fixed once created.
     #[serde(default)]
     #[eserde(compat)]
-    #[schema(value_type = Option<String>, example = "customers")]
+    #[schema(value_type = Option<TargetType>, example = "customers")]
     pub target_type: Option<String>,
+    /// The target's options: `project_id` (tasks), `role` (users),
+    /// `provider_id` and `path` (provider).
+    #[serde(default)]
+    #[eserde(compat)]
+    pub target: Option<TargetBody>,
     /// `full`, `incremental` or `delta` (seed 001's `full_sync`,
     /// `incremental_sync`, `delta_sync` too).
     #[eserde(compat)]
@@ -134,14 +173,20 @@ pub struct NewSyncConnection {
     #[eserde(compat)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100, example = "rate(1 hour)")]
     pub schedule: Option<ScheduleText>,
-    /// `source_wins` when left out.
+    /// `source_wins` when left out (and the only rule of a provider
+    /// target, which cannot be read back).
     #[serde(default)]
     #[eserde(compat)]
     pub conflict_resolution: Option<ConflictResolution>,
     pub source: SourceBody,
-    /// Customer field -> the record's field (a dotted path): `email`,
-    /// `name`, `metadata.<key>`. `{"email": "email", "name": "name"}` when
-    /// left out.
+    /// Target field -> the record's field (a dotted path). Customers:
+    /// `email`, `name`, `metadata.<key>`; users: `email`, `first_name`,
+    /// `last_name`, `is_active`; projects: `name`, `description`,
+    /// `priority`, `status`; tasks: `title`, `description`, `status`,
+    /// `priority`, `due_date`; provider: any body field (`address.city`
+    /// nests). When left out, the target's main fields from same-named
+    /// record fields (`{"email": "email", "name": "name"}` for customers);
+    /// a provider target requires one.
     #[serde(default)]
     #[eserde(compat)]
     #[schema(value_type = Option<Object>)]
@@ -197,13 +242,6 @@ fn require(principal: &Principal) -> AppResult<TenantScope> {
     principal.require(Role::Admin, Scope::IntegrationsManage, SYNC_CONNECTION_RESOURCE)
 }
 
-fn default_mapping() -> Map<String, Value> {
-    let mut mapping = Map::new();
-    mapping.insert("email".into(), json!("email"));
-    mapping.insert("name".into(), json!("name"));
-    mapping
-}
-
 fn text_or(value: Option<FieldName>, default: &str) -> String {
     value.map_or_else(|| default.to_owned(), FieldName::into_inner)
 }
@@ -225,13 +263,16 @@ fn check_source(body: SourceBody, errors: &mut Vec<FieldError>) -> SyncSource {
     }
 }
 
-fn check_mapping(mapping: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+fn check_mapping(target_type: TargetType, mapping: &Map<String, Value>, errors: &mut Vec<FieldError>) {
     if mapping.len() > MAX_MAPPED_FIELDS {
         errors.push(FieldError::new("field_mapping", format!("must have at most {MAX_MAPPED_FIELDS} fields")));
     }
+    if mapping.is_empty() {
+        errors.push(FieldError::new("field_mapping", "must map at least one field"));
+    }
     for (target, source) in mapping {
         let at = format!("field_mapping.{target}");
-        if let Some(problem) = mapping_target_problem(target) {
+        if let Some(problem) = target_type.mapping_problem(target) {
             errors.push(FieldError::new(&at, problem));
         }
         match source.as_str() {
@@ -310,6 +351,97 @@ fn check_cursor_field(connection: &SyncConnection, errors: &mut Vec<FieldError>)
     }
 }
 
+/// The target's options, each only where its type takes it.
+fn check_target(
+    principal: &Principal,
+    target_type: TargetType,
+    body: TargetBody,
+    errors: &mut Vec<FieldError>,
+) -> TargetConfig {
+    let mut only_for = |present: bool, field: &str, for_type: TargetType| {
+        if present && target_type != for_type {
+            errors.push(FieldError::new(format!("target.{field}"), format!("is only for a {for_type} target")));
+        }
+    };
+    only_for(body.project_id.is_some(), "project_id", TargetType::Tasks);
+    only_for(body.role.is_some(), "role", TargetType::Users);
+    only_for(body.provider_id.is_some(), "provider_id", TargetType::Provider);
+    only_for(body.path.is_some(), "path", TargetType::Provider);
+    let config = TargetConfig {
+        project_id: body.project_id.map(|id| id.0),
+        role: body.role.map(Into::into),
+        provider_id: body.provider_id.map(|id| id.0),
+        path: body.path.map(ApiPath::into_inner),
+    };
+    match target_type {
+        TargetType::Tasks if config.project_id.is_none() => {
+            errors.push(FieldError::new("target.project_id", "is required by a tasks target"));
+        }
+        TargetType::Users => match config.role {
+            // An owner is made by a person: a sync never hands out the
+            // tenant itself.
+            Some(Role::Owner) => errors.push(FieldError::new("target.role", "must be user, developer or admin")),
+            Some(role) if !rules::may_grant(principal.role(), role) => {
+                errors.push(FieldError::new("target.role", "may not be above your own role"));
+            }
+            _ => {}
+        },
+        TargetType::Provider => {
+            if config.provider_id.is_none() {
+                errors.push(FieldError::new("target.provider_id", "is required by a provider target"));
+            }
+            match &config.path {
+                None => errors.push(FieldError::new("target.path", "is required by a provider target")),
+                Some(path) if !path.starts_with('/') => {
+                    errors.push(FieldError::new("target.path", "must start with /"))
+                }
+                Some(_) => {}
+            }
+        }
+        _ => {}
+    }
+    config
+}
+
+/// A provider target cannot be read back, so it cannot tell a conflict.
+fn check_rule(connection: &SyncConnection, errors: &mut Vec<FieldError>) {
+    if !connection.target.detects_conflicts() && connection.conflict_resolution != ConflictResolution::SourceWins {
+        errors.push(FieldError::new(
+            "conflict_resolution",
+            "must be source_wins for a provider target (what it holds cannot be read back)",
+        ));
+    }
+}
+
+/// A tasks target's project, or a provider target's provider, must be the
+/// tenant's.
+async fn check_target_exists(state: &AppState, scope: &TenantScope, connection: &SyncConnection) -> AppResult<()> {
+    let config = &connection.target_config;
+    match connection.target {
+        TargetType::Tasks => {
+            let project_id = config.project_id.unwrap_or_default();
+            if state.store.get_project(scope, project_id).await?.is_none() {
+                return Err(AppError::invalid_field("target.project_id", "no such project"));
+            }
+        }
+        TargetType::Provider => {
+            let provider = state.store.get_provider(scope, config.provider_id.unwrap_or_default()).await?;
+            match provider {
+                Some(provider) if provider.api_base_url.is_some() => {}
+                Some(_) => {
+                    return Err(AppError::invalid_field(
+                        "target.provider_id",
+                        "the provider has no api_base_url to write",
+                    ));
+                }
+                None => return Err(AppError::invalid_field("target.provider_id", "no such integration provider")),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The provider must be the tenant's and have an API to read (a real-time
 /// connection can do without: its events bring the records).
 async fn check_provider(state: &AppState, scope: &TenantScope, provider_id: Uuid, real_time: bool) -> AppResult<()> {
@@ -356,21 +488,36 @@ pub async fn create_connection(
     if body.source_type.as_deref().is_some_and(|t| t != "api") {
         errors.push(FieldError::new("source_type", "must be api"));
     }
-    if body.target_type.as_deref().is_some_and(|t| t != "customers") {
-        errors.push(FieldError::new("target_type", "must be customers"));
-    }
+    let target = match body.target_type.as_deref() {
+        None => TargetType::Customers,
+        Some(name) => TargetType::parse(name).unwrap_or_else(|| {
+            errors.push(FieldError::new("target_type", "must be one of customers, users, projects, tasks, provider"));
+            TargetType::Customers
+        }),
+    };
+    let target_config = check_target(&principal, target, body.target.unwrap_or_default(), &mut errors);
     let (schedule, real_time) = check_frequency(body.frequency.as_deref(), body.schedule, &mut errors);
     let sync_mode = check_mode(&body.sync_mode, &mut errors);
     let source = check_source(body.source, &mut errors);
-    let field_mapping = body.field_mapping.unwrap_or_else(default_mapping);
-    check_mapping(&field_mapping, &mut errors);
+    let field_mapping = match (body.field_mapping, target.default_mapping()) {
+        (Some(mapping), _) => mapping,
+        (None, Some(mapping)) => mapping,
+        (None, None) => {
+            errors.push(FieldError::new("field_mapping", "is required by a provider target"));
+            Map::new()
+        }
+    };
+    if !field_mapping.is_empty() {
+        check_mapping(target, &field_mapping, &mut errors);
+    }
     let now = now_rfc3339();
     let connection = SyncConnection {
         id: Uuid::now_v7(),
         tenant_id: scope.tenant_id(),
         name: body.name.into_inner(),
         source,
-        target: "customers".to_owned(),
+        target,
+        target_config,
         sync_mode,
         conflict_resolution: body.conflict_resolution.unwrap_or(ConflictResolution::SourceWins),
         field_mapping,
@@ -382,15 +529,18 @@ pub async fn create_connection(
         last_run_at: None,
         last_successful_sync_at: None,
         consecutive_failures: 0,
+        created_by: principal.user_id(),
         version: 1,
         created_at: now.clone(),
         updated_at: now,
     };
     check_cursor_field(&connection, &mut errors);
+    check_rule(&connection, &mut errors);
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
     check_provider(&state, &scope, connection.source.provider_id, connection.real_time).await?;
+    check_target_exists(&state, &scope, &connection).await?;
     let change = schedule_change(None, &connection);
     change.prepare(&state.schedules).await.map_err(AppError::internal)?;
     if let Err(err) = state.store.create_sync_connection(&scope, &connection, &audit).await {
@@ -471,7 +621,7 @@ pub async fn update_connection(
         new.source = check_source(source, &mut errors);
     }
     if let Settable::Value(mapping) = body.field_mapping {
-        check_mapping(&mapping, &mut errors);
+        check_mapping(new.target, &mapping, &mut errors);
         new.field_mapping = mapping;
     }
     if let Settable::Value(active) = body.is_active {
@@ -490,6 +640,7 @@ pub async fn update_connection(
         }
     }
     check_cursor_field(&new, &mut errors);
+    check_rule(&new, &mut errors);
     if !errors.is_empty() {
         return Err(AppError::validation(errors));
     }
@@ -514,7 +665,7 @@ pub async fn update_connection(
 
 /// Delete a sync connection
 ///
-/// A run in progress stops before its next page. Customers it wrote stay.
+/// A run in progress stops before its next page. Records it wrote stay.
 #[utoipa::path(delete, path = "/v1/integrations/sync-connections/{id}", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
     responses(
         (status = 204, description = "Deleted"),
@@ -646,7 +797,7 @@ pub async fn list_conflicts(
 
 shared::string_enum!(
     /// Which version of a held record wins: `source` (its fields are
-    /// written to the customer) or `target` (the customer stays).
+    /// written to the target record) or `target` (the record stays).
     Keep {
         Source => "source",
         Target => "target",
@@ -657,7 +808,7 @@ shared::string_enum!(
 #[derive(Debug, eserde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveConflict {
-    /// The record's key (its customer's `external_id`), as the conflict shows it.
+    /// The record's key, as the conflict shows it.
     #[eserde(compat)]
     #[schema(value_type = String, min_length = 1, max_length = 128, example = "c-0002")]
     pub key: Text<1, 128>,
@@ -670,22 +821,24 @@ pub struct ResolveConflict {
 pub struct ConflictResolved {
     pub key: String,
     pub kept: Keep,
-    /// The customer as it is now.
-    pub customer: CustomerView,
+    /// The target record (a customer, user, project or task) as it is now,
+    /// as its own API shows it.
+    #[schema(value_type = Object)]
+    pub target: Value,
 }
 
 /// Resolve a held conflict
 ///
-/// `keep: source` writes the source's fields to the customer (mapped
-/// metadata over its own); `keep: target` leaves the customer as it is. Either
-/// way the connection remembers the customer as it now is, so the next run
-/// does not hold the record again unless someone changes it again, and the
-/// conflict is gone.
+/// `keep: source` writes the source's fields to the target record (a
+/// customer's mapped metadata over its own); `keep: target` leaves it as it
+/// is. Either way the connection remembers the record as it now is, so the
+/// next run does not hold it again unless someone changes it again, and
+/// the conflict is gone.
 #[utoipa::path(post, path = "/v1/integrations/sync-connections/{id}/conflicts/resolve", tag = "integrations", security(("bearer" = ["admin"]), ("api_key" = ["integrations:manage"])),
     request_body(content = ResolveConflict, example = json!({"key": "c-0002", "keep": "source"})),
     responses(
         (status = 200, description = "The conflict is settled", body = ConflictResolved),
-        (status = 409, description = "Conflict\n\n- `conflict`: the source's fields are not what a customer takes, or the customer was deleted meanwhile", body = shared::web::openapi::ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the source's fields are not what the target takes, or the target record was deleted meanwhile", body = shared::web::openapi::ApiError),
     ))]
 pub async fn resolve_conflict(
     State(state): State<AppState>,
@@ -696,40 +849,26 @@ pub async fn resolve_conflict(
 ) -> AppResult<Json<ConflictResolved>> {
     let scope = require(&principal)?;
     let Body(body) = body?;
-    load(&state, &scope, id).await?;
+    let connection = load(&state, &scope, id).await?;
     let key = body.key.into_inner();
     let conflict = state
         .store
         .get_sync_conflict(&scope, id, &key)
         .await?
         .ok_or_else(|| AppError::not_found(SYNC_CONFLICT_RESOURCE))?;
-    let current = state.store.customers_by_external_ids(&scope, std::slice::from_ref(&key)).await?.remove(&key);
-    let customer = match (body.keep, current) {
-        (_, None) => return Err(AppError::conflict("the record's customer was deleted meanwhile")),
-        (Keep::Target, Some(customer)) => customer,
-        (Keep::Source, Some(customer)) => {
-            let fields = source_fields(&conflict.source_fields, &customer).map_err(AppError::conflict)?;
-            state.store.upsert_customer(&scope, &key, &fields, &audit).await?.0
+    let target = PlatformTarget { store: &state.store, scope: &scope, connection: &connection, audit: &audit };
+    let current = target.current(std::slice::from_ref(&key)).await?.remove(&key);
+    let record = match (body.keep, current) {
+        (_, None) => return Err(AppError::conflict("the record's target was deleted meanwhile")),
+        (Keep::Target, Some(current)) => current,
+        (Keep::Source, Some(current)) => {
+            let fields = conflict.source_fields.as_object().cloned().unwrap_or_default();
+            match target.write(&key, &fields, Some(&current)).await.map_err(AppError::conflict)? {
+                Written::Created(after) | Written::Updated(after) | Written::Unchanged(after) => after,
+            }
         }
     };
-    state.store.put_sync_mark(&scope, id, &key, &rfc3339(customer.updated_at)).await?;
+    state.store.put_sync_mark(&scope, id, &key, &record.updated_at).await?;
     state.store.delete_sync_conflict(&scope, id, &key).await?;
-    Ok(Json(ConflictResolved { key, kept: body.keep, customer: customer.view() }))
-}
-
-/// A held record's mapped fields as the customer upsert takes them: a
-/// field the mapping brought (null clears it), metadata keys over the
-/// customer's own.
-fn source_fields(mapped: &Value, customer: &Customer) -> Result<CustomerFields, String> {
-    let text = |name: &str| mapped.get(name).map(|v| v.as_str().map(str::to_owned));
-    let metadata = match mapped.get("metadata").and_then(Value::as_object) {
-        Some(keys) if !keys.is_empty() => {
-            let mut merged = customer.metadata.clone();
-            merged.extend(keys.clone());
-            let parsed = Metadata::parse(Value::Object(merged)).map_err(|problem| format!("metadata: {problem}"))?;
-            Some(parsed.into_inner())
-        }
-        _ => None,
-    };
-    Ok(CustomerFields { email: text("email"), name: text("name"), metadata })
+    Ok(Json(ConflictResolved { key, kept: body.keep, target: record.view }))
 }

@@ -180,6 +180,8 @@ impl Pollers {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(integrations_worker::sync::SYNC_MAX_RECEIVES),
             schedules: state.schedules.clone(),
+            platform_secret: state.config.require_cursor_secret()?.to_owned(),
+            blobs: state.blobs.clone(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, INTEGRATIONS_WORKER, integrations.clone()));
         handles.push(spawn_poller(clients.sqs.clone(), jobs_queue, INTEGRATIONS_WORKER, integrations.clone()));

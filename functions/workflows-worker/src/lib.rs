@@ -29,7 +29,6 @@ use shared::{
         audit::AuditContext,
         expression::{Condition, map_fields, render},
         ids::derived_id,
-        integration::AuthType,
         now_rfc3339,
         project::{Priority, Task, TaskStatus},
         schedule::{ScheduleTarget, ScheduledFiring},
@@ -40,7 +39,8 @@ use shared::{
     },
     events::{Event, EventBridgeEnvelope, catalogue::WorkflowNotification},
     outbound::Fetcher,
-    store::{Store, integrations::provider_key},
+    provider_api::ProviderApi,
+    store::Store,
     workflow_engine::{Engine, new_execution, seal_token},
 };
 use uuid::Uuid;
@@ -421,44 +421,14 @@ impl WorkflowsWorker {
         context: &Value,
         run: &mut StepRun,
     ) -> Result<StepResult, String> {
-        let (provider, secrets) = self
-            .store
-            .provider_with_secrets(scope, provider_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the integration provider was deleted")?;
-        let base = provider.api_base_url.as_deref().ok_or("the provider has no api_base_url")?;
-        let url = format!("{}{}", base.trim_end_matches('/'), render(path, context));
+        let provider = ProviderApi::open(&self.store, &self.platform_secret, scope, provider_id).await?;
+        let url = provider.url(&render(path, context));
         let body = (method != "GET" && method != "DELETE").then(|| map_fields(field_mapping, context));
         run.input = Some(bounded_output(json!({"method": method, "url": url, "body": body})));
-        let key = provider_key(&self.platform_secret, "secret", scope, provider_id).map_err(|e| e.to_string())?;
-        let secret = shared::sealing::open(&key, &secrets.secret.nonce, &secrets.secret.ciphertext)
-            .ok()
-            .and_then(|plain| String::from_utf8(plain).ok())
-            .unwrap_or_default();
         // The provider retries nothing twice on our account: one key per
         // run of the step, the same on a redelivery.
         let mut headers = vec![("idempotency-key", format!("{}:{visit}", execution.id))];
-        match AuthType::parse(&provider.auth_type) {
-            Some(AuthType::Bearer | AuthType::Oauth2) => headers.push(("authorization", format!("Bearer {secret}"))),
-            Some(AuthType::ApiKey) => headers.push(("x-api-key", secret)),
-            Some(AuthType::Basic) => {
-                use base64::Engine;
-                headers.push((
-                    "authorization",
-                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(secret)),
-                ))
-            }
-            Some(AuthType::Hmac) => {
-                use hmac::Mac;
-                let signed = serde_json::to_vec(&body).unwrap_or_default();
-                let mut mac =
-                    hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
-                mac.update(&signed);
-                headers.push(("x-signature-256", format!("sha256={}", hex::encode(mac.finalize().into_bytes()))))
-            }
-            Some(AuthType::None) | None => {}
-        }
+        headers.extend(provider.auth_headers(body.as_ref()));
         let started = std::time::Instant::now();
         let reply = self.http.call_json(method, &url, &headers, body.as_ref()).await?;
         let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

@@ -1,6 +1,8 @@
 //! Data sync connections (seed 001, "Data Synchronization"): a provider's
-//! paged JSON API read into the platform's customers, run by the
-//! integrations worker one page at a time with a checkpoint after each.
+//! paged JSON API (or its inbound events) read into the platform's
+//! customers, users, projects or tasks, or written on to another provider's
+//! API, run by the integrations worker one page at a time with a checkpoint
+//! after each.
 //! What a connection is, what one run did, and the pure rules a run applies
 //! to each record (field mapping, conflicts); docs/integrations.md has the
 //! design.
@@ -53,6 +55,96 @@ crate::string_enum!(
 );
 
 crate::string_enum!(
+    /// Where a connection writes its records: the platform's own resources
+    /// (each record's primary key names one of them) or another
+    /// provider's API.
+    TargetType {
+        Customers => "customers",
+        Users => "users",
+        Projects => "projects",
+        Tasks => "tasks",
+        Provider => "provider",
+    }
+);
+
+impl TargetType {
+    /// A provider's API cannot be read back: what it holds now is unknown,
+    /// so only `source_wins` applies to it.
+    pub fn detects_conflicts(self) -> bool {
+        self != TargetType::Provider
+    }
+
+    /// The mapping a connection gets when it gives none (a provider target
+    /// has none: its body is the caller's to shape).
+    pub fn default_mapping(self) -> Option<Map<String, Value>> {
+        let fields: &[&str] = match self {
+            TargetType::Customers => &["email", "name"],
+            TargetType::Users => &["email", "first_name", "last_name"],
+            TargetType::Projects => &["name", "description"],
+            TargetType::Tasks => &["title", "description"],
+            TargetType::Provider => return None,
+        };
+        Some(fields.iter().map(|f| ((*f).to_owned(), Value::String((*f).to_owned()))).collect())
+    }
+
+    /// Why `name` is not a field this target takes from a mapping.
+    pub fn mapping_problem(self, name: &str) -> Option<&'static str> {
+        let plain: &[&str] = match self {
+            TargetType::Customers => {
+                return match name {
+                    "email" | "name" => None,
+                    other => match other.strip_prefix("metadata.") {
+                        Some(key) if !key.is_empty() && key.len() <= 64 && !key.contains('.') => None,
+                        _ => Some("must be email, name or metadata.<key>"),
+                    },
+                };
+            }
+            TargetType::Users => &["email", "first_name", "last_name", "is_active"],
+            TargetType::Projects => &["name", "description", "priority", "status"],
+            TargetType::Tasks => &["title", "description", "status", "priority", "due_date"],
+            TargetType::Provider => {
+                let parts: Vec<&str> = name.split('.').collect();
+                let fine = parts.len() <= MAX_BODY_DEPTH
+                    && parts.iter().all(|p| !p.is_empty() && p.len() <= 64 && !p.contains(['/', '?', '#']));
+                return (!fine).then_some("must be a body field: 1 to 5 dotted names of 1 to 64 characters");
+            }
+        };
+        if plain.contains(&name) {
+            return None;
+        }
+        Some(match self {
+            TargetType::Users => "must be email, first_name, last_name or is_active",
+            TargetType::Projects => "must be name, description, priority or status",
+            _ => "must be title, description, status, priority or due_date",
+        })
+    }
+}
+
+/// How deep a provider target's body may nest (`a.b.c.d.e`).
+pub const MAX_BODY_DEPTH: usize = 5;
+
+/// What a target needs beyond its type: `project_id` (tasks), `role`
+/// (users), `provider_id` and `path` (provider).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TargetConfig {
+    /// `tasks`: the project the tasks are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<Uuid>,
+    /// `users`: the role of the users a run creates (`user` when left
+    /// out; at most the creator's own, never `owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "user")]
+    pub role: Option<crate::domain::role::Role>,
+    /// `provider`: the provider whose API is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<Uuid>,
+    /// `provider`: appended to its `api_base_url`; each record is `PUT` to
+    /// `<path>/<key>`, a deletion is a `DELETE` there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+crate::string_enum!(
     /// Where a run is.
     RunStatus {
         Queued => "queued",
@@ -96,12 +188,17 @@ pub struct SyncConnection {
     pub tenant_id: Uuid,
     pub name: String,
     pub source: SyncSource,
-    /// `customers`: each record upserted by its primary key.
-    pub target: String,
+    /// Where each record goes, by its primary key (docs/integrations.md,
+    /// "Targets"). Fixed at creation: the marks of what was written are
+    /// the target's.
+    pub target: TargetType,
+    #[serde(default)]
+    pub target_config: TargetConfig,
     pub sync_mode: SyncMode,
     pub conflict_resolution: ConflictResolution,
-    /// Target field -> the source record's field (a dotted path):
-    /// `email`, `name`, and `metadata.<key>`.
+    /// Target field -> the source record's field (a dotted path); the
+    /// target fields are the target type's
+    /// ([`TargetType::mapping_problem`]).
     pub field_mapping: Map<String, Value>,
     pub is_active: bool,
     /// An EventBridge Scheduler expression (`rate(1 hour)`,
@@ -128,6 +225,10 @@ pub struct SyncConnection {
     pub last_successful_sync_at: Option<String>,
     #[serde(default)]
     pub consecutive_failures: i64,
+    /// Who created it: the `created_by` of the projects and tasks its runs
+    /// create.
+    #[serde(default)]
+    pub created_by: Uuid,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -154,8 +255,9 @@ pub struct SyncConnectionView {
     /// `api`: a provider's paged JSON API.
     pub source_type: String,
     pub source: SyncSource,
-    /// `customers`.
-    pub target_type: String,
+    pub target_type: TargetType,
+    /// The target's options (`project_id`, `role`, `provider_id`, `path`).
+    pub target: TargetConfig,
     pub sync_mode: SyncMode,
     pub conflict_resolution: ConflictResolution,
     #[schema(value_type = Object)]
@@ -186,7 +288,8 @@ impl From<&SyncConnection> for SyncConnectionView {
             name: c.name.clone(),
             source_type: "api".to_owned(),
             source: c.source.clone(),
-            target_type: c.target.clone(),
+            target_type: c.target,
+            target: c.target_config.clone(),
             sync_mode: c.sync_mode,
             conflict_resolution: c.conflict_resolution,
             field_mapping: c.field_mapping.clone(),
@@ -209,15 +312,17 @@ impl From<&SyncConnection> for SyncConnectionView {
 pub struct RunCounts {
     pub pages: i64,
     pub records_read: i64,
-    /// Customers created.
+    /// Target records created (a provider target: records sent for the
+    /// first time).
     pub records_created: i64,
-    /// Customers whose fields the run changed.
+    /// Target records whose fields the run changed.
     pub records_updated: i64,
-    /// Records that matched their customer already.
+    /// Records that matched their target record already.
     pub records_unchanged: i64,
-    /// Customers a delta run removed.
+    /// Target records a delta run removed.
     pub records_deleted: i64,
-    /// Records whose customer changed since this connection last wrote it.
+    /// Records whose target record changed since this connection last
+    /// wrote it.
     pub conflicts: i64,
     /// Records the target refused (each is named in `last_error`).
     pub errors: i64,
@@ -334,18 +439,19 @@ impl From<&SyncRun> for SyncRunView {
     }
 }
 
-/// A record a `manual` connection did not write: its customer changed
-/// since the connection last wrote it.
+/// A record a `manual` connection did not write: its target record
+/// changed since the connection last wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncConflict {
     pub connection_id: Uuid,
-    /// The record's primary key (the customer's `external_id`).
+    /// The record's primary key (a customer's `external_id`).
     pub key: String,
-    pub customer_id: Uuid,
+    /// The target record's id (a customer, user, project or task).
+    pub target_id: Uuid,
     /// The fields the source brought, as the mapping made them.
     #[schema(value_type = Object)]
     pub source_fields: Value,
-    /// The customer's fields when the conflict was found.
+    /// The target record as it was when the conflict was found.
     #[schema(value_type = Object)]
     pub target_fields: Value,
     pub run_id: Uuid,
@@ -405,84 +511,57 @@ pub fn cursor_param(value: &Value) -> String {
     }
 }
 
-/// The customer fields a record maps to: `email`, `name` (strings or
-/// null) and `metadata.<key>` (any JSON value). A field the record lacks is
-/// left out (the customer keeps its value).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MappedFields {
-    pub email: Option<Option<String>>,
-    pub name: Option<Option<String>>,
-    pub metadata: Map<String, Value>,
-}
-
-impl MappedFields {
-    pub fn to_json(&self) -> Value {
-        let mut out = Map::new();
-        if let Some(email) = &self.email {
-            out.insert("email".into(), email.clone().map_or(Value::Null, Value::String));
-        }
-        if let Some(name) = &self.name {
-            out.insert("name".into(), name.clone().map_or(Value::Null, Value::String));
-        }
-        if !self.metadata.is_empty() {
-            out.insert("metadata".into(), Value::Object(self.metadata.clone()));
-        }
-        Value::Object(out)
-    }
-}
-
-/// Maps one record; an error names the target field whose value is not
-/// what the customer takes.
-pub fn map_record(record: &Value, mapping: &Map<String, Value>) -> Result<MappedFields, String> {
-    let mut fields = MappedFields::default();
+/// Maps one record: target field -> the value at its source path, a dotted
+/// target field (`metadata.plan`, a provider body's `address.city`) nested
+/// as objects. A field the record lacks is left out (the target keeps its
+/// value); the values are checked by the target.
+pub fn map_record(record: &Value, mapping: &Map<String, Value>) -> Map<String, Value> {
+    let mut mapped = Map::new();
     for (target, source) in mapping {
         let Some(path) = source.as_str() else { continue };
         let Some(value) = field(record, path) else { continue };
-        let text = |value: &Value| match value {
-            Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s.clone())),
-            _ => Err(format!("{target}: the source's {path} is not a string")),
-        };
-        match target.as_str() {
-            "email" => fields.email = Some(text(value)?),
-            "name" => fields.name = Some(text(value)?),
-            other => {
-                if let Some(key) = other.strip_prefix("metadata.") {
-                    fields.metadata.insert(key.to_owned(), value.clone());
-                }
+        let parts: Vec<&str> = target.split('.').collect();
+        insert_at(&mut mapped, &parts, value.clone());
+    }
+    mapped
+}
+
+/// Puts `value` at the dotted `path`, making (or replacing) the objects on
+/// its way.
+fn insert_at(object: &mut Map<String, Value>, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            object.insert((*last).to_owned(), value);
+        }
+        [first, rest @ ..] => {
+            let slot = object.entry((*first).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = slot {
+                insert_at(inner, rest, value);
             }
         }
     }
-    Ok(fields)
 }
 
-/// The target field names a mapping may use.
-pub fn mapping_target_problem(target: &str) -> Option<&'static str> {
-    match target {
-        "email" | "name" => None,
-        other => match other.strip_prefix("metadata.") {
-            Some(key) if !key.is_empty() && key.len() <= 64 && !key.contains('.') => None,
-            _ => Some("must be email, name or metadata.<key>"),
-        },
-    }
-}
-
-/// What a run does with one record whose customer exists.
+/// What a run does with one record whose target record exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
     /// Write the source's fields.
     Apply,
-    /// Keep the customer as it is.
+    /// Keep the target record as it is.
     Keep,
     /// Keep it and record the conflict for a person (`manual`).
     Hold,
 }
 
-/// Decides a record whose customer exists. `changed_since_written`: the
-/// customer's `updated_at` differs from the one this connection's last
+/// Decides a record whose target record exists. `changed_since_written`:
+/// the target's `updated_at` differs from the one this connection's last
 /// write left (or it never wrote it). Without a conflict the source is
 /// applied; with one, the connection's rule decides. `latest_timestamp`
-/// compares the record's cursor field with the customer's `updated_at` (the
+/// compares the record's cursor field with the target's `updated_at` (the
 /// source wins ties and values that do not compare).
 pub fn resolve(
     rule: ConflictResolution,
@@ -544,20 +623,24 @@ mod tests {
     }
 
     #[test]
-    fn a_mapping_takes_strings_for_email_and_name_and_anything_for_metadata() -> Result<(), String> {
+    fn a_mapping_nests_dotted_targets_and_each_target_names_its_fields() -> Result<(), String> {
         let mapping = json!({"email": "contact.email", "name": "full_name", "metadata.plan": "plan"});
         let mapping = mapping.as_object().ok_or("an object")?;
         let mapped =
-            map_record(&json!({"contact": {"email": "a@b.co"}, "full_name": null, "plan": {"tier": 2}}), mapping)?;
-        assert_eq!(mapped.email, Some(Some("a@b.co".into())));
-        assert_eq!(mapped.name, Some(None));
-        assert_eq!(mapped.metadata.get("plan"), Some(&json!({"tier": 2})));
-        assert_eq!(map_record(&json!({}), mapping)?, MappedFields::default());
-        let refused = map_record(&json!({"full_name": 7}), mapping).err().unwrap_or_default();
-        assert!(refused.starts_with("name:"), "{refused}");
-        assert_eq!(mapping_target_problem("metadata.plan"), None);
-        assert!(mapping_target_problem("metadata.").is_some());
-        assert!(mapping_target_problem("photo_count").is_some());
+            map_record(&json!({"contact": {"email": "a@b.co"}, "full_name": null, "plan": {"tier": 2}}), mapping);
+        assert_eq!(Value::Object(mapped), json!({"email": "a@b.co", "name": null, "metadata": {"plan": {"tier": 2}}}));
+        assert!(map_record(&json!({}), mapping).is_empty());
+        let customers = TargetType::Customers;
+        assert_eq!(customers.mapping_problem("metadata.plan"), None);
+        assert!(customers.mapping_problem("metadata.").is_some());
+        assert!(customers.mapping_problem("photo_count").is_some());
+        assert_eq!(TargetType::Tasks.mapping_problem("due_date"), None);
+        assert!(TargetType::Tasks.mapping_problem("assignee_id").is_some());
+        assert!(TargetType::Users.mapping_problem("role").is_some(), "a sync never sets roles from data");
+        assert_eq!(TargetType::Provider.mapping_problem("address.city"), None);
+        assert!(TargetType::Provider.mapping_problem("a.b.c.d.e.f").is_some());
+        assert!(TargetType::Provider.mapping_problem("a..b").is_some());
+        assert_eq!(TargetType::Provider.default_mapping(), None);
         Ok(())
     }
 

@@ -114,6 +114,23 @@ impl Store {
         Err(AppError::internal(anyhow::anyhow!("BatchGetItem left keys unprocessed after 5 rounds")))
     }
 
+    /// The items at `keys` that exist, deserialised, a hundred keys a
+    /// BatchGetItem (its limit); `strip` names attributes dropped unread
+    /// (a user's password hash).
+    pub(crate) async fn all_at<T: DeserializeOwned>(&self, keys: Vec<Item>, strip: &[&str]) -> AppResult<Vec<T>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut items = self.batch_get(chunk.to_vec(), None, true).await?;
+            for item in &mut items {
+                for attribute in strip {
+                    item.remove(*attribute);
+                }
+            }
+            found.extend(decode_listed(items));
+        }
+        Ok(found)
+    }
+
     /// One consistent GetItem, deserialised.
     pub(crate) async fn get_as<T: DeserializeOwned>(&self, key: Item) -> AppResult<Option<T>> {
         self.get_item(key).await?.map(from_item).transpose()

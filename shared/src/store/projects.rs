@@ -384,6 +384,16 @@ impl Store {
         }
     }
 
+    /// The projects with these ids that exist.
+    pub async fn projects_by_ids(&self, scope: &TenantScope, ids: &[Uuid]) -> AppResult<Vec<Project>> {
+        self.all_at(ids.iter().map(|id| project_key(scope, *id)).collect(), &[]).await
+    }
+
+    /// The project's tasks with these ids that exist.
+    pub async fn tasks_by_ids(&self, scope: &TenantScope, project_id: Uuid, ids: &[Uuid]) -> AppResult<Vec<Task>> {
+        self.all_at(ids.iter().map(|id| task_key(scope, project_id, *id)).collect(), &[]).await
+    }
+
     pub async fn get_task(&self, scope: &TenantScope, project_id: Uuid, task_id: Uuid) -> AppResult<Option<Task>> {
         Ok(self.get_stored(task_key(scope, project_id, task_id)).await?.map(|t: Stored<Task>| t.value))
     }

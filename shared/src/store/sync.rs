@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | connection | `SYNCCONN#<id>` | the definition; `active_run_id`, `checkpoint`, `consecutive_failures` are the worker's, set by UpdateItem only, so an API edit (which bumps `version`) never writes them back stale |
 //! | run | `SYNCRUN#<connection>#<run>` | status, page cursor, counts; ids are UUIDv7, so the prefix lists runs in time order; `expires_at` 90 days |
-//! | mark | `SYNCMARK#<connection>#<key>` | `written_updated_at`: the customer's `updated_at` after this connection last wrote it (how a conflict is told) |
+//! | mark | `SYNCMARK#<connection>#<key>` | `written_updated_at`: the target record's `updated_at` after this connection last wrote it (how a conflict is told); for a provider target, `sha256:<hex>` of the body last sent |
 //! | conflict | `SYNCCONFLICT#<connection>#<key>` | a `manual` connection's record it did not write |
 //!
 //! One run at a time: starting one sets `active_run_id` on the connection
@@ -522,8 +522,8 @@ impl Store {
         }
     }
 
-    /// For each record key: the customer `updated_at` this connection's last
-    /// write left.
+    /// For each record key: the target's `updated_at` this connection's
+    /// last write left (a provider target: the sent body's hash).
     pub async fn sync_marks(
         &self,
         scope: &TenantScope,
@@ -555,6 +555,18 @@ impl Store {
         let mut item = mark_key(scope, connection_id, record_key);
         item.insert("written_updated_at".into(), s(written_updated_at));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
+        Ok(())
+    }
+
+    /// Forgets what the connection wrote for a key (a provider target's
+    /// record it deleted).
+    pub async fn delete_sync_mark(&self, scope: &TenantScope, connection_id: Uuid, record_key: &str) -> AppResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(mark_key(scope, connection_id, record_key)))
+            .send()
+            .await?;
         Ok(())
     }
 

@@ -68,6 +68,11 @@ impl Store {
         Ok(Some((from_item(item)?, hash)))
     }
 
+    /// The users with these ids that exist (without their password hashes).
+    pub async fn users_by_ids(&self, scope: &TenantScope, ids: &[Uuid]) -> AppResult<Vec<User>> {
+        self.all_at(ids.iter().map(|id| user_key(scope, *id)).collect(), &["password_hash"]).await
+    }
+
     pub async fn get_user(&self, scope: &TenantScope, user_id: Uuid) -> AppResult<Option<User>> {
         Ok(self.get_user_with_secret(scope, user_id).await?.map(|(user, _)| user))
     }
