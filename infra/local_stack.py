@@ -850,7 +850,13 @@ def main() -> None:
     write_schedules(local_dir / "schedules.json", stack.schedules)
 
     env_path = local_dir / "env"
-    write_env(env_path, build_env(template, resolver, endpoint, secret_files))
+    env = build_env(template, resolver, endpoint, secret_files)
+    # Request metrics (shared/src/metrics.rs): the EMF lines go to a file the
+    # suite checks rather than into the server's log, and the rollups are
+    # flushed every second instead of every 10.
+    env["METRICS_EMF"] = str(local_dir / "metrics.emf.jsonl")
+    env["METRICS_FLUSH_SECONDS"] = "1"
+    write_env(env_path, env)
     log(f"resources ready at {endpoint}")
     print(env_path)
 

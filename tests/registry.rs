@@ -714,6 +714,9 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
                     let (bucket, key) = (text(r, "bucket").ok_or("no bucket")?, text(r, "key").ok_or("no key")?);
                     need(format!("s3:{action}"), format!("arn:aws:s3:::{bucket}/{key}"))
                 }
+                ("s3", "HeadBucket") => {
+                    need("s3:ListBucket".into(), format!("arn:aws:s3:::{}", text(r, "bucket").ok_or("no bucket")?))
+                }
                 ("s3", "ListObjectsV2") => Need {
                     action: "s3:ListBucket".into(),
                     arn: format!("arn:aws:s3:::{}", text(r, "bucket").ok_or("no bucket")?),
@@ -729,8 +732,8 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
                     let name = url.rsplit('/').next().unwrap_or_default();
                     need(format!("sqs:{action}"), format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
                 }
-                ("eventbridge", "PutEvents") => need(
-                    "events:PutEvents".into(),
+                ("eventbridge", "PutEvents" | "DescribeEventBus") => need(
+                    format!("events:{operation}"),
                     format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{}", text(r, "bus").ok_or("no bus")?),
                 ),
                 // SES v2 authorises a send on the sender's identity: the
@@ -743,8 +746,8 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
                 // Starting needs the machine; stopping and describing need
                 // the execution, a resource of its own
                 // (`execution:<machine name>:<execution name>`).
-                ("sfn", "StartExecution") => {
-                    need("states:StartExecution".into(), text(r, "state_machine").ok_or("no state_machine")?)
+                ("sfn", "StartExecution" | "DescribeStateMachine") => {
+                    need(format!("states:{operation}"), text(r, "state_machine").ok_or("no state_machine")?)
                 }
                 ("sfn", "StopExecution" | "DescribeExecution") => {
                     need(format!("states:{operation}"), text(r, "execution").ok_or("no execution")?)

@@ -416,6 +416,9 @@ impl Bench {
                         "SYNC_RUNS_QUEUE_URL",
                         "SYNC_TIME_BUDGET_SECONDS",
                         "TENANT_SCHEDULE_GROUP",
+                        "CURSOR_SECRET",
+                        "CURSOR_SECRET_FILE",
+                        "BLOB_BUCKET_NAME",
                     ];
                     let spec = self.spec("integrations-worker", &env)?;
                     let label = "SQS integration.event.received (no such event)";

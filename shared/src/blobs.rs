@@ -111,6 +111,12 @@ impl Blobs {
         Ok(request.uri().to_owned())
     }
 
+    /// The bucket answers (HeadBucket): the admin health check.
+    pub async fn reachable(&self) -> AppResult<()> {
+        self.client.head_bucket().bucket(self.bucket()?).send().await?;
+        Ok(())
+    }
+
     pub async fn head(&self, key: &str) -> AppResult<Option<ObjectInfo>> {
         match self.client.head_object().bucket(self.bucket()?).key(key).send().await {
             Ok(out) => Ok(Some(ObjectInfo {

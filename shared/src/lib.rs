@@ -24,6 +24,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod mail;
+pub mod metrics;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 pub mod provider_api;

@@ -2,6 +2,7 @@
 //! (moto). Run them with the README's test command, which starts the stack.
 
 mod account_mail;
+mod admin;
 mod api_keys;
 mod audit;
 mod auth;

@@ -358,6 +358,7 @@ async fn login(
         || !user.is_active
         || tenant_hint.is_some_and(|TenantId(t)| t != user.tenant_id)
     {
+        shared::metrics::record_failed_sign_in(user.tenant_id);
         gate.failed(&state, &client).await?;
         return Err(refused());
     }

@@ -51,6 +51,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("AuthFunction", auth::routes()),
         ("TenantsFunction", tenants::routes()),
         ("AuditFunction", audit::routes()),
+        ("AdminFunction", admin::routes()),
         ("ProjectsFunction", projects::routes()),
         ("UsersFunction", users::routes()),
         ("CreditsFunction", credits::routes()),
@@ -84,15 +85,19 @@ pub const WORKER_FUNCTIONS: [&str; 6] =
 /// the work of the group's function (`shared::aws::call_log`). Outside the
 /// groups stay what has no function: request ids, rate-limit headers and the
 /// JSON 404 for a path no function serves (API Gateway's own 404 in AWS).
+/// The request metrics are each group's too (`Service` is its function).
 pub fn app(state: AppState) -> Router {
     let mut routes = Router::new();
     for (function, group) in route_groups() {
         routes = routes.merge(
-            group.layer(axum::middleware::from_fn_with_state(state.clone(), shared::idempotency::idempotency)).layer(
-                axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
-                    in_function(function, next.run(request))
-                }),
-            ),
+            group
+                .layer(axum::middleware::from_fn_with_state(state.clone(), shared::idempotency::idempotency))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), shared::http::request_metrics))
+                .layer(axum::middleware::from_fn(
+                    move |request: axum::extract::Request, next: axum::middleware::Next| {
+                        in_function(function, next.run(request))
+                    },
+                )),
         );
     }
     routes

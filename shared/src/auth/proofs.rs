@@ -62,6 +62,17 @@ impl OwnQueue {
     }
 }
 
+/// A request this process served: its tenant is the one the `Principal`
+/// extractor verified the credentials for (`metrics::CallerSlot`), and the
+/// metrics flusher writes that tenant's rollup under it.
+pub struct MeasuredRequest;
+
+impl MeasuredRequest {
+    pub fn scope(verified_tenant_id: Uuid) -> TenantScope {
+        TenantScope::new(verified_tenant_id)
+    }
+}
+
 /// A change read from the table's own stream (the billing meter): only the
 /// platform's code writes the table, and the tenant is the one whose
 /// partition key (`T#<tenant>#`) the changed item carries.

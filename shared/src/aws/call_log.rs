@@ -15,7 +15,7 @@
 //! DynamoDB `table` (+ `index`; a transaction's items each with their `action`),
 //! S3 `bucket` + `key` (or `prefix` for a listing), SQS `queue_url`,
 //! EventBridge `bus`, SES v2 `from` (the sender address), Step Functions
-//! `state_machine` (StartExecution) or `execution` (Stop/DescribeExecution)
+//! `state_machine` (StartExecution, DescribeStateMachine) or `execution` (Stop/DescribeExecution)
 //! ARN; Scheduler the schedule's `group` and `name` (and the `role` a
 //! create or an update passes); SendTask* name no resource (IAM has none narrower than `*` for them).
 
@@ -233,6 +233,9 @@ fn s3_resources(input: &Input) -> Vec<Value> {
     if let Some(i) = input.downcast_ref::<ListObjectsV2Input>() {
         return vec![json!({ "bucket": i.bucket(), "prefix": i.prefix().unwrap_or_default() })];
     }
+    if let Some(i) = input.downcast_ref::<aws_sdk_s3::operation::head_bucket::HeadBucketInput>() {
+        return vec![json!({ "bucket": i.bucket() })];
+    }
     Vec::new()
 }
 
@@ -249,6 +252,9 @@ fn sfn_resources(input: &Input) -> Vec<Value> {
     }
     if let Some(i) = input.downcast_ref::<DescribeExecutionInput>() {
         return vec![json!({ "execution": i.execution_arn() })];
+    }
+    if let Some(i) = input.downcast_ref::<aws_sdk_sfn::operation::describe_state_machine::DescribeStateMachineInput>() {
+        return vec![json!({ "state_machine": i.state_machine_arn() })];
     }
     Vec::new()
 }
@@ -296,6 +302,10 @@ fn sqs_resources(input: &Input) -> Vec<Value> {
         i.queue_url()
     } else if let Some(i) = input.downcast_ref::<ChangeMessageVisibilityInput>() {
         i.queue_url()
+    } else if let Some(i) =
+        input.downcast_ref::<aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesInput>()
+    {
+        i.queue_url()
     } else {
         return Vec::new();
     };
@@ -303,6 +313,10 @@ fn sqs_resources(input: &Input) -> Vec<Value> {
 }
 
 fn eventbridge_resources(input: &Input) -> Vec<Value> {
+    use aws_sdk_eventbridge::operation::describe_event_bus::DescribeEventBusInput;
+    if let Some(i) = input.downcast_ref::<DescribeEventBusInput>() {
+        return vec![json!({ "bus": i.name().unwrap_or("default") })];
+    }
     let Some(i) = input.downcast_ref::<aws_sdk_eventbridge::operation::put_events::PutEventsInput>() else {
         return Vec::new();
     };

@@ -139,6 +139,8 @@ pub struct TenantPolicy {
     /// Seed 000's `configuration.security.session_timeout_minutes`, in
     /// seconds: no sign-in of the tenant's lasts longer.
     pub session_lifetime_seconds: Option<i64>,
+    /// The tenant's plan: the `Tier` dimension of its request metrics.
+    pub plan: String,
 }
 
 impl TenantPolicy {
@@ -156,6 +158,7 @@ impl TenantPolicy {
             session_lifetime_seconds: security
                 .and_then(|security| security.session_timeout_minutes)
                 .map(|minutes| minutes.get() * 60),
+            plan: tenant.plan.clone(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod customers;
 pub mod idempotency;
 pub mod integrations;
 pub mod members;
+pub mod metrics;
 pub mod mfa;
 pub mod projects;
 pub mod quota;

@@ -136,8 +136,39 @@ pub fn finish_app(routes: Router<super::AppState>, state: super::AppState) -> Ro
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::idempotency::idempotency))
         .layer(axum::middleware::from_fn(super::rate_limit_headers))
         .layer(axum::middleware::from_fn(api_error_bodies))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_metrics))
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// Measures the request (inside the request id's scope, around everything
+/// else) and hands it to `crate::metrics`: an EMF line and the process's
+/// rollups, flushed by a background task.
+pub async fn request_metrics(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(path) => format!("{} {}", request.method(), path.as_str()),
+        // Not a route: the raw path would make a dimension per scan.
+        None => format!("{} (unmatched)", request.method()),
+    };
+    let slot = crate::metrics::CallerSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let response = next.run(request).await;
+    crate::metrics::ensure_flusher(&state.store);
+    crate::metrics::record(&crate::metrics::Sample {
+        service: crate::aws::call_log::current_function().unwrap_or_else(|| "local".to_owned()),
+        route,
+        status: response.status().as_u16(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        caller: slot.take(),
+        request_id: current_request_id(),
+        at: crate::domain::now(),
+    });
+    response
 }
 
 /// Every error the platform emits has the API.md body, including the ones

@@ -218,6 +218,10 @@ async fn count_request(
     if let Some(slot) = parts.extensions.get::<RateSlot>() {
         slot.set(status.clone());
     }
+    if let Some(slot) = parts.extensions.get::<crate::metrics::CallerSlot>() {
+        let person = (!principal.user_id().is_nil()).then(|| principal.user_id());
+        slot.set(crate::metrics::Caller { tenant_id: home.tenant_id(), tier: policy.plan.clone(), user_id: person });
+    }
     if status.allowed { Ok(()) } else { Err(status.refusal()) }
 }
 

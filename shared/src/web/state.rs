@@ -29,6 +29,9 @@ pub struct AppState {
     pub sqs: aws_sdk_sqs::Client,
     /// Tenant schedules (scheduled syncs and workflows); built on first use.
     pub schedules: crate::schedules::TenantSchedules,
+    /// EventBridge (the admin health check describes the bus; events are
+    /// published by the outbox pipe, never by a handler).
+    pub eventbridge: aws_sdk_eventbridge::Client,
 }
 
 /// Whether this process issues tokens (and so needs the private key).
@@ -61,6 +64,7 @@ impl AppState {
             sfn: clients.sfn.clone(),
             sqs: clients.sqs.clone(),
             schedules: crate::schedules::TenantSchedules::new(clients.scheduler.clone()),
+            eventbridge: clients.eventbridge.clone(),
             config: Arc::new(config),
         })
     }

@@ -1,0 +1,151 @@
+//! The platform operator's view: `GET /v1/admin/health` from real checks,
+//! the request metrics every function emits (EMF lines, valid by the
+//! specification's rules) and the daily rollups they feed.
+
+use std::time::Duration;
+
+use platform_tests::*;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+async fn health(token: &str) -> Value {
+    get("/v1/admin/health").token(token).send().await.expect(200).body
+}
+
+/// The tenant's rollup of today, as stored.
+async fn tenant_rollup(tenant_id: &str) -> Option<Value> {
+    let sk = format!("METRICS#{}", today());
+    let items = tenant_items(tenant_id, &sk).await;
+    items.into_iter().map(|i| json_of(&aws_sdk_dynamodb::types::AttributeValue::M(i))).find(|i| i["SK"] == sk)
+}
+
+#[tokio::test]
+async fn platform_health_checks_every_dependency_and_its_figures_move_with_traffic() {
+    let admin = platform_admin_token().await;
+    let owner = register_owner().await;
+    let refused = get("/v1/admin/health").token(&owner.access_token).send().await;
+    refused.expect_error(403, "insufficient_permissions");
+
+    let first = health(&admin).await;
+    let services = &first["services"];
+    for core in ["database", "blob_storage", "event_bus", "workflow_engine"] {
+        assert_eq!(services[core]["status"], "healthy", "{core}: {first}");
+        assert!(services[core]["response_time_ms"].as_f64().is_some(), "{core}: {first}");
+    }
+    assert_eq!(services["database"]["connection_pool"], "not_applicable");
+    assert_eq!(services["ai_services"]["status"], "not_applicable");
+    let queues = services["queues"].as_array().expect("queues");
+    assert_eq!(queues.len(), 23, "every queue and DLQ of the template");
+    assert!(queues.iter().all(|q| q["status"] == "healthy" && q["messages"].as_f64().is_some()), "{queues:?}");
+    assert!(queues.iter().any(|q| q["name"] == "TryonRequestsDlq" && q["kind"] == "dlq"));
+    // Other tests park messages in DLQs on purpose: the status is what the
+    // findings say, and the core is up.
+    let findings = first["findings"].as_array().expect("findings");
+    assert_eq!(first["status"] == "healthy", findings.is_empty(), "{first}");
+    assert_ne!(first["status"], "unhealthy", "{first}");
+
+    // Traffic moves today's figures (flushed every second locally; the
+    // answer is cached 5 s).
+    let before = first["performance_metrics"]["requests"].as_f64().expect("requests");
+    for _ in 0..10 {
+        get("/v1/users").token(&owner.access_token).send().await.expect(200);
+    }
+    let moved = eventually("the platform figures to count the traffic", DEADLINE, || {
+        let admin = admin.clone();
+        async move {
+            let now = health(&admin).await;
+            (now["performance_metrics"]["requests"].as_f64()? >= before + 10.0).then_some(now)
+        }
+    })
+    .await;
+    let figures = &moved["performance_metrics"];
+    assert!(figures["requests_per_second"].as_f64().is_some_and(|r| r > 0.0), "{figures}");
+    assert!(figures["average_response_time_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{figures}");
+    assert!(figures["error_rate_percentage"].as_f64().is_some(), "{figures}");
+    assert!(moved["timestamp"] != first["timestamp"], "a new check, not the cached one");
+}
+
+#[tokio::test]
+async fn every_request_is_a_valid_emf_line_and_counts_in_its_tenants_rollup() {
+    let owner = register_owner().await;
+    let reply = get("/v1/users").token(&owner.access_token).send().await.expect(200);
+    let request_id = reply.headers.get("x-request-id").and_then(|v| v.to_str().ok()).expect("request id").to_owned();
+    let path = format!("{}/metrics.emf.jsonl", std::env::var("LOCAL_DIR").expect("LOCAL_DIR"));
+    let line = eventually("the request's EMF line", DEADLINE, || {
+        let (path, request_id) = (path.clone(), request_id.clone());
+        async move {
+            let text = std::fs::read_to_string(&path).ok()?;
+            text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| l["request_id"] == request_id)
+        }
+    })
+    .await;
+    assert_eq!(shared::metrics::emf_problems(&line), Vec::<String>::new(), "{line}");
+    assert_eq!(line["Route"], "GET /v1/users");
+    assert_eq!(line["Service"], "UsersFunction");
+    assert_eq!(line["tenant_id"], owner.tenant_id);
+    assert_eq!((line["Requests"].as_f64(), line["ServerErrors"].as_f64()), (Some(1.0), Some(0.0)));
+    let text = std::fs::read_to_string(&path).expect("metrics file");
+    let invalid: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| !shared::metrics::emf_problems(l).is_empty())
+        .map(|l| l.to_string())
+        .take(3)
+        .collect();
+    assert!(invalid.is_empty(), "every line is valid EMF: {invalid:?}");
+
+    // A wrong password and a few requests land in the tenant's day.
+    post("/v1/auth/login").json(&json!({"email": owner.email, "password": "not-the-password-1A!"})).send().await;
+    get("/v1/users").token(&owner.access_token).send().await.expect(200);
+    let rollup = eventually("the tenant's rollup", DEADLINE, || {
+        let tenant = owner.tenant_id.clone();
+        async move {
+            let rollup = tenant_rollup(&tenant).await?;
+            (rollup["requests"].as_f64()? >= 2.0 && rollup["failed_sign_ins"].as_f64()? >= 1.0).then_some(rollup)
+        }
+    })
+    .await;
+    let buckets: f64 = (0..9).filter_map(|i| rollup[format!("lat_{i}")].as_f64()).sum();
+    assert_eq!(Some(buckets), rollup["requests"].as_f64(), "every request in one latency bucket: {rollup}");
+    // The people are a string set (which the JSON view above leaves out).
+    let sk = format!("METRICS#{}", today());
+    let items = tenant_items(&owner.tenant_id, &sk).await;
+    let item = items.iter().find(|i| i.get("SK").and_then(|v| v.as_s().ok()) == Some(&sk)).expect("the day");
+    let users = item.get("active_users").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+    assert_eq!(users, std::slice::from_ref(&owner.user_id), "{rollup}");
+}
+
+#[tokio::test]
+async fn a_stopped_dependency_is_reported_and_worsens_the_status() {
+    let (state, clients) = test_state().await;
+    // A DLQ with a message in it, and a queue that no longer exists.
+    let dlq = clients.sqs.create_queue().queue_name(format!("health-dlq-{}", &unique()[..8])).send().await;
+    let dlq = dlq.expect("queue").queue_url.expect("url");
+    clients.sqs.send_message().queue_url(&dlq).message_body("poison").send().await.expect("sent");
+    let gone = clients.sqs.create_queue().queue_name(format!("health-gone-{}", &unique()[..8])).send().await;
+    let gone = gone.expect("queue").queue_url.expect("url");
+    clients.sqs.delete_queue().queue_url(&gone).send().await.expect("deleted");
+    let mut targets = admin::health::Targets::from_env(&state);
+    targets.queues = vec![("ParkedDlq".into(), dlq), ("StoppedQueue".into(), gone)];
+    let report = admin::health::report(&state, &targets).await;
+    assert_eq!(report.status.as_str(), "degraded", "{:?}", report.findings);
+    let stopped = report.services.queues.iter().find(|q| q.name == "StoppedQueue").expect("stopped");
+    assert_eq!(stopped.check.status.as_str(), "unhealthy");
+    assert!(stopped.check.error.is_some());
+    let parked = report.services.queues.iter().find(|q| q.name == "ParkedDlq").expect("parked");
+    assert_eq!(parked.messages, Some(1));
+    assert!(report.findings.iter().any(|f| f.contains("ParkedDlq holds 1")), "{:?}", report.findings);
+    assert!(report.findings.iter().any(|f| f.contains("StoppedQueue is unreachable")), "{:?}", report.findings);
+
+    // An unreachable bus stops the outbox: unhealthy.
+    targets.bus = format!("no-such-bus-{}", &unique()[..8]);
+    let report = admin::health::report(&state, &targets).await;
+    assert_eq!(report.status.as_str(), "unhealthy", "{:?}", report.findings);
+    assert_eq!(report.services.event_bus.status.as_str(), "unhealthy");
+    assert!(report.findings.iter().any(|f| f.starts_with("event_bus is unreachable")), "{:?}", report.findings);
+}
