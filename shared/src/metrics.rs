@@ -18,7 +18,7 @@
 //! server writes `$LOCAL_DIR/metrics.emf.jsonl`, which the suite checks).
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     io::Write,
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
@@ -124,10 +124,21 @@ pub struct Rollup {
     pub latency_buckets: [i64; LATENCY_BUCKETS_MS.len() + 1],
     pub active_users: BTreeSet<Uuid>,
     pub failed_sign_ins: i64,
+    /// Requests by function (`CustomersFunction`): what features the
+    /// tenant uses.
+    pub services: BTreeMap<String, i64>,
 }
 
 impl Rollup {
     pub fn add_request(&mut self, status: u16, latency_ms: f64, user: Option<Uuid>) {
+        self.add_request_to(None, status, latency_ms, user);
+    }
+
+    /// [`Self::add_request`], counted for `service` too.
+    pub fn add_request_to(&mut self, service: Option<&str>, status: u16, latency_ms: f64, user: Option<Uuid>) {
+        if let Some(service) = service {
+            *self.services.entry(service.to_owned()).or_default() += 1;
+        }
         self.requests += 1;
         self.errors_4xx += i64::from((400..500).contains(&status));
         self.errors_5xx += i64::from(status >= 500);
@@ -150,6 +161,9 @@ impl Rollup {
         }
         self.active_users.extend(other.active_users.iter().copied());
         self.failed_sign_ins += other.failed_sign_ins;
+        for (service, count) in &other.services {
+            *self.services.entry(service.clone()).or_default() += count;
+        }
     }
 
     /// The upper bound of the bucket that holds the `quantile` (0..1) of
@@ -178,6 +192,16 @@ fn bucket_of(latency_ms: f64) -> usize {
 /// The UTC day of `at`, as rollups are keyed.
 pub fn day_of(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d").to_string()
+}
+
+/// The `days` UTC days ending with `at`'s, oldest first: a window of rollups.
+pub fn days_ending(at: DateTime<Utc>, days: i64) -> Vec<String> {
+    (0..days).rev().map(|back| day_of(at - chrono::Duration::days(back))).collect()
+}
+
+/// `part / whole × 100`, two decimals; `None` when `whole` is 0.
+pub fn percent(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| (part as f64 * 10_000.0 / whole as f64).round() / 100.0)
 }
 
 /// What this process counted and has not flushed yet.
@@ -234,10 +258,11 @@ pub fn record(sample: &Sample) {
     if let Ok(mut pending) = pending().lock() {
         if let Some(caller) = &sample.caller {
             let rollup = pending.tenants.entry((caller.tenant_id, day.clone())).or_default();
-            rollup.add_request(sample.status, sample.latency_ms, user);
+            rollup.add_request_to(Some(&sample.service), sample.status, sample.latency_ms, user);
         }
         // The platform's day counts people only through the tenants'.
-        pending.platform.entry(day).or_default().add_request(sample.status, sample.latency_ms, None);
+        let platform = pending.platform.entry(day).or_default();
+        platform.add_request_to(Some(&sample.service), sample.status, sample.latency_ms, None);
     }
 }
 

@@ -149,3 +149,122 @@ async fn a_stopped_dependency_is_reported_and_worsens_the_status() {
     assert_eq!(report.services.event_bus.status.as_str(), "unhealthy");
     assert!(report.findings.iter().any(|f| f.starts_with("event_bus is unreachable")), "{:?}", report.findings);
 }
+
+#[tokio::test]
+async fn a_tenants_health_scores_its_own_figures_and_names_what_needs_a_look() {
+    let admin = platform_admin_token().await;
+    let owner = register_owner().await;
+    let path = format!("/v1/admin/tenants/{}/health", owner.tenant_id);
+    get(&path).token(&owner.access_token).send().await.expect_error(403, "insufficient_permissions");
+    let missing = format!("/v1/admin/tenants/{}/health", uuid::Uuid::now_v7());
+    get(&missing).token(&admin).send().await.expect_error(404, "not_found");
+
+    // A disabled endpoint, a wrong password and some traffic.
+    let endpoint = post("/v1/webhooks")
+        .token(&owner.access_token)
+        .json(&json!({"url": "https://hooks.example.com/health", "event_types": ["user.created"]}))
+        .send()
+        .await
+        .expect(201)
+        .body;
+    let endpoint_path = format!("/v1/webhooks/{}", endpoint["id"].as_str().expect("id"));
+    patch(&endpoint_path).token(&owner.access_token).json(&json!({"status": "disabled"})).send().await.expect(200);
+    post("/v1/auth/login").json(&json!({"email": owner.email, "password": "not-the-password-1A!"})).send().await;
+    for _ in 0..5 {
+        get("/v1/users").token(&owner.access_token).send().await.expect(200);
+    }
+    let health = eventually("the tenant's figures", DEADLINE, || {
+        let (admin, path) = (admin.clone(), path.clone());
+        async move {
+            let body = get(&path).token(&admin).send().await.expect(200).body;
+            let activity = &body["metrics"]["user_activity"];
+            let counted = activity["api_requests_today"].as_f64()? >= 7.0
+                && body["metrics"]["security"]["failed_login_attempts_today"].as_f64()? >= 1.0;
+            counted.then_some(body)
+        }
+    })
+    .await;
+    let metrics = &health["metrics"];
+    assert_eq!(health["tenant_id"], owner.tenant_id);
+    assert_eq!(metrics["user_activity"]["active_users_today"], 1.0, "{health}");
+    assert_eq!(metrics["user_activity"]["ai_processing_requests_24h"], "not_applicable");
+    assert_eq!(metrics["resource_utilization"]["cpu_usage"], "not_applicable");
+    assert_eq!(metrics["resource_utilization"]["users"]["used"], 1.0, "{health}");
+    assert_eq!(
+        (metrics["webhooks"]["endpoints"].as_f64(), metrics["webhooks"]["disabled"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
+    let rules: Vec<&str> =
+        health["alerts"].as_array().expect("alerts").iter().filter_map(|a| a["rule"].as_str()).collect();
+    assert_eq!(rules, ["webhook_endpoint_disabled"], "{health}");
+    assert!(!health["recommendations"].as_array().expect("recommendations").is_empty());
+    // The score is the weighted mean of the components that have one.
+    let components = health["score_components"].as_array().expect("components");
+    let scored: Vec<(f64, f64)> =
+        components.iter().filter_map(|c| Some((c["weight"].as_f64()?, c["score"].as_f64()?))).collect();
+    let mean = scored.iter().map(|(w, s)| w * s).sum::<f64>() / scored.iter().map(|(w, _)| w).sum::<f64>();
+    assert_eq!(health["health_score"].as_f64(), Some((mean * 10.0).round() / 10.0), "{health}");
+    let webhooks = components.iter().find(|c| c["name"] == "webhooks").expect("webhooks");
+    assert_eq!(webhooks["score"], 0.0, "its only endpoint is disabled: {webhooks}");
+    let security = components.iter().find(|c| c["name"] == "security").expect("security");
+    assert!(security["score"].as_f64().is_some_and(|s| s < 10.0), "a failed sign-in costs: {security}");
+}
+
+#[tokio::test]
+async fn the_enterprise_dashboard_computes_each_figure_from_the_tenants_own_data() {
+    let admin = platform_admin_token().await;
+    let owner = register_owner().await;
+    let path = |query: &str| format!("/v1/admin/analytics/enterprise-dashboard?{query}");
+    let tenant = format!("tenant_id={}", owner.tenant_id);
+    get(&path(&tenant)).token(&owner.access_token).send().await.expect_error(403, "insufficient_permissions");
+    let refused = get(&path(&format!("{tenant}&period=120d&colour=red"))).token(&admin).send().await;
+    assert_eq!(refused.expect_error(400, "validation_failed").invalid_fields(), ["colour", "period"]);
+    let refused = get(&path("period=7d")).token(&admin).send().await;
+    assert_eq!(refused.expect_error(400, "validation_failed").invalid_fields(), ["tenant_id"]);
+    let missing = format!("tenant_id={}", uuid::Uuid::now_v7());
+    get(&path(&missing)).token(&admin).send().await.expect_error(404, "not_found");
+
+    // A task done, and requests to two features.
+    let project = post("/v1/projects").token(&owner.access_token).json(&json!({"name": "Launch"})).send().await;
+    let project_id = project.expect(201).body["id"].as_str().expect("id").to_owned();
+    let task = post(&format!("/v1/projects/{project_id}/tasks"))
+        .token(&owner.access_token)
+        .json(&json!({"title": "Ship it"}))
+        .send()
+        .await
+        .expect(201)
+        .body;
+    let task_path = format!("/v1/projects/{project_id}/tasks/{}", task["id"].as_str().expect("id"));
+    patch(&task_path).token(&owner.access_token).json(&json!({"status": "done"})).send().await.expect(200);
+    get("/v1/customers").token(&owner.access_token).send().await.expect(200);
+
+    let query = path(&format!("{tenant}&period=7d"));
+    let dashboard = eventually("the tenant's figures", DEADLINE, || {
+        let (admin, query) = (admin.clone(), query.clone());
+        async move {
+            let body = get(&query).token(&admin).send().await.expect(200).body;
+            let adoption = &body["tenant_analytics"]["business_metrics"]["user_engagement"]["feature_adoption_rates"];
+            (adoption["customers"].as_f64()? > 0.0 && adoption["projects"].as_f64()? > 0.0).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!((dashboard["period"].as_str(), dashboard["from"].is_string()), (Some("7d"), true));
+    let business = &dashboard["tenant_analytics"]["business_metrics"];
+    let engagement = &business["user_engagement"];
+    assert_eq!(engagement["period_active_users"], 1.0, "{dashboard}");
+    assert_eq!(engagement["weekly_active_users"], 1.0);
+    assert_eq!(engagement["daily_active_users"], 0.14, "one person on one of 7 days");
+    assert_eq!(engagement["feature_adoption_rates"]["customers"], 1.0, "used on its only active day");
+    assert_eq!(engagement["feature_adoption_rates"]["workflows"], 0.0);
+    let productivity = &business["productivity_metrics"];
+    assert_eq!(productivity["tasks_completed"], 1.0, "{dashboard}");
+    assert!(productivity["average_completion_time_hours"].as_f64().is_some_and(|h| (0.0..1.0).contains(&h)));
+    assert_eq!(productivity["developer_satisfaction"], "not_applicable");
+    let financial = &business["financial_metrics"];
+    assert_eq!(financial["revenue_in_period"], 0.0, "no invoice was paid");
+    assert!(financial["monthly_recurring_revenue"].as_f64().is_some(), "the plan's price: {financial}");
+    let performance = &dashboard["tenant_analytics"]["operational_metrics"]["system_performance"];
+    assert!(performance["requests"].as_f64().is_some_and(|n| n >= 4.0), "{performance}");
+    assert_eq!(performance["api_success_rate"], 100.0, "{performance}");
+    assert_eq!(dashboard["benchmarks"]["internal_comparison"], "not_applicable");
+}

@@ -253,10 +253,6 @@ pub async fn cached_report(state: &AppState, targets: &Targets) -> HealthReport 
     fresh
 }
 
-fn percent(part: i64, whole: i64) -> Option<f64> {
-    (whole > 0).then(|| (part as f64 * 10_000.0 / whole as f64).round() / 100.0)
-}
-
 /// Today's figures from the platform rollup.
 pub fn performance(rollup: &Rollup, now: chrono::DateTime<chrono::Utc>) -> PerformanceMetrics {
     use chrono::Timelike;
@@ -270,8 +266,8 @@ pub fn performance(rollup: &Rollup, now: chrono::DateTime<chrono::Utc>) -> Perfo
         average_response_time_ms: (rollup.requests > 0)
             .then(|| (rollup.latency_ms_sum as f64 * 10.0 / rollup.requests as f64).round() / 10.0),
         p95_response_time_ms_at_most: rollup.latency_at_most_ms(0.95),
-        error_rate_percentage: percent(rollup.errors_5xx, rollup.requests),
-        client_error_rate_percentage: percent(rollup.errors_4xx, rollup.requests),
+        error_rate_percentage: shared::metrics::percent(rollup.errors_5xx, rollup.requests),
+        client_error_rate_percentage: shared::metrics::percent(rollup.errors_4xx, rollup.requests),
         failed_sign_ins: rollup.failed_sign_ins,
     }
 }

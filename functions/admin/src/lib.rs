@@ -4,27 +4,39 @@
 //! | route | handler | who |
 //! |---|---|---|
 //! | `GET /v1/admin/health` | [`platform_health`] | platform admin |
+//! | `GET /v1/admin/tenants/{id}/health` | [`tenant_health`] | platform admin |
+//! | `GET /v1/admin/analytics/enterprise-dashboard` | [`enterprise_dashboard`] | platform admin |
 //!
 //! docs/operations.md has the rules behind every figure.
 
+pub mod analytics;
 pub mod health;
+pub mod tenant_health;
 
 use axum::{Json, Router, extract::State, routing::get};
-use shared::{AppResult, AppState, auth::Principal};
+use shared::{
+    AppError, AppResult, AppState, auth::Principal, domain::ids::TenantId, error::FieldError, http::QueryParams,
+    web::extract::PathIds,
+};
 
+pub use analytics::EnterpriseDashboard;
 pub use health::HealthReport;
+pub use tenant_health::TenantHealth;
 
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(platform_health),
+    paths(platform_health, tenant_health, enterprise_dashboard),
     tags((name = "admin", description = "The platform operator's view (seed 000, scenario 6): dependency health from real checks and request figures from the metrics rollups; a figure with no source is `not_applicable`"))
 )]
 pub struct ApiDoc;
 
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/admin/health", get(platform_health))
+    Router::new()
+        .route("/v1/admin/health", get(platform_health))
+        .route("/v1/admin/tenants/{id}/health", get(tenant_health))
+        .route("/v1/admin/analytics/enterprise-dashboard", get(enterprise_dashboard))
 }
 
 /// Platform health
@@ -44,4 +56,80 @@ pub async fn platform_health(State(state): State<AppState>, principal: Principal
     principal.require_platform_admin("platform_health")?;
     let targets = health::Targets::from_env(&state);
     Ok(Json(health::cached_report(&state, &targets).await))
+}
+
+/// A tenant's health
+///
+/// Seed 000's shape from the tenant's own data: today's and the last 7
+/// UTC days' request rollups (active users, requests, latency, error rates,
+/// failed sign-ins), its webhook endpoints, seats and projects against its
+/// plan, open integration alerts and unpaid invoices. `health_score` (0 to
+/// 10) is the weighted mean of `score_components`, each with its rule's
+/// basis (docs/operations.md, "Tenant health"); `alerts` and
+/// `recommendations` come from rules over the same figures. A figure with
+/// no source (per-tenant CPU, AI requests) is `not_applicable`.
+#[utoipa::path(get, path = "/v1/admin/tenants/{id}/health", tag = "admin", security(("bearer" = ["platform_admin"])),
+    responses((status = 200, description = "The tenant's health", body = TenantHealth)))]
+pub async fn tenant_health(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathIds(TenantId(id)): PathIds<TenantId>,
+) -> AppResult<Json<TenantHealth>> {
+    let admin = principal.require_platform_admin("tenant_health")?;
+    let scope = admin.scope_of(id);
+    tenant_health::tenant_health(&state, &scope).await?.map(Json).ok_or_else(|| AppError::not_found("tenant"))
+}
+
+/// Enterprise analytics dashboard
+///
+/// Seed 000's sections for one tenant over `period`: engagement (mean
+/// daily and weekly active users, retention, feature adoption by active
+/// day) from its request rollups, completed tasks from its projects,
+/// revenue from its paid invoices and plan, performance from its rollups,
+/// storage and AI requests from its metering. Each field's formula is in
+/// its description; figures with no source (industry comparison, code
+/// quality, developer satisfaction, compute hours, tokens) are
+/// `not_applicable`, and so is the rank among same-plan tenants until the
+/// nightly aggregate exists.
+#[utoipa::path(get, path = "/v1/admin/analytics/enterprise-dashboard", tag = "admin", security(("bearer" = ["platform_admin"])),
+    params(
+        ("tenant_id" = String, Query, format = Uuid, description = "The tenant"),
+        ("period" = Option<String>, Query, description = "`<n>d`, 1 to 90 days ending today, UTC (default `30d`)"),
+    ),
+    responses((status = 200, description = "The tenant's analytics", body = EnterpriseDashboard)))]
+pub async fn enterprise_dashboard(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams,
+) -> AppResult<Json<EnterpriseDashboard>> {
+    let admin = principal.require_platform_admin("analytics")?;
+    let mut errors = Vec::new();
+    for name in params.keys().filter(|k| !matches!(k.as_str(), "tenant_id" | "period")) {
+        errors.push(FieldError::new(name, "unknown query parameter"));
+    }
+    let tenant_id = match params.get("tenant_id").map(|id| uuid::Uuid::parse_str(id)) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            errors.push(FieldError::new("tenant_id", "must be a UUID"));
+            None
+        }
+        None => {
+            errors.push(FieldError::new("tenant_id", "is required"));
+            None
+        }
+    };
+    let period = params.get("period").cloned().unwrap_or_else(|| "30d".to_owned());
+    let days = analytics::period_days(&period);
+    if days.is_none() {
+        errors.push(FieldError::new("period", "must be <n>d, 1 to 90 days (7d, 30d, 90d)"));
+    }
+    let (Some(tenant_id), Some(days)) = (tenant_id, days) else {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        return Err(AppError::validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(AppError::validation(errors));
+    }
+    let scope = admin.scope_of(tenant_id);
+    analytics::dashboard(&state, &scope, &period, days).await?.map(Json).ok_or_else(|| AppError::not_found("tenant"))
 }

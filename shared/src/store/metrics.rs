@@ -3,7 +3,7 @@
 //!
 //! | item | PK | SK | attributes |
 //! |---|---|---|---|
-//! | a tenant's day | `T#<tenant>#` | `METRICS#<yyyy-mm-dd>` | `requests`, `errors_4xx`, `errors_5xx`, `latency_ms_sum`, `lat_0`..`lat_8` (the histogram's buckets), `failed_sign_ins`, `active_users` (a string set of user ids, at most `MAX_ACTIVE_USERS_COUNTED`), `expires_at` |
+//! | a tenant's day | `T#<tenant>#` | `METRICS#<yyyy-mm-dd>` | `requests`, `errors_4xx`, `errors_5xx`, `latency_ms_sum`, `lat_0`..`lat_8` (the histogram's buckets), `svc_<function>` (requests per function), `failed_sign_ins`, `active_users` (a string set of user ids, at most `MAX_ACTIVE_USERS_COUNTED`), `expires_at` |
 //! | the platform's day | `PLATFORM#METRICS` | `DAY#<yyyy-mm-dd>` | the same counters, no users |
 //!
 //! Rollups are kept [`ROLLUP_RETENTION_DAYS`]: a year of daily figures for
@@ -24,6 +24,8 @@ use crate::{
 /// the same month a year ago.
 pub const ROLLUP_RETENTION_DAYS: i64 = 400;
 const PLATFORM_PK: &str = "PLATFORM#METRICS";
+/// A function's request counter: `svc_CustomersFunction`.
+const SERVICE_PREFIX: &str = "svc_";
 
 fn tenant_day_key(scope: &TenantScope, day: &str) -> Item {
     super::item_key(scope, format!("METRICS#{day}"))
@@ -43,6 +45,7 @@ fn counters(rollup: &Rollup) -> Vec<(String, i64)> {
         ("failed_sign_ins".to_owned(), rollup.failed_sign_ins),
     ];
     out.extend(rollup.latency_buckets.iter().enumerate().map(|(i, count)| (format!("lat_{i}"), *count)));
+    out.extend(rollup.services.iter().map(|(service, count)| (format!("{SERVICE_PREFIX}{service}"), *count)));
     out.retain(|(_, count)| *count != 0);
     out
 }
@@ -68,6 +71,11 @@ fn rollup_of(item: &Item) -> Rollup {
     };
     for (i, bucket) in rollup.latency_buckets.iter_mut().enumerate() {
         *bucket = number(&format!("lat_{i}"));
+    }
+    for (name, value) in item {
+        if let (Some(service), Ok(count)) = (name.strip_prefix(SERVICE_PREFIX), value.as_n()) {
+            rollup.services.insert(service.to_owned(), count.parse().unwrap_or(0));
+        }
     }
     if let Some(Ok(users)) = item.get("active_users").map(|v| v.as_ss()) {
         rollup.active_users = users.iter().filter_map(|u| uuid::Uuid::parse_str(u).ok()).collect();
@@ -157,7 +165,7 @@ mod tests {
     #[test]
     fn a_rollup_survives_its_item() {
         let mut rollup = Rollup::default();
-        rollup.add_request(200, 12.0, Some(uuid::Uuid::now_v7()));
+        rollup.add_request_to(Some("CustomersFunction"), 200, 12.0, Some(uuid::Uuid::now_v7()));
         rollup.add_request(503, 3_000.0, None);
         rollup.failed_sign_ins = 2;
         let mut item: Item = counters(&rollup).into_iter().map(|(k, v)| (k, n(v))).collect();

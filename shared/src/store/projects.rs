@@ -384,6 +384,19 @@ impl Store {
         }
     }
 
+    /// The tenant's tasks now `done` whose last change is at or after
+    /// `since` (RFC 3339): the analytics' completed tasks. One Query over
+    /// the tenant's projects and tasks (bounded by its projects quota).
+    pub async fn tasks_done_since(&self, scope: &TenantScope, since: &str) -> AppResult<Vec<Task>> {
+        let query = self
+            .prefix_query(scope, "PROJECT#")
+            .filter_expression("attribute_exists(project_id) AND #status = :done AND updated_at >= :since")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":done", s(TaskStatus::Done.as_str()))
+            .expression_attribute_values(":since", s(since));
+        Ok(super::decode_listed(self.query_all(query).await?))
+    }
+
     /// The projects with these ids that exist.
     pub async fn projects_by_ids(&self, scope: &TenantScope, ids: &[Uuid]) -> AppResult<Vec<Project>> {
         self.all_at(ids.iter().map(|id| project_key(scope, *id)).collect(), &[]).await
