@@ -27,7 +27,8 @@ eval "$(infra/deps.sh)"
 # measure, so they stay in the debug profile the tests already build. Separate
 # commands so each reuses the artifacts of the usual builds of that package.
 cargo build --release --locked -p auth -p saml -p tenants -p api-keys -p customers -p tryons -p webhooks -p integrations \
-  -p tenant-provisioner -p tryon-worker -p webhook-dispatcher -p billing -p billing-worker -p integrations-worker -p workflows -p workflows-worker
+  -p tenant-provisioner -p tryon-worker -p webhook-dispatcher -p billing -p billing-worker -p integrations-worker -p workflows -p workflows-worker \
+  -p admin
 cargo build --locked -p local
 cargo build --locked -p bench
 

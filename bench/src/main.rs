@@ -47,7 +47,7 @@ options:
   --spawns N          cold starts per function (20)
   --invocations M     timed warm invocations per request type (200)
   --timeout SECONDS   longest wait for one answer (30)
-  --only FUNCTION     measure only this one (auth, saml, tenants, api-keys, customers, tryons, webhooks,
+  --only FUNCTION     measure only this one (auth, saml, tenants, api-keys, customers, tryons, webhooks, admin,
                       integrations, billing, tenant-provisioner, tryon-worker, webhook-dispatcher,
                       billing-worker, integrations-worker; the setup still runs)
   --restart-stack     before each function, replace the env file's stack by a fresh one
@@ -149,7 +149,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 16] = [
+const FUNCTIONS: [&str; 17] = [
     "auth",
     "saml",
     "tenants",
@@ -160,6 +160,7 @@ const FUNCTIONS: [&str; 16] = [
     "integrations",
     "billing",
     "workflows",
+    "admin",
     "tenant-provisioner",
     "tryon-worker",
     "webhook-dispatcher",
@@ -428,6 +429,14 @@ impl Bench {
                     let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
                     let env = [TENANTS_ENV, WORKFLOWS_ENV].concat();
                     self.bench_list(&self.spec("workflows", &env)?, "/v1/workflows", &user_token).await?
+                }
+                "admin" => {
+                    // The first answer runs every check; later ones within
+                    // 5 s are the process's cached report.
+                    let (_, admin_token) = self.sign_in(&auth, &user, &admin).await?;
+                    let env =
+                        [TENANTS_ENV, &["BLOB_BUCKET_NAME", "WORKFLOW_STATE_MACHINE_ARN", "HEALTH_QUEUES"]].concat();
+                    self.bench_list(&self.spec("admin", &env)?, "/v1/admin/health", &admin_token).await?
                 }
                 "workflows-worker" => {
                     let env =

@@ -18,7 +18,7 @@
 //! server writes `$LOCAL_DIR/metrics.emf.jsonl`, which the suite checks).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::HashMap,
     io::Write,
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
@@ -28,16 +28,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+pub use crate::domain::metrics::{LATENCY_BUCKETS_MS, MAX_ACTIVE_USERS_COUNTED, Rollup, day_of, days_ending, percent};
 use crate::store::Store;
 
 pub const NAMESPACE: &str = "SaasPlatform";
-/// The latency histogram's bucket upper bounds (milliseconds, inclusive);
-/// one more bucket counts the slower requests.
-pub const LATENCY_BUCKETS_MS: [u64; 8] = [10, 25, 50, 100, 250, 500, 1_000, 2_500];
-/// Distinct active users one tenant's day counts exactly (the item stays
-/// well under DynamoDB's 400 KB); past it the figure is "at least".
-pub const MAX_ACTIVE_USERS_COUNTED: usize = 10_000;
-
 /// Who a request acted for, filled by the `Principal` extractor once the
 /// credentials are verified (the middleware reads it on the way out).
 #[derive(Clone, Default)]
@@ -111,97 +105,6 @@ pub fn emf(sample: &Sample) -> Value {
         line.insert("tenant_id".into(), json!(caller.tenant_id));
     }
     Value::Object(line)
-}
-
-/// One tenant's (or the platform's) counts of one UTC day.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Rollup {
-    pub requests: i64,
-    pub errors_4xx: i64,
-    pub errors_5xx: i64,
-    pub latency_ms_sum: i64,
-    /// Requests per [`LATENCY_BUCKETS_MS`] bucket, then the slower ones.
-    pub latency_buckets: [i64; LATENCY_BUCKETS_MS.len() + 1],
-    pub active_users: BTreeSet<Uuid>,
-    pub failed_sign_ins: i64,
-    /// Requests by function (`CustomersFunction`): what features the
-    /// tenant uses.
-    pub services: BTreeMap<String, i64>,
-}
-
-impl Rollup {
-    pub fn add_request(&mut self, status: u16, latency_ms: f64, user: Option<Uuid>) {
-        self.add_request_to(None, status, latency_ms, user);
-    }
-
-    /// [`Self::add_request`], counted for `service` too.
-    pub fn add_request_to(&mut self, service: Option<&str>, status: u16, latency_ms: f64, user: Option<Uuid>) {
-        if let Some(service) = service {
-            *self.services.entry(service.to_owned()).or_default() += 1;
-        }
-        self.requests += 1;
-        self.errors_4xx += i64::from((400..500).contains(&status));
-        self.errors_5xx += i64::from(status >= 500);
-        self.latency_ms_sum += latency_ms.round() as i64;
-        self.latency_buckets[bucket_of(latency_ms)] += 1;
-        self.active_users.extend(user);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.requests == 0 && self.failed_sign_ins == 0
-    }
-
-    pub fn add(&mut self, other: &Rollup) {
-        self.requests += other.requests;
-        self.errors_4xx += other.errors_4xx;
-        self.errors_5xx += other.errors_5xx;
-        self.latency_ms_sum += other.latency_ms_sum;
-        for (mine, theirs) in self.latency_buckets.iter_mut().zip(other.latency_buckets) {
-            *mine += theirs;
-        }
-        self.active_users.extend(other.active_users.iter().copied());
-        self.failed_sign_ins += other.failed_sign_ins;
-        for (service, count) in &other.services {
-            *self.services.entry(service.clone()).or_default() += count;
-        }
-    }
-
-    /// The upper bound of the bucket that holds the `quantile` (0..1) of
-    /// requests: "p95 was at most 250 ms". `None` without requests, or when
-    /// it falls in the open last bucket (over 2.5 s).
-    pub fn latency_at_most_ms(&self, quantile: f64) -> Option<u64> {
-        if self.requests == 0 {
-            return None;
-        }
-        let wanted = (quantile * self.requests as f64).ceil().max(1.0) as i64;
-        let mut seen = 0;
-        for (bucket, count) in self.latency_buckets.iter().enumerate() {
-            seen += count;
-            if seen >= wanted {
-                return LATENCY_BUCKETS_MS.get(bucket).copied();
-            }
-        }
-        None
-    }
-}
-
-fn bucket_of(latency_ms: f64) -> usize {
-    LATENCY_BUCKETS_MS.iter().position(|bound| latency_ms <= *bound as f64).unwrap_or(LATENCY_BUCKETS_MS.len())
-}
-
-/// The UTC day of `at`, as rollups are keyed.
-pub fn day_of(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d").to_string()
-}
-
-/// The `days` UTC days ending with `at`'s, oldest first: a window of rollups.
-pub fn days_ending(at: DateTime<Utc>, days: i64) -> Vec<String> {
-    (0..days).rev().map(|back| day_of(at - chrono::Duration::days(back))).collect()
-}
-
-/// `part / whole × 100`, two decimals; `None` when `whole` is 0.
-pub fn percent(part: i64, whole: i64) -> Option<f64> {
-    (whole > 0).then(|| (part as f64 * 10_000.0 / whole as f64).round() / 100.0)
 }
 
 /// What this process counted and has not flushed yet.
@@ -428,18 +331,5 @@ mod tests {
             .len()
                 == 2
         );
-    }
-
-    #[test]
-    fn the_histogram_answers_the_bucket_that_holds_a_quantile() {
-        let mut rollup = Rollup::default();
-        assert_eq!(rollup.latency_at_most_ms(0.5), None);
-        for latency in [5.0, 8.0, 30.0, 30.0, 40.0, 90.0, 200.0, 300.0, 900.0, 4_000.0] {
-            rollup.add_request(200, latency, None);
-        }
-        assert_eq!(rollup.latency_at_most_ms(0.5), Some(50));
-        assert_eq!(rollup.latency_at_most_ms(0.9), Some(1_000));
-        assert_eq!(rollup.latency_at_most_ms(0.99), None, "over the last bound");
-        assert_eq!(rollup.latency_buckets.iter().sum::<i64>(), 10);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | route | handler | who |
 //! |---|---|---|
-//! | `GET /v1/admin/health` | [`platform_health`] | platform admin |
+//! | `GET /v1/admin/health` | [`admin_health`] | platform admin |
 //! | `GET /v1/admin/tenants/{id}/health` | [`tenant_health`] | platform admin |
 //! | `GET /v1/admin/analytics/enterprise-dashboard` | [`enterprise_dashboard`] | platform admin |
 //!
@@ -26,7 +26,7 @@ pub use tenant_health::TenantHealth;
 /// This group's part of the OpenAPI document (`shared::web::openapi`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(platform_health, tenant_health, enterprise_dashboard),
+    paths(admin_health, tenant_health, enterprise_dashboard),
     tags((name = "admin", description = "The platform operator's view (seed 000, scenario 6): dependency health from real checks and request figures from the metrics rollups; a figure with no source is `not_applicable`"))
 )]
 pub struct ApiDoc;
@@ -34,7 +34,7 @@ pub struct ApiDoc;
 /// This group's routes; its Lambda and the local server add the shared layers.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/admin/health", get(platform_health))
+        .route("/v1/admin/health", get(admin_health))
         .route("/v1/admin/tenants/{id}/health", get(tenant_health))
         .route("/v1/admin/analytics/enterprise-dashboard", get(enterprise_dashboard))
 }
@@ -52,8 +52,8 @@ pub fn routes() -> Router<AppState> {
 /// for 5 s per process (`checked_at` says when they were taken).
 #[utoipa::path(get, path = "/v1/admin/health", tag = "admin", security(("bearer" = ["platform_admin"])),
     responses((status = 200, description = "The platform's health", body = HealthReport)))]
-pub async fn platform_health(State(state): State<AppState>, principal: Principal) -> AppResult<Json<HealthReport>> {
-    principal.require_platform_admin("platform_health")?;
+pub async fn admin_health(State(state): State<AppState>, principal: Principal) -> AppResult<Json<HealthReport>> {
+    principal.require_platform_admin("admin_health")?;
     let targets = health::Targets::from_env(&state);
     Ok(Json(health::cached_report(&state, &targets).await))
 }

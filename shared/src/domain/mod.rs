@@ -13,6 +13,7 @@ pub mod customer;
 pub mod expression;
 pub mod ids;
 pub mod integration;
+pub mod metrics;
 pub mod mfa;
 pub mod plans;
 pub mod project;

@@ -16,8 +16,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{Item, Store, n, s};
 use crate::{
     auth::TenantScope,
+    domain::metrics::{MAX_ACTIVE_USERS_COUNTED, Rollup},
     error::AppResult,
-    metrics::{MAX_ACTIVE_USERS_COUNTED, Rollup},
 };
 
 /// A year and a month: this month's figures can always be compared with
@@ -172,6 +172,6 @@ mod tests {
         let users = rollup.active_users.iter().map(ToString::to_string).collect();
         item.insert("active_users".into(), AttributeValue::Ss(users));
         assert_eq!(rollup_of(&item), rollup);
-        assert_eq!(crate::metrics::LATENCY_BUCKETS_MS.len() + 1, rollup.latency_buckets.len());
+        assert_eq!(crate::domain::metrics::LATENCY_BUCKETS_MS.len() + 1, rollup.latency_buckets.len());
     }
 }
