@@ -266,5 +266,27 @@ async fn the_enterprise_dashboard_computes_each_figure_from_the_tenants_own_data
     let performance = &dashboard["tenant_analytics"]["operational_metrics"]["system_performance"];
     assert!(performance["requests"].as_f64().is_some_and(|n| n >= 4.0), "{performance}");
     assert_eq!(performance["api_success_rate"], 100.0, "{performance}");
-    assert_eq!(dashboard["benchmarks"]["internal_comparison"], "not_applicable");
+    assert_eq!(dashboard["benchmarks"]["internal_comparison"]["rank_among_same_plan_tenants"], Value::Null);
+    assert_eq!(dashboard["benchmarks"]["industry_comparison"], "not_applicable");
+
+    // Once a nightly aggregate ranked the tenant, the dashboard shows it.
+    let (state, _) = test_state().await;
+    let scope = shared::auth::TenantScope::for_tests(owner.tenant_id.parse().expect("tenant id"));
+    let rank = shared::domain::metrics::TenantRank {
+        as_of: today(),
+        plan: "free".into(),
+        rank: 3,
+        of: 12,
+        percentile: 82,
+        active_users_30d: 1,
+        requests_30d: 9,
+    };
+    state.store.put_tenant_rank(&scope, &rank).await.expect("rank");
+    let ranked = get(&query).token(&admin).send().await.expect(200).body;
+    let comparison = &ranked["benchmarks"]["internal_comparison"];
+    assert_eq!(
+        (comparison["rank_among_same_plan_tenants"].as_f64(), comparison["of"].as_f64()),
+        (Some(3.0), Some(12.0))
+    );
+    assert_eq!((comparison["percentile"].as_f64(), comparison["as_of"].as_str()), (Some(82.0), Some(today().as_str())));
 }

@@ -808,6 +808,14 @@ async fn billing_the_hourly_job_samples_storage_and_closes_the_month_with_one_dr
     let list = get("/v1/billing/invoices").token(token).send().await.expect(200).body;
     let data = list["data"].as_array().expect("data");
     assert_eq!(data.len(), 1, "one draft however often the job runs: {list:#}");
+    // The 00:00 run is also the nightly analytics aggregate: the tenant's
+    // rank among its plan's tenants, as of that day.
+    let ranks = tenant_items(&owner.tenant_id, "RANK#LATEST").await;
+    let rank = ranks.first().map(|i| json_of(&aws_sdk_dynamodb::types::AttributeValue::M(i.clone())));
+    let rank = rank.expect("the tenant's rank");
+    assert_eq!((rank["as_of"].as_str(), rank["plan"].as_str()), (Some(next.to_string().as_str()), Some("free")));
+    let (position, of) = (rank["rank"].as_f64().expect("rank"), rank["of"].as_f64().expect("of"));
+    assert!(position >= 1.0 && position <= of, "{rank}");
     assert_eq!(data[0]["invoice_id"], invoices[0]["invoice_id"]);
     let draft = &data[0];
     assert_eq!(draft["status"], "draft");

@@ -129,14 +129,29 @@ pub struct TenantAnalytics {
     pub operational_metrics: OperationalMetrics,
 }
 
+/// The tenant's place among its plan's tenants, from the nightly aggregate
+/// (the billing worker's 00:00 UTC run): ranked by distinct active users
+/// over 30 days, then requests. Null figures until the first night.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct InternalComparison {
+    /// 1 is the most active.
+    pub rank_among_same_plan_tenants: Option<i64>,
+    /// How many tenants of the plan were ranked.
+    pub of: Option<i64>,
+    /// `100 × (of − rank) / (of − 1)`: the share of the plan's other
+    /// tenants this one is ahead of.
+    pub percentile: Option<i64>,
+    pub plan: Option<String>,
+    /// The UTC day of the aggregate.
+    pub as_of: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Benchmarks {
     /// The platform holds no other companies' data.
     #[schema(value_type = String, example = "not_applicable")]
     pub industry_comparison: &'static str,
-    /// Needs the nightly cross-tenant aggregate, not built yet.
-    #[schema(value_type = String, example = "not_applicable")]
-    pub internal_comparison: &'static str,
+    pub internal_comparison: InternalComparison,
 }
 
 /// The dashboard's answer.
@@ -203,11 +218,12 @@ pub async fn dashboard(
     let this_month = now.format("%Y-%m").to_string();
     let paid = PageRequest { limit: 100, cursor: None };
     let since = format!("{from_day}T00:00:00Z");
-    let (rollups, done, (invoices, _), snapshot) = tokio::try_join!(
+    let (rollups, done, (invoices, _), snapshot, rank) = tokio::try_join!(
         state.store.tenant_rollups(scope, &days),
         state.store.tasks_done_since(scope, &since),
         state.store.list_invoices(scope, Some(InvoiceStatus::Paid), &paid),
         state.store.billing_snapshot(scope, &this_month),
+        state.store.tenant_rank(scope),
     )?;
     let rollups: BTreeMap<String, Rollup> = rollups.into_iter().collect();
     let mut period_total = Rollup::default();
@@ -270,7 +286,16 @@ pub async fn dashboard(
                 },
             },
         },
-        benchmarks: Benchmarks { industry_comparison: NA, internal_comparison: NA },
+        benchmarks: Benchmarks {
+            industry_comparison: NA,
+            internal_comparison: InternalComparison {
+                rank_among_same_plan_tenants: rank.as_ref().map(|r| r.rank),
+                of: rank.as_ref().map(|r| r.of),
+                percentile: rank.as_ref().map(|r| r.percentile),
+                plan: rank.as_ref().map(|r| r.plan.clone()),
+                as_of: rank.map(|r| r.as_of),
+            },
+        },
     };
     Ok(Some(dashboard))
 }

@@ -89,8 +89,8 @@ pub async fn tenant_health(
 /// storage and AI requests from its metering. Each field's formula is in
 /// its description; figures with no source (industry comparison, code
 /// quality, developer satisfaction, compute hours, tokens) are
-/// `not_applicable`, and so is the rank among same-plan tenants until the
-/// nightly aggregate exists.
+/// `not_applicable`. The rank among the plan's tenants is the nightly
+/// aggregate's (null until its first run).
 #[utoipa::path(get, path = "/v1/admin/analytics/enterprise-dashboard", tag = "admin", security(("bearer" = ["platform_admin"])),
     params(
         ("tenant_id" = String, Query, format = Uuid, description = "The tenant"),

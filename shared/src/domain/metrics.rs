@@ -105,9 +105,91 @@ pub fn percent(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| (part as f64 * 10_000.0 / whole as f64).round() / 100.0)
 }
 
+/// The days the nightly ranking looks back over.
+pub const RANKING_WINDOW_DAYS: i64 = 30;
+
+/// What the nightly aggregate measures a tenant by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantActivity {
+    pub tenant_id: Uuid,
+    pub plan: String,
+    /// Distinct active users over [`RANKING_WINDOW_DAYS`].
+    pub active_users: i64,
+    pub requests: i64,
+}
+
+/// A tenant's place among the tenants of its plan, as of one night.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TenantRank {
+    /// The UTC day the aggregate ran.
+    pub as_of: String,
+    pub plan: String,
+    /// 1 is the most active.
+    pub rank: i64,
+    /// Tenants of the plan ranked.
+    pub of: i64,
+    /// `100 × (of − rank) / (of − 1)`, rounded: the share of the plan's
+    /// other tenants this one is ahead of (100 when it is alone).
+    pub percentile: i64,
+    pub active_users_30d: i64,
+    pub requests_30d: i64,
+}
+
+/// Ranks each plan's tenants by distinct active users over the window,
+/// then requests, then id (a stable order for ties).
+pub fn rank_by_plan(mut activity: Vec<TenantActivity>, as_of: &str) -> Vec<(Uuid, TenantRank)> {
+    activity.sort_by(|a, b| {
+        a.plan
+            .cmp(&b.plan)
+            .then(b.active_users.cmp(&a.active_users))
+            .then(b.requests.cmp(&a.requests))
+            .then(a.tenant_id.cmp(&b.tenant_id))
+    });
+    let mut ranked = Vec::with_capacity(activity.len());
+    for plan in activity.chunk_by(|a, b| a.plan == b.plan) {
+        let of = plan.len() as i64;
+        for (index, tenant) in plan.iter().enumerate() {
+            let rank = index as i64 + 1;
+            let percentile = if of == 1 { 100 } else { ((of - rank) as f64 * 100.0 / (of - 1) as f64).round() as i64 };
+            ranked.push((
+                tenant.tenant_id,
+                TenantRank {
+                    as_of: as_of.to_owned(),
+                    plan: tenant.plan.clone(),
+                    rank,
+                    of,
+                    percentile,
+                    active_users_30d: tenant.active_users,
+                    requests_30d: tenant.requests,
+                },
+            ));
+        }
+    }
+    ranked
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenants_rank_within_their_plan_by_people_then_requests() {
+        let tenant = |plan: &str, users: i64, requests: i64| TenantActivity {
+            tenant_id: Uuid::now_v7(),
+            plan: plan.into(),
+            active_users: users,
+            requests,
+        };
+        let (busy, quiet, tied, alone) =
+            (tenant("free", 9, 10), tenant("free", 1, 500), tenant("free", 9, 3), tenant("starter", 0, 0));
+        let ranked = rank_by_plan(vec![quiet.clone(), alone.clone(), tied.clone(), busy.clone()], "2026-12-02");
+        let of = |t: &TenantActivity| ranked.iter().find(|(id, _)| *id == t.tenant_id).map(|(_, r)| r.clone());
+        let (b, t, q, a) = (of(&busy), of(&tied), of(&quiet), of(&alone));
+        assert_eq!(b.map(|r| (r.rank, r.of, r.percentile)), Some((1, 3, 100)));
+        assert_eq!(t.map(|r| (r.rank, r.percentile)), Some((2, 50)), "same people, fewer requests");
+        assert_eq!(q.map(|r| (r.rank, r.percentile)), Some((3, 0)));
+        assert_eq!(a.map(|r| (r.rank, r.of, r.percentile)), Some((1, 1, 100)));
+    }
 
     #[test]
     fn the_histogram_answers_the_bucket_that_holds_a_quantile() {

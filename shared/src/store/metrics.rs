@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | a tenant's day | `T#<tenant>#` | `METRICS#<yyyy-mm-dd>` | `requests`, `errors_4xx`, `errors_5xx`, `latency_ms_sum`, `lat_0`..`lat_8` (the histogram's buckets), `svc_<function>` (requests per function), `failed_sign_ins`, `active_users` (a string set of user ids, at most `MAX_ACTIVE_USERS_COUNTED`), `expires_at` |
 //! | the platform's day | `PLATFORM#METRICS` | `DAY#<yyyy-mm-dd>` | the same counters, no users |
+//! | a tenant's rank | `T#<tenant>#` | `RANK#LATEST` | `domain::metrics::TenantRank`: its place among its plan's tenants, replaced by each nightly aggregate |
 //!
 //! Rollups are kept [`ROLLUP_RETENTION_DAYS`]: a year of daily figures for
 //! the analytics, then DynamoDB's TTL removes them.
@@ -16,7 +17,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::{Item, Store, n, s};
 use crate::{
     auth::TenantScope,
-    domain::metrics::{MAX_ACTIVE_USERS_COUNTED, Rollup},
+    domain::metrics::{MAX_ACTIVE_USERS_COUNTED, Rollup, TenantRank},
     error::AppResult,
 };
 
@@ -150,6 +151,19 @@ impl Store {
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found)
+    }
+
+    /// Replaces the tenant's rank with the latest aggregate's.
+    pub async fn put_tenant_rank(&self, scope: &TenantScope, rank: &TenantRank) -> AppResult<()> {
+        let mut item = super::to_item(rank)?;
+        item.extend(super::item_key(scope, "RANK#LATEST"));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
+        Ok(())
+    }
+
+    /// The tenant's rank, once a nightly aggregate ran.
+    pub async fn tenant_rank(&self, scope: &TenantScope) -> AppResult<Option<TenantRank>> {
+        self.get_as(super::item_key(scope, "RANK#LATEST")).await
     }
 
     /// The platform's day, if anything was counted.
