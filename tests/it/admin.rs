@@ -112,11 +112,18 @@ async fn every_request_is_a_valid_emf_line_and_counts_in_its_tenants_rollup() {
     .await;
     let buckets: f64 = (0..9).filter_map(|i| rollup[format!("lat_{i}")].as_f64()).sum();
     assert_eq!(Some(buckets), rollup["requests"].as_f64(), "every request in one latency bucket: {rollup}");
-    // The people are a string set (which the JSON view above leaves out).
-    let sk = format!("METRICS#{}", today());
-    let items = tenant_items(&owner.tenant_id, &sk).await;
-    let item = items.iter().find(|i| i.get("SK").and_then(|v| v.as_s().ok()) == Some(&sk)).expect("the day");
-    let users = item.get("active_users").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+    // The people are a string set (which the JSON view above leaves out),
+    // written after the counters.
+    let users = eventually("the day's people", DEADLINE, || {
+        let tenant = owner.tenant_id.clone();
+        async move {
+            let sk = format!("METRICS#{}", today());
+            let items = tenant_items(&tenant, &sk).await;
+            let item = items.into_iter().find(|i| i.get("SK").and_then(|v| v.as_s().ok()) == Some(&sk))?;
+            item.get("active_users").and_then(|v| v.as_ss().ok()).cloned()
+        }
+    })
+    .await;
     assert_eq!(users, std::slice::from_ref(&owner.user_id), "{rollup}");
 }
 
@@ -179,6 +186,7 @@ async fn a_tenants_health_scores_its_own_figures_and_names_what_needs_a_look() {
             let body = get(&path).token(&admin).send().await.expect(200).body;
             let activity = &body["metrics"]["user_activity"];
             let counted = activity["api_requests_today"].as_f64()? >= 7.0
+                && activity["active_users_today"].as_f64()? >= 1.0
                 && body["metrics"]["security"]["failed_login_attempts_today"].as_f64()? >= 1.0;
             counted.then_some(body)
         }
@@ -243,8 +251,13 @@ async fn the_enterprise_dashboard_computes_each_figure_from_the_tenants_own_data
         let (admin, query) = (admin.clone(), query.clone());
         async move {
             let body = get(&query).token(&admin).send().await.expect(200).body;
-            let adoption = &body["tenant_analytics"]["business_metrics"]["user_engagement"]["feature_adoption_rates"];
-            (adoption["customers"].as_f64()? > 0.0 && adoption["projects"].as_f64()? > 0.0).then_some(body)
+            let engagement = &body["tenant_analytics"]["business_metrics"]["user_engagement"];
+            let adoption = &engagement["feature_adoption_rates"];
+            // The people land in their own write after the counters.
+            let counted = adoption["customers"].as_f64()? > 0.0
+                && adoption["projects"].as_f64()? > 0.0
+                && engagement["period_active_users"].as_f64()? >= 1.0;
+            counted.then_some(body)
         }
     })
     .await;

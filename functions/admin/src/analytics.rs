@@ -173,7 +173,8 @@ pub fn period_days(text: &str) -> Option<i64> {
 }
 
 fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
+    // `+ 0.0` turns an empty sum's -0.0 into 0.
+    (value * 100.0).round() / 100.0 + 0.0
 }
 
 /// Engagement from the period's daily rollups (`days`: every day of the

@@ -120,7 +120,7 @@ pub struct ScoreComponent {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Alert {
+pub struct HealthAlert {
     /// `warning` or `critical`.
     pub severity: &'static str,
     /// The rule's name (`webhook_endpoint_disabled`, ...).
@@ -138,7 +138,7 @@ pub struct TenantHealth {
     pub health_score: f64,
     pub score_components: Vec<ScoreComponent>,
     pub metrics: TenantMetrics,
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<HealthAlert>,
     pub recommendations: Vec<String>,
 }
 
@@ -293,11 +293,11 @@ pub fn weighted(components: &[ScoreComponent]) -> f64 {
 }
 
 /// The alert and recommendation rules, in this order.
-pub fn findings(status: &str, metrics: &TenantMetrics, week: &Rollup) -> (Vec<Alert>, Vec<String>) {
+pub fn findings(status: &str, metrics: &TenantMetrics, week: &Rollup) -> (Vec<HealthAlert>, Vec<String>) {
     let mut alerts = Vec::new();
     let mut recommendations = Vec::new();
     if status != "active" {
-        alerts.push(Alert {
+        alerts.push(HealthAlert {
             severity: "critical",
             rule: "tenant_not_active",
             message: format!("the tenant is {status}: its members and keys are refused"),
@@ -306,14 +306,14 @@ pub fn findings(status: &str, metrics: &TenantMetrics, week: &Rollup) -> (Vec<Al
     if week.requests >= 20
         && let Some(rate) = metrics.performance.error_rate.filter(|r| *r >= 5.0)
     {
-        alerts.push(Alert {
+        alerts.push(HealthAlert {
             severity: "critical",
             rule: "server_errors",
             message: format!("{rate}% of the last 7 days' {} requests answered 5xx", week.requests),
         });
     }
     if metrics.security.failed_login_attempts_today >= 10 {
-        alerts.push(Alert {
+        alerts.push(HealthAlert {
             severity: "warning",
             rule: "failed_sign_ins",
             message: format!("{} failed sign-ins today", metrics.security.failed_login_attempts_today),
@@ -321,7 +321,7 @@ pub fn findings(status: &str, metrics: &TenantMetrics, week: &Rollup) -> (Vec<Al
         recommendations.push("Require MFA for the tenant's members (configuration.security.mfa_required)".to_owned());
     }
     if metrics.webhooks.disabled > 0 {
-        alerts.push(Alert {
+        alerts.push(HealthAlert {
             severity: "warning",
             rule: "webhook_endpoint_disabled",
             message: format!(
@@ -338,14 +338,14 @@ pub fn findings(status: &str, metrics: &TenantMetrics, week: &Rollup) -> (Vec<Al
         ));
     }
     if metrics.open_integration_alerts > 0 {
-        alerts.push(Alert {
+        alerts.push(HealthAlert {
             severity: "warning",
             rule: "integration_alerts",
             message: format!("{} integration alert(s) open", metrics.open_integration_alerts),
         });
     }
     if metrics.billing.unpaid_invoices > 0 {
-        alerts.push(Alert {
+        alerts.push(HealthAlert {
             severity: "warning",
             rule: "unpaid_invoices",
             message: format!("{} finalized invoice(s) not paid", metrics.billing.unpaid_invoices),
