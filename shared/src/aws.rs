@@ -24,6 +24,9 @@ pub struct AwsClients {
     pub sfn: SfnClient,
     /// EventBridge Scheduler (tenant schedules), built on first use too.
     pub scheduler: SchedulerClient,
+    /// What the clients were made from, for a client of a service only one
+    /// function calls (the AI worker's Bedrock).
+    pub sdk_config: SdkConfig,
 }
 
 /// A client made on first use from the cold start's `SdkConfig` (no
@@ -102,6 +105,7 @@ impl AwsClients {
             ses: SesClient::new(sdk),
             sfn: SfnClient::new(sdk),
             scheduler: SchedulerClient::new(sdk),
+            sdk_config: sdk.clone(),
         }
     }
 }

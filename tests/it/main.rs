@@ -3,6 +3,7 @@
 
 mod account_mail;
 mod admin;
+mod ai;
 mod api_keys;
 mod audit;
 mod auth;

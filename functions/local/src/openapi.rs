@@ -37,6 +37,7 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
         integrations::ApiDoc::openapi(),
         workflows::ApiDoc::openapi(),
         projects::ApiDoc::openapi(),
+        ai::ApiDoc::openapi(),
         audit::ApiDoc::openapi(),
         admin::ApiDoc::openapi(),
         docs::ApiDoc::openapi(),

@@ -27,11 +27,12 @@ use shared::{
     events::{
         DomainEvent, Event,
         catalogue::{
-            ApiKeyChanged, AuditEntryCreated, CreditsChanged, CreditsLowBalance, INTERNAL_EVENTS,
-            IntegrationEventReceived, IntegrationSyncFailing, InvoiceChanged, QuotaExceeded, TenantActivated,
-            TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested, TryonSessionFinished,
-            UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated, WebhookEndpointDisabled,
-            WebhookReplayRequested, WebhookTest, WorkflowExecutionFailed, WorkflowNotification,
+            AiGenerationProgress, AiJobFinished, AiPhaseRequested, ApiKeyChanged, AuditEntryCreated, CreditsChanged,
+            CreditsLowBalance, INTERNAL_EVENTS, IntegrationEventReceived, IntegrationSyncFailing, InvoiceChanged,
+            QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested,
+            TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated,
+            WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest, WorkflowExecutionFailed,
+            WorkflowNotification,
         },
     },
     outbound::FETCH_TIMEOUT,
@@ -124,6 +125,9 @@ mod sample {
     pub const CONNECTION: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_00000000000b);
     pub const RUN: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a02);
     pub const ALERT: Uuid = Uuid::from_u128(0x5e1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4e);
+    pub const JOB: Uuid = Uuid::from_u128(0x01946a2b_3c4d_7e5f_8a9b_0c1d2e3f4a03);
+    pub const TASK: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_00000000000c);
+    pub const PROJECT: Uuid = Uuid::from_u128(0x01946a2b_0000_7000_8000_00000000000d);
 
     /// 2025-01-15T10:30:00Z.
     pub fn occurred_at() -> DateTime<Utc> {
@@ -477,7 +481,83 @@ pub fn entries() -> Vec<Entry> {
              (`GET /v1/integrations/alerts`) resolves itself when a run succeeds. Read the runs with \
              `GET /v1/integrations/sync-connections/{id}/runs`.",
         ),
+        entry(
+            Event::AiPhaseRequested(AiPhaseRequested { job_id: sample::JOB, phase_index: 0 }),
+            "An AI job's phase is to be run (internal)",
+            "Platform plumbing: asks the ai-worker to run one phase of an AI job. Never delivered to webhooks; \
+             watch `ai.generation.*` and `ai.analysis.*` instead.",
+        ),
+        entry(
+            Event::AiAnalysisCompleted(ai_finished("analysis", "completed", 1, 0, None)),
+            "A task's AI analysis is ready",
+            "The analysis of a task created with `POST /v1/tasks` finished: the task now carries \
+             `ai_analysis` (`GET /v1/projects/{id}/tasks/{task_id}`).",
+        ),
+        entry(
+            Event::AiAnalysisFailed(ai_finished(
+                "analysis",
+                "failed",
+                0,
+                1,
+                Some("task_analysis: the model service refused the request"),
+            )),
+            "A task's AI analysis failed",
+            "The model could not analyse the task (refused, or failed three times); its credit was refunded \
+             and the task's `analysis_status` is `failed`.",
+        ),
+        entry(
+            Event::AiGenerationProgress(AiGenerationProgress {
+                generation_id: sample::JOB,
+                task_id: sample::TASK,
+                phase: "api_endpoint_generation".into(),
+                overall_percentage: 33,
+                phases_completed: 3,
+                phases_total: 9,
+            }),
+            "A code generation finished a phase",
+            "Sent once per phase of a generation, in order: `overall_percentage` is `floor(100 x \
+             phases_completed / phases_total)`.",
+        ),
+        entry(
+            Event::AiGenerationCompleted(ai_finished("generation", "completed", 9, 0, None)),
+            "A code generation completed",
+            "Every phase of a generation ran: read the files and the zip with `GET \
+             /v1/ai/generated-code/{id}`.",
+        ),
+        entry(
+            Event::AiGenerationFailed(ai_finished(
+                "generation",
+                "failed",
+                3,
+                4,
+                Some("data_model_generation after 3 attempts at most: the model service is throttling requests"),
+            )),
+            "A code generation failed",
+            "A phase could not be completed (the model refused, or failed three times); the credits of the \
+             unfinished model phases were refunded (`credits_refunded`).",
+        ),
+        entry(
+            Event::AiGenerationCancelled(ai_finished("generation", "cancelled", 4, 3, None)),
+            "A code generation was cancelled",
+            "`POST /v1/ai/generations/{id}/cancel` stopped the generation; the credits of its unfinished model \
+             phases were refunded (`credits_refunded`).",
+        ),
     ]
+}
+
+fn ai_finished(kind: &str, status: &str, done: u32, refunded: i64, error: Option<&str>) -> AiJobFinished {
+    let charged = if kind == "analysis" { 1 - refunded } else { 7 - refunded };
+    AiJobFinished {
+        job_id: sample::JOB,
+        kind: kind.into(),
+        task_id: sample::TASK,
+        project_id: sample::PROJECT,
+        status: status.into(),
+        phases_completed: done,
+        credits_charged: charged,
+        credits_refunded: refunded,
+        error: error.map(str::to_owned),
+    }
 }
 
 fn invoice(number: Option<&str>, status: &str) -> InvoiceChanged {
@@ -556,6 +636,13 @@ pub fn payload_schema(event: &Event) -> Payload {
         Event::WorkflowNotification(_) => Payload::of::<WorkflowNotification>(),
         Event::WorkflowExecutionFailed(_) => Payload::of::<WorkflowExecutionFailed>(),
         Event::IntegrationSyncFailing(_) => Payload::of::<IntegrationSyncFailing>(),
+        Event::AiPhaseRequested(_) => Payload::of::<AiPhaseRequested>(),
+        Event::AiAnalysisCompleted(_)
+        | Event::AiAnalysisFailed(_)
+        | Event::AiGenerationCompleted(_)
+        | Event::AiGenerationFailed(_)
+        | Event::AiGenerationCancelled(_) => Payload::of::<AiJobFinished>(),
+        Event::AiGenerationProgress(_) => Payload::of::<AiGenerationProgress>(),
     }
 }
 

@@ -25,12 +25,14 @@ use axum::{
     http::{HeaderName, StatusCode, header::LOCATION},
     routing::get,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 use shared::{
     AppError, AppResult, AppState,
     audit::AuditContext,
     auth::{Principal, Role, Scope},
     domain::{
+        ai::{self, AiAnalysis, AiJob, AnalysisStatus, JobContext, JobKind},
         ids::{ProjectId, TaskId, UserId},
         project::{
             Changes, Criteria, DueDate, NAME_MAX, PROJECT_DESCRIPTION_MAX, PerformanceTargets, Priority, Project,
@@ -60,6 +62,7 @@ use uuid::Uuid;
         delete_project,
         list_tasks,
         create_task,
+        create_analyzed_task,
         get_task,
         update_task,
         delete_task
@@ -74,6 +77,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/projects", get(list_projects).post(create_project))
         .route("/v1/projects/{id}", get(get_project).put(update_project).patch(update_project).delete(delete_project))
         .route("/v1/projects/{id}/tasks", get(list_tasks).post(create_task))
+        .route("/v1/tasks", axum::routing::post(create_analyzed_task))
         .route(
             "/v1/projects/{id}/tasks/{task_id}",
             get(get_task).put(update_task).patch(update_task).delete(delete_task),
@@ -381,6 +385,9 @@ impl CreateTask {
             due_date: self.due_date.map(|d| d.0),
             requirements: self.requirements.map_or_else(empty_object, |r| Value::Object(r.into_inner())),
             acceptance_criteria: self.acceptance_criteria.map(Criteria::into_inner).unwrap_or_default(),
+            analysis_status: None,
+            analysis_job_id: None,
+            ai_analysis: None,
             created_by,
             created_at: now,
             updated_at: now,
@@ -675,7 +682,29 @@ async fn list_tasks(
 /// repeated in the body (seed 000 sends it) but must be the project of the
 /// path.
 #[utoipa::path(post, path = "/v1/projects/{id}/tasks", tag = "projects", security(("bearer" = ["developer"]), ("api_key" = ["projects:write"])),
-    request_body(content = CreateTask, example = json!({
+    request_body(content = CreateTask, example = seed_task_example),
+    responses(
+        (status = 201, description = "Created", body = TaskView,
+            headers(("Location" = String, description = "The new task's path, `/v1/projects/{id}/tasks/{task_id}`"))),
+        (status = 409, description = "Conflict\n\n- `conflict`: another request changed the project at the same moment: retry\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = ApiError),
+    ))]
+async fn create_task(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: AuditContext,
+    PathIds(ProjectId(project_id)): PathIds<ProjectId>,
+    body: Result<Body<CreateTask>, AppError>,
+) -> AppResult<Created<TaskView>> {
+    let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
+    let Body(request) = body?;
+    let task = request.into_task(scope.tenant_id(), project_id, principal.user_id())?;
+    state.store.create_task(&scope, &task, &audit).await?;
+    Ok(created(format!("/v1/projects/{project_id}/tasks/{}", task.id), task.view()))
+}
+
+/// Seed 000 scenario 5's task, the example of both task creates.
+fn seed_task_example() -> Value {
+    json!({
         "title": "Multi-Currency Payment Processing with Fraud Detection",
         "description": "Implement comprehensive payment processing system supporting 20+ currencies with real-time fraud detection, PCI DSS compliance, and detailed audit logging",
         "priority": "high",
@@ -719,24 +748,79 @@ async fn list_tasks(
             "Maintain PCI DSS Level 1 compliance",
             "Provide real-time transaction monitoring"
         ]
-    })),
+    })
+}
+
+/// A task created with its AI analysis under way.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TaskAnalysisStarted {
+    pub task_id: Uuid,
+    pub project_id: Uuid,
+    /// `analyzing`: the analysis job is queued; read the task (or the job)
+    /// for `ai_analysis`.
+    pub status: AnalysisStatus,
+    /// The analysis job (`GET /v1/ai/generation-status/{id}`).
+    pub analysis_job_id: Uuid,
+    /// Null until the analysis completes.
+    pub ai_analysis: Option<AiAnalysis>,
+    /// The credit the analysis costs (one model call), refunded if it fails.
+    pub credits_reserved: i64,
+    pub task: TaskView,
+}
+
+/// Creates a task and has it analysed by AI.
+///
+/// Seed 000's `POST /tasks`: the body of `POST /v1/projects/{id}/tasks`
+/// with `project_id` required. The task, its analysis job and the job's
+/// price (one credit: one model call, within `ai_requests_monthly`) are
+/// one transaction. 201 with `status: analyzing`; the task carries
+/// `ai_analysis` once the ai-worker is done (`ai.analysis.completed`).
+#[utoipa::path(post, path = "/v1/tasks", tag = "projects", security(("bearer" = ["developer"]), ("api_key" = ["projects:write"])),
+    request_body(content = CreateTask, example = seed_task_example),
     responses(
-        (status = 201, description = "Created", body = TaskView,
+        (status = 201, description = "The task, its analysis queued", body = TaskAnalysisStarted,
             headers(("Location" = String, description = "The new task's path, `/v1/projects/{id}/tasks/{task_id}`"))),
-        (status = 409, description = "Conflict\n\n- `conflict`: another request changed the project at the same moment: retry\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = ApiError),
+        (status = 402, description = "Payment required\n\n- `insufficient_credits`: the balance is below the analysis's price; nothing was created", body = ApiError),
+        (status = 403, description = "Forbidden\n\n- `quota_exceeded`: this month's `ai_requests` are at `ai_requests_monthly`", body = ApiError),
+        (status = 404, description = "Not found\n\n- `not_found`: no project `project_id` in the caller's tenant", body = ApiError),
+        (status = 409, description = "Conflict\n\n- `conflict`: the credit balance is being changed by many requests at once; nothing was created: try again\n- `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running: retry shortly", body = ApiError),
     ))]
-async fn create_task(
+async fn create_analyzed_task(
     State(state): State<AppState>,
     principal: Principal,
     audit: AuditContext,
-    PathIds(ProjectId(project_id)): PathIds<ProjectId>,
     body: Result<Body<CreateTask>, AppError>,
-) -> AppResult<Created<TaskView>> {
+) -> AppResult<Created<TaskAnalysisStarted>> {
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, TASK)?;
     let Body(request) = body?;
-    let task = request.into_task(scope.tenant_id(), project_id, principal.user_id())?;
-    state.store.create_task(&scope, &task, &audit).await?;
-    Ok(created(format!("/v1/projects/{project_id}/tasks/{}", task.id), task.view()))
+    let Some(ProjectId(project_id)) = request.project_id else {
+        return Err(AppError::validation(vec![FieldError::new("project_id", "is required: the task's project")]));
+    };
+    let mut task = request.into_task(scope.tenant_id(), project_id, principal.user_id())?;
+    let project = state.store.get_project(&scope, project_id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
+    let context = JobContext::of(&task, &project, json!({}), None);
+    let job = AiJob::queued(
+        scope.tenant_id(),
+        JobKind::Analysis,
+        task.id,
+        project_id,
+        &ai::analysis_phases(),
+        context,
+        principal.user_id().to_string(),
+    );
+    task.analysis_status = Some(AnalysisStatus::Analyzing);
+    task.analysis_job_id = Some(job.id);
+    state.store.create_task_with_analysis(&scope, &task, &job, &audit).await?;
+    let started = TaskAnalysisStarted {
+        task_id: task.id,
+        project_id,
+        status: AnalysisStatus::Analyzing,
+        analysis_job_id: job.id,
+        ai_analysis: None,
+        credits_reserved: job.credits_reserved,
+        task: task.view(),
+    };
+    Ok(created(format!("/v1/projects/{project_id}/tasks/{}", task.id), started))
 }
 
 /// Gets a task.

@@ -43,10 +43,14 @@ pub enum Scope {
     IntegrationsManage,
     #[serde(rename = "workflows:manage")]
     WorkflowsManage,
+    #[serde(rename = "ai:read")]
+    AiRead,
+    #[serde(rename = "ai:write")]
+    AiWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 18] = [
+    pub const ALL: [Scope; 20] = [
         Scope::TenantRead,
         Scope::TenantWrite,
         Scope::UsersRead,
@@ -65,6 +69,8 @@ impl Scope {
         Scope::BillingWrite,
         Scope::IntegrationsManage,
         Scope::WorkflowsManage,
+        Scope::AiRead,
+        Scope::AiWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +93,8 @@ impl Scope {
             Scope::BillingWrite => "billing:write",
             Scope::IntegrationsManage => "integrations:manage",
             Scope::WorkflowsManage => "workflows:manage",
+            Scope::AiRead => "ai:read",
+            Scope::AiWrite => "ai:write",
         }
     }
 

@@ -116,6 +116,11 @@ typed_id!(ExecutionId, "execution_id");
 typed_id!(SyncConnectionId, "connection_id");
 typed_id!(SyncRunId, "run_id");
 typed_id!(AlertId, "alert_id");
+typed_id!(
+    /// An AI job: a code generation, or a task's analysis.
+    GenerationId,
+    "generation_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Domain types and rules, free of I/O: what a valid tenant or user is, and how
 //! requests become changes.
 
+pub mod ai;
 pub mod alert;
 pub mod api_key;
 pub mod audit;

@@ -93,6 +93,13 @@ pub struct Task {
     pub requirements: Value,
     #[serde(default)]
     pub acceptance_criteria: Vec<String>,
+    /// Set for a task created through `POST /v1/tasks`: its AI analysis.
+    #[serde(default)]
+    pub analysis_status: Option<super::ai::AnalysisStatus>,
+    #[serde(default)]
+    pub analysis_job_id: Option<Uuid>,
+    #[serde(default)]
+    pub ai_analysis: Option<super::ai::AiAnalysis>,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -161,6 +168,13 @@ pub struct TaskView {
     #[schema(value_type = std::collections::BTreeMap<String, Vec<String>>)]
     pub requirements: Value,
     pub acceptance_criteria: Vec<String>,
+    /// `analyzing`, `completed` or `failed` for a task created through
+    /// `POST /v1/tasks` (its AI analysis); null for the others.
+    pub analysis_status: Option<super::ai::AnalysisStatus>,
+    /// The analysis job (`GET /v1/ai/generation-status/{id}` shows it too).
+    pub analysis_job_id: Option<Uuid>,
+    /// The model's analysis once `analysis_status` is `completed`.
+    pub ai_analysis: Option<super::ai::AiAnalysis>,
     /// The user who created the task.
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
@@ -181,6 +195,9 @@ impl Task {
             due_date: self.due_date,
             requirements: self.requirements.clone(),
             acceptance_criteria: self.acceptance_criteria.clone(),
+            analysis_status: self.analysis_status,
+            analysis_job_id: self.analysis_job_id,
+            ai_analysis: self.ai_analysis.clone(),
             created_by: self.created_by,
             created_at: self.created_at,
             updated_at: self.updated_at,

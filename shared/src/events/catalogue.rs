@@ -125,6 +125,28 @@ pub enum Event {
     /// once until a run succeeds).
     #[serde(rename = "integration.sync.failing")]
     IntegrationSyncFailing(IntegrationSyncFailing),
+    /// Asks the ai-worker to run one phase of an AI job (platform plumbing:
+    /// never delivered to webhooks).
+    #[serde(rename = "ai.phase.requested")]
+    AiPhaseRequested(AiPhaseRequested),
+    /// A task's AI analysis is ready on the task.
+    #[serde(rename = "ai.analysis.completed")]
+    AiAnalysisCompleted(AiJobFinished),
+    /// A task's AI analysis failed; its credit was refunded.
+    #[serde(rename = "ai.analysis.failed")]
+    AiAnalysisFailed(AiJobFinished),
+    /// A phase of a code generation finished.
+    #[serde(rename = "ai.generation.progress")]
+    AiGenerationProgress(AiGenerationProgress),
+    /// A code generation finished: its files and zip are ready.
+    #[serde(rename = "ai.generation.completed")]
+    AiGenerationCompleted(AiJobFinished),
+    /// A code generation failed; the credits of its unfinished phases were refunded.
+    #[serde(rename = "ai.generation.failed")]
+    AiGenerationFailed(AiJobFinished),
+    /// A code generation was cancelled; the credits of its unfinished phases were refunded.
+    #[serde(rename = "ai.generation.cancelled")]
+    AiGenerationCancelled(AiJobFinished),
 }
 
 /// [`Event::IntegrationEventReceived`]'s name (its bus source depends on it).
@@ -164,10 +186,18 @@ pub const EVENT_NAMES: &[&str] = &[
     "workflow.notification",
     "workflow.execution.failed",
     "integration.sync.failing",
+    "ai.phase.requested",
+    "ai.analysis.completed",
+    "ai.analysis.failed",
+    "ai.generation.progress",
+    "ai.generation.completed",
+    "ai.generation.failed",
+    "ai.generation.cancelled",
 ];
 
 /// Events that are the platform's own plumbing, never a customer's business.
-pub const INTERNAL_EVENTS: &[&str] = &["tryon.item.requested", "webhook.delivery.replay_requested"];
+pub const INTERNAL_EVENTS: &[&str] =
+    &["tryon.item.requested", "webhook.delivery.replay_requested", "ai.phase.requested"];
 
 impl Event {
     /// The event's name (EventBridge `detail-type`, webhook `type`).
@@ -205,6 +235,13 @@ impl Event {
             Event::WorkflowNotification(_) => "workflow.notification",
             Event::WorkflowExecutionFailed(_) => "workflow.execution.failed",
             Event::IntegrationSyncFailing(_) => "integration.sync.failing",
+            Event::AiPhaseRequested(_) => "ai.phase.requested",
+            Event::AiAnalysisCompleted(_) => "ai.analysis.completed",
+            Event::AiAnalysisFailed(_) => "ai.analysis.failed",
+            Event::AiGenerationProgress(_) => "ai.generation.progress",
+            Event::AiGenerationCompleted(_) => "ai.generation.completed",
+            Event::AiGenerationFailed(_) => "ai.generation.failed",
+            Event::AiGenerationCancelled(_) => "ai.generation.cancelled",
         }
     }
 
@@ -619,6 +656,50 @@ pub struct AuditEntryCreated {
     pub request_id: Option<String>,
 }
 
+/// `ai.phase.requested`: run phase `phase_index` of job `job_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AiPhaseRequestedEventData)]
+pub struct AiPhaseRequested {
+    pub job_id: Uuid,
+    pub phase_index: u32,
+}
+
+/// `ai.analysis.*` and `ai.generation.completed|failed|cancelled`: how an AI
+/// job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AiJobFinishedEventData)]
+pub struct AiJobFinished {
+    /// The job: a generation's `generation_id`, or a task's `analysis_job_id`.
+    pub job_id: Uuid,
+    /// `analysis` or `generation`.
+    pub kind: String,
+    pub task_id: Uuid,
+    pub project_id: Uuid,
+    /// `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// Phases finished before the end.
+    pub phases_completed: u32,
+    pub credits_charged: i64,
+    pub credits_refunded: i64,
+    /// Why it failed; null otherwise.
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// `ai.generation.progress`: a generation finished a phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AiGenerationProgressEventData)]
+pub struct AiGenerationProgress {
+    pub generation_id: Uuid,
+    pub task_id: Uuid,
+    /// The phase that finished.
+    pub phase: String,
+    /// `floor(100 x phases completed / phases)`.
+    pub overall_percentage: u32,
+    pub phases_completed: u32,
+    pub phases_total: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,7 +844,35 @@ mod tests {
                 run_id: id,
                 last_error: "the provider's API answered 503".into(),
             }),
+            Event::AiPhaseRequested(AiPhaseRequested { job_id: id, phase_index: 0 }),
+            Event::AiAnalysisCompleted(ai_finished("analysis", "completed")),
+            Event::AiAnalysisFailed(ai_finished("analysis", "failed")),
+            Event::AiGenerationProgress(AiGenerationProgress {
+                generation_id: id,
+                task_id: id,
+                phase: "requirements_analysis".into(),
+                overall_percentage: 16,
+                phases_completed: 1,
+                phases_total: 6,
+            }),
+            Event::AiGenerationCompleted(ai_finished("generation", "completed")),
+            Event::AiGenerationFailed(ai_finished("generation", "failed")),
+            Event::AiGenerationCancelled(ai_finished("generation", "cancelled")),
         ]
+    }
+
+    fn ai_finished(kind: &str, status: &str) -> AiJobFinished {
+        AiJobFinished {
+            job_id: Uuid::nil(),
+            kind: kind.into(),
+            task_id: Uuid::nil(),
+            project_id: Uuid::nil(),
+            status: status.into(),
+            phases_completed: 2,
+            credits_charged: 2,
+            credits_refunded: if status == "completed" { 0 } else { 2 },
+            error: (status == "failed").then(|| "the model answered 500 three times".to_owned()),
+        }
     }
 
     fn finished(status: &str) -> TryonSessionFinished {

@@ -233,6 +233,21 @@ pub fn meter_in(tx: &mut Tx, scope: &TenantScope, metric: &str, quantity: Decima
     deltas.write(tx, scope);
 }
 
+/// A check, for a transaction, that this month's `metric` (as the rollup
+/// has it) is at most `room`; an absent period item or figure counts 0.
+pub(crate) fn period_at_most(
+    scope: &TenantScope,
+    metric: &str,
+    room: i64,
+    at: DateTime<Utc>,
+) -> aws_sdk_dynamodb::types::builders::ConditionCheckBuilder {
+    aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .set_key(Some(key(scope, period_sk(&period_of(at)))))
+        .condition_expression("attribute_not_exists(#q) OR #q <= :room")
+        .expression_attribute_names("#q", format!("{QUANTITY_PREFIX}{metric}"))
+        .expression_attribute_values(":room", super::n(room))
+}
+
 /// What one usage record came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedUsage {

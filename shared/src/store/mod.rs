@@ -4,6 +4,7 @@
 //! `T#<tenant>#` partitions hold everything a tenant owns; `SLUG#`/`EMAIL#`
 //! items claim unique values; GSI1 lists all tenants, GSI2 a tenant's children.
 
+pub mod ai;
 pub mod alerts;
 pub mod api_keys;
 pub mod audit_log;

@@ -88,8 +88,12 @@ fn project_key(scope: &TenantScope, project_id: Uuid) -> Item {
     key(scope, project_sk(project_id))
 }
 
-fn task_key(scope: &TenantScope, project_id: Uuid, task_id: Uuid) -> Item {
+pub(crate) fn task_key(scope: &TenantScope, project_id: Uuid, task_id: Uuid) -> Item {
     key(scope, format!("{}{task_id}", task_prefix(project_id)))
+}
+
+fn task_index_pk(scope: &TenantScope, task_id: Uuid) -> String {
+    format!("{}TASK#{task_id}", scope.pk())
 }
 
 fn projects_index_pk(scope: &TenantScope) -> String {
@@ -367,21 +371,8 @@ impl Store {
     /// user of the tenant (400 naming `assignee_id`).
     pub async fn create_task(&self, scope: &TenantScope, task: &Task, audit: &AuditContext) -> AppResult<()> {
         let retention = self.audit_retention(scope).await?;
-        let mut item = to_item(task)?;
-        item.extend(task_key(scope, task.project_id, task.id));
-        let mut tx = Tx::new();
-        tx.put_new(item, Cond::UNIQUE_ID);
-        tx.update(task_count(scope, task.project_id, 1), Some(PROJECT_MISSING));
-        if let Some(assignee) = task.assignee_id {
-            tx.check(assignee_check(scope, assignee), ASSIGNEE_UNKNOWN);
-        }
-        tx.audit(scope, audit, Change::created(TASK, task.id, task.view()), retention);
-        match tx.commit(self).await {
-            Ok(()) => Ok(()),
-            Err(TxError::Condition(PROJECT_MISSING)) => Err(AppError::not_found(PROJECT)),
-            Err(TxError::Condition(ASSIGNEE_UNKNOWN)) => Err(unknown_assignee()),
-            Err(other) => Err(other.into_app_error(TASK)),
-        }
+        let tx = create_task_tx(scope, task, audit, retention)?;
+        tx.commit(self).await.map_err(task_create_error)
     }
 
     /// The tenant's tasks now `done` whose last change is at or after
@@ -405,6 +396,26 @@ impl Store {
     /// The project's tasks with these ids that exist.
     pub async fn tasks_by_ids(&self, scope: &TenantScope, project_id: Uuid, ids: &[Uuid]) -> AppResult<Vec<Task>> {
         self.all_at(ids.iter().map(|id| task_key(scope, project_id, *id)).collect(), &[]).await
+    }
+
+    /// A task by its id alone (tasks made before GSI2 carried them are
+    /// found only under their project).
+    pub async fn find_task(&self, scope: &TenantScope, task_id: Uuid) -> AppResult<Option<Task>> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI2")
+            .key_condition_expression("GSI2PK = :pk")
+            .expression_attribute_values(":pk", s(task_index_pk(scope, task_id)))
+            .limit(1)
+            .send()
+            .await?;
+        let project = output.items().first().and_then(|i| i.get("GSI2SK")).and_then(|v| v.as_s().ok());
+        match project.and_then(|p| Uuid::parse_str(p).ok()) {
+            Some(project_id) => self.get_task(scope, project_id, task_id).await,
+            None => Ok(None),
+        }
     }
 
     pub async fn get_task(&self, scope: &TenantScope, project_id: Uuid, task_id: Uuid) -> AppResult<Option<Task>> {
@@ -532,4 +543,32 @@ fn assignee_check(scope: &TenantScope, assignee: Uuid) -> ConditionCheckBuilder 
 
 fn unknown_assignee() -> AppError {
     AppError::invalid_field("assignee_id", "must be the id of a user of this tenant")
+}
+
+/// The writes that create a task and count it on its project (the task's
+/// own create, or the first part of `POST /v1/tasks`'s with its analysis).
+pub(crate) fn create_task_tx(scope: &TenantScope, task: &Task, audit: &AuditContext, retention: i64) -> AppResult<Tx> {
+    let mut item = to_item(task)?;
+    item.extend(task_key(scope, task.project_id, task.id));
+    // A task found by its id alone (seed 000's `POST /v1/ai/generate-code`
+    // names only `task_id`): one Query on GSI2.
+    item.insert("GSI2PK".into(), s(task_index_pk(scope, task.id)));
+    item.insert("GSI2SK".into(), s(task.project_id.to_string()));
+    let mut tx = Tx::new();
+    tx.put_new(item, Cond::UNIQUE_ID);
+    tx.update(task_count(scope, task.project_id, 1), Some(PROJECT_MISSING));
+    if let Some(assignee) = task.assignee_id {
+        tx.check(assignee_check(scope, assignee), ASSIGNEE_UNKNOWN);
+    }
+    tx.audit(scope, audit, Change::created(TASK, task.id, task.view()), retention);
+    Ok(tx)
+}
+
+/// What a failed [`create_task_tx`] means to the caller.
+pub(crate) fn task_create_error(err: TxError) -> AppError {
+    match err {
+        TxError::Condition(PROJECT_MISSING) => AppError::not_found(PROJECT),
+        TxError::Condition(ASSIGNEE_UNKNOWN) => unknown_assignee(),
+        other => other.into_app_error(TASK),
+    }
 }
