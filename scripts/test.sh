@@ -49,7 +49,7 @@ set +e
 cargo build --workspace --bins --locked 2>&1 | tee "$log.build"
 build_status=${PIPESTATUS[0]}
 if [[ $build_status -ne 0 ]]; then exit "$build_status"; fi
-export LOCAL_SERVER_BIN="$CARGO_TARGET_DIR/debug/local"
+export LOCAL_SERVER_BIN="${LOCAL_SERVER_BIN:-$CARGO_TARGET_DIR/debug/local}"
 # Every AWS call a function makes during the suite (shared::aws::call_log),
 # for the registry check's IAM part below.
 export AWS_CALL_LOG="$LOCAL_DIR/aws-calls.jsonl"

@@ -38,9 +38,14 @@ async fn platform_health_checks_every_dependency_and_its_figures_move_with_traff
         assert!(services[core]["response_time_ms"].as_f64().is_some(), "{core}: {first}");
     }
     assert_eq!(services["database"]["connection_pool"], "not_applicable");
-    assert_eq!(services["ai_services"]["status"], "not_applicable");
+    // The AI backend is judged by today's model calls (other tests' ones too).
+    let ai = &services["ai_services"];
+    assert_eq!(ai["backend"], "local");
+    assert_eq!(ai["gpu_utilization"], "not_applicable");
+    let ai_status = ai["status"].as_str().unwrap_or("");
+    assert_eq!(ai_status == "not_applicable", ai["calls_today"] == 0, "{ai}");
     let queues = services["queues"].as_array().expect("queues");
-    assert_eq!(queues.len(), 23, "every queue and DLQ of the template");
+    assert_eq!(queues.len(), 25, "every queue and DLQ of the template");
     assert!(queues.iter().all(|q| q["status"] == "healthy" && q["messages"].as_f64().is_some()), "{queues:?}");
     assert!(queues.iter().any(|q| q["name"] == "TryonRequestsDlq" && q["kind"] == "dlq"));
     // Other tests park messages in DLQs on purpose: the status is what the
@@ -68,6 +73,73 @@ async fn platform_health_checks_every_dependency_and_its_figures_move_with_traff
     assert!(figures["average_response_time_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{figures}");
     assert!(figures["error_rate_percentage"].as_f64().is_some(), "{figures}");
     assert!(moved["timestamp"] != first["timestamp"], "a new check, not the cached one");
+
+    // A generation's three model calls move the AI backend's figures.
+    let calls_before = first["services"]["ai_services"]["calls_today"].as_i64().expect("calls_today");
+    let admin_token = admin.clone();
+    post(&format!("/v1/tenants/{}/credits", owner.tenant_id))
+        .token(&admin_token)
+        .json(&json!({"amount": 3, "reason": "prepaid"}))
+        .send()
+        .await
+        .expect(201);
+    let project =
+        post("/v1/projects").token(&owner.access_token).json(&json!({"name": "Health"})).send().await.expect(201);
+    let project_id = project.body["id"].as_str().expect("project").to_owned();
+    let task = post(&format!("/v1/projects/{project_id}/tasks"))
+        .token(&owner.access_token)
+        .json(&json!({"title": "Count me"}))
+        .send()
+        .await
+        .expect(201);
+    post("/v1/ai/generate-code")
+        .token(&owner.access_token)
+        .json(&json!({"task_id": task.body["id"], "components": ["documentation"]}))
+        .send()
+        .await
+        .expect(202);
+    let counted = eventually("the AI backend's figures to count the calls", Duration::from_secs(90), || {
+        let admin = admin.clone();
+        async move {
+            let now = health(&admin).await;
+            (now["services"]["ai_services"]["calls_today"].as_i64()? >= calls_before + 3).then_some(now)
+        }
+    })
+    .await;
+    let ai = &counted["services"]["ai_services"];
+    assert_ne!(ai["status"], "not_applicable", "{ai}");
+    assert!(ai["average_latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{ai}");
+    assert!(ai["last_call_at"].is_string(), "{ai}");
+}
+
+/// A dependency stopped under a running server (its own process, as a
+/// Lambda instance) shows in that server's health once its cache runs out.
+#[tokio::test]
+async fn a_queue_deleted_under_a_running_server_is_reported_by_its_health() {
+    let (_, clients) = test_state().await;
+    let created = clients.sqs.create_queue().queue_name(format!("health-live-{}", &unique()[..8])).send().await;
+    let url = created.expect("queue").queue_url.expect("url");
+    // The queue is this test's, not the template's: its calls stay out of
+    // the IAM check's log.
+    let targets = format!("LiveQueue={url}");
+    let server = ServerProcess::start_with("warn", &[("HEALTH_QUEUES", &targets), ("AWS_CALL_LOG", "")]).await;
+    let admin = platform_admin_token().await;
+    let live = server.call(http::Method::GET, "/v1/admin/health").token(&admin).send().await.expect(200).body;
+    assert_eq!(live["services"]["queues"].as_array().map(Vec::len), Some(1), "{live}");
+    assert_eq!(live["services"]["queues"][0]["status"], "healthy", "{live}");
+
+    clients.sqs.delete_queue().queue_url(&url).send().await.expect("deleted");
+    let stopped = eventually("the running server to see the queue gone", DEADLINE, || {
+        let (server, admin) = (&server, admin.clone());
+        async move {
+            let now = server.call(http::Method::GET, "/v1/admin/health").token(&admin).send().await.expect(200).body;
+            (now["services"]["queues"][0]["status"] == "unhealthy").then_some(now)
+        }
+    })
+    .await;
+    assert_ne!(stopped["status"], "healthy", "{stopped}");
+    let findings = stopped["findings"].as_array().expect("findings");
+    assert!(findings.iter().any(|f| f.as_str().unwrap_or("").contains("queue LiveQueue is unreachable")), "{stopped}");
 }
 
 #[tokio::test]

@@ -318,6 +318,11 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// `rust_log` sets its log level (e.g. `debug` to see everything it says).
     pub async fn start(rust_log: &str) -> Self {
+        Self::start_with(rust_log, &[]).await
+    }
+
+    /// [`Self::start`] with these environment variables set (or replaced).
+    pub async fn start_with(rust_log: &str, env: &[(&str, &str)]) -> Self {
         let binary = std::env::var("LOCAL_SERVER_BIN").map(std::path::PathBuf::from).unwrap_or_else(|_| {
             let exe = std::env::current_exe().expect("test binary path");
             exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("local")
@@ -337,6 +342,7 @@ impl ServerProcess {
             .env("RUST_LOG", rust_log)
             .env("PLATFORM_ADMIN_EMAIL", format!("second-admin-{}@tests.example", unique()))
             .env("PLATFORM_ADMIN_PASSWORD", format!("pw-{}", Uuid::new_v4().simple()))
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .spawn()

@@ -8,7 +8,7 @@ use std::{
 };
 
 use serde::Serialize;
-use shared::{AppState, metrics::Rollup};
+use shared::{AppState, domain::ai::ModelCallsDay, metrics::Rollup};
 
 /// One check's longest wait.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -67,14 +67,61 @@ pub struct DatabaseCheck {
     pub connection_pool: &'static str,
 }
 
-/// No AI backend is configured yet: nothing to check.
+/// The AI backend, judged by the model calls the ai-worker made today
+/// (UTC): the admin function does not call a model itself (only the worker
+/// may: `bedrock:InvokeModel`), so a probe would cost a model call.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct NotConfigured {
-    #[schema(value_type = String, example = "not_applicable")]
-    pub status: &'static str,
-    pub reason: &'static str,
+pub struct AiBackendCheck {
+    /// `healthy`; `degraded` when the last call failed or, over at least
+    /// 5 calls, 20 % or more failed; `not_applicable` without a call today.
+    pub status: String,
+    /// The configured backend (`AI_BACKEND`): `local`, `openai` or `bedrock`.
+    pub backend: String,
+    pub model: Option<String>,
+    pub calls_today: i64,
+    pub failures_today: i64,
+    /// `failures_today / calls_today * 100`; null without calls.
+    pub failure_rate_percentage: Option<f64>,
+    /// `latency_ms_sum / calls_today`; null without calls.
+    pub average_latency_ms: Option<f64>,
+    pub last_call_at: Option<String>,
+    /// `ok`, `throttled`, `unavailable`, `malformed` or `refused`.
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
     #[schema(value_type = String, example = "not_applicable")]
     pub gpu_utilization: &'static str,
+}
+
+/// Model calls that make the AI backend `degraded` when this share failed.
+pub const AI_FAILURES_DEGRADED_PERCENT: f64 = 20.0;
+pub const AI_FAILURES_MIN_CALLS: i64 = 5;
+
+pub fn ai_check(backend: &str, day: Option<ModelCallsDay>) -> AiBackendCheck {
+    let day = day.unwrap_or_default();
+    let rate = shared::domain::metrics::percent(day.failures, day.calls);
+    let average = (day.calls > 0).then(|| (day.latency_ms_sum as f64 / day.calls as f64 * 10.0).round() / 10.0);
+    let status = if day.calls == 0 {
+        "not_applicable"
+    } else if day.last_outcome.as_deref() != Some("ok")
+        || (day.calls >= AI_FAILURES_MIN_CALLS && rate.is_some_and(|r| r >= AI_FAILURES_DEGRADED_PERCENT))
+    {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    AiBackendCheck {
+        status: status.to_owned(),
+        backend: backend.to_owned(),
+        model: day.model,
+        calls_today: day.calls,
+        failures_today: day.failures,
+        failure_rate_percentage: rate,
+        average_latency_ms: average,
+        last_call_at: day.last_at,
+        last_outcome: day.last_outcome,
+        last_error: day.last_error,
+        gpu_utilization: "not_applicable",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -85,7 +132,7 @@ pub struct Services {
     /// The workflow interpreter state machine (Step Functions).
     pub workflow_engine: Check,
     pub queues: Vec<QueueCheck>,
-    pub ai_services: NotConfigured,
+    pub ai_services: AiBackendCheck,
 }
 
 /// Today's requests (UTC), from the platform rollup (`shared::metrics`:
@@ -129,6 +176,8 @@ pub struct Targets {
     pub queues: Vec<(String, String)>,
     pub state_machine_arn: Option<String>,
     pub bus: String,
+    /// `AI_BACKEND` (`local` when unset, as the ai-worker reads it).
+    pub ai_backend: String,
 }
 
 impl Targets {
@@ -145,6 +194,7 @@ impl Targets {
                 .collect(),
             state_machine_arn: std::env::var("WORKFLOW_STATE_MACHINE_ARN").ok().filter(|v| !v.is_empty()),
             bus: state.config.event_bus_name.clone(),
+            ai_backend: std::env::var("AI_BACKEND").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "local".into()),
         }
     }
 }
@@ -216,8 +266,9 @@ pub async fn report(state: &AppState, targets: &Targets) -> HealthReport {
         }
     };
     let queues = futures::future::join_all(targets.queues.iter().map(|(name, url)| queue_check(&state.sqs, name, url)));
-    let ((database, rollup), (blob_storage, _), (event_bus, _), workflow_engine, queues) =
-        tokio::join!(database, blob_storage, event_bus, workflow_engine, queues);
+    let model_calls = state.store.model_calls_today();
+    let ((database, rollup), (blob_storage, _), (event_bus, _), workflow_engine, queues, model_calls) =
+        tokio::join!(database, blob_storage, event_bus, workflow_engine, queues, model_calls);
     let rollup = rollup.flatten().unwrap_or_default();
     let services = Services {
         database: DatabaseCheck { check: database, connection_pool: "not_applicable" },
@@ -225,11 +276,7 @@ pub async fn report(state: &AppState, targets: &Targets) -> HealthReport {
         event_bus,
         workflow_engine,
         queues,
-        ai_services: NotConfigured {
-            status: "not_applicable",
-            reason: "no AI backend is configured on this platform yet",
-            gpu_utilization: "not_applicable",
-        },
+        ai_services: ai_check(&targets.ai_backend, model_calls.ok().flatten()),
     };
     let performance_metrics = performance(&rollup, now);
     let (status, findings) = overall(&services, &performance_metrics);
@@ -329,6 +376,19 @@ pub fn overall(services: &Services, performance: &PerformanceMetrics) -> (Status
             worsen(Status::Degraded, format!("dead-letter queue {} holds {waiting} message(s)", queue.name));
         }
     }
+    if services.ai_services.status == "degraded" {
+        let ai = &services.ai_services;
+        worsen(
+            Status::Degraded,
+            format!(
+                "the AI backend ({}): {} of today's {} model calls failed, the last one {}",
+                ai.backend,
+                ai.failures_today,
+                ai.calls_today,
+                ai.last_outcome.as_deref().unwrap_or("?")
+            ),
+        );
+    }
     if performance.requests >= ERROR_RATE_MIN_REQUESTS
         && let Some(rate) = performance.error_rate_percentage.filter(|r| *r >= ERROR_RATE_DEGRADED_PERCENT)
     {
@@ -356,7 +416,7 @@ mod tests {
             event_bus: up(),
             workflow_engine: up(),
             queues,
-            ai_services: NotConfigured { status: "not_applicable", reason: "", gpu_utilization: "not_applicable" },
+            ai_services: ai_check("local", None),
         }
     }
 
@@ -390,5 +450,30 @@ mod tests {
         let busy = performance(&failing, shared::domain::now());
         assert_eq!(busy.error_rate_percentage, Some(5.0));
         assert_eq!(overall(&services(vec![]), &busy).0, Status::Degraded);
+    }
+
+    #[test]
+    fn the_ai_backend_is_judged_by_todays_calls() {
+        assert_eq!(ai_check("local", None).status, "not_applicable");
+        let day = |calls, failures, last: &str| ModelCallsDay {
+            calls,
+            failures,
+            latency_ms_sum: calls * 10,
+            last_outcome: Some(last.to_owned()),
+            ..ModelCallsDay::default()
+        };
+        let fine = ai_check("openai", Some(day(10, 1, "ok")));
+        assert_eq!(
+            (fine.status.as_str(), fine.failure_rate_percentage, fine.average_latency_ms),
+            ("healthy", Some(10.0), Some(10.0))
+        );
+        assert_eq!(ai_check("openai", Some(day(10, 2, "ok"))).status, "degraded", "20 % failed");
+        assert_eq!(ai_check("openai", Some(day(4, 2, "ok"))).status, "healthy", "too few calls to judge a rate");
+        assert_eq!(ai_check("openai", Some(day(3, 1, "throttled"))).status, "degraded", "the last call failed");
+        let mut services = services(vec![]);
+        services.ai_services = ai_check("bedrock", Some(day(3, 1, "unavailable")));
+        let (status, findings) = overall(&services, &performance(&Rollup::default(), chrono::Utc::now()));
+        assert_eq!(status, Status::Degraded);
+        assert!(findings[0].starts_with("the AI backend (bedrock): 1 of today's 3 model calls failed"), "{findings:?}");
     }
 }

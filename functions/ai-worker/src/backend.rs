@@ -60,6 +60,16 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// The class a health report names (`store::ai::ModelCall::outcome`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ModelError::Throttled => "throttled",
+            ModelError::Unavailable(_) => "unavailable",
+            ModelError::Malformed(_) => "malformed",
+            ModelError::Refused(_) => "refused",
+        }
+    }
+
     pub fn retryable(&self) -> bool {
         !matches!(self, ModelError::Refused(_))
     }

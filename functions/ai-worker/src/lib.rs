@@ -31,7 +31,7 @@ use shared::{
     events::{Event, EventBridgeEnvelope},
     store::{
         Store,
-        ai::{Claim, PhaseResult, artifact_key, phase_output_key},
+        ai::{Claim, ModelCall, PhaseResult, artifact_key, phase_output_key},
     },
 };
 use uuid::Uuid;
@@ -171,11 +171,16 @@ impl AiWorker {
     ) -> Result<Result<PhaseResult, JobFailure>> {
         let backend = self.backend.name();
         let mut last = None;
+        let mut attempts = 0;
         for attempt in 0..MODEL_ATTEMPTS {
+            attempts = attempt + 1;
             if attempt > 0 {
                 back_off(attempt).await;
             }
-            let reply = match self.backend.complete(request).await {
+            let started = std::time::Instant::now();
+            let answered = self.backend.complete(request).await;
+            self.record_call(&answered, started.elapsed()).await;
+            let reply = match answered {
                 Ok(reply) => reply,
                 Err(err) => {
                     tracing::warn!(job_id = %job.id, attempt, error = %err, "model call failed");
@@ -220,7 +225,26 @@ impl AiWorker {
             return Ok(Ok(result));
         }
         let why = last.map_or_else(|| "no answer".to_owned(), |e| e.to_string());
-        Ok(Err(JobFailure(format!("{} after {MODEL_ATTEMPTS} attempts at most: {why}", request.phase.name()))))
+        Ok(Err(JobFailure(format!("{} failed after {attempts} attempt(s): {why}", request.phase.name()))))
+    }
+
+    /// Counts the call for the platform's health; a failure to count is
+    /// logged, never the phase's failure.
+    async fn record_call(&self, answered: &Result<backend::ModelReply, ModelError>, took: std::time::Duration) {
+        let (outcome, error, model) = match answered {
+            Ok(reply) => ("ok", None, reply.model.clone()),
+            Err(err) => (err.outcome(), Some(err.to_string()), String::new()),
+        };
+        let call = ModelCall {
+            backend: self.backend.name(),
+            model: &model,
+            outcome,
+            error: error.as_deref(),
+            latency_ms: took.as_millis() as i64,
+        };
+        if let Err(err) = self.store.record_model_call(&call).await {
+            tracing::warn!(error = %err, "the model call could not be counted");
+        }
     }
 
     /// A finished phase's stored answer, by phase name.

@@ -530,7 +530,7 @@ pub fn entries() -> Vec<Entry> {
                 "failed",
                 3,
                 4,
-                Some("data_model_generation after 3 attempts at most: the model service is throttling requests"),
+                Some("data_model_generation failed after 3 attempt(s): the model service is throttling requests"),
             )),
             "A code generation failed",
             "A phase could not be completed (the model refused, or failed three times); the credits of the \

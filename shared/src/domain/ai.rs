@@ -318,6 +318,28 @@ pub struct Progress {
     pub phases_remaining: Vec<String>,
 }
 
+/// The platform's model calls of one day (`store::ai`), as the ai-worker
+/// counted them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelCallsDay {
+    #[serde(default)]
+    pub calls: i64,
+    #[serde(default)]
+    pub failures: i64,
+    #[serde(default)]
+    pub latency_ms_sum: i64,
+    #[serde(default)]
+    pub last_at: Option<String>,
+    #[serde(default)]
+    pub last_outcome: Option<String>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
 // ---------------------------------------------------------------- prompts --
 
 /// At most this many characters of one tenant field reach a prompt.

@@ -4,6 +4,8 @@
 //! |---|---|---|---|---|
 //! | job | `T#<tenant>#` | `AIJOB#<job>` | `GSI1PK=T#<tenant>#AIJOBS`, `GSI1SK=<job>` | kind, status, `phases`, `phase_index`, credits reserved/refunded, model calls and tokens, figures, manifest, `artifact_key`; `lock` + `lease_until` while a worker runs a phase |
 //!
+//! | the platform's model calls of a day | `PLATFORM#AI` | `DAY#<yyyy-mm-dd>` | | `calls`, `failures`, `latency_ms_sum` (ADD), the last call's `last_at`, `last_outcome`, `last_error`, `backend`, `model`; `expires_at` 30 days: what the platform health reports of the AI backend |
+//!
 //! Phase outputs and the zip are S3 objects under `tenants/<tenant>/ai/<job>/`.
 //! Every state change is conditional on the state it leaves:
 //! - create: the job, its first `ai.phase.requested` (outbox), the credit
@@ -531,6 +533,60 @@ impl Store {
             .send()
             .await;
         super::applied(result).map(|_| ())
+    }
+}
+
+const MODEL_CALLS_PK: &str = "PLATFORM#AI";
+
+fn model_calls_key(day: &str) -> Item {
+    std::collections::HashMap::from([("PK".to_owned(), s(MODEL_CALLS_PK)), ("SK".to_owned(), s(format!("DAY#{day}")))])
+}
+
+/// One model call as the worker saw it, for the platform's health.
+#[derive(Debug, Clone)]
+pub struct ModelCall<'a> {
+    pub backend: &'a str,
+    pub model: &'a str,
+    /// `ok`, or the failure's class (`throttled`, `unavailable`,
+    /// `malformed`, `refused`).
+    pub outcome: &'a str,
+    pub error: Option<&'a str>,
+    pub latency_ms: i64,
+}
+
+impl Store {
+    /// Counts a model call in today's platform item (one UpdateItem per
+    /// model call, which takes seconds: noise next to it).
+    pub async fn record_model_call(&self, call: &ModelCall<'_>) -> AppResult<()> {
+        let now = chrono::Utc::now();
+        let day = now.format("%Y-%m-%d").to_string();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(model_calls_key(&day)))
+            .update_expression(
+                "ADD calls :one, failures :failed, latency_ms_sum :latency \
+                 SET last_at = :at, last_outcome = :outcome, last_error = :error, backend = :backend, \
+                 model = :model, expires_at = :ttl",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":failed", n(i64::from(call.outcome != "ok")))
+            .expression_attribute_values(":latency", n(call.latency_ms))
+            .expression_attribute_values(":at", s(crate::domain::rfc3339(now)))
+            .expression_attribute_values(":outcome", s(call.outcome))
+            .expression_attribute_values(":error", call.error.map_or(AttributeValue::Null(true), s))
+            .expression_attribute_values(":backend", s(call.backend))
+            .expression_attribute_values(":model", s(call.model))
+            .expression_attribute_values(":ttl", n(now.timestamp() + 30 * 86_400))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Today's model calls (UTC), if any.
+    pub async fn model_calls_today(&self) -> AppResult<Option<crate::domain::ai::ModelCallsDay>> {
+        let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        self.get_as(model_calls_key(&day)).await
     }
 }
 
