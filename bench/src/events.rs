@@ -113,6 +113,18 @@ impl Samples {
         Ok(event)
     }
 
+    /// An SQS batch of one `ai.phase.requested` for a job that does not exist.
+    pub fn ai_job(&self) -> Result<Value> {
+        let mut event = self.load("ai-worker-sqs.json")?;
+        let record = event.get_mut("Records").and_then(|r| r.get_mut(0)).context("ai-worker-sqs.json has no record")?;
+        let mut body: Value = serde_json::from_str(record["body"].as_str().context("no body")?).context("body")?;
+        set(&mut body, &["detail", "id"], json!(Uuid::now_v7().to_string()))?;
+        set(&mut body, &["detail", "data", "job_id"], json!(Uuid::now_v7().to_string()))?;
+        set(record, &["body"], json!(body.to_string()))?;
+        set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        Ok(event)
+    }
+
     /// An SQS batch of one delivery job for a delivery that does not exist.
     pub fn webhook_job(&self) -> Result<Value> {
         let mut event = self.load("webhook-dispatcher-sqs.json")?;

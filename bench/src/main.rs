@@ -149,7 +149,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 17] = [
+const FUNCTIONS: [&str; 19] = [
     "auth",
     "saml",
     "tenants",
@@ -161,12 +161,14 @@ const FUNCTIONS: [&str; 17] = [
     "billing",
     "workflows",
     "admin",
+    "ai",
     "tenant-provisioner",
     "tryon-worker",
     "webhook-dispatcher",
     "billing-worker",
     "integrations-worker",
     "workflows-worker",
+    "ai-worker",
 ];
 
 /// The credentials and region Lambda gives every function.
@@ -437,6 +439,16 @@ impl Bench {
                     let env =
                         [TENANTS_ENV, &["BLOB_BUCKET_NAME", "WORKFLOW_STATE_MACHINE_ARN", "HEALTH_QUEUES"]].concat();
                     self.bench_list(&self.spec("admin", &env)?, "/v1/admin/health", &admin_token).await?
+                }
+                "ai" => {
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    self.bench_list(&self.spec("ai", &blob_env)?, "/v1/ai/generations", &user_token).await?
+                }
+                "ai-worker" => {
+                    let env =
+                        ["BLOB_BUCKET_NAME", "AI_BACKEND", "AI_MODEL_ID", "AI_OPENAI_BASE_URL", "AI_OPENAI_API_KEY"];
+                    let spec = self.spec("ai-worker", &env)?;
+                    self.bench_jobs(&spec, "SQS ai.phase.requested (no such job)", || self.samples.ai_job()).await?
                 }
                 "workflows-worker" => {
                     let env =

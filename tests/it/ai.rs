@@ -435,3 +435,37 @@ async fn ai_jobs_are_private_to_their_tenant_and_bodies_and_roles_are_checked() 
     let reply = post("/v1/tasks").token(&owner.access_token).json(&no_project).send().await.expect(400);
     assert_eq!(reply.invalid_fields(), ["project_id"]);
 }
+
+#[tokio::test]
+async fn a_job_that_would_pass_ai_requests_monthly_is_refused_before_anything_is_charged() {
+    let owner = funded_owner(20).await;
+    let admin = platform_admin_token().await;
+    patch(&format!("/v1/tenants/{}", owner.tenant_id))
+        .token(&admin)
+        .json(&json!({"plan": "enterprise_custom", "custom_limits": {"ai_requests_monthly": 4}}))
+        .send()
+        .await
+        .expect(200);
+    let project_id = seed_project(&owner.access_token).await;
+    let task_id = task(&owner.access_token, &project_id, "Metered").await;
+    // 5 model calls can never fit in 4.
+    let refused = post("/v1/ai/generate-code")
+        .token(&owner.access_token)
+        .json(&json!({"task_id": task_id, "components": ["api_endpoints", "data_models", "test_suites"]}))
+        .send()
+        .await
+        .expect_error(403, "quota_exceeded");
+    assert_eq!(refused.body["details"]["plan_limit"], 4);
+    assert_eq!(refused.body["details"]["requested_increase"], 5);
+    // 3 fit; once they are metered, 3 more do not (3 + 3 > 4).
+    let queued = generate(&owner.access_token, &task_id, json!(["documentation"])).await;
+    until_status(&owner.access_token, queued["generation_id"].as_str().expect("id"), "completed").await;
+    let again = post("/v1/ai/generate-code")
+        .token(&owner.access_token)
+        .json(&json!({"task_id": task_id, "components": ["documentation"]}))
+        .send()
+        .await
+        .expect_error(403, "quota_exceeded");
+    assert!(again.body["message"].as_str().unwrap_or("").contains("ai_requests_monthly"));
+    assert_eq!(balance(&owner.access_token).await, 17, "only the job that ran was paid");
+}
