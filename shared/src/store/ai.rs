@@ -53,6 +53,9 @@ pub const AI_JOB_RESOURCE: &str = "ai_job";
 const JOB_MOVED: Cond = Cond("ai_job_moved");
 /// The task a generation names does not exist.
 const TASK_MISSING: Cond = Cond("task_missing");
+/// The analysed task went between our read and the commit (the worker's
+/// retry then finds it gone and ends the job without it).
+const TASK_GONE: Cond = Cond("analysed_task_gone");
 /// This month's `ai_requests` leave no room for the job's model calls.
 const AI_QUOTA_FULL: Cond = Cond("ai_requests_monthly_full");
 
@@ -406,8 +409,14 @@ impl Store {
         }
         if last {
             moved.status = JobStatus::Completed;
-            if let Some(analysis) = &result.analysis {
-                tx.update(task_analysis_update(scope, job, AnalysisStatus::Completed, Some(analysis))?, None);
+            // A task deleted meanwhile just does not get its analysis.
+            if let Some(analysis) = &result.analysis
+                && self.task_still_there(scope, job).await?
+            {
+                tx.update(
+                    task_analysis_update(scope, job, AnalysisStatus::Completed, Some(analysis))?,
+                    Some(TASK_GONE),
+                );
             }
             tx.emit(scope, finished_event(&moved, None));
         } else {
@@ -485,8 +494,8 @@ impl Store {
         ended.error = error.map(str::to_owned);
         let mut tx = Tx::new();
         tx.update(update, Some(JOB_MOVED));
-        if job.kind == JobKind::Analysis {
-            tx.update(task_analysis_update(scope, job, AnalysisStatus::Failed, None)?, None);
+        if job.kind == JobKind::Analysis && self.task_still_there(scope, job).await? {
+            tx.update(task_analysis_update(scope, job, AnalysisStatus::Failed, None)?, Some(TASK_GONE));
         }
         tx.emit(scope, finished_event(&ended, error));
         if to == JobStatus::Cancelled {
@@ -517,22 +526,8 @@ impl Store {
         }
     }
 
-    /// Gives up a lease without finishing the phase (a retryable failure),
-    /// so the redelivered message can take the job at once.
-    pub async fn release_ai_job(&self, scope: &TenantScope, id: Uuid, lock: &str) -> AppResult<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(job_key(scope, id)))
-            .update_expression("SET lease_until = :zero REMOVE #lock")
-            .condition_expression("#lock = :lock")
-            .expression_attribute_names("#lock", "lock")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":lock", s(lock))
-            .send()
-            .await;
-        super::applied(result).map(|_| ())
+    async fn task_still_there(&self, scope: &TenantScope, job: &AiJob) -> AppResult<bool> {
+        Ok(self.get_task(scope, job.project_id, job.task_id).await?.is_some())
     }
 }
 
