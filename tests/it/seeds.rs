@@ -414,25 +414,37 @@ async fn seed_000_invite_users() {
     assert!(reply["invitations"].as_array().expect("list").iter().all(|i| i["role"] == body["role"]));
 }
 
-/// Scenario 5: the enterprise project and its task (`POST /tasks` in the
-/// seed, with `project_id` in the body: here under the project's path).
+/// Scenario 5: the enterprise project, its task (`POST /tasks`, with
+/// `project_id` in the body, and its AI analysis) and the code generation
+/// for it (`{{taskId}}` is the task just made). The generation's outcome is
+/// `tests/it/ai.rs`'s; here the bodies are accepted as they stand.
 #[tokio::test]
-async fn seed_000_enterprise_project_and_task() {
+async fn seed_000_enterprise_project_task_and_code_generation() {
     let owner = register_owner().await;
+    let admin = platform_admin_token().await;
+    post(&format!("/v1/tenants/{}/credits", owner.tenant_id))
+        .token(&admin)
+        .json(&json!({"amount": 10, "reason": "prepaid"}))
+        .send()
+        .await
+        .expect(201);
     let project = example("000-create-project-2.json").body;
     let created = post("/v1/projects").token(&owner.access_token).json(&project).send().await.expect(201).body;
     assert_echoes(&created, &project, &[]);
     let project_id = created["id"].as_str().expect("id");
     // `{{projectId}}` stands for the project just made.
     let task = example("000-create-task-1.json").set("project_id", project_id).body;
-    let made = post(&format!("/v1/projects/{project_id}/tasks"))
-        .token(&owner.access_token)
-        .json(&task)
-        .send()
-        .await
-        .expect(201)
-        .body;
-    assert_echoes(&made, &task, &[]);
+    let made = post("/v1/tasks").token(&owner.access_token).json(&task).send().await.expect(201).body;
+    assert_eq!(made["status"], "analyzing");
+    assert_echoes(&made["task"], &task, &[]);
+    let task_id = made["task_id"].as_str().expect("task_id");
+    let generation = example("000-generate-code-1.json").set("task_id", task_id).body;
+    let queued =
+        post("/v1/ai/generate-code").token(&owner.access_token).json(&generation).send().await.expect(202).body;
+    assert_eq!(queued["task_id"], task_id);
+    assert_eq!(queued["generation_type"], generation["generation_type"]);
+    assert_eq!(queued["components"], generation["components"]);
+    assert_eq!(queued["credits"]["reserved"], 9);
 }
 
 /// Seed 000's billing, step by step with its bodies (`{{tenantId}}` is the
