@@ -27,9 +27,9 @@ use shared::{
     events::{
         DomainEvent, Event,
         catalogue::{
-            ApiKeyChanged, AuditEntryCreated, CreditsChanged, CreditsLowBalance, INTERNAL_EVENTS,
-            IntegrationEventReceived, IntegrationSyncFailing, InvoiceChanged, QuotaExceeded, TenantActivated,
-            TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested, TryonSessionFinished,
+            ApiKeyChanged, AuditEntryCreated, ComplianceExportRequested, CreditsChanged, CreditsLowBalance,
+            INTERNAL_EVENTS, IntegrationEventReceived, IntegrationSyncFailing, InvoiceChanged, QuotaExceeded,
+            TenantActivated, TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested, TryonSessionFinished,
             UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated, WebhookEndpointDisabled,
             WebhookReplayRequested, WebhookTest, WorkflowExecutionFailed, WorkflowNotification,
         },
@@ -477,6 +477,12 @@ pub fn entries() -> Vec<Entry> {
              (`GET /v1/integrations/alerts`) resolves itself when a run succeeds. Read the runs with \
              `GET /v1/integrations/sync-connections/{id}/runs`.",
         ),
+        entry(
+            Event::ComplianceExportRequested(ComplianceExportRequested { export_id: sample::EVENT }),
+            "A tenant data export is to be built (internal)",
+            "Platform plumbing: asks the compliance worker to build the zip of `POST /v1/compliance/exports`. \
+             Never delivered to webhooks; poll `GET /v1/compliance/exports/{id}` instead.",
+        ),
     ]
 }
 
@@ -556,6 +562,7 @@ pub fn payload_schema(event: &Event) -> Payload {
         Event::WorkflowNotification(_) => Payload::of::<WorkflowNotification>(),
         Event::WorkflowExecutionFailed(_) => Payload::of::<WorkflowExecutionFailed>(),
         Event::IntegrationSyncFailing(_) => Payload::of::<IntegrationSyncFailing>(),
+        Event::ComplianceExportRequested(_) => Payload::of::<ComplianceExportRequested>(),
     }
 }
 

@@ -116,6 +116,7 @@ typed_id!(ExecutionId, "execution_id");
 typed_id!(SyncConnectionId, "connection_id");
 typed_id!(SyncRunId, "run_id");
 typed_id!(AlertId, "alert_id");
+typed_id!(ExportId, "export_id");
 
 #[cfg(test)]
 mod tests {

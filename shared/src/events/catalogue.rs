@@ -125,6 +125,10 @@ pub enum Event {
     /// once until a run succeeds).
     #[serde(rename = "integration.sync.failing")]
     IntegrationSyncFailing(IntegrationSyncFailing),
+    /// Asks the compliance worker to build a tenant data export (platform
+    /// plumbing: never delivered to webhooks).
+    #[serde(rename = "compliance.export.requested")]
+    ComplianceExportRequested(ComplianceExportRequested),
 }
 
 /// [`Event::IntegrationEventReceived`]'s name (its bus source depends on it).
@@ -164,10 +168,12 @@ pub const EVENT_NAMES: &[&str] = &[
     "workflow.notification",
     "workflow.execution.failed",
     "integration.sync.failing",
+    "compliance.export.requested",
 ];
 
 /// Events that are the platform's own plumbing, never a customer's business.
-pub const INTERNAL_EVENTS: &[&str] = &["tryon.item.requested", "webhook.delivery.replay_requested"];
+pub const INTERNAL_EVENTS: &[&str] =
+    &["tryon.item.requested", "webhook.delivery.replay_requested", "compliance.export.requested"];
 
 impl Event {
     /// The event's name (EventBridge `detail-type`, webhook `type`).
@@ -205,6 +211,7 @@ impl Event {
             Event::WorkflowNotification(_) => "workflow.notification",
             Event::WorkflowExecutionFailed(_) => "workflow.execution.failed",
             Event::IntegrationSyncFailing(_) => "integration.sync.failing",
+            Event::ComplianceExportRequested(_) => "compliance.export.requested",
         }
     }
 
@@ -407,6 +414,14 @@ pub struct TryonItemRequested {
     pub session_id: Uuid,
     /// The item's position in the session's cart, from 0.
     pub item_index: u32,
+}
+
+/// `compliance.export.requested` (platform plumbing): asks the compliance
+/// worker to build the export's zip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ComplianceExportRequestedEventData)]
+pub struct ComplianceExportRequested {
+    pub export_id: Uuid,
 }
 
 /// `tryon.session.completed`, `.failed`, `.cancelled`: a try-on session
@@ -763,6 +778,7 @@ mod tests {
                 run_id: id,
                 last_error: "the provider's API answered 503".into(),
             }),
+            Event::ComplianceExportRequested(ComplianceExportRequested { export_id: id }),
         ]
     }
 
