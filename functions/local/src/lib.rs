@@ -64,6 +64,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("SamlFunction", saml::routes()),
         ("IntegrationsFunction", integrations::routes()),
         ("WorkflowsFunction", workflows::routes()),
+        ("ComplianceFunction", compliance::routes()),
     ]
 }
 
@@ -74,8 +75,16 @@ pub const WEBHOOK_DISPATCHER: &str = "WebhookDispatcherFunction";
 pub const BILLING_WORKER: &str = "BillingWorkerFunction";
 pub const INTEGRATIONS_WORKER: &str = "IntegrationsWorkerFunction";
 pub const WORKFLOWS_WORKER: &str = "WorkflowsWorkerFunction";
-pub const WORKER_FUNCTIONS: [&str; 6] =
-    [TENANT_PROVISIONER, TRYON_WORKER, WEBHOOK_DISPATCHER, BILLING_WORKER, INTEGRATIONS_WORKER, WORKFLOWS_WORKER];
+pub const COMPLIANCE_WORKER: &str = "ComplianceWorkerFunction";
+pub const WORKER_FUNCTIONS: [&str; 7] = [
+    TENANT_PROVISIONER,
+    TRYON_WORKER,
+    WEBHOOK_DISPATCHER,
+    BILLING_WORKER,
+    INTEGRATIONS_WORKER,
+    WORKFLOWS_WORKER,
+    COMPLIANCE_WORKER,
+];
 
 /// Every route group, as API Gateway would route them to their functions.
 ///
@@ -206,6 +215,9 @@ impl Pollers {
         });
         handles.push(spawn_poller(clients.sqs.clone(), steps_queue, WORKFLOWS_WORKER, workflows.clone()));
         handles.push(spawn_poller(clients.sqs.clone(), triggers_queue, WORKFLOWS_WORKER, workflows));
+        let queue = std::env::var("QUEUE_URL_COMPLIANCE_WORKER").context("QUEUE_URL_COMPLIANCE_WORKER is not set")?;
+        let compliance = compliance_worker::ComplianceWorker { store: state.store.clone(), blobs: state.blobs.clone() };
+        handles.push(spawn_poller(clients.sqs.clone(), queue, COMPLIANCE_WORKER, Arc::new(compliance)));
         let relay_off = std::env::var("LOCAL_OUTBOX_RELAY").is_ok_and(|v| v == "off");
         let switched_on = |name: &str| std::env::var(name).map_or(!relay_off, |v| v != "off");
         if switched_on("LOCAL_METER_FEED") {

@@ -38,6 +38,7 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
         workflows::ApiDoc::openapi(),
         projects::ApiDoc::openapi(),
         audit::ApiDoc::openapi(),
+        compliance::ApiDoc::openapi(),
         admin::ApiDoc::openapi(),
         docs::ApiDoc::openapi(),
     ]
