@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod billing;
+mod compliance;
 mod credits;
 mod errors;
 mod hostile_input;
