@@ -149,7 +149,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 17] = [
+const FUNCTIONS: [&str; 19] = [
     "auth",
     "saml",
     "tenants",
@@ -167,6 +167,8 @@ const FUNCTIONS: [&str; 17] = [
     "billing-worker",
     "integrations-worker",
     "workflows-worker",
+    "compliance",
+    "compliance-worker",
 ];
 
 /// The credentials and region Lambda gives every function.
@@ -444,6 +446,16 @@ impl Bench {
                     let spec = self.spec("workflows-worker", &env)?;
                     let label = "SQS bus event (no workflow it triggers)";
                     self.bench_jobs(&spec, label, || self.samples.workflow_trigger_job()).await?
+                }
+                "compliance" => {
+                    // The bench user owns its tenant: an admin.
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    self.bench_list(&self.spec("compliance", &blob_env)?, "/v1/compliance/exports", &user_token).await?
+                }
+                "compliance-worker" => {
+                    let spec = self.spec("compliance-worker", &["BLOB_BUCKET_NAME"])?;
+                    let label = "SQS compliance.export.requested (no such export)";
+                    self.bench_jobs(&spec, label, || self.samples.compliance_job()).await?
                 }
                 "billing-worker" => {
                     let spec = self.spec("billing-worker", &["BLOB_BUCKET_NAME"])?;
