@@ -425,3 +425,56 @@ async fn the_report_shows_residency_against_the_region_and_the_retention_in_forc
     assert_eq!((report["data_residency"].clone(), report["residency_matches"].clone()), (Value::Null, Value::Null));
     assert_eq!(report["compliance"], json!({}));
 }
+
+#[tokio::test]
+async fn an_erasure_that_died_after_the_subject_went_is_finished_by_the_next_request() {
+    use shared::{
+        audit::AuditContext,
+        domain::compliance::{Erasure, ErasureStatus, ErasureTerms, SubjectType},
+        store::compliance::erasure_id,
+    };
+    let shop = shop(0).await;
+    let (customer_id, email, name) = personal_customer(&shop.key, "retry").await;
+    let (state, _) = test_state().await;
+    let tenant_id = Uuid::parse_str(&shop.owner.tenant_id).expect("tenant");
+    let scope = TenantScope::for_tests(tenant_id);
+    let id = Uuid::parse_str(&customer_id).expect("uuid");
+    let customer = state.store.get_customer(&scope, id).await.expect("read").expect("customer");
+    // A first attempt recorded itself, anonymised the customer, and died
+    // before scrubbing the rest.
+    let audit = AuditContext::system("test");
+    let first = Erasure {
+        id: erasure_id(&scope, SubjectType::Customer, id),
+        tenant_id,
+        subject_type: SubjectType::Customer,
+        subject_id: id,
+        status: ErasureStatus::Running,
+        requested_by: audit.actor.clone(),
+        created_at: chrono::Utc::now(),
+        completed_at: None,
+        attempts: 1,
+        counts: Default::default(),
+        terms: Some(ErasureTerms::new(id, vec![email.clone()], vec![name.clone(), customer.external_id.clone()])),
+    };
+    state.store.begin_erasure(&scope, &first).await.expect("begun");
+    assert!(state.store.erase_customer_record(&scope, &customer, &audit).await.expect("anonymised"));
+    let holds = |items: &[shared::store::Item], needle: &str| items.iter().any(|i| format!("{i:?}").contains(needle));
+    let items = state.store.partition_items(&scope).await.expect("items");
+    assert!(holds(&items, &email), "the creation's audit entry still holds the email");
+
+    // The customer holds nothing any more: the terms come from the record.
+    let reply = post("/v1/compliance/erasures")
+        .token(&shop.owner.access_token)
+        .json(&json!({"subject_type": "customer", "subject_id": customer_id}))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(reply.body["id"], first.id.to_string());
+    assert_eq!(reply.body["status"], "completed");
+    assert!(reply.body["counts"]["audit_entry"].as_i64().unwrap_or(0) >= 1, "{:#}", reply.body);
+    let items = state.store.partition_items(&scope).await.expect("items");
+    assert!(!holds(&items, &email) && !holds(&items, &name), "the retry finished the scrub");
+    let record = tenant_items(&shop.owner.tenant_id, "COMPLIANCE#ERASURE#").await;
+    assert_eq!(record.len(), 1);
+    assert!(!record[0].contains_key("terms"), "a completed erasure keeps no personal value");
+}
