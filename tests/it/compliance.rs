@@ -409,6 +409,20 @@ async fn the_report_shows_residency_against_the_region_and_the_retention_in_forc
     assert_eq!(report["last_export"], Value::Null);
     assert_eq!(report["erasure_count"], 0);
 
+    // What follows the retention gets its TTL from it: an export job, and
+    // (capped) a webhook delivery or an inbound event.
+    post("/v1/compliance/exports").token(&token).header("x-tenant-id", &id).send().await.expect(202);
+    let jobs = tenant_items(&id, "COMPLIANCE#EXPORT#").await;
+    let ttl = jobs[0].get("expires_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let in_days = |epoch: i64| (epoch - chrono::Utc::now().timestamp()) as f64 / 86_400.0;
+    assert!((9.9..=10.1).contains(&in_days(ttl.expect("expires_at"))), "{ttl:?}");
+    let (state, _) = test_state().await;
+    let scope = TenantScope::for_tests(Uuid::parse_str(&id).expect("uuid"));
+    let delivery = state.store.capped_expiry(&scope, 30).await.expect("expiry");
+    assert!((9.9..=10.1).contains(&in_days(delivery)), "a 30-day record is capped at 10");
+    let rejection = state.store.capped_expiry(&scope, 7).await.expect("expiry");
+    assert!((6.9..=7.1).contains(&in_days(rejection)), "a shorter lifetime stays");
+
     // Elsewhere, and unstated.
     let mut body = valid_tenant_body();
     body["data_residency"] = json!(if area == "eu" { "us" } else { "eu" });
