@@ -220,7 +220,23 @@ async fn an_export_holds_the_tenants_people_customers_photos_and_tryons_and_noth
 #[tokio::test]
 async fn an_erased_customer_is_nowhere_in_the_table_or_the_bucket() {
     let shop = shop(20).await;
+    // The tenant's audit feed goes to a webhook (which never answers): its
+    // deliveries carry the customer's values too.
+    post("/v1/webhooks")
+        .api_key(&shop.key)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "event_types": ["audit.entry.created"], "description": "audit feed"}))
+        .send()
+        .await
+        .expect(201);
     let (customer_id, email, name) = personal_customer(&shop.key, "erase").await;
+    eventually("the customer's creation to be delivered", DEADLINE, || {
+        let (tenant, email) = (shop.owner.tenant_id.clone(), email.clone());
+        async move {
+            let deliveries = tenant_items(&tenant, "WHDELIVERY#").await;
+            deliveries.iter().any(|d| format!("{d:?}").contains(&email)).then_some(())
+        }
+    })
+    .await;
     let customer = get(&format!("/v1/customers/{customer_id}")).api_key(&shop.key).send().await.expect(200);
     let nickname = customer.body["metadata"]["nickname"].as_str().expect("nickname").to_owned();
     let external_id = customer.body["external_id"].as_str().expect("external id").to_owned();
@@ -244,6 +260,7 @@ async fn an_erased_customer_is_nowhere_in_the_table_or_the_bucket() {
     // Two photos, one try-on image, one export zip.
     assert_eq!(erasure["counts"]["object_deleted"], 4, "{erasure:#}");
     assert!(erasure["counts"]["audit_entry"].as_i64().unwrap_or(0) >= 1, "{erasure:#}");
+    assert!(erasure["counts"]["webhook_delivery"].as_i64().unwrap_or(0) >= 1, "{erasure:#}");
     assert!(!erasure.to_string().contains(&email));
 
     nowhere(&[&email, &name, &nickname, &external_id]).await;
