@@ -285,10 +285,45 @@ impl ErasureTerms {
                 None => false,
             },
             Value::Array(items) => items.iter_mut().fold(false, |acc, v| self.scrub_json(v, about) | acc),
-            Value::Object(map) => map.values_mut().fold(false, |acc, v| self.scrub_json(v, about) | acc),
+            Value::Object(map) => {
+                map.iter_mut().fold(false, |acc, (key, v)| self.scrub_json(v, about && !is_structural_field(key)) | acc)
+            }
             _ => false,
         }
     }
+}
+
+/// Fields whose values are the platform's own vocabulary or references
+/// (statuses, kinds, roles, ids, timestamps), never a person's value: a
+/// customer whose metadata says `"completed"` must not turn its try-on's
+/// `status` into `[erased]`. Emails are still replaced in them.
+pub fn is_structural_field(name: &str) -> bool {
+    matches!(
+        name,
+        "id" | "PK"
+            | "SK"
+            | "GSI1PK"
+            | "GSI1SK"
+            | "GSI2PK"
+            | "GSI2SK"
+            | "status"
+            | "type"
+            | "kind"
+            | "role"
+            | "action"
+            | "resource_type"
+            | "event_type"
+            | "event_source"
+            | "quality"
+            | "currency"
+            | "environment"
+            | "via"
+            | "method"
+            | "state"
+            | "plan"
+            | "timestamp"
+    ) || (name.ends_with("_id") && name != "external_id")
+        || name.ends_with("_at")
 }
 
 /// `text` with every case-insensitive occurrence of `needle` (lowercase)
@@ -508,6 +543,14 @@ mod tests {
         assert_eq!(t.scrub_text("Ada Lovelace", true).as_deref(), Some(ERASED));
         // One-letter values are never terms.
         assert_eq!(t.scrub_text("x", true), None);
+    }
+
+    #[test]
+    fn a_value_that_is_also_platform_vocabulary_leaves_structural_fields_alone() {
+        let t = ErasureTerms::new(Uuid::nil(), vec![], vec!["completed".into()]);
+        let mut doc = json!({"status": "completed", "note": "completed", "items": [{"kind": "completed"}]});
+        assert!(t.scrub_json(&mut doc, true));
+        assert_eq!(doc, json!({"status": "completed", "note": ERASED, "items": [{"kind": "completed"}]}));
     }
 
     #[test]

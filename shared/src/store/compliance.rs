@@ -44,7 +44,7 @@ use crate::{
         audit::{AuditContext, Change},
         compliance::{
             EXPORT_FILE_DAYS, Erasure, ErasureStatus, ErasureTerms, ExportJob, ExportStatus, SubjectType,
-            is_credential_item, record_kind,
+            is_credential_item, is_structural_field, record_kind,
         },
         customer::Customer,
         now, rfc3339,
@@ -144,7 +144,7 @@ fn scrub_attribute(value: &AttributeValue, terms: &ErasureTerms, about: bool) ->
             let mut changed = false;
             let out = map
                 .iter()
-                .map(|(k, v)| match scrub_attribute(v, terms, about) {
+                .map(|(k, v)| match scrub_attribute(v, terms, about && !is_structural_field(k)) {
                     Some(new) => {
                         changed = true;
                         (k.clone(), new)
@@ -570,7 +570,7 @@ impl Store {
                 if name == "PK" || name == "SK" {
                     continue;
                 }
-                if let Some(new) = scrub_attribute(value, terms, about) {
+                if let Some(new) = scrub_attribute(value, terms, about && !is_structural_field(name)) {
                     sets.push((name.clone(), new));
                 }
             }
