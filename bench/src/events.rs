@@ -125,6 +125,20 @@ impl Samples {
         Ok(event)
     }
 
+    /// An SQS batch of one `compliance.export.requested` for an export that
+    /// does not exist.
+    pub fn compliance_job(&self) -> Result<Value> {
+        let mut event = self.load("compliance-worker-sqs.json")?;
+        let record =
+            event.get_mut("Records").and_then(|r| r.get_mut(0)).context("compliance-worker-sqs.json has no record")?;
+        let mut body: Value = serde_json::from_str(record["body"].as_str().context("no body")?).context("body")?;
+        set(&mut body, &["detail", "id"], json!(Uuid::now_v7().to_string()))?;
+        set(&mut body, &["detail", "data", "export_id"], json!(Uuid::now_v7().to_string()))?;
+        set(record, &["body"], json!(body.to_string()))?;
+        set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        Ok(event)
+    }
+
     /// An SQS batch of one delivery job for a delivery that does not exist.
     pub fn webhook_job(&self) -> Result<Value> {
         let mut event = self.load("webhook-dispatcher-sqs.json")?;

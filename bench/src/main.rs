@@ -169,6 +169,8 @@ const FUNCTIONS: [&str; 19] = [
     "integrations-worker",
     "workflows-worker",
     "ai-worker",
+    "compliance",
+    "compliance-worker",
 ];
 
 /// The credentials and region Lambda gives every function.
@@ -456,6 +458,16 @@ impl Bench {
                     let spec = self.spec("workflows-worker", &env)?;
                     let label = "SQS bus event (no workflow it triggers)";
                     self.bench_jobs(&spec, label, || self.samples.workflow_trigger_job()).await?
+                }
+                "compliance" => {
+                    // The bench user owns its tenant: an admin.
+                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
+                    self.bench_list(&self.spec("compliance", &blob_env)?, "/v1/compliance/exports", &user_token).await?
+                }
+                "compliance-worker" => {
+                    let spec = self.spec("compliance-worker", &["BLOB_BUCKET_NAME"])?;
+                    let label = "SQS compliance.export.requested (no such export)";
+                    self.bench_jobs(&spec, label, || self.samples.compliance_job()).await?
                 }
                 "billing-worker" => {
                     let spec = self.spec("billing-worker", &["BLOB_BUCKET_NAME"])?;

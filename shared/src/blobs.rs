@@ -165,11 +165,24 @@ impl Blobs {
     }
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> AppResult<()> {
+        self.put_tagged(key, bytes, content_type, None).await
+    }
+
+    /// [`Self::put`] with object tags (`k=v&k2=v2`): what a bucket
+    /// lifecycle rule filters on.
+    pub async fn put_tagged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        tagging: Option<&str>,
+    ) -> AppResult<()> {
         self.client
             .put_object()
             .bucket(self.bucket()?)
             .key(key)
             .content_type(content_type)
+            .set_tagging(tagging.map(str::to_owned))
             .body(ByteStream::from(bytes))
             .send()
             .await
@@ -217,6 +230,35 @@ impl Blobs {
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
                 _ => return Ok(total),
+            }
+        }
+    }
+
+    /// The key and size of every object under `prefix`, in key order: one
+    /// ListObjectsV2 per 1,000 objects.
+    pub async fn list(&self, prefix: &str) -> AppResult<Vec<(String, i64)>> {
+        let bucket = self.bucket()?;
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    AppError::internal(anyhow::anyhow!(
+                        "S3 ListObjectsV2 failed: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+            found.extend(page.contents().iter().filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0)))));
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(found),
             }
         }
     }

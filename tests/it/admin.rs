@@ -45,7 +45,7 @@ async fn platform_health_checks_every_dependency_and_its_figures_move_with_traff
     let ai_status = ai["status"].as_str().unwrap_or("");
     assert_eq!(ai_status == "not_applicable", ai["calls_today"] == 0, "{ai}");
     let queues = services["queues"].as_array().expect("queues");
-    assert_eq!(queues.len(), 25, "every queue and DLQ of the template");
+    assert_eq!(queues.len(), 27, "every queue and DLQ of the template");
     assert!(queues.iter().all(|q| q["status"] == "healthy" && q["messages"].as_f64().is_some()), "{queues:?}");
     assert!(queues.iter().any(|q| q["name"] == "TryonRequestsDlq" && q["kind"] == "dlq"));
     // Other tests park messages in DLQs on purpose: the status is what the

@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod billing;
+mod compliance;
 mod credits;
 mod errors;
 mod hostile_input;

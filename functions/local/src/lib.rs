@@ -65,6 +65,7 @@ pub fn route_groups() -> Vec<(&'static str, Router<AppState>)> {
         ("IntegrationsFunction", integrations::routes()),
         ("WorkflowsFunction", workflows::routes()),
         ("AiFunction", ai::routes()),
+        ("ComplianceFunction", compliance::routes()),
     ]
 }
 
@@ -76,6 +77,7 @@ pub const BILLING_WORKER: &str = "BillingWorkerFunction";
 pub const INTEGRATIONS_WORKER: &str = "IntegrationsWorkerFunction";
 pub const WORKFLOWS_WORKER: &str = "WorkflowsWorkerFunction";
 pub const AI_WORKER: &str = "AiWorkerFunction";
+pub const COMPLIANCE_WORKER: &str = "ComplianceWorkerFunction";
 pub const WORKER_FUNCTIONS: [&str; 7] = [
     TENANT_PROVISIONER,
     TRYON_WORKER,
@@ -84,6 +86,7 @@ pub const WORKER_FUNCTIONS: [&str; 7] = [
     INTEGRATIONS_WORKER,
     WORKFLOWS_WORKER,
     AI_WORKER,
+    COMPLIANCE_WORKER,
 ];
 
 /// Every route group, as API Gateway would route them to their functions.
@@ -222,6 +225,9 @@ impl Pollers {
             backend: ai_worker::backend::ConfiguredBackend::from_env(&clients.sdk_config)?,
         };
         handles.push(spawn_poller(clients.sqs.clone(), queue, AI_WORKER, Arc::new(ai)));
+        let queue = std::env::var("QUEUE_URL_COMPLIANCE_WORKER").context("QUEUE_URL_COMPLIANCE_WORKER is not set")?;
+        let compliance = compliance_worker::ComplianceWorker { store: state.store.clone(), blobs: state.blobs.clone() };
+        handles.push(spawn_poller(clients.sqs.clone(), queue, COMPLIANCE_WORKER, Arc::new(compliance)));
         let relay_off = std::env::var("LOCAL_OUTBOX_RELAY").is_ok_and(|v| v == "off");
         let switched_on = |name: &str| std::env::var(name).map_or(!relay_off, |v| v != "off");
         if switched_on("LOCAL_METER_FEED") {

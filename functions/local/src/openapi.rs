@@ -39,6 +39,7 @@ pub fn parts() -> Vec<shared::web::openapi::Part> {
         projects::ApiDoc::openapi(),
         ai::ApiDoc::openapi(),
         audit::ApiDoc::openapi(),
+        compliance::ApiDoc::openapi(),
         admin::ApiDoc::openapi(),
         docs::ApiDoc::openapi(),
     ]

@@ -27,12 +27,7 @@ use shared::{
     events::{
         DomainEvent, Event,
         catalogue::{
-            AiGenerationProgress, AiJobFinished, AiPhaseRequested, ApiKeyChanged, AuditEntryCreated, CreditsChanged,
-            CreditsLowBalance, INTERNAL_EVENTS, IntegrationEventReceived, IntegrationSyncFailing, InvoiceChanged,
-            QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested,
-            TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated,
-            WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest, WorkflowExecutionFailed,
-            WorkflowNotification,
+            AiGenerationProgress, AiJobFinished, AiPhaseRequested, ApiKeyChanged, AuditEntryCreated, ComplianceExportRequested, CreditsChanged, CreditsLowBalance, IntegrationEventReceived, IntegrationSyncFailing, INTERNAL_EVENTS, InvoiceChanged, QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested, TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated, WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest, WorkflowExecutionFailed, WorkflowNotification,
         },
     },
     outbound::FETCH_TIMEOUT,
@@ -542,6 +537,12 @@ pub fn entries() -> Vec<Entry> {
             "`POST /v1/ai/generations/{id}/cancel` stopped the generation; the credits of its unfinished model \
              phases were refunded (`credits_refunded`).",
         ),
+        entry(
+            Event::ComplianceExportRequested(ComplianceExportRequested { export_id: sample::EVENT }),
+            "A tenant data export is to be built (internal)",
+            "Platform plumbing: asks the compliance worker to build the zip of `POST /v1/compliance/exports`. \
+             Never delivered to webhooks; poll `GET /v1/compliance/exports/{id}` instead.",
+        ),
     ]
 }
 
@@ -643,6 +644,7 @@ pub fn payload_schema(event: &Event) -> Payload {
         | Event::AiGenerationFailed(_)
         | Event::AiGenerationCancelled(_) => Payload::of::<AiJobFinished>(),
         Event::AiGenerationProgress(_) => Payload::of::<AiGenerationProgress>(),
+        Event::ComplianceExportRequested(_) => Payload::of::<ComplianceExportRequested>(),
     }
 }
 

@@ -121,6 +121,7 @@ typed_id!(
     GenerationId,
     "generation_id"
 );
+typed_id!(ExportId, "export_id");
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@ pub mod alert;
 pub mod api_key;
 pub mod audit;
 pub mod billing;
+pub mod compliance;
 pub mod credit;
 pub mod customer;
 /// Workflow conditions (CEL) and field mapping; only the workflows

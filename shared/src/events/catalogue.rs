@@ -147,6 +147,10 @@ pub enum Event {
     /// A code generation was cancelled; the credits of its unfinished phases were refunded.
     #[serde(rename = "ai.generation.cancelled")]
     AiGenerationCancelled(AiJobFinished),
+    /// Asks the compliance worker to build a tenant data export (platform
+    /// plumbing: never delivered to webhooks).
+    #[serde(rename = "compliance.export.requested")]
+    ComplianceExportRequested(ComplianceExportRequested),
 }
 
 /// [`Event::IntegrationEventReceived`]'s name (its bus source depends on it).
@@ -193,11 +197,12 @@ pub const EVENT_NAMES: &[&str] = &[
     "ai.generation.completed",
     "ai.generation.failed",
     "ai.generation.cancelled",
+    "compliance.export.requested",
 ];
 
 /// Events that are the platform's own plumbing, never a customer's business.
 pub const INTERNAL_EVENTS: &[&str] =
-    &["tryon.item.requested", "webhook.delivery.replay_requested", "ai.phase.requested"];
+    &["tryon.item.requested", "webhook.delivery.replay_requested", "ai.phase.requested", "compliance.export.requested"];
 
 impl Event {
     /// The event's name (EventBridge `detail-type`, webhook `type`).
@@ -242,6 +247,7 @@ impl Event {
             Event::AiGenerationCompleted(_) => "ai.generation.completed",
             Event::AiGenerationFailed(_) => "ai.generation.failed",
             Event::AiGenerationCancelled(_) => "ai.generation.cancelled",
+            Event::ComplianceExportRequested(_) => "compliance.export.requested",
         }
     }
 
@@ -444,6 +450,14 @@ pub struct TryonItemRequested {
     pub session_id: Uuid,
     /// The item's position in the session's cart, from 0.
     pub item_index: u32,
+}
+
+/// `compliance.export.requested` (platform plumbing): asks the compliance
+/// worker to build the export's zip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ComplianceExportRequestedEventData)]
+pub struct ComplianceExportRequested {
+    pub export_id: Uuid,
 }
 
 /// `tryon.session.completed`, `.failed`, `.cancelled`: a try-on session
@@ -858,6 +872,7 @@ mod tests {
             Event::AiGenerationCompleted(ai_finished("generation", "completed")),
             Event::AiGenerationFailed(ai_finished("generation", "failed")),
             Event::AiGenerationCancelled(ai_finished("generation", "cancelled")),
+            Event::ComplianceExportRequested(ComplianceExportRequested { export_id: id }),
         ]
     }
 

@@ -499,7 +499,7 @@ impl Store {
         event: &InboundEvent,
         payload: &serde_json::Value,
     ) -> AppResult<Receipt> {
-        let expires_at = chrono::Utc::now().timestamp() + EVENT_RETENTION_DAYS * 86_400;
+        let expires_at = self.capped_expiry(scope, EVENT_RETENTION_DAYS).await?;
         let mut item = to_item(event)?;
         item.extend(event_key(scope, event.id));
         item.insert("GSI2PK".into(), s(provider_events_partition(scope, event.provider_id)));
@@ -564,7 +564,7 @@ impl Store {
         item.extend(event_key(scope, event.id));
         item.insert("GSI2PK".into(), s(provider_events_partition(scope, event.provider_id)));
         item.insert("GSI2SK".into(), s(event.id.to_string()));
-        item.insert("expires_at".into(), n(chrono::Utc::now().timestamp() + REJECTION_RETENTION_DAYS * 86_400));
+        item.insert("expires_at".into(), n(self.capped_expiry(scope, REJECTION_RETENTION_DAYS).await?));
         self.client
             .put_item()
             .table_name(&self.table)

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod audit_log;
 pub mod billing;
+pub mod compliance;
 pub mod credits;
 mod cursor;
 pub mod customers;

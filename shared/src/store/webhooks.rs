@@ -265,7 +265,7 @@ impl Store {
     pub async fn create_delivery(&self, scope: &TenantScope, delivery: &Delivery) -> AppResult<bool> {
         let mut item = to_item(delivery)?;
         item.extend(delivery_key(scope, delivery.endpoint_id, delivery.id));
-        item.insert("expires_at".into(), n(chrono::Utc::now().timestamp() + DELIVERY_RETENTION_DAYS * 86_400));
+        item.insert("expires_at".into(), n(self.capped_expiry(scope, DELIVERY_RETENTION_DAYS).await?));
         let result = self
             .client
             .put_item()

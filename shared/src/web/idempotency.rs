@@ -204,6 +204,15 @@ async fn keep(
 
 fn replay(record: &crate::store::idempotency::IdempotencyRecord, body_key: &[u8; 32]) -> AppResult<Response> {
     let (Some(status), Some(nonce), Some(sealed)) = (record.status, &record.body_nonce, &record.body_sealed) else {
+        // A compliance erasure removes stored answers (store::compliance):
+        // the request's effect stands, so it is not run again either.
+        if record.status.is_some() {
+            return Err(AppError::conflict(
+                "this request was completed, but its stored answer was erased (a compliance erasure); read the \
+                 resource instead of replaying the request",
+            )
+            .with_details(serde_json::json!({"reason": "response_erased"})));
+        }
         return Err(AppError::internal(anyhow::anyhow!("a completed idempotency record without its response")));
     };
     let body = sealing::open(body_key, nonce, sealed)?;
