@@ -149,7 +149,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 19] = [
+const FUNCTIONS: [&str; 21] = [
     "auth",
     "saml",
     "tenants",

@@ -264,7 +264,7 @@ async fn a_seed_task_is_analysed_and_its_generation_runs_every_phase_to_a_zip() 
         .await
         .expect("bytes");
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes.to_vec())).expect("a zip");
-    let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    let mut names: Vec<String> = archive.file_names().map(|n| n.expect("a name").into_owned()).collect();
     names.sort();
     assert_eq!(names.len(), 7);
     assert!(names.contains(&"api_endpoints/api/multi_currency_support_endpoints.py".to_owned()), "{names:?}");

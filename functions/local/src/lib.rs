@@ -78,7 +78,7 @@ pub const INTEGRATIONS_WORKER: &str = "IntegrationsWorkerFunction";
 pub const WORKFLOWS_WORKER: &str = "WorkflowsWorkerFunction";
 pub const AI_WORKER: &str = "AiWorkerFunction";
 pub const COMPLIANCE_WORKER: &str = "ComplianceWorkerFunction";
-pub const WORKER_FUNCTIONS: [&str; 7] = [
+pub const WORKER_FUNCTIONS: [&str; 8] = [
     TENANT_PROVISIONER,
     TRYON_WORKER,
     WEBHOOK_DISPATCHER,

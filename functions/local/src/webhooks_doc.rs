@@ -27,7 +27,12 @@ use shared::{
     events::{
         DomainEvent, Event,
         catalogue::{
-            AiGenerationProgress, AiJobFinished, AiPhaseRequested, ApiKeyChanged, AuditEntryCreated, ComplianceExportRequested, CreditsChanged, CreditsLowBalance, IntegrationEventReceived, IntegrationSyncFailing, INTERNAL_EVENTS, InvoiceChanged, QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted, TenantUpdated, TryonItemRequested, TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted, UserInvited, UserUpdated, WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest, WorkflowExecutionFailed, WorkflowNotification,
+            AiGenerationProgress, AiJobFinished, AiPhaseRequested, ApiKeyChanged, AuditEntryCreated,
+            ComplianceExportRequested, CreditsChanged, CreditsLowBalance, INTERNAL_EVENTS, IntegrationEventReceived,
+            IntegrationSyncFailing, InvoiceChanged, QuotaExceeded, TenantActivated, TenantCreated, TenantDeleted,
+            TenantUpdated, TryonItemRequested, TryonSessionFinished, UsageThresholdReached, UserCreated, UserDeleted,
+            UserInvited, UserUpdated, WebhookEndpointDisabled, WebhookReplayRequested, WebhookTest,
+            WorkflowExecutionFailed, WorkflowNotification,
         },
     },
     outbound::FETCH_TIMEOUT,
