@@ -948,7 +948,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 7, "2 project creates, 1 task create, PUT and PATCH of each update");
+        assert_eq!(
+            checked, 8,
+            "2 project creates, 2 task creates (in a project, and POST /v1/tasks), PUT and PATCH of each update"
+        );
     }
 
     #[test]
