@@ -606,7 +606,9 @@ async fn three_failed_runs_in_a_row_raise_one_alert_a_success_resolves_it_and_th
     let metrics = &board["health_metrics"];
     assert_eq!(metrics["error_rate"], 1.0, "3 failed runs of 3 settled, no events: {metrics:#}");
     assert_eq!(metrics["availability"], 1.0, "{metrics:#}");
-    assert_eq!(metrics["probes"], 1);
+    // This probe, and one of the platform's 5-minute probe schedule if it
+    // fired meanwhile (it probes every provider with an api_base_url).
+    assert!(metrics["probes"].as_i64().is_some_and(|p| (1..=2).contains(&p)), "{metrics:#}");
     assert_eq!(metrics["throughput"]["records_synced_per_hour"], 0.0);
     assert_eq!(metrics["last_successful_sync"], Value::Null);
     assert_eq!(board["sync_history"].as_array().map(Vec::len), Some(3));
