@@ -28,7 +28,7 @@ eval "$(infra/deps.sh)"
 # commands so each reuses the artifacts of the usual builds of that package.
 cargo build --release --locked -p auth -p saml -p tenants -p api-keys -p customers -p tryons -p webhooks -p integrations \
   -p tenant-provisioner -p tryon-worker -p webhook-dispatcher -p billing -p billing-worker -p integrations-worker -p workflows -p workflows-worker \
-  -p admin -p compliance -p compliance-worker
+  -p admin -p compliance -p compliance-worker -p ai -p ai-worker
 cargo build --locked -p local
 cargo build --locked -p bench
 
