@@ -208,37 +208,26 @@ impl Blobs {
     /// The bytes stored under `prefix` (the storage meter's sample): one
     /// ListObjectsV2 per 1,000 objects.
     pub async fn total_size(&self, prefix: &str) -> AppResult<i64> {
-        let bucket = self.bucket()?;
         let mut total = 0_i64;
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    AppError::internal(anyhow::anyhow!(
-                        "S3 ListObjectsV2 failed: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    ))
-                })?;
-            total += page.contents().iter().filter_map(|o| o.size()).sum::<i64>();
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(total),
-            }
-        }
+        self.each_listed(prefix, |objects| total += objects.iter().filter_map(|o| o.size()).sum::<i64>()).await?;
+        Ok(total)
     }
 
     /// The key and size of every object under `prefix`, in key order: one
     /// ListObjectsV2 per 1,000 objects.
     pub async fn list(&self, prefix: &str) -> AppResult<Vec<(String, i64)>> {
-        let bucket = self.bucket()?;
         let mut found = Vec::new();
+        self.each_listed(prefix, |objects| {
+            found.extend(objects.iter().filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0)))))
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// Every page of ListObjectsV2 under `prefix`, in key order, handed to
+    /// `each` as it arrives (a sum needs no list of every key).
+    async fn each_listed(&self, prefix: &str, mut each: impl FnMut(&[aws_sdk_s3::types::Object])) -> AppResult<()> {
+        let bucket = self.bucket()?;
         let mut token: Option<String> = None;
         loop {
             let page = self
@@ -255,10 +244,10 @@ impl Blobs {
                         aws_sdk_s3::error::DisplayErrorContext(&e)
                     ))
                 })?;
-            found.extend(page.contents().iter().filter_map(|o| Some((o.key()?.to_owned(), o.size().unwrap_or(0)))));
+            each(page.contents());
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(found),
+                _ => return Ok(()),
             }
         }
     }

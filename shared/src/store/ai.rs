@@ -534,7 +534,7 @@ impl Store {
 const MODEL_CALLS_PK: &str = "PLATFORM#AI";
 
 fn model_calls_key(day: &str) -> Item {
-    std::collections::HashMap::from([("PK".to_owned(), s(MODEL_CALLS_PK)), ("SK".to_owned(), s(format!("DAY#{day}")))])
+    super::platform_key(MODEL_CALLS_PK, format!("DAY#{day}"))
 }
 
 /// One model call as the worker saw it, for the platform's health.

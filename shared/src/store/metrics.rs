@@ -10,11 +10,9 @@
 //! Rollups are kept [`ROLLUP_RETENTION_DAYS`]: a year of daily figures for
 //! the analytics, then DynamoDB's TTL removes them.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{Item, Store, n, s};
+use super::{Item, Store, n};
 use crate::{
     auth::TenantScope,
     domain::metrics::{MAX_ACTIVE_USERS_COUNTED, Rollup, TenantRank},
@@ -33,7 +31,7 @@ fn tenant_day_key(scope: &TenantScope, day: &str) -> Item {
 }
 
 fn platform_day_key(day: &str) -> Item {
-    HashMap::from([("PK".to_owned(), s(PLATFORM_PK)), ("SK".to_owned(), s(format!("DAY#{day}")))])
+    super::platform_key(PLATFORM_PK, format!("DAY#{day}"))
 }
 
 /// The counters of a rollup as `ADD` operands.

@@ -322,6 +322,11 @@ where
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// The key of a platform item (outside every tenant's partition).
+pub(crate) fn platform_key(pk: &str, sk: impl Into<String>) -> Item {
+    HashMap::from([("PK".into(), attr::s(pk)), ("SK".into(), attr::s(sk))])
+}
+
 /// The key of a tenant's item: its partition and `sk`.
 pub(crate) fn item_key(scope: &crate::auth::TenantScope, sk: impl Into<String>) -> Item {
     HashMap::from([("PK".into(), attr::s(scope.pk())), ("SK".into(), attr::s(sk))])
