@@ -339,6 +339,9 @@ impl ServerProcess {
             .env("LOCAL_ADDR", "127.0.0.1:0")
             // One relay per stream, as in AWS: the test binary's server runs it.
             .env("LOCAL_OUTBOX_RELAY", "off")
+            // HTTP only: killed with the test, a worker could die mid-message
+            // holding a claim other tests wait on.
+            .env("LOCAL_WORKERS", "off")
             .env("RUST_LOG", rust_log)
             .env("PLATFORM_ADMIN_EMAIL", format!("second-admin-{}@tests.example", unique()))
             .env("PLATFORM_ADMIN_PASSWORD", format!("pw-{}", Uuid::new_v4().simple()))

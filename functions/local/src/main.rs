@@ -37,7 +37,13 @@ async fn main() -> Result<()> {
     }
     let state = AppState::build(config, &clients, Signing::Issue)?;
     local::seed_platform_admin(&state.store, &email, &password).await?;
-    let pollers = local::Pollers::start(&clients, &state)?;
+    // `LOCAL_WORKERS=off`: an HTTP-only instance (the tests' second server).
+    // Its workers would share the stack's queues, and killing it mid-message
+    // would leave a claim's lease (the AI worker's is 240 s) stalling others.
+    let pollers = match std::env::var("LOCAL_WORKERS").as_deref() {
+        Ok("off") => None,
+        _ => Some(local::Pollers::start(&clients, &state)?),
+    };
     println!();
     println!("  API:             http://{addr}  (try GET /health)");
     println!("  platform admin:  {email}");
@@ -50,7 +56,9 @@ async fn main() -> Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    pollers.abort();
+    if let Some(pollers) = pollers {
+        pollers.abort();
+    }
     Ok(())
 }
 
