@@ -101,15 +101,35 @@ pub async fn start(
     trigger: &str,
     run_id: Uuid,
 ) -> AppResult<Started> {
-    let run = new_run(scope, connection, trigger, run_id);
-    match store.start_sync_run(scope, &run).await? {
-        RunStart::Started => {}
-        RunStart::InProgress => {
-            let active = store.get_sync_connection(scope, connection.id).await?.and_then(|c| c.active_run_id);
-            return Ok(Started::InProgress(active));
+    // A run reading after the checkpoint starts from the connection as
+    // read only if no run succeeded since: a run ending between the read
+    // and the start would otherwise have its records read again.
+    let mut connection = std::borrow::Cow::Borrowed(connection);
+    let mut attempts = 0;
+    let run = loop {
+        let run = new_run(scope, &connection, trigger, run_id);
+        let started = if run.started_after.is_some() || connection.sync_mode.reads_changes_only() {
+            store.start_sync_run_after(scope, &run, &connection).await?
+        } else {
+            store.start_sync_run(scope, &run).await?
+        };
+        match started {
+            RunStart::Started => break run,
+            RunStart::InProgress => {
+                let active = store.get_sync_connection(scope, connection.id).await?.and_then(|c| c.active_run_id);
+                return Ok(Started::InProgress(active));
+            }
+            RunStart::AlreadyStarted => return Ok(Started::AlreadyStarted),
+            RunStart::CheckpointMoved if attempts < 3 => {
+                attempts += 1;
+                let fresh = store.get_sync_connection(scope, connection.id).await?;
+                connection = std::borrow::Cow::Owned(fresh.ok_or_else(|| AppError::not_found("sync connection"))?);
+            }
+            RunStart::CheckpointMoved => {
+                return Err(AppError::conflict("the connection's runs kept finishing while this one started; try again"));
+            }
         }
-        RunStart::AlreadyStarted => return Ok(Started::AlreadyStarted),
-    }
+    };
     let message = SyncRunMessage { tenant_id: scope.tenant_id(), connection_id: connection.id, run_id: run.id };
     let sent = match queue_url() {
         Ok(queue_url) => send(sqs, &queue_url, message, 0).await,

@@ -161,7 +161,7 @@ impl IntegrationsWorker {
                 // This event's run exists: an earlier delivery started it
                 // (and may still hold the connection with it). Finished, the
                 // event is done here; unfinished, this delivery takes it up.
-                RunStart::AlreadyStarted | RunStart::InProgress => {
+                RunStart::AlreadyStarted | RunStart::InProgress | RunStart::CheckpointMoved => {
                     match self.store.get_sync_run(scope, connection.id, run_id).await? {
                         Some(run) if !matches!(run.status, RunStatus::Succeeded | RunStatus::Failed) => run,
                         Some(_) => continue,

@@ -98,6 +98,9 @@ pub enum RunStart {
     InProgress,
     /// A run with this id exists already (a repeated scheduled firing).
     AlreadyStarted,
+    /// A run succeeded after the connection was read: read it again (its
+    /// checkpoint moved).
+    CheckpointMoved,
 }
 
 fn connection_key(scope: &TenantScope, id: Uuid) -> Item {
@@ -274,22 +277,65 @@ impl Store {
     /// Writes `run` (queued) and makes it the connection's active run;
     /// false when another run is active.
     pub async fn start_sync_run(&self, scope: &TenantScope, run: &SyncRun) -> AppResult<RunStart> {
+        self.start_run(scope, run, None).await
+    }
+
+    /// [`Self::start_sync_run`] for a run that reads after the checkpoint of
+    /// `connection` as read: refused with [`RunStart::CheckpointMoved`] when
+    /// a run succeeded since (its checkpoint would be skipped, and records it
+    /// already applied read again). `last_successful_sync_at` moves with
+    /// every success, the checkpoint only with some: comparing it is exact
+    /// and a scalar.
+    pub async fn start_sync_run_after(
+        &self,
+        scope: &TenantScope,
+        run: &SyncRun,
+        connection: &SyncConnection,
+    ) -> AppResult<RunStart> {
+        self.start_run(scope, run, Some(connection.last_successful_sync_at.as_deref())).await
+    }
+
+    async fn start_run(
+        &self,
+        scope: &TenantScope,
+        run: &SyncRun,
+        success_seen: Option<Option<&str>>,
+    ) -> AppResult<RunStart> {
         let mut item = to_item(run)?;
         item.extend(run_key(scope, run.connection_id, run.id));
         item.insert("expires_at".into(), n(chrono::Utc::now().timestamp() + RUN_RETENTION_DAYS * 86_400));
+        // One condition on the connection (a transaction may not name an
+        // item twice): no active run and, when guarded, no success since.
+        let mut connection = Update::builder()
+            .set_key(Some(connection_key(scope, run.connection_id)))
+            .update_expression("SET active_run_id = :run, last_run_at = :now")
+            .expression_attribute_values(":run", s(run.id.to_string()))
+            .expression_attribute_values(":now", s(&run.created_at));
+        connection = match success_seen {
+            None => connection.condition_expression("attribute_exists(PK) AND attribute_not_exists(active_run_id)"),
+            Some(Some(at)) => connection
+                .condition_expression(
+                    "attribute_exists(PK) AND attribute_not_exists(active_run_id) AND last_successful_sync_at = :seen",
+                )
+                .expression_attribute_values(":seen", s(at)),
+            Some(None) => connection.condition_expression(
+                "attribute_exists(PK) AND attribute_not_exists(active_run_id) \
+                 AND attribute_not_exists(last_successful_sync_at)",
+            ),
+        };
         let mut tx = Tx::new();
-        tx.update(
-            Update::builder()
-                .set_key(Some(connection_key(scope, run.connection_id)))
-                .update_expression("SET active_run_id = :run, last_run_at = :now")
-                .condition_expression("attribute_exists(PK) AND attribute_not_exists(active_run_id)")
-                .expression_attribute_values(":run", s(run.id.to_string()))
-                .expression_attribute_values(":now", s(&run.created_at)),
-            Some(RUN_ACTIVE),
-        );
+        tx.update(connection, Some(RUN_ACTIVE));
         tx.put_new(item, RUN_EXISTS);
         match tx.commit(self).await {
             Ok(()) => Ok(RunStart::Started),
+            Err(TxError::Condition(RUN_ACTIVE)) if success_seen.is_some() => {
+                let now = self.get_sync_connection(scope, run.connection_id).await?;
+                Ok(if now.is_some_and(|c| c.active_run_id.is_none()) {
+                    RunStart::CheckpointMoved
+                } else {
+                    RunStart::InProgress
+                })
+            }
             Err(TxError::Condition(RUN_ACTIVE)) => Ok(RunStart::InProgress),
             Err(TxError::Condition(RUN_EXISTS)) => Ok(RunStart::AlreadyStarted),
             Err(e) => Err(e.into_app_error(SYNC_RUN_RESOURCE)),
