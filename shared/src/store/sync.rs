@@ -318,10 +318,14 @@ impl Store {
                     "attribute_exists(PK) AND attribute_not_exists(active_run_id) AND last_successful_sync_at = :seen",
                 )
                 .expression_attribute_values(":seen", s(at)),
-            Some(None) => connection.condition_expression(
-                "attribute_exists(PK) AND attribute_not_exists(active_run_id) \
-                 AND attribute_not_exists(last_successful_sync_at)",
-            ),
+            // serde_dynamo writes a `None` as NULL: "never succeeded" is
+            // either no attribute or a NULL one.
+            Some(None) => connection
+                .condition_expression(
+                    "attribute_exists(PK) AND attribute_not_exists(active_run_id) \
+                     AND (attribute_not_exists(last_successful_sync_at) OR attribute_type(last_successful_sync_at, :null))",
+                )
+                .expression_attribute_values(":null", s("NULL")),
         };
         let mut tx = Tx::new();
         tx.update(connection, Some(RUN_ACTIVE));
