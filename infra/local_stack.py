@@ -18,6 +18,12 @@ against AWS_ENDPOINT_URL (moto), every
                          ARN; updated in place on a re-run. moto executes it
                          only with its `execute_state_machine` switch on,
                          which infra/moto_server.py sets at start-up
+  AWS::SecretsManager::Secret  created once with its local value: the key
+                         documents of shared/src/keys.rs for the secrets whose
+                         Metadata says `LocalValue: platform-keys` or
+                         `signing-keys` (generated here, like `keys init`
+                         does in AWS); kept as they are on a re-run, so a
+                         rotation made with `keys rotate` survives it
   the MailIdentity parameter  an SES email identity (sesv2 CreateEmailIdentity),
                          which moto treats as verified: its SendEmail refuses
                          any other sender (docs/mail.md)
@@ -33,8 +39,7 @@ Local deviations, so redelivery is observable within seconds in tests:
   LOCAL_MAX_RECEIVE_COUNT         every RedrivePolicy's maxReceiveCount
                                   (default: the template's)
 
-Secrets are generated once under LOCAL_DIR and kept across restarts:
-jwt-private.pem (P-256 PKCS#8), jwt-public.pem (SPKI), cursor-secret (64 hex),
+The SAML SP key is generated once under LOCAL_DIR and kept across restarts:
 saml-sp-key.pem (RSA-2048 PKCS#8) and saml-sp-cert.pem (its self-signed
 certificate, CN "saas-platform SAML SP", 10 years).
 
@@ -72,12 +77,9 @@ STACK_NAME = NAME_PREFIX
 # Parameters whose local value is a file: the env file carries NAME_FILE=<path>
 # instead of NAME=<pem>, so multi-line PEMs never pass through a shell file.
 FILE_PARAMETERS = {
-    "JwtPrivateKey": "jwt-private.pem",
-    "JwtPublicKey": "jwt-public.pem",
     "SamlSpPrivateKey": "saml-sp-key.pem",
     "SamlSpCertificate": "saml-sp-cert.pem",
 }
-CURSOR_SECRET_FILE = "cursor-secret"
 
 
 def log(message: str) -> None:
@@ -251,49 +253,64 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def ensure_secrets(local_dir: Path) -> dict[str, Path]:
+    local_dir.mkdir(parents=True, exist_ok=True)
+    saml_key_path, saml_cert_path = ensure_saml_sp_key(local_dir)
+    for path in (saml_key_path, saml_cert_path):
+        os.chmod(path, 0o600)
+    return {"SamlSpPrivateKey": saml_key_path, "SamlSpCertificate": saml_cert_path}
+
+
+def key_documents() -> dict[str, str]:
+    """First keys of a local stack, as `keys init` writes them in AWS
+    (shared/src/keys.rs has the format): every ring a current and a staged
+    key; the platform document lists the signing keys' public halves."""
+    import base64
+    import datetime
+    import hashlib
+
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    local_dir.mkdir(parents=True, exist_ok=True)
-    private_path = local_dir / FILE_PARAMETERS["JwtPrivateKey"]
-    public_path = local_dir / FILE_PARAMETERS["JwtPublicKey"]
-    cursor_path = local_dir / CURSOR_SECRET_FILE
+    now = datetime.datetime.now(datetime.timezone.utc)
+    created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    if private_path.exists():
-        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-            raise SystemExit(f"{private_path} is not a P-256 private key; delete it to regenerate")
-    else:
+    def new_id() -> str:
+        return f"{now:%Y%m%d}-{secrets.token_hex(3)}"
+
+    def symmetric() -> dict:
+        return {"id": new_id(), "secret": base64.b64encode(secrets.token_bytes(32)).decode(), "created_at": created}
+
+    def b64url(number: int) -> str:
+        return base64.urlsafe_b64encode(number.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    def signing() -> dict:
         key = ec.generate_private_key(ec.SECP256R1())
-        write_private(
-            private_path,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
-        public_path.unlink(missing_ok=True)  # a new key invalidates the old public half
-        log(f"generated ES256 key pair in {local_dir}")
-    if not public_path.exists():
-        write_private(
-            public_path,
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-        )
-    if not cursor_path.exists():
-        write_private(cursor_path, secrets.token_hex(32).encode())
-        log(f"generated cursor secret in {local_dir}")
-    saml_key_path, saml_cert_path = ensure_saml_sp_key(local_dir)
-    for path in (private_path, public_path, cursor_path, saml_key_path, saml_cert_path):
-        os.chmod(path, 0o600)
+        numbers = key.public_key().public_numbers()
+        # The key id TokenVerifier computes: SHA-256 over "x.y", 8 bytes, hex.
+        kid = hashlib.sha256(f"{b64url(numbers.x)}.{b64url(numbers.y)}".encode()).digest()[:8].hex()
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        public_pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        return {"id": kid, "private_pem": private_pem, "public_pem": public_pem, "created_at": created}
+
+    def ring(make) -> dict:
+        current, staged = make(), make()
+        return {"current": current["id"], "keys": [current, staged]}
+
+    signing_ring = ring(signing)
+    platform = {
+        "format": 1,
+        "cursor": ring(symmetric),
+        "idempotency": ring(symmetric),
+        "sealing": ring(symmetric),
+        "token_verification": [{"id": k["id"], "public_pem": k["public_pem"]} for k in signing_ring["keys"]],
+    }
     return {
-        "JwtPrivateKey": private_path,
-        "JwtPublicKey": public_path,
-        "CursorSecret": cursor_path,
-        "SamlSpPrivateKey": saml_key_path,
-        "SamlSpCertificate": saml_cert_path,
+        "platform-keys": json.dumps(platform),
+        "signing-keys": json.dumps({"format": 1, "signing": signing_ring}),
     }
 
 
@@ -349,8 +366,6 @@ def local_parameters(template: dict, secret_files: dict[str, Path]) -> dict[str,
     for name, spec in (template.get("Parameters") or {}).items():
         if name in FILE_PARAMETERS:
             values[name] = secret_files[name].read_text()
-        elif name == "CursorSecret":
-            values[name] = secret_files[name].read_text().strip()
         elif name == "Architecture":
             values[name] = "x86_64"  # what local builds run on
         elif "Default" in spec:
@@ -379,6 +394,7 @@ class LocalStack:
         self.sts = session.client("sts", endpoint_url=endpoint, config=config)
         self.sesv2 = session.client("sesv2", endpoint_url=endpoint, config=config)
         self.sfn = session.client("stepfunctions", endpoint_url=endpoint, config=config)
+        self.secretsmanager = session.client("secretsmanager", endpoint_url=endpoint, config=config)
         self.visibility = os.environ.get("LOCAL_QUEUE_VISIBILITY_SECONDS", "3")
         self.max_receive = os.environ.get("LOCAL_MAX_RECEIVE_COUNT") or None
 
@@ -390,6 +406,9 @@ class LocalStack:
             self.bucket(logical_id, resource.get("Properties") or {})
         for logical_id, resource in self.queues_in_dependency_order():
             self.queue(logical_id, resource.get("Properties") or {})
+        secrets_of_template = resources_of(self.template, "AWS::SecretsManager::Secret")
+        if secrets_of_template:
+            self.secrets(secrets_of_template)
         for logical_id, resource in resources_of(self.template, "AWS::Events::EventBus"):
             self.event_bus(logical_id)
         for logical_id, resource in resources_of(self.template, "AWS::Events::Rule"):
@@ -409,6 +428,35 @@ class LocalStack:
         ]
         if "MailIdentity" in self.r.parameters:
             self.mail_identity(str(self.r.parameters["MailIdentity"]))
+
+    # -- Secrets Manager -----------------------------------------------------
+
+    def secrets(self, resources: list[tuple[str, dict]]) -> None:
+        existing: dict[str, str] = {}
+        for page in self.secretsmanager.get_paginator("list_secrets").paginate():
+            for entry in page.get("SecretList", []):
+                existing[entry["Name"]] = entry["ARN"]
+        missing = [logical_id for logical_id, _ in resources if local_name(logical_id) not in existing]
+        kinds = {
+            logical_id: (resource.get("Metadata") or {}).get("LocalValue") for logical_id, resource in resources
+        }
+        if missing and len(missing) != len(resources) and any(kinds[m] for m in missing):
+            # The key documents belong together (the platform one lists the
+            # signing keys' public halves): never make one without the other.
+            raise SystemExit(
+                f"secrets {missing} are missing but others exist; restart the stack (infra/stack.sh down && up)"
+            )
+        documents = key_documents() if missing else {}
+        for logical_id, _ in resources:
+            name = local_name(logical_id)
+            if name not in existing:
+                kind = kinds[logical_id]
+                if kind not in documents:
+                    raise SystemExit(f"{logical_id}: Metadata.LocalValue {kind!r} is not a value this script makes")
+                existing[name] = self.secretsmanager.create_secret(Name=name, SecretString=documents[kind])["ARN"]
+                log(f"secret {name}: generated {kind}")
+            self.r.refs[logical_id] = existing[name]
+            self.r.attrs[logical_id] = {"Id": existing[name]}
 
     # -- SES -----------------------------------------------------------------
 

@@ -177,6 +177,8 @@ fn arn_of(template: &Yaml, id: &str) -> String {
         // Not created locally (moto enforces no IAM); infra/local_stack.py
         // gives it this ARN.
         "AWS::IAM::Role" => format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+        // Secrets Manager appends a random suffix to a secret's name.
+        "AWS::SecretsManager::Secret" => format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-*"),
         other => panic!("no ARN rule for {id} ({other})"),
     }
 }
@@ -185,7 +187,7 @@ fn arn_of(template: &Yaml, id: &str) -> String {
 /// state machine its ARN (CloudFormation's Ref of each type).
 fn ref_of(template: &Yaml, id: &str) -> String {
     match resource_type(&template["Resources"][id]) {
-        "AWS::StepFunctions::StateMachine" => arn_of(template, id),
+        "AWS::StepFunctions::StateMachine" | "AWS::SecretsManager::Secret" => arn_of(template, id),
         _ => local_name(id),
     }
 }
@@ -447,8 +449,10 @@ fn test_state() -> AppState {
     let config = shared::config::Config::from_env()
         .expect("the local stack env is not loaded: run this with scripts/test.sh (make test)");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let clients = runtime.block_on(async { shared::aws::AwsClients::new(&shared::aws::load_sdk_config().await) });
-    AppState::build(config, &clients, shared::state::Signing::Issue).expect("state")
+    runtime.block_on(async {
+        let clients = shared::aws::AwsClients::new(&shared::aws::load_sdk_config().await);
+        AppState::load(config, &clients, shared::state::Signing::Issue).await.expect("state")
+    })
 }
 
 #[tokio::test]
@@ -629,12 +633,20 @@ fn every_function_has_its_crate_readme_row_sample_log_group_and_local_place() {
         }
         let http = !events_of(function, "HttpApi").is_empty();
         let worker = !events_of(function, "SQS").is_empty() || !events_of(function, "Schedule").is_empty();
-        // A function served by shared::lambda::serve builds an AppState,
-        // which refuses to start without the token verification key.
+        // A function that reads keys at its cold start (every HTTP
+        // function, and the workers that open sealed secrets) is told where
+        // they are; only the ones that issue tokens get the signing keys.
         let env = &function["Properties"]["Environment"]["Variables"];
         let main = std::fs::read_to_string(format!("{REPO}/functions/{krate}/src/main.rs")).unwrap_or_default();
-        if main.contains("lambda::serve(") && env.get("JWT_PUBLIC_KEY").is_none() {
-            problems.add(format!("{id}: an HTTP function without JWT_PUBLIC_KEY does not start (AppState::build)"));
+        let reads_keys = main.contains("lambda::serve(") || main.contains("keys::load_platform");
+        if reads_keys && env.get("PLATFORM_KEYS_SECRET_ID").is_none() {
+            problems.add(format!("{id}: reads the platform keys at its cold start but has no PLATFORM_KEYS_SECRET_ID"));
+        }
+        let issues = main.contains("Signing::Issue");
+        if issues != env.get("SIGNING_KEYS_SECRET_ID").is_some() {
+            problems.add(format!(
+                "{id}: SIGNING_KEYS_SECRET_ID must be set exactly where tokens are issued (Signing::Issue: {issues})"
+            ));
         }
         if http && !groups.contains(id.as_str()) {
             problems.add(format!("{id}: not a route group of the local server (functions/local route_groups)"));
@@ -752,6 +764,9 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
                 ("sfn", "StopExecution" | "DescribeExecution") => {
                     need(format!("states:{operation}"), text(r, "execution").ok_or("no execution")?)
                 }
+                // Assuming the tenant data role with a session tag needs
+                // sts:TagSession too (checked with the tag as context).
+                ("sts", "AssumeRole") => need("sts:AssumeRole".into(), text(r, "role").ok_or("no role")?),
                 ("scheduler", "CreateSchedule" | "UpdateSchedule" | "DeleteSchedule" | "GetSchedule") => {
                     let (group, name) = (text(r, "group").ok_or("no group")?, text(r, "name").ok_or("no name")?);
                     need(
@@ -769,6 +784,10 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
             if service == "scheduler" {
                 let roles = resources.iter().filter_map(|r| text(r, "role"));
                 needs.extend(roles.map(|role| need("iam:PassRole".into(), role)));
+            }
+            if service == "sts" {
+                let roles = resources.iter().filter_map(|r| text(r, "role"));
+                needs.extend(roles.map(|role| need("sts:TagSession".into(), role)));
             }
             needs
         })
@@ -892,6 +911,11 @@ fn every_function_policy_grants_the_calls_it_was_seen_making() {
     let mut calls = 0;
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let call: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("log line {line}: {e}"));
+        // Made with the tenant data role's credentials, not the function's:
+        // every_call_made_as_the_tenant_data_role_passes_its_condition.
+        if call.get("role").is_some() {
+            continue;
+        }
         calls += 1;
         let function = call["function"].as_str().unwrap_or_default().to_owned();
         let operation = format!(
@@ -1178,3 +1202,167 @@ fn the_openapi_document_describes_every_route_with_its_role_and_scope() {
     }
     problems.check("OpenAPI document against the routers");
 }
+
+// ------------------------------------------------------ tenant data role --
+
+const TENANT_ROLE: &str = "TenantDataRole";
+
+/// The inline statements of an `AWS::IAM::Role`.
+fn role_statements(template: &Yaml, id: &str) -> Vec<Statement> {
+    let mut problems = Problems::default();
+    let role = &template["Resources"][id];
+    let mut out = Vec::new();
+    // `statements` reads a function's `Properties.Policies` (documents);
+    // give it this role's documents in that shape.
+    let documents: Vec<Yaml> =
+        one_or_many(&role["Properties"]["Policies"]).into_iter().map(|p| p["PolicyDocument"].clone()).collect();
+    let mut properties = serde_yaml::Mapping::new();
+    properties.insert("Policies".into(), Yaml::Sequence(documents));
+    let mut as_function = serde_yaml::Mapping::new();
+    as_function.insert("Properties".into(), Yaml::Mapping(properties));
+    out.extend(statements(template, &Yaml::Mapping(as_function), &mut problems, id));
+    problems.check(id);
+    out
+}
+
+/// IAM's answer for one read made as the tenant data role: the action and
+/// resource granted, and the condition true for the request's partition
+/// keys (`dynamodb:LeadingKeys`) with `${aws:PrincipalTag/tenant}` replaced
+/// by the session's tag. Operators the evaluator does not know fail closed.
+fn tenant_role_allows(statements: &[Statement], action: &str, arn: &str, tenant: &str, leading_keys: &[String]) -> bool {
+    statements.iter().filter(|s| s.allow).any(|s| {
+        let action_ok = s.actions.iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()));
+        let resource_ok = s.resources.iter().any(|r| glob(r, arn));
+        let Some(operators) = s.condition.as_mapping() else { return false };
+        let condition_ok = operators.iter().all(|(operator, keys)| {
+            let Some(keys) = keys.as_mapping() else { return false };
+            keys.iter().all(|(key, values)| {
+                if key.as_str() != Some("dynamodb:LeadingKeys") {
+                    return false;
+                }
+                let patterns: Vec<String> = one_or_many(values)
+                    .into_iter()
+                    .filter_map(Yaml::as_str)
+                    .map(|v| v.replace("${aws:PrincipalTag/tenant}", tenant))
+                    .collect();
+                match operator.as_str() {
+                    Some("ForAllValues:StringLike") => {
+                        leading_keys.iter().all(|k| patterns.iter().any(|p| glob(p, k)))
+                    }
+                    // `"Null": {key: "false"}`: the request names the key.
+                    Some("Null") => patterns == ["false"] && !leading_keys.is_empty(),
+                    _ => false,
+                }
+            })
+        });
+        action_ok && resource_ok && condition_ok
+    })
+}
+
+/// The role as data (moto enforces no IAM, so the policy is checked here):
+/// what it grants, to whom, and what its condition lets through.
+#[test]
+fn the_tenant_data_role_reads_only_its_own_tenants_partitions() {
+    let template = template();
+    let statements = role_statements(&template, TENANT_ROLE);
+    let table = arn_of(&template, "Table");
+    let allowed: Vec<&String> = statements.iter().filter(|s| s.allow).flat_map(|s| &s.actions).collect();
+    assert_eq!(allowed, ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"], "reads by key only: no Scan, no write");
+
+    let tenant = "0b5c1d2e-1111-4a4a-8a8a-000000000001";
+    let other = "0b5c1d2e-1111-4a4a-8a8a-000000000002";
+    let allows = |action: &str, arn: &str, keys: &[&str]| {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        tenant_role_allows(&statements, action, arn, tenant, &keys)
+    };
+    let own = format!("T#{tenant}#");
+    assert!(allows("dynamodb:GetItem", &table, &[&own]));
+    assert!(allows("dynamodb:Query", &format!("{table}/index/GSI1"), &[&format!("T#{tenant}#PROJECTS")]));
+    assert!(allows("dynamodb:BatchGetItem", &table, &[&own, &format!("T#{tenant}#CUSTOMER#1")]));
+    assert!(!allows("dynamodb:GetItem", &table, &[&format!("T#{other}#")]), "another tenant");
+    assert!(!allows("dynamodb:BatchGetItem", &table, &[&own, &format!("T#{other}#")]), "one foreign key in a batch");
+    // Delimiter-exact: a tenant id that is a prefix of another's reads only its own.
+    assert!(!allows("dynamodb:GetItem", &table, &[&format!("T#{tenant}0#")]));
+    assert!(!allows("dynamodb:GetItem", &table, &[&format!("T#{tenant}")]), "no delimiter");
+    assert!(!allows("dynamodb:GetItem", &table, &["EMAIL#someone@example.com"]), "platform partitions");
+    assert!(!allows("dynamodb:Query", &table, &[]), "a request naming no partition");
+    assert!(!allows("dynamodb:Scan", &table, &[]));
+    assert!(!allows("dynamodb:PutItem", &table, &[&own]));
+    assert!(!allows("dynamodb:GetItem", "arn:aws:dynamodb:us-east-1:123456789012:table/another", &[&own]));
+    // An empty tag would make the pattern T##*: the trust policy requires one.
+    let trust = &template["Resources"][TENANT_ROLE]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    let trusted_actions: Vec<&str> = one_or_many(&trust["Action"]).into_iter().filter_map(Yaml::as_str).collect();
+    assert_eq!(trusted_actions, ["sts:AssumeRole", "sts:TagSession"]);
+    assert_eq!(trust["Condition"]["StringLike"]["aws:RequestTag/tenant"].as_str(), Some("?*"));
+    let tag_keys: Vec<&str> =
+        one_or_many(&trust["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]).into_iter().filter_map(Yaml::as_str).collect();
+    assert_eq!(tag_keys, ["tenant"], "no other session tag can be set");
+    let principal = resolve(&template, &trust["Condition"]["ArnLike"]["aws:PrincipalArn"]).expect("principal");
+    assert!(principal.ends_with("-*FunctionRole-*"), "this stack's function roles only: {principal}");
+
+    // Every function told the role's ARN may assume it, tagged; no other may.
+    let role_arn = arn_of(&template, TENANT_ROLE);
+    for (id, function) in functions(&template) {
+        let told = !function["Properties"]["Environment"]["Variables"]["TENANT_DATA_ROLE_ARN"].is_null();
+        let mut problems = Problems::default();
+        let grants = statements(&template, function, &mut problems, &id);
+        let may = |action: &str| {
+            grants.iter().any(|s| s.allow && s.actions.iter().any(|a| a == action) && s.resources.contains(&role_arn))
+        };
+        assert_eq!(told, may("sts:AssumeRole") && may("sts:TagSession"), "{id}: TENANT_DATA_ROLE_ARN and its grant go together");
+    }
+}
+
+/// The code path: every read the suite made with the tenant data role's
+/// credentials (logged with the session's tenant and the partition keys it
+/// named) passes the role's condition, and the suite took that path.
+#[test]
+fn every_call_made_as_the_tenant_data_role_passes_its_condition() {
+    let Some(path) = std::env::var_os("REGISTRY_CALL_LOG").filter(|p| !p.is_empty()) else {
+        println!("skipped: REGISTRY_CALL_LOG is not set (scripts/test.sh sets it to the suite's AWS_CALL_LOG)");
+        return;
+    };
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.to_string_lossy()));
+    let template = template();
+    let statements = role_statements(&template, TENANT_ROLE);
+    let mut problems = Problems::default();
+    let (mut reads, mut assumed) = (0, BTreeSet::new());
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let call: serde_json::Value = serde_json::from_str(line).expect("log line");
+        if call["service"] == "sts" && call["operation"] == "AssumeRole" {
+            let tenant = call["resources"][0]["tags"]["tenant"].as_str().unwrap_or_default().to_owned();
+            if tenant.is_empty() {
+                problems.add(format!("{}: AssumeRole without a tenant tag", call["function"]));
+            }
+            assumed.insert(tenant);
+            continue;
+        }
+        if call["role"] != TENANT_ROLE {
+            continue;
+        }
+        reads += 1;
+        let tenant = call["tenant"].as_str().unwrap_or_default();
+        let leading_keys: Vec<String> =
+            call["leading_keys"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(str::to_owned)).collect();
+        match needs_of(&call) {
+            Ok(needs) => {
+                for need in needs {
+                    if !tenant_role_allows(&statements, &need.action, &need.arn, tenant, &leading_keys) {
+                        problems.add(format!(
+                            "{} as {TENANT_ROLE} for tenant {tenant}: {} on {} with keys {leading_keys:?} is denied",
+                            call["function"], need.action, short(&need.arn)
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.add(e),
+        }
+        if !assumed.contains(tenant) {
+            problems.add(format!("a read as {TENANT_ROLE} for tenant {tenant} before any AssumeRole tagged with it"));
+        }
+    }
+    println!("{TENANT_ROLE}: {reads} reads by {} tenant sessions", assumed.len());
+    assert!(reads > 0, "the suite made no read as {TENANT_ROLE}: is TENANT_DATA_ROLE_ARN set?");
+    problems.check("reads made as the tenant data role");
+}
+

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use aws_config::{BehaviorVersion, SdkConfig};
 
 pub mod call_log;
+pub mod tenant_data;
 
 #[derive(Clone, Debug)]
 pub struct AwsClients {
@@ -24,6 +25,11 @@ pub struct AwsClients {
     pub sfn: SfnClient,
     /// EventBridge Scheduler (tenant schedules), built on first use too.
     pub scheduler: SchedulerClient,
+    /// Secrets Manager: the platform's keys, read once at cold start
+    /// (`crate::keys`).
+    pub secrets: SecretsClient,
+    /// Tenant-scoped DynamoDB clients (`tenant_data`).
+    pub tenant_data: tenant_data::TenantDataAccess,
     /// What the clients were made from, for a client of a service only one
     /// function calls (the AI worker's Bedrock).
     pub sdk_config: SdkConfig,
@@ -70,6 +76,11 @@ lazy_client!(
     aws_sdk_sfn
 );
 lazy_client!(
+    /// Secrets Manager (the key rings of `crate::keys`).
+    SecretsClient,
+    aws_sdk_secretsmanager
+);
+lazy_client!(
     /// SES v2 (account mail).
     SesClient,
     aws_sdk_sesv2
@@ -97,14 +108,17 @@ impl AwsClients {
             sqs.push_interceptor(aws_sdk_sqs::config::SharedInterceptor::new(log.clone()));
             s3.push_interceptor(aws_sdk_s3::config::SharedInterceptor::new(log));
         }
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            tenant_data: tenant_data::TenantDataAccess::new(sdk, dynamodb.clone()),
+            dynamodb,
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             ses: SesClient::new(sdk),
             sfn: SfnClient::new(sdk),
             scheduler: SchedulerClient::new(sdk),
+            secrets: SecretsClient::new(sdk),
             sdk_config: sdk.clone(),
         }
     }

@@ -1,7 +1,8 @@
 //! Configuration from the environment, read once per cold start. Locally the
-//! stack script writes the same variables (see docs/infra.md).
+//! stack script writes the same variables (see docs/infra.md). Keys are not
+//! configuration: they come from Secrets Manager (`crate::keys`).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -9,12 +10,6 @@ pub struct Config {
     pub event_bus_name: String,
     pub jwt_issuer: String,
     pub jwt_audience: String,
-    /// PEM of the P-256 public key that verifies access tokens.
-    pub jwt_public_key_pem: Option<String>,
-    /// PEM (PKCS#8) of the signing key; only the auth function gets it.
-    pub jwt_private_key_pem: Option<String>,
-    /// Key that makes list cursors tamper-proof.
-    pub cursor_secret: Option<String>,
     /// Local mode relaxes what only matters on the internet (https-only URLs).
     pub local_mode: bool,
     /// The bucket of customer photos and try-on results (functions that touch blobs).
@@ -51,9 +46,6 @@ impl Config {
             event_bus_name: required("EVENT_BUS_NAME")?,
             jwt_issuer: optional("JWT_ISSUER").unwrap_or_else(|| "saas-platform".to_owned()),
             jwt_audience: optional("JWT_AUDIENCE").unwrap_or_else(|| "saas-platform-api".to_owned()),
-            jwt_public_key_pem: inline_or_file("JWT_PUBLIC_KEY")?,
-            jwt_private_key_pem: inline_or_file("JWT_PRIVATE_KEY")?,
-            cursor_secret: inline_or_file("CURSOR_SECRET")?,
             local_mode: optional("LOCAL_MODE").is_some_and(|v| v == "true" || v == "1"),
             blob_bucket_name: optional("BLOB_BUCKET_NAME"),
             mail_from: optional("MAIL_FROM"),
@@ -66,14 +58,6 @@ impl Config {
 
     pub fn require_public_api_url(&self) -> Result<&str> {
         self.public_api_url.as_deref().context("PUBLIC_API_URL is not set (SAML needs the API's public URL)")
-    }
-
-    pub fn require_cursor_secret(&self) -> Result<&str> {
-        match self.cursor_secret.as_deref() {
-            Some(s) if s.len() >= 32 => Ok(s),
-            Some(_) => bail!("CURSOR_SECRET must be at least 32 characters"),
-            None => bail!("CURSOR_SECRET is not set"),
-        }
     }
 }
 

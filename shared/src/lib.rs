@@ -10,7 +10,8 @@
 //! - `store`: the DynamoDB table (keys, conditions, transactions with their
 //!   audit entries and outbox events, cursors); `blobs`: the S3 bucket.
 //! - `web`: extractors, middleware, the API.md error body, app assembly.
-//! - `aws`: the SDK clients; `sealing`, `webhook_signing`: crypto helpers;
+//! - `aws`: the SDK clients; `keys`: the platform's key rings from Secrets
+//!   Manager; `sealing`, `webhook_signing`: crypto helpers;
 //!   `outbound` (feature): the SSRF-safe HTTP client; `worker`: the SQS
 //!   worker runner; `workflow_engine`: Step Functions calls of the workflows;
 //!   `telemetry`: logs.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod keys;
 pub mod mail;
 pub mod metrics;
 #[cfg(feature = "outbound")]

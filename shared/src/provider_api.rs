@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     auth::TenantScope,
     domain::integration::AuthType,
-    store::{Store, integrations::provider_key},
+    store::{Store, integrations::provider_context},
 };
 
 /// A provider's API, its secret opened. The secret is never printed.
@@ -31,7 +31,7 @@ impl ProviderApi {
     /// has no `api_base_url`.
     pub async fn open(
         store: &Store,
-        platform_secret: &str,
+        sealing: &crate::sealing::KeyRing,
         scope: &TenantScope,
         provider_id: Uuid,
     ) -> Result<Self, String> {
@@ -41,10 +41,10 @@ impl ProviderApi {
             .map_err(|e| e.to_string())?
             .ok_or("the integration provider was deleted")?;
         let base = provider.api_base_url.ok_or("the provider has no api_base_url")?;
-        let key = provider_key(platform_secret, "secret", scope, provider_id).map_err(|e| e.to_string())?;
-        // A secret that does not open (a rotated platform secret) is sent
-        // as nothing: the provider answers 401, which names the problem.
-        let secret = crate::sealing::open(&key, &secrets.secret.nonce, &secrets.secret.ciphertext)
+        // A secret that does not open (its key dropped from the ring) is
+        // sent as nothing: the provider answers 401, which names the problem.
+        let secret = sealing
+            .open(&provider_context("secret", scope, provider_id), &secrets.secret.nonce, &secrets.secret.ciphertext)
             .ok()
             .and_then(|plain| String::from_utf8(plain).ok())
             .unwrap_or_default();

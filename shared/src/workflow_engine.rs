@@ -18,7 +18,7 @@ use crate::{
         workflow::{Execution, ExecutionError, ExecutionStatus, StepAnswer, StepDispatch, Workflow},
     },
     error::{AppError, AppResult},
-    sealing,
+    sealing::{KeyRing, SealContext},
     store::{Store, integrations::Sealed},
 };
 
@@ -29,23 +29,18 @@ pub struct Engine {
     pub state_machine_arn: String,
 }
 
-/// The key that seals an execution's approval task token.
-fn token_key(platform_secret: &str, scope: &TenantScope, execution_id: Uuid) -> AppResult<[u8; 32]> {
-    sealing::derive_key(platform_secret, "workflow-approval-token-v1", &[&scope.pk(), &execution_id.to_string()])
+/// What an execution's approval task token is sealed for.
+fn token_context(scope: &TenantScope, execution_id: Uuid) -> SealContext {
+    SealContext::new("workflow-approval-token-v1", &[&scope.pk(), &execution_id.to_string()])
 }
 
-pub fn seal_token(platform_secret: &str, scope: &TenantScope, execution_id: Uuid, token: &str) -> AppResult<Sealed> {
-    let (nonce, ciphertext) = sealing::seal(&token_key(platform_secret, scope, execution_id)?, token.as_bytes())?;
+pub fn seal_token(sealing: &KeyRing, scope: &TenantScope, execution_id: Uuid, token: &str) -> AppResult<Sealed> {
+    let (nonce, ciphertext) = sealing.seal(&token_context(scope, execution_id), token.as_bytes())?;
     Ok(Sealed { nonce: nonce.to_vec(), ciphertext })
 }
 
-pub fn open_token(
-    platform_secret: &str,
-    scope: &TenantScope,
-    execution_id: Uuid,
-    sealed: &Sealed,
-) -> AppResult<String> {
-    let plain = sealing::open(&token_key(platform_secret, scope, execution_id)?, &sealed.nonce, &sealed.ciphertext)?;
+pub fn open_token(sealing: &KeyRing, scope: &TenantScope, execution_id: Uuid, sealed: &Sealed) -> AppResult<String> {
+    let plain = sealing.open(&token_context(scope, execution_id), &sealed.nonce, &sealed.ciphertext)?;
     String::from_utf8(plain).map_err(AppError::internal)
 }
 

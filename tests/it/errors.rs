@@ -34,7 +34,7 @@ async fn a_dependency_failure_is_an_opaque_500_with_the_request_id() {
     let (_, clients) = test_state().await;
     let mut config = shared::config::Config::from_env().expect("env");
     config.table_name = "no-such-table".into();
-    let state = shared::AppState::build(config, &clients, shared::state::Signing::Issue).expect("state");
+    let state = shared::AppState::load(config, &clients, shared::state::Signing::Issue).await.expect("state");
     let router = shared::http::finish_app(tenants::routes(), state);
     let token = platform_admin_token().await;
     let response = router

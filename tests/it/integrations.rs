@@ -435,7 +435,7 @@ async fn health_is_degraded_for_a_slow_provider_and_down_for_a_refusing_one() {
         sync_budget: Duration::from_secs(1),
         sync_max_receives: 5,
         schedules: state.schedules.clone(),
-        platform_secret: "x".repeat(32),
+        sealing: shared::sealing::KeyRing::single("sealing", "test", &[7; 32]),
         blobs: state.blobs.clone(),
     };
     assert!(worker.probe_all().await.expect("probe job") >= 3);

@@ -15,6 +15,7 @@ mod hostile_input;
 mod idempotency;
 mod integrations;
 mod isolation;
+mod key_rotation;
 mod mfa;
 mod paging;
 mod policies;

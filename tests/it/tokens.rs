@@ -12,10 +12,6 @@ async fn jwks() -> JwkSet {
     serde_json::from_value(reply.body).expect("a JWK set")
 }
 
-fn private_key_pem() -> String {
-    let path = std::env::var("JWT_PRIVATE_KEY_FILE").expect("JWT_PRIVATE_KEY_FILE");
-    std::fs::read_to_string(path).expect("private key")
-}
 
 /// Claims like ours for `member`, with `edit` applied.
 fn claims(member: &Member, edit: impl FnOnce(&mut Value)) -> Value {
@@ -29,27 +25,27 @@ fn claims(member: &Member, edit: impl FnOnce(&mut Value)) -> Value {
     c
 }
 
+/// Signs with `key` under the stack's current key id.
 async fn sign(claims: &Value, key: &EncodingKey) -> String {
-    let kid = jwks().await.keys[0].common.key_id.clone();
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = kid;
+    header.kid = Some(current_signing_key().await.id);
     header.typ = Some("at+jwt".into());
     jsonwebtoken::encode(&header, claims, key).expect("sign")
 }
 
-fn real_key() -> EncodingKey {
-    EncodingKey::from_ec_pem(private_key_pem().as_bytes()).expect("key")
+async fn real_key() -> EncodingKey {
+    EncodingKey::from_ec_pem(current_signing_key().await.private_pem.as_bytes()).expect("key")
 }
 
 #[tokio::test]
 async fn issued_tokens_verify_with_the_published_jwks() {
     let owner = register_owner().await;
     let set = jwks().await;
-    assert_eq!(set.keys.len(), 1);
-    let jwk = &set.keys[0];
+    // The current key and the staged one (and, after a rotation, the previous).
+    assert!((2..=3).contains(&set.keys.len()), "{} keys", set.keys.len());
     let header = jsonwebtoken::decode_header(&owner.access_token).expect("header");
     assert_eq!(header.alg, Algorithm::ES256);
-    assert_eq!(header.kid, jwk.common.key_id);
+    let jwk = set.find(header.kid.as_deref().expect("kid")).expect("the token's key is published");
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_audience(&["saas-platform-api"]);
     validation.set_issuer(&["saas-platform"]);
@@ -80,7 +76,7 @@ async fn an_expired_token_is_refused_as_expired() {
             c["nbf"] = json!(now - 3600);
             c["exp"] = json!(now - 60);
         }),
-        &real_key(),
+        &real_key().await,
     )
     .await;
     get("/v1/auth/me").token(&expired).send().await.expect_error(401, "token_expired");
@@ -99,10 +95,10 @@ async fn an_unsigned_alg_none_token_is_refused() {
 #[tokio::test]
 async fn an_hmac_token_keyed_with_the_public_key_is_refused() {
     let owner = register_owner().await;
-    let public_pem = std::fs::read(std::env::var("JWT_PUBLIC_KEY_FILE").expect("public key file")).expect("pem");
+    let public_pem = current_signing_key().await.public_pem.into_bytes();
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
-    header.kid = jwks().await.keys[0].common.key_id.clone();
+    header.kid = Some(current_signing_key().await.id);
     let token =
         jsonwebtoken::encode(&header, &claims(&owner, |_| {}), &EncodingKey::from_secret(&public_pem)).expect("sign");
     get("/v1/auth/me").token(&token).send().await.expect_error(401, "invalid_token");
@@ -111,7 +107,7 @@ async fn an_hmac_token_keyed_with_the_public_key_is_refused() {
 #[tokio::test]
 async fn tokens_for_another_audience_or_issuer_or_from_the_future_are_refused() {
     let owner = register_owner().await;
-    let key = real_key();
+    let key = real_key().await;
     let future = chrono::Utc::now().timestamp() + 3600;
     type Edit = Box<dyn FnOnce(&mut Value)>;
     let edits: Vec<Edit> = vec![
@@ -136,8 +132,8 @@ async fn tokens_for_another_audience_or_issuer_or_from_the_future_are_refused() 
 async fn a_valid_token_without_the_access_token_type_is_refused() {
     let owner = register_owner().await;
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = jwks().await.keys[0].common.key_id.clone();
-    let id_token = jsonwebtoken::encode(&header, &claims(&owner, |_| {}), &real_key()).expect("sign");
+    header.kid = Some(current_signing_key().await.id);
+    let id_token = jsonwebtoken::encode(&header, &claims(&owner, |_| {}), &real_key().await).expect("sign");
     get("/v1/auth/me").token(&id_token).send().await.expect_error(401, "invalid_token");
 }
 

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     headers: HeaderMap,
     body: String,
     at: Instant,
@@ -36,14 +36,14 @@ struct Script {
 
 /// A webhook receiver on 127.0.0.1 that records what it gets.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<Script>>,
 }
 
 impl Receiver {
-    async fn start(first: &[u16], otherwise: u16) -> Self {
+    pub(crate) async fn start(first: &[u16], otherwise: u16) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(Script { next: first.iter().copied().collect(), otherwise }));
         let app = axum::Router::new().route("/hook", post_route(record)).with_state((received.clone(), script.clone()));
@@ -57,7 +57,7 @@ impl Receiver {
         self.script.lock().expect("script").otherwise = status;
     }
 
-    fn all(&self) -> Vec<Received> {
+    pub(crate) fn all(&self) -> Vec<Received> {
         self.received.lock().expect("received").clone()
     }
 
@@ -101,7 +101,7 @@ fn header(received: &Received, name: &str) -> String {
 
 /// Standard Webhooks verification, written here from the specification with
 /// nothing but the secret.
-fn verify(secret: &str, received: &Received) -> bool {
+pub(crate) fn verify(secret: &str, received: &Received) -> bool {
     let key = STANDARD.decode(secret.trim_start_matches("whsec_")).expect("secret is base64");
     let (id, timestamp) = (header(received, "webhook-id"), header(received, "webhook-timestamp"));
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("key");
@@ -111,7 +111,7 @@ fn verify(secret: &str, received: &Received) -> bool {
     fresh && header(received, "webhook-signature").split(' ').any(|sig| sig == format!("v1,{expected}"))
 }
 
-async fn endpoint(key: &str, url: &str, event_types: Value, schedule: Value) -> (String, String) {
+pub(crate) async fn endpoint(key: &str, url: &str, event_types: Value, schedule: Value) -> (String, String) {
     let reply = post("/v1/webhooks")
         .api_key(key)
         .json(
@@ -440,7 +440,7 @@ async fn webhook_delivery_throughput() {
         sqs: clients.sqs.clone(),
         deliveries_queue_url: std::env::var("QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES").expect("queue"),
         http: shared::outbound::Fetcher::new(true).expect("client"),
-        platform_secret: state.config.require_cursor_secret().expect("secret").to_owned(),
+        sealing: state.keys.sealing.clone(),
     };
     let tenant = uuid::Uuid::parse_str(&shop.owner.tenant_id).expect("tenant");
     let endpoint = uuid::Uuid::parse_str(&endpoint_id).expect("endpoint");

@@ -44,7 +44,7 @@ pub fn app() -> &'static TestApp {
                 // As `local` does: the API's public URL is this server's (SAML's ACS).
                 config.public_api_url.get_or_insert_with(|| base_url.clone());
                 let clients = AwsClients::new(&shared::aws::load_sdk_config().await);
-                let state = AppState::build(config, &clients, Signing::Issue).expect("app state");
+                let state = AppState::load(config, &clients, Signing::Issue).await.expect("app state");
                 let admin_email = format!("platform-admin-{}@tests.example", Uuid::new_v4().simple());
                 let admin_password = format!("pw-{}", Uuid::new_v4().simple());
                 local::seed_platform_admin(&state.store, &admin_email, &admin_password).await.expect("seed admin");
@@ -64,8 +64,23 @@ pub fn app() -> &'static TestApp {
 /// server's clients with a test's short-lived runtime breaks both.
 pub async fn test_state() -> (AppState, AwsClients) {
     let clients = AwsClients::new(&shared::aws::load_sdk_config().await);
-    let state = AppState::build(Config::from_env().expect("env"), &clients, Signing::Issue).expect("state");
+    let state = AppState::load(Config::from_env().expect("env"), &clients, Signing::Issue).await.expect("state");
     (state, clients)
+}
+
+/// The stack's key documents as Secrets Manager holds them now.
+pub async fn key_documents() -> (shared::keys::PlatformKeysDoc, shared::keys::SigningKeysDoc) {
+    let clients = AwsClients::new(&shared::aws::load_sdk_config().await);
+    let platform = std::env::var(shared::keys::PLATFORM_KEYS_ENV).expect("PLATFORM_KEYS_SECRET_ID");
+    let signing = std::env::var(shared::keys::SIGNING_KEYS_ENV).expect("SIGNING_KEYS_SECRET_ID");
+    shared::keys::read_documents(clients.secrets.client(), &platform, &signing).await.expect("key documents")
+}
+
+/// The signing key the stack's secret names current (its `id` is the
+/// token header's `kid`).
+pub async fn current_signing_key() -> shared::keys::SigningKeyDoc {
+    let (_, signing) = key_documents().await;
+    signing.signing.keys.into_iter().find(|k| k.id == signing.signing.current).expect("the current key")
 }
 
 /// A response, decoded.

@@ -48,7 +48,7 @@ use shared::{
         user::User,
         values::Text,
     },
-    store::mfa::{CodeProof, MfaError, StoredMfa, backup_code_hash, totp_secret_key},
+    store::mfa::{CodeProof, MfaError, StoredMfa, backup_code_hash, backup_code_hash_candidates, totp_secret_context},
     web::{extract::Body, principal::Fresh},
 };
 use totp_rs::{Algorithm, TOTP};
@@ -204,8 +204,8 @@ async fn enabled_mfa(state: &AppState, scope: &TenantScope, user_id: uuid::Uuid)
 }
 
 fn open_secret(state: &AppState, scope: &TenantScope, stored: &StoredMfa) -> AppResult<TotpSecret> {
-    let key = totp_secret_key(state.config.require_cursor_secret()?, scope, stored.enrollment.user_id)?;
-    Ok(TotpSecret::from_bytes(shared::sealing::open(&key, &stored.secret_nonce, &stored.secret_sealed)?))
+    let context = totp_secret_context(scope, stored.enrollment.user_id);
+    Ok(TotpSecret::from_bytes(state.keys.sealing.open(&context, &stored.secret_nonce, &stored.secret_sealed)?))
 }
 
 /// What a typed code proves against the user's enrolment, if anything: a
@@ -219,9 +219,12 @@ fn prove(state: &AppState, scope: &TenantScope, stored: &StoredMfa, code: &MfaCo
             Ok(matching_step(typed, now, stored.enrollment.last_step, |step| code_at(&totp, step)).map(CodeProof::Step))
         }
         MfaCode::Backup(typed) => {
-            let hash =
-                backup_code_hash(state.config.require_cursor_secret()?, scope, stored.enrollment.user_id, typed)?;
-            Ok(stored.enrollment.backup_codes.contains_key(&hash).then_some(CodeProof::BackupCode(hash)))
+            let candidates =
+                backup_code_hash_candidates(&state.keys.sealing, scope, stored.enrollment.user_id, typed)?;
+            Ok(candidates
+                .into_iter()
+                .find(|hash| stored.enrollment.backup_codes.contains_key(hash))
+                .map(CodeProof::BackupCode))
         }
     }
 }
@@ -232,9 +235,9 @@ fn new_backup_codes(
     scope: &TenantScope,
     user_id: uuid::Uuid,
 ) -> AppResult<(Vec<String>, Vec<String>)> {
-    let secret = state.config.require_cursor_secret()?;
+    let ring = &state.keys.sealing;
     let codes = BackupCode::generate_set();
-    let hashes = codes.iter().map(|c| backup_code_hash(secret, scope, user_id, c)).collect::<AppResult<Vec<_>>>()?;
+    let hashes = codes.iter().map(|c| backup_code_hash(ring, scope, user_id, c)).collect::<AppResult<Vec<_>>>()?;
     Ok((codes.iter().map(|c| c.as_str().to_owned()).collect(), hashes))
 }
 
@@ -414,8 +417,7 @@ async fn mfa_setup(
         PrincipalOrEnrollment::Enrollment(open) => (open.scope, open.user.clone()),
     };
     let secret = TotpSecret::generate();
-    let key = totp_secret_key(state.config.require_cursor_secret()?, &scope, user.id)?;
-    let (nonce, sealed) = shared::sealing::seal(&key, secret.as_bytes())?;
+    let (nonce, sealed) = state.keys.sealing.seal(&totp_secret_context(&scope, user.id), secret.as_bytes())?;
     let (backup_codes, hashes) = new_backup_codes(&state, &scope, user.id)?;
     let device_name = request.device_name.map(Text::into_inner);
     let enrollment = MfaEnrollment::pending(user.id, device_name.clone(), hashes);

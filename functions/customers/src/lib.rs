@@ -172,7 +172,10 @@ async fn get_customer(
 ) -> AppResult<Json<CustomerView>> {
     let scope = principal.require(Role::User, Scope::CustomersRead, CUSTOMER_RESOURCE)?;
     let PathIds(CustomerId(id)) = path?;
-    Ok(Json(load_customer(&state, &scope, id).await?.view()))
+    // Read with credentials that can only read this tenant's partitions.
+    let store = state.tenant_store(&scope).await?;
+    let customer = store.get_customer(&scope, id).await?.ok_or_else(|| AppError::not_found(CUSTOMER_RESOURCE))?;
+    Ok(Json(customer.view()))
 }
 
 /// Delete a customer and their photos.

@@ -51,7 +51,7 @@ pub struct IntegrationsWorker {
     pub sync_budget: std::time::Duration,
     /// Opens providers' secrets: a sync's source and provider target are
     /// called with them (`shared::provider_api`).
-    pub platform_secret: String,
+    pub sealing: shared::sealing::KeyRing,
     /// Where a real-time event's body over 64 KiB is read from (the bus
     /// carries only its key).
     pub blobs: shared::blobs::Blobs,

@@ -19,7 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sync_budget: integrations_worker::sync::budget_from_env(),
         sync_max_receives: integrations_worker::sync::SYNC_MAX_RECEIVES,
         schedules: shared::schedules::TenantSchedules::new(clients.scheduler.clone()),
-        platform_secret: config.require_cursor_secret()?.to_owned(),
+        sealing: shared::keys::load_platform(clients.secrets.client()).await?.sealing,
         blobs: shared::blobs::Blobs::new(clients.s3.clone(), config.blob_bucket_name.clone()),
     };
     shared::worker::run_worker(worker).await

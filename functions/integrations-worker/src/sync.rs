@@ -249,7 +249,7 @@ impl IntegrationsWorker {
         connection: &SyncConnection,
         run: &mut SyncRun,
     ) -> anyhow::Result<Outcome> {
-        let source = ProviderApi::open(&self.store, &self.platform_secret, scope, connection.source.provider_id)
+        let source = ProviderApi::open(&self.store, &self.sealing, scope, connection.source.provider_id)
             .await
             .map_err(|why| anyhow::anyhow!("the source: {why}"))?;
         let deadline = std::time::Instant::now() + self.sync_budget;
@@ -395,7 +395,7 @@ impl IntegrationsWorker {
         let provider = match connection.target {
             TargetType::Provider => {
                 let provider_id = connection.target_config.provider_id.unwrap_or_default();
-                let api = ProviderApi::open(&self.store, &self.platform_secret, scope, provider_id)
+                let api = ProviderApi::open(&self.store, &self.sealing, scope, provider_id)
                     .await
                     .map_err(|why| anyhow::anyhow!("the target: {why}"))?;
                 Some(api)

@@ -67,7 +67,7 @@ use shared::{
     http::Page,
     outbound::check_url,
     sealing,
-    store::integrations::{PROVIDER_RESOURCE, ProviderSecrets, Sealed, provider_key, sha256_hex},
+    store::integrations::{PROVIDER_RESOURCE, ProviderSecrets, Sealed, provider_context, sha256_hex},
     web::{
         extract::{Body, ListQuery, OptionalBody, Patch, PathIds},
         principal::Fresh,
@@ -379,8 +379,8 @@ pub fn new_token(tenant_id: Uuid, provider_id: Uuid) -> String {
 }
 
 fn seal(state: &AppState, purpose: &str, scope: &TenantScope, provider_id: Uuid, value: &str) -> AppResult<Sealed> {
-    let key = provider_key(state.config.require_cursor_secret()?, purpose, scope, provider_id)?;
-    let (nonce, ciphertext) = sealing::seal(&key, value.as_bytes())?;
+    let (nonce, ciphertext) =
+        state.keys.sealing.seal(&provider_context(purpose, scope, provider_id), value.as_bytes())?;
     Ok(Sealed { nonce: nonce.to_vec(), ciphertext })
 }
 
@@ -392,8 +392,8 @@ pub fn open(
     provider_id: Uuid,
     sealed: &Sealed,
 ) -> AppResult<String> {
-    let key = provider_key(state.config.require_cursor_secret()?, purpose, scope, provider_id)?;
-    let plain = sealing::open(&key, &sealed.nonce, &sealed.ciphertext)?;
+    let plain =
+        state.keys.sealing.open(&provider_context(purpose, scope, provider_id), &sealed.nonce, &sealed.ciphertext)?;
     String::from_utf8(plain).map_err(AppError::internal)
 }
 

@@ -171,7 +171,7 @@ impl Pollers {
             sqs: clients.sqs.clone(),
             deliveries_queue_url: deliveries_queue.clone(),
             http: shared::outbound::Fetcher::new(state.config.local_mode)?,
-            platform_secret: state.config.require_cursor_secret()?.to_owned(),
+            sealing: state.keys.sealing.clone(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, WEBHOOK_DISPATCHER, dispatcher.clone()));
         handles.push(spawn_poller(clients.sqs.clone(), deliveries_queue, WEBHOOK_DISPATCHER, dispatcher));
@@ -197,7 +197,7 @@ impl Pollers {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(integrations_worker::sync::SYNC_MAX_RECEIVES),
             schedules: state.schedules.clone(),
-            platform_secret: state.config.require_cursor_secret()?.to_owned(),
+            sealing: state.keys.sealing.clone(),
             blobs: state.blobs.clone(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), events_queue, INTEGRATIONS_WORKER, integrations.clone()));
@@ -213,7 +213,7 @@ impl Pollers {
             store: state.store.clone(),
             engine: shared::workflow_engine::Engine::from_env(state.sfn.clone())?,
             http: shared::outbound::Fetcher::new(state.config.local_mode)?,
-            platform_secret: state.config.require_cursor_secret()?.to_owned(),
+            sealing: state.keys.sealing.clone(),
             schedules: state.schedules.clone(),
         });
         handles.push(spawn_poller(clients.sqs.clone(), steps_queue, WORKFLOWS_WORKER, workflows.clone()));

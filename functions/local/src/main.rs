@@ -20,7 +20,7 @@ async fn main() -> Result<()> {
     let (email, password) = admin_credentials()?;
 
     if std::env::args().nth(1).as_deref() == Some("seed-admin") {
-        let state = AppState::build(config, &clients, Signing::Issue)?;
+        let state = AppState::load(config, &clients, Signing::Issue).await?;
         let created = local::seed_platform_admin(&state.store, &email, &password).await?;
         println!("{}", if created { "platform admin created" } else { "platform admin already exists" });
         return Ok(());
@@ -35,7 +35,7 @@ async fn main() -> Result<()> {
     if config.public_api_url.is_none() {
         config.public_api_url = Some(format!("http://{addr}"));
     }
-    let state = AppState::build(config, &clients, Signing::Issue)?;
+    let state = AppState::load(config, &clients, Signing::Issue).await?;
     local::seed_platform_admin(&state.store, &email, &password).await?;
     // `LOCAL_WORKERS=off`: an HTTP-only instance (the tests' second server).
     // Its workers would share the stack's queues, and killing it mid-message

@@ -575,7 +575,9 @@ async fn get_project(
 ) -> AppResult<Json<ProjectView>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, PROJECT)?;
     let PathIds(ProjectId(id)) = path?;
-    let project = state.store.get_project(&scope, id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
+    // Read with credentials that can only read this tenant's partitions.
+    let store = state.tenant_store(&scope).await?;
+    let project = store.get_project(&scope, id).await?.ok_or_else(|| AppError::not_found(PROJECT))?;
     Ok(Json(project.view()))
 }
 
@@ -833,7 +835,8 @@ async fn get_task(
 ) -> AppResult<Json<TaskView>> {
     let scope = principal.require(Role::User, Scope::ProjectsRead, TASK)?;
     let PathIds((ProjectId(project_id), TaskId(task_id))) = path?;
-    let task = state.store.get_task(&scope, project_id, task_id).await?.ok_or_else(|| AppError::not_found(TASK))?;
+    let store = state.tenant_store(&scope).await?;
+    let task = store.get_task(&scope, project_id, task_id).await?.ok_or_else(|| AppError::not_found(TASK))?;
     Ok(Json(task.view()))
 }
 

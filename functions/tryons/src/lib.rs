@@ -334,8 +334,9 @@ async fn get_tryon(
     PathIds(TryonId(id)): PathIds<TryonId>,
 ) -> AppResult<Json<TryonWithItems>> {
     let scope = principal.require(Role::User, Scope::TryonsRead, TRYON_RESOURCE)?;
-    let (session, items) =
-        state.store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
+    // Read with credentials that can only read this tenant's partitions.
+    let store = state.tenant_store(&scope).await?;
+    let (session, items) = store.get_tryon(&scope, id).await?.ok_or_else(|| AppError::not_found(TRYON_RESOURCE))?;
     Ok(Json(with_items(&state, &session, &items).await?))
 }
 

@@ -39,7 +39,7 @@ use shared::{
     sealing,
     store::{
         Store,
-        webhooks::{AttemptOutcome, DISABLE_AFTER_FAILURES, Delivery, Endpoint, endpoint_secret_key},
+        webhooks::{AttemptOutcome, DISABLE_AFTER_FAILURES, Delivery, Endpoint, endpoint_secret_context},
     },
     webhook_signing,
 };
@@ -56,7 +56,8 @@ pub struct Dispatcher {
     pub sqs: aws_sdk_sqs::Client,
     pub deliveries_queue_url: String,
     pub http: Fetcher,
-    pub platform_secret: String,
+    /// Opens endpoints' signing secrets (the `sealing` ring, `shared::keys`).
+    pub sealing: shared::sealing::KeyRing,
 }
 
 /// One delivery to attempt, not before `not_before` (epoch seconds).
@@ -265,9 +266,8 @@ impl Dispatcher {
                 .map_err(shared::AppError::into_anyhow)?;
             return Ok(Outcome::Failed);
         }
-        let key =
-            endpoint_secret_key(&self.platform_secret, &scope, endpoint.id).map_err(shared::AppError::into_anyhow)?;
-        let secret = String::from_utf8(sealing::open(&key, &nonce, &sealed).map_err(shared::AppError::into_anyhow)?)?;
+        let context = endpoint_secret_context(&scope, endpoint.id);
+        let secret = String::from_utf8(self.sealing.open(&context, &nonce, &sealed).map_err(shared::AppError::into_anyhow)?)?;
         let message_id = delivery.message_id();
         let signature = webhook_signing::sign(&secret, &message_id, now, delivery.payload.as_bytes())
             .map_err(anyhow::Error::msg)?;

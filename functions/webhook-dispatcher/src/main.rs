@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sqs: clients.sqs.clone(),
         deliveries_queue_url: std::env::var("WEBHOOK_DELIVERIES_QUEUE_URL").context("WEBHOOK_DELIVERIES_QUEUE_URL")?,
         http: Fetcher::new(config.local_mode)?,
-        platform_secret: config.require_cursor_secret()?.to_owned(),
+        sealing: shared::keys::load_platform(clients.secrets.client()).await?.sealing,
     };
     shared::worker::run_worker(dispatcher).await
 }

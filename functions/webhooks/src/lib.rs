@@ -39,7 +39,7 @@ use shared::{
     http::Page,
     outbound::check_url,
     sealing,
-    store::webhooks::{Delivery, ENDPOINT_RESOURCE, Endpoint, endpoint_secret_key},
+    store::webhooks::{Delivery, ENDPOINT_RESOURCE, Endpoint, endpoint_secret_context},
     web::extract::{Body, ListQuery, Patch, PathIds},
     webhook_signing,
 };
@@ -210,8 +210,7 @@ impl EndpointUpdate {
 /// A new secret, sealed for this endpoint: (secret, nonce, ciphertext).
 fn sealed_secret(state: &AppState, scope: &TenantScope, endpoint_id: Uuid) -> AppResult<(String, [u8; 12], Vec<u8>)> {
     let secret = webhook_signing::new_secret();
-    let key = endpoint_secret_key(state.config.require_cursor_secret()?, scope, endpoint_id)?;
-    let (nonce, sealed) = sealing::seal(&key, secret.as_bytes())?;
+    let (nonce, sealed) = state.keys.sealing.seal(&endpoint_secret_context(scope, endpoint_id), secret.as_bytes())?;
     Ok((secret, nonce, sealed))
 }
 
@@ -306,7 +305,10 @@ async fn get_endpoint(
     PathIds(id): PathIds<EndpointId>,
 ) -> AppResult<Json<EndpointView>> {
     let scope = require(&principal)?;
-    Ok(Json(load(&state, &scope, id).await?.view()))
+    // Read with credentials that can only read this tenant's partitions.
+    let store = state.tenant_store(&scope).await?;
+    let EndpointId(id) = id;
+    Ok(Json(store.get_endpoint(&scope, id).await?.ok_or_else(|| AppError::not_found(ENDPOINT_RESOURCE))?.view()))
 }
 
 /// Update a webhook endpoint

@@ -49,8 +49,8 @@ pub struct WorkflowsWorker {
     pub store: Store,
     pub engine: Engine,
     pub http: Fetcher,
-    /// Seals approval tokens and opens provider secrets (`CURSOR_SECRET`).
-    pub platform_secret: String,
+    /// Seals approval tokens and opens provider secrets (the `sealing` ring).
+    pub sealing: shared::sealing::KeyRing,
     /// Deletes a workflow's schedule that fired after the workflow dropped it.
     pub schedules: shared::schedules::TenantSchedules,
 }
@@ -220,7 +220,7 @@ impl WorkflowsWorker {
                     requested_at: run.started_at.clone(),
                     expires_at: shared::domain::rfc3339(expires_at),
                 };
-                let sealed = seal_token(&self.platform_secret, &scope, execution_id, token)?;
+                let sealed = seal_token(&self.sealing, &scope, execution_id, token)?;
                 if !self.store.wait_for_approval(&scope, execution_id, &approval, &sealed).await? {
                     self.engine.answer(token, &StepAnswer::Failed).await?;
                     return Ok(Outcome::Dropped);
@@ -424,7 +424,7 @@ impl WorkflowsWorker {
         context: &Value,
         run: &mut StepRun,
     ) -> Result<StepResult, String> {
-        let provider = ProviderApi::open(&self.store, &self.platform_secret, scope, provider_id).await?;
+        let provider = ProviderApi::open(&self.store, &self.sealing, scope, provider_id).await?;
         let url = provider.url(&render(path, context));
         let body = (method != "GET" && method != "DELETE").then(|| map_fields(field_mapping, context));
         run.input = Some(bounded_output(json!({"method": method, "url": url, "body": body})));

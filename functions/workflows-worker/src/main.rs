@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store: Store::new(clients.dynamodb.clone(), config.table_name.clone()),
         engine: Engine::from_env(clients.sfn.clone())?,
         http: Fetcher::new(config.local_mode)?,
-        platform_secret: config.require_cursor_secret()?.to_owned(),
+        sealing: shared::keys::load_platform(clients.secrets.client()).await?.sealing,
         schedules: shared::schedules::TenantSchedules::new(clients.scheduler.clone()),
     };
     shared::worker::run_worker(worker).await

@@ -383,7 +383,7 @@ pub async fn decide_approval(
     let Some(sealed) = state.store.take_approval(&scope, execution.id, &step).await? else {
         return Err(AppError::conflict("the approval was decided, timed out or cancelled meanwhile"));
     };
-    let token = open_token(state.config.require_cursor_secret()?, &scope, execution.id, &sealed)?;
+    let token = open_token(&state.keys.sealing, &scope, execution.id, &sealed)?;
     let decided = json!({
         "decision": body.decision.as_str(),
         "decided_by": principal.user_id(),

@@ -68,6 +68,9 @@ pub fn current_function() -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct CallLog {
     file: Arc<Mutex<File>>,
+    /// Calls made with assumed credentials (`aws::tenant_data`): the role
+    /// they act as and the tenant its session is tagged with.
+    principal: Option<(&'static str, uuid::Uuid)>,
 }
 
 impl CallLog {
@@ -76,12 +79,20 @@ impl CallLog {
     pub fn from_env() -> Option<Self> {
         let path = std::env::var_os(ENV).filter(|p| !p.is_empty())?;
         match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-            Ok(file) => Some(Self { file: Arc::new(Mutex::new(file)) }),
+            Ok(file) => Some(Self { file: Arc::new(Mutex::new(file)), principal: None }),
             Err(err) => {
                 eprintln!("{ENV}: cannot open {}: {err}", path.to_string_lossy());
                 None
             }
         }
+    }
+
+    /// This log for a client acting as `role` for `tenant`: its lines name
+    /// both, and a DynamoDB line the partition keys it asked for (the
+    /// registry check evaluates the role's `dynamodb:LeadingKeys` condition
+    /// against them).
+    pub fn as_principal(&self, role: &'static str, tenant: uuid::Uuid) -> Self {
+        Self { file: self.file.clone(), principal: Some((role, tenant)) }
     }
 
     fn write(&self, line: &Value) {
@@ -125,19 +136,90 @@ impl Intercept for CallLog {
             "sesv2" => ses_resources(input),
             "sfn" => sfn_resources(input),
             "scheduler" => scheduler_resources(input),
+            "sts" => sts_resources(input),
             _ => Vec::new(),
         };
-        self.write(&json!({
+        let mut line = json!({
             "function": function,
             "service": service,
             "operation": metadata.name(),
             "resources": resources,
-        }));
+        });
+        if let Some((role, tenant)) = self.principal {
+            line["role"] = json!(role);
+            line["tenant"] = json!(tenant);
+            if service == "dynamodb" {
+                line["leading_keys"] = json!(dynamodb_leading_keys(input));
+            }
+        }
+        self.write(&line);
         Ok(())
     }
 }
 
 type Input = aws_smithy_runtime_api::client::interceptors::context::Input;
+
+fn sts_resources(input: &Input) -> Vec<Value> {
+    use aws_sdk_sts::operation::assume_role::AssumeRoleInput;
+    let Some(i) = input.downcast_ref::<AssumeRoleInput>() else { return Vec::new() };
+    let tags: serde_json::Map<String, Value> =
+        i.tags().iter().map(|t| (t.key().to_owned(), json!(t.value()))).collect();
+    vec![json!({ "role": i.role_arn(), "tags": tags })]
+}
+
+/// The partition key values a read names (what IAM calls
+/// `dynamodb:LeadingKeys`): a GetItem's and a BatchGetItem's keys' `PK`,
+/// a Query's partition key equality (`PK = :v`, `GSI1PK = :v`, or a `#name`
+/// standing for one). A Scan names none.
+fn dynamodb_leading_keys(input: &Input) -> Vec<String> {
+    use aws_sdk_dynamodb::{
+        operation::{batch_get_item::BatchGetItemInput, get_item::GetItemInput, query::QueryInput},
+        types::AttributeValue,
+    };
+    let pk = |key: &std::collections::HashMap<String, AttributeValue>| {
+        key.get("PK").and_then(|v| v.as_s().ok()).cloned()
+    };
+    if let Some(i) = input.downcast_ref::<GetItemInput>() {
+        return i.key().and_then(pk).into_iter().collect();
+    }
+    if let Some(i) = input.downcast_ref::<BatchGetItemInput>() {
+        return i
+            .request_items()
+            .into_iter()
+            .flat_map(|items| items.values())
+            .flat_map(|keys_and_attributes| keys_and_attributes.keys())
+            .filter_map(pk)
+            .collect();
+    }
+    if let Some(i) = input.downcast_ref::<QueryInput>() {
+        let names = i.expression_attribute_names();
+        let values = i.expression_attribute_values();
+        let partition_attribute = if i.index_name().is_some_and(|ix| ix == "GSI1") {
+            "GSI1PK"
+        } else if i.index_name().is_some_and(|ix| ix == "GSI2") {
+            "GSI2PK"
+        } else {
+            "PK"
+        };
+        return i
+            .key_condition_expression()
+            .unwrap_or_default()
+            .split(" AND ")
+            .filter_map(|clause| {
+                let (lhs, rhs) = clause.trim().trim_matches(['(', ')']).split_once('=')?;
+                let lhs = lhs.trim();
+                let attribute = if lhs.starts_with('#') {
+                    names.and_then(|n| n.get(lhs)).map(String::as_str)?
+                } else {
+                    lhs
+                };
+                (attribute == partition_attribute).then_some(())?;
+                values.and_then(|v| v.get(rhs.trim())).and_then(|v| v.as_s().ok()).cloned()
+            })
+            .collect();
+    }
+    Vec::new()
+}
 
 fn table(table: Option<&str>, index: Option<&str>) -> Vec<Value> {
     vec![json!({ "table": table, "index": index })]

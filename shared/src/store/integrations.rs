@@ -85,17 +85,11 @@ pub struct ProviderSecrets {
     pub token_hash: String,
 }
 
-/// The key that seals one of a provider's values; `purpose` keeps a token
+/// What one of a provider's values is sealed for; `purpose` keeps a token
 /// from opening as a secret.
-pub fn provider_key(
-    platform_secret: &str,
-    purpose: &str,
-    scope: &TenantScope,
-    provider_id: Uuid,
-) -> AppResult<[u8; 32]> {
-    crate::sealing::derive_key(
-        platform_secret,
-        &format!("integration-provider-{purpose}-v1"),
+pub fn provider_context(purpose: &str, scope: &TenantScope, provider_id: Uuid) -> crate::sealing::SealContext {
+    crate::sealing::SealContext::new(
+        format!("integration-provider-{purpose}-v1"),
         &[&scope.pk(), &provider_id.to_string()],
     )
 }

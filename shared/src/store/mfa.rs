@@ -38,6 +38,7 @@ use crate::{
         mfa::{BackupCode, CodeKind, MAX_CHALLENGE_ATTEMPTS, MfaChallenge, MfaEnrollment, MfaState, MfaStatusView},
         now_rfc3339,
     },
+    sealing::{KeyRing, SealContext},
     error::{AppError, AppResult},
 };
 
@@ -81,24 +82,34 @@ impl From<AppError> for MfaError {
     }
 }
 
-/// The key that seals a user's TOTP secret (crate::sealing).
-pub fn totp_secret_key(platform_secret: &str, scope: &TenantScope, user_id: Uuid) -> AppResult<[u8; 32]> {
-    crate::sealing::derive_key(platform_secret, "mfa-totp-secret-v1", &[&scope.pk(), &user_id.to_string()])
+/// What a user's TOTP secret is sealed for (crate::sealing).
+pub fn totp_secret_context(scope: &TenantScope, user_id: Uuid) -> SealContext {
+    SealContext::new("mfa-totp-secret-v1", &[&scope.pk(), &user_id.to_string()])
 }
 
-/// A backup code's keyed hash (see the module docs), hex.
-pub fn backup_code_hash(
-    platform_secret: &str,
+fn backup_code_context(scope: &TenantScope, user_id: Uuid, code: &BackupCode) -> SealContext {
+    SealContext::new("mfa-backup-code-v1", &[&scope.pk(), &user_id.to_string(), code.as_str()])
+}
+
+fn hex(mac: &[u8; 32]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new backup code's keyed hash (see the module docs), hex, under the
+/// ring's current key.
+pub fn backup_code_hash(ring: &KeyRing, scope: &TenantScope, user_id: Uuid, code: &BackupCode) -> AppResult<String> {
+    Ok(hex(&ring.derived_current(&backup_code_context(scope, user_id, code))?))
+}
+
+/// The keyed hashes a typed backup code may match: one per ring key, since
+/// codes made before a key rotation were hashed under an older key.
+pub fn backup_code_hash_candidates(
+    ring: &KeyRing,
     scope: &TenantScope,
     user_id: Uuid,
     code: &BackupCode,
-) -> AppResult<String> {
-    let mac = crate::sealing::derive_key(
-        platform_secret,
-        "mfa-backup-code-v1",
-        &[&scope.pk(), &user_id.to_string(), code.as_str()],
-    )?;
-    Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+) -> AppResult<Vec<String>> {
+    Ok(ring.derived_all(&backup_code_context(scope, user_id, code))?.iter().map(hex).collect())
 }
 
 pub(crate) fn enrollment_key(scope: &TenantScope, user_id: Uuid) -> Item {

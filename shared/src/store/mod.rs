@@ -68,13 +68,19 @@ impl Store {
         Self { client, table: table.into(), cursors: None }
     }
 
+    /// The same store reading through `client` (a tenant-scoped one:
+    /// `AppState::tenant_store`).
+    pub fn with_client(&self, client: Client) -> Self {
+        Self { client, table: self.table.clone(), cursors: self.cursors.clone() }
+    }
+
     pub fn with_cursors(mut self, cursors: CursorCodec) -> Self {
         self.cursors = Some(cursors);
         self
     }
 
     fn cursors(&self) -> Result<&CursorCodec, AppError> {
-        self.cursors.as_ref().ok_or_else(|| AppError::internal(anyhow::anyhow!("this process has no CURSOR_SECRET")))
+        self.cursors.as_ref().ok_or_else(|| AppError::internal(anyhow::anyhow!("this process has no cursor key ring")))
     }
 
     pub fn table_name(&self) -> &str {

@@ -90,18 +90,14 @@ impl From<TxError> for LinkError {
     }
 }
 
-/// The key that seals a connection's secrets (crate::sealing).
-pub fn connection_secrets_key(platform_secret: &str, scope: &TenantScope, id: Uuid) -> AppResult<[u8; 32]> {
-    crate::sealing::derive_key(platform_secret, "sso-connection-secrets-v1", &[&scope.pk(), &id.to_string()])
+/// What a connection's secrets are sealed for (crate::sealing).
+pub fn connection_secrets_context(scope: &TenantScope, id: Uuid) -> crate::sealing::SealContext {
+    crate::sealing::SealContext::new("sso-connection-secrets-v1", &[&scope.pk(), &id.to_string()])
 }
 
-/// The key that seals a sign-in state's PKCE verifier.
-pub fn state_verifier_key(platform_secret: &str, tenant_id: Uuid, state_id: Uuid) -> AppResult<[u8; 32]> {
-    crate::sealing::derive_key(
-        platform_secret,
-        "sso-state-verifier-v1",
-        &[&format!("T#{tenant_id}#"), &state_id.to_string()],
-    )
+/// What a sign-in state's PKCE verifier is sealed for.
+pub fn state_verifier_context(tenant_id: Uuid, state_id: Uuid) -> crate::sealing::SealContext {
+    crate::sealing::SealContext::new("sso-state-verifier-v1", &[&format!("T#{tenant_id}#"), &state_id.to_string()])
 }
 
 fn connection_key(scope: &TenantScope, id: Uuid) -> Item {

@@ -56,8 +56,8 @@ const DELIVERY_NOT_FAILED: Cond = Cond("delivery_not_failed");
 const ENDPOINT_NOT_ACTIVE: Cond = Cond("endpoint_not_active");
 
 /// The key that seals an endpoint's signing secret (crate::sealing).
-pub fn endpoint_secret_key(platform_secret: &str, scope: &TenantScope, endpoint_id: Uuid) -> AppResult<[u8; 32]> {
-    crate::sealing::derive_key(platform_secret, "webhook-signing-secret-v1", &[&scope.pk(), &endpoint_id.to_string()])
+pub fn endpoint_secret_context(scope: &TenantScope, endpoint_id: Uuid) -> crate::sealing::SealContext {
+    crate::sealing::SealContext::new("webhook-signing-secret-v1", &[&scope.pk(), &endpoint_id.to_string()])
 }
 /// Consecutive failed deliveries that disable an endpoint.
 pub const DISABLE_AFTER_FAILURES: i64 = 10;

@@ -39,7 +39,7 @@ use crate::{
     AppState,
     auth::Principal,
     error::{AppError, AppResult},
-    sealing,
+    sealing::{KeyRing, SealContext},
     store::idempotency::{STATE_COMPLETED, SealedResponse, record_key},
 };
 
@@ -103,10 +103,10 @@ fn fingerprint(method: &Method, path: &str, body: &[u8]) -> String {
     hex(&hash.finalize())
 }
 
-/// The sealing key of one record: only a request presenting the same
-/// idempotency key, for the same caller, can rebuild it.
-fn seal_key(secret: &str, tenant: &str, caller: &str, idempotency_key: &str) -> AppResult<[u8; 32]> {
-    sealing::derive_key(secret, "idempotency-response-v1", &[tenant, caller, idempotency_key])
+/// What one record is sealed for: only a request presenting the same
+/// idempotency key, for the same caller, can rebuild its key.
+fn seal_context(tenant: &str, caller: &str, idempotency_key: &str) -> SealContext {
+    SealContext::new("idempotency-response-v1", &[tenant, caller, idempotency_key])
 }
 
 fn reused() -> AppError {
@@ -139,7 +139,7 @@ async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next
         None => format!("U#{}", principal.user_id()),
     };
     let key = record_key(&scope, &caller, &hex(&Sha256::digest(idempotency_key.as_bytes())));
-    let body_key = seal_key(state.config.require_cursor_secret()?, &scope.pk(), &caller, &idempotency_key)?;
+    let body_key = seal_context(&scope.pk(), &caller, &idempotency_key);
     let lock = uuid::Uuid::new_v4().to_string();
 
     let waited_since = tokio::time::Instant::now();
@@ -153,7 +153,9 @@ async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next
             // Expired and deleted between the two calls: claim again.
             None => continue,
             Some(record) if record.fingerprint != fingerprint => return Err(reused()),
-            Some(record) if record.state == STATE_COMPLETED => return replay(&record, &body_key),
+            Some(record) if record.state == STATE_COMPLETED => {
+                return replay(&record, &state.keys.idempotency, &body_key);
+            }
             Some(_) if waited_since.elapsed() >= WAIT_FOR_FIRST => return Err(in_use()),
             Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -168,7 +170,7 @@ async fn keep(
     state: &AppState,
     key: crate::store::Item,
     lock: &str,
-    body_key: &[u8; 32],
+    body_key: &SealContext,
     response: Response,
 ) -> Response {
     let (parts, body) = response.into_parts();
@@ -185,7 +187,7 @@ async fn keep(
     let outcome = if retryable || bytes.len() > MAX_KEPT_RESPONSE_BYTES {
         state.store.release_idempotency_key(key, lock).await
     } else {
-        match sealing::seal(body_key, &bytes) {
+        match state.keys.idempotency.seal(body_key, &bytes) {
             Ok((nonce, sealed)) => {
                 let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
                 let stored = SealedResponse { status: status.as_u16(), content_type, nonce: &nonce, sealed: &sealed };
@@ -202,7 +204,11 @@ async fn keep(
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn replay(record: &crate::store::idempotency::IdempotencyRecord, body_key: &[u8; 32]) -> AppResult<Response> {
+fn replay(
+    record: &crate::store::idempotency::IdempotencyRecord,
+    ring: &KeyRing,
+    body_key: &SealContext,
+) -> AppResult<Response> {
     let (Some(status), Some(nonce), Some(sealed)) = (record.status, &record.body_nonce, &record.body_sealed) else {
         // A compliance erasure removes stored answers (store::compliance):
         // the request's effect stands, so it is not run again either.
@@ -215,7 +221,7 @@ fn replay(record: &crate::store::idempotency::IdempotencyRecord, body_key: &[u8;
         }
         return Err(AppError::internal(anyhow::anyhow!("a completed idempotency record without its response")));
     };
-    let body = sealing::open(body_key, nonce, sealed)?;
+    let body = ring.open(body_key, nonce, sealed)?;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = StatusCode::from_u16(status).map_err(AppError::internal)?;
     if let Some(content_type) = record.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {

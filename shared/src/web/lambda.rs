@@ -9,12 +9,14 @@ use crate::{
     state::{AppState, Signing},
 };
 
-/// Builds the state for an HTTP function (clients once per cold start).
+/// Builds the state for an HTTP function (clients and keys once per cold
+/// start; reading the keys also opens the connection and loads the
+/// credentials the first request would otherwise wait for).
 pub async fn http_state(signing: Signing) -> Result<AppState> {
     crate::telemetry::init();
     let sdk = load_sdk_config().await;
     let clients = AwsClients::new(&sdk);
-    AppState::build(Config::from_env()?, &clients, signing)
+    AppState::load(Config::from_env()?, &clients, signing).await
 }
 
 /// Serves a route group under API Gateway: state built once per cold start,

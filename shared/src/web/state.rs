@@ -8,6 +8,7 @@ use crate::{
     auth::jwt::{TokenSigner, TokenVerifier},
     aws::AwsClients,
     config::Config,
+    keys::{PlatformKeys, SigningKey},
     mail::Mailer,
     store::{CursorCodec, Store},
 };
@@ -15,7 +16,13 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// The key rings (Secrets Manager, read at cold start): `sealing` seals
+    /// and opens stored secrets; cursors and idempotent responses use theirs
+    /// through the store and the idempotency layer.
+    pub keys: Arc<PlatformKeys>,
     pub store: Store,
+    /// Tenant-scoped credentials for reads by key (`tenant_store`).
+    pub tenant_data: crate::aws::tenant_data::TenantDataAccess,
     pub blobs: crate::blobs::Blobs,
     pub verifier: Arc<TokenVerifier>,
     /// Present only where tokens are issued (the auth function).
@@ -41,20 +48,46 @@ pub enum Signing {
     VerifyOnly,
 }
 
+/// What a cold start reads from Secrets Manager.
+pub struct LoadedKeys {
+    pub platform: PlatformKeys,
+    /// Only where tokens are issued.
+    pub signing: Option<SigningKey>,
+}
+
+impl LoadedKeys {
+    /// One GetSecretValue, two where tokens are issued.
+    pub async fn load(clients: &AwsClients, signing: Signing) -> Result<Self> {
+        let client = clients.secrets.client();
+        let platform = crate::keys::load_platform(client).await?;
+        let signing = match signing {
+            Signing::Issue => Some(crate::keys::load_signing(client).await?),
+            Signing::VerifyOnly => None,
+        };
+        Ok(Self { platform, signing })
+    }
+}
+
 impl AppState {
-    pub fn build(config: Config, clients: &AwsClients, signing: Signing) -> Result<Self> {
-        let public_pem = config.jwt_public_key_pem.as_deref().context("JWT_PUBLIC_KEY is not set")?;
-        let verifier = TokenVerifier::from_public_pems(&[public_pem], &config.jwt_issuer, &config.jwt_audience)?;
-        let signer = match signing {
-            Signing::Issue => {
-                let private_pem = config.jwt_private_key_pem.as_deref().context("JWT_PRIVATE_KEY is not set")?;
-                let signer = TokenSigner::from_private_pem(private_pem, &config.jwt_issuer, &config.jwt_audience)?;
+    /// Reads the keys, then builds the state (cold start).
+    pub async fn load(config: Config, clients: &AwsClients, signing: Signing) -> Result<Self> {
+        let keys = LoadedKeys::load(clients, signing).await?;
+        Self::build(config, clients, keys)
+    }
+
+    pub fn build(config: Config, clients: &AwsClients, keys: LoadedKeys) -> Result<Self> {
+        let pems: Vec<&str> = keys.platform.token_public_pems.iter().map(String::as_str).collect();
+        let verifier = TokenVerifier::from_public_pems(&pems, &config.jwt_issuer, &config.jwt_audience)?;
+        let signer = match &keys.signing {
+            Some(key) => {
+                let signer = TokenSigner::from_private_pem(&key.private_pem, &config.jwt_issuer, &config.jwt_audience)
+                    .context("the current signing key")?;
                 signer.self_test(&verifier)?;
                 Some(Arc::new(signer))
             }
-            Signing::VerifyOnly => None,
+            None => None,
         };
-        let cursors = CursorCodec::new(config.require_cursor_secret()?);
+        let cursors = CursorCodec::new(keys.platform.cursor.clone());
         Ok(Self {
             store: Store::new(clients.dynamodb.clone(), config.table_name.clone()).with_cursors(cursors),
             blobs: crate::blobs::Blobs::new(clients.s3.clone(), config.blob_bucket_name.clone()),
@@ -65,8 +98,17 @@ impl AppState {
             sqs: clients.sqs.clone(),
             schedules: crate::schedules::TenantSchedules::new(clients.scheduler.clone()),
             eventbridge: clients.eventbridge.clone(),
+            tenant_data: clients.tenant_data.clone(),
+            keys: Arc::new(keys.platform),
             config: Arc::new(config),
         })
+    }
+
+    /// The store reading with credentials that can only read `scope`'s
+    /// tenant partitions (`aws::tenant_data`): for the request paths that
+    /// read tenant data by key. Reads only: the role grants no write.
+    pub async fn tenant_store(&self, scope: &crate::auth::TenantScope) -> crate::AppResult<Store> {
+        Ok(self.store.with_client(self.tenant_data.dynamodb_for(scope.tenant_id()).await?))
     }
 
     pub fn signer(&self) -> Result<&TokenSigner, crate::error::AppError> {

@@ -52,7 +52,7 @@ use shared::{
     sealing,
     store::{
         members::MemberError,
-        sso::{ConsumedState, LinkError, state_verifier_key},
+        sso::{ConsumedState, LinkError, state_verifier_context},
     },
     web::extract::Body,
 };
@@ -308,8 +308,8 @@ pub async fn begin(
     let verifier = random_token(32);
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let nonce = random_token(16);
-    let key = state_verifier_key(state.config.require_cursor_secret()?, lookup.tenant_id(), state_id)?;
-    let (verifier_nonce, verifier_sealed) = sealing::seal(&key, verifier.as_bytes())?;
+    let (verifier_nonce, verifier_sealed) =
+        state.keys.sealing.seal(&state_verifier_context(lookup.tenant_id(), state_id), verifier.as_bytes())?;
     let stored = SignInState {
         id: state_id,
         connection_id: connection.id,
@@ -723,9 +723,9 @@ pub async fn callback(
         }
     } else {
         let secrets = super::providers::open_secrets(&state, &scope, connection.id, &nonce, &sealed)?;
-        let key = state_verifier_key(state.config.require_cursor_secret()?, scope.tenant_id(), stored.id)?;
-        let verifier =
-            String::from_utf8(sealing::open(&key, &verifier_nonce, &verifier_sealed)?).map_err(AppError::internal)?;
+        let context = state_verifier_context(scope.tenant_id(), stored.id);
+        let verifier = String::from_utf8(state.keys.sealing.open(&context, &verifier_nonce, &verifier_sealed)?)
+            .map_err(AppError::internal)?;
         match exchange_and_verify(&state, &connection, &secrets, &stored, &verifier, body.code.as_str()).await {
             Ok(claims) => claims,
             Err((reason, err)) => {

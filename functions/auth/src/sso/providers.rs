@@ -17,7 +17,7 @@ use shared::{
     },
     error::FieldError,
     sealing,
-    store::sso::connection_secrets_key,
+    store::sso::connection_secrets_context,
 };
 use uuid::Uuid;
 
@@ -333,9 +333,8 @@ pub fn seal_secrets(
     id: Uuid,
     secrets: &Secrets,
 ) -> AppResult<([u8; 12], Vec<u8>)> {
-    let key = connection_secrets_key(state.config.require_cursor_secret()?, scope, id)?;
     let plain = serde_json::to_vec(secrets).map_err(AppError::internal)?;
-    sealing::seal(&key, &plain)
+    state.keys.sealing.seal(&connection_secrets_context(scope, id), &plain)
 }
 
 pub fn open_secrets(
@@ -345,8 +344,8 @@ pub fn open_secrets(
     nonce: &[u8],
     sealed: &[u8],
 ) -> AppResult<Secrets> {
-    let key = connection_secrets_key(state.config.require_cursor_secret()?, scope, id)?;
-    serde_json::from_slice(&sealing::open(&key, nonce, sealed)?).map_err(AppError::internal)
+    let plain = state.keys.sealing.open(&connection_secrets_context(scope, id), nonce, sealed)?;
+    serde_json::from_slice(&plain).map_err(AppError::internal)
 }
 
 #[cfg(test)]
