@@ -201,7 +201,7 @@ def alarms(template: dict) -> tuple[list[str], list[str]]:
         lines.append("  # EventBridge Scheduler: deliveries the target refused, and invocations dropped after the retries.")
         for metric, suffix, what, anchor in (
             ("TargetErrorCount", "TargetErrors", "deliveries to a target failed", "scheduler-target-errors"),
-            ("InvocationDroppedCount", "DroppedInvocations", "invocations dropped after the retry policy", "scheduler-dropped"),
+            ("InvocationDroppedCount", "DroppedInvocations", "invocations dropped after the retry policy", "scheduler-dropped-invocations"),
         ):
             body = ["Metrics:", "  - Id: total", f"    Label: {metric} (all groups)"]
             parts = [f"g{n}" for n in range(len(group_values))]
@@ -211,7 +211,7 @@ def alarms(template: dict) -> tuple[list[str], list[str]]:
             body += ["EvaluationPeriods: 1", "Threshold: 0", "ComparisonOperator: GreaterThanThreshold"]
             add(
                 f"Scheduler{suffix}Alarm",
-                f"scheduler-{suffix.lower()}",
+                anchor,
                 f"EventBridge Scheduler: {what} ({metric} > 0 in 5 min). See {RUNBOOK}#{anchor}",
                 body,
             )
