@@ -11,7 +11,7 @@ lint:           ## formatting and clippy, warnings as errors
 	cargo fmt --all -- --check
 	eval "$$(infra/deps.sh)" && cargo clippy --workspace --all-targets --locked -- -D warnings
 
-validate:       ## the SAM template (installs the SAM CLI into the venv once)
+validate:       ## the SAM template: alarms current, sam validate --lint, checkov (installs the SAM CLI and checkov once)
 	infra/validate.sh
 
 bench:          ## performance bench of the functions (docs/performance.md)

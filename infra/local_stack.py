@@ -207,6 +207,9 @@ class Resolver:
                 return self.resolve(arg[1])[int(self.resolve(arg[0]))]
             if key == "Fn::Split":
                 return str(self.resolve(arg[1])).split(arg[0])
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(a) for a in arg[:3])
+                return self.template["Mappings"][name][top][second]
             if key == "Fn::If":
                 return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
             if key == "Fn::Equals":
