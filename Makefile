@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks around them.
-.PHONY: run test lint validate bench bench-webhooks openapi
+.PHONY: run test lint validate package bench bench-webhooks openapi
 
 run:            ## the platform locally: stack + API on 127.0.0.1:3000
 	scripts/run-local.sh
@@ -13,6 +13,12 @@ lint:           ## formatting and clippy, warnings as errors
 
 validate:       ## the SAM template: alarms current, sam validate --lint, checkov (installs the SAM CLI and checkov once)
 	infra/validate.sh
+
+# Lambda zips of every function in template.yaml (cargo-lambda, installed into
+# the venv once) and their sizes; ARCH=arm64 where that Rust target exists.
+ARCH ?= x86_64
+package:        ## build every function's Lambda zip and print their sizes
+	ARCH="$(ARCH)" scripts/package.sh
 
 bench:          ## performance bench of the functions (docs/performance.md)
 	scripts/bench.sh

@@ -4,6 +4,8 @@
 #
 #   infra/venv.sh          # moto[server], boto3, pyyaml, cryptography, pyotp, standardwebhooks, svix
 #   infra/venv.sh --sam    # the above + aws-sam-cli (brings cfn-lint)
+#   infra/venv.sh --lambda # the base + cargo-lambda and zig (make package, sam build)
+#   (--sam and --lambda combine)
 #
 # Idempotent: when every pinned distribution is already installed at its pinned
 # version the script does no pip work at all (a re-run takes well under a second).
@@ -32,12 +34,22 @@ BASE_PINS=(
 SAM_PINS=(
   "aws-sam-cli==1.170.0"
 )
+# cargo-lambda builds the Lambda zips (scripts/package.sh, SAM's
+# rust-cargolambda builder); it links through zig (cargo-zigbuild inside) so
+# the binaries need no newer glibc than Lambda's. The wheel requires only
+# ziglang>=0.10, so zig is pinned here too (docs/infra.md, "Packaging").
+LAMBDA_PINS=(
+  "cargo-lambda==1.9.2"
+  "ziglang==0.17.1"
+)
 
 want_sam=0
+want_lambda=0
 for arg in "$@"; do
   case "$arg" in
     --sam) want_sam=1 ;;
-    -h|--help) sed -n '2,12p' "$0" >&2; exit 0 ;;
+    --lambda) want_lambda=1 ;;
+    -h|--help) sed -n '2,14p' "$0" >&2; exit 0 ;;
     *) echo "venv.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -45,6 +57,9 @@ done
 pins=("${BASE_PINS[@]}")
 if [[ $want_sam -eq 1 ]]; then
   pins+=("${SAM_PINS[@]}")
+fi
+if [[ $want_lambda -eq 1 ]]; then
+  pins+=("${LAMBDA_PINS[@]}")
 fi
 
 if [[ ! -x "$VENV_DIR/bin/python" ]]; then
