@@ -1229,7 +1229,13 @@ fn role_statements(template: &Yaml, id: &str) -> Vec<Statement> {
 /// resource granted, and the condition true for the request's partition
 /// keys (`dynamodb:LeadingKeys`) with `${aws:PrincipalTag/tenant}` replaced
 /// by the session's tag. Operators the evaluator does not know fail closed.
-fn tenant_role_allows(statements: &[Statement], action: &str, arn: &str, tenant: &str, leading_keys: &[String]) -> bool {
+fn tenant_role_allows(
+    statements: &[Statement],
+    action: &str,
+    arn: &str,
+    tenant: &str,
+    leading_keys: &[String],
+) -> bool {
     statements.iter().filter(|s| s.allow).any(|s| {
         let action_ok = s.actions.iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()));
         let resource_ok = s.resources.iter().any(|r| glob(r, arn));
@@ -1246,9 +1252,7 @@ fn tenant_role_allows(statements: &[Statement], action: &str, arn: &str, tenant:
                     .map(|v| v.replace("${aws:PrincipalTag/tenant}", tenant))
                     .collect();
                 match operator.as_str() {
-                    Some("ForAllValues:StringLike") => {
-                        leading_keys.iter().all(|k| patterns.iter().any(|p| glob(p, k)))
-                    }
+                    Some("ForAllValues:StringLike") => leading_keys.iter().all(|k| patterns.iter().any(|p| glob(p, k))),
                     // `"Null": {key: "false"}`: the request names the key.
                     Some("Null") => patterns == ["false"] && !leading_keys.is_empty(),
                     _ => false,
@@ -1264,16 +1268,20 @@ fn tenant_role_allows(statements: &[Statement], action: &str, arn: &str, tenant:
 #[test]
 fn the_tenant_data_role_reads_only_its_own_tenants_partitions() {
     let template = template();
-    let statements = role_statements(&template, TENANT_ROLE);
+    let role = role_statements(&template, TENANT_ROLE);
     let table = arn_of(&template, "Table");
-    let allowed: Vec<&String> = statements.iter().filter(|s| s.allow).flat_map(|s| &s.actions).collect();
-    assert_eq!(allowed, ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"], "reads by key only: no Scan, no write");
+    let allowed: Vec<&String> = role.iter().filter(|s| s.allow).flat_map(|s| &s.actions).collect();
+    assert_eq!(
+        allowed,
+        ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
+        "reads by key only: no Scan, no write"
+    );
 
     let tenant = "0b5c1d2e-1111-4a4a-8a8a-000000000001";
     let other = "0b5c1d2e-1111-4a4a-8a8a-000000000002";
     let allows = |action: &str, arn: &str, keys: &[&str]| {
         let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        tenant_role_allows(&statements, action, arn, tenant, &keys)
+        tenant_role_allows(&role, action, arn, tenant, &keys)
     };
     let own = format!("T#{tenant}#");
     assert!(allows("dynamodb:GetItem", &table, &[&own]));
@@ -1294,8 +1302,10 @@ fn the_tenant_data_role_reads_only_its_own_tenants_partitions() {
     let trusted_actions: Vec<&str> = one_or_many(&trust["Action"]).into_iter().filter_map(Yaml::as_str).collect();
     assert_eq!(trusted_actions, ["sts:AssumeRole", "sts:TagSession"]);
     assert_eq!(trust["Condition"]["StringLike"]["aws:RequestTag/tenant"].as_str(), Some("?*"));
-    let tag_keys: Vec<&str> =
-        one_or_many(&trust["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]).into_iter().filter_map(Yaml::as_str).collect();
+    let tag_keys: Vec<&str> = one_or_many(&trust["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"])
+        .into_iter()
+        .filter_map(Yaml::as_str)
+        .collect();
     assert_eq!(tag_keys, ["tenant"], "no other session tag can be set");
     let principal = resolve(&template, &trust["Condition"]["ArnLike"]["aws:PrincipalArn"]).expect("principal");
     assert!(principal.ends_with("-*FunctionRole-*"), "this stack's function roles only: {principal}");
@@ -1309,7 +1319,11 @@ fn the_tenant_data_role_reads_only_its_own_tenants_partitions() {
         let may = |action: &str| {
             grants.iter().any(|s| s.allow && s.actions.iter().any(|a| a == action) && s.resources.contains(&role_arn))
         };
-        assert_eq!(told, may("sts:AssumeRole") && may("sts:TagSession"), "{id}: TENANT_DATA_ROLE_ARN and its grant go together");
+        assert_eq!(
+            told,
+            may("sts:AssumeRole") && may("sts:TagSession"),
+            "{id}: TENANT_DATA_ROLE_ARN and its grant go together"
+        );
     }
 }
 
@@ -1324,7 +1338,7 @@ fn every_call_made_as_the_tenant_data_role_passes_its_condition() {
     };
     let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.to_string_lossy()));
     let template = template();
-    let statements = role_statements(&template, TENANT_ROLE);
+    let role = role_statements(&template, TENANT_ROLE);
     let mut problems = Problems::default();
     let (mut reads, mut assumed) = (0, BTreeSet::new());
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
@@ -1342,15 +1356,21 @@ fn every_call_made_as_the_tenant_data_role_passes_its_condition() {
         }
         reads += 1;
         let tenant = call["tenant"].as_str().unwrap_or_default();
-        let leading_keys: Vec<String> =
-            call["leading_keys"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(str::to_owned)).collect();
+        let leading_keys: Vec<String> = call["leading_keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
         match needs_of(&call) {
             Ok(needs) => {
                 for need in needs {
-                    if !tenant_role_allows(&statements, &need.action, &need.arn, tenant, &leading_keys) {
+                    if !tenant_role_allows(&role, &need.action, &need.arn, tenant, &leading_keys) {
                         problems.add(format!(
                             "{} as {TENANT_ROLE} for tenant {tenant}: {} on {} with keys {leading_keys:?} is denied",
-                            call["function"], need.action, short(&need.arn)
+                            call["function"],
+                            need.action,
+                            short(&need.arn)
                         ));
                     }
                 }
@@ -1365,4 +1385,3 @@ fn every_call_made_as_the_tenant_data_role_passes_its_condition() {
     assert!(reads > 0, "the suite made no read as {TENANT_ROLE}: is TENANT_DATA_ROLE_ARN set?");
     problems.check("reads made as the tenant data role");
 }
-

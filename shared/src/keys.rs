@@ -133,12 +133,9 @@ impl SigningKeysDoc {
     }
 
     pub fn current(&self) -> Result<SigningKey> {
-        let key = self
-            .signing
-            .keys
-            .iter()
-            .find(|k| k.id == self.signing.current)
-            .with_context(|| format!("the signing keys secret names current key {}, which it does not hold", self.signing.current))?;
+        let key = self.signing.keys.iter().find(|k| k.id == self.signing.current).with_context(|| {
+            format!("the signing keys secret names current key {}, which it does not hold", self.signing.current)
+        })?;
         Ok(SigningKey { private_pem: key.private_pem.clone() })
     }
 }
@@ -204,8 +201,10 @@ fn new_symmetric_key() -> SymmetricKeyDoc {
 pub fn new_signing_key() -> Result<SigningKeyDoc> {
     use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
     let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-    let private_pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow!("encoding a P-256 key: {e}"))?.to_string();
-    let public_pem = secret.public_key().to_public_key_pem(LineEnding::LF).map_err(|e| anyhow!("encoding a P-256 key: {e}"))?;
+    let private_pem =
+        secret.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow!("encoding a P-256 key: {e}"))?.to_string();
+    let public_pem =
+        secret.public_key().to_public_key_pem(LineEnding::LF).map_err(|e| anyhow!("encoding a P-256 key: {e}"))?;
     let id = crate::auth::jwt::public_key_id(&public_pem)?;
     Ok(SigningKeyDoc { id, private_pem, public_pem, created_at: now() })
 }
@@ -329,7 +328,8 @@ pub async fn write_documents(
     platform: &PlatformKeysDoc,
     signing: &SigningKeysDoc,
 ) -> Result<()> {
-    for (id, value) in [(platform_id, serde_json::to_string(platform)?), (signing_id, serde_json::to_string(signing)?)] {
+    for (id, value) in [(platform_id, serde_json::to_string(platform)?), (signing_id, serde_json::to_string(signing)?)]
+    {
         client
             .put_secret_value()
             .secret_id(id)

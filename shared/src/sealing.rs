@@ -69,14 +69,15 @@ impl SealContext {
 impl KeyRing {
     /// `keys` oldest first; `current` must be one of their ids.
     pub fn new(purpose: &'static str, keys: Vec<RingKey>, current: &str) -> anyhow::Result<Self> {
-        let current = keys
-            .iter()
-            .position(|k| k.id == current)
-            .ok_or_else(|| anyhow::anyhow!("the {purpose} key ring names current key {current}, which it does not hold"))?;
+        let current = keys.iter().position(|k| k.id == current).ok_or_else(|| {
+            anyhow::anyhow!("the {purpose} key ring names current key {current}, which it does not hold")
+        })?;
         for key in &keys {
             anyhow::ensure!(key.secret.len() >= 32, "the {purpose} key {} is shorter than 32 bytes", key.id);
             anyhow::ensure!(
-                !key.id.is_empty() && key.id.len() <= 64 && key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                !key.id.is_empty()
+                    && key.id.len() <= 64
+                    && key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
                 "the {purpose} key id {:?} is not 1-64 letters, digits or dashes",
                 key.id
             );
@@ -131,7 +132,8 @@ impl KeyRing {
         }
         let (id, ciphertext) = rest.split_at(id_len);
         let id = std::str::from_utf8(id).map_err(|_| bad("names a malformed key id"))?;
-        let key = self.key(id).ok_or_else(|| bad(&format!("was sealed under key {id}, which the ring no longer holds")))?;
+        let key =
+            self.key(id).ok_or_else(|| bad(&format!("was sealed under key {id}, which the ring no longer holds")))?;
         open(&derive_key(&key.secret, context)?, nonce, ciphertext)
     }
 

@@ -126,7 +126,9 @@ pub async fn start(
                 connection = std::borrow::Cow::Owned(fresh.ok_or_else(|| AppError::not_found("sync connection"))?);
             }
             RunStart::CheckpointMoved => {
-                return Err(AppError::conflict("the connection's runs kept finishing while this one started; try again"));
+                return Err(AppError::conflict(
+                    "the connection's runs kept finishing while this one started; try again",
+                ));
             }
         }
     };

@@ -12,7 +12,6 @@ async fn jwks() -> JwkSet {
     serde_json::from_value(reply.body).expect("a JWK set")
 }
 
-
 /// Claims like ours for `member`, with `edit` applied.
 fn claims(member: &Member, edit: impl FnOnce(&mut Value)) -> Value {
     let now = chrono::Utc::now().timestamp();

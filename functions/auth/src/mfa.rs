@@ -219,8 +219,7 @@ fn prove(state: &AppState, scope: &TenantScope, stored: &StoredMfa, code: &MfaCo
             Ok(matching_step(typed, now, stored.enrollment.last_step, |step| code_at(&totp, step)).map(CodeProof::Step))
         }
         MfaCode::Backup(typed) => {
-            let candidates =
-                backup_code_hash_candidates(&state.keys.sealing, scope, stored.enrollment.user_id, typed)?;
+            let candidates = backup_code_hash_candidates(&state.keys.sealing, scope, stored.enrollment.user_id, typed)?;
             Ok(candidates
                 .into_iter()
                 .find(|hash| stored.enrollment.backup_codes.contains_key(hash))

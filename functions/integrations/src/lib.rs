@@ -66,7 +66,6 @@ use shared::{
     error::FieldError,
     http::Page,
     outbound::check_url,
-    sealing,
     store::integrations::{PROVIDER_RESOURCE, ProviderSecrets, Sealed, provider_context, sha256_hex},
     web::{
         extract::{Body, ListQuery, OptionalBody, Patch, PathIds},

@@ -36,7 +36,6 @@ use shared::{
     domain::{now_rfc3339, rfc3339},
     events::{DomainEvent, Event, EventBridgeEnvelope, catalogue::INTERNAL_EVENTS},
     outbound::Fetcher,
-    sealing,
     store::{
         Store,
         webhooks::{AttemptOutcome, DISABLE_AFTER_FAILURES, Delivery, Endpoint, endpoint_secret_context},
@@ -267,7 +266,8 @@ impl Dispatcher {
             return Ok(Outcome::Failed);
         }
         let context = endpoint_secret_context(&scope, endpoint.id);
-        let secret = String::from_utf8(self.sealing.open(&context, &nonce, &sealed).map_err(shared::AppError::into_anyhow)?)?;
+        let secret =
+            String::from_utf8(self.sealing.open(&context, &nonce, &sealed).map_err(shared::AppError::into_anyhow)?)?;
         let message_id = delivery.message_id();
         let signature = webhook_signing::sign(&secret, &message_id, now, delivery.payload.as_bytes())
             .map_err(anyhow::Error::msg)?;

@@ -38,7 +38,6 @@ use shared::{
     error::FieldError,
     http::Page,
     outbound::check_url,
-    sealing,
     store::webhooks::{Delivery, ENDPOINT_RESOURCE, Endpoint, endpoint_secret_context},
     web::extract::{Body, ListQuery, Patch, PathIds},
     webhook_signing,

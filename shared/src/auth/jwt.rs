@@ -188,7 +188,7 @@ impl TokenSigner {
 /// The key id tokens signed by the key with this public half carry.
 pub fn public_key_id(public_pem: &str) -> Result<String> {
     let key = DecodingKey::from_ec_pem(public_pem.as_bytes()).context("JWT public key is not a P-256 PEM")?;
-    key_id(&Jwk::from_decoding_key(&key, Algorithm::ES256)?)
+    key_id(&Jwk::from_decoding_key(&key, Some(Algorithm::ES256))?)
 }
 
 /// A stable key id: the first 16 hex digits of SHA-256 over the public point.

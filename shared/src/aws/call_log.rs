@@ -176,9 +176,8 @@ fn dynamodb_leading_keys(input: &Input) -> Vec<String> {
         operation::{batch_get_item::BatchGetItemInput, get_item::GetItemInput, query::QueryInput},
         types::AttributeValue,
     };
-    let pk = |key: &std::collections::HashMap<String, AttributeValue>| {
-        key.get("PK").and_then(|v| v.as_s().ok()).cloned()
-    };
+    let pk =
+        |key: &std::collections::HashMap<String, AttributeValue>| key.get("PK").and_then(|v| v.as_s().ok()).cloned();
     if let Some(i) = input.downcast_ref::<GetItemInput>() {
         return i.key().and_then(pk).into_iter().collect();
     }
@@ -208,11 +207,8 @@ fn dynamodb_leading_keys(input: &Input) -> Vec<String> {
             .filter_map(|clause| {
                 let (lhs, rhs) = clause.trim().trim_matches(['(', ')']).split_once('=')?;
                 let lhs = lhs.trim();
-                let attribute = if lhs.starts_with('#') {
-                    names.and_then(|n| n.get(lhs)).map(String::as_str)?
-                } else {
-                    lhs
-                };
+                let attribute =
+                    if lhs.starts_with('#') { names.and_then(|n| n.get(lhs)).map(String::as_str)? } else { lhs };
                 (attribute == partition_attribute).then_some(())?;
                 values.and_then(|v| v.get(rhs.trim())).and_then(|v| v.as_s().ok()).cloned()
             })

@@ -80,10 +80,16 @@ impl TenantDataAccess {
             return Ok(self.fallback.clone());
         };
         let now = SystemTime::now();
-        if let Some((expires, client)) = self.cache.lock().map_err(AppError::internal)?.get(&tenant)
-            && *expires > now + RENEW_BEFORE
-        {
-            return Ok(client.clone());
+        let cached = self
+            .cache
+            .lock()
+            // A panic elsewhere mid-insert leaves a usable map.
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&tenant)
+            .filter(|(expires, _)| *expires > now + RENEW_BEFORE)
+            .map(|(_, client)| client.clone());
+        if let Some(client) = cached {
+            return Ok(client);
         }
         let assumed = self
             .sts
@@ -118,14 +124,16 @@ impl TenantDataAccess {
             config.push_interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(log));
         }
         let client = aws_sdk_dynamodb::Client::from_conf(config.build());
-        let mut cache = self.cache.lock().map_err(AppError::internal)?;
-        if cache.len() >= MAX_CACHED_TENANTS {
-            cache.retain(|_, (expires, _)| *expires > now + RENEW_BEFORE);
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.len() >= MAX_CACHED_TENANTS {
-                cache.clear();
+                cache.retain(|_, (expires, _)| *expires > now + RENEW_BEFORE);
+                if cache.len() >= MAX_CACHED_TENANTS {
+                    cache.clear();
+                }
             }
+            cache.insert(tenant, (expires, client.clone()));
         }
-        cache.insert(tenant, (expires, client.clone()));
         Ok(client)
     }
 }

@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn a_cursor_round_trips_in_its_own_context_only() {
-        let codec = codec("k1", b"0123456789abcdef0123456789abcdef");
+        let codec = single_key_codec("k1", b"0123456789abcdef0123456789abcdef");
         let cursor = codec.encode("users:T1", &key());
         assert_eq!(codec.decode("users:T1", &cursor).expect("valid"), key());
         assert!(codec.decode("users:T2", &cursor).is_err());
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn any_altered_byte_is_refused() {
-        let codec = codec("k1", b"0123456789abcdef0123456789abcdef");
+        let codec = single_key_codec("k1", b"0123456789abcdef0123456789abcdef");
         let cursor = codec.encode("ctx", &key());
         let mut bytes = cursor.clone().into_bytes();
         for i in 0..bytes.len() {
@@ -104,7 +104,7 @@ mod tests {
             bytes[i] = original;
         }
         assert!(codec.decode("ctx", "garbage").is_err());
-        assert!(codec("k1", b"another-secret-another-secret-xx").decode("ctx", &cursor).is_err());
+        assert!(single_key_codec("k1", b"another-secret-another-secret-xx").decode("ctx", &cursor).is_err());
     }
 
     #[test]
@@ -121,7 +121,7 @@ mod tests {
         assert!(later.decode("ctx", &cursor).is_err());
     }
 
-    fn codec(id: &str, secret: &[u8]) -> CursorCodec {
+    fn single_key_codec(id: &str, secret: &[u8]) -> CursorCodec {
         CursorCodec::new(KeyRing::single("cursor", id, secret))
     }
 }

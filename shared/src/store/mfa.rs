@@ -38,8 +38,8 @@ use crate::{
         mfa::{BackupCode, CodeKind, MAX_CHALLENGE_ATTEMPTS, MfaChallenge, MfaEnrollment, MfaState, MfaStatusView},
         now_rfc3339,
     },
-    sealing::{KeyRing, SealContext},
     error::{AppError, AppResult},
+    sealing::{KeyRing, SealContext},
 };
 
 /// The audit entries' resource type.

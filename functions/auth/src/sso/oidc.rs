@@ -49,7 +49,6 @@ use shared::{
         values::{HttpUrl, Text},
     },
     outbound::{Fetcher, url_with_query},
-    sealing,
     store::{
         members::MemberError,
         sso::{ConsumedState, LinkError, state_verifier_context},

@@ -16,7 +16,6 @@ use shared::{
         values::{Hostname, HttpUrl, Text},
     },
     error::FieldError,
-    sealing,
     store::sso::connection_secrets_context,
 };
 use uuid::Uuid;

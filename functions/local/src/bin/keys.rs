@@ -52,7 +52,11 @@ fn show(platform: &PlatformKeysDoc, signing: &SigningKeysDoc) {
     }
     println!("rings, oldest first; [current], the key after it is staged:");
     line("cursor", &platform.cursor.current, platform.cursor.keys.iter().map(|k| k.id.as_str()).collect());
-    line("idempotency", &platform.idempotency.current, platform.idempotency.keys.iter().map(|k| k.id.as_str()).collect());
+    line(
+        "idempotency",
+        &platform.idempotency.current,
+        platform.idempotency.keys.iter().map(|k| k.id.as_str()).collect(),
+    );
     line("sealing", &platform.sealing.current, platform.sealing.keys.iter().map(|k| k.id.as_str()).collect());
     line("signing", &signing.signing.current, signing.signing.keys.iter().map(|k| k.id.as_str()).collect());
 }
