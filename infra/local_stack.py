@@ -29,8 +29,10 @@ against AWS_ENDPOINT_URL (moto), every
                          any other sender (docs/mail.md)
 
 named `saas-local-<logical-id-in-kebab-case>` (FIFO queues keep `.fifo`).
-IAM roles and policies, API Gateway, Lambda and log groups are not created:
-locally the functions run as plain processes (functions/local). A role's ARN
+IAM roles and policies, API Gateway, Lambda, its event source mappings and
+log groups are not created: locally the functions run as plain processes
+(functions/local), whose pollers read the queues each function's
+AWS::Lambda::EventSourceMapping names (QUEUE_URL_<BINARY>..., see build_env). A role's ARN
 still resolves (`arn:aws:iam::<account>:role/<local name>`) for the resources
 that name one (a schedule's target, a state machine).
 
@@ -244,6 +246,40 @@ def logical_id_of(ref: Any) -> str | None:
         if key == "Fn::GetAtt":
             return arg[0] if isinstance(arg, list) else arg.split(".", 1)[0]
     return None
+
+
+def function_of_mapping(props: dict) -> str | None:
+    """The function an AWS::Lambda::EventSourceMapping feeds (!Ref X or !GetAtt X.Arn)."""
+    return logical_id_of(props.get("FunctionName"))
+
+
+def is_stream(props: dict) -> bool:
+    """A mapping on a table's stream (!GetAtt Table.StreamArn), not on a queue."""
+    source = props.get("EventSourceArn")
+    return isinstance(source, dict) and (source.get("Fn::GetAtt") or [None, None])[1] == "StreamArn"
+
+
+def event_source_mappings(template: dict, functions: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:
+    """Each function's queue mappings, in template order: (name, queue logical
+    id). A mapping's logical id is `<function id without Function><name>Mapping`
+    (WebhookDispatcherDeliveriesMapping: name Deliveries), so its env var
+    names stay what the SAM `Events` entries they replaced gave."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for mapping_id, mapping in resources_of(template, "AWS::Lambda::EventSourceMapping"):
+        props = mapping.get("Properties") or {}
+        function_id = function_of_mapping(props)
+        if function_id not in functions:
+            raise SystemExit(f"{mapping_id}: FunctionName is not a function of this template")
+        if is_stream(props):
+            continue
+        stem = function_id.removesuffix("Function")
+        if not (mapping_id.startswith(stem) and mapping_id.endswith("Mapping") and len(mapping_id) > len(stem) + 7):
+            raise SystemExit(f"{mapping_id}: an event source mapping of {function_id} is named {stem}<Name>Mapping")
+        queue_id = logical_id_of(props.get("EventSourceArn"))
+        if queue_id is None:
+            raise SystemExit(f"{mapping_id}: EventSourceArn is not a !GetAtt of a queue of this template")
+        out.setdefault(function_id, []).append((mapping_id[len(stem) : -len("Mapping")], queue_id))
+    return out
 
 
 # ---------------------------------------------------------------- secrets --
@@ -829,21 +865,18 @@ def build_env(template: dict, resolver: Resolver, endpoint: str, secret_files: d
     add_variables(globals_env.get("Variables") or {}, "Globals")
 
     queues = dict(resources_of(template, "AWS::SQS::Queue"))
-    for logical_id, function in resources_of(template, "AWS::Serverless::Function"):
+    functions = dict(resources_of(template, "AWS::Serverless::Function"))
+    mappings = event_source_mappings(template, functions)
+    for logical_id, function in functions.items():
         props = function.get("Properties") or {}
         add_variables(((props.get("Environment") or {}).get("Variables")) or {}, logical_id)
         binary = ((function.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or kebab(logical_id)
-        sqs_events = [
-            (event_name, event)
-            for event_name, event in (props.get("Events") or {}).items()
-            if event.get("Type") == "SQS"
-        ]
-        for index, (event_name, event) in enumerate(sqs_events):
-            queue_id = logical_id_of((event.get("Properties") or {}).get("Queue"))
-            if queue_id not in queues:
-                raise SystemExit(f"{logical_id}.{event_name}: SQS queue is not a resource of this template")
-            # The first SQS source is QUEUE_URL_<BINARY>; further ones get the event name appended.
-            suffix = upper_snake(binary) + ("" if index == 0 else "_" + upper_snake(kebab(event_name)))
+        sqs_sources = [(name, source) for name, source in mappings.get(logical_id, []) if source in queues]
+        for index, (name, queue_id) in enumerate(sqs_sources):
+            # The first SQS source is QUEUE_URL_<BINARY>; further ones get
+            # their name appended (WebhookDispatcherDeliveriesMapping ->
+            # QUEUE_URL_WEBHOOK_DISPATCHER_DELIVERIES).
+            suffix = upper_snake(binary) + ("" if index == 0 else "_" + upper_snake(kebab(name)))
             put(f"QUEUE_URL_{suffix}", resolver.refs[queue_id], logical_id)
             redrive = (queues[queue_id].get("Properties") or {}).get("RedrivePolicy") or {}
             dlq_id = logical_id_of(redrive.get("deadLetterTargetArn"))
@@ -851,13 +884,14 @@ def build_env(template: dict, resolver: Resolver, endpoint: str, secret_files: d
                 put(f"DLQ_URL_{suffix}", resolver.refs[dlq_id], logical_id)
         # A DynamoDB stream source's OnFailure queue: STREAM_DLQ_URL_<BINARY>
         # (the local stream feed parks a batch there after its retries).
-        for event_name, event in (props.get("Events") or {}).items():
-            if event.get("Type") != "DynamoDB":
+        for mapping_id, mapping in resources_of(template, "AWS::Lambda::EventSourceMapping"):
+            mapping_props = mapping.get("Properties") or {}
+            if function_of_mapping(mapping_props) != logical_id or not is_stream(mapping_props):
                 continue
-            on_failure = (((event.get("Properties") or {}).get("DestinationConfig") or {}).get("OnFailure")) or {}
+            on_failure = ((mapping_props.get("DestinationConfig") or {}).get("OnFailure")) or {}
             queue_id = logical_id_of(on_failure.get("Destination"))
             if queue_id in queues:
-                put(f"STREAM_DLQ_URL_{upper_snake(binary)}", resolver.refs[queue_id], logical_id)
+                put(f"STREAM_DLQ_URL_{upper_snake(binary)}", resolver.refs[queue_id], mapping_id)
 
     for logical_id, _ in resources_of(template, "AWS::S3::Bucket"):
         put(f"{upper_snake(kebab(logical_id))}_NAME", resolver.refs[logical_id], logical_id)

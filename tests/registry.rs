@@ -11,8 +11,10 @@
 //!   member, log group, README row, sample event and a place in the local
 //!   server (route group or worker).
 //! - IAM: every AWS call the suite saw a function make (`AWS_CALL_LOG`,
-//!   written by `shared::aws::call_log`) is allowed by that function's policy;
-//!   grants that no call used are listed as warnings.
+//!   written by `shared::aws::call_log`), and every call Lambda makes for it
+//!   (its event source mappings), is allowed by that function's policy; a
+//!   grant that nothing used fails too, unless the function's
+//!   `UnexercisedGrants` metadata names it with a reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,6 +137,30 @@ fn events_of<'a>(function: &'a Yaml, kind: &str) -> Vec<(String, &'a Yaml)> {
         .unwrap_or_default()
 }
 
+/// The logical id a `!Ref X` or `!GetAtt X.Attr` names.
+fn referenced_id(value: &Yaml) -> Option<String> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_owned),
+        Yaml::Tagged(tagged) if tagged.tag == "GetAtt" => match &tagged.value {
+            Yaml::String(s) => s.split('.').next().map(str::to_owned),
+            Yaml::Sequence(parts) => parts.first().and_then(Yaml::as_str).map(str::to_owned),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Every `AWS::Lambda::EventSourceMapping`: (its id, the function it feeds,
+/// its properties). Explicit resources rather than SAM `Events` of type
+/// SQS/DynamoDB, which would attach AWS's account-wide managed policies.
+fn mappings(template: &Yaml) -> Vec<(String, String, &Yaml)> {
+    resources(template)
+        .into_iter()
+        .filter(|(_, r)| resource_type(r) == "AWS::Lambda::EventSourceMapping")
+        .map(|(id, r)| (id, referenced_id(&r["Properties"]["FunctionName"]).unwrap_or_default(), &r["Properties"]))
+        .collect()
+}
+
 /// `TenantProvisioningQueue` -> `tenant-provisioning-queue` (as infra/local_stack.py).
 fn kebab(id: &str) -> String {
     let chars: Vec<char> = id.chars().collect();
@@ -200,6 +226,9 @@ fn attribute_of(template: &Yaml, id: &str, attribute: &str) -> Result<String, St
         // The physical name, which locally is the local name
         // (infra/local_stack.py records it as the Name attribute).
         ("AWS::StepFunctions::StateMachine" | "AWS::Events::EventBus", "Name") => Ok(local_name(id)),
+        // A real stream's ARN ends in its creation time; any fixed label
+        // does here, as grants and mappings both name it by `StreamArn`.
+        ("AWS::DynamoDB::Table", "StreamArn") => Ok(format!("{}/stream/local", arn_of(template, id))),
         _ => Err(format!("no rule for {id}.{attribute} ({kind}); extend tests/registry.rs attribute_of")),
     }
 }
@@ -632,7 +661,20 @@ fn every_function_has_its_crate_readme_row_sample_log_group_and_local_place() {
             problems.add(format!("{id}: no sample event events/{krate}-*.json"));
         }
         let http = !events_of(function, "HttpApi").is_empty();
-        let worker = !events_of(function, "SQS").is_empty() || !events_of(function, "Schedule").is_empty();
+        // SAM attaches an account-wide managed policy to the role of a
+        // function with one of these events (AWSLambdaSQSQueueExecutionRole:
+        // every queue); an explicit AWS::Lambda::EventSourceMapping and an
+        // inline grant on its source take their place.
+        for kind in ["SQS", "DynamoDB", "Kinesis", "MQ", "MSK", "SelfManagedKafka", "DocumentDB"] {
+            for (name, _) in events_of(function, kind) {
+                problems.add(format!(
+                    "{id}: event {name} (Type: {kind}) brings SAM's account-wide managed policy; \
+                     declare an AWS::Lambda::EventSourceMapping instead (docs/adding-a-route-group.md)"
+                ));
+            }
+        }
+        let mapped = mappings(&template).iter().any(|(_, f, _)| f == &id);
+        let worker = mapped || !events_of(function, "Schedule").is_empty();
         // A function that reads keys at its cold start (every HTTP
         // function, and the workers that open sealed secrets) is told where
         // they are; only the ones that issue tokens get the signing keys.
@@ -655,6 +697,25 @@ fn every_function_has_its_crate_readme_row_sample_log_group_and_local_place() {
             problems.add(format!("{id}: not a worker of the local server (functions/local WORKER_FUNCTIONS)"));
         }
     }
+    for (mapping, function, properties) in mappings(&template) {
+        if !ids.contains(&function) {
+            problems.add(format!("{mapping}: FunctionName names {function:?}, not a function of template.yaml"));
+            continue;
+        }
+        let source = referenced_id(&properties["EventSourceArn"]).unwrap_or_default();
+        if resource_type(&template["Resources"][source.as_str()]) == "AWS::SQS::Queue" {
+            // infra/local_stack.py names a queue's env var after the mapping.
+            let stem = function.trim_end_matches("Function");
+            if !(mapping.starts_with(stem) && mapping.ends_with("Mapping") && mapping.len() > stem.len() + 7) {
+                problems.add(format!("{mapping}: a queue mapping of {function} is named {stem}<Name>Mapping"));
+            }
+            // Without a cap, a backlog scales a worker to the account's
+            // concurrency; 2 is the least SQS mappings accept.
+            if properties["ScalingConfig"]["MaximumConcurrency"].as_u64().is_none_or(|n| n < 2) {
+                problems.add(format!("{mapping}: no ScalingConfig.MaximumConcurrency (>= 2)"));
+            }
+        }
+    }
     for row in &rows {
         if let Some(id) = row.get(2).and_then(|c| first_code(c))
             && !ids.contains(id)
@@ -668,6 +729,39 @@ fn every_function_has_its_crate_readme_row_sample_log_group_and_local_place() {
         }
     }
     problems.check("functions");
+}
+
+/// Every schedule's target has a retry policy and a dead-letter queue, and
+/// the role Scheduler sends with may send there: an invocation it cannot
+/// deliver is parked, not dropped (tenant schedules get theirs in
+/// shared::schedules).
+#[test]
+fn every_schedule_has_retries_and_a_dead_letter_queue_its_role_may_send_to() {
+    let template = template();
+    let mut problems = Problems::default();
+    for (id, schedule) in
+        resources(&template).into_iter().filter(|(_, r)| resource_type(r) == "AWS::Scheduler::Schedule")
+    {
+        let target = &schedule["Properties"]["Target"];
+        if target["RetryPolicy"].as_mapping().is_none() {
+            problems.add(format!("{id}: its target has no RetryPolicy"));
+        }
+        let Some(dlq) = referenced_id(&target["DeadLetterConfig"]["Arn"]) else {
+            problems.add(format!("{id}: its target has no DeadLetterConfig naming a queue of the template"));
+            continue;
+        };
+        let role = referenced_id(&target["RoleArn"]).unwrap_or_default();
+        let may_send = one_or_many(&template["Resources"][role.as_str()]["Properties"]["Policies"])
+            .into_iter()
+            .flat_map(|policy| one_or_many(&policy["PolicyDocument"]["Statement"]))
+            .filter(|statement| one_or_many(&statement["Action"]).iter().any(|a| a.as_str() == Some("sqs:SendMessage")))
+            .flat_map(|statement| one_or_many(&statement["Resource"]))
+            .any(|resource| referenced_id(resource).as_deref() == Some(dlq.as_str()));
+        if !may_send {
+            problems.add(format!("{id}: its role {role:?} may not sqs:SendMessage to its dead-letter queue {dlq}"));
+        }
+    }
+    problems.check("schedules");
 }
 
 // --------------------------------------------------------------------- IAM --
@@ -779,6 +873,14 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
         })
         .collect::<Result<Vec<Need>, String>>()
         .map(|mut needs| {
+            // A put with tags (`x-amz-tagging`) also needs s3:PutObjectTagging.
+            if service == "s3" && operation == "PutObject" {
+                let tagged = resources.iter().filter(|r| r["tagging"].as_bool() == Some(true));
+                let arns: Vec<String> = tagged
+                    .filter_map(|r| Some(format!("arn:aws:s3:::{}/{}", text(r, "bucket")?, text(r, "key")?)))
+                    .collect();
+                needs.extend(arns.into_iter().map(|arn| need("s3:PutObjectTagging".into(), arn)));
+            }
             // Scheduler acts with the role a schedule names: making or
             // changing one passes it (`iam:PassRole` on that role).
             if service == "scheduler" {
@@ -791,6 +893,74 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
             }
             needs
         })
+}
+
+/// The secrets a function reads at its cold start: the platform keys when
+/// its main serves HTTP (`lambda::serve`) or loads them
+/// (`keys::load_platform`), the signing keys when it issues tokens.
+fn cold_start_needs(template: &Yaml) -> Vec<(String, Vec<Need>)> {
+    // A concrete ARN (Secrets Manager appends six random characters).
+    let secret = |id: &str| arn_of(template, id).replace("-*", "-AbCdEf");
+    let get =
+        |id: &str| Need { action: "secretsmanager:GetSecretValue".into(), arn: secret(id), context: BTreeMap::new() };
+    functions(template)
+        .into_iter()
+        .map(|(id, function)| {
+            let main = std::fs::read_to_string(format!("{REPO}/functions/{}/src/main.rs", crate_of(function)))
+                .unwrap_or_default();
+            let mut needs = Vec::new();
+            if main.contains("lambda::serve(") || main.contains("keys::load_platform") {
+                needs.push(get("PlatformKeysSecret"));
+            }
+            if main.contains("Signing::Issue") {
+                needs.push(get("SigningKeysSecret"));
+            }
+            (id, needs)
+        })
+        .collect()
+}
+
+/// What Lambda does with the function's role for one event source mapping:
+/// poll its queue, or read its stream and park a failed batch in its
+/// OnFailure destination. These calls are not in the suite's log (the local
+/// pollers stand in for them), so they are derived from the template.
+fn mapping_needs(template: &Yaml, properties: &Yaml) -> Result<Vec<Need>, String> {
+    let need = |action: &str, arn: &str| Need { action: action.into(), arn: arn.into(), context: BTreeMap::new() };
+    let source = &properties["EventSourceArn"];
+    let source_id = referenced_id(source).ok_or("EventSourceArn names no resource of the template")?;
+    let arn = resolve(template, source)?;
+    let actions: &[&str] = match resource_type(&template["Resources"][source_id.as_str()]) {
+        "AWS::SQS::Queue" => {
+            &["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+        }
+        "AWS::DynamoDB::Table" => {
+            &["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+        }
+        other => return Err(format!("no rule for a mapping on {source_id} ({other}); extend mapping_needs")),
+    };
+    let mut needs: Vec<Need> = actions.iter().map(|action| need(action, &arn)).collect();
+    let on_failure = &properties["DestinationConfig"]["OnFailure"]["Destination"];
+    if !on_failure.is_null() {
+        let id = referenced_id(on_failure).ok_or("OnFailure.Destination names no resource of the template")?;
+        match resource_type(&template["Resources"][id.as_str()]) {
+            "AWS::SQS::Queue" => needs.push(need("sqs:SendMessage", &resolve(template, on_failure)?)),
+            other => return Err(format!("no rule for an OnFailure destination {id} ({other})")),
+        }
+    }
+    Ok(needs)
+}
+
+/// The grants a function's policy may hold although the suite never uses
+/// them, each with the reason why: its `Metadata` entry `UnexercisedGrants`,
+/// a list of `{Sid: <statement>, Reason: <why the suite cannot use it>}`.
+fn exemptions(function: &Yaml) -> Vec<(String, String)> {
+    one_or_many(&function["Metadata"]["UnexercisedGrants"])
+        .into_iter()
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().unwrap_or_default().trim().to_owned();
+            (text("Sid"), text("Reason"))
+        })
+        .collect()
 }
 
 /// IAM's wildcards: `*` any run of characters, `?` one.
@@ -933,6 +1103,27 @@ fn every_function_policy_grants_the_calls_it_was_seen_making() {
         }
     }
     println!("AWS call log: {calls} calls, {} distinct (function, operation, action, resource)", needs.len());
+    for (mapping, function, properties) in mappings(&template) {
+        match mapping_needs(&template, properties) {
+            Ok(list) => {
+                for need in list {
+                    *needs
+                        .entry((function.clone(), format!("lambda:EventSourceMapping {mapping}"), need))
+                        .or_default() += 1;
+                }
+            }
+            Err(e) => problems.add(format!("{mapping}: {e}")),
+        }
+    }
+
+    // What a cold start reads (shared::keys), worked out from each main.rs:
+    // locally the one server reads the keys once, outside any function, so
+    // the suite's log cannot show it.
+    for (function, needs_of_start) in cold_start_needs(&template) {
+        for need in needs_of_start {
+            *needs.entry((function.clone(), "cold start (shared::keys)".to_owned(), need)).or_default() += 1;
+        }
+    }
 
     let mut used: BTreeSet<(String, String, String, String)> = BTreeSet::new();
     let mut missing: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
@@ -962,27 +1153,54 @@ fn every_function_policy_grants_the_calls_it_was_seen_making() {
         ));
     }
 
-    // Grants no observed call used: warnings only (the suite may not take
-    // every path), but worth a look for least privilege.
-    let mut unused = Vec::new();
-    let observed: BTreeSet<&String> = needs.keys().map(|(f, ..)| f).collect();
+    // Grants nothing used fail: least privilege is checked, not hoped for.
+    // One the suite cannot use (a path it cannot run locally) is named in
+    // the function's `UnexercisedGrants` metadata with its reason.
+    let mut exempted = Vec::new();
+    let mut exempted_but_used = BTreeSet::new();
     for (function, statements) in &policies {
-        if !observed.contains(function) {
-            unused.push(format!("{function}: no call observed at all"));
-            continue;
+        let exempt = exemptions(&template["Resources"][function.as_str()]);
+        for (sid, reason) in &exempt {
+            if !statements.iter().any(|s| s.allow && &s.sid == sid) {
+                problems.add(format!("{function}: UnexercisedGrants names [{sid}], which its policy does not have"));
+            }
+            if reason.is_empty() {
+                problems.add(format!("{function}: UnexercisedGrants [{sid}] gives no Reason"));
+            }
         }
         for s in statements.iter().filter(|s| s.allow) {
+            let reason = exempt.iter().find(|(sid, _)| sid == &s.sid).map(|(_, reason)| reason);
             for action in &s.actions {
                 for resource in &s.resources {
-                    if !used.contains(&(function.clone(), s.sid.clone(), action.clone(), resource.clone())) {
-                        unused.push(format!("{function} [{}]: {action} on {}", s.sid, short(resource)));
+                    let grant = format!("{function} [{}]: {action} on {}", s.sid, short(resource));
+                    let was_used = used.contains(&(function.clone(), s.sid.clone(), action.clone(), resource.clone()));
+                    match (was_used, reason) {
+                        (true, Some(_)) => {
+                            exempted_but_used.insert(format!("{function} [{}]", s.sid));
+                        }
+                        (true, None) => {}
+                        (false, Some(reason)) => exempted.push(format!("{grant} ({reason})")),
+                        (false, None) => problems.add(format!(
+                            "{grant}: granted, but no call of the suite (nor of its event source mappings) used it; \
+                             remove it, or name [{}] in {function}'s Metadata UnexercisedGrants with a reason",
+                            s.sid
+                        )),
                     }
                 }
             }
         }
     }
-    if !unused.is_empty() {
-        println!("warning: {} grant(s) no observed call used:\n  - {}", unused.len(), unused.join("\n  - "));
+    if !exempted.is_empty() {
+        println!(
+            "exempted: {} grant(s) unused by the suite (UnexercisedGrants):\n  - {}",
+            exempted.len(),
+            exempted.join("\n  - ")
+        );
+    }
+    for entry in &exempted_but_used {
+        println!(
+            "note: {entry} is in UnexercisedGrants, yet the suite used some of it (is the exemption still needed?)"
+        );
     }
     problems.check("IAM policies against the observed AWS calls");
 }

@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use futures::future::join_all;
 use platform_tests::*;
 use reqwest::Method;
@@ -116,12 +117,14 @@ async fn not_enough_credits_is_402_and_creates_nothing() {
     assert!(ledger(&shop.owner.access_token).await.iter().all(|e| e["kind"] != "spend"));
 }
 
-/// An engine that counts its renders, fails `fail_product`, and can be held
-/// at a gate so a test can act while renders are in flight.
+/// An engine that counts its renders, fails `fail_product`, takes five
+/// minutes over `slow_product` (a model that hangs), and can be held at a
+/// gate so a test can act while renders are in flight.
 #[derive(Clone, Default)]
 struct TestEngine {
     renders: Arc<AtomicUsize>,
     fail_product: Option<String>,
+    slow_product: Option<String>,
 }
 
 impl TryOnEngine for TestEngine {
@@ -129,6 +132,9 @@ impl TryOnEngine for TestEngine {
         self.renders.fetch_add(1, Ordering::SeqCst);
         if self.fail_product.as_deref() == Some(input.product_id) {
             return Err(EngineError("the model refused this garment".into()));
+        }
+        if self.slow_product.as_deref() == Some(input.product_id) {
+            tokio::time::sleep(Duration::from_secs(300)).await;
         }
         LocalEngine.render(input).await
     }
@@ -207,6 +213,52 @@ async fn an_engine_failure_refunds_that_item_only_and_redeliveries_change_nothin
     assert_eq!(refunds[0]["amount"], 1);
     assert_eq!(refunds[0]["reference"], format!("tryon:{}:02", session.id));
     assert_eq!(balance(&shop.key).await, 20 - 5 + 1);
+}
+
+/// The `tryon.item.requested` message of one item, as the rule delivers it.
+fn item_message(scope: &TenantScope, session_id: Uuid, index: u32) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(format!("item-{index}"));
+    message.body = Some(
+        json!({
+            "version": "0", "id": Uuid::new_v4(), "detail-type": "tryon.item.requested", "source": "saas.platform",
+            "account": "000000000000", "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {
+                "id": Uuid::now_v7(), "type": "tryon.item.requested", "tenant_id": scope.tenant_id(),
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "data": {"session_id": session_id, "item_index": index}
+            }
+        })
+        .to_string(),
+    );
+    message
+}
+
+/// One item whose render outlasts the invocation (the engine hangs) is cut
+/// off at the deadline and reported alone, so SQS retries just it: the
+/// batch answers in time, its other items are done, and the slow one is
+/// neither failed nor refunded (its claim runs out before the redelivery).
+#[tokio::test]
+async fn an_item_past_the_invocations_deadline_is_retried_alone() {
+    let shop = shop(20).await;
+    let (scope, session) = quiet_session(&shop, 3, Quality::Sd).await;
+    let engine = TestEngine { slow_product: Some("sku-1".into()), ..TestEngine::default() };
+    let worker = worker(engine).await;
+    let mut event = SqsEvent::default();
+    event.records = (0..3).map(|index| item_message(&scope, session.id, index)).collect();
+    let started = std::time::Instant::now();
+    // run_worker's deadline is the invocation's less 2 s; 15 s stands in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let response = shared::worker::handle_batch_until(&worker, event, Some(deadline)).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["item-1"], "only the item past the deadline is retried");
+    assert!(started.elapsed() < Duration::from_secs(60), "the batch answered at its deadline, not the engine's");
+
+    let shown = get(&format!("/v1/tryons/{}", session.id)).api_key(&shop.key).send().await.expect(200);
+    let statuses: Vec<&str> =
+        shown.body["items"].as_array().expect("items").iter().map(|i| i["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(statuses, ["completed", "processing", "completed"]);
+    assert_eq!(shown.body["credits_refunded"], 0);
 }
 
 /// Cancel racing the worker: every item ends exactly once, either rendered

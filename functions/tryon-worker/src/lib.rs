@@ -16,6 +16,10 @@
 //!   (S3, DynamoDB) is reported as a batch failure and retried instead;
 //! - nothing is lost between a session's commit and its item events: they
 //!   are outbox items of the creating transaction, so no sweep is needed.
+//! - each item ends before the invocation does: one still running 2 s
+//!   before Lambda's deadline is cut off and reported as a batch item
+//!   failure ([`shared::worker::run_worker`]), so only it is retried (its
+//!   claim runs out first) while the batch's finished items stay done.
 
 pub mod engine;
 
@@ -38,9 +42,10 @@ use uuid::Uuid;
 
 /// How this worker appears as the actor of its audit entries.
 const COMPONENT: &str = "tryon-worker";
-/// How long a claim holds: twice the function's 30 s timeout, and well under
-/// the queue's 180 s visibility, so a redelivery after a crash finds it run out.
-pub const LEASE_SECONDS: i64 = 60;
+/// How long a claim holds: twice the function's 60 s timeout, and well under
+/// the queue's 360 s visibility, so a redelivery after a crash (or after the
+/// item was cut off at the invocation's deadline) finds it run out.
+pub const LEASE_SECONDS: i64 = 120;
 
 pub struct TryonWorker<E> {
     pub store: Store,

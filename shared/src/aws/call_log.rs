@@ -293,6 +293,10 @@ fn s3_resources(input: &Input) -> Vec<Value> {
         head_object::HeadObjectInput, list_objects_v2::ListObjectsV2Input, put_object::PutObjectInput,
     };
     if let Some(i) = input.downcast_ref::<PutObjectInput>() {
+        // Tags on the put need s3:PutObjectTagging as well.
+        if i.tagging().is_some() {
+            return vec![json!({ "bucket": i.bucket(), "key": i.key(), "tagging": true })];
+        }
         return object(i.bucket(), i.key());
     }
     if let Some(i) = input.downcast_ref::<GetObjectInput>() {
