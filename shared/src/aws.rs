@@ -91,7 +91,41 @@ fn local_mode() -> bool {
 }
 
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    let loader = aws_config::defaults(BehaviorVersion::latest());
+    match https_client() {
+        Some(client) => loader.http_client(client),
+        None => loader,
+    }
+    .load()
+    .await
+}
+
+/// The five Amazon Trust Services roots every AWS endpoint chains to
+/// (Amazon Root CA 1-4 and Starfield Services Root G2, valid to 2037-2040).
+const AWS_ROOTS_PEM: &str = include_str!("aws/amazon-trust-services-roots.pem");
+
+/// The SDK's default client loads the system's certificate store (about 150
+/// roots, read and parsed from /etc/ssl/certs) in every cold start; AWS's
+/// endpoints need five. An operator who sets `AWS_CA_BUNDLE` (a TLS-inspecting
+/// proxy, a local emulator behind its own CA) gets the default client and its
+/// system store instead.
+fn https_client() -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    if std::env::var_os("AWS_CA_BUNDLE").is_some() {
+        return None;
+    }
+    Some(aws_roots_client())
+}
+
+fn aws_roots_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{
+        Builder,
+        tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode},
+    };
+    let roots = TrustStore::empty().with_native_roots(false).with_pem_certificate(AWS_ROOTS_PEM.as_bytes());
+    // `build` only stores the PEM; it is parsed when the client makes its
+    // first connector (the unit test below goes that far).
+    let context = TlsContext::builder().with_trust_store(roots).build().unwrap_or_default();
+    Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).tls_context(context).build_https()
 }
 
 impl AwsClients {
@@ -121,5 +155,27 @@ impl AwsClients {
             secrets: SecretsClient::new(sdk),
             sdk_config: sdk.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client parses the PEM when it makes its connector, and panics on a
+    /// bad one: a call to a closed local port goes that far and fails cleanly.
+    #[tokio::test]
+    async fn a_client_trusting_the_bundled_aws_roots_is_built_and_dispatches() {
+        assert_eq!(AWS_ROOTS_PEM.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("id", "secret", None, None, "test"))
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .http_client(aws_roots_client())
+            .build();
+        let err = aws_sdk_dynamodb::Client::from_conf(config).list_tables().send().await.expect_err("nothing listens");
+        assert!(matches!(err, aws_sdk_dynamodb::error::SdkError::DispatchFailure(_)), "{err:?}");
     }
 }

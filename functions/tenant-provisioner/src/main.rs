@@ -4,7 +4,9 @@
 use shared::{aws::AwsClients, config::Config, store::Store};
 use tenant_provisioner::Provisioner;
 
-#[tokio::main]
+// One thread: no function here gets more than one vCPU, and a second runtime
+// thread only adds a cross-thread wake-up to every I/O (docs/performance.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;

@@ -1,6 +1,8 @@
 //! Lambda entry point of the users group: wiring only.
 
-#[tokio::main]
+// One thread: no function here gets more than one vCPU, and a second runtime
+// thread only adds a cross-thread wake-up to every I/O (docs/performance.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     shared::lambda::serve(users::routes(), shared::state::Signing::VerifyOnly).await
 }
