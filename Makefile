@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks around them.
-.PHONY: run test lint validate package bench bench-webhooks openapi
+.PHONY: run test lint validate package bench bench-webhooks load openapi
 
 run:            ## the platform locally: stack + API on 127.0.0.1:3000
 	scripts/run-local.sh
@@ -25,6 +25,9 @@ bench:          ## performance bench of the functions (docs/performance.md)
 
 bench-webhooks: ## deliveries per second of one webhook dispatcher (docs/performance.md)
 	scripts/test.sh -- --test it -- --ignored webhook_delivery_throughput --nocapture
+
+load:           ## seed 000's load scenarios with Locust against `make run` (bench/load/run.sh; --host for a stage)
+	bench/load/run.sh
 
 openapi:        ## regenerate docs/openapi.json, docs/events/ and the Postman collection from the code
 	cargo run -q -p local --bin openapi -- --write

@@ -23,14 +23,18 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/saas-platform/target}"
 eval "$(infra/deps.sh)"
 
 # Release = what is deployed (LTO, one codegen unit: slow the first time, a
-# no-op when up to date). The local server and the bench only drive and
-# measure, so they stay in the debug profile the tests already build. Separate
-# commands so each reuses the artifacts of the usual builds of that package.
+# no-op when up to date), with the hello-world floor (bench/floor) in the same
+# profile so the two compare like for like. The local server only sets up, so
+# it stays in the debug profile the tests already build. The bench is release
+# too: replayed AWS answers come from it, and its own time per answer would
+# otherwise count as the function's. Separate commands, so that each build's
+# features stay those of that package alone (no unification across them).
 cargo build --release --locked -p auth -p saml -p tenants -p api-keys -p customers -p tryons -p webhooks -p integrations \
   -p tenant-provisioner -p tryon-worker -p webhook-dispatcher -p billing -p billing-worker -p integrations-worker -p workflows -p workflows-worker \
-  -p admin -p compliance -p compliance-worker -p ai -p ai-worker
+  -p admin -p compliance -p compliance-worker -p ai -p ai-worker -p users -p projects -p credits -p audit -p docs \
+  -p floor
 cargo build --locked -p local
-cargo build --locked -p bench
+cargo build --release --locked -p bench
 
 # The bench replaces this stack by a fresh one before each function
 # (--restart-stack): moto's TransactWriteItems slows down, and its memory grows,
@@ -40,7 +44,7 @@ infra/stack.sh down >/dev/null 2>&1 || true
 trap 'infra/stack.sh down >/dev/null 2>&1 || true' EXIT
 env_file="$(infra/stack.sh up | tail -n 1)"
 
-"$CARGO_TARGET_DIR/debug/bench" \
+"$CARGO_TARGET_DIR/release/bench" \
   --env-file "$env_file" \
   --restart-stack \
   --release-dir "$CARGO_TARGET_DIR/release" \

@@ -94,6 +94,15 @@ impl Samples {
         with_bearer(fresh_request_id(event)?, token)
     }
 
+    /// `GET <path>` without credentials (the floor's hello world, the docs).
+    pub fn unauthenticated_get(&self, path: &str) -> Result<Value> {
+        let mut event = self.get("", path)?;
+        if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut) {
+            headers.remove("authorization");
+        }
+        Ok(event)
+    }
+
     /// The SAML ACS's sample: a response posted with a RelayState that names
     /// no sign-in (answered 401 `invalid_state`).
     pub fn saml_acs(&self) -> Result<Value> {

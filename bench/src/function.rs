@@ -118,6 +118,22 @@ impl Instance {
         peak_rss_kib(self.pid)
     }
 
+    /// CPU time the process's threads have run so far (the scheduler's own
+    /// nanosecond count, `/proc/<pid>/task/*/schedstat`). Over many
+    /// invocations, its growth per invocation is the function's own work,
+    /// free of the wake-ups and loopback hops a latency includes.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let dir = format!("/proc/{}/task", self.pid);
+        let mut total = 0u64;
+        for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+            let path = task?.path().join("schedstat");
+            // A thread that ended between the listing and the read ran no more.
+            let Ok(stat) = std::fs::read_to_string(&path) else { continue };
+            total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+        }
+        Ok(Duration::from_nanos(total))
+    }
+
     /// Kills the process, as Lambda does with an idle execution environment.
     pub fn stop(mut self) -> Result<()> {
         self.kill().with_context(|| format!("stopping {}", self.name))

@@ -12,9 +12,11 @@ mod function;
 mod proxy;
 mod report;
 mod runtime_api;
+mod template;
 
 use std::{
     path::{Path, PathBuf},
+    sync::{Mutex, PoisonError},
     time::Duration,
 };
 
@@ -26,15 +28,17 @@ use uuid::Uuid;
 use crate::{
     events::Samples,
     function::{FunctionSpec, Instance},
-    proxy::{Call, CountingProxy},
+    proxy::{AwsEndpoint, Call},
     report::{Cold, FunctionReport, Sample, Warm},
     runtime_api::Reply,
+    template::Template,
 };
 
 const USAGE: &str = "\
 usage: bench --env-file PATH [options]
 
-Runs each function's release binary (auth ... billing-worker, see --only) under a local Lambda
+Runs each function's release binary (the hello-world floor first, then auth ... compliance-worker,
+see --only) under a local Lambda
 Runtime API against the local stack described by the env file that
 `infra/stack.sh up` prints, and prints markdown tables.
 
@@ -47,9 +51,8 @@ options:
   --spawns N          cold starts per function (20)
   --invocations M     timed warm invocations per request type (200)
   --timeout SECONDS   longest wait for one answer (30)
-  --only FUNCTION     measure only this one (auth, saml, tenants, api-keys, customers, tryons, webhooks, admin,
-                      integrations, billing, tenant-provisioner, tryon-worker, webhook-dispatcher,
-                      billing-worker, integrations-worker; the setup still runs)
+  --only F1,F2        measure only these (comma-separated names as in the summary table: floor,
+                      auth, customers, ...; the setup still runs)
   --restart-stack     before each function, replace the env file's stack by a fresh one
                       (infra/stack.sh down + up with its LOCAL_DIR and port): every
                       function then starts from an empty table
@@ -67,7 +70,7 @@ struct Options {
     invocations: usize,
     timeout: Duration,
     extra_env: Vec<(String, String)>,
-    only: Option<String>,
+    only: Option<Vec<String>>,
     restart_stack: bool,
 }
 
@@ -109,8 +112,13 @@ impl Options {
                 "--spawns" => options.spawns = count()?,
                 "--invocations" => options.invocations = count()?,
                 "--timeout" => options.timeout = Duration::from_secs(count()? as u64),
-                "--only" if FUNCTIONS.contains(&value.as_str()) => options.only = Some(value.clone()),
-                "--only" => bail!("--only takes one of {}", FUNCTIONS.join(", ")),
+                "--only" => {
+                    let names: Vec<String> = value.split(',').map(str::trim).map(str::to_owned).collect();
+                    if let Some(unknown) = names.iter().find(|n| !FUNCTIONS.contains(&n.as_str())) {
+                        bail!("--only: {unknown} is not one of {}", FUNCTIONS.join(", "));
+                    }
+                    options.only = Some(names);
+                }
                 "--env" => {
                     let (name, value) =
                         value.split_once('=').with_context(|| format!("--env {value}: not NAME=VALUE"))?;
@@ -149,11 +157,21 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 21] = [
+/// The hello-world `lambda_http` binary (bench/floor): the cold start and
+/// warm answer no function of ours can beat, measured in the same run.
+const FLOOR: &str = "floor";
+
+const FUNCTIONS: [&str; 27] = [
+    FLOOR,
     "auth",
     "saml",
     "tenants",
     "api-keys",
+    "users",
+    "projects",
+    "credits",
+    "audit",
+    "docs",
     "customers",
     "tryons",
     "webhooks",
@@ -175,50 +193,17 @@ const FUNCTIONS: [&str; 21] = [
 
 /// The credentials and region Lambda gives every function.
 const AWS_ENV: &[&str] = &["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
-/// template.yaml's Globals.
-const GLOBAL_ENV: &[&str] = &["RUST_LOG", "TABLE_NAME", "EVENT_BUS_NAME", "MALLOC_MMAP_THRESHOLD_"];
-/// template.yaml's AuthFunction variables (locally keys come as `_FILE` paths).
-const AUTH_ENV: &[&str] = &[
-    "JWT_PRIVATE_KEY",
-    "JWT_PRIVATE_KEY_FILE",
-    "JWT_PUBLIC_KEY",
-    "JWT_PUBLIC_KEY_FILE",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "CURSOR_SECRET",
-    "CURSOR_SECRET_FILE",
-];
-/// SamlFunction's own variables, beside TenantsFunction's (the SP key pair
-/// comes as `_FILE` paths locally).
-const SAML_ENV: &[&str] = &[
-    "PUBLIC_API_URL",
-    "SAML_SP_PRIVATE_KEY",
-    "SAML_SP_PRIVATE_KEY_FILE",
-    "SAML_SP_CERTIFICATE",
-    "SAML_SP_CERTIFICATE_FILE",
-];
-/// TenantsFunction: the same without the signing key.
-const TENANTS_ENV: &[&str] =
-    &["JWT_PUBLIC_KEY", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE", "CURSOR_SECRET", "CURSOR_SECRET_FILE"];
-
-/// The workflows function's own variables (template.yaml).
-const WORKFLOWS_ENV: &[&str] = &[
-    "WORKFLOW_STATE_MACHINE_ARN",
-    "TENANT_SCHEDULE_GROUP",
-    "TENANT_SCHEDULER_ROLE_ARN",
-    "WORKFLOW_SCHEDULE_TARGET_ARN",
-    "WORKFLOW_SCHEDULE_DLQ_ARN",
-];
-
-/// Printed above the tables: what every AWS-bound figure includes.
+/// Printed above the tables: what the two kinds of AWS-bound figure include.
 const MOTO_NOTE: &str = "\
-> **Every latency that involves AWS goes through moto**, not DynamoDB: ~4.5 ms per call on an idle
-> machine (it closes the connection after each call), one call at a time behind a global lock (no
-> queueing here: the bench sends one request at a time). moto's own `TransactWriteItems` copies the
-> whole table per item for its rollback; infra/moto_server.py backs up only the touched items instead.
-> DynamoDB in-region answers in single-digit ms over a kept-alive TLS connection. \"of which in moto\"
-> is the median time an invocation waited on its AWS calls; latency minus that is roughly the
-> function's own time. Percentiles are nearest-rank.
+> **Two runs of every measurement.** Against moto: the bench's endpoint keeps the function's
+> connections alive and forwards each call to moto on a connection of its own (moto closes them),
+> one call at a time behind moto's global lock; moto's Python is most of each call's time.
+> **Replayed**: a second run of the same events in fresh processes, each AWS call answered from
+> what moto answered in the first run (matched by operation and body, else by position) at memory
+> speed; any call without a recorded answer stops the bench. The replayed figures are the
+> functions' own time: \"own time\" is latency minus the time waiting on AWS answers. DynamoDB
+> in-region adds single-digit ms per call over a kept-alive TLS connection. Percentiles are
+> nearest-rank.
 ";
 
 /// What an answer must be for the measurement to count.
@@ -264,8 +249,10 @@ struct Bench {
     /// for `--restart-stack`.
     local_dir: PathBuf,
     moto_port: String,
-    stack_env: Vec<(String, String)>,
-    proxy: CountingProxy,
+    /// The env file's variables, re-read after each `--restart-stack`.
+    stack_env: Mutex<Vec<(String, String)>>,
+    template: Template,
+    proxy: AwsEndpoint,
     samples: Samples,
     /// Makes this run's emails and slugs unique in a reused stack.
     run: String,
@@ -288,13 +275,14 @@ async fn main() -> Result<()> {
     // The stack script keeps the env file in its state dir (LOCAL_DIR).
     let local_dir = options.env_file.parent().map(Path::to_path_buf).unwrap_or_default();
     let bench = Bench {
-        proxy: CountingProxy::start(upstream).await?,
+        proxy: AwsEndpoint::start(upstream).await?,
+        template: Template::load(&Template::default_path())?,
         endpoint: endpoint.clone(),
         local_dir,
         moto_port,
         samples: Samples::new(options.events_dir.clone()),
         run: Uuid::new_v4().simple().to_string().chars().take(8).collect(),
-        stack_env,
+        stack_env: Mutex::new(stack_env),
         options,
     };
     let started = chrono::Utc::now();
@@ -310,7 +298,7 @@ async fn main() -> Result<()> {
         load_average()
     );
     println!(
-        "- stack: moto at {endpoint}, reached through the bench's counting proxy; {}",
+        "- stack: moto at {endpoint}, reached through the bench's AWS endpoint (forwarding, recording, replaying); {}",
         if bench.options.restart_stack {
             "a fresh stack (empty table) for each function (--restart-stack)"
         } else {
@@ -324,7 +312,7 @@ async fn main() -> Result<()> {
     );
     println!("- binaries: {}", bench.options.release_dir.display());
     if let Some(only) = &bench.options.only {
-        println!("- measured: {only} only (--only)");
+        println!("- measured: {} only (--only)", only.join(", "));
     }
     if !bench.options.extra_env.is_empty() {
         let extra: Vec<String> = bench.options.extra_env.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
@@ -332,6 +320,9 @@ async fn main() -> Result<()> {
     }
     println!("- function output (JSON logs, RUST_LOG from the env file): {}\n", bench.options.log_dir.display());
     println!("{MOTO_NOTE}");
+    println!("## Summary\n");
+    println!("{}", report::summary(&reports, FLOOR));
+    println!("## Each function\n");
     for report in &reports {
         println!("{}", report::function_tables(report, &format!("{}-linux", std::env::consts::ARCH)));
     }
@@ -343,11 +334,6 @@ impl Bench {
     async fn run_all(&self) -> Result<Vec<FunctionReport>> {
         let user = Account::new("user", &self.run);
         let admin = Account::new("admin", &self.run);
-        let auth = self.spec("auth", AUTH_ENV)?;
-        let tenants = self.spec("tenants", TENANTS_ENV)?;
-        let api_keys = self.spec("api-keys", TENANTS_ENV)?;
-        let blob_env: Vec<&str> = TENANTS_ENV.iter().copied().chain(["BLOB_BUCKET_NAME"]).collect();
-        let provisioner = self.spec("tenant-provisioner", &[])?;
         let mut reports = Vec::new();
         let mut set_up = false;
         // Tenants the tenants run created on the current stack, all still provisioning.
@@ -357,18 +343,32 @@ impl Bench {
                 self.fresh_stack().await?;
                 (set_up, created) = (false, Vec::new());
             }
-            if !set_up {
+            // Made after any restart: a fresh stack has fresh secret ARNs.
+            let auth = self.spec("auth")?;
+            let tenants = self.spec("tenants")?;
+            let api_keys = self.spec("api-keys")?;
+            let provisioner = self.spec("tenant-provisioner")?;
+            if !set_up && function != FLOOR {
                 self.set_up(&auth, &tenants, &user, &admin).await?;
                 set_up = true;
             }
             let mut report = match function {
+                FLOOR => {
+                    let spec = self.spec(FLOOR)?;
+                    let label = "GET / (hello world)";
+                    let gets = (0..self.options.spawns).map(|_| self.samples.unauthenticated_get("/"));
+                    let (cold, _) = self.cold(&spec, label, Expect::Http(200), gets.collect::<Result<_>>()?).await?;
+                    let kinds = vec![self.kind(label, Expect::Http(200), || self.samples.unauthenticated_get("/"))?];
+                    let (warm, _) = self.warm(&spec, kinds).await?;
+                    self.report(&spec, cold, warm)?
+                }
                 "auth" => self.bench_auth(&auth, &user).await?,
                 // The ACS with a RelayState that names no sign-in: its cold
                 // start (libxml2 and libxmlsec1 loaded and initialised) and
                 // the request's front part, one GetItem; verifying a real
                 // response needs a sign-in state and an IdP's signature.
                 "saml" => {
-                    let spec = self.spec("saml", &[TENANTS_ENV, SAML_ENV].concat())?;
+                    let spec = self.spec("saml")?;
                     let label = "POST /v1/auth/saml/{tenant}/{connection}/acs (unknown RelayState)";
                     let posts = (0..self.options.spawns).map(|_| self.samples.saml_acs());
                     let (cold, _) = self.cold(&spec, label, Expect::Http(401), posts.collect::<Result<_>>()?).await?;
@@ -387,90 +387,73 @@ impl Bench {
                     let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
                     self.bench_api_keys(&api_keys, &user_token).await?
                 }
-                "customers" | "tryons" | "webhooks" => {
+                // The bench user owns its tenant (an admin): every list is its to read.
+                "customers" | "tryons" | "webhooks" | "users" | "projects" | "credits" | "audit" | "workflows"
+                | "ai" | "compliance" | "integrations" => {
                     let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
-                    let env: &[&str] = if function == "webhooks" { TENANTS_ENV } else { &blob_env };
-                    let path = format!("/v1/{function}");
-                    self.bench_list(&self.spec(function, env)?, &path, &user_token).await?
+                    let path = match function {
+                        "audit" => "/v1/audit/logs",
+                        "ai" => "/v1/ai/generations",
+                        "compliance" => "/v1/compliance/exports",
+                        // The signed inbound path needs a provider and its
+                        // sealed secret, which this bench does not make yet.
+                        "integrations" => "/v1/integrations/providers",
+                        other => &format!("/v1/{other}"),
+                    };
+                    self.bench_list(&self.spec(function)?, path, &user_token).await?
+                }
+                // Unauthenticated and storeless: the OpenAPI document.
+                "docs" => {
+                    let spec = self.spec("docs")?;
+                    let label = "GET /v1/openapi.json";
+                    let gets = (0..self.options.spawns).map(|_| self.samples.unauthenticated_get("/v1/openapi.json"));
+                    let (cold, _) = self.cold(&spec, label, Expect::Http(200), gets.collect::<Result<_>>()?).await?;
+                    let kinds = vec![
+                        self.kind(label, Expect::Http(200), || self.samples.unauthenticated_get("/v1/openapi.json"))?,
+                    ];
+                    let (warm, _) = self.warm(&spec, kinds).await?;
+                    self.report(&spec, cold, warm)?
                 }
                 "tryon-worker" => {
-                    let spec = self.spec("tryon-worker", &["BLOB_BUCKET_NAME", "TRYON_ENGINE", "TRYON_ENGINE_URL"])?;
+                    let spec = self.spec("tryon-worker")?;
                     self.bench_jobs(&spec, "SQS tryon.item.requested (no such item)", || self.samples.tryon_job())
                         .await?
                 }
                 "webhook-dispatcher" => {
-                    let env = ["CURSOR_SECRET", "CURSOR_SECRET_FILE", "WEBHOOK_DELIVERIES_QUEUE_URL"];
-                    let spec = self.spec("webhook-dispatcher", &env)?;
+                    let spec = self.spec("webhook-dispatcher")?;
                     self.bench_jobs(&spec, "SQS delivery job (no such delivery)", || self.samples.webhook_job()).await?
                 }
                 "billing" => {
                     let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
-                    self.bench_billing(&self.spec("billing", &blob_env)?, &user_token).await?
-                }
-                "integrations" => {
-                    // The list; the signed inbound path needs a provider and
-                    // its sealed secret, which this bench does not make yet.
-                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
-                    let env = [TENANTS_ENV, &["PUBLIC_API_URL", "BLOB_BUCKET_NAME"]].concat();
-                    self.bench_list(&self.spec("integrations", &env)?, "/v1/integrations/providers", &user_token)
-                        .await?
+                    self.bench_billing(&self.spec("billing")?, &user_token).await?
                 }
                 "integrations-worker" => {
-                    let env = [
-                        "INTEGRATION_EVENTS_QUEUE_URL",
-                        "SYNC_RUNS_QUEUE_URL",
-                        "SYNC_TIME_BUDGET_SECONDS",
-                        "TENANT_SCHEDULE_GROUP",
-                        "CURSOR_SECRET",
-                        "CURSOR_SECRET_FILE",
-                        "BLOB_BUCKET_NAME",
-                    ];
-                    let spec = self.spec("integrations-worker", &env)?;
+                    let spec = self.spec("integrations-worker")?;
                     let label = "SQS integration.event.received (no such event)";
                     self.bench_jobs(&spec, label, || self.samples.integration_job()).await?
-                }
-                "workflows" => {
-                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
-                    let env = [TENANTS_ENV, WORKFLOWS_ENV].concat();
-                    self.bench_list(&self.spec("workflows", &env)?, "/v1/workflows", &user_token).await?
                 }
                 "admin" => {
                     // The first answer runs every check; later ones within
                     // 5 s are the process's cached report.
                     let (_, admin_token) = self.sign_in(&auth, &user, &admin).await?;
-                    let env =
-                        [TENANTS_ENV, &["BLOB_BUCKET_NAME", "WORKFLOW_STATE_MACHINE_ARN", "HEALTH_QUEUES"]].concat();
-                    self.bench_list(&self.spec("admin", &env)?, "/v1/admin/health", &admin_token).await?
-                }
-                "ai" => {
-                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
-                    self.bench_list(&self.spec("ai", &blob_env)?, "/v1/ai/generations", &user_token).await?
+                    self.bench_list(&self.spec("admin")?, "/v1/admin/health", &admin_token).await?
                 }
                 "ai-worker" => {
-                    let env =
-                        ["BLOB_BUCKET_NAME", "AI_BACKEND", "AI_MODEL_ID", "AI_OPENAI_BASE_URL", "AI_OPENAI_API_KEY"];
-                    let spec = self.spec("ai-worker", &env)?;
+                    let spec = self.spec("ai-worker")?;
                     self.bench_jobs(&spec, "SQS ai.phase.requested (no such job)", || self.samples.ai_job()).await?
                 }
                 "workflows-worker" => {
-                    let env =
-                        ["CURSOR_SECRET", "CURSOR_SECRET_FILE", "WORKFLOW_STATE_MACHINE_ARN", "TENANT_SCHEDULE_GROUP"];
-                    let spec = self.spec("workflows-worker", &env)?;
+                    let spec = self.spec("workflows-worker")?;
                     let label = "SQS bus event (no workflow it triggers)";
                     self.bench_jobs(&spec, label, || self.samples.workflow_trigger_job()).await?
                 }
-                "compliance" => {
-                    // The bench user owns its tenant: an admin.
-                    let (user_token, _) = self.sign_in(&auth, &user, &admin).await?;
-                    self.bench_list(&self.spec("compliance", &blob_env)?, "/v1/compliance/exports", &user_token).await?
-                }
                 "compliance-worker" => {
-                    let spec = self.spec("compliance-worker", &["BLOB_BUCKET_NAME"])?;
+                    let spec = self.spec("compliance-worker")?;
                     let label = "SQS compliance.export.requested (no such export)";
                     self.bench_jobs(&spec, label, || self.samples.compliance_job()).await?
                 }
                 "billing-worker" => {
-                    let spec = self.spec("billing-worker", &["BLOB_BUCKET_NAME"])?;
+                    let spec = self.spec("billing-worker")?;
                     self.bench_jobs(&spec, "SQS hourly job (every tenant of the stack)", || self.samples.billing_job())
                         .await?
                 }
@@ -614,10 +597,14 @@ impl Bench {
                 bail!("{} {action} failed ({status})", script.display());
             }
         }
+        // A fresh stack has fresh secrets (new ARNs): the specs made from
+        // here on read the new file.
         let env = read_env_file(&self.options.env_file)?;
-        if env != self.stack_env {
-            bail!("{} changed across the restart; the bench cannot follow", self.options.env_file.display());
+        let endpoint = env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL").map(|(_, v)| v.as_str());
+        if endpoint != Some(self.endpoint.as_str()) {
+            bail!("{} moved moto across the restart; the bench cannot follow", self.options.env_file.display());
         }
+        *self.stack_env.lock().unwrap_or_else(PoisonError::into_inner) = env;
         Ok(())
     }
 
@@ -628,7 +615,7 @@ impl Bench {
     }
 
     fn wants(&self, function: &str) -> bool {
-        self.options.only.as_deref().is_none_or(|only| only == function)
+        self.options.only.as_ref().is_none_or(|only| only.iter().any(|o| o == function))
     }
 
     fn slug(&self, phase: &str, i: usize) -> String {
@@ -727,26 +714,31 @@ impl Bench {
         self.report(provisioner, cold, warm)
     }
 
-    /// The function's environment: its template variables from the env file,
-    /// with AWS reached through the counting proxy.
-    fn spec(&self, name: &'static str, own_env: &[&str]) -> Result<FunctionSpec> {
+    /// The function's environment: its template.yaml variables (and their
+    /// local `_FILE` forms) from the env file, with AWS reached through the
+    /// bench's endpoint.
+    fn spec(&self, name: &'static str) -> Result<FunctionSpec> {
         let binary = self.options.release_dir.join(name);
         if !binary.is_file() {
             bail!("{} is missing: build it with `cargo build --release --locked -p {name}`", binary.display());
         }
+        let own = if name == FLOOR {
+            Vec::new()
+        } else {
+            self.template.variables(name).with_context(|| format!("template.yaml builds no `{name}` binary"))?
+        };
         let log = self.options.log_dir.join(format!("{name}.log"));
         std::fs::write(&log, b"").with_context(|| format!("truncating {}", log.display()))?;
-        let mut env: Vec<(String, String)> = self
-            .stack_env
-            .iter()
-            .filter(|(k, _)| {
-                AWS_ENV.contains(&k.as_str()) || GLOBAL_ENV.contains(&k.as_str()) || own_env.contains(&k.as_str())
-            })
-            .cloned()
-            .collect();
+        let wanted =
+            |k: &str| AWS_ENV.contains(&k) || own.iter().any(|v| v == k || k.strip_suffix("_FILE") == Some(v.as_str()));
+        let mut env: Vec<(String, String)> = self.stack_env().into_iter().filter(|(k, _)| wanted(k)).collect();
         env.push(("AWS_ENDPOINT_URL".into(), self.proxy.url().to_owned()));
         env.extend(self.options.extra_env.iter().cloned());
         Ok(FunctionSpec { name, binary, env, log, timeout: self.options.timeout })
+    }
+
+    fn stack_env(&self) -> Vec<(String, String)> {
+        self.stack_env.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn kind(&self, label: &str, expect: Expect, mut make: impl FnMut() -> Result<Value>) -> Result<Kind> {
@@ -761,7 +753,7 @@ impl Bench {
         command
             .arg("seed-admin")
             .env_clear()
-            .envs(self.stack_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.stack_env())
             .env("PLATFORM_ADMIN_EMAIL", &admin.email)
             .env("PLATFORM_ADMIN_PASSWORD", &admin.password)
             .env("RUST_LOG", "warn");
@@ -796,7 +788,9 @@ impl Bench {
         Ok(bodies)
     }
 
-    /// One process per event: the event is the first request of a fresh process.
+    /// One process per event: the event is the first request of a fresh
+    /// process, against moto (each spawn's calls recorded), then again with
+    /// the recorded answers replayed at memory speed.
     async fn cold(
         &self,
         spec: &FunctionSpec,
@@ -804,14 +798,25 @@ impl Bench {
         expect: Expect,
         events: Vec<Value>,
     ) -> Result<(Cold, Vec<Value>)> {
-        let mut cold =
-            Cold { request: request.to_owned(), init: vec![], first: vec![], init_calls: vec![], rss_kib: vec![] };
+        let mut cold = Cold {
+            request: request.to_owned(),
+            init: vec![],
+            first: vec![],
+            init_calls: vec![],
+            rss_kib: vec![],
+            replayed_init: vec![],
+            replayed_first: vec![],
+            substituted: 0,
+        };
         let mut bodies = Vec::new();
+        let mut episodes = Vec::new();
         let total = events.len();
         for (i, event) in events.iter().enumerate() {
             progress(format!("{}: cold start {}/{total}", spec.name, i + 1));
+            self.proxy.record();
             let (mut instance, pending) = Instance::spawn(spec, to_bytes(event)?).await?;
             let reply = instance.wait(pending).await?;
+            episodes.push(self.proxy.take_episode());
             let first_next = instance.first_next().context("answered without asking for an event")?;
             let (status, body) = self.check(spec, expect, &reply)?;
             cold.init.push(first_next.saturating_duration_since(instance.spawned_at()));
@@ -825,27 +830,54 @@ impl Bench {
             bodies.push(body);
             instance.stop()?;
         }
+        for (i, (event, episode)) in events.iter().zip(episodes).enumerate() {
+            progress(format!("{}: cold start {}/{total}, replayed", spec.name, i + 1));
+            self.proxy.replay(episode);
+            let (mut instance, pending) = Instance::spawn(spec, to_bytes(event)?).await?;
+            let reply = instance.wait(pending).await;
+            cold.substituted +=
+                self.proxy.end_replay().with_context(|| format!("{}: replayed cold start {}", spec.name, i + 1))?;
+            let reply = reply?;
+            let first_next = instance.first_next().context("answered without asking for an event")?;
+            let (status, _) = self.check(spec, expect, &reply).context("replayed")?;
+            cold.replayed_init.push(first_next.saturating_duration_since(instance.spawned_at()));
+            cold.replayed_first.push(Sample {
+                latency: reply.received.saturating_duration_since(instance.spawned_at()),
+                status,
+                calls: self.calls_of(&reply),
+            });
+            instance.stop()?;
+        }
         Ok((cold, bodies))
     }
 
     /// One process serving every kind's warm-up (the first is its cold start),
-    /// then each kind's timed requests. Returns every answer's body per kind,
+    /// then each kind's timed requests, against moto with every invocation's
+    /// calls recorded; then a second process doing the same with the recorded
+    /// answers replayed. Returns every answer's body per kind (moto's run),
     /// warm-up first.
     async fn warm(&self, spec: &FunctionSpec, kinds: Vec<Kind>) -> Result<(Warm, Vec<Vec<Value>>)> {
         progress(format!("{}: warm run", spec.name));
         let (first, rest) = kinds.split_first().context("no request kinds")?;
+        let mut episodes = Vec::new();
+        self.proxy.record();
         let (mut instance, pending) = Instance::spawn(spec, to_bytes(&first.warmup)?).await?;
         let reply = instance.wait(pending).await?;
+        episodes.push(self.proxy.take_episode());
         let mut all_bodies = vec![vec![self.check(spec, first.expect, &reply).context("warm-up")?.1]];
         for kind in rest {
+            self.proxy.record();
             let reply = instance.invoke(to_bytes(&kind.warmup)?).await?;
+            episodes.push(self.proxy.take_episode());
             all_bodies.push(vec![self.check(spec, kind.expect, &reply).context("warm-up")?.1]);
         }
         let mut results = Vec::new();
         for (kind, bodies) in kinds.iter().zip(all_bodies.iter_mut()) {
             let mut samples = Vec::new();
             for (i, event) in kind.events.iter().enumerate() {
+                self.proxy.record();
                 let reply = instance.invoke(to_bytes(event)?).await?;
+                episodes.push(self.proxy.take_episode());
                 let (status, body) = self
                     .check(spec, kind.expect, &reply)
                     .with_context(|| format!("{}: invocation {}", kind.label, i + 1))?;
@@ -856,7 +888,58 @@ impl Bench {
         }
         let rss_kib = instance.peak_rss_kib()?;
         instance.stop()?;
-        Ok((Warm { kinds: results, warmups: kinds.len(), rss_kib }, all_bodies))
+
+        progress(format!("{}: warm run, replayed", spec.name));
+        let mut episodes = episodes.into_iter();
+        let mut replay = |what: &str| -> Result<()> {
+            self.proxy.replay(episodes.next().with_context(|| format!("no recorded episode for {what}"))?);
+            Ok(())
+        };
+        let mut substituted = 0;
+        replay("the first warm-up")?;
+        let (mut instance, pending) = Instance::spawn(spec, to_bytes(&first.warmup)?).await?;
+        let reply = instance.wait(pending).await?;
+        substituted += self.proxy.end_replay().context("replayed warm-up")?;
+        self.check(spec, first.expect, &reply).context("replayed warm-up")?;
+        for kind in rest {
+            replay("a warm-up")?;
+            let reply = instance.invoke(to_bytes(&kind.warmup)?).await?;
+            substituted += self.proxy.end_replay().context("replayed warm-up")?;
+            self.check(spec, kind.expect, &reply).context("replayed warm-up")?;
+        }
+        let mut replayed = Vec::new();
+        let mut replayed_cpu = Vec::new();
+        for kind in &kinds {
+            let cpu_before = instance.cpu_time()?;
+            let mut samples = Vec::new();
+            for (i, event) in kind.events.iter().enumerate() {
+                replay(&kind.label)?;
+                let reply = instance.invoke(to_bytes(event)?).await?;
+                substituted += self
+                    .proxy
+                    .end_replay()
+                    .with_context(|| format!("{}: replayed invocation {}", kind.label, i + 1))?;
+                let (status, _) = self
+                    .check(spec, kind.expect, &reply)
+                    .with_context(|| format!("{}: replayed invocation {}", kind.label, i + 1))?;
+                samples.push(Sample { latency: reply.latency(), status, calls: self.calls_of(&reply) });
+            }
+            let invocations = u32::try_from(samples.len()).unwrap_or(u32::MAX).max(1);
+            replayed_cpu.push(instance.cpu_time()?.saturating_sub(cpu_before) / invocations);
+            replayed.push((kind.label.clone(), samples));
+        }
+        let replayed_rss_kib = instance.peak_rss_kib()?;
+        instance.stop()?;
+        let warm = Warm {
+            kinds: results,
+            warmups: kinds.len(),
+            rss_kib,
+            replayed,
+            replayed_cpu,
+            replayed_rss_kib,
+            substituted,
+        };
+        Ok((warm, all_bodies))
     }
 
     /// The AWS calls made while the function held this invocation.

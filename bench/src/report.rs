@@ -29,6 +29,11 @@ pub struct Cold {
     pub init_calls: Vec<Vec<Call>>,
     /// VmHWM right after the first answer, KiB.
     pub rss_kib: Vec<u64>,
+    /// The same spawns with moto's recorded answers replayed at memory speed.
+    pub replayed_init: Vec<Duration>,
+    pub replayed_first: Vec<Sample>,
+    /// Replayed calls answered by substitution (`proxy` module doc).
+    pub substituted: usize,
 }
 
 /// One process serving request after request.
@@ -37,6 +42,12 @@ pub struct Warm {
     pub warmups: usize,
     /// VmHWM at the end of the run, KiB.
     pub rss_kib: u64,
+    /// The same run in a second process, moto's answers replayed.
+    pub replayed: Vec<(String, Vec<Sample>)>,
+    /// Per kind: the process's CPU time over the replayed invocations, per invocation.
+    pub replayed_cpu: Vec<Duration>,
+    pub replayed_rss_kib: u64,
+    pub substituted: usize,
 }
 
 pub struct FunctionReport {
@@ -155,7 +166,7 @@ pub fn moto_table(calls: &[Call]) -> String {
     out
 }
 
-const HEADER: &str = "| measure | request | n | min | median | p95 | p99 | max | of which in moto (median) | answers | AWS calls per request |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|\n";
+const HEADER: &str = "| measure | request | n | min | median | p95 | p99 | max | of which waiting on AWS (median) | answers | AWS calls per request |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|\n";
 
 /// One function's tables: latencies, then memory and size.
 pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
@@ -171,20 +182,15 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
     );
     out.push_str(HEADER);
 
-    let init = sorted(&cold.init);
-    let _ = writeln!(
-        out,
-        "| cold: init (spawn → first `/next`) | – | {} | {} | {} | {} | – | {} | – | – | {} |",
-        init.len(),
-        cell(init.first().copied()),
-        cell(percentile(&init, 50.0)),
-        cell(percentile(&init, 95.0)),
-        cell(init.last().copied()),
-        calls_per_request(&cold.init_calls),
-    );
+    out.push_str(&init_row("cold: init (spawn → first `/next`)", &cold.init, &calls_per_request(&cold.init_calls)));
     out.push_str(&row("cold: spawn → first answer", &cold.request, &cold.first, false));
     for (label, samples) in &report.warm.kinds {
         out.push_str(&row("warm", label, samples, true));
+    }
+    out.push_str(&init_row("replayed cold: init", &cold.replayed_init, "–"));
+    out.push_str(&row("replayed cold: spawn → first answer", &cold.request, &cold.replayed_first, false));
+    for (label, samples) in &report.warm.replayed {
+        out.push_str(&row("replayed warm", label, samples, true));
     }
 
     // The calls of the measured invocations (not the setup's, nor the warm-ups').
@@ -195,6 +201,13 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
         .chain(cold.first.iter().chain(report.warm.kinds.iter().flat_map(|(_, s)| s)).flat_map(|s| &s.calls))
         .cloned()
         .collect();
+    if cold.substituted + report.warm.substituted > 0 {
+        let _ = writeln!(
+            out,
+            "\nReplayed calls answered by substitution (no recorded call at their place): {} cold, {} warm.",
+            cold.substituted, report.warm.substituted
+        );
+    }
     let _ = writeln!(out);
     out.push_str(&moto_table(&measured));
 
@@ -228,6 +241,73 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
         );
     }
     out
+}
+
+/// Own time of an invocation: its latency minus the time its AWS calls took
+/// to be answered (sequential calls; replayed answers take microseconds).
+fn own(sample: &Sample) -> Duration {
+    sample.latency.saturating_sub(sample.aws_time())
+}
+
+fn median(values: &[Duration]) -> Option<Duration> {
+    percentile(&sorted(values), 50.0)
+}
+
+fn ratio(value: Option<Duration>, base: Option<Duration>) -> String {
+    match (value, base) {
+        (Some(v), Some(b)) if !b.is_zero() => format!("{:.1}×", v.as_secs_f64() / b.as_secs_f64()),
+        _ => "–".to_owned(),
+    }
+}
+
+/// One row per function and request kind: the issue 19 figures side by side.
+/// `floor` names the hello-world report whose replayed init is the unit.
+pub fn summary(reports: &[FunctionReport], floor: &str) -> String {
+    let floor_init = reports.iter().find(|r| r.name == floor).and_then(|r| median(&r.cold.replayed_init));
+    let mut out = String::from(
+        "| function | init, replayed (p50) | × floor | init against moto (p50) | warm request | own time p50 | own p95 \
+         | CPU per request | latency against moto p50 | AWS calls per request | peak RSS warm | binary |\n\
+         |---|--:|--:|--:|---|--:|--:|--:|--:|---|--:|--:|\n",
+    );
+    for report in reports {
+        let init = median(&report.cold.replayed_init);
+        let moto_init = median(&report.cold.init);
+        for (i, (label, replayed)) in report.warm.replayed.iter().enumerate() {
+            let own_times = sorted(&replayed.iter().map(own).collect::<Vec<_>>());
+            let against_moto = report.warm.kinds.get(i).map(|(_, samples)| samples.as_slice()).unwrap_or_default();
+            let calls: Vec<Vec<Call>> = against_moto.iter().map(|s| s.calls.clone()).collect();
+            let first = i == 0;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | `{label}` | {} | {} | {} | {} | {} | {} | {} |",
+                if first { format!("**{}**", report.name) } else { String::new() },
+                if first { cell(init) } else { String::new() },
+                if first { ratio(init, floor_init) } else { String::new() },
+                if first { cell(moto_init) } else { String::new() },
+                cell(percentile(&own_times, 50.0)),
+                cell(percentile(&own_times, 95.0)),
+                cell(report.warm.replayed_cpu.get(i).copied()),
+                cell(median(&against_moto.iter().map(|s| s.latency).collect::<Vec<_>>())),
+                calls_per_request(&calls),
+                if first { mib(report.warm.replayed_rss_kib * 1024) } else { String::new() },
+                if first { mib(report.binary_bytes) } else { String::new() },
+            );
+        }
+    }
+    out
+}
+
+/// An init row: spawn -> first `/next` over the spawns (no request, no p99).
+fn init_row(measure: &str, init: &[Duration], calls: &str) -> String {
+    let init = sorted(init);
+    format!(
+        "| {measure} | – | {} | {} | {} | {} | – | {} | – | – | {calls} |\n",
+        init.len(),
+        cell(init.first().copied()),
+        cell(percentile(&init, 50.0)),
+        cell(percentile(&init, 95.0)),
+        cell(init.last().copied()),
+    )
 }
 
 fn row(measure: &str, request: &str, samples: &[Sample], with_p99: bool) -> String {
