@@ -9,18 +9,25 @@
 //! The document is docs/openapi.json as committed: generated from the route
 //! groups' annotations by `cargo run -p local --bin openapi`, and checked
 //! against a fresh generation by the registry test, so what is served is
-//! what the code does. Redoc is vendored (docs/reference/, `make
+//! what the code does. It is served minified, gzipped to callers that accept
+//! it (both made at build time, build.rs), with an `ETag` for revalidation. Redoc is vendored (docs/reference/, `make
 //! vendor-redoc`): the page loads nothing from a CDN.
 
 use axum::{
     Router,
-    http::header,
-    response::{Html, IntoResponse},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
     routing::get,
 };
 
-/// The committed OpenAPI 3.1 document.
-pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+/// The committed OpenAPI 3.1 document, minified (build.rs).
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json"));
+/// The same bytes gzipped: 8 % of the pretty file, and what keeps a request
+/// under a millisecond (Lambda's response is JSON, so 1.4 MB of text is
+/// escaped and copied on every request; docs/performance.md).
+const OPENAPI_JSON_GZIP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.min.json.gz"));
+/// A strong validator of the document (SHA-256 prefix of the minified bytes).
+const OPENAPI_ETAG: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.etag"));
 /// Redoc's standalone bundle, as vendored.
 const REDOC_JS: &str = include_str!("../../../docs/reference/redoc.standalone.js");
 const REFERENCE_HTML: &str = include_str!("../../../docs/reference/index.html");
@@ -53,8 +60,43 @@ pub struct ApiDoc;
 /// The OpenAPI 3.1 document of the whole API, webhooks included.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "docs",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
-pub async fn openapi_document() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")], OPENAPI_JSON)
+pub async fn openapi_document(request: HeaderMap) -> Response {
+    let cache = [
+        (header::CACHE_CONTROL, "public, max-age=300"),
+        (header::ETAG, OPENAPI_ETAG),
+        (header::VARY, "accept-encoding"),
+    ];
+    if matches_etag(&request) {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    if accepts_gzip(&request) {
+        ([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_ENCODING, "gzip")], cache, OPENAPI_JSON_GZIP)
+            .into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], cache, OPENAPI_JSON).into_response()
+    }
+}
+
+fn matches_etag(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == OPENAPI_ETAG || tag == "*")
+}
+
+/// `gzip` (or `*`) listed in `Accept-Encoding` without `q=0` (RFC 9110 12.5.3).
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0)));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        },
+    )
 }
 
 /// The API reference, rendered by Redoc from `/v1/openapi.json`.
@@ -75,4 +117,63 @@ pub async fn redoc_bundle() -> impl IntoResponse {
         ],
         REDOC_JS,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut request = Request::get("/v1/openapi.json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = app().oneshot(request.body(Body::empty()).expect("request")).await.expect("answer");
+        let (parts, body) = response.into_parts();
+        (parts.status, parts.headers, axum::body::to_bytes(body, usize::MAX).await.expect("body").to_vec())
+    }
+
+    fn committed() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../../docs/openapi.json")).expect("committed JSON")
+    }
+
+    #[tokio::test]
+    async fn a_caller_accepting_gzip_gets_the_committed_document_gzipped() {
+        let (status, headers, body) = get(&[("accept-encoding", "br, gzip;q=0.8")]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(headers[header::VARY], "accept-encoding");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).expect("gzip");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).expect("JSON"), committed());
+        assert!(body.len() * 10 < include_str!("../../../docs/openapi.json").len(), "{} bytes", body.len());
+    }
+
+    #[tokio::test]
+    async fn without_gzip_the_document_is_plain_minified_json() {
+        for headers in [&[][..], &[("accept-encoding", "gzip;q=0, identity")][..]] {
+            let (status, response, body) = get(headers).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(response.get(header::CONTENT_ENCODING).is_none(), "{headers:?}");
+            assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).expect("JSON"), committed());
+            assert!(!body.contains(&b'\n'), "minified");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revalidation_with_the_current_etag_is_not_modified() {
+        let (_, headers, _) = get(&[]).await;
+        let etag = headers[header::ETAG].to_str().expect("ASCII").to_owned();
+        assert!(etag.starts_with('"') && etag.len() == 26, "{etag}");
+        let (status, headers, body) = get(&[("if-none-match", &format!("W/\"stale\", {etag}"))]).await;
+        assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
+        assert_eq!(headers[header::ETAG], etag.as_str());
+        let (status, _, _) = get(&[("if-none-match", "\"stale\"")]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
 }
