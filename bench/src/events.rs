@@ -103,6 +103,15 @@ impl Samples {
         Ok(event)
     }
 
+    /// [`Self::unauthenticated_get`] with an `Accept-Encoding` header.
+    pub fn unauthenticated_get_accepting(&self, path: &str, encodings: &str) -> Result<Value> {
+        let mut event = self.unauthenticated_get(path)?;
+        if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut) {
+            headers.insert("accept-encoding".into(), Value::String(encodings.into()));
+        }
+        Ok(event)
+    }
+
     /// The SAML ACS's sample: a response posted with a RelayState that names
     /// no sign-in (answered 401 `invalid_state`).
     pub fn saml_acs(&self) -> Result<Value> {
@@ -158,6 +167,65 @@ impl Samples {
         });
         set(record, &["body"], json!(body.to_string()))?;
         set(record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+        Ok(event)
+    }
+
+    /// `POST /v1/webhooks` for an endpoint at `url` (the bench's receiver),
+    /// as the bench user.
+    pub fn create_webhook(&self, token: &str, url: &str) -> Result<Value> {
+        let mut event = self.load("webhooks-create.json")?;
+        if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut) {
+            headers.remove("x-api-key");
+            headers.remove("content-length");
+        }
+        set(&mut event, &["headers", "idempotency-key"], json!(Uuid::new_v4().to_string()))?;
+        let body = json!({"url": url, "event_types": ["tryon.*"], "description": "bench receiver"});
+        set(&mut event, &["body"], json!(body.to_string()))?;
+        with_bearer(fresh_request_id(event)?, token)
+    }
+
+    /// An SQS batch (the events queue) of one `webhook.test` event per id for
+    /// `endpoint`: the dispatcher's fan-out records one pending delivery each
+    /// (delivery id = event id) and queues its job.
+    pub fn webhook_test_events(&self, tenant: Uuid, endpoint: Uuid, ids: &[Uuid]) -> Result<Value> {
+        let bodies = ids.iter().map(|id| {
+            let now = chrono::Utc::now();
+            json!({
+                "version": "0", "id": Uuid::new_v4(), "detail-type": "webhook.test", "source": "saas.platform",
+                "account": "000000000000", "time": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "region": "us-east-1", "resources": [],
+                "detail": {
+                    "id": id, "type": "webhook.test", "tenant_id": tenant, "version": 1,
+                    "occurred_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "data": {"endpoint_id": endpoint, "message": "a test event from the platform"},
+                },
+            })
+        });
+        self.sqs_batch("webhook-dispatcher-sqs.json", bodies)
+    }
+
+    /// An SQS batch (the deliveries queue) of one delivery job per delivery id.
+    pub fn delivery_jobs(&self, tenant: Uuid, endpoint: Uuid, deliveries: &[Uuid]) -> Result<Value> {
+        let bodies = deliveries
+            .iter()
+            .map(|id| json!({"tenant_id": tenant, "endpoint_id": endpoint, "delivery_id": id, "not_before": 0}));
+        self.sqs_batch("webhook-dispatcher-sqs.json", bodies)
+    }
+
+    /// The sample's first record once per body, each with its own message id.
+    fn sqs_batch(&self, sample: &str, bodies: impl Iterator<Item = Value>) -> Result<Value> {
+        let mut event = self.load(sample)?;
+        let template =
+            event.get("Records").and_then(|r| r.get(0)).cloned().with_context(|| format!("{sample} has no record"))?;
+        let records = bodies
+            .map(|body| {
+                let mut record = template.clone();
+                set(&mut record, &["body"], json!(body.to_string()))?;
+                set(&mut record, &["messageId"], json!(Uuid::new_v4().to_string()))?;
+                Ok(record)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        set(&mut event, &["Records"], Value::Array(records))?;
         Ok(event)
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use crate::runtime_api::{Reply, RuntimeApi};
 
 /// What Lambda is told about a function, and where its output goes.
+#[derive(Clone)]
 pub struct FunctionSpec {
     pub name: &'static str,
     pub binary: PathBuf,

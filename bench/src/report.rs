@@ -58,6 +58,21 @@ pub struct FunctionReport {
     pub warm: Warm,
     /// moto's VmHWM at the end of the function's runs, KiB, when known.
     pub moto_peak_rss_kib: Option<u64>,
+    /// Figures of a function's own (printed under its tables and the summary).
+    pub notes: Vec<String>,
+}
+
+impl Warm {
+    /// Adds another warm run of the same function (another process).
+    pub fn merge(&mut self, other: Warm) {
+        self.kinds.extend(other.kinds);
+        self.warmups += other.warmups;
+        self.rss_kib = self.rss_kib.max(other.rss_kib);
+        self.replayed.extend(other.replayed);
+        self.replayed_cpu.extend(other.replayed_cpu);
+        self.replayed_rss_kib = self.replayed_rss_kib.max(other.replayed_rss_kib);
+        self.substituted += other.substituted;
+    }
 }
 
 /// Nearest-rank percentile of sorted values (`p` in 0..=100).
@@ -207,6 +222,9 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
             "\nReplayed calls answered by substitution (no recorded call at their place): {} cold, {} warm.",
             cold.substituted, report.warm.substituted
         );
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "\n{note}");
     }
     let _ = writeln!(out);
     out.push_str(&moto_table(&measured));
