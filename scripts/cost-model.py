@@ -23,14 +23,15 @@ LAMBDA_CPU_FULL_AT_MB = 1769              # "at 1,769 MB a function has the equi
 
 # ------------------------------------------------ measured (bench, replayed) --
 # CPU time of a warm request (ms), from `scripts/bench.sh --spawns 10
-# --invocations 50`, 2026-12-03 09:17 UTC (docs/performance.md): the median
-# of the list requests' "CPU per request" (0.58-1.16 ms over 15 GETs), and
-# of the writes' (POST /v1/tenants 1.05, /v1/billing/usage 1.34, /v1/api-keys 1.77).
-READ_OWN_MS = 0.80
-WRITE_OWN_MS = 1.34
+# --invocations 50`, 2026-12-03 11:37 UTC, idle machine (docs/performance.md):
+# the median of the GET requests' "CPU per request" (0.35-0.67 ms over 16
+# GETs), and of the writes' (POST /v1/tenants 0.93, /v1/billing/usage 0.73,
+# /v1/api-keys 1.13).
+READ_OWN_MS = 0.41
+WRITE_OWN_MS = 0.93
 # argon2id (19 MiB, 2 passes, 1 lane) plus the login's own work at a full
 # core: auth's warm `POST /v1/auth/login` CPU per request in the same run.
-LOGIN_OWN_MS = 40.0
+LOGIN_OWN_MS = 21.3
 
 # ------------------------------------------------------------ assumptions --
 # A DynamoDB call's round trip from Lambda in-region (ms). Not measurable
