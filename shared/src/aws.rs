@@ -13,17 +13,20 @@ pub mod tenant_data;
 
 #[derive(Clone, Debug)]
 pub struct AwsClients {
+    /// Built at cold start: every function reads the store on its first
+    /// request.
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub eventbridge: aws_sdk_eventbridge::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub s3: aws_sdk_s3::Client,
-    /// Only two functions send mail, and only on a few routes: built on the
-    /// first send, not at every function's cold start.
+    /// The clients below are built on first use (a client's construction is
+    /// about 0.1 ms of a cold start, and most functions never call most of
+    /// these services; docs/performance.md, "Levers").
+    pub eventbridge: EventBridgeClient,
+    pub sqs: SqsClient,
+    pub s3: S3Client,
+    /// Only two functions send mail, and only on a few routes.
     pub ses: SesClient,
-    /// Step Functions, for the workflows function and its worker only:
-    /// built on first use like SES.
+    /// Step Functions, for the workflows function and its worker only.
     pub sfn: SfnClient,
-    /// EventBridge Scheduler (tenant schedules), built on first use too.
+    /// EventBridge Scheduler (tenant schedules).
     pub scheduler: SchedulerClient,
     /// Secrets Manager: the platform's keys, read once at cold start
     /// (`crate::keys`).
@@ -37,9 +40,10 @@ pub struct AwsClients {
 
 /// A client made on first use from the cold start's `SdkConfig` (no
 /// network call either way; the client's first request opens the
-/// connection): the services only a few functions call.
+/// connection). It derefs to the SDK's client, as `std::sync::LazyLock`
+/// derefs to its value, so call sites read like the client itself.
 macro_rules! lazy_client {
-    ($(#[$doc:meta])* $name:ident, $sdk:ident) => {
+    ($(#[$doc:meta])* $name:ident, $sdk:ident $(, $configure:expr)?) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name {
@@ -54,7 +58,9 @@ macro_rules! lazy_client {
 
             pub fn client(&self) -> &$sdk::Client {
                 self.client.get_or_init(|| {
-                    let mut config = $sdk::config::Builder::from(&self.sdk);
+                    let config = $sdk::config::Builder::from(&self.sdk);
+                    $(let config = ($configure)(config);)?
+                    let mut config = config;
                     if let Some(log) = call_log::CallLog::from_env() {
                         config.push_interceptor($sdk::config::SharedInterceptor::new(log));
                     }
@@ -62,9 +68,40 @@ macro_rules! lazy_client {
                 })
             }
         }
+
+        impl std::ops::Deref for $name {
+            type Target = $sdk::Client;
+
+            fn deref(&self) -> &$sdk::Client {
+                self.client()
+            }
+        }
     };
 }
 
+lazy_client!(
+    /// EventBridge (the admin health check; events are published by the
+    /// outbox pipe, not by handlers).
+    EventBridgeClient,
+    aws_sdk_eventbridge
+);
+lazy_client!(
+    /// SQS (workers' follow-up messages, sync runs).
+    SqsClient,
+    aws_sdk_sqs
+);
+lazy_client!(
+    /// S3 (photos, results, exports, invoices).
+    S3Client,
+    aws_sdk_s3,
+    // moto serves buckets on its own host only (path-style URLs).
+    |config: aws_sdk_s3::config::Builder| config.force_path_style(local_mode())
+);
+lazy_client!(
+    /// STS (tenant-scoped credentials, `tenant_data`).
+    StsClient,
+    aws_sdk_sts
+);
 lazy_client!(
     /// EventBridge Scheduler (tenant schedules).
     SchedulerClient,
@@ -91,13 +128,32 @@ fn local_mode() -> bool {
 }
 
 pub async fn load_sdk_config() -> SdkConfig {
-    let loader = aws_config::defaults(BehaviorVersion::latest());
-    match https_client() {
-        Some(client) => loader.http_client(client),
-        None => loader,
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(client) = https_client() {
+        loader = loader.http_client(client);
     }
-    .load()
-    .await
+    // Lambda puts the function's region and its role's credentials in the
+    // environment, where the default chains look first. Naming the two
+    // providers skips building the rest of both chains (profile files, web
+    // identity, the container and IMDS clients): about 0.2 ms of every cold
+    // start (docs/performance.md, "Levers"). Anywhere else (tools, a
+    // developer's profile) the default chains run as before.
+    if let Some(region) = lambda_style_environment() {
+        loader = loader
+            .region(aws_config::Region::new(region))
+            .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    }
+    loader.load().await
+}
+
+/// The region, when the environment also holds credentials (the first
+/// source both default chains would pick).
+fn lambda_style_environment() -> Option<String> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if !(set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY")) {
+        return None;
+    }
+    ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
 }
 
 /// The five Amazon Trust Services roots every AWS endpoint chains to
@@ -130,25 +186,17 @@ fn aws_roots_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
 
 impl AwsClients {
     pub fn new(sdk: &SdkConfig) -> Self {
-        let log = call_log::CallLog::from_env();
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
-        let mut eventbridge = aws_sdk_eventbridge::config::Builder::from(sdk);
-        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
-        // moto serves buckets on its own host only (path-style URLs).
-        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(local_mode());
-        if let Some(log) = log {
-            dynamodb.push_interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(log.clone()));
-            eventbridge.push_interceptor(aws_sdk_eventbridge::config::SharedInterceptor::new(log.clone()));
-            sqs.push_interceptor(aws_sdk_sqs::config::SharedInterceptor::new(log.clone()));
-            s3.push_interceptor(aws_sdk_s3::config::SharedInterceptor::new(log));
+        if let Some(log) = call_log::CallLog::from_env() {
+            dynamodb.push_interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(log));
         }
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
         Self {
             tenant_data: tenant_data::TenantDataAccess::new(sdk, dynamodb.clone()),
             dynamodb,
-            eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
-            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            eventbridge: EventBridgeClient::new(sdk),
+            sqs: SqsClient::new(sdk),
+            s3: S3Client::new(sdk),
             ses: SesClient::new(sdk),
             sfn: SfnClient::new(sdk),
             scheduler: SchedulerClient::new(sdk),

@@ -57,12 +57,12 @@ pub struct ObjectInfo {
 
 #[derive(Clone, Debug)]
 pub struct Blobs {
-    client: aws_sdk_s3::Client,
+    client: crate::aws::S3Client,
     bucket: Option<String>,
 }
 
 impl Blobs {
-    pub fn new(client: aws_sdk_s3::Client, bucket: Option<String>) -> Self {
+    pub fn new(client: crate::aws::S3Client, bucket: Option<String>) -> Self {
         Self { client, bucket }
     }
 

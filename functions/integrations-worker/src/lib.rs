@@ -35,7 +35,7 @@ use shared::{
 
 pub struct IntegrationsWorker {
     pub store: Store,
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: shared::aws::SqsClient,
     /// Where a failed event's message waits out its retry delay.
     pub events_queue_url: String,
     pub http: Fetcher,

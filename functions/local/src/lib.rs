@@ -235,7 +235,7 @@ impl Pollers {
         }
         if switched_on("LOCAL_SCHEDULES") {
             handles.extend(schedules::start(&clients.sqs, &local_dir().join("schedules.json"))?);
-            handles.extend(schedules::start_tenant(clients.scheduler.client().clone(), clients.sqs.clone()));
+            handles.extend(schedules::start_tenant(clients.scheduler.client().clone(), clients.sqs.client().clone()));
         }
         let relay = if relay_off {
             None
@@ -266,7 +266,7 @@ fn local_dir() -> std::path::PathBuf {
 fn meter_feed(clients: &AwsClients, state: &AppState) -> meter_feed::MeterFeed {
     meter_feed::MeterFeed {
         dynamodb: clients.dynamodb.clone(),
-        sqs: clients.sqs.clone(),
+        sqs: clients.sqs.client().clone(),
         store: state.store.clone(),
         table: state.config.table_name.clone(),
         checkpoint: local_dir().join("meter-feed.json"),
@@ -278,7 +278,7 @@ fn outbox_relay(clients: &AwsClients, state: &AppState, control: RelayControl) -
     let dir = local_dir();
     Ok(OutboxRelay {
         dynamodb: clients.dynamodb.clone(),
-        eventbridge: clients.eventbridge.clone(),
+        eventbridge: clients.eventbridge.client().clone(),
         table: state.config.table_name.clone(),
         bus_name: state.config.event_bus_name.clone(),
         checkpoint: dir.join("outbox-relay.json"),
@@ -296,7 +296,7 @@ fn local_sync_budget() -> Duration {
 }
 
 fn spawn_poller<W: Worker>(
-    sqs: aws_sdk_sqs::Client,
+    sqs: shared::aws::SqsClient,
     queue_url: String,
     function: &'static str,
     worker: Arc<W>,

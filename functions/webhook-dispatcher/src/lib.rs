@@ -52,7 +52,7 @@ const MAX_SQS_DELAY: i64 = 900;
 
 pub struct Dispatcher {
     pub store: Store,
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: shared::aws::SqsClient,
     pub deliveries_queue_url: String,
     pub http: Fetcher,
     /// Opens endpoints' signing secrets (the `sealing` ring, `shared::keys`).

@@ -44,7 +44,7 @@ const MAX_CACHED_TENANTS: usize = 256;
 pub struct TenantDataAccess {
     role_arn: Option<String>,
     sdk: SdkConfig,
-    sts: aws_sdk_sts::Client,
+    sts: super::StsClient,
     fallback: aws_sdk_dynamodb::Client,
     cache: Arc<Mutex<HashMap<Uuid, (SystemTime, aws_sdk_dynamodb::Client)>>>,
 }
@@ -57,14 +57,10 @@ impl std::fmt::Debug for TenantDataAccess {
 
 impl TenantDataAccess {
     pub fn new(sdk: &SdkConfig, fallback: aws_sdk_dynamodb::Client) -> Self {
-        let mut sts = aws_sdk_sts::config::Builder::from(sdk);
-        if let Some(log) = CallLog::from_env() {
-            sts.push_interceptor(aws_sdk_sts::config::SharedInterceptor::new(log));
-        }
         Self {
             role_arn: std::env::var(ROLE_ENV).ok().filter(|v| !v.is_empty()),
             sdk: sdk.clone(),
-            sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            sts: super::StsClient::new(sdk),
             fallback,
             cache: Arc::new(Mutex::new(HashMap::new())),
         }

@@ -33,12 +33,12 @@ pub struct AppState {
     /// Step Functions (workflow executions); no client is built unless used.
     pub sfn: crate::aws::SfnClient,
     /// SQS (a sync run's start message, in its connection's FIFO group).
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: crate::aws::SqsClient,
     /// Tenant schedules (scheduled syncs and workflows); built on first use.
     pub schedules: crate::schedules::TenantSchedules,
     /// EventBridge (the admin health check describes the bus; events are
     /// published by the outbox pipe, never by a handler).
-    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub eventbridge: crate::aws::EventBridgeClient,
 }
 
 /// Whether this process issues tokens (and so needs the private key).
