@@ -45,20 +45,27 @@ pub struct AwsClients {
 macro_rules! lazy_client {
     ($(#[$doc:meta])* $name:ident, $sdk:ident $(, $configure:expr)?) => {
         $(#[$doc])*
+        // A clone is two reference counts: handlers' state is cloned for
+        // every request, and an `SdkConfig` is some twenty fields.
         #[derive(Clone, Debug)]
         pub struct $name {
-            sdk: SdkConfig,
+            sdk: Arc<SdkConfig>,
             client: Arc<OnceLock<$sdk::Client>>,
         }
 
         impl $name {
             pub fn new(sdk: &SdkConfig) -> Self {
-                Self { sdk: sdk.clone(), client: Arc::new(OnceLock::new()) }
+                Self::sharing(Arc::new(sdk.clone()))
+            }
+
+            /// Made from a config other clients share (one copy per cold start).
+            pub fn sharing(sdk: Arc<SdkConfig>) -> Self {
+                Self { sdk, client: Arc::new(OnceLock::new()) }
             }
 
             pub fn client(&self) -> &$sdk::Client {
                 self.client.get_or_init(|| {
-                    let config = $sdk::config::Builder::from(&self.sdk);
+                    let config = $sdk::config::Builder::from(self.sdk.as_ref());
                     $(let config = ($configure)(config);)?
                     let mut config = config;
                     if let Some(log) = call_log::CallLog::from_env() {
@@ -191,16 +198,17 @@ impl AwsClients {
             dynamodb.push_interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(log));
         }
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
+        let shared = Arc::new(sdk.clone());
         Self {
-            tenant_data: tenant_data::TenantDataAccess::new(sdk, dynamodb.clone()),
+            tenant_data: tenant_data::TenantDataAccess::new(shared.clone(), dynamodb.clone()),
             dynamodb,
-            eventbridge: EventBridgeClient::new(sdk),
-            sqs: SqsClient::new(sdk),
-            s3: S3Client::new(sdk),
-            ses: SesClient::new(sdk),
-            sfn: SfnClient::new(sdk),
-            scheduler: SchedulerClient::new(sdk),
-            secrets: SecretsClient::new(sdk),
+            eventbridge: EventBridgeClient::sharing(shared.clone()),
+            sqs: SqsClient::sharing(shared.clone()),
+            s3: S3Client::sharing(shared.clone()),
+            ses: SesClient::sharing(shared.clone()),
+            sfn: SfnClient::sharing(shared.clone()),
+            scheduler: SchedulerClient::sharing(shared.clone()),
+            secrets: SecretsClient::sharing(shared),
             sdk_config: sdk.clone(),
         }
     }

@@ -43,7 +43,7 @@ const MAX_CACHED_TENANTS: usize = 256;
 #[derive(Clone)]
 pub struct TenantDataAccess {
     role_arn: Option<String>,
-    sdk: SdkConfig,
+    sdk: Arc<SdkConfig>,
     sts: super::StsClient,
     fallback: aws_sdk_dynamodb::Client,
     cache: Arc<Mutex<HashMap<Uuid, (SystemTime, aws_sdk_dynamodb::Client)>>>,
@@ -56,11 +56,11 @@ impl std::fmt::Debug for TenantDataAccess {
 }
 
 impl TenantDataAccess {
-    pub fn new(sdk: &SdkConfig, fallback: aws_sdk_dynamodb::Client) -> Self {
+    pub fn new(sdk: Arc<SdkConfig>, fallback: aws_sdk_dynamodb::Client) -> Self {
         Self {
             role_arn: std::env::var(ROLE_ENV).ok().filter(|v| !v.is_empty()),
-            sdk: sdk.clone(),
-            sts: super::StsClient::new(sdk),
+            sts: super::StsClient::sharing(sdk.clone()),
+            sdk,
             fallback,
             cache: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -114,7 +114,7 @@ impl TenantDataAccess {
             Some(expires),
             "tenant-data-role",
         );
-        let mut config = aws_sdk_dynamodb::config::Builder::from(&self.sdk).credentials_provider(provider);
+        let mut config = aws_sdk_dynamodb::config::Builder::from(self.sdk.as_ref()).credentials_provider(provider);
         if let Some(log) = CallLog::from_env() {
             let log = log.as_principal(LOG_PRINCIPAL, tenant);
             config.push_interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(log));

@@ -13,8 +13,20 @@ use crate::{
     store::{CursorCodec, Store},
 };
 
+/// Cloned for every request (axum's `State`, each middleware with state):
+/// one reference count, whatever the resources hold.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Resources>);
+
+impl std::ops::Deref for AppState {
+    type Target = Resources;
+
+    fn deref(&self) -> &Resources {
+        &self.0
+    }
+}
+
+pub struct Resources {
     pub config: Arc<Config>,
     /// The key rings (Secrets Manager, read at cold start): `sealing` seals
     /// and opens stored secrets; cursors and idempotent responses use theirs
@@ -88,7 +100,7 @@ impl AppState {
             None => None,
         };
         let cursors = CursorCodec::new(keys.platform.cursor.clone());
-        Ok(Self {
+        Ok(Self(Arc::new(Resources {
             store: Store::new(clients.dynamodb.clone(), config.table_name.clone()).with_cursors(cursors),
             blobs: crate::blobs::Blobs::new(clients.s3.clone(), config.blob_bucket_name.clone()),
             verifier: Arc::new(verifier),
@@ -101,7 +113,7 @@ impl AppState {
             tenant_data: clients.tenant_data.clone(),
             keys: Arc::new(keys.platform),
             config: Arc::new(config),
-        })
+        })))
     }
 
     /// The store reading with credentials that can only read `scope`'s
