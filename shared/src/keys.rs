@@ -392,7 +392,18 @@ mod tests {
         let signer =
             crate::auth::jwt::TokenSigner::from_private_pem(&signing.current().expect("key").private_pem, "iss", "aud")
                 .expect("signer");
-        signer.self_test(&verifier).expect("pairs up");
+        signer.check_published(&verifier).expect("pairs up");
+        let token = signer
+            .issue(&crate::auth::jwt::AccessGrant {
+                user_id: uuid::Uuid::nil(),
+                email: None,
+                tenant_id: uuid::Uuid::nil(),
+                role: crate::auth::principal::Role::User,
+                platform_admin: false,
+                session_id: uuid::Uuid::nil(),
+            })
+            .expect("issued");
+        verifier.verify(&token.token).expect("verified by the published half");
         assert_eq!(verifier.jwks().keys.len(), 2, "current and staged");
     }
 

@@ -94,7 +94,7 @@ impl AppState {
             Some(key) => {
                 let signer = TokenSigner::from_private_pem(&key.private_pem, &config.jwt_issuer, &config.jwt_audience)
                     .context("the current signing key")?;
-                signer.self_test(&verifier)?;
+                signer.check_published(&verifier)?;
                 Some(Arc::new(signer))
             }
             None => None,
