@@ -1060,27 +1060,15 @@ impl Bench {
                 Ok((status.to_string(), body))
             }
             Expect::BatchAnswered => {
-                let failures = answer["batchItemFailures"]
-                    .as_array()
-                    .with_context(|| format!("{}: not a batch answer: {text}", spec.name))?;
-                Ok((format!("{} failed", failures.len()), answer))
+                let failed = batch_failures(spec, &answer, &text)?;
+                Ok((format!("{failed} failed"), answer))
             }
             Expect::BatchOk => {
-                let failures = answer["batchItemFailures"]
-                    .as_array()
-                    .with_context(|| format!("{}: not a batch answer: {text}", spec.name))?;
-                if !failures.is_empty() {
-                    bail!("{}: batch item failures: {text} (see {})", spec.name, spec.log.display());
-                }
+                no_batch_failures(spec, &answer, &text)?;
                 Ok(("no failures".into(), answer))
             }
             Expect::Activates | Expect::AlreadyActive => {
-                let failures = answer["batchItemFailures"]
-                    .as_array()
-                    .with_context(|| format!("{}: not a batch answer: {text}", spec.name))?;
-                if !failures.is_empty() {
-                    bail!("{}: batch item failures: {text} (see {})", spec.name, spec.log.display());
-                }
+                no_batch_failures(spec, &answer, &text)?;
                 // Only an activation writes the transaction (status, invitation, outbox).
                 let activated = self.calls_of(reply).iter().any(|c| c.name == "dynamodb:TransactWriteItems");
                 match (expect, activated) {
@@ -1141,6 +1129,20 @@ fn cpu_model() -> String {
                 .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// How many items an SQS batch answer reports failed.
+fn batch_failures(spec: &FunctionSpec, answer: &Value, text: &str) -> Result<usize> {
+    let failures =
+        answer["batchItemFailures"].as_array().with_context(|| format!("{}: not a batch answer: {text}", spec.name))?;
+    Ok(failures.len())
+}
+
+fn no_batch_failures(spec: &FunctionSpec, answer: &Value, text: &str) -> Result<()> {
+    if batch_failures(spec, answer, text)? > 0 {
+        bail!("{}: batch item failures: {text} (see {})", spec.name, spec.log.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
