@@ -11,8 +11,9 @@ use crate::{
 };
 
 /// Builds the state for an HTTP function (clients and keys once per cold
-/// start; reading the keys also opens the connection and loads the
-/// credentials the first request would otherwise wait for).
+/// start; reading the keys also builds the HTTPS connector and loads the
+/// credentials the first request would otherwise wait for; its connection
+/// to DynamoDB is its own, another host than Secrets Manager's).
 pub async fn http_state(signing: Signing, cold_start: &mut ColdStart) -> Result<AppState> {
     crate::telemetry::init();
     cold_start.mark("telemetry");
