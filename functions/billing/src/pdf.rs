@@ -8,8 +8,10 @@
 //! table header; every page carries "Page i of n".
 //!
 //! The PDF is written by `krilla`. DejaVu Sans and DejaVu Sans Bold are
-//! compiled in (`assets/`, licence beside them) and embedded as subsets with a
-//! ToUnicode map, so the text can be searched, copied and extracted. Glyphs
+//! compiled in (`assets/`, licence beside them; `scripts/invoice-fonts.sh`
+//! strips them to what this renderer reads, which kept the billing zip under
+//! 6 MB) and embedded as subsets with a ToUnicode map, so the text can be
+//! searched, copied and extracted. Glyphs
 //! are placed one per character from the fonts' own metrics (`skrifa`): no
 //! kerning, ligatures or bidirectional reordering, which invoices do not need.
 //!
@@ -857,6 +859,18 @@ mod tests {
         let empty = render(&InvoicePdf::default()).expect("render empty");
         assert!(extract(&empty).contains("No charges for this period."));
         assert_eq!(render(&sample()).expect("a"), render(&sample()).expect("b"));
+    }
+
+    /// What `scripts/invoice-fonts.sh` keeps and drops, in both faces: the
+    /// letters of every script DejaVu Sans has, the currency signs and
+    /// operators stay; pictographs print as U+FFFD.
+    #[test]
+    fn pdf_fonts_keep_every_script_and_drop_pictographs() {
+        let faces = Faces::load().expect("fonts");
+        let text = "Åß Ωλ Жё Աբ ქა ŁĞ €£¥₹ № ≤ → ✓☃🙂🂡⠁";
+        for face in [&faces.regular, &faces.bold] {
+            assert_eq!(face.clean(text), "Åß Ωλ Жё Աբ ქა ŁĞ €£¥₹ № ≤ → \u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}");
+        }
     }
 
     #[test]
