@@ -30,8 +30,10 @@ LAMBDA_CPU_FULL_AT_MB = 1769              # "at 1,769 MB a function has the equi
 READ_OWN_MS = 0.41
 WRITE_OWN_MS = 0.93
 # argon2id (19 MiB, 2 passes, 1 lane) plus the login's own work at a full
-# core: auth's warm `POST /v1/auth/login` CPU per request in the same run.
-LOGIN_OWN_MS = 21.3
+# core: auth's warm `POST /v1/auth/login` CPU per request, the mean of two
+# `scripts/bench.sh --only floor,auth --spawns 10 --invocations 40` runs of
+# the auth binary at opt-level 3 (24.3 and 27.2 ms), 2026-12-03 17:50 UTC.
+LOGIN_OWN_MS = 25.8
 
 # ------------------------------------------------------------ assumptions --
 # A DynamoDB call's round trip from Lambda in-region (ms). Not measurable
