@@ -34,8 +34,9 @@ pub struct AwsClients {
     /// Tenant-scoped DynamoDB clients (`tenant_data`).
     pub tenant_data: tenant_data::TenantDataAccess,
     /// What the clients were made from, for a client of a service only one
-    /// function calls (the AI worker's Bedrock).
-    pub sdk_config: SdkConfig,
+    /// function calls (the AI worker's Bedrock): the copy the lazy clients
+    /// share.
+    pub sdk_config: Arc<SdkConfig>,
 }
 
 /// A client made on first use from the cold start's `SdkConfig` (no
@@ -208,8 +209,8 @@ impl AwsClients {
             ses: SesClient::sharing(shared.clone()),
             sfn: SfnClient::sharing(shared.clone()),
             scheduler: SchedulerClient::sharing(shared.clone()),
-            secrets: SecretsClient::sharing(shared),
-            sdk_config: sdk.clone(),
+            secrets: SecretsClient::sharing(shared.clone()),
+            sdk_config: shared,
         }
     }
 }
