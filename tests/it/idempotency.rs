@@ -104,18 +104,14 @@ async fn concurrent_duplicates_run_once_and_all_get_the_first_answer() {
     assert_eq!(project_names(&owner.access_token).await, ["Once"]);
 }
 
-/// A request still running (its claim held, its lease not run out) makes a
-/// retry wait, then 409. The claim is planted as the layer writes it.
-#[tokio::test]
-async fn a_retry_while_the_first_request_runs_is_409() {
-    let owner = register_owner().await;
-    let key = idempotency_key();
-    let body = json!({"name": "Slow"});
-    let body_text = serde_json::to_vec(&body).expect("json");
+/// Plants the record of another request for `POST /v1/projects` with
+/// `body` under `key`, as the layer writes it: its `state`, its lease
+/// `lease_from_now` seconds away (negative: run out).
+async fn plant_project_record(owner: &Member, key: &str, body: &[u8], state_name: &str, lease_from_now: i64) {
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut fingerprint = Sha256::new();
     fingerprint.update(b"POST /v1/projects\n");
-    fingerprint.update(&body_text);
+    fingerprint.update(body);
     let now = chrono::Utc::now().timestamp();
     let (state, clients) = test_state().await;
     clients
@@ -125,13 +121,24 @@ async fn a_retry_while_the_first_request_runs_is_409() {
         .item("PK", AttributeValue::S(format!("T#{}#", owner.tenant_id)))
         .item("SK", AttributeValue::S(format!("IDEM#U#{}#{}", owner.user_id, hex(&Sha256::digest(key.as_bytes())))))
         .item("fingerprint", AttributeValue::S(hex(&fingerprint.finalize())))
-        .item("state", AttributeValue::S("in_progress".into()))
+        .item("state", AttributeValue::S(state_name.into()))
         .item("lock", AttributeValue::S("another-request".into()))
-        .item("lease_until", AttributeValue::N((now + 300).to_string()))
+        .item("lease_until", AttributeValue::N((now + lease_from_now).to_string()))
         .item("expires_at", AttributeValue::N((now + 86_400).to_string()))
         .send()
         .await
-        .expect("plant the claim");
+        .expect("plant the record");
+}
+
+/// A request still running (its claim held, its lease not run out) makes a
+/// retry wait, then 409. The claim is planted as the layer writes it.
+#[tokio::test]
+async fn a_retry_while_the_first_request_runs_is_409() {
+    let owner = register_owner().await;
+    let key = idempotency_key();
+    let body = json!({"name": "Slow"});
+    let body_text = serde_json::to_vec(&body).expect("json");
+    plant_project_record(&owner, &key, &body_text, "in_progress", 300).await;
     let started = std::time::Instant::now();
     let reply = post("/v1/projects")
         .token(&owner.access_token)
@@ -142,6 +149,99 @@ async fn a_retry_while_the_first_request_runs_is_409() {
     reply.expect_error(409, "idempotency_key_in_use");
     assert!(started.elapsed() >= Duration::from_secs(4), "the retry waited for the first request");
     assert!(project_names(&owner.access_token).await.is_empty());
+}
+
+/// The claim of a request that died before its change (its lease ran out)
+/// is taken over: the retry runs and creates the project once.
+#[tokio::test]
+async fn a_claim_whose_holder_died_is_taken_over() {
+    let owner = register_owner().await;
+    let key = idempotency_key();
+    let body_text = serde_json::to_vec(&json!({"name": "Taken over"})).expect("json");
+    plant_project_record(&owner, &key, &body_text, "in_progress", -1).await;
+    let send = || {
+        post("/v1/projects")
+            .token(&owner.access_token)
+            .header("idempotency-key", &key)
+            .raw_body(std::str::from_utf8(&body_text).expect("utf8"))
+            .send()
+    };
+    let first = send().await.expect(201);
+    let again = send().await.expect(201);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.headers.get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(project_names(&owner.access_token).await, ["Taken over"]);
+}
+
+/// On a route whose change carries its record (`POST /v1/projects`), a
+/// record in `committed` state means the change happened and its answer
+/// was lost (the process died between the two): a retry never runs the
+/// change again, even after the lease, and says why.
+#[tokio::test]
+async fn a_committed_change_whose_answer_was_lost_is_never_run_again() {
+    let owner = register_owner().await;
+    let key = idempotency_key();
+    let body_text = serde_json::to_vec(&json!({"name": "Committed"})).expect("json");
+    plant_project_record(&owner, &key, &body_text, "committed", -1).await;
+    let reply = post("/v1/projects")
+        .token(&owner.access_token)
+        .header("idempotency-key", &key)
+        .raw_body(std::str::from_utf8(&body_text).expect("utf8"))
+        .send()
+        .await
+        .expect_error(409, "conflict");
+    assert_eq!(reply.body["details"]["reason"], "response_not_kept");
+    assert!(project_names(&owner.access_token).await.is_empty(), "the change did not run a second time");
+}
+
+/// `POST /v1/tenants` with a slug the caller chose: the retry's own change
+/// would now fail (the slug is the first request's), yet it answers the
+/// first request's 201, and one tenant exists. The record was written by
+/// the tenant's transaction, with its answer.
+#[tokio::test]
+async fn a_retry_whose_change_would_now_fail_answers_the_first_201() {
+    let admin = platform_admin_token().await;
+    let key = idempotency_key();
+    let slug = format!("riding-{}", uuid::Uuid::new_v4().simple());
+    let body = json!({"name": "Riding Co", "slug": slug, "plan": "professional"});
+    let send = || post("/v1/tenants").token(&admin).header("idempotency-key", &key).json(&body).send();
+    let first = send().await.expect(201);
+    assert!(first.headers.get("location").is_some(), "the first answer has its Location");
+    let again = send().await.expect(201);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.headers.get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    // Another key with the same body is a new request: the slug is taken.
+    post("/v1/tenants")
+        .token(&admin)
+        .header("idempotency-key", &idempotency_key())
+        .json(&body)
+        .send()
+        .await
+        .expect(409);
+
+    // The record: completed, with the 201, as soon as the change was.
+    let home = get("/v1/tenants/me").token(&admin).send().await.expect(200).body["id"].clone();
+    let home = home.as_str().expect("the admin's tenant id").to_owned();
+    let (state, clients) = test_state().await;
+    let records = clients
+        .dynamodb
+        .query()
+        .table_name(state.store.table_name())
+        .key_condition_expression("PK = :pk AND begins_with(SK, :idem)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("T#{home}#")))
+        .expression_attribute_values(":idem", AttributeValue::S("IDEM#".into()))
+        .send()
+        .await
+        .expect("query");
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let suffix = format!("#{}", hex(&Sha256::digest(key.as_bytes())));
+    let record = records
+        .items()
+        .iter()
+        .find(|item| item.get("SK").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.ends_with(&suffix)))
+        .expect("the record");
+    assert_eq!(record.get("state").and_then(|v| v.as_s().ok()).map(String::as_str), Some("completed"));
+    assert_eq!(record.get("status").and_then(|v| v.as_n().ok()).map(String::as_str), Some("201"));
 }
 
 /// The client sends a charge and hangs up before the answer (its timeout);

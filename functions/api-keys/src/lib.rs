@@ -33,6 +33,7 @@ use shared::{
     },
     error::FieldError,
     http::Page,
+    idempotency::Answer,
     store::api_keys::{API_KEY_RESOURCE, ApiKey, ApiKeyView},
     web::extract::{Body, ListQuery, OptionalBody, PathIds},
     web::principal::Fresh,
@@ -265,7 +266,7 @@ async fn create_key(
     Fresh(principal): Fresh,
     audit: AuditContext,
     body: Result<Body<CreateKey>, AppError>,
-) -> AppResult<(StatusCode, Json<KeyWithSecret>)> {
+) -> AppResult<Answer> {
     let scope = principal.require_person(Role::Admin, API_KEY_RESOURCE)?;
     if !principal.acts_in_home_tenant() {
         // A key acts with its owner's standing in the key's tenant; a
@@ -298,8 +299,12 @@ async fn create_key(
         last_used_at: None,
         usage_count: 0,
     };
+    // Built before the commit so that an Idempotency-Key's record stores it
+    // in the same transaction (shared::idempotency).
+    let answer = Answer::json(StatusCode::CREATED, &KeyWithSecret::new(&key, &secret.secret))?;
+    answer.prepare()?;
     state.store.create_api_key(&scope, &key, &secret, &audit).await?;
-    Ok((StatusCode::CREATED, Json(KeyWithSecret::new(&key, &secret.secret))))
+    Ok(answer)
 }
 
 /// A tenant may require every new key to expire: `settings.api_keys.max_lifetime_days`

@@ -1,6 +1,10 @@
 //! Lambda entry point of the billing worker: wiring only. One function,
 //! two event sources: the table's stream (the meter) and the jobs queue.
 
+// The meter and the jobs nest deep futures (the SDK's, in every commit): the
+// layout of this entry point's future goes past the default query depth.
+#![recursion_limit = "256"]
+
 use billing_worker::{BillingWorker, meter};
 use shared::{aws::AwsClients, blobs::Blobs, config::Config, store::Store};
 

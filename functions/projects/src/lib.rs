@@ -43,6 +43,7 @@ use shared::{
     },
     error::FieldError,
     http::Page,
+    idempotency::Answer,
     store::projects::{ProjectFilter, TaskFilter},
     web::{
         extract::{Body, ListQuery, Patch, PathIds},
@@ -557,12 +558,16 @@ async fn create_project(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<CreateProject>, AppError>,
-) -> AppResult<Created<ProjectView>> {
+) -> AppResult<Answer> {
     let scope = principal.require(Role::Developer, Scope::ProjectsWrite, PROJECT)?;
     let Body(request) = body?;
     let project = request.into_project(scope.tenant_id(), principal.user_id());
+    // Built before the commit: an Idempotency-Key's record stores it in the
+    // project's transaction (shared::idempotency).
+    let answer = Answer::json(StatusCode::CREATED, &project.view())?.at(&format!("/v1/projects/{}", project.id));
+    answer.prepare()?;
     state.store.create_project(&scope, &project, &audit).await?;
-    Ok(created(format!("/v1/projects/{}", project.id), project.view()))
+    Ok(answer)
 }
 
 /// Gets a project.

@@ -13,13 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    Json, Router,
-    body::Bytes,
-    extract::State,
-    http::{HeaderName, StatusCode, header::LOCATION},
-    routing::get,
-};
+use axum::{Json, Router, body::Bytes, extract::State, http::StatusCode, routing::get};
 use serde::Serialize;
 use serde_json::json;
 use shared::{
@@ -35,6 +29,7 @@ use shared::{
         },
     },
     http::Page,
+    idempotency::Answer,
     store::tenants::{CreateTenantError, TenantUsage},
     web::extract::{Body, ListQuery, PathIds, parse_body},
 };
@@ -179,7 +174,7 @@ async fn create_tenant(
     principal: Principal,
     audit: AuditContext,
     body: Result<Body<TenantCreate>, AppError>,
-) -> AppResult<(StatusCode, [(HeaderName, String); 1], Json<TenantView>)> {
+) -> AppResult<Answer> {
     let admin = principal.require_platform_admin("tenants")?;
     let Body(body) = body?;
     // A slug derived from the name (seed 003 sends none) that is taken gets a
@@ -189,9 +184,17 @@ async fn create_tenant(
     let parent = tenant.parent_id.map(|id| admin.scope_of(id));
     let mut attempt = 0;
     loop {
+        // Built before each attempt's commit (the slug may change): an
+        // Idempotency-Key's record stores it in the tenant's transaction
+        // (shared::idempotency).
+        let mut view = tenant.view();
+        // Only this answer says so: provisioning has not run yet.
+        view.onboarding.status = Some(OnboardingStatus::Pending);
+        let answer = Answer::json(StatusCode::CREATED, &view)?.at(&format!("/v1/tenants/{}", tenant.id));
+        answer.prepare()?;
         let scope = NewTenant::scope(tenant.id);
         match state.store.create_tenant(&scope, &tenant, parent.as_ref(), None, &audit).await {
-            Ok(()) => break,
+            Ok(()) => return Ok(answer),
             Err(CreateTenantError::SlugTaken) if derived && attempt < 3 => {
                 attempt += 1;
                 tenant.slug = suffixed_slug(&tenant.name);
@@ -210,10 +213,6 @@ async fn create_tenant(
             Err(CreateTenantError::Other(e)) => return Err(e),
         }
     }
-    let mut view = tenant.view();
-    // Only this answer says so: provisioning has not run yet.
-    view.onboarding.status = Some(OnboardingStatus::Pending);
-    Ok((StatusCode::CREATED, [(LOCATION, format!("/v1/tenants/{}", tenant.id))], Json(view)))
 }
 
 /// `GET /v1/tenants` filters (seed 002): all optional, unknown ones refused.

@@ -33,7 +33,11 @@ use aws_sdk_dynamodb::{
     },
 };
 
-use super::{Item, Store, n, s};
+use super::{
+    Item, Store,
+    idempotency::{ClaimOutcome, RidingClaim},
+    n, s,
+};
 use crate::{
     auth::TenantScope,
     domain::audit::{AuditContext, Change},
@@ -50,6 +54,10 @@ impl Cond {
     /// fail on a bug, and says so.
     pub const UNIQUE_ID: Cond = Cond("unique_id");
 }
+
+/// The request's `Idempotency-Key` is held by another request (its riding
+/// claim failed): the idempotency layer answers with that request's answer.
+pub const IDEMPOTENCY_KEY_TAKEN: Cond = Cond("idempotency_key_taken");
 
 /// Why a transaction did not commit.
 #[derive(Debug)]
@@ -196,10 +204,40 @@ impl Tx {
 
     /// Commits every write or none. One write is sent as a TransactWriteItems
     /// too: the cost is the same, and every change takes one path.
-    pub async fn commit(self, store: &Store) -> Result<(), TxError> {
+    ///
+    /// Under a [`RidingClaim`] (an `Idempotency-Key` request on a route whose
+    /// change is one transaction) the first transaction that commits also
+    /// writes the key's record: a duplicate's change is cancelled by it and
+    /// answers [`IDEMPOTENCY_KEY_TAKEN`], whatever else failed with it.
+    pub async fn commit(mut self, store: &Store) -> Result<(), TxError> {
         if self.writes.is_empty() {
             return Ok(());
         }
+        let claim = RidingClaim::current().filter(|c| !matches!(c.outcome(), ClaimOutcome::Committed { .. }));
+        let mut answer = None;
+        if let Some(claim) = &claim {
+            let (put, stored) = claim.transaction_put();
+            answer = stored;
+            self.writes.push(Write::Put(put, Some(IDEMPOTENCY_KEY_TAKEN)));
+        }
+        // Boxed: the SDK's future is deep, and every caller's future nests
+        // it; one allocation per commit keeps their types within the
+        // compiler's limits.
+        let commit: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), TxError>> + Send + '_>> =
+            Box::pin(self.commit_writes(store));
+        let result = commit.await;
+        if let Some(claim) = &claim {
+            match &result {
+                Ok(()) => claim.set_outcome(ClaimOutcome::Committed { answered: answer.is_some() }, answer),
+                Err(TxError::Condition(IDEMPOTENCY_KEY_TAKEN)) => claim.set_outcome(ClaimOutcome::Taken, None),
+                Err(TxError::Conflict) => claim.set_outcome(ClaimOutcome::Conflicted, None),
+                Err(_) => claim.set_outcome(ClaimOutcome::NotCommitted, None),
+            }
+        }
+        result
+    }
+
+    async fn commit_writes(self, store: &Store) -> Result<(), TxError> {
         if self.writes.len() > MAX_TX_ITEMS {
             return Err(TxError::Store(AppError::internal(anyhow::anyhow!(
                 "a transaction of {} items (DynamoDB takes {MAX_TX_ITEMS})",
@@ -241,6 +279,14 @@ impl Tx {
             }
             _ => return Err(TxError::Store(err.into())),
         };
+        // The riding claim is the last write; its failure decides, as the
+        // others may have failed only because the duplicate ran first.
+        let claim_failed = names.last() == Some(&Some(IDEMPOTENCY_KEY_TAKEN))
+            && reasons.len() == names.len()
+            && reasons.last().and_then(Option::as_deref) == Some("ConditionalCheckFailed");
+        if claim_failed {
+            return Err(TxError::Condition(IDEMPOTENCY_KEY_TAKEN));
+        }
         match cancellation(&reasons, &names) {
             Cancellation::Condition(Some(cond)) if cond == Cond::UNIQUE_ID => Err(TxError::Store(AppError::internal(
                 anyhow::anyhow!("a freshly keyed item already exists (reasons: {reasons:?})"),

@@ -15,6 +15,17 @@
 //! ([`LEASE_SECONDS`], longer than any function timeout) lets a retry run it
 //! again afterwards.
 //!
+//! On the routes of [`CHANGE_CARRIES_THE_RECORD`], whose change is one
+//! transaction, the record is not claimed first: it rides in that
+//! transaction (`store::idempotency::RidingClaim`), with the answer when the
+//! handler prepared it ([`Answer::prepare`]). The change and its record then
+//! commit together or not at all: a duplicate's transaction is cancelled by
+//! the first's record and gets its answer, a crash after the commit can
+//! never let a retry run the change twice, and the first request costs no
+//! call more than the same write without a key (it saves the claim's
+//! `PutItem`, and with a prepared answer the answer's `UpdateItem`). A
+//! duplicate runs the handler's reads before its transaction is refused.
+//!
 //! Stored bodies are sealed with AES-256-GCM under a key derived from the
 //! platform secret and the idempotency key itself: a response that showed a
 //! secret once (a new API key, an invitation token) can be replayed to the
@@ -27,8 +38,8 @@
 use std::time::Duration;
 
 use axum::{
-    body::Body,
-    extract::{FromRequestParts, Request, State},
+    body::{Body, Bytes},
+    extract::{FromRequestParts, MatchedPath, Request, State},
     http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -40,7 +51,7 @@ use crate::{
     auth::Principal,
     error::{AppError, AppResult},
     sealing::{KeyRing, SealContext},
-    store::idempotency::{STATE_COMPLETED, SealedResponse, record_key},
+    store::idempotency::{ClaimOutcome, RidingClaim, STATE_COMMITTED, STATE_COMPLETED, SealedResponse, record_key},
 };
 
 pub const HEADER: &str = "idempotency-key";
@@ -57,6 +68,15 @@ const MAX_KEY_CHARS: usize = 255;
 const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 /// Responses larger than this are answered but not kept (an item holds 400 KB).
 const MAX_KEPT_RESPONSE_BYTES: usize = 300 * 1024;
+
+/// The routes whose change is one transaction (`store::tx::Tx`) and that
+/// write nothing else, so the idempotency record can ride in it (module
+/// docs). A route belongs here only if its handler makes no other write
+/// (table, bucket, queue, outbound call) before or after that commit; the
+/// handler may commit again after a failed attempt (a retry on a taken
+/// slug), never twice.
+pub const CHANGE_CARRIES_THE_RECORD: &[&str] =
+    &["POST /v1/api-keys", "POST /v1/billing/usage", "POST /v1/projects", "POST /v1/tenants"];
 
 /// Middleware (see the module docs).
 pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -142,6 +162,17 @@ async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next
     let body_key = seal_context(&scope.pk(), &caller, &idempotency_key);
     let lock = uuid::Uuid::new_v4().to_string();
 
+    let route = parts.extensions.get::<MatchedPath>().map(|p| format!("{} {}", parts.method, p.as_str()));
+    if route.is_some_and(|route| CHANGE_CARRIES_THE_RECORD.contains(&route.as_str())) {
+        let now = chrono::Utc::now().timestamp();
+        let keys = state.keys.clone();
+        let sealing_key = seal_context(&scope.pk(), &caller, &idempotency_key);
+        let sealer = Box::new(move |body: &[u8]| keys.idempotency.seal(&sealing_key, body));
+        let claim = RidingClaim::new(key, &fingerprint, &lock, now, (LEASE_SECONDS, KEEP_SECONDS), sealer);
+        let response = claim.scope(next.run(Request::from_parts(parts, Body::from(bytes)))).await;
+        return settle_riding(&state, &claim, &fingerprint, &body_key, response).await;
+    }
+
     let waited_since = tokio::time::Instant::now();
     loop {
         let now = chrono::Utc::now().timestamp();
@@ -163,6 +194,153 @@ async fn guarded(state: AppState, raw: HeaderValue, request: Request, next: Next
 
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     Ok(keep(&state, key, &lock, &body_key, response).await)
+}
+
+/// What a riding claim's request answers, by what its transaction did.
+async fn settle_riding(
+    state: &AppState,
+    claim: &RidingClaim,
+    fingerprint: &str,
+    body_key: &SealContext,
+    response: Response,
+) -> AppResult<Response> {
+    let outcome = claim.outcome();
+    if outcome == ClaimOutcome::Taken {
+        // The handler's answer is its refused change's: the first request's
+        // is the one to give.
+        return answer_of_the_holder(state, claim.key(), fingerprint, body_key).await;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|err| AppError::internal(anyhow::anyhow!("reading a response body failed: {err}")))?;
+    let status = parts.status;
+    let kept = !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+        && bytes.len() <= MAX_KEPT_RESPONSE_BYTES;
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    match outcome {
+        ClaimOutcome::Committed { answered: true } if claim.stored_answer_is(status.as_u16(), &bytes) => {}
+        ClaimOutcome::Committed { answered } => {
+            if answered {
+                // A handler bug: it answered other than it prepared. What the
+                // caller got is what a retry must get.
+                tracing::error!(
+                    status = status.as_u16(),
+                    "the response differs from the answer stored with the change"
+                );
+            }
+            // The change committed: the record stays (a retry must not run it
+            // again); the answer joins it when it can be kept.
+            if kept {
+                let sealed = state.keys.idempotency.seal(body_key, &bytes);
+                let stored = match &sealed {
+                    Ok((nonce, sealed)) => {
+                        let stored = SealedResponse { status: status.as_u16(), content_type, nonce, sealed };
+                        state.store.complete_idempotency_key(claim.key().clone(), claim.lock(), stored).await
+                    }
+                    Err(err) => Err(AppError::internal(anyhow::anyhow!("sealing the answer: {err:?}"))),
+                };
+                if let Err(err) = stored {
+                    tracing::error!(error = %err, "storing the idempotent response failed");
+                }
+            }
+        }
+        ClaimOutcome::Conflicted => {
+            // A duplicate was committing at the same moment: its answer, if it
+            // is there by now; else this retryable conflict, nothing kept.
+            if let Ok(answer) = answer_of_the_holder(state, claim.key(), fingerprint, body_key).await {
+                return Ok(answer);
+            }
+        }
+        ClaimOutcome::NotCommitted if kept => {
+            // Answered without a change (a refusal): kept like any answer,
+            // unless another request holds the key, whose answer wins.
+            let (nonce, sealed) = state.keys.idempotency.seal(body_key, &bytes)?;
+            let stored = SealedResponse { status: status.as_u16(), content_type, nonce: &nonce, sealed: &sealed };
+            if !state.store.answer_riding_claim(claim, stored).await? {
+                return answer_of_the_holder(state, claim.key(), fingerprint, body_key).await;
+            }
+        }
+        ClaimOutcome::NotCommitted | ClaimOutcome::Taken => {}
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+/// The answer of the request that holds the key: its stored response, a
+/// 422 for another body, or (while it runs) a wait and then a 409.
+async fn answer_of_the_holder(
+    state: &AppState,
+    key: &crate::store::Item,
+    fingerprint: &str,
+    body_key: &SealContext,
+) -> AppResult<Response> {
+    let waited_since = tokio::time::Instant::now();
+    loop {
+        match state.store.get_idempotency_record(key.clone()).await? {
+            Some(record) if record.fingerprint != fingerprint => return Err(reused()),
+            Some(record) if record.state == STATE_COMPLETED => {
+                return replay(&record, &state.keys.idempotency, body_key);
+            }
+            Some(record) if record.state == STATE_COMMITTED && record.lease_until < chrono::Utc::now().timestamp() => {
+                return Err(AppError::conflict(
+                    "this request was completed, but its answer was not kept; read the resource instead of \
+                     replaying the request",
+                )
+                .with_details(serde_json::json!({"reason": "response_not_kept"})));
+            }
+            // Gone (its 24 hours are over) or still running: retry shortly.
+            _ if waited_since.elapsed() >= WAIT_FOR_FIRST => return Err(in_use()),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A handler's answer built before its change commits, so that on the
+/// routes of [`CHANGE_CARRIES_THE_RECORD`] the transaction stores it with
+/// the change ([`Answer::prepare`]). Sent as JSON.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    status: StatusCode,
+    location: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Answer {
+    pub fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> AppResult<Self> {
+        let body = serde_json::to_vec(body).map_err(AppError::internal)?;
+        Ok(Self { status, location: None, body: Bytes::from(body) })
+    }
+
+    /// With a `Location` header (not stored: a replay answers the body).
+    pub fn at(mut self, location: &str) -> Self {
+        self.location = HeaderValue::from_str(location).ok();
+        self
+    }
+
+    /// Hands the answer to the request's riding claim, if it has one: the
+    /// next commit stores it. Call it right before the commit whose success
+    /// it describes (again before a retried commit, with its answer).
+    pub fn prepare(&self) -> AppResult<()> {
+        match RidingClaim::current() {
+            // Too large to keep: the record rides without it, and the layer
+            // settles it as it settles any answer it cannot keep.
+            Some(_) if self.body.len() > MAX_KEPT_RESPONSE_BYTES => Ok(()),
+            Some(claim) => claim.prepare_answer(self.status.as_u16(), "application/json", self.body.to_vec()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(location) = self.location {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
 }
 
 /// Stores the response for replays (or gives the key back) and returns it.
@@ -241,6 +419,20 @@ mod tests {
         assert_eq!(a, fingerprint(&Method::POST, "/v1/projects", b"{\"name\":\"a\"}"));
         assert_ne!(a, fingerprint(&Method::POST, "/v1/projects", b"{\"name\":\"b\"}"));
         assert_ne!(a, fingerprint(&Method::POST, "/v1/users", b"{\"name\":\"a\"}"));
+    }
+
+    /// A route named there that no longer exists (renamed, moved) would
+    /// silently fall back to claiming first.
+    #[test]
+    fn every_route_whose_change_carries_the_record_exists() {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json")))
+                .expect("docs/openapi.json");
+        for route in CHANGE_CARRIES_THE_RECORD {
+            let (method, path) = route.split_once(' ').expect("METHOD /path");
+            assert_eq!(method, "POST", "{route}: the layer only takes POSTs");
+            assert!(document["paths"][path]["post"].is_object(), "{route} is not in docs/openapi.json");
+        }
     }
 
     #[test]
