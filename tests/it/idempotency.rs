@@ -244,6 +244,26 @@ async fn a_retry_whose_change_would_now_fail_answers_the_first_201() {
     assert_eq!(record.get("status").and_then(|v| v.as_n().ok()).map(String::as_str), Some("201"));
 }
 
+/// `POST /v1/billing/usage` prepares its answer for each commit attempt: a
+/// retry gets the first answer (the event recorded, not a duplicate, which
+/// running it again would say), and the period counts it once.
+#[tokio::test]
+async fn a_usage_retry_replays_the_first_answer_and_counts_once() {
+    let owner = register_owner().await;
+    let key = idempotency_key();
+    let body = json!({"metric_type": "ai_requests", "quantity": 3});
+    let send =
+        || post("/v1/billing/usage").token(&owner.access_token).header("idempotency-key", &key).json(&body).send();
+    let first = send().await.expect(201);
+    assert_eq!(first.body["recorded"], 1);
+    assert_eq!(first.body["records"][0]["duplicate"], false);
+    let again = send().await.expect(201);
+    assert_eq!(again.body, first.body, "the stored answer, not a re-run's `duplicate: true`");
+    assert_eq!(again.headers.get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    let usage = get("/v1/billing/usage").token(&owner.access_token).send().await.expect(200);
+    assert_eq!(usage.body["current_period"]["ai_requests"], 3);
+}
+
 /// The client sends a charge and hangs up before the answer (its timeout);
 /// the server finishes anyway. The retry with the same key gets the charge's
 /// answer, and the tenant pays once.

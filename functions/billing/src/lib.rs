@@ -59,6 +59,8 @@ use shared::{
         ids::{InvoiceId, TenantId},
     },
     http::{Page, QueryParams},
+    idempotency::Answer,
+    store::billing::RecordedUsage,
     store::billing::{BILLING_ACCOUNT, INVOICE, SUBSCRIPTION, USAGE_EVENT, UsageEventView},
     web::extract::{Body, ListQuery, OptionalBody, PathIds},
 };
@@ -382,15 +384,25 @@ async fn record_usage(
     principal: Principal,
     headers: HeaderMap,
     body: Result<Body<UsageRequest>, AppError>,
-) -> AppResult<(StatusCode, Json<UsageRecorded>)> {
+) -> AppResult<Answer> {
     let scope = principal.require(Role::Developer, Scope::UsageWrite, USAGE_EVENT)?;
     let Body(request) = body?;
     let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
     let records = request.records(shared::domain::now(), idempotency_key)?;
-    let outcomes = state.store.record_usage(&scope, &records).await?;
+    // The answer each commit attempt would give, prepared before it: an
+    // Idempotency-Key's record stores it in the usage's transaction.
+    let prepare = |outcomes: &[RecordedUsage]| usage_answer(&records, outcomes)?.prepare();
+    let outcomes = state.store.record_usage(&scope, &records, &prepare).await?;
+    usage_answer(&records, &outcomes)
+}
+
+fn usage_answer(
+    records: &[shared::domain::billing::usage::UsageRecord],
+    outcomes: &[RecordedUsage],
+) -> AppResult<Answer> {
     let views: Vec<RecordedUsageView> = records
         .iter()
-        .zip(&outcomes)
+        .zip(outcomes)
         .map(|(record, outcome)| RecordedUsageView {
             event_id: record.event_id.clone(),
             metric_type: record.metric.clone(),
@@ -402,7 +414,7 @@ async fn record_usage(
         })
         .collect();
     let duplicates = views.iter().filter(|v| v.duplicate).count();
-    Ok((StatusCode::CREATED, Json(UsageRecorded { recorded: views.len() - duplicates, duplicates, records: views })))
+    Answer::json(StatusCode::CREATED, &UsageRecorded { recorded: views.len() - duplicates, duplicates, records: views })
 }
 
 /// The snapshot's one Query, and the summary it makes with the tenant's

@@ -248,6 +248,9 @@ pub(crate) fn period_at_most(
         .expression_attribute_values(":room", super::n(room))
 }
 
+/// What [`Store::record_usage`] calls before committing (its docs).
+pub type BeforeCommit<'a> = dyn Fn(&[RecordedUsage]) -> AppResult<()> + Sync + 'a;
+
 /// What one usage record came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedUsage {
@@ -473,15 +476,31 @@ impl Store {
     /// and a longer batch that failed half-way completes on a retry without
     /// counting anything twice. A record whose id exists answers
     /// `duplicate: true`.
-    pub async fn record_usage(&self, scope: &TenantScope, records: &[UsageRecord]) -> AppResult<Vec<RecordedUsage>> {
+    ///
+    /// `before_commit` is handed the outcomes each commit attempt will have
+    /// if it commits, right before it, when the post is one transaction: the
+    /// handler prepares its answer there, for an `Idempotency-Key` record
+    /// that rides in the transaction (`shared::idempotency`).
+    pub async fn record_usage(
+        &self,
+        scope: &TenantScope,
+        records: &[UsageRecord],
+        before_commit: &BeforeCommit<'_>,
+    ) -> AppResult<Vec<RecordedUsage>> {
+        let one_transaction = records.len() <= USAGE_TX_EVENTS;
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(USAGE_TX_EVENTS) {
-            outcomes.extend(self.record_usage_chunk(scope, chunk).await?);
+            outcomes.extend(self.record_usage_chunk(scope, chunk, one_transaction.then_some(before_commit)).await?);
         }
         Ok(outcomes)
     }
 
-    async fn record_usage_chunk(&self, scope: &TenantScope, records: &[UsageRecord]) -> AppResult<Vec<RecordedUsage>> {
+    async fn record_usage_chunk(
+        &self,
+        scope: &TenantScope,
+        records: &[UsageRecord],
+        before_commit: Option<&BeforeCommit<'_>>,
+    ) -> AppResult<Vec<RecordedUsage>> {
         let mut known_duplicates: Vec<String> = Vec::new();
         for attempt in 0..USAGE_RETRIES {
             let fresh: Vec<&UsageRecord> = records.iter().filter(|r| !known_duplicates.contains(&r.event_id)).collect();
@@ -531,6 +550,9 @@ impl Store {
                 }
             }
             deltas.write(&mut tx, scope);
+            if let Some(before_commit) = before_commit {
+                before_commit(&answer(&known_duplicates))?;
+            }
             match tx.commit(self).await {
                 Ok(()) => return Ok(answer(&known_duplicates)),
                 Err(TxError::Condition(EVENT_RECORDED)) => {
