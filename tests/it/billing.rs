@@ -275,6 +275,26 @@ async fn billing_late_usage_lands_in_its_own_period_and_older_usage_counts_now()
 }
 
 /// Fifty posts of one event id at once: every one answered 201, one counted.
+/// A backfill of 100 events, each in its own hour: more rollups than one
+/// transaction holds with the events, so the post is split by items, not
+/// by events; every event counts once, and posting it again counts none.
+#[tokio::test]
+async fn billing_a_backfill_of_a_hundred_hours_is_recorded_whole_and_once() {
+    let owner = register_owner().await;
+    let now = chrono::Utc::now();
+    let records: Vec<Value> = (1..=100)
+        .map(|i| {
+            let at = now - chrono::Duration::hours(i);
+            json!({"event_id": format!("backfill-{i}"), "metric_type": "ai_requests", "quantity": 1,
+                   "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)})
+        })
+        .collect();
+    let first = record(&owner.access_token, json!({"records": records})).await.expect(201);
+    assert_eq!((first.body["recorded"].as_u64(), first.body["duplicates"].as_u64()), (Some(100), Some(0)));
+    let again = record(&owner.access_token, json!({"records": records})).await.expect(201);
+    assert_eq!((again.body["recorded"].as_u64(), again.body["duplicates"].as_u64()), (Some(0), Some(100)));
+}
+
 #[tokio::test]
 async fn billing_fifty_concurrent_duplicate_usage_posts_count_once() {
     let owner = register_owner().await;

@@ -37,7 +37,7 @@
 //! | [`INVOICE_STATE`] | the invoice is not in the state the change needs | read again / 409 |
 //! | [`ALREADY_MARKED`] | an alert, sample or close marker exists | nothing to do |
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Update, builders::UpdateBuilder};
 use chrono::{DateTime, Datelike, Utc};
@@ -102,8 +102,9 @@ pub const QUANTITY_PREFIX: &str = "q_";
 const HOUR_RETENTION_SECONDS: i64 = 400 * 86_400;
 /// A usage event may arrive 35 days late; its dedupe record outlives that.
 const EVENT_RETENTION_SECONDS: i64 = 40 * 86_400;
-/// Writes of one usage transaction besides the events (rollups, checks).
-const USAGE_TX_EVENTS: usize = 80;
+/// The items one usage transaction may hold: DynamoDB's 100, less one for
+/// an `Idempotency-Key` record riding in it (`store::idempotency`).
+const USAGE_TX_ITEMS: usize = super::tx::MAX_TX_ITEMS - 1;
 /// Usage posts of one tenant all add to its current hour and period: under
 /// concurrency their transactions conflict and retry (each conflict means
 /// another post committed).
@@ -246,6 +247,40 @@ pub(crate) fn period_at_most(
         .condition_expression("attribute_not_exists(#q) OR #q <= :room")
         .expression_attribute_names("#q", format!("{QUANTITY_PREFIX}{metric}"))
         .expression_attribute_values(":room", super::n(room))
+}
+
+/// Splits a usage post into runs of records whose transaction fits
+/// [`USAGE_TX_ITEMS`]: each record's event item, plus one rollup per
+/// distinct hour and period and one check per distinct component among
+/// them. Counting events alone is not enough: a backfill of 80 events in
+/// 80 different hours needs 80 hour rollups too.
+fn usage_transactions(records: &[UsageRecord]) -> Vec<&[UsageRecord]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut hours, mut periods, mut checks) =
+        (0, BTreeSet::<String>::new(), BTreeSet::<String>::new(), BTreeSet::<&str>::new());
+    for (index, record) in records.iter().enumerate() {
+        let hour = hour_of(record.at);
+        let period = period_of(record.at);
+        let checked = !crate::domain::billing::component::BUILT_IN_METERS.contains(&record.metric.as_str());
+        let added = 1
+            + usize::from(!hours.contains(&hour))
+            + usize::from(!periods.contains(&period))
+            + usize::from(checked && !checks.contains(record.metric.as_str()));
+        let events = index - start;
+        if events > 0 && events + hours.len() + periods.len() + checks.len() + added > USAGE_TX_ITEMS {
+            chunks.push(&records[start..index]);
+            (start, hours, periods, checks) = (index, BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        }
+        hours.insert(hour);
+        periods.insert(period);
+        if checked {
+            checks.insert(record.metric.as_str());
+        }
+    }
+    if start < records.len() {
+        chunks.push(&records[start..]);
+    }
+    chunks
 }
 
 /// What [`Store::record_usage`] calls before committing (its docs).
@@ -471,10 +506,12 @@ impl Store {
     // ----- usage ---------------------------------------------------------------
 
     /// Records usage events, each at most once by its id, and adds their
-    /// quantities to their hour and period: one transaction per 80 events
-    /// (DynamoDB's 100-item limit), so a post of up to 80 is all or nothing
-    /// and a longer batch that failed half-way completes on a retry without
-    /// counting anything twice. A record whose id exists answers
+    /// quantities to their hour and period: one transaction for as many
+    /// events as fit DynamoDB's 100 items with their rollups and checks
+    /// (`usage_transactions`: 97 events of built-in meters in one hour, and
+    /// never fewer than 32), so
+    /// such a post is all or nothing and a longer batch that failed half-way
+    /// completes on a retry without counting anything twice. A record whose id exists answers
     /// `duplicate: true`.
     ///
     /// `before_commit` is handed the outcomes each commit attempt will have
@@ -487,9 +524,10 @@ impl Store {
         records: &[UsageRecord],
         before_commit: &BeforeCommit<'_>,
     ) -> AppResult<Vec<RecordedUsage>> {
-        let one_transaction = records.len() <= USAGE_TX_EVENTS;
+        let chunks = usage_transactions(records);
+        let one_transaction = chunks.len() == 1;
         let mut outcomes = Vec::with_capacity(records.len());
-        for chunk in records.chunks(USAGE_TX_EVENTS) {
+        for chunk in chunks {
             outcomes.extend(self.record_usage_chunk(scope, chunk, one_transaction.then_some(before_commit)).await?);
         }
         Ok(outcomes)
@@ -1253,6 +1291,51 @@ mod tests {
     fn padded_sequences_compare_like_numbers() {
         assert!(padded_sequence("999") < padded_sequence("1000"));
         assert!(padded_sequence("49668") < padded_sequence("111000000000000000000000001"));
+    }
+
+    /// A transaction's items: its events, one rollup per distinct hour and
+    /// period, one check per distinct component.
+    fn transaction_items(chunk: &[UsageRecord]) -> usize {
+        let hours: BTreeSet<String> = chunk.iter().map(|r| hour_of(r.at)).collect();
+        let periods: BTreeSet<String> = chunk.iter().map(|r| period_of(r.at)).collect();
+        let checks: BTreeSet<&str> = chunk
+            .iter()
+            .map(|r| r.metric.as_str())
+            .filter(|m| !crate::domain::billing::component::BUILT_IN_METERS.contains(m))
+            .collect();
+        chunk.len() + hours.len() + periods.len() + checks.len()
+    }
+
+    #[test]
+    fn a_usage_post_is_split_where_its_transaction_would_pass_dynamodbs_limit() {
+        let start = DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").expect("time").with_timezone(&Utc);
+        let record = |i: i64, metric: &str, hours_apart: i64| UsageRecord {
+            event_id: format!("e{i}"),
+            metric: metric.to_owned(),
+            quantity: Decimal::ONE,
+            at: start + chrono::Duration::hours(i * hours_apart),
+            reported_at: start + chrono::Duration::hours(i * hours_apart),
+            metadata: None,
+        };
+        // 100 events of a built-in meter in one hour: 97 fit with the hour
+        // and the period (and the idempotency record).
+        let same_hour: Vec<UsageRecord> = (0..100).map(|i| record(i, "api_calls", 0)).collect();
+        let chunks = usage_transactions(&same_hour);
+        assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [97, 3]);
+        // A backfill: 100 events, each in its own hour (across a month's end)
+        // and of its own component: never more than 99 items, nothing lost.
+        let spread: Vec<UsageRecord> = (0..100).map(|i| record(i, &format!("meter_{i}"), 1)).collect();
+        let chunks = usage_transactions(&spread);
+        assert!(
+            chunks.iter().all(|c| transaction_items(c) <= USAGE_TX_ITEMS),
+            "{:?}",
+            chunks.iter().map(|c| transaction_items(c)).collect::<Vec<_>>()
+        );
+        assert!(chunks[..chunks.len() - 1].iter().all(|c| c.len() >= 32), "only the last run is short");
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 100);
+        assert_eq!(chunks.concat(), spread);
+        // One record is one transaction.
+        assert_eq!(usage_transactions(&same_hour[..1]).len(), 1);
     }
 
     #[test]
