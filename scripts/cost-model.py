@@ -25,10 +25,13 @@ LAMBDA_CPU_FULL_AT_MB = 1769              # "at 1,769 MB a function has the equi
 # CPU time of a warm request (ms), from `scripts/bench.sh --spawns 10
 # --invocations 50`, 2026-12-03 11:37 UTC, idle machine (docs/performance.md):
 # the median of the GET requests' "CPU per request" (0.35-0.67 ms over 16
-# GETs), and of the writes' (POST /v1/tenants 0.93, /v1/billing/usage 0.73,
-# /v1/api-keys 1.13).
+# GETs). The writes' since their idempotency record rides in their
+# transaction: `scripts/bench.sh --only floor,tenants,api-keys,billing
+# --spawns 10 --invocations 50`, two runs, 2026-12-03 21:27-21:29 UTC
+# (POST /v1/tenants 0.77 / 0.62, /v1/billing/usage 0.44 / 0.46,
+# /v1/api-keys 0.91 / 0.91): the median, 0.70.
 READ_OWN_MS = 0.41
-WRITE_OWN_MS = 0.93
+WRITE_OWN_MS = 0.70
 # argon2id (19 MiB, 2 passes, 1 lane) plus the login's own work at a full
 # core: auth's warm `POST /v1/auth/login` CPU per request, the mean of two
 # `scripts/bench.sh --only floor,auth --spawns 10 --invocations 40` runs of
@@ -41,12 +44,12 @@ LOGIN_OWN_MS = 25.8
 DYNAMODB_CALL_MS = 5.0
 # Calls per request, from the bench's AWS-calls column: a read is one Query
 # (<= 4 KB, eventually consistent: 0.5 RRU) plus the rate-limit UpdateItem
-# (1 WRU); a write is the rate limit, the idempotency claim (PutItem) and
-# its completion (UpdateItem), and a transaction of ~3 items (item, audit,
-# outbox: 2 WRU each in a transaction) whose outbox row becomes one event
-# through Pipes, the bus and one SQS delivery.
+# (1 WRU); a write (with an Idempotency-Key) is the rate limit and a
+# transaction of ~4 items (item, audit, outbox, the idempotency record with
+# its answer: 2 WRU each in a transaction) whose outbox row becomes one
+# event through Pipes, the bus and one SQS delivery.
 READ_CALLS, READ_RRU, READ_WRU = 2, 0.5, 1
-WRITE_CALLS, WRITE_RRU, WRITE_WRU, WRITE_EVENTS = 4, 0, 1 + 1 + 1 + 3 * 2, 1
+WRITE_CALLS, WRITE_RRU, WRITE_WRU, WRITE_EVENTS = 2, 0, 1 + 4 * 2, 1
 WRITE_SHARE = 0.10                        # one request in ten writes
 MEMORY_MB = 256                           # template.yaml Globals
 
