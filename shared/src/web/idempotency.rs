@@ -208,7 +208,7 @@ async fn settle_riding(
     if outcome == ClaimOutcome::Taken {
         // The handler's answer is its refused change's: the first request's
         // is the one to give.
-        return answer_of_the_holder(state, claim.key(), fingerprint, body_key).await;
+        return answer_of_the_holder(state, claim.key(), fingerprint, body_key, true).await?.ok_or_else(in_use);
     }
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -246,9 +246,10 @@ async fn settle_riding(
             }
         }
         ClaimOutcome::Conflicted => {
-            // A duplicate was committing at the same moment: its answer, if it
-            // is there by now; else this retryable conflict, nothing kept.
-            if let Ok(answer) = answer_of_the_holder(state, claim.key(), fingerprint, body_key).await {
+            // If a duplicate was committing at the same moment, its answer;
+            // if no request holds the key (the conflict was with another
+            // change), this retryable conflict, nothing kept.
+            if let Some(answer) = answer_of_the_holder(state, claim.key(), fingerprint, body_key, false).await? {
                 return Ok(answer);
             }
         }
@@ -258,7 +259,7 @@ async fn settle_riding(
             let (nonce, sealed) = state.keys.idempotency.seal(body_key, &bytes)?;
             let stored = SealedResponse { status: status.as_u16(), content_type, nonce: &nonce, sealed: &sealed };
             if !state.store.answer_riding_claim(claim, stored).await? {
-                return answer_of_the_holder(state, claim.key(), fingerprint, body_key).await;
+                return answer_of_the_holder(state, claim.key(), fingerprint, body_key, true).await?.ok_or_else(in_use);
             }
         }
         ClaimOutcome::NotCommitted | ClaimOutcome::Taken => {}
@@ -267,19 +268,26 @@ async fn settle_riding(
 }
 
 /// The answer of the request that holds the key: its stored response, a
-/// 422 for another body, or (while it runs) a wait and then a 409.
+/// 422 for another body, or (while it runs) a wait and then a 409. With no
+/// record: `None` at once unless `wait_if_absent` (a holder is known to
+/// exist, its record may be a moment from readable).
 async fn answer_of_the_holder(
     state: &AppState,
     key: &crate::store::Item,
     fingerprint: &str,
     body_key: &SealContext,
-) -> AppResult<Response> {
+    wait_if_absent: bool,
+) -> AppResult<Option<Response>> {
     let waited_since = tokio::time::Instant::now();
     loop {
-        match state.store.get_idempotency_record(key.clone()).await? {
+        let record = state.store.get_idempotency_record(key.clone()).await?;
+        if record.is_none() && !wait_if_absent {
+            return Ok(None);
+        }
+        match record {
             Some(record) if record.fingerprint != fingerprint => return Err(reused()),
             Some(record) if record.state == STATE_COMPLETED => {
-                return replay(&record, &state.keys.idempotency, body_key);
+                return replay(&record, &state.keys.idempotency, body_key).map(Some);
             }
             Some(record) if record.state == STATE_COMMITTED && record.lease_until < chrono::Utc::now().timestamp() => {
                 return Err(AppError::conflict(
