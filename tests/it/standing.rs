@@ -5,7 +5,7 @@ use platform_tests::*;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// `shared::store::standing::STANDING_TTL` plus time for the request itself.
 const REVOCATION_DEADLINE: Duration = Duration::from_secs(8);
@@ -181,6 +181,32 @@ async fn a_tenant_can_require_keys_to_expire() {
         .await
         .expect(201);
     assert!(made.body["expires_at"].is_string());
+
+    // The policy is a whole number of days: anything else is refused, not
+    // stored as a policy no key would obey.
+    for bad in [json!("30"), json!(30.5), json!(0), json!(731)] {
+        let refused = patch(&format!("/v1/tenants/{}", owner.tenant_id))
+            .token(&owner.access_token)
+            .json(&json!({"settings": {"api_keys": {"max_lifetime_days": bad}}}))
+            .send()
+            .await
+            .expect_error(400, "validation_failed");
+        assert_eq!(refused.invalid_fields(), ["settings"], "{bad}");
+    }
+    // Cleared (null), the policy is gone: a key may live forever again.
+    patch(&format!("/v1/tenants/{}", owner.tenant_id))
+        .token(&owner.access_token)
+        .json(&json!({"settings": {"api_keys": {"max_lifetime_days": null}}}))
+        .send()
+        .await
+        .expect(200);
+    let forever = post("/v1/api-keys")
+        .token(&owner.access_token)
+        .json(&json!({"name": "forever", "scopes": ["customers:read"]}))
+        .send()
+        .await
+        .expect(201);
+    assert_eq!(forever.body["expires_at"], Value::Null);
 }
 
 /// Issue 11's flood: 60 wrong passwords for a real account from one

@@ -279,7 +279,6 @@ async fn create_key(
     let at = now();
     let Body(request) = body?;
     let request = request.at(at)?;
-    required_expiry(&state, &scope, request.expires_at, at).await?;
     let id = Uuid::now_v7();
     let secret = api_key::generate(scope.tenant_id(), id, request.environment);
     let key = ApiKey {
@@ -305,32 +304,6 @@ async fn create_key(
     answer.prepare()?;
     state.store.create_api_key(&scope, &key, &secret, &audit).await?;
     Ok(answer)
-}
-
-/// A tenant may require every new key to expire: `settings.api_keys.max_lifetime_days`
-/// (set with `PATCH /v1/tenants/{id}`) caps how far away `expires_at` may be,
-/// and makes it required.
-async fn required_expiry(
-    state: &AppState,
-    scope: &shared::auth::TenantScope,
-    expires_at: Option<DateTime<Utc>>,
-    at: DateTime<Utc>,
-) -> AppResult<()> {
-    let Some((tenant, _)) = state.store.get_tenant(scope).await? else { return Ok(()) };
-    let Some(days) = tenant.settings.pointer("/api_keys/max_lifetime_days").and_then(serde_json::Value::as_i64) else {
-        return Ok(());
-    };
-    match expires_at {
-        None => Err(AppError::invalid_field(
-            "expires_at",
-            format!("is required: this tenant requires keys to expire within {days} days"),
-        )),
-        Some(t) if t > at + chrono::Duration::days(days) => Err(AppError::invalid_field(
-            "expires_at",
-            format!("must be at most {days} days away (this tenant's policy)"),
-        )),
-        Some(_) => Ok(()),
-    }
 }
 
 /// The member a key is handed to.

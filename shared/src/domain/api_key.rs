@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, de::Error as _};
 use serde_json::Value;
 
 use super::values::Int;
+use crate::error::AppError;
 
 pub const MAX_NAME_CHARS: usize = 100;
 /// Longest lifetime a key may be given, in days.
@@ -29,6 +30,46 @@ crate::string_enum!(
         Expired => "expired",
     }
 );
+
+/// A tenant's key policy: `settings.api_keys.max_lifetime_days` (set with
+/// `PATCH /v1/tenants/{id}`, a whole number of days up to
+/// [`MAX_LIFETIME_DAYS`]) makes an expiry required, at most that far away.
+/// The store checks it inside the key's own transaction, as a condition on
+/// the tenant item (`store::api_keys`), and these functions are its rule in
+/// Rust: the condition and [`lifetime_refusal`] must agree, so both compare
+/// the policy with [`days_needed`].
+pub const LIFETIME_POLICY_PATH: [&str; 3] = ["settings", "api_keys", "max_lifetime_days"];
+
+/// The policy in a tenant's settings, if any: a number there (the condition
+/// compares numbers); anything else, or nothing, is no policy.
+pub fn lifetime_policy(settings: &Value) -> Option<f64> {
+    settings.get(LIFETIME_POLICY_PATH[1])?.get(LIFETIME_POLICY_PATH[2])?.as_f64()
+}
+
+/// The whole days, rounded up, from `at` to `expires_at`: a policy of at
+/// least this many days allows the key.
+pub fn days_needed(expires_at: DateTime<Utc>, at: DateTime<Utc>) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let ms = (expires_at - at).num_milliseconds();
+    ms.div_euclid(DAY_MS) + i64::from(ms.rem_euclid(DAY_MS) != 0)
+}
+
+/// Why the tenant's `settings` refuse a key created at `at` that expires at
+/// `expires_at` (`None`: never), naming `expires_at`; `None` if they allow it.
+pub fn lifetime_refusal(settings: &Value, expires_at: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Option<AppError> {
+    let days = lifetime_policy(settings)?;
+    match expires_at {
+        None => Some(AppError::invalid_field(
+            "expires_at",
+            format!("is required: this tenant requires keys to expire within {days} days"),
+        )),
+        Some(t) if days < days_needed(t, at) as f64 => Some(AppError::invalid_field(
+            "expires_at",
+            format!("must be at most {days} days away (this tenant's policy)"),
+        )),
+        Some(_) => None,
+    }
+}
 
 /// An RFC 3339 text as a UTC time.
 pub fn parse_time(value: &str) -> Option<DateTime<Utc>> {
@@ -117,6 +158,24 @@ mod tests {
         assert_eq!(KeyName::parse(" ").err().as_deref(), Some("must not be blank"));
         assert_eq!(KeyName::parse("").err().as_deref(), Some("must have at least 1 characters"));
         assert_eq!(KeyState::Revoked.as_str(), "revoked");
+    }
+
+    /// A policy of 30 days allows an expiry exactly 30 days away and not a
+    /// millisecond later; no number there is no policy.
+    #[test]
+    fn the_lifetime_policy_counts_whole_days_rounded_up() {
+        let at = parse_time("2026-12-01T10:00:00Z").expect("time");
+        let days = |d: i64, ms: i64| at + chrono::Duration::days(d) + chrono::Duration::milliseconds(ms);
+        assert_eq!([days(30, 0), days(30, 1), days(29, 999), days(0, 0)].map(|t| days_needed(t, at)), [30, 31, 30, 0]);
+        let policy = serde_json::json!({"api_keys": {"max_lifetime_days": 30}});
+        assert!(lifetime_refusal(&policy, Some(days(30, 0)), at).is_none());
+        let late = lifetime_refusal(&policy, Some(days(30, 1)), at).expect("refused");
+        assert_eq!(late.invalid_fields(), ["expires_at"]);
+        let never = lifetime_refusal(&policy, None, at).expect("refused");
+        assert!(never.to_string().contains("within 30 days"), "{never}");
+        for none in [serde_json::json!({}), serde_json::json!({"api_keys": {"max_lifetime_days": "30"}})] {
+            assert!(lifetime_refusal(&none, None, at).is_none(), "{none}");
+        }
     }
 
     /// The schema's "not blank" is the parser's: every `White_Space`

@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
+        api_key::MAX_LIFETIME_DAYS,
         ids::TenantId,
         validate::{is_hostname, is_slug},
         values::{Clearable, Email, HttpUrl, Int, JsonObject, MAX_JSON_DEPTH, Settable, Text},
@@ -819,6 +820,15 @@ impl<'de> Deserialize<'de> for Settings {
         let mut take = |key: &str| map.remove(key).filter(|v| !v.is_null());
         let (timezone, language) = (take("timezone"), take("language"));
         let field = |key: &str, e: serde_json::Error| D::Error::custom(format!("{key} {e}"));
+        // The API key policy is enforced by a numeric comparison in the
+        // key's transaction (domain::api_key): a string or a fraction here
+        // would be a policy the tenant believes in and no key obeys.
+        let key_policy = map.get("api_keys").and_then(|keys| keys.get("max_lifetime_days")).filter(|v| !v.is_null());
+        if key_policy.is_some_and(|days| !days.as_i64().is_some_and(|d| (1..=MAX_LIFETIME_DAYS).contains(&d))) {
+            return Err(D::Error::custom(format!(
+                "api_keys.max_lifetime_days must be a whole number of days from 1 to {MAX_LIFETIME_DAYS}"
+            )));
+        }
         Ok(Settings {
             timezone: timezone.map(serde_json::from_value).transpose().map_err(|e| field("timezone", e))?,
             language: language.map(serde_json::from_value).transpose().map_err(|e| field("language", e))?,
@@ -841,7 +851,8 @@ crate::inline_schema!(
                 .min_length(Some(1)),
         ))
         .description(Some(format!(
-            "The tenant's own settings: `timezone` and `language` are checked, any other key is kept as sent; \
+            "The tenant's own settings: `timezone`, `language` and `api_keys.max_lifetime_days` (1 to \
+             {MAX_LIFETIME_DAYS}: every new API key must expire within that many days) are checked, any other key is kept as sent; \
              at most {SETTINGS_MAX_BYTES} bytes serialised, nested at most {MAX_JSON_DEPTH} levels, no empty keys, \
              numbers 0 or of magnitude 1e-130 to 1e126"
         )))
@@ -1440,6 +1451,10 @@ mod tests {
             deep,
             json!({"blob": "x".repeat(SETTINGS_MAX_BYTES)}),
             json!("UTC"),
+            json!({"api_keys": {"max_lifetime_days": "30"}}),
+            json!({"api_keys": {"max_lifetime_days": 30.5}}),
+            json!({"api_keys": {"max_lifetime_days": 0}}),
+            json!({"api_keys": {"max_lifetime_days": 731}}),
         ] {
             let mut body = valid();
             body["settings"] = bad.clone();

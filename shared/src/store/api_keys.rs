@@ -12,17 +12,28 @@
 //! `last_used_at`, and removes the counts of past windows the read saw, so
 //! the item never grows. It is conditioned on the key still being unrevoked,
 //! so a revocation that lands between the read and the write wins.
+//!
+//! A create is one transaction: the key, its audit entry, `api_key.created`,
+//! and a check on the tenant item that the tenant's key policy
+//! (`settings.api_keys.max_lifetime_days`) allows the key's expiry
+//! ([`KEY_LIFETIME_POLICY`]); the tenant is read only when that check fails,
+//! to say why.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{ReturnValue, builders::UpdateBuilder};
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, ReturnValue,
+    builders::{ConditionCheckBuilder, UpdateBuilder},
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Item, PageRequest, Store, condition_failed, from_item, n, number_attr, s, to_item,
+    Item, PageRequest, Store, condition_failed, from_item, n, number_attr, s,
+    tenants::tenant_key,
+    to_item,
     tx::{Cond, Tx, TxError},
 };
 use crate::{
@@ -33,7 +44,7 @@ use crate::{
         scopes::Scope,
     },
     domain::{
-        api_key::parse_time,
+        api_key::{LIFETIME_POLICY_PATH, days_needed, lifetime_refusal, parse_time},
         audit::{AuditContext, Change},
         rate_limit::{RateStatus, Subject, TenantPolicy, cached_policy, remember_policy, window_start},
         rfc3339,
@@ -50,6 +61,37 @@ const WINDOW_ATTR_PREFIX: &str = "rl_";
 
 /// The key was revoked, rotated or deleted since it was read.
 pub const KEY_CHANGED: Cond = Cond("api_key_changed");
+/// The tenant's key policy (`settings.api_keys.max_lifetime_days`) does not
+/// allow the new key's expiry: [`Store::create_api_key`] reads the tenant and
+/// answers why.
+pub const KEY_LIFETIME_POLICY: Cond = Cond("api_key_lifetime_policy");
+
+/// The check on the tenant item that its key policy allows a key created at
+/// `at` expiring at `expires_at` (`None`: never): no number at the policy's
+/// path, or one of at least [`days_needed`]. It is
+/// [`crate::domain::api_key::lifetime_refusal`] as a condition, so that the
+/// create reads the tenant only when it is refused. A missing tenant item
+/// has no policy, as the read would find.
+fn lifetime_policy_check(
+    scope: &TenantScope,
+    expires_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> ConditionCheckBuilder {
+    let [settings, keys, days] = LIFETIME_POLICY_PATH;
+    let no_policy = "attribute_not_exists(#settings.#keys.#days) OR NOT attribute_type(#settings.#keys.#days, :number)";
+    let check = ConditionCheck::builder()
+        .set_key(Some(tenant_key(scope)))
+        .expression_attribute_names("#settings", settings)
+        .expression_attribute_names("#keys", keys)
+        .expression_attribute_names("#days", days)
+        .expression_attribute_values(":number", s("N"));
+    match expires_at {
+        None => check.condition_expression(no_policy),
+        Some(t) => check
+            .condition_expression(format!("{no_policy} OR #settings.#keys.#days >= :needed"))
+            .expression_attribute_values(":needed", n(days_needed(t, at))),
+    }
+}
 
 fn key_of(scope: &TenantScope, key_id: Uuid) -> Item {
     HashMap::from([("PK".into(), s(scope.pk())), ("SK".into(), s(format!("{SK_PREFIX}{key_id}")))])
@@ -187,6 +229,9 @@ impl StoredKey {
 impl Store {
     /// Stores a new key (its hash only) with its audit entry and
     /// `api_key.created`.
+    /// Stores a new key with its audit entry and `api_key.created`, under
+    /// the tenant's key policy (checked in the same transaction: 400 naming
+    /// `expires_at` when it refuses the key's expiry).
     pub async fn create_api_key(
         &self,
         scope: &TenantScope,
@@ -198,11 +243,26 @@ impl Store {
         let mut item = to_item(key)?;
         item.extend(key_of(scope, key.id));
         item.insert("secret_hash".into(), s(&secret.hash));
-        let mut tx = Tx::new();
-        tx.put_new(item, Cond::UNIQUE_ID);
-        tx.audit(scope, audit, Change::created(API_KEY_RESOURCE, key.id, key.view()), retention);
-        tx.emit(scope, Event::ApiKeyCreated(key.event_payload()));
-        tx.commit(self).await.map_err(|e| e.into_app_error(API_KEY_RESOURCE))
+        let expires_at = key.expires_at.as_deref().and_then(parse_time);
+        // A second attempt only when the policy changed between the refused
+        // check and the read that explains it.
+        for _ in 0..2 {
+            let mut tx = Tx::new();
+            tx.put_new(item.clone(), Cond::UNIQUE_ID);
+            tx.check(lifetime_policy_check(scope, expires_at, key.created_at), KEY_LIFETIME_POLICY);
+            tx.audit(scope, audit, Change::created(API_KEY_RESOURCE, key.id, key.view()), retention);
+            tx.emit(scope, Event::ApiKeyCreated(key.event_payload()));
+            match tx.commit(self).await {
+                Err(TxError::Condition(KEY_LIFETIME_POLICY)) => {
+                    let settings = self.get_tenant(scope).await?.map(|(tenant, _)| tenant.settings).unwrap_or_default();
+                    if let Some(refusal) = lifetime_refusal(&settings, expires_at, key.created_at) {
+                        return Err(refusal);
+                    }
+                }
+                result => return result.map_err(|e| e.into_app_error(API_KEY_RESOURCE)),
+            }
+        }
+        Err(AppError::conflict("api_key: the tenant's key policy changed meanwhile; try again"))
     }
 
     pub async fn get_api_key(&self, scope: &TenantScope, key_id: Uuid) -> AppResult<Option<ApiKey>> {
