@@ -897,12 +897,14 @@ fn needs_of(call: &serde_json::Value) -> Result<Vec<Need>, String> {
 
 /// The secrets a function reads at its cold start: the platform keys when
 /// its main serves HTTP (`lambda::serve`) or loads them
-/// (`keys::load_platform`), the signing keys when it issues tokens.
+/// (`keys::load_platform`), the signing keys too when it issues tokens
+/// (both in one `BatchGetSecretValue`, an action without a resource type).
 fn cold_start_needs(template: &Yaml) -> Vec<(String, Vec<Need>)> {
     // A concrete ARN (Secrets Manager appends six random characters).
     let secret = |id: &str| arn_of(template, id).replace("-*", "-AbCdEf");
     let get =
         |id: &str| Need { action: "secretsmanager:GetSecretValue".into(), arn: secret(id), context: BTreeMap::new() };
+    let batch = Need { action: "secretsmanager:BatchGetSecretValue".into(), arn: "*".into(), context: BTreeMap::new() };
     functions(template)
         .into_iter()
         .map(|(id, function)| {
@@ -914,6 +916,7 @@ fn cold_start_needs(template: &Yaml) -> Vec<(String, Vec<Need>)> {
             }
             if main.contains("Signing::Issue") {
                 needs.push(get("SigningKeysSecret"));
+                needs.push(batch.clone());
             }
             (id, needs)
         })

@@ -1,5 +1,6 @@
 //! The platform's keys, kept in AWS Secrets Manager and read once per cold
-//! start (one GetSecretValue; two in the functions that issue tokens).
+//! start: one GetSecretValue, or in the functions that issue tokens one
+//! BatchGetSecretValue of both secrets.
 //!
 //! - `PLATFORM_KEYS_SECRET_ID` (every function): a [`PlatformKeysDoc`], one
 //!   ring per purpose — `cursor` (signs list cursors), `idempotency` (seals
@@ -169,11 +170,39 @@ pub async fn load_platform(client: &aws_sdk_secretsmanager::Client) -> Result<Pl
     PlatformKeysDoc::parse(&secret_string(client, &id).await?)?.keys()
 }
 
-/// The current signing key named by `SIGNING_KEYS_SECRET_ID` (cold start of
-/// the functions that issue tokens).
-pub async fn load_signing(client: &aws_sdk_secretsmanager::Client) -> Result<SigningKey> {
-    let id = std::env::var(SIGNING_KEYS_ENV).with_context(|| format!("{SIGNING_KEYS_ENV} is not set"))?;
-    SigningKeysDoc::parse(&secret_string(client, &id).await?)?.current()
+/// The platform keys and the current signing key in one
+/// `BatchGetSecretValue` (cold start of the functions that issue tokens):
+/// one round trip and one signed request where two reads made two. Each
+/// secret is still authorised by its own `GetSecretValue` grant.
+pub async fn load_platform_and_signing(client: &aws_sdk_secretsmanager::Client) -> Result<(PlatformKeys, SigningKey)> {
+    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
+    let (platform_id, signing_id) = (env(PLATFORM_KEYS_ENV)?, env(SIGNING_KEYS_ENV)?);
+    let out = client
+        .batch_get_secret_value()
+        .secret_id_list(&platform_id)
+        .secret_id_list(&signing_id)
+        .send()
+        .await
+        .with_context(|| format!("reading secrets {platform_id} and {signing_id} (BatchGetSecretValue)"))?;
+    if let Some(error) = out.errors().first() {
+        bail!(
+            "reading secret {} (BatchGetSecretValue): {} {}",
+            error.secret_id().unwrap_or("?"),
+            error.error_code().unwrap_or("?"),
+            error.message().unwrap_or("")
+        );
+    }
+    // Asked by ARN (the template's `!Ref`) or by name (a local stack).
+    let value = |id: &str| {
+        out.secret_values()
+            .iter()
+            .find(|v| v.arn() == Some(id) || v.name() == Some(id))
+            .and_then(|v| v.secret_string())
+            .with_context(|| format!("secret {id} holds no string (BatchGetSecretValue)"))
+    };
+    let platform = PlatformKeysDoc::parse(value(&platform_id)?)?.keys()?;
+    let signing = SigningKeysDoc::parse(value(&signing_id)?)?.current()?;
+    Ok((platform, signing))
 }
 
 // ------------------------------------------------------------ making keys --

@@ -68,15 +68,17 @@ pub struct LoadedKeys {
 }
 
 impl LoadedKeys {
-    /// One GetSecretValue, two where tokens are issued.
+    /// One call: a GetSecretValue, or where tokens are issued a
+    /// BatchGetSecretValue of both secrets.
     pub async fn load(clients: &AwsClients, signing: Signing) -> Result<Self> {
         let client = clients.secrets.client();
-        let platform = crate::keys::load_platform(client).await?;
-        let signing = match signing {
-            Signing::Issue => Some(crate::keys::load_signing(client).await?),
-            Signing::VerifyOnly => None,
-        };
-        Ok(Self { platform, signing })
+        match signing {
+            Signing::Issue => {
+                let (platform, signing) = crate::keys::load_platform_and_signing(client).await?;
+                Ok(Self { platform, signing: Some(signing) })
+            }
+            Signing::VerifyOnly => Ok(Self { platform: crate::keys::load_platform(client).await?, signing: None }),
+        }
     }
 }
 
