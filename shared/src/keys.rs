@@ -164,10 +164,14 @@ async fn secret_string(client: &aws_sdk_secretsmanager::Client, id: &str) -> Res
     out.secret_string.with_context(|| format!("secret {id} holds no string"))
 }
 
+/// The secret id an environment variable names.
+fn secret_id(env: &str) -> Result<String> {
+    std::env::var(env).with_context(|| format!("{env} is not set"))
+}
+
 /// The platform keys named by `PLATFORM_KEYS_SECRET_ID` (cold start).
 pub async fn load_platform(client: &aws_sdk_secretsmanager::Client) -> Result<PlatformKeys> {
-    let id = std::env::var(PLATFORM_KEYS_ENV).with_context(|| format!("{PLATFORM_KEYS_ENV} is not set"))?;
-    PlatformKeysDoc::parse(&secret_string(client, &id).await?)?.keys()
+    PlatformKeysDoc::parse(&secret_string(client, &secret_id(PLATFORM_KEYS_ENV)?).await?)?.keys()
 }
 
 /// The platform keys and the current signing key in one
@@ -175,8 +179,7 @@ pub async fn load_platform(client: &aws_sdk_secretsmanager::Client) -> Result<Pl
 /// one round trip and one signed request where two reads made two. Each
 /// secret is still authorised by its own `GetSecretValue` grant.
 pub async fn load_platform_and_signing(client: &aws_sdk_secretsmanager::Client) -> Result<(PlatformKeys, SigningKey)> {
-    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
-    let (platform_id, signing_id) = (env(PLATFORM_KEYS_ENV)?, env(SIGNING_KEYS_ENV)?);
+    let (platform_id, signing_id) = (secret_id(PLATFORM_KEYS_ENV)?, secret_id(SIGNING_KEYS_ENV)?);
     let out = client
         .batch_get_secret_value()
         .secret_id_list(&platform_id)

@@ -43,7 +43,8 @@ pub const LIFETIME_POLICY_PATH: [&str; 3] = ["settings", "api_keys", "max_lifeti
 /// The policy in a tenant's settings, if any: a number there (the condition
 /// compares numbers); anything else, or nothing, is no policy.
 pub fn lifetime_policy(settings: &Value) -> Option<f64> {
-    settings.get(LIFETIME_POLICY_PATH[1])?.get(LIFETIME_POLICY_PATH[2])?.as_f64()
+    let [_, keys, days] = LIFETIME_POLICY_PATH;
+    settings.get(keys)?.get(days)?.as_f64()
 }
 
 /// The whole days, rounded up, from `at` to `expires_at`: a policy of at

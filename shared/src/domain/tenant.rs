@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        api_key::MAX_LIFETIME_DAYS,
+        api_key::{LIFETIME_POLICY_PATH, MAX_LIFETIME_DAYS},
         ids::TenantId,
         validate::{is_hostname, is_slug},
         values::{Clearable, Email, HttpUrl, Int, JsonObject, MAX_JSON_DEPTH, Settable, Text},
@@ -823,10 +823,11 @@ impl<'de> Deserialize<'de> for Settings {
         // The API key policy is enforced by a numeric comparison in the
         // key's transaction (domain::api_key): a string or a fraction here
         // would be a policy the tenant believes in and no key obeys.
-        let key_policy = map.get("api_keys").and_then(|keys| keys.get("max_lifetime_days")).filter(|v| !v.is_null());
+        let [_, keys, days] = LIFETIME_POLICY_PATH;
+        let key_policy = map.get(keys).and_then(|policy| policy.get(days)).filter(|v| !v.is_null());
         if key_policy.is_some_and(|days| !days.as_i64().is_some_and(|d| (1..=MAX_LIFETIME_DAYS).contains(&d))) {
             return Err(D::Error::custom(format!(
-                "api_keys.max_lifetime_days must be a whole number of days from 1 to {MAX_LIFETIME_DAYS}"
+                "{keys}.{days} must be a whole number of days from 1 to {MAX_LIFETIME_DAYS}"
             )));
         }
         Ok(Settings {

@@ -228,8 +228,7 @@ impl StoredKey {
 
 impl Store {
     /// Stores a new key (its hash only) with its audit entry and
-    /// `api_key.created`.
-    /// Stores a new key with its audit entry and `api_key.created`, under
+    /// `api_key.created`, under
     /// the tenant's key policy (checked in the same transaction: 400 naming
     /// `expires_at` when it refuses the key's expiry).
     pub async fn create_api_key(
