@@ -10,8 +10,14 @@
 //! groups' annotations by `cargo run -p local --bin openapi`, and checked
 //! against a fresh generation by the registry test, so what is served is
 //! what the code does. It is served minified, gzipped to callers that accept
-//! it (both made at build time, build.rs), with an `ETag` for revalidation. Redoc is vendored (docs/reference/, `make
-//! vendor-redoc`): the page loads nothing from a CDN.
+//! it (both made at build time, build.rs), with an `ETag` for revalidation;
+//! to callers that refuse gzip the Lambda answer carries it as a JSON string
+//! literal escaped at build time ([`lambda`]). Redoc is vendored
+//! (docs/reference/, `make vendor-redoc`): the page loads nothing from a CDN.
+
+pub mod lambda;
+
+use std::sync::OnceLock;
 
 use axum::{
     Router,
@@ -26,6 +32,9 @@ pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.m
 /// under a millisecond (Lambda's response is JSON, so 1.4 MB of text is
 /// escaped and copied on every request; docs/performance.md).
 const OPENAPI_JSON_GZIP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.min.json.gz"));
+/// The minified document as a JSON string literal (build.rs): the Lambda
+/// answer's `body` as it stands.
+const OPENAPI_JSON_LITERAL: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.min.json.literal"));
 /// A strong validator of the document (SHA-256 prefix of the minified bytes).
 const OPENAPI_ETAG: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.etag"));
 /// Redoc's standalone bundle, as vendored.
@@ -73,8 +82,19 @@ pub async fn openapi_document(request: HeaderMap) -> Response {
         ([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_ENCODING, "gzip")], cache, OPENAPI_JSON_GZIP)
             .into_response()
     } else {
-        ([(header::CONTENT_TYPE, "application/json")], cache, OPENAPI_JSON).into_response()
+        let mut response = ([(header::CONTENT_TYPE, "application/json")], cache, OPENAPI_JSON).into_response();
+        if let Some(literal) = openapi_json_literal() {
+            response.extensions_mut().insert(lambda::JsonLiteralBody(literal));
+        }
+        response
     }
+}
+
+/// [`OPENAPI_JSON_LITERAL`], checked once to be one JSON string (it is, by
+/// construction: a failure only means the plain body is escaped per request).
+fn openapi_json_literal() -> Option<&'static serde_json::value::RawValue> {
+    static CHECKED: OnceLock<Option<&'static serde_json::value::RawValue>> = OnceLock::new();
+    *CHECKED.get_or_init(|| serde_json::from_str(OPENAPI_JSON_LITERAL).ok())
 }
 
 fn matches_etag(request: &HeaderMap) -> bool {

@@ -7,5 +7,5 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
-    lambda_http::run(docs::app()).await.map_err(|e| anyhow::anyhow!(e))
+    docs::lambda::run(docs::app()).await.map_err(|e| anyhow::anyhow!(e))
 }
