@@ -35,8 +35,14 @@ tokio::task_local! {
 
 /// Serves `app` as the Lambda function, literal bodies written as built.
 pub async fn run(app: Router) -> Result<(), lambda_http::Error> {
-    let adapter = lambda_http::Adapter::from(app.layer(axum::middleware::map_response(leave_literal_bodies)));
+    // `Adapter` is what `lambda_http::run` wraps the app in (public, though
+    // hidden from its docs); Cargo.lock pins the version it is used at.
+    let adapter = lambda_http::Adapter::from(leaving_literal_bodies(app));
     lambda_runtime::run(lambda_http::service_fn(move |event| answer(adapter.clone(), event))).await
+}
+
+fn leaving_literal_bodies(app: Router) -> Router {
+    app.layer(axum::middleware::map_response(leave_literal_bodies))
 }
 
 /// Empties a marked body and keeps its literal for [`answer`] (only inside
@@ -114,8 +120,7 @@ mod tests {
             event["headers"][*name] = Value::from(*value);
         }
         let request: LambdaRequest = serde_json::from_value(event).expect("an HTTP API event");
-        let adapter =
-            lambda_http::Adapter::from(crate::app().layer(axum::middleware::map_response(leave_literal_bodies)));
+        let adapter = lambda_http::Adapter::from(leaving_literal_bodies(crate::app()));
         let answer =
             answer(adapter, LambdaEvent::new(request, lambda_runtime::Context::default())).await.expect("answer");
         serde_json::from_slice(&serde_json::to_vec(&answer).expect("serializable")).expect("one JSON object")
