@@ -18,7 +18,7 @@
 # builder builds). The zig-linked functions are built in one cargo invocation
 # (shared dependencies compile once); a crate that asks for the system
 # toolchain ([package.metadata.lambda.build.compiler] type = "cargo": saml,
-# which links Debian's libxmlsec1) is built on its own, always x86_64 (its
+# which links libxmlsec1 and libxml2 built by infra/deps.sh) is built on its own, always x86_64 (its
 # template Architectures), in a target dir of its own so the two toolchains'
 # C-compiler settings do not rebuild each other's dependencies.
 set -euo pipefail
