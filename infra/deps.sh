@@ -180,10 +180,9 @@ ensure_xmlsec_static() {
     sed -i "s|^prefix=/usr\$|prefix=$ROOT/usr|" "$pc"/*.pc
     add_pkgconfig+=("$pc")
   fi
-  if [ ! -e "$prefix/.built" ]; then
-    PKG_CONFIG_PATH="${add_pkgconfig[*]:+${add_pkgconfig[*]}:}${PKG_CONFIG_PATH:-}" \
-      "$(dirname "${BASH_SOURCE[0]}")/xmlsec-static.sh" "$prefix" >/dev/null
-  fi
+  # A no-op once built (the script checks its own stamp).
+  PKG_CONFIG_PATH="${add_pkgconfig[*]:+${add_pkgconfig[*]}:}${PKG_CONFIG_PATH:-}" \
+    "$(dirname "${BASH_SOURCE[0]}")/xmlsec-static.sh" "$prefix" >/dev/null
   add_path+=("$prefix/config-bin")
   add_pkgconfig+=("$prefix/lib/pkgconfig")
 }

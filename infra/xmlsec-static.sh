@@ -18,8 +18,8 @@
 #     glibc's iconv does the rest), zlib/lzma (no compressed XML), the HTTP
 #     and FTP clients (a document never fetches anything), the legacy API.
 #   libxmlsec1: XSLT transforms (a signature may not run a stylesheet: no
-#     libxslt at all), GOST, the crypto back-end loader (OpenSSL is linked
-#     in), the CLI, docs.
+#     libxslt at all), GOST, the crypto back-end loader (the OpenSSL
+#     back-end is linked in), the CLI, docs.
 #
 # Needs: a C compiler, make, pkg-config and OpenSSL 3's headers
 # (`pkg-config openssl`; infra/deps.sh fetches libssl-dev if absent). The
@@ -86,11 +86,11 @@ unpack() {
 
 jobs="$(nproc 2>/dev/null || echo 2)"
 build() {
-  local dir="$work/src/$1"; shift
-  (cd "$dir" && ./configure --prefix="$prefix" --disable-shared --enable-static --with-pic "$@" >"$work/$(basename "$dir").log" 2>&1 &&
-    make -j"$jobs" >>"$work/$(basename "$dir").log" 2>&1 &&
-    make install >>"$work/$(basename "$dir").log" 2>&1) || {
-    tail -n 30 "$work/$(basename "$dir").log" >&2; log "building $(basename "$dir") failed"; exit 1; }
+  local name="$1"; shift
+  local out="$work/$name.log"
+  (cd "$work/src/$name" && ./configure --prefix="$prefix" --disable-shared --enable-static --with-pic "$@" >"$out" 2>&1 &&
+    make -j"$jobs" >>"$out" 2>&1 && make install >>"$out" 2>&1) || {
+    tail -n 30 "$out" >&2; log "building $name failed"; exit 1; }
 }
 
 rm -rf "$prefix"

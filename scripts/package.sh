@@ -18,9 +18,10 @@
 # builder builds). The zig-linked functions are built in one cargo invocation
 # (shared dependencies compile once); a crate that asks for the system
 # toolchain ([package.metadata.lambda.build.compiler] type = "cargo": saml,
-# which links libxmlsec1 and libxml2 built by infra/deps.sh) is built on its own, always x86_64 (its
-# template Architectures), in a target dir of its own so the two toolchains'
-# C-compiler settings do not rebuild each other's dependencies.
+# which links the libxmlsec1 and libxml2 that infra/deps.sh builds) is built
+# on its own, always x86_64 (its template Architectures), in a target dir of
+# its own so the two toolchains' C-compiler settings do not rebuild each
+# other's dependencies.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
