@@ -10,9 +10,9 @@
 #     libLLVM but not libclang, so we fetch libclang1-14 + libclang-common-14-dev.
 #   * The tests sign SAML responses with the `xmlsec1` CLI: an independent C
 #     implementation, so our verifier is never checked against itself.
-#   * samael links libxmlsec1 and libxml2, which the SAML function carries
-#     statically: infra/xmlsec-static.sh builds them once from Debian's
-#     sources into $DEPS_DIR/xmlsec-static (section 2 below).
+#   * samael links libxmlsec1 and libxml2, and the SAML function OpenSSL, all
+#     three carried statically: infra/xmlsec-static.sh builds them once from
+#     source into $DEPS_DIR/xmlsec-static (section 2 below).
 #
 # How: missing pieces are fetched with `apt-get download` (no root needed) into
 # $DEPS_DIR/debs and unpacked with `dpkg-deb -x` into $DEPS_DIR/root
@@ -24,8 +24,8 @@
 #   LIBCLANG_PATH + BINDGEN_EXTRA_CLANG_ARGS=-resource-dir=... (only for the
 #   local libclang: it would not find its own stddef.h otherwise), PATH (the
 #   static build's xmlsec1-config; the local xmlsec1 CLI), PKG_CONFIG_PATH (the
-#   static build's .pc files) and LD_LIBRARY_PATH (only for missing runtime
-#   libs). Messages go to stderr. Idempotent; when everything is present it
+#   static build's .pc files), OPENSSL_DIR + OPENSSL_STATIC (its OpenSSL, for
+#   openssl-sys) and LD_LIBRARY_PATH (only for missing runtime libs). Messages go to stderr. Idempotent; when everything is present it
 #   runs no apt at all and takes about 0.1 s.
 #
 # Env knob: DEPS_DIR.
@@ -164,27 +164,22 @@ ensure_libclang() {
 }
 
 # --------------------------------------------------------------------------
-# 2. libxml2 + libxmlsec1 as static libraries (infra/xmlsec-static.sh)
+# 2. OpenSSL, libxml2 + libxmlsec1 as static libraries (infra/xmlsec-static.sh)
 # --------------------------------------------------------------------------
 # The SAML function links them into its binary (no shared libraries to load
 # at its start, no layer to match the Lambda image). They are built once from
-# Debian's sources into the cache; PATH gets a directory holding only their
+# source into the cache; PATH gets a directory holding only their
 # `xmlsec1-config` (samael's build script runs it), PKG_CONFIG_PATH their .pc
-# files, whose lib dir holds archives only. They build against OpenSSL 3's
-# headers, which the system has (libssl-dev) or which are unpacked here.
+# files, whose lib dir holds archives only; OPENSSL_DIR + OPENSSL_STATIC make
+# the `openssl` crate (openssl-sys) link the same OpenSSL, statically.
 ensure_xmlsec_static() {
-  local prefix="$DEPS_DIR/xmlsec-static" pc="$LOCAL_LIB/pkgconfig"
-  if ! pkg-config --exists openssl 2>/dev/null; then
-    command -v pkg-config >/dev/null || { log "pkg-config is missing (Debian package pkgconf); cannot continue"; exit 1; }
-    [ -e "$pc/openssl.pc" ] || fetch_debs libssl-dev
-    sed -i "s|^prefix=/usr\$|prefix=$ROOT/usr|" "$pc"/*.pc
-    add_pkgconfig+=("$pc")
-  fi
+  local prefix="$DEPS_DIR/xmlsec-static"
+  command -v pkg-config >/dev/null || { log "pkg-config is missing (Debian package pkgconf); cannot continue"; exit 1; }
   # A no-op once built (the script checks its own stamp).
-  PKG_CONFIG_PATH="${add_pkgconfig[*]:+${add_pkgconfig[*]}:}${PKG_CONFIG_PATH:-}" \
-    "$(dirname "${BASH_SOURCE[0]}")/xmlsec-static.sh" "$prefix" >/dev/null
+  "$(dirname "${BASH_SOURCE[0]}")/xmlsec-static.sh" "$prefix" >/dev/null
   add_path+=("$prefix/config-bin")
   add_pkgconfig+=("$prefix/lib/pkgconfig")
+  EXPORTS+=("export OPENSSL_DIR=$(printf %q "$prefix")" "export OPENSSL_STATIC=1")
 }
 
 # --------------------------------------------------------------------------
