@@ -25,8 +25,9 @@
 #   local libclang: it would not find its own stddef.h otherwise), PATH (the
 #   static build's xmlsec1-config; the local xmlsec1 CLI), PKG_CONFIG_PATH (the
 #   static build's .pc files), OPENSSL_DIR + OPENSSL_STATIC (its OpenSSL, for
-#   openssl-sys) and LD_LIBRARY_PATH (only for missing runtime libs). Messages go to stderr. Idempotent; when everything is present it
-#   runs no apt at all and takes about 0.1 s.
+#   openssl-sys) and LD_LIBRARY_PATH (only for missing runtime libs). Messages
+#   go to stderr. Idempotent; when everything is present it runs no apt at all
+#   and takes about 0.1 s.
 #
 # Env knob: DEPS_DIR.
 set -euo pipefail
