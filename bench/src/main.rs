@@ -42,7 +42,9 @@ usage: bench --env-file PATH [options]
 Runs each function's release binary (the hello-world floor first, then auth ... compliance-worker,
 see --only) under a local Lambda
 Runtime API against the local stack described by the env file that
-`infra/stack.sh up` prints, and prints markdown tables.
+`infra/stack.sh up` prints, and prints markdown tables. Each replayed cold
+start of a function is paired with a cold start of the floor, spawned just
+before or just after it (alternately), and its ratio is taken to that floor.
 
 options:
   --env-file PATH     the local stack's env file (required)
@@ -896,8 +898,15 @@ impl Bench {
             rss_kib: vec![],
             replayed_init: vec![],
             replayed_first: vec![],
+            floor_alongside: vec![],
             substituted: 0,
         };
+        // The floor is spawned next to each replayed spawn, alternately just
+        // before and just after it: on a shared VM the same binary's init
+        // moves by more than a millisecond within minutes, so a ratio to a
+        // floor measured once, at the start of the run, says as much about
+        // the minute as about the binary.
+        let floor = if spec.name == FLOOR { None } else { Some(self.spec(FLOOR)?) };
         let mut bodies = Vec::new();
         let mut episodes = Vec::new();
         let total = events.len();
@@ -922,6 +931,10 @@ impl Bench {
         }
         for (i, (event, episode)) in events.iter().zip(episodes).enumerate() {
             progress(format!("{}: cold start {}/{total}, replayed", spec.name, i + 1));
+            let floor_first = i % 2 == 0;
+            if let (Some(floor), true) = (&floor, floor_first) {
+                cold.floor_alongside.push(self.floor_init(floor).await?);
+            }
             self.proxy.replay(episode);
             let (mut instance, pending) = Instance::spawn(spec, to_bytes(event)?).await?;
             let reply = instance.wait(pending).await;
@@ -937,8 +950,23 @@ impl Bench {
                 calls: self.calls_of(&reply),
             });
             instance.stop()?;
+            if let (Some(floor), false) = (&floor, floor_first) {
+                cold.floor_alongside.push(self.floor_init(floor).await?);
+            }
         }
         Ok((cold, bodies))
+    }
+
+    /// One cold start of the hello-world floor: spawn -> first `/next`.
+    async fn floor_init(&self, floor: &FunctionSpec) -> Result<Duration> {
+        let event = self.samples.unauthenticated_get("/")?;
+        let (mut instance, pending) = Instance::spawn(floor, to_bytes(&event)?).await?;
+        let reply = instance.wait(pending).await?;
+        self.check(floor, Expect::Http(200), &reply).context("the floor alongside")?;
+        let first_next = instance.first_next().context("the floor answered without asking for an event")?;
+        let init = first_next.saturating_duration_since(instance.spawned_at());
+        instance.stop()?;
+        Ok(init)
     }
 
     /// One process serving every kind's warm-up (the first is its cold start),

@@ -32,6 +32,9 @@ pub struct Cold {
     /// The same spawns with moto's recorded answers replayed at memory speed.
     pub replayed_init: Vec<Duration>,
     pub replayed_first: Vec<Sample>,
+    /// The hello-world floor's init, one spawn next to each replayed spawn
+    /// (empty for the floor itself): the unit of that spawn's ratio.
+    pub floor_alongside: Vec<Duration>,
     /// Replayed calls answered by substitution (`proxy` module doc).
     pub substituted: usize,
 }
@@ -203,6 +206,9 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
         out.push_str(&row("warm", label, samples, true));
     }
     out.push_str(&init_row("replayed cold: init", &cold.replayed_init, "–"));
+    if !cold.floor_alongside.is_empty() {
+        out.push_str(&init_row("replayed cold: the floor's init, spawned alongside", &cold.floor_alongside, "–"));
+    }
     out.push_str(&row("replayed cold: spawn → first answer", &cold.request, &cold.replayed_first, false));
     for (label, samples) in &report.warm.replayed {
         out.push_str(&row("replayed warm", label, samples, true));
@@ -221,6 +227,22 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
             out,
             "\nReplayed calls answered by substitution (no recorded call at their place): {} cold, {} warm.",
             cold.substituted, report.warm.substituted
+        );
+    }
+    let ratios = paired_ratios(cold);
+    if let (Some(min), Some(p50), Some(max)) = (ratios.first(), percentile(&ratios, 50.0), ratios.last()) {
+        let within = ratios.iter().filter(|r| **r <= 2.0).count();
+        let by_order = |first| {
+            percentile(&paired_ratios_of(cold, Some(first)), 50.0).map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
+        };
+        let _ = writeln!(
+            out,
+            "\nEach replayed init over the floor's spawned next to it (alternately before and after): \
+             p50 {p50:.2}×, min {min:.2}×, max {max:.2}×; {within} of {} pairs ≤ 2×. \
+             p50 with the floor spawned first: {}; second: {}.",
+            ratios.len(),
+            by_order(true),
+            by_order(false)
         );
     }
     for note in &report.notes {
@@ -278,14 +300,49 @@ fn ratio(value: Option<Duration>, base: Option<Duration>) -> String {
     }
 }
 
+/// Each replayed init over the floor's init spawned next to it, sorted;
+/// `order` keeps only the pairs whose floor went first (`Some(true)`: the
+/// even spawns) or second (`Some(false)`), to show any bias of the order.
+fn paired_ratios_of(cold: &Cold, order: Option<bool>) -> Vec<f64> {
+    let mut ratios: Vec<f64> = cold
+        .replayed_init
+        .iter()
+        .zip(&cold.floor_alongside)
+        .enumerate()
+        .filter(|(i, (_, floor))| !floor.is_zero() && order.is_none_or(|first| first == (i % 2 == 0)))
+        .map(|(_, (init, floor))| init.as_secs_f64() / floor.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
+fn paired_ratios(cold: &Cold) -> Vec<f64> {
+    paired_ratios_of(cold, None)
+}
+
+/// `1.8× (7/10 ≤ 2×)`: the median of the paired ratios, and how many pairs
+/// meet issue 19's bound.
+fn paired_cell(cold: &Cold) -> String {
+    let ratios = paired_ratios(cold);
+    match percentile(&ratios, 50.0) {
+        Some(p50) => {
+            let within = ratios.iter().filter(|r| **r <= 2.0).count();
+            format!("{p50:.1}× ({within}/{} ≤ 2×)", ratios.len())
+        }
+        None => "–".to_owned(),
+    }
+}
+
 /// One row per function and request kind: the issue 19 figures side by side.
-/// `floor` names the hello-world report whose replayed init is the unit.
+/// `floor` names the hello-world report whose replayed init is the run's
+/// floor; each function's own spawns also carry a floor measured alongside.
 pub fn summary(reports: &[FunctionReport], floor: &str) -> String {
     let floor_init = reports.iter().find(|r| r.name == floor).and_then(|r| median(&r.cold.replayed_init));
     let mut out = String::from(
-        "| function | init, replayed (p50) | × floor | init against moto (p50) | warm request | own time p50 | own p95 \
+        "| function | init, replayed (p50) | floor alongside (p50) | × floor alongside (p50 of pairs) \
+         | × the run's floor | init against moto (p50) | warm request | own time p50 | own p95 \
          | CPU per request | latency against moto p50 | AWS calls per request | peak RSS warm | binary |\n\
-         |---|--:|--:|--:|---|--:|--:|--:|--:|---|--:|--:|\n",
+         |---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|--:|--:|\n",
     );
     for report in reports {
         let init = median(&report.cold.replayed_init);
@@ -297,9 +354,11 @@ pub fn summary(reports: &[FunctionReport], floor: &str) -> String {
             let first = i == 0;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | `{label}` | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | `{label}` | {} | {} | {} | {} | {} | {} | {} |",
                 if first { format!("**{}**", report.name) } else { String::new() },
                 if first { cell(init) } else { String::new() },
+                if first { cell(median(&report.cold.floor_alongside)) } else { String::new() },
+                if first { paired_cell(&report.cold) } else { String::new() },
                 if first { ratio(init, floor_init) } else { String::new() },
                 if first { cell(moto_init) } else { String::new() },
                 cell(percentile(&own_times, 50.0)),
@@ -361,6 +420,29 @@ mod tests {
         assert_eq!(percentile::<u32>(&[], 50.0), None);
         let two_hundred: Vec<u32> = (1..=200).collect();
         assert_eq!(percentile(&two_hundred, 99.0), Some(198));
+    }
+
+    #[test]
+    fn paired_ratios_use_the_floor_spawned_alongside() {
+        let ms = Duration::from_millis;
+        let cold = Cold {
+            request: String::new(),
+            init: vec![],
+            first: vec![],
+            init_calls: vec![],
+            rss_kib: vec![],
+            replayed_init: vec![ms(6), ms(3), ms(5)],
+            replayed_first: vec![],
+            // A slow stretch doubles both inits of the first pair: its ratio stays 2.
+            floor_alongside: vec![ms(3), ms(1), ms(2)],
+            substituted: 0,
+        };
+        assert_eq!(paired_ratios(&cold), [2.0, 2.5, 3.0]);
+        assert_eq!(paired_ratios_of(&cold, Some(true)), [2.0, 2.5]);
+        assert_eq!(paired_ratios_of(&cold, Some(false)), [3.0]);
+        assert_eq!(paired_cell(&cold), "2.5× (1/3 ≤ 2×)");
+        let floor_itself = Cold { floor_alongside: vec![], ..cold };
+        assert_eq!(paired_cell(&floor_itself), "–");
     }
 
     #[test]
