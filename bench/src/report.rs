@@ -233,7 +233,8 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
     if let (Some(min), Some(p50), Some(max)) = (ratios.first(), percentile(&ratios, 50.0), ratios.last()) {
         let within = ratios.iter().filter(|r| **r <= 2.0).count();
         let by_order = |first| {
-            percentile(&paired_ratios_of(cold, Some(first)), 50.0).map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
+            percentile(&paired_ratios_of(cold, Some(first)), 50.0)
+                .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
         };
         let _ = writeln!(
             out,
