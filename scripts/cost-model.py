@@ -34,9 +34,10 @@ READ_OWN_MS = 0.41
 WRITE_OWN_MS = 0.70
 # argon2id (19 MiB, 2 passes, 1 lane) plus the login's own work at a full
 # core: auth's warm `POST /v1/auth/login` CPU per request, the mean of two
-# `scripts/bench.sh --only floor,auth --spawns 10 --invocations 40` runs of
-# the auth binary at opt-level 3 (24.3 and 27.2 ms), 2026-12-03 17:50 UTC.
-LOGIN_OWN_MS = 25.8
+# `scripts/bench.sh --only auth --spawns 4 --invocations 100` runs of the
+# auth binary at opt-level 3 with argon2's working memory kept between
+# hashes (16.8 and 15.7 ms; 27.3 and 26.1 ms without), 2026-12-04 20:51 UTC.
+LOGIN_OWN_MS = 16.3
 
 # ------------------------------------------------------------ assumptions --
 # A DynamoDB call's round trip from Lambda in-region (ms). Not measurable
