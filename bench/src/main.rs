@@ -61,7 +61,7 @@ options:
                       (infra/stack.sh down + up with its LOCAL_DIR and port): every
                       function then starts from an empty table
   --env NAME=VALUE    an extra variable for every function (repeatable), for experiments
-                      such as RUST_LOG=warn or MALLOC_MMAP_THRESHOLD_=1048576
+                      such as RUST_LOG=warn or MALLOC_TRIM_THRESHOLD_=131072
 ";
 
 struct Options {
