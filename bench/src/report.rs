@@ -231,7 +231,7 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
     }
     let ratios = paired_ratios(cold);
     if let (Some(min), Some(p50), Some(max)) = (ratios.first(), percentile(&ratios, 50.0), ratios.last()) {
-        let within = ratios.iter().filter(|r| **r <= 2.0).count();
+        let within = pairs_within_bound(&ratios);
         let by_order = |first| {
             percentile(&paired_ratios_of(cold, Some(first)), 50.0)
                 .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"))
@@ -321,13 +321,20 @@ fn paired_ratios(cold: &Cold) -> Vec<f64> {
     paired_ratios_of(cold, None)
 }
 
+/// Issue 19's bound on a function's init, as a multiple of the floor's.
+const INIT_BOUND: f64 = 2.0;
+
+fn pairs_within_bound(ratios: &[f64]) -> usize {
+    ratios.iter().filter(|r| **r <= INIT_BOUND).count()
+}
+
 /// `1.8× (7/10 ≤ 2×)`: the median of the paired ratios, and how many pairs
 /// meet issue 19's bound.
 fn paired_cell(cold: &Cold) -> String {
     let ratios = paired_ratios(cold);
     match percentile(&ratios, 50.0) {
         Some(p50) => {
-            let within = ratios.iter().filter(|r| **r <= 2.0).count();
+            let within = pairs_within_bound(&ratios);
             format!("{p50:.1}× ({within}/{} ≤ 2×)", ratios.len())
         }
         None => "–".to_owned(),
