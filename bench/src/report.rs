@@ -239,7 +239,7 @@ pub fn function_tables(report: &FunctionReport, arch: &str) -> String {
         let _ = writeln!(
             out,
             "\nEach replayed init over the floor's spawned next to it (alternately before and after): \
-             p50 {p50:.2}×, min {min:.2}×, max {max:.2}×; {within} of {} pairs ≤ 2×. \
+             p50 {p50:.2}×, min {min:.2}×, max {max:.2}×; {within} of {} pairs ≤ {INIT_BOUND}×. \
              p50 with the floor spawned first: {}; second: {}.",
             ratios.len(),
             by_order(true),
@@ -335,7 +335,7 @@ fn paired_cell(cold: &Cold) -> String {
     match percentile(&ratios, 50.0) {
         Some(p50) => {
             let within = pairs_within_bound(&ratios);
-            format!("{p50:.1}× ({within}/{} ≤ 2×)", ratios.len())
+            format!("{p50:.1}× ({within}/{} ≤ {INIT_BOUND}×)", ratios.len())
         }
         None => "–".to_owned(),
     }
